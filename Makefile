@@ -1,0 +1,41 @@
+# collabd — every check the project has runs from `make test` (CI calls it through .ci/run).
+GO      ?= go
+# The recorded editing traces live in ../shared/traces beside the repository; override with
+# `make test TRACES=/path/to/traces`.
+TRACES  ?= $(abspath $(CURDIR)/../shared/traces)
+export COLLABD_TRACES = $(TRACES)
+
+# Packages with goroutines run under the race detector; pure packages run without it
+# (the race detector slows the trace replays tenfold and finds nothing in code without goroutines).
+RACE_PKGS = ./storage/...
+
+FUZZTIME ?= 3s
+
+.PHONY: test vet unit race fuzz-smoke bench build
+test: vet unit race fuzz-smoke
+
+build:
+	$(GO) build ./...
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 ./...
+
+race:
+	$(GO) test -count=1 -race $(RACE_PKGS)
+
+# A short run of every fuzz target (the seed corpora in testdata/fuzz also run in `unit`).
+fuzz-smoke:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
+	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
+	    $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) -parallel=2 $$pkg >/dev/null || \
+	      { $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) -parallel=2 $$pkg; exit 1; }; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
