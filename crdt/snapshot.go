@@ -1,0 +1,584 @@
+package crdt
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"unicode/utf8"
+
+	"github.com/collabd/collabd/internal/mp"
+)
+
+// Snapshot format (version 1), documented in docs/FORMATS.md:
+//
+//	msgpack [version=1, flags uint, body bin]
+//
+// flags bit 0: body is raw DEFLATE (RFC 1951). The body is a sequence of
+// uvarint-framed sections: agents (id, next), roots (names), every agent's
+// history spans, the application order, and per root its runs in document
+// order (id, length, flags, origins) followed by the visible text. Deleted
+// text is not stored: tombstones keep their ids and origins only.
+const (
+	snapDeflate = 1 << 0
+
+	leftNone, leftCont, leftPrev, leftExplicit     = 0, 1, 2, 3
+	rightNone, rightNext, rightSame, rightExplicit = 0, 1, 2, 3
+)
+
+// EncodeSnapshot returns the whole document state: every text with its
+// structure, and the history needed to answer EncodeDiff for any peer. Loading
+// it does not replay ops.
+func (d *Doc) EncodeSnapshot() []byte {
+	var w []byte
+	w = binary.AppendUvarint(w, uint64(len(d.agents)))
+	for _, a := range d.agents {
+		w = binary.AppendUvarint(w, uint64(a.id))
+		w = binary.AppendUvarint(w, uint64(a.next))
+	}
+	w = binary.AppendUvarint(w, uint64(len(d.roots)))
+	for _, x := range d.roots {
+		w = binary.AppendUvarint(w, uint64(len(x.name)))
+		w = append(w, x.name...)
+	}
+	for _, a := range d.agents {
+		w = binary.AppendUvarint(w, uint64(len(a.hist)))
+		for _, h := range a.hist {
+			w = binary.AppendUvarint(w, uint64(h.n))
+			w = binary.AppendUvarint(w, uint64(h.root))
+			var f uint64
+			if h.del {
+				f = 1
+				if h.rev {
+					f = 3
+				}
+			}
+			w = append(w, byte(f))
+			if h.del {
+				w = binary.AppendUvarint(w, uint64(h.target.a))
+				w = binary.AppendUvarint(w, uint64(h.target.s))
+			}
+		}
+	}
+	w = binary.AppendUvarint(w, uint64(len(d.order)))
+	for _, o := range d.order {
+		w = binary.AppendUvarint(w, uint64(o.a))
+		w = binary.AppendUvarint(w, uint64(o.n))
+	}
+	for _, x := range d.roots {
+		w = x.appendRuns(w)
+	}
+	flags := uint64(0)
+	body := w
+	if len(w) > 512 {
+		var buf bytes.Buffer
+		zw, _ := flate.NewWriter(&buf, flate.DefaultCompression) // only fails for a bad level
+		_, _ = zw.Write(w)                                       // bytes.Buffer writes do not fail
+		_ = zw.Close()
+		if buf.Len() < len(w) {
+			body, flags = buf.Bytes(), snapDeflate
+		}
+	}
+	out := make([]byte, 0, len(body)+16)
+	out = append(out, 0x93, snapshotVersion)
+	out = mp.AppendUint(out, flags)
+	return mp.AppendBin(out, body)
+}
+
+// appendRuns writes the runs of x in columns (counts, flags, lengths, ids,
+// origins), then the visible text.
+func (x *Text) appendRuns(w []byte) []byte {
+	var nruns int
+	var flags, lens, ids, orig, text []byte
+	prev := run{id: none, right: none}
+	first := true
+	for l := x.t.first; l != nil; l = l.next {
+		for i := 0; i < l.n; i++ {
+			r := l.runs[i]
+			nruns++
+			var lm, rm byte
+			switch {
+			case r.left.isNone():
+				lm = leftNone
+			case r.left == ref{r.id.a, r.id.s - 1} && r.id.s > 0:
+				lm = leftCont
+			case !first && r.left == prev.last():
+				lm = leftPrev
+			default:
+				lm = leftExplicit
+				orig = binary.AppendUvarint(orig, uint64(r.left.a))
+				orig = binary.AppendUvarint(orig, uint64(r.left.s))
+			}
+			switch {
+			case r.right.isNone():
+				rm = rightNone
+			case r.right == nextItem(l, i, r.n-1):
+				rm = rightNext
+			case !first && r.right == prev.right:
+				rm = rightSame
+			default:
+				rm = rightExplicit
+				orig = binary.AppendUvarint(orig, uint64(r.right.a))
+				orig = binary.AppendUvarint(orig, uint64(r.right.s))
+			}
+			var del byte
+			if r.deleted {
+				del = 1
+			}
+			flags = append(flags, del|lm<<1|rm<<3)
+			lens = binary.AppendUvarint(lens, uint64(r.n))
+			ids = binary.AppendUvarint(ids, uint64(r.id.a))
+			ids = binary.AppendVarint(ids, int64(r.id.s)-int64(prev.id.s+prev.n))
+			if !r.deleted {
+				for _, c := range x.arena[r.content : r.content+r.n] {
+					text = utf8.AppendRune(text, c)
+				}
+			}
+			prev, first = r, false
+		}
+	}
+	w = binary.AppendUvarint(w, uint64(nruns))
+	for _, col := range [][]byte{flags, lens, ids, orig, text} {
+		w = binary.AppendUvarint(w, uint64(len(col)))
+		w = append(w, col...)
+	}
+	return w
+}
+
+// snapReader reads uvarint-framed sections with every count checked against
+// the bytes that remain.
+type snapReader struct {
+	b   []byte
+	off int
+	err error
+}
+
+var errSnapShort = errors.New("truncated")
+
+func (r *snapReader) fail(reason string) {
+	if r.err == nil {
+		r.err = &DecodeError{What: "snapshot", Offset: r.off, Reason: reason}
+	}
+}
+
+func (r *snapReader) uv(max uint64) uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b[r.off:])
+	if n <= 0 {
+		r.fail("bad or truncated varint")
+		return 0
+	}
+	r.off += n
+	if v > max {
+		r.fail(fmt.Sprintf("value %d exceeds %d", v, max))
+		return 0
+	}
+	return v
+}
+
+func (r *snapReader) sv() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b[r.off:])
+	if n <= 0 {
+		r.fail("bad or truncated varint")
+		return 0
+	}
+	r.off += n
+	return v
+}
+
+// count reads a count of elements of at least minSize bytes each.
+func (r *snapReader) count(minSize int) int {
+	return int(r.uv(uint64((len(r.b) - r.off) / minSize)))
+}
+
+func (r *snapReader) bytes() []byte {
+	n := r.uv(uint64(len(r.b) - r.off))
+	if r.err != nil {
+		return nil
+	}
+	p := r.b[r.off : r.off+int(n)]
+	r.off += int(n)
+	return p
+}
+
+func (r *snapReader) byte1() byte {
+	if r.err != nil {
+		return 0
+	}
+	if r.off >= len(r.b) {
+		r.fail("truncated")
+		return 0
+	}
+	c := r.b[r.off]
+	r.off++
+	return c
+}
+
+// LoadSnapshot decodes a snapshot made by EncodeSnapshot into a new document
+// with the given options (its own agent id: a loaded replica is a new agent).
+// A snapshot that is malformed or inconsistent is rejected with a *DecodeError.
+func LoadSnapshot(b []byte, o Options) (*Doc, error) {
+	lim := o.Limits.withDefaults()
+	dec := decoder{what: "snapshot"}
+	dec.r.Reset(b)
+	if _, err := dec.array("snapshot", 3); err != nil {
+		return nil, err
+	}
+	if _, err := dec.uint("version", snapshotVersion); err != nil {
+		return nil, err
+	}
+	flags, err := dec.uint("flags", snapDeflate)
+	if err != nil {
+		return nil, err
+	}
+	body, err := dec.r.Bin()
+	if err != nil {
+		return nil, dec.fail("body", err)
+	}
+	if err := dec.r.Done(); err != nil {
+		return nil, dec.fail("after body", err)
+	}
+	if flags&snapDeflate != 0 {
+		zr := flate.NewReader(bytes.NewReader(body))
+		raw, err := io.ReadAll(io.LimitReader(zr, int64(lim.MaxSnapshot)+1))
+		if err != nil {
+			return nil, &DecodeError{What: "snapshot", Reason: "inflate body", Err: err}
+		}
+		if len(raw) > lim.MaxSnapshot {
+			return nil, &DecodeError{What: "snapshot", Reason: fmt.Sprintf("body exceeds %d bytes", lim.MaxSnapshot)}
+		}
+		body = raw
+	} else if len(body) > lim.MaxSnapshot {
+		return nil, &DecodeError{What: "snapshot", Reason: fmt.Sprintf("body exceeds %d bytes", lim.MaxSnapshot)}
+	}
+	d, err := loadBody(body, o, lim)
+	if err != nil {
+		var de *DecodeError
+		if !errors.As(err, &de) {
+			err = &DecodeError{What: "snapshot", Reason: "inconsistent state", Err: err}
+		}
+		return nil, err
+	}
+	return d, nil
+}
+
+func loadBody(body []byte, o Options, lim Limits) (*Doc, error) {
+	r := &snapReader{b: body}
+	d := &Doc{lim: lim, agentIx: make(map[AgentID]uint32), rootIx: make(map[string]int)}
+	na := r.count(2)
+	if na > lim.MaxAgents {
+		return nil, &DecodeError{What: "snapshot", Reason: "too many agents"}
+	}
+	for range na {
+		id := AgentID(r.uv(math.MaxUint64))
+		next := uint32(r.uv(math.MaxUint32 - 1))
+		if r.err != nil {
+			return nil, r.err
+		}
+		if _, dup := d.agentIx[id]; dup || id == 0 {
+			return nil, fmt.Errorf("agent %x listed twice or zero", uint64(id))
+		}
+		d.agentIx[id] = uint32(len(d.agents))
+		d.agents = append(d.agents, agentState{id: id, next: next})
+	}
+	nr := r.count(1)
+	if nr > lim.MaxRoots {
+		return nil, &DecodeError{What: "snapshot", Reason: "too many roots"}
+	}
+	for range nr {
+		name := r.bytes()
+		if r.err != nil {
+			return nil, r.err
+		}
+		if len(name) > lim.MaxRootName || !utf8.Valid(name) {
+			return nil, errors.New("bad root name")
+		}
+		if _, dup := d.rootIx[string(name)]; dup {
+			return nil, errors.New("root listed twice")
+		}
+		d.Text(string(name))
+	}
+	if err := d.loadHistory(r); err != nil {
+		return nil, err
+	}
+	for _, x := range d.roots {
+		if err := x.loadRuns(r); err != nil {
+			return nil, err
+		}
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if r.off != len(r.b) {
+		return nil, &DecodeError{What: "snapshot", Offset: r.off, Reason: "trailing bytes"}
+	}
+	if err := d.verifyLoaded(); err != nil {
+		return nil, err
+	}
+	if o.Agent == 0 {
+		o.Agent = NewAgentID()
+	}
+	d.agent = o.Agent
+	d.self = d.agentIndex(o.Agent)
+	d.localFrom = d.agents[d.self].next
+	return d, nil
+}
+
+func (d *Doc) loadHistory(r *snapReader) error {
+	for ai := range d.agents {
+		a := &d.agents[ai]
+		ns := r.count(3)
+		var seq uint32
+		for range ns {
+			h := histSpan{seq: seq}
+			h.n = uint32(r.uv(math.MaxUint32))
+			h.root = uint32(r.uv(uint64(len(d.roots))))
+			f := r.byte1()
+			if f > 3 || f == 2 {
+				r.fail("bad history flags")
+			}
+			h.del, h.rev = f&1 != 0, f&2 != 0
+			if h.del {
+				h.target.a = uint32(r.uv(uint64(len(d.agents))))
+				h.target.s = uint32(r.uv(math.MaxUint32 - 1))
+			}
+			if r.err != nil {
+				return r.err
+			}
+			if h.n == 0 || int(h.root) >= len(d.roots) || uint64(seq)+uint64(h.n) > uint64(a.next) ||
+				(h.del && (int(h.target.a) >= len(d.agents) || uint64(h.target.s)+uint64(h.n) > uint64(d.agents[h.target.a].next))) {
+				return fmt.Errorf("history span %d+%d of agent %d out of range", seq, h.n, ai)
+			}
+			if !h.del {
+				d.items += int(h.n)
+			}
+			a.hist = append(a.hist, h)
+			seq += h.n
+		}
+		if seq != a.next {
+			return fmt.Errorf("history of agent %d covers %d ops, state vector says %d", ai, seq, a.next)
+		}
+	}
+	if d.items > d.lim.MaxItems {
+		return fmt.Errorf("%w: %d items", ErrTooLarge, d.items)
+	}
+	no := r.count(2)
+	seen := make([]uint32, len(d.agents))
+	for range no {
+		a := r.uv(uint64(len(d.agents)))
+		n := uint32(r.uv(math.MaxUint32))
+		if r.err != nil {
+			return r.err
+		}
+		if int(a) >= len(d.agents) || n == 0 || uint64(seen[a])+uint64(n) > uint64(d.agents[a].next) {
+			return errors.New("order span out of range")
+		}
+		d.order = append(d.order, orderSpan{a: uint32(a), s: seen[a], n: n})
+		seen[a] += n
+	}
+	for ai := range d.agents {
+		if seen[ai] != d.agents[ai].next {
+			return errors.New("order log does not cover the state vector")
+		}
+	}
+	return r.err
+}
+
+func (x *Text) loadRuns(r *snapReader) error {
+	d := x.doc
+	nruns := r.count(1)
+	cols := [5][]byte{}
+	for i := range cols {
+		cols[i] = r.bytes()
+	}
+	if r.err != nil {
+		return r.err
+	}
+	if len(cols[0]) != nruns {
+		return errors.New("run flag column length differs from run count")
+	}
+	lens := &snapReader{b: cols[1]}
+	ids := &snapReader{b: cols[2]}
+	orig := &snapReader{b: cols[3]}
+	text := cols[4]
+	if !utf8.Valid(text) {
+		return errors.New("snapshot text is not UTF-8")
+	}
+	x.arena = make([]rune, 0, utf8.RuneCount(text))
+	for _, c := range string(text) {
+		x.arena = append(x.arena, c)
+	}
+	t := x.t
+	// Runs go into leaves filled to 3/4, so the first edits do not split at once.
+	const fill = leafCap * 3 / 4
+	l := t.first
+	prev := run{id: none, right: none}
+	var content uint32
+	runs := make([]run, 0, min(nruns, 1<<16))
+	for i := range nruns {
+		f := cols[0][i]
+		if f>>5 != 0 {
+			return errors.New("bad run flags")
+		}
+		nr := run{deleted: f&1 != 0, content: noContent}
+		nr.n = uint32(lens.uv(math.MaxUint32))
+		nr.id.a = uint32(ids.uv(uint64(len(d.agents))))
+		nr.id.s = uint32(int64(prev.id.s+prev.n) + ids.sv())
+		if lens.err != nil || ids.err != nil {
+			return errors.New("run column truncated")
+		}
+		if nr.n == 0 || int(nr.id.a) >= len(d.agents) || uint64(nr.id.s)+uint64(nr.n) > uint64(d.agents[nr.id.a].next) {
+			return fmt.Errorf("run %d out of range", i)
+		}
+		switch (f >> 1) & 3 {
+		case leftNone:
+			nr.left = none
+		case leftCont:
+			if nr.id.s == 0 {
+				return errors.New("continuation run at seq 0")
+			}
+			nr.left = ref{nr.id.a, nr.id.s - 1}
+		case leftPrev:
+			if i == 0 {
+				return errors.New("first run refers to a previous run")
+			}
+			nr.left = prev.last()
+		default:
+			nr.left = ref{uint32(orig.uv(uint64(len(d.agents)))), uint32(orig.uv(math.MaxUint32 - 1))}
+		}
+		switch (f >> 3) & 3 {
+		case rightNone:
+			nr.right = none
+		case rightNext:
+			nr.right = ref{a: noAgent - 1} // resolved below
+		case rightSame:
+			if i == 0 {
+				return errors.New("first run refers to a previous run")
+			}
+			nr.right = prev.right
+		default:
+			nr.right = ref{uint32(orig.uv(uint64(len(d.agents)))), uint32(orig.uv(math.MaxUint32 - 1))}
+		}
+		if orig.err != nil {
+			return errors.New("origin column truncated")
+		}
+		if !nr.deleted {
+			if uint64(content)+uint64(nr.n) > uint64(len(x.arena)) {
+				return errors.New("runs hold more visible text than the snapshot has")
+			}
+			nr.content = content
+			content += nr.n
+		}
+		if k := len(runs); k > 0 && runs[k-1].right == (ref{a: noAgent - 1}) {
+			runs[k-1].right = nr.id
+		}
+		runs = append(runs, nr)
+		prev = nr
+	}
+	if k := len(runs); k > 0 && runs[k-1].right == (ref{a: noAgent - 1}) {
+		return errors.New("last run refers to a next run")
+	}
+	if int(content) != len(x.arena) || lens.off != len(lens.b) || ids.off != len(ids.b) || orig.off != len(orig.b) {
+		return errors.New("run columns and text disagree")
+	}
+	for _, nr := range runs {
+		if l.n == fill {
+			nl := t.newLeaf()
+			l.next = nl
+			l = nl
+		}
+		if t.has(nr.id) || t.has(nr.last()) {
+			return fmt.Errorf("item %d:%d appears twice", nr.id.a, nr.id.s)
+		}
+		l.runs[l.n] = nr
+		l.n++
+		l.vis += nr.vis()
+		l.tot += int(nr.n)
+		t.setIndex(nr.id, nr.n, l.id)
+	}
+	t.buildInner()
+	return nil
+}
+
+// buildInner builds the inner levels over the leaf chain.
+func (t *tree) buildInner() {
+	var level []*node
+	for l := t.first; l != nil; l = l.next {
+		level = append(level, l)
+	}
+	const fill = nodeCap * 3 / 4
+	for len(level) > 1 {
+		var up []*node
+		for i := 0; i < len(level); i += fill {
+			p := &node{}
+			for _, c := range level[i:min(i+fill, len(level))] {
+				p.kids[p.n] = c
+				p.n++
+				c.parent = p
+			}
+			recount(p)
+			up = append(up, p)
+		}
+		level = up
+	}
+	t.root = level[0]
+}
+
+// verifyLoaded checks that the runs are exactly the inserts of the history,
+// that origins and delete targets name items, and that deleted items are
+// exactly the targets of deletes.
+func (d *Doc) verifyLoaded() error {
+	items := 0
+	for _, x := range d.roots {
+		items += x.t.root.tot
+	}
+	if items != d.items {
+		return fmt.Errorf("runs hold %d items, history has %d inserts", items, d.items)
+	}
+	for ai, a := range d.agents {
+		for _, h := range a.hist {
+			x := d.roots[h.root]
+			lo, n := ref{uint32(ai), h.seq}, h.n
+			if h.del {
+				lo = h.target
+				x = d.roots[h.root]
+			}
+			for k := uint32(0); k < n; k++ {
+				if !x.t.has(lo.plus(k)) {
+					return fmt.Errorf("history names item %d:%d that root %q lacks", lo.a, lo.s+k, x.name)
+				}
+			}
+			if h.del {
+				for k := uint32(0); k < n; {
+					l, i, o := x.t.find(lo.plus(k))
+					r := &l.runs[i]
+					if !r.deleted {
+						return fmt.Errorf("deleted item %d:%d is visible", lo.a, lo.s+k)
+					}
+					k += r.n - o
+				}
+			}
+		}
+	}
+	for _, x := range d.roots {
+		for l := x.t.first; l != nil; l = l.next {
+			for i := 0; i < l.n; i++ {
+				r := &l.runs[i]
+				for _, o := range []ref{r.left, r.right} {
+					if !o.isNone() && !x.t.has(o) {
+						return fmt.Errorf("origin %d:%d is not an item of %q", o.a, o.s, x.name)
+					}
+				}
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,300 @@
+package crdt
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// Text is a named root of a Doc: a sequence of Unicode code points edited
+// concurrently. Positions count code points. A Text belongs to its Doc and, like
+// the Doc, must be used from one goroutine at a time.
+type Text struct {
+	doc   *Doc
+	name  string
+	idx   int
+	t     *tree
+	arena []rune // inserted code points; runs point into it
+}
+
+// ErrPosition is returned for a position or length outside the text.
+var ErrPosition = errors.New("crdt: position out of range")
+
+// Name is the root name of the text in its document.
+func (x *Text) Name() string { return x.name }
+
+// Len is the number of visible code points.
+func (x *Text) Len() int { return x.t.root.vis }
+
+// String returns the visible text.
+func (x *Text) String() string {
+	var b strings.Builder
+	b.Grow(x.t.root.vis)
+	for l := x.t.first; l != nil; l = l.next {
+		for i := 0; i < l.n; i++ {
+			r := &l.runs[i]
+			if r.deleted {
+				continue
+			}
+			for _, c := range x.arena[r.content : r.content+r.n] {
+				b.WriteRune(c)
+			}
+		}
+	}
+	return b.String()
+}
+
+// Runes returns the visible text as code points.
+func (x *Text) Runes() []rune {
+	out := make([]rune, 0, x.t.root.vis)
+	for l := x.t.first; l != nil; l = l.next {
+		for i := 0; i < l.n; i++ {
+			if r := &l.runs[i]; !r.deleted {
+				out = append(out, x.arena[r.content:r.content+r.n]...)
+			}
+		}
+	}
+	return out
+}
+
+// Insert inserts s before the code point at pos (0 <= pos <= Len()).
+func (x *Text) Insert(pos int, s string) error {
+	if pos < 0 || pos > x.Len() {
+		return fmt.Errorf("%w: insert at %d in text of length %d", ErrPosition, pos, x.Len())
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("crdt: insert of invalid UTF-8")
+	}
+	n := utf8.RuneCountInString(s)
+	if n == 0 {
+		return nil
+	}
+	d := x.doc
+	id, err := d.reserve(n)
+	if err != nil {
+		return err
+	}
+	off := uint32(len(x.arena))
+	for _, c := range s {
+		x.arena = append(x.arena, c)
+	}
+	x.insertLocal(pos, id, uint32(n), off)
+	d.recordInsert(x.idx, id, uint32(n))
+	return nil
+}
+
+// insertLocal places a new run of n items at visible position pos.
+func (x *Text) insertLocal(pos int, id ref, n, off uint32) {
+	t := x.t
+	nr := run{id: id, n: n, content: off, left: none}
+	if pos == 0 {
+		nr.right = t.firstItem()
+		t.insertRun(t.first, 0, nr)
+		return
+	}
+	l, i, o := t.findVis(pos - 1)
+	r := &l.runs[i]
+	nr.left = ref{r.id.a, r.id.s + o}
+	nr.right = nextItem(l, i, o)
+	if o == r.n-1 && r.id.a == id.a && r.id.s+r.n == id.s && !r.deleted &&
+		r.content+r.n == off && r.right == nr.right {
+		r.n += n
+		t.setIndex(id, n, l.id)
+		t.bump(l, int(n), int(n))
+		return
+	}
+	if o+1 < r.n {
+		t.splitRun(l, i, o+1)
+		l, i, _ = t.find(nr.right)
+		t.insertRun(l, i, nr)
+		return
+	}
+	t.insertRun(l, i+1, nr)
+}
+
+// Delete removes n code points starting at pos.
+func (x *Text) Delete(pos, n int) error {
+	if n == 0 {
+		return nil
+	}
+	if pos < 0 || n < 0 || pos+n > x.Len() {
+		return fmt.Errorf("%w: delete %d at %d in text of length %d", ErrPosition, n, pos, x.Len())
+	}
+	d := x.doc
+	id, err := d.reserve(n)
+	if err != nil {
+		return err
+	}
+	t := x.t
+	for n > 0 {
+		l, i, o := t.findVis(pos)
+		r := &l.runs[i]
+		start := ref{r.id.a, r.id.s + o}
+		k := min(uint32(n), r.n-o)
+		x.deleteRange(start, k)
+		d.recordDelete(x.idx, id, k, start, false)
+		id.s += k
+		n -= int(k)
+	}
+	return nil
+}
+
+// deleteRange marks the items start..start+k-1 (all present) as deleted.
+func (x *Text) deleteRange(start ref, k uint32) {
+	t := x.t
+	for k > 0 {
+		l, i, o := t.find(start)
+		r := &l.runs[i]
+		m := min(k, r.n-o)
+		if !r.deleted {
+			if o > 0 {
+				t.splitRun(l, i, o)
+				l, i, _ = t.find(start)
+				r = &l.runs[i]
+			}
+			if m < r.n {
+				t.splitRun(l, i, m)
+				l, i, _ = t.find(start)
+				r = &l.runs[i]
+			}
+			r.deleted = true
+			t.bump(l, -int(m), 0)
+		}
+		start.s += m
+		k -= m
+	}
+}
+
+// integrate places a remote insert run (FugueMax, in the YATA-style origin
+// formulation of reference-crdts' "YjsMod"; see doc.go).
+func (x *Text) integrate(nr run, agent AgentID) {
+	t := x.t
+	var l *node
+	var i int
+	var o uint32
+	var next ref
+	if nr.left.isNone() {
+		next = t.firstItem()
+	} else {
+		l, i, o = t.find(nr.left)
+		next = nextItem(l, i, o)
+	}
+	if next == nr.right {
+		// No concurrent insert between the origins: place right after left.
+		if nr.left.isNone() {
+			t.insertRun(t.first, 0, nr)
+			return
+		}
+		r := &l.runs[i]
+		if o == r.n-1 && r.id.a == nr.id.a && r.id.s+r.n == nr.id.s && r.right == nr.right &&
+			r.deleted == nr.deleted && mergeableContent(r, nr.content) {
+			r.n += nr.n
+			t.setIndex(nr.id, nr.n, l.id)
+			t.bump(l, nr.vis(), int(nr.n))
+			return
+		}
+		x.insertAtTot(t.posTot(l, i, o)+1, nr)
+		return
+	}
+	x.insertAtTot(x.scan(nr, agent, l, i, o), nr)
+}
+
+func mergeableContent(r *run, off uint32) bool {
+	if r.content == noContent || off == noContent {
+		return r.content == off
+	}
+	return r.content+r.n == off
+}
+
+// scan finds the total index where nr goes when concurrent items lie between
+// its origins. (l, i, o) is the location of nr.left (unused when it is none).
+func (x *Text) scan(nr run, agent AgentID, l *node, i int, o uint32) int {
+	t := x.t
+	d := x.doc
+	leftPos := -1
+	if !nr.left.isNone() {
+		leftPos = t.posTot(l, i, o)
+		// start at the item after left
+		if o+1 < l.runs[i].n {
+			o++
+		} else {
+			i, o = i+1, 0
+		}
+	} else {
+		l, i, o = t.first, 0, 0
+	}
+	total := t.root.tot
+	rightPos := total
+	if !nr.right.isNone() {
+		rightPos = t.posOf(nr.right)
+	}
+	dest, pos := leftPos+1, leftPos+1
+	scanning := false
+	for {
+		for l != nil && i >= l.n {
+			l, i, o = l.next, 0, 0
+		}
+		if !scanning {
+			dest = pos
+		}
+		if l == nil || pos == rightPos {
+			break
+		}
+		r := &l.runs[i]
+		seg := int(r.n - o)
+		oleft := pos - 1
+		if o == 0 {
+			oleft = t.posOf(r.left)
+		}
+		if oleft < leftPos {
+			break
+		}
+		if oleft == leftPos {
+			oright := total
+			if !r.right.isNone() {
+				oright = t.posOf(r.right)
+			}
+			switch {
+			case oright < rightPos:
+				scanning = true
+			case oright == rightPos:
+				other := ref{r.id.a, r.id.s + o}
+				oa := d.agents[other.a].id
+				if agent < oa || (agent == oa && nr.id.s < other.s) {
+					return dest
+				}
+				scanning = false
+			default:
+				scanning = false
+			}
+		}
+		if rightPos > pos && rightPos < pos+seg {
+			if !scanning {
+				dest = rightPos
+			}
+			break
+		}
+		pos += seg
+		i, o = i+1, 0
+	}
+	return dest
+}
+
+// insertAtTot inserts nr so that its first item gets total index p.
+func (x *Text) insertAtTot(p int, nr run) {
+	t := x.t
+	if p == 0 {
+		t.insertRun(t.first, 0, nr)
+		return
+	}
+	l, i, o := t.findTot(p - 1)
+	if r := &l.runs[i]; o+1 < r.n {
+		after := ref{r.id.a, r.id.s + o + 1}
+		t.splitRun(l, i, o+1)
+		l, i, _ = t.find(after)
+		t.insertRun(l, i, nr)
+		return
+	}
+	t.insertRun(l, i+1, nr)
+}
