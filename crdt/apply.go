@@ -2,6 +2,7 @@ package crdt
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"unicode/utf8"
 )
@@ -31,27 +32,73 @@ type pendingOp struct {
 	rootName string
 }
 
-// interval is a run of ops of one agent that this update makes known.
+// interval is a run of ops of one agent that the update being checked makes known.
 type interval struct {
+	agent  AgentID
 	seq, n uint32
-	root   string
+	root   int // index in the update's root table
 	del    bool
 }
 
 // overlay tracks, while an update is checked, the ops of the update that will
-// be applied, so later ops of the same update may depend on them.
+// be applied, so later ops of the same update may depend on them. Its buffers
+// are reused across updates.
 type overlay struct {
-	next map[AgentID]uint32
-	ivs  map[AgentID][]interval
+	next   []agentNext
+	ivs    []interval
+	byAg   map[AgentID][]interval // built lazily from ivs when a lookup needs it
+	built  int                    // len(ivs) when byAg was built
+	status []readiness
+	rootIx []int // update root -> document root index, or -1
+	fresh  []AgentID
+}
+
+type agentNext struct {
+	a    AgentID
+	next uint32
 }
 
 func (ov *overlay) reset() {
-	if ov.next == nil {
-		ov.next = make(map[AgentID]uint32)
-		ov.ivs = make(map[AgentID][]interval)
+	ov.next, ov.ivs, ov.status, ov.rootIx, ov.fresh = ov.next[:0], ov.ivs[:0], ov.status[:0], ov.rootIx[:0], ov.fresh[:0]
+	ov.built = -1
+}
+
+func (ov *overlay) known(a AgentID) (uint32, bool) {
+	for i := len(ov.next) - 1; i >= 0; i-- {
+		if ov.next[i].a == a {
+			return ov.next[i].next, true
+		}
 	}
-	clear(ov.next)
-	clear(ov.ivs)
+	return 0, false
+}
+
+func (ov *overlay) advance(a AgentID, next uint32) {
+	for i := range ov.next {
+		if ov.next[i].a == a {
+			ov.next[i].next = next
+			return
+		}
+	}
+	ov.next = append(ov.next, agentNext{a, next})
+}
+
+func (ov *overlay) find(a AgentID, s uint32) (interval, bool) {
+	if ov.built != len(ov.ivs) {
+		if ov.byAg == nil {
+			ov.byAg = make(map[AgentID][]interval)
+		}
+		clear(ov.byAg)
+		for _, iv := range ov.ivs {
+			ov.byAg[iv.agent] = append(ov.byAg[iv.agent], iv)
+		}
+		ov.built = len(ov.ivs)
+	}
+	ivs := ov.byAg[a]
+	i := sort.Search(len(ivs), func(i int) bool { return ivs[i].seq+ivs[i].n > s })
+	if i < len(ivs) && ivs[i].seq <= s {
+		return ivs[i], true
+	}
+	return interval{}, false
 }
 
 type readiness int
@@ -77,23 +124,65 @@ func (d *Doc) ApplyUpdate(b []byte) error {
 }
 
 func (d *Doc) nextOf(a AgentID) uint32 {
-	if i, ok := d.agentIx[a]; ok {
+	if i, ok := d.lookupAgent(a); ok {
 		return d.agents[i].next
 	}
 	return 0
 }
 
-// check decides whether o can be applied now. It may trim a duplicated prefix.
-func (d *Doc) check(o *op, root string, ov *overlay) readiness {
-	known := func(a AgentID) uint32 {
-		if ov != nil {
-			if v, ok := ov.next[a]; ok {
-				return v
-			}
+// checker decides whether ops can be applied now, given the document and
+// (while checking an update) the ops of the update before them.
+type checker struct {
+	d     *Doc
+	ov    *overlay // nil for ops from the pending buffer
+	root  int      // document root index, or -1 if the root does not exist yet
+	uroot int      // update root index (overlay intervals)
+}
+
+func (c *checker) known(a AgentID) uint32 {
+	if c.ov != nil {
+		if v, ok := c.ov.known(a); ok {
+			return v
 		}
-		return d.nextOf(a)
 	}
-	n0 := known(o.id.Agent)
+	return c.d.nextOf(a)
+}
+
+// items reports whether items (x.Agent, x.Seq..x.Seq+n-1) are inserts of the
+// root: 1 yes, 0 not yet known, -1 known but not items of this root.
+func (c *checker) items(x ID, n uint32) int {
+	if x.IsZero() {
+		return 1
+	}
+	if x.Seq+uint64(n) > uint64(c.known(x.Agent)) {
+		return 0
+	}
+	d := c.d
+	applied := uint64(d.nextOf(x.Agent))
+	for s := x.Seq; s < x.Seq+uint64(n); {
+		if s < applied {
+			ai, _ := d.lookupAgent(x.Agent)
+			if c.root < 0 || !d.roots[c.root].t.has(ref{ai, uint32(s)}) {
+				return -1
+			}
+			s++
+			continue
+		}
+		if c.ov == nil {
+			return -1
+		}
+		iv, ok := c.ov.find(x.Agent, uint32(s))
+		if !ok || iv.del || iv.root != c.uroot {
+			return -1
+		}
+		s = uint64(iv.seq + iv.n)
+	}
+	return 1
+}
+
+// check decides whether o can be applied now. It may trim a duplicated prefix.
+func (c *checker) check(o *op) readiness {
+	n0 := c.known(o.id.Agent)
 	if o.id.Seq+uint64(o.n) <= uint64(n0) {
 		return opDuplicate
 	}
@@ -103,44 +192,12 @@ func (d *Doc) check(o *op, root string, ov *overlay) readiness {
 	if k := uint32(uint64(n0) - o.id.Seq); k > 0 {
 		trim(o, k)
 	}
-	// isItems reports whether items (a, s..s+n-1) are inserts of root: 1 yes,
-	// 0 not yet known, -1 known but not items of root.
-	isItems := func(x ID, n uint32) int {
-		if x.IsZero() {
-			return 1
-		}
-		if x.Seq+uint64(n) > uint64(known(x.Agent)) {
-			return 0
-		}
-		applied := d.nextOf(x.Agent)
-		for s := x.Seq; s < x.Seq+uint64(n); {
-			if s < uint64(applied) {
-				ri, ok := d.rootIx[root]
-				if !ok {
-					return -1
-				}
-				t := d.roots[ri].t
-				ai := d.agentIx[x.Agent]
-				if !t.has(ref{ai, uint32(s)}) {
-					return -1
-				}
-				s++
-				continue
-			}
-			iv, ok := findInterval(ov, x.Agent, uint32(s))
-			if !ok || iv.del || iv.root != root {
-				return -1
-			}
-			s = uint64(iv.seq + iv.n)
-		}
-		return 1
-	}
 	var st int
 	if o.del {
-		st = isItems(o.target, o.n)
+		st = c.items(o.target, o.n)
 	} else {
-		st = min(isItems(o.left, 1), isItems(o.right, 1))
-		if st == 1 && !o.left.IsZero() && !o.right.IsZero() && o.left == o.right {
+		st = min(c.items(o.left, 1), c.items(o.right, 1))
+		if st == 1 && !o.left.IsZero() && o.left == o.right {
 			st = -1
 		}
 	}
@@ -151,18 +208,6 @@ func (d *Doc) check(o *op, root string, ov *overlay) readiness {
 		return opWaiting
 	}
 	return opInvalid
-}
-
-func findInterval(ov *overlay, a AgentID, s uint32) (interval, bool) {
-	if ov == nil {
-		return interval{}, false
-	}
-	ivs := ov.ivs[a]
-	i := sort.Search(len(ivs), func(i int) bool { return ivs[i].seq+ivs[i].n > s })
-	if i < len(ivs) && ivs[i].seq <= s {
-		return ivs[i], true
-	}
-	return interval{}, false
 }
 
 // trim drops the first k ops of o (already seen).
@@ -185,50 +230,58 @@ func trim(o *op, k uint32) {
 }
 
 func (d *Doc) applyDecoded(u *update) error {
-	ov := &overlay{}
+	ov := &d.ov
 	ov.reset()
-	status := make([]readiness, len(u.ops))
-	waiting, newItems, newAgents := 0, 0, 0
-	seen := map[AgentID]bool{}
+	for _, name := range u.roots {
+		ri, ok := d.rootIx[string(name)]
+		if !ok {
+			ri = -1
+			if len(d.roots) >= d.lim.MaxRoots {
+				return fmt.Errorf("%w: more than %d roots", ErrTooLarge, d.lim.MaxRoots)
+			}
+		}
+		ov.rootIx = append(ov.rootIx, ri)
+	}
+	waiting, newItems := 0, 0
+	c := checker{d: d, ov: ov}
 	for k := range u.ops {
 		o := &u.ops[k]
-		root := string(u.roots[o.root])
-		st := d.check(o, root, ov)
-		status[k] = st
+		c.root, c.uroot = ov.rootIx[o.root], int(o.root)
+		st := c.check(o)
+		ov.status = append(ov.status, st)
 		switch st {
 		case opInvalid:
-			return fmt.Errorf("%w: op %d (%s) references ids that are not text items of %q", ErrInvalidOp, k, o.id, root)
+			return fmt.Errorf("%w: op %d (%s) references ids that are not text items of %q", ErrInvalidOp, k, o.id, u.roots[o.root])
 		case opWaiting:
 			waiting++
 		case opReady:
-			ov.next[o.id.Agent] = uint32(o.id.Seq) + o.n
-			ov.ivs[o.id.Agent] = append(ov.ivs[o.id.Agent], interval{seq: uint32(o.id.Seq), n: o.n, root: root, del: o.del})
+			ov.advance(o.id.Agent, uint32(o.id.Seq)+o.n)
+			ov.ivs = append(ov.ivs, interval{agent: o.id.Agent, seq: uint32(o.id.Seq), n: o.n, root: int(o.root), del: o.del})
 			if !o.del {
 				newItems += int(o.n)
 			}
 		}
-		if _, ok := d.agentIx[o.id.Agent]; !ok && !seen[o.id.Agent] {
-			seen[o.id.Agent] = true
-			newAgents++
+		if _, ok := d.lookupAgent(o.id.Agent); !ok && !slices.Contains(ov.fresh, o.id.Agent) {
+			ov.fresh = append(ov.fresh, o.id.Agent)
 		}
 	}
 	if len(d.pending)+waiting > d.lim.MaxPending {
 		return fmt.Errorf("%w: %d waiting, %d more", ErrPendingFull, len(d.pending), waiting)
 	}
-	if d.items+newItems > d.lim.MaxItems || len(d.agents)+newAgents > d.lim.MaxAgents {
-		return fmt.Errorf("%w: %d items, %d agents", ErrTooLarge, d.items+newItems, len(d.agents)+newAgents)
-	}
-	for _, r := range u.roots {
-		if _, ok := d.rootIx[string(r)]; !ok && len(d.roots) >= d.lim.MaxRoots {
-			return fmt.Errorf("%w: more than %d roots", ErrTooLarge, d.lim.MaxRoots)
-		}
+	if d.items+newItems > d.lim.MaxItems || len(d.agents)+len(ov.fresh) > d.lim.MaxAgents {
+		return fmt.Errorf("%w: %d items, %d agents", ErrTooLarge, d.items+newItems, len(d.agents)+len(ov.fresh))
 	}
 	applied := false
 	for k := range u.ops {
 		o := &u.ops[k]
-		switch status[k] {
+		switch ov.status[k] {
 		case opReady:
-			d.applyOp(o, string(u.roots[o.root]))
+			ri := ov.rootIx[o.root]
+			if ri < 0 {
+				ri = d.textOf(u.roots[o.root]).idx
+				ov.rootIx[o.root] = ri
+			}
+			d.applyOp(o, d.roots[ri])
 			applied = true
 		case opWaiting:
 			p := pendingOp{op: *o, rootName: string(u.roots[o.root])}
@@ -249,12 +302,17 @@ func (d *Doc) drainPending() {
 		keep := d.pending[:0]
 		for i := range d.pending {
 			p := d.pending[i]
-			switch d.check(&p.op, p.rootName, nil) {
+			root, ok := d.rootIx[p.rootName]
+			if !ok {
+				root = -1
+			}
+			c := checker{d: d, root: root}
+			switch c.check(&p.op) {
 			case opReady:
 				if d.items+int(p.n) > d.lim.MaxItems && !p.del {
 					continue // dropped: over the document limit
 				}
-				d.applyOp(&p.op, p.rootName)
+				d.applyOp(&p.op, d.Text(p.rootName))
 				progress = true
 			case opWaiting:
 				keep = append(keep, p)
@@ -270,12 +328,12 @@ func (d *Doc) toRef(x ID) ref {
 	if x.IsZero() {
 		return none
 	}
-	return ref{d.agentIx[x.Agent], uint32(x.Seq)}
+	ai, _ := d.lookupAgent(x.Agent)
+	return ref{ai, uint32(x.Seq)}
 }
 
 // applyOp applies a ready op.
-func (d *Doc) applyOp(o *op, rootName string) {
-	x := d.Text(rootName)
+func (d *Doc) applyOp(o *op, x *Text) {
 	ai := d.agentIndex(o.id.Agent)
 	id := ref{ai, uint32(o.id.Seq)}
 	if o.del {

@@ -33,7 +33,10 @@ type Doc struct {
 
 	localFrom uint32 // own ops from this seq on were not yet taken by TakeUpdate
 	pending   []pendingOp
-	scratch   update // reused by ApplyUpdate
+	lastAgent AgentID // one-entry cache of agentIx
+	lastIdx   uint32
+	scratch   update  // reused by ApplyUpdate
+	ov        overlay // reused by ApplyUpdate
 }
 
 type agentState struct {
@@ -93,6 +96,14 @@ func (d *Doc) Text(name string) *Text {
 	return x
 }
 
+// textOf is Text for a name given as bytes (no allocation when it exists).
+func (d *Doc) textOf(name []byte) *Text {
+	if i, ok := d.rootIx[string(name)]; ok {
+		return d.roots[i]
+	}
+	return d.Text(string(name))
+}
+
 // Roots returns the names of the document's roots in creation order.
 func (d *Doc) Roots() []string {
 	out := make([]string, len(d.roots))
@@ -125,8 +136,20 @@ func (d *Doc) Version() uint64 {
 // Pending is the number of ops waiting for their causal dependencies.
 func (d *Doc) Pending() int { return len(d.pending) }
 
+// lookupAgent returns the index of agent a in the agent table.
+func (d *Doc) lookupAgent(a AgentID) (uint32, bool) {
+	if a == d.lastAgent && a != 0 {
+		return d.lastIdx, true
+	}
+	i, ok := d.agentIx[a]
+	if ok {
+		d.lastAgent, d.lastIdx = a, i
+	}
+	return i, ok
+}
+
 func (d *Doc) agentIndex(a AgentID) uint32 {
-	if i, ok := d.agentIx[a]; ok {
+	if i, ok := d.lookupAgent(a); ok {
 		return i
 	}
 	i := uint32(len(d.agents))

@@ -105,8 +105,7 @@ func (x *Text) insertLocal(pos int, id ref, n, off uint32) {
 		return
 	}
 	if o+1 < r.n {
-		t.splitRun(l, i, o+1)
-		l, i, _ = t.find(nr.right)
+		_, _, l, i = t.splitRun(l, i, o+1)
 		t.insertRun(l, i, nr)
 		return
 	}
@@ -149,13 +148,11 @@ func (x *Text) deleteRange(start ref, k uint32) {
 		m := min(k, r.n-o)
 		if !r.deleted {
 			if o > 0 {
-				t.splitRun(l, i, o)
-				l, i, _ = t.find(start)
+				_, _, l, i = t.splitRun(l, i, o)
 				r = &l.runs[i]
 			}
 			if m < r.n {
-				t.splitRun(l, i, m)
-				l, i, _ = t.find(start)
+				l, i, _, _ = t.splitRun(l, i, m)
 				r = &l.runs[i]
 			}
 			r.deleted = true
@@ -290,9 +287,7 @@ func (x *Text) insertAtTot(p int, nr run) {
 	}
 	l, i, o := t.findTot(p - 1)
 	if r := &l.runs[i]; o+1 < r.n {
-		after := ref{r.id.a, r.id.s + o + 1}
-		t.splitRun(l, i, o+1)
-		l, i, _ = t.find(after)
+		_, _, l, i = t.splitRun(l, i, o+1)
 		t.insertRun(l, i, nr)
 		return
 	}

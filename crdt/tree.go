@@ -1,5 +1,7 @@
 package crdt
 
+import "slices"
+
 // The sequence of one Text is a B+tree of runs in document order. A run is a
 // maximal group of consecutive ids of one agent that were inserted one after the
 // other (each item's left origin is the item before it in the run) and share a
@@ -66,7 +68,7 @@ type node struct {
 type tree struct {
 	root   *node
 	first  *node
-	leaves []*node   // leaf id -> leaf; index 0 unused
+	leaves []*node    // leaf id -> leaf; index 0 unused
 	index  [][]uint32 // agent -> seq -> leaf id (0: not in this text)
 
 	// cache of the last leaf found by visible position and its visible start;
@@ -106,12 +108,10 @@ func (t *tree) setIndex(x ref, n uint32, leafID uint32) {
 	ix := t.index[x.a]
 	end := int(x.s) + int(n)
 	if end > len(ix) {
-		if end <= cap(ix) {
-			ix = ix[:end]
-		} else {
-			ix = append(ix[:cap(ix)], make([]uint32, end-cap(ix))...)
-			ix = ix[:end]
+		if end > cap(ix) {
+			ix = slices.Grow(ix, max(end-len(ix), len(ix)))
 		}
+		ix = ix[:end]
 		t.index[x.a] = ix
 	}
 	seg := ix[x.s:end]
@@ -266,10 +266,20 @@ func (t *tree) firstItem() ref {
 // insertRun puts r before run i of leaf l and returns where it landed.
 func (t *tree) insertRun(l *node, i int, r run) (*node, int) {
 	if l.n == leafCap {
-		l2 := t.splitLeaf(l)
-		if i > l.n {
-			i -= l.n
-			l = l2
+		if i == leafCap {
+			// Appending past a full leaf (typing forward): start a new leaf
+			// rather than leaving two half-full ones behind.
+			l2 := t.newLeaf()
+			l2.next, l.next = l.next, l2
+			t.insertAfter(l, l2)
+			t.cLeaf = nil
+			l, i = l2, 0
+		} else {
+			l2 := t.splitLeaf(l)
+			if i > l.n {
+				i -= l.n
+				l = l2
+			}
 		}
 	}
 	copy(l.runs[i+1:l.n+1], l.runs[i:l.n])
@@ -280,13 +290,17 @@ func (t *tree) insertRun(l *node, i int, r run) (*node, int) {
 	return l, i
 }
 
-// splitRun cuts run i of leaf l before offset o (0 < o < n); the right part
-// becomes run i+1 of the returned leaf (which may differ after a leaf split).
-func (t *tree) splitRun(l *node, i int, o uint32) (*node, int) {
+// splitRun cuts run i of leaf l before offset o (0 < o < n). It returns where
+// the left part and the right part ended up (a leaf split may move them).
+func (t *tree) splitRun(l *node, i int, o uint32) (ll *node, li int, rl *node, ri int) {
 	r := &l.runs[i]
 	q := r.splitAt(o)
 	t.bump(l, -q.vis(), -int(q.n))
-	return t.insertRun(l, i+1, q)
+	rl, ri = t.insertRun(l, i+1, q)
+	if ri > 0 {
+		return rl, ri - 1, rl, ri
+	}
+	return l, l.n - 1, rl, ri
 }
 
 func (t *tree) splitLeaf(l *node) *node {

@@ -44,6 +44,7 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 type decoder struct {
 	r    mp.Reader
 	what string
+	err  string // first semantic error met while reading fields (sticky)
 }
 
 func (d *decoder) fail(reason string, err error) error {
@@ -166,79 +167,55 @@ func agentSlot(agents []AgentID, a AgentID) int {
 }
 
 // decodeID reads an (agent index + 1, seq) pair; agent 0 means none.
-func decodeID(d *decoder, u *update, what string) (ID, error) {
-	ai, err := d.uint(what+" agent", uint64(len(u.agents)))
-	if err != nil {
-		return ID{}, err
-	}
-	s, err := d.uint(what+" seq", math.MaxUint32-1)
-	if err != nil {
-		return ID{}, err
-	}
+func decodeID(d *decoder, u *update) ID {
+	ai, s := d.r.U(), d.r.U()
 	if ai == 0 {
-		if s != 0 {
-			return ID{}, d.fail(what+": none with a seq", nil)
+		if s != 0 && d.err == "" {
+			d.err = "origin or target: none with a seq"
 		}
-		return ID{}, nil
+		return ID{}
 	}
-	return ID{Agent: u.agents[ai-1], Seq: s}, nil
+	if ai > uint64(len(u.agents)) || s >= math.MaxUint32 {
+		if d.err == "" {
+			d.err = "origin or target out of range"
+		}
+		return ID{}
+	}
+	return ID{Agent: u.agents[ai-1], Seq: s}
 }
 
 func decodeOp(d *decoder, o *op, u *update, lim Limits) error {
-	n, err := d.array("op", -1)
+	n, err := d.r.ArrayLen()
 	if err != nil {
-		return err
+		return d.fail("op", err)
 	}
-	kind, err := d.uint("op kind", kindDelete)
-	if err != nil {
-		return err
-	}
+	start := d.r.Offset()
+	kind := d.r.U()
 	want := 9
 	if kind == kindDelete {
 		want = 8
 	}
-	if n != want {
-		return d.fail(fmt.Sprintf("op of kind %d has %d fields, want %d", kind, n, want), nil)
+	if n != want || kind > kindDelete {
+		return d.fail(fmt.Sprintf("op of kind %d has %d fields", kind, n), d.r.Err())
 	}
 	o.del = kind == kindDelete
-	root, err := d.uint("op root", uint64(len(u.roots)))
-	if err != nil {
-		return err
-	}
-	if int(root) >= len(u.roots) {
-		return d.fail("op root out of range", nil)
+	root, ai, seq := d.r.U(), d.r.U(), d.r.U()
+	if root >= uint64(len(u.roots)) || ai >= uint64(len(u.agents)) || seq >= math.MaxUint32 {
+		return d.fail("op root, agent or seq out of range", d.r.Err())
 	}
 	o.root = uint32(root)
-	ai, err := d.uint("op agent", uint64(len(u.agents)))
-	if err != nil {
-		return err
-	}
-	if int(ai) >= len(u.agents) {
-		return d.fail("op agent out of range", nil)
-	}
-	seq, err := d.uint("op seq", math.MaxUint32-1)
-	if err != nil {
-		return err
-	}
 	o.id = ID{Agent: u.agents[ai], Seq: seq}
 	if o.del {
-		cnt, err := d.uint("delete length", math.MaxUint32)
+		cnt := d.r.U()
+		o.target = decodeID(d, u)
+		o.rev, err = d.r.Bool()
 		if err != nil {
-			return err
-		}
-		o.n = uint32(cnt)
-		if o.target, err = decodeID(d, u, "delete target"); err != nil {
-			return err
-		}
-		if o.target.IsZero() {
-			return d.fail("delete without a target", nil)
-		}
-		if o.rev, err = d.r.Bool(); err != nil {
 			return d.fail("delete direction", err)
 		}
-		if o.target.Seq+uint64(o.n) > math.MaxUint32 {
-			return d.fail("delete target range overflows", nil)
+		if cnt > math.MaxUint32 || o.target.IsZero() || o.target.Seq+cnt > math.MaxUint32 {
+			return d.fail("delete length or target out of range", d.r.Err())
 		}
+		o.n = uint32(cnt)
 	} else {
 		if d.r.PeekString() {
 			s, err := d.r.StringBytes()
@@ -248,25 +225,30 @@ func decodeOp(d *decoder, o *op, u *update, lim Limits) error {
 			if len(s) > lim.MaxInsertBytes {
 				return d.fail(fmt.Sprintf("insert of %d bytes exceeds the limit %d", len(s), lim.MaxInsertBytes), nil)
 			}
-			if !utf8.Valid(s) {
-				return d.fail("insert text is not UTF-8", nil)
+			o.text, o.tomb = s, false
+			if len(s) == 1 && s[0] < utf8.RuneSelf {
+				o.n = 1
+			} else {
+				if !utf8.Valid(s) {
+					return d.fail("insert text is not UTF-8", nil)
+				}
+				o.n = uint32(utf8.RuneCount(s))
 			}
-			o.text = s
-			o.n = uint32(utf8.RuneCount(s))
 		} else {
-			cnt, err := d.uint("tombstone length", math.MaxUint32)
-			if err != nil {
-				return err
+			cnt := d.r.U()
+			if cnt > math.MaxUint32 {
+				return d.fail("tombstone length out of range", d.r.Err())
 			}
-			o.n = uint32(cnt)
-			o.tomb = true
+			o.n, o.text, o.tomb = uint32(cnt), nil, true
 		}
-		if o.left, err = decodeID(d, u, "left origin"); err != nil {
-			return err
-		}
-		if o.right, err = decodeID(d, u, "right origin"); err != nil {
-			return err
-		}
+		o.left = decodeID(d, u)
+		o.right = decodeID(d, u)
+	}
+	if err := d.r.Err(); err != nil {
+		return d.fail("op field", err)
+	}
+	if d.err != "" {
+		return &DecodeError{What: d.what, Offset: start, Reason: d.err}
 	}
 	if o.n == 0 {
 		return d.fail("op of length 0", nil)

@@ -129,13 +129,38 @@ func AppendBin(b []byte, p []byte) []byte {
 type Reader struct {
 	b   []byte
 	off int
+	err error // first error of the sticky readers (U)
 }
 
 // NewReader returns a Reader over b.
 func NewReader(b []byte) *Reader { return &Reader{b: b} }
 
 // Reset makes r read b from its start.
-func (r *Reader) Reset(b []byte) { r.b, r.off = b, 0 }
+func (r *Reader) Reset(b []byte) { r.b, r.off, r.err = b, 0, nil }
+
+// Err is the first error met by the sticky readers (U).
+func (r *Reader) Err() error { return r.err }
+
+// U reads a non-negative integer like Uint, but records a failure in Err and
+// returns 0, so a caller can read several fields and check once.
+func (r *Reader) U() uint64 {
+	if b := r.b[r.off:]; len(b) > 0 && b[0] < 0x80 {
+		r.off++
+		return uint64(b[0])
+	}
+	return r.uSlow()
+}
+
+func (r *Reader) uSlow() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, err := r.uintSlow()
+	if err != nil {
+		r.err = err
+	}
+	return v
+}
 
 // Offset is the number of bytes consumed.
 func (r *Reader) Offset() int { return r.off }
@@ -150,12 +175,18 @@ func (r *Reader) fail(err error, want string) error {
 func (r *Reader) need(n int) bool { return n >= 0 && len(r.b)-r.off >= n }
 
 func (r *Reader) be(n int) uint64 {
-	var v uint64
-	for _, c := range r.b[r.off : r.off+n] {
-		v = v<<8 | uint64(c)
-	}
+	p := r.b[r.off:]
 	r.off += n
-	return v
+	switch n {
+	case 1:
+		return uint64(p[0])
+	case 2:
+		return uint64(binary.BigEndian.Uint16(p))
+	case 4:
+		return uint64(binary.BigEndian.Uint32(p))
+	default:
+		return binary.BigEndian.Uint64(p)
+	}
 }
 
 // PeekNil reports whether the next value is nil, without consuming it.
@@ -198,6 +229,16 @@ func (r *Reader) Bool() (bool, error) {
 // Uint reads a non-negative integer (positive fixint, uint8..64, or a
 // non-negative int8..64).
 func (r *Reader) Uint() (uint64, error) {
+	if off := r.off; off < len(r.b) {
+		if c := r.b[off]; c < 0x80 {
+			r.off = off + 1
+			return uint64(c), nil
+		}
+	}
+	return r.uintSlow()
+}
+
+func (r *Reader) uintSlow() (uint64, error) {
 	if r.off >= len(r.b) {
 		return 0, r.fail(ErrShort, "uint")
 	}
