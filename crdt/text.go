@@ -157,6 +157,7 @@ func (x *Text) deleteRange(start ref, k uint32) {
 			}
 			r.deleted = true
 			t.bump(l, -int(m), 0)
+			t.mergeAround(l, i)
 		}
 		start.s += m
 		k -= m

@@ -303,6 +303,32 @@ func (t *tree) splitRun(l *node, i int, o uint32) (ll *node, li int, rl *node, r
 	return l, l.n - 1, rl, ri
 }
 
+// canMerge reports whether b continues a so that the two can be one run.
+func canMerge(a, b *run) bool {
+	return b.id.a == a.id.a && b.id.s == a.id.s+a.n && b.left == a.last() &&
+		b.right == a.right && b.deleted == a.deleted && mergeableContent(a, b.content)
+}
+
+// mergeAround joins run i of leaf l with its neighbours in the same leaf where
+// they continue each other (tombstones left by backspacing, mostly). It
+// returns the index the run's first item ends up in.
+func (t *tree) mergeAround(l *node, i int) int {
+	if i+1 < l.n && canMerge(&l.runs[i], &l.runs[i+1]) {
+		l.runs[i].n += l.runs[i+1].n
+		copy(l.runs[i+1:l.n], l.runs[i+2:l.n])
+		l.n--
+		l.runs[l.n] = run{}
+	}
+	if i > 0 && canMerge(&l.runs[i-1], &l.runs[i]) {
+		l.runs[i-1].n += l.runs[i].n
+		copy(l.runs[i:l.n], l.runs[i+1:l.n])
+		l.n--
+		l.runs[l.n] = run{}
+		i--
+	}
+	return i
+}
+
 func (t *tree) splitLeaf(l *node) *node {
 	l2 := t.newLeaf()
 	h := l.n / 2
