@@ -17,16 +17,26 @@ import (
 //
 //	msgpack [version=1, flags uint, body bin]
 //
-// flags bit 0: body is raw DEFLATE (RFC 1951). The body is a sequence of
-// uvarint-framed sections: agents (id, next), roots (names), every agent's
-// history spans, the application order, and per root its runs in document
-// order (id, length, flags, origins) followed by the visible text. Deleted
-// text is not stored: tombstones keep their ids and origins only.
+// The body (raw DEFLATE, RFC 1951, when flags bit 0 is set) is a sequence of
+// uvarint-framed sections: agents (id, next seq), roots (names), every agent's
+// history spans, the application order, the visible text of every root (UTF-8),
+// and per root its runs in document order as columns (flags, lengths, ids,
+// explicit origins). Deleted text is not stored: tombstones keep their ids and
+// origins only.
 const (
 	snapDeflate = 1 << 0
 
 	leftNone, leftCont, leftPrev, leftExplicit     = 0, 1, 2, 3
 	rightNone, rightNext, rightSame, rightExplicit = 0, 1, 2, 3
+
+	runDeleted   = 1 << 0
+	runSameAgent = 1 << 5
+
+	histDel        = 1 << 0
+	histRev        = 1 << 1
+	histRoot       = 1 << 2 // root differs from the previous span's
+	histAgent      = 1 << 3 // delete target agent differs from the previous delete's
+	histHeaderBits = 4
 )
 
 // EncodeSnapshot returns the whole document state: every text with its
@@ -46,20 +56,33 @@ func (d *Doc) EncodeSnapshot() []byte {
 	}
 	for _, a := range d.agents {
 		w = binary.AppendUvarint(w, uint64(len(a.hist)))
+		root, tagent, tprev := uint32(0), uint32(0), uint32(0)
 		for _, h := range a.hist {
-			w = binary.AppendUvarint(w, uint64(h.n))
-			w = binary.AppendUvarint(w, uint64(h.root))
-			var f uint64
+			hd := uint64(h.n) << histHeaderBits
 			if h.del {
-				f = 1
+				hd |= histDel
 				if h.rev {
-					f = 3
+					hd |= histRev
+				}
+				if h.target.a != tagent {
+					hd |= histAgent
 				}
 			}
-			w = append(w, byte(f))
+			if h.root != root {
+				hd |= histRoot
+			}
+			w = binary.AppendUvarint(w, hd)
+			if h.root != root {
+				w = binary.AppendUvarint(w, uint64(h.root))
+				root = h.root
+			}
 			if h.del {
-				w = binary.AppendUvarint(w, uint64(h.target.a))
-				w = binary.AppendUvarint(w, uint64(h.target.s))
+				if h.target.a != tagent {
+					w = binary.AppendUvarint(w, uint64(h.target.a))
+					tagent = h.target.a
+				}
+				w = binary.AppendVarint(w, int64(h.target.s)-int64(tprev))
+				tprev = h.target.s
 			}
 		}
 	}
@@ -68,15 +91,20 @@ func (d *Doc) EncodeSnapshot() []byte {
 		w = binary.AppendUvarint(w, uint64(o.a))
 		w = binary.AppendUvarint(w, uint64(o.n))
 	}
+	var runs []byte
 	for _, x := range d.roots {
-		w = x.appendRuns(w)
+		var text []byte
+		runs, text = x.appendRuns(runs)
+		w = binary.AppendUvarint(w, uint64(len(text)))
+		w = append(w, text...)
 	}
+	w = append(w, runs...)
 	flags := uint64(0)
 	body := w
 	if len(w) > 512 {
 		var buf bytes.Buffer
-		zw, _ := flate.NewWriter(&buf, flate.DefaultCompression) // only fails for a bad level
-		_, _ = zw.Write(w)                                       // bytes.Buffer writes do not fail
+		zw, _ := flate.NewWriter(&buf, 3) // only fails for a bad level
+		_, _ = zw.Write(w)                              // bytes.Buffer writes do not fail
 		_ = zw.Close()
 		if buf.Len() < len(w) {
 			body, flags = buf.Bytes(), snapDeflate
@@ -88,49 +116,53 @@ func (d *Doc) EncodeSnapshot() []byte {
 	return mp.AppendBin(out, body)
 }
 
-// appendRuns writes the runs of x in columns (counts, flags, lengths, ids,
-// origins), then the visible text.
-func (x *Text) appendRuns(w []byte) []byte {
+// appendRuns writes the runs of x in columns (count, then flags, lengths,
+// ids, origins) and returns the visible text.
+func (x *Text) appendRuns(w []byte) ([]byte, []byte) {
 	var nruns int
-	var flags, lens, ids, orig, text []byte
+	var flags, lens, ids, orig []byte
+	text := make([]byte, 0, x.t.root.vis)
 	prev := run{id: none, right: none}
 	first := true
 	for l := x.t.first; l != nil; l = l.next {
 		for i := 0; i < l.n; i++ {
 			r := l.runs[i]
 			nruns++
-			var lm, rm byte
+			var f byte
 			switch {
 			case r.left.isNone():
-				lm = leftNone
-			case r.left == ref{r.id.a, r.id.s - 1} && r.id.s > 0:
-				lm = leftCont
+				f |= leftNone << 1
+			case r.id.s > 0 && r.left == ref{r.id.a, r.id.s - 1}:
+				f |= leftCont << 1
 			case !first && r.left == prev.last():
-				lm = leftPrev
+				f |= leftPrev << 1
 			default:
-				lm = leftExplicit
+				f |= leftExplicit << 1
 				orig = binary.AppendUvarint(orig, uint64(r.left.a))
-				orig = binary.AppendUvarint(orig, uint64(r.left.s))
+				orig = binary.AppendVarint(orig, int64(r.left.s)-int64(r.id.s))
 			}
 			switch {
 			case r.right.isNone():
-				rm = rightNone
+				f |= rightNone << 3
 			case r.right == nextItem(l, i, r.n-1):
-				rm = rightNext
+				f |= rightNext << 3
 			case !first && r.right == prev.right:
-				rm = rightSame
+				f |= rightSame << 3
 			default:
-				rm = rightExplicit
+				f |= rightExplicit << 3
 				orig = binary.AppendUvarint(orig, uint64(r.right.a))
-				orig = binary.AppendUvarint(orig, uint64(r.right.s))
+				orig = binary.AppendVarint(orig, int64(r.right.s)-int64(r.id.s))
 			}
-			var del byte
 			if r.deleted {
-				del = 1
+				f |= runDeleted
 			}
-			flags = append(flags, del|lm<<1|rm<<3)
+			if !first && r.id.a == prev.id.a {
+				f |= runSameAgent
+			} else {
+				ids = binary.AppendUvarint(ids, uint64(r.id.a))
+			}
+			flags = append(flags, f)
 			lens = binary.AppendUvarint(lens, uint64(r.n))
-			ids = binary.AppendUvarint(ids, uint64(r.id.a))
 			ids = binary.AppendVarint(ids, int64(r.id.s)-int64(prev.id.s+prev.n))
 			if !r.deleted {
 				for _, c := range x.arena[r.content : r.content+r.n] {
@@ -141,11 +173,11 @@ func (x *Text) appendRuns(w []byte) []byte {
 		}
 	}
 	w = binary.AppendUvarint(w, uint64(nruns))
-	for _, col := range [][]byte{flags, lens, ids, orig, text} {
+	for _, col := range [][]byte{flags, lens, ids, orig} {
 		w = binary.AppendUvarint(w, uint64(len(col)))
 		w = append(w, col...)
 	}
-	return w
+	return w, text
 }
 
 // snapReader reads uvarint-framed sections with every count checked against
@@ -250,14 +282,14 @@ func LoadSnapshot(b []byte, o Options) (*Doc, error) {
 		zr := flate.NewReader(bytes.NewReader(body))
 		raw, err := io.ReadAll(io.LimitReader(zr, int64(lim.MaxSnapshot)+1))
 		if err != nil {
-			return nil, &DecodeError{What: "snapshot", Reason: "inflate body", Err: err}
+			return nil, &DecodeError{What: "snapshot", Reason: "inflate structure", Err: err}
 		}
 		if len(raw) > lim.MaxSnapshot {
-			return nil, &DecodeError{What: "snapshot", Reason: fmt.Sprintf("body exceeds %d bytes", lim.MaxSnapshot)}
+			return nil, &DecodeError{What: "snapshot", Reason: fmt.Sprintf("structure exceeds %d bytes", lim.MaxSnapshot)}
 		}
 		body = raw
 	} else if len(body) > lim.MaxSnapshot {
-		return nil, &DecodeError{What: "snapshot", Reason: fmt.Sprintf("body exceeds %d bytes", lim.MaxSnapshot)}
+		return nil, &DecodeError{What: "snapshot", Reason: fmt.Sprintf("structure exceeds %d bytes", lim.MaxSnapshot)}
 	}
 	d, err := loadBody(body, o, lim)
 	if err != nil {
@@ -309,8 +341,12 @@ func loadBody(body []byte, o Options, lim Limits) (*Doc, error) {
 	if err := d.loadHistory(r); err != nil {
 		return nil, err
 	}
-	for _, x := range d.roots {
-		if err := x.loadRuns(r); err != nil {
+	texts := make([][]byte, len(d.roots))
+	for i := range texts {
+		texts[i] = r.bytes()
+	}
+	for i, x := range d.roots {
+		if err := x.loadRuns(r, texts[i]); err != nil {
 			return nil, err
 		}
 	}
@@ -335,20 +371,27 @@ func loadBody(body []byte, o Options, lim Limits) (*Doc, error) {
 func (d *Doc) loadHistory(r *snapReader) error {
 	for ai := range d.agents {
 		a := &d.agents[ai]
-		ns := r.count(3)
+		ns := r.count(1)
 		var seq uint32
+		root, tagent, tprev := uint32(0), uint32(0), int64(0)
 		for range ns {
-			h := histSpan{seq: seq}
-			h.n = uint32(r.uv(math.MaxUint32))
-			h.root = uint32(r.uv(uint64(len(d.roots))))
-			f := r.byte1()
-			if f > 3 || f == 2 {
-				r.fail("bad history flags")
+			hd := r.uv(math.MaxUint64)
+			h := histSpan{seq: seq, n: uint32(min(hd>>histHeaderBits, math.MaxUint32)), del: hd&histDel != 0, rev: hd&histRev != 0}
+			if hd&histRoot != 0 {
+				root = uint32(r.uv(uint64(len(d.roots))))
 			}
-			h.del, h.rev = f&1 != 0, f&2 != 0
+			h.root = root
 			if h.del {
-				h.target.a = uint32(r.uv(uint64(len(d.agents))))
-				h.target.s = uint32(r.uv(math.MaxUint32 - 1))
+				if hd&histAgent != 0 {
+					tagent = uint32(r.uv(uint64(len(d.agents))))
+				}
+				tprev += r.sv()
+				if tprev < 0 || tprev >= math.MaxUint32 {
+					r.fail("delete target out of range")
+				}
+				h.target = ref{tagent, uint32(tprev)}
+			} else if h.rev || hd&histAgent != 0 {
+				r.fail("insert span with delete flags")
 			}
 			if r.err != nil {
 				return r.err
@@ -392,10 +435,10 @@ func (d *Doc) loadHistory(r *snapReader) error {
 	return r.err
 }
 
-func (x *Text) loadRuns(r *snapReader) error {
+func (x *Text) loadRuns(r *snapReader, text []byte) error {
 	d := x.doc
 	nruns := r.count(1)
-	cols := [5][]byte{}
+	cols := [4][]byte{}
 	for i := range cols {
 		cols[i] = r.bytes()
 	}
@@ -408,7 +451,6 @@ func (x *Text) loadRuns(r *snapReader) error {
 	lens := &snapReader{b: cols[1]}
 	ids := &snapReader{b: cols[2]}
 	orig := &snapReader{b: cols[3]}
-	text := cols[4]
 	if !utf8.Valid(text) {
 		return errors.New("snapshot text is not UTF-8")
 	}
@@ -423,15 +465,31 @@ func (x *Text) loadRuns(r *snapReader) error {
 	prev := run{id: none, right: none}
 	var content uint32
 	runs := make([]run, 0, min(nruns, 1<<16))
+	origin := func(self uint32) ref {
+		a := uint32(orig.uv(uint64(len(d.agents))))
+		s := int64(self) + orig.sv()
+		if s < 0 || s >= math.MaxUint32 {
+			orig.fail("origin out of range")
+		}
+		return ref{a, uint32(s)}
+	}
 	for i := range nruns {
 		f := cols[0][i]
-		if f>>5 != 0 {
+		if f>>6 != 0 || (i == 0 && f&runSameAgent != 0) {
 			return errors.New("bad run flags")
 		}
-		nr := run{deleted: f&1 != 0, content: noContent}
+		nr := run{deleted: f&runDeleted != 0, content: noContent}
 		nr.n = uint32(lens.uv(math.MaxUint32))
-		nr.id.a = uint32(ids.uv(uint64(len(d.agents))))
-		nr.id.s = uint32(int64(prev.id.s+prev.n) + ids.sv())
+		if f&runSameAgent != 0 {
+			nr.id.a = prev.id.a
+		} else {
+			nr.id.a = uint32(ids.uv(uint64(len(d.agents))))
+		}
+		seq := int64(prev.id.s+prev.n) + ids.sv()
+		if seq < 0 || seq >= math.MaxUint32 {
+			return errors.New("run id out of range")
+		}
+		nr.id.s = uint32(seq)
 		if lens.err != nil || ids.err != nil {
 			return errors.New("run column truncated")
 		}
@@ -452,7 +510,7 @@ func (x *Text) loadRuns(r *snapReader) error {
 			}
 			nr.left = prev.last()
 		default:
-			nr.left = ref{uint32(orig.uv(uint64(len(d.agents)))), uint32(orig.uv(math.MaxUint32 - 1))}
+			nr.left = origin(nr.id.s)
 		}
 		switch (f >> 3) & 3 {
 		case rightNone:
@@ -465,7 +523,7 @@ func (x *Text) loadRuns(r *snapReader) error {
 			}
 			nr.right = prev.right
 		default:
-			nr.right = ref{uint32(orig.uv(uint64(len(d.agents)))), uint32(orig.uv(math.MaxUint32 - 1))}
+			nr.right = origin(nr.id.s)
 		}
 		if orig.err != nil {
 			return errors.New("origin column truncated")
@@ -489,6 +547,16 @@ func (x *Text) loadRuns(r *snapReader) error {
 	if int(content) != len(x.arena) || lens.off != len(lens.b) || ids.off != len(ids.b) || orig.off != len(orig.b) {
 		return errors.New("run columns and text disagree")
 	}
+	ends := make([]uint32, len(d.agents))
+	for i := range runs {
+		ends[runs[i].id.a] = max(ends[runs[i].id.a], runs[i].id.s+runs[i].n)
+	}
+	t.index = make([][]uint32, len(d.agents))
+	for a, e := range ends {
+		if e > 0 {
+			t.index[a] = make([]uint32, e)
+		}
+	}
 	for _, nr := range runs {
 		if l.n == fill {
 			nl := t.newLeaf()
@@ -505,6 +573,7 @@ func (x *Text) loadRuns(r *snapReader) error {
 		t.setIndex(nr.id, nr.n, l.id)
 	}
 	t.buildInner()
+	x.cache, x.cached = string(text), true
 	return nil
 }
 
@@ -551,10 +620,8 @@ func (d *Doc) verifyLoaded() error {
 				lo = h.target
 				x = d.roots[h.root]
 			}
-			for k := uint32(0); k < n; k++ {
-				if !x.t.has(lo.plus(k)) {
-					return fmt.Errorf("history names item %d:%d that root %q lacks", lo.a, lo.s+k, x.name)
-				}
+			if !x.t.hasAll(lo, n) {
+				return fmt.Errorf("history names items %d:%d+%d that root %q lacks", lo.a, lo.s, n, x.name)
 			}
 			if h.del {
 				for k := uint32(0); k < n; {

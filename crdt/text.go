@@ -16,6 +16,9 @@ type Text struct {
 	idx   int
 	t     *tree
 	arena []rune // inserted code points; runs point into it
+
+	cache  string // the visible text, while cached is true
+	cached bool
 }
 
 // ErrPosition is returned for a position or length outside the text.
@@ -27,8 +30,11 @@ func (x *Text) Name() string { return x.name }
 // Len is the number of visible code points.
 func (x *Text) Len() int { return x.t.root.vis }
 
-// String returns the visible text.
+// String returns the visible text. The result is cached until the next change.
 func (x *Text) String() string {
+	if x.cached {
+		return x.cache
+	}
 	var b strings.Builder
 	b.Grow(x.t.root.vis)
 	for l := x.t.first; l != nil; l = l.next {
@@ -42,7 +48,8 @@ func (x *Text) String() string {
 			}
 		}
 	}
-	return b.String()
+	x.cache, x.cached = b.String(), true
+	return x.cache
 }
 
 // Runes returns the visible text as code points.
@@ -86,6 +93,7 @@ func (x *Text) Insert(pos int, s string) error {
 
 // insertLocal places a new run of n items at visible position pos.
 func (x *Text) insertLocal(pos int, id ref, n, off uint32) {
+	x.cached = false
 	t := x.t
 	nr := run{id: id, n: n, content: off, left: none}
 	if pos == 0 {
@@ -141,6 +149,7 @@ func (x *Text) Delete(pos, n int) error {
 
 // deleteRange marks the items start..start+k-1 (all present) as deleted.
 func (x *Text) deleteRange(start ref, k uint32) {
+	x.cached = false
 	t := x.t
 	for k > 0 {
 		l, i, o := t.find(start)
@@ -167,6 +176,7 @@ func (x *Text) deleteRange(start ref, k uint32) {
 // integrate places a remote insert run (FugueMax, in the YATA-style origin
 // formulation of reference-crdts' "YjsMod"; see doc.go).
 func (x *Text) integrate(nr run, agent AgentID) {
+	x.cached = false
 	t := x.t
 	var l *node
 	var i int

@@ -125,6 +125,19 @@ func (t *tree) has(x ref) bool {
 	return int(x.a) < len(t.index) && int(x.s) < len(t.index[x.a]) && t.index[x.a][x.s] != 0
 }
 
+// hasAll reports whether items x..x+n-1 are all in this tree.
+func (t *tree) hasAll(x ref, n uint32) bool {
+	if int(x.a) >= len(t.index) || uint64(x.s)+uint64(n) > uint64(len(t.index[x.a])) {
+		return false
+	}
+	for _, v := range t.index[x.a][x.s : x.s+n] {
+		if v == 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // find returns the leaf, run index and offset of item x, which must be present.
 func (t *tree) find(x ref) (*node, int, uint32) {
 	l := t.leaves[t.index[x.a][x.s]]

@@ -63,3 +63,4 @@ func BenchmarkSnapshot(b *testing.B) {
 		}
 	})
 }
+
