@@ -104,7 +104,7 @@ func (d *Doc) EncodeSnapshot() []byte {
 	if len(w) > 512 {
 		var buf bytes.Buffer
 		zw, _ := flate.NewWriter(&buf, 3) // only fails for a bad level
-		_, _ = zw.Write(w)                              // bytes.Buffer writes do not fail
+		_, _ = zw.Write(w)                // bytes.Buffer writes do not fail
 		_ = zw.Close()
 		if buf.Len() < len(w) {
 			body, flags = buf.Bytes(), snapDeflate

@@ -63,4 +63,3 @@ func BenchmarkSnapshot(b *testing.B) {
 		}
 	})
 }
-
