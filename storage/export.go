@@ -277,6 +277,9 @@ func decodeExport(r io.Reader, lim exportLimits) (*Document, error) {
 		prev = seq
 	}
 	want := d.crc
+	if d.off+4 > d.lim.maxTotal {
+		return nil, d.fail("crc", fmt.Errorf("%w: export longer than %d bytes", ErrTooLarge, d.lim.maxTotal))
+	}
 	var sum [4]byte
 	if _, err := io.ReadFull(d.r, sum[:]); err != nil {
 		return nil, d.readErr("crc", err)
