@@ -228,11 +228,18 @@ func (r *snapReader) sv() int64 {
 
 // count reads a count of elements of at least minSize bytes each.
 func (r *snapReader) count(minSize int) int {
-	return int(r.uv(uint64((len(r.b) - r.off) / minSize)))
+	n := r.uv(math.MaxUint32)
+	if r.err == nil && n > uint64((len(r.b)-r.off)/minSize) {
+		r.fail("count exceeds the remaining bytes")
+	}
+	return int(n)
 }
 
 func (r *snapReader) bytes() []byte {
-	n := r.uv(uint64(len(r.b) - r.off))
+	n := r.uv(math.MaxUint32)
+	if r.err == nil && n > uint64(len(r.b)-r.off) {
+		r.fail("length exceeds the remaining bytes")
+	}
 	if r.err != nil {
 		return nil
 	}
