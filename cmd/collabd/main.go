@@ -1,0 +1,43 @@
+// Command collabd is the collabd server and its tools.
+//
+//	collabd trace [-runs N] FILE.json.gz|DIR ...   replay editing traces through the CRDT
+//
+// See README.md and docs/TRACE.md.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: collabd <command> [flags] [args]
+
+commands:
+  trace   replay editing traces (josephg/editing-traces format) through the CRDT
+          and check every replica against the recorded final text
+
+Run "collabd <command> -h" for a command's flags.
+`
+
+// run executes one command and returns the process exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "trace":
+		return runTrace(args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "collabd: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
