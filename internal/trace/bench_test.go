@@ -3,10 +3,17 @@ package trace
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/collabd/collabd/crdt"
 )
+
+// Benchmarks on the recorded traces. Run with
+//
+//	go test -run='^$' -bench=. -benchmem ./internal/trace
+//
+// (COLLABD_TRACES points at the traces; default ../../../shared/traces).
 
 func tracesDir() string {
 	if d := os.Getenv("COLLABD_TRACES"); d != "" {
@@ -24,42 +31,100 @@ func loadBench(b *testing.B, name string) *Trace {
 	return tr
 }
 
-func BenchmarkRemoteApply(b *testing.B) {
-	tr := loadBench(b, "automerge-paper")
-	_, updates, _, err := replaySequential(tr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	for b.Loop() {
-		d := crdt.NewDoc(crdt.Options{Agent: 99})
-		for _, u := range updates {
-			if err := d.ApplyUpdate(u); err != nil {
-				b.Fatal(err)
+var benchTraces = []string{"automerge-paper", "seph-blog1"}
+
+// BenchmarkLocalReplay applies every patch of a sequential trace to one replica.
+func BenchmarkLocalReplay(b *testing.B) {
+	for _, name := range benchTraces {
+		b.Run(name, func(b *testing.B) {
+			tr := loadBench(b, name)
+			for b.Loop() {
+				d := crdt.NewDoc(crdt.Options{Agent: 1})
+				x := d.Text(Root)
+				for _, txn := range tr.Txns {
+					for _, p := range txn.Patches {
+						if err := splice(x, p); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
 			}
-		}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(tr.Edits()), "ns/edit")
+		})
 	}
 }
 
-func BenchmarkSnapshot(b *testing.B) {
-	tr := loadBench(b, "automerge-paper")
-	doc, _, _, err := replaySequential(tr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	snap := doc.EncodeSnapshot()
-	b.Run("encode", func(b *testing.B) {
-		for b.Loop() {
-			doc.EncodeSnapshot()
-		}
-	})
-	b.Run("load", func(b *testing.B) {
-		for b.Loop() {
-			d, err := crdt.LoadSnapshot(snap, crdt.Options{Agent: 5})
+// BenchmarkRemoteApply applies the per-txn updates one at a time to a fresh
+// replica: the server's hot path.
+func BenchmarkRemoteApply(b *testing.B) {
+	for _, name := range benchTraces {
+		b.Run(name, func(b *testing.B) {
+			tr := loadBench(b, name)
+			_, updates, _, err := replaySequential(tr)
 			if err != nil {
 				b.Fatal(err)
 			}
-			_ = d.Text(Root).String()
+			for b.Loop() {
+				d := crdt.NewDoc(crdt.Options{Agent: 99})
+				for _, u := range updates {
+					if err := d.ApplyUpdate(u); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(updates)), "ns/update")
+		})
+	}
+}
+
+// BenchmarkSnapshot encodes the final document and loads it back (reading
+// the text).
+func BenchmarkSnapshot(b *testing.B) {
+	for _, name := range benchTraces {
+		tr := loadBench(b, name)
+		doc, _, _, err := replaySequential(tr)
+		if err != nil {
+			b.Fatal(err)
 		}
-	})
+		snap := doc.EncodeSnapshot()
+		b.Run(name+"/encode", func(b *testing.B) {
+			for b.Loop() {
+				doc.EncodeSnapshot()
+			}
+			b.ReportMetric(float64(len(snap)), "bytes")
+		})
+		b.Run(name+"/load", func(b *testing.B) {
+			for b.Loop() {
+				d, err := crdt.LoadSnapshot(snap, crdt.Options{Agent: 5})
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = d.Text(Root).String()
+			}
+		})
+	}
+}
+
+// BenchmarkLiveHeap reports the heap a fully replayed document keeps alive.
+func BenchmarkLiveHeap(b *testing.B) {
+	for _, name := range benchTraces {
+		b.Run(name, func(b *testing.B) {
+			tr := loadBench(b, name)
+			var heap float64
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				doc, _, _, err := replaySequential(tr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				heap = float64(after.HeapAlloc-before.HeapAlloc) / (1 << 20)
+				runtime.KeepAlive(doc)
+			}
+			b.ReportMetric(heap, "live-MB")
+		})
+	}
 }
