@@ -1,0 +1,948 @@
+package crdt_test
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/collabd/collabd/crdt"
+)
+
+// Convergence tests of package crdt (RELIABILITY.md §2 and §6 C1–C6):
+//
+//   - TestDifferential (C5): seeded multi-peer histories replayed into a fresh
+//     Doc and into refDoc (reference_test.go); texts must match after every
+//     update. A failure names the seed and the first mismatching step; rerun
+//     it with -run 'TestDifferential/peers=N/seed=S$'.
+//   - TestConvergence (C1, C6a) and TestSnapshotFidelity (C6b): rapid
+//     properties over replicas exchanging updates with reordering,
+//     duplication, loss, delay, state-vector diffs and snapshot reloads. rapid
+//     prints the seed of a failure (-rapid.seed=...) and a minimized trace.
+//   - TestConvergencePermutations (C2): one op set, 128 delivery orders with
+//     duplicates, one final state.
+//   - TestNonInterleaving (C4) and TestRegressionScenarios (C3): fixed tables.
+
+// cvT is what the helpers need of *testing.T and *rapid.T.
+type cvT interface {
+	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
+}
+
+// cvPieces are the strings random inserts are made of: ASCII, 2-, 3- and
+// 4-byte UTF-8, a combining mark and an emoji with a skin-tone modifier (two
+// code points).
+var cvPieces = []string{"a", "b", "c", "x", " ", "é", "ß", "ж", "中", "文", "🎉", "👍", "\u0301", "👍🏽"}
+
+// cvRoots are the root names random edits pick from.
+var cvRoots = []string{"t", "notes", "ü"}
+
+// cvString is the text of root in d, "" when d has no such root (without
+// creating it).
+func cvString(d *crdt.Doc, root string) string {
+	if !slices.Contains(d.Roots(), root) {
+		return ""
+	}
+	return d.Text(root).String()
+}
+
+// cvRootsOf is the sorted union of the root names of docs and references.
+func cvRootsOf(docs []*crdt.Doc, refs ...*refDoc) []string {
+	set := map[string]bool{}
+	for _, d := range docs {
+		for _, r := range d.Roots() {
+			set[r] = true
+		}
+	}
+	for _, r := range refs {
+		for name := range r.texts {
+			set[name] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// cvMatchRef fails unless d has the texts and state vector of r, and both or
+// neither have ops waiting.
+func cvMatchRef(t cvT, what string, d *crdt.Doc, r *refDoc) {
+	for _, root := range cvRootsOf([]*crdt.Doc{d}, r) {
+		if got, want := cvString(d, root), r.String(root); got != want {
+			t.Fatalf("%s: root %q: crdt %q, reference %q", what, root, got, want)
+		}
+	}
+	if got, want := d.StateVector(), r.stateVector(); !got.Equal(want) {
+		t.Fatalf("%s: state vector: crdt %v, reference %v", what, got, want)
+	}
+	if got, want := d.Pending(), r.Pending(); (got == 0) != (want == 0) {
+		t.Fatalf("%s: pending: crdt %d ops, reference %d ops", what, got, want)
+	}
+}
+
+// cvSame fails unless a and b have the same texts and state vectors.
+func cvSame(t cvT, what string, a, b *crdt.Doc) {
+	for _, root := range cvRootsOf([]*crdt.Doc{a, b}) {
+		if x, y := cvString(a, root), cvString(b, root); x != y {
+			t.Fatalf("%s: root %q: %q != %q", what, root, x, y)
+		}
+	}
+	if x, y := a.StateVector(), b.StateVector(); !x.Equal(y) {
+		t.Fatalf("%s: state vectors differ: %v != %v", what, x, y)
+	}
+}
+
+// cvConverged fails unless all docs have the same texts and state vectors and
+// nothing pending.
+func cvConverged(t cvT, what string, docs []*crdt.Doc) {
+	for i, d := range docs {
+		if d.Pending() != 0 {
+			t.Fatalf("%s: replica %d has %d pending ops at quiescence", what, i, d.Pending())
+		}
+		cvSame(t, fmt.Sprintf("%s: replica 0 vs %d", what, i), docs[0], d)
+	}
+}
+
+// cvRandAgents returns n distinct agents, mixing small ids with ids that
+// need all 64 bits (FugueMax compares agents as unsigned integers).
+func cvRandAgents(rng *rand.Rand, n int) []crdt.AgentID {
+	pool := []uint64{1, 2, 3, 1 << 31, 1<<32 + 1, 1<<63 - 1, 1 << 63, 1<<63 + 5, math.MaxUint64, rng.Uint64() | 1, rng.Uint64()>>32 | 1}
+	rng.Shuffle(len(pool), func(i, j int) { pool[i], pool[j] = pool[j], pool[i] })
+	var out []crdt.AgentID
+	for _, a := range pool {
+		if len(out) < n && a != 0 && !slices.Contains(out, crdt.AgentID(a)) {
+			out = append(out, crdt.AgentID(a))
+		}
+	}
+	return out
+}
+
+// cvRandEdit makes one random local edit of x: an insert of 1–4 pieces at a
+// random place (often at the end, as typing does) or a delete of 1–4 code
+// points.
+func cvRandEdit(t cvT, rng *rand.Rand, x *crdt.Text) {
+	n := x.Len()
+	if n > 0 && rng.IntN(3) == 0 {
+		pos := rng.IntN(n)
+		k := 1 + rng.IntN(min(4, n-pos))
+		if err := x.Delete(pos, k); err != nil {
+			t.Fatalf("Delete(%d, %d) on length %d: %v", pos, k, n, err)
+		}
+		return
+	}
+	pos := rng.IntN(n + 1)
+	if rng.IntN(3) == 0 {
+		pos = n
+	}
+	var b strings.Builder
+	for range 1 + rng.IntN(4) {
+		b.WriteString(cvPieces[rng.IntN(len(cvPieces))])
+	}
+	if err := x.Insert(pos, b.String()); err != nil {
+		t.Fatalf("Insert(%d, %q) on length %d: %v", pos, b.String(), n, err)
+	}
+}
+
+// cvEntry is one update of a recorded history.
+type cvEntry struct {
+	from   int    // replica that produced it
+	diff   bool   // made by EncodeDiff (else TakeUpdate)
+	update []byte // encoded update
+}
+
+// cvHistory runs a seeded session of `peers` replicas for `steps` steps:
+// random local edits on random roots (each batch taken with TakeUpdate) and
+// partial syncs (a peer applies a prefix of another peer's updates it has not
+// seen, which may leave ops waiting, or an EncodeDiff of another peer). It
+// returns every update in the order made (a causal order), the agents, and
+// the replicas after a full sync, which it checks converge.
+func cvHistory(t cvT, seed uint64, peers, steps int) ([]cvEntry, []*crdt.Doc) {
+	rng := rand.New(rand.NewPCG(seed, uint64(peers)))
+	agents := cvRandAgents(rng, peers)
+	docs := make([]*crdt.Doc, peers)
+	for i := range docs {
+		docs[i] = crdt.NewDoc(crdt.Options{Agent: agents[i]})
+	}
+	var log []cvEntry
+	byAuthor := make([][][]byte, peers)
+	seen := make([][]int, peers) // seen[j][i]: how many of i's updates j applied
+	for j := range seen {
+		seen[j] = make([]int, peers)
+	}
+	apply := func(j int, u []byte) {
+		if err := docs[j].ApplyUpdate(u); err != nil {
+			t.Fatalf("seed %d: replica %d: ApplyUpdate: %v", seed, j, err)
+		}
+	}
+	for range steps {
+		p := rng.IntN(peers)
+		switch r := rng.IntN(10); {
+		case r < 6 || peers == 1:
+			root := cvRoots[0]
+			if rng.IntN(4) == 0 {
+				root = cvRoots[rng.IntN(len(cvRoots))]
+			}
+			for range 1 + rng.IntN(3) {
+				cvRandEdit(t, rng, docs[p].Text(root))
+			}
+			if u := docs[p].TakeUpdate(); u != nil {
+				log = append(log, cvEntry{from: p, update: u})
+				byAuthor[p] = append(byAuthor[p], u)
+				seen[p][p]++
+			}
+		case r < 9:
+			i := rng.IntN(peers)
+			if i == p {
+				continue
+			}
+			left := len(byAuthor[i]) - seen[p][i]
+			if left == 0 {
+				continue
+			}
+			for range 1 + rng.IntN(left) {
+				apply(p, byAuthor[i][seen[p][i]])
+				seen[p][i]++
+			}
+		default:
+			i := rng.IntN(peers)
+			if i == p {
+				continue
+			}
+			u := docs[i].EncodeDiff(docs[p].StateVector())
+			log = append(log, cvEntry{from: i, diff: true, update: u})
+			apply(p, u)
+		}
+	}
+	for j := range docs {
+		for i := range docs {
+			for ; seen[j][i] < len(byAuthor[i]); seen[j][i]++ {
+				apply(j, byAuthor[i][seen[j][i]])
+			}
+		}
+	}
+	cvConverged(t, fmt.Sprintf("seed %d: after full sync", seed), docs)
+	return log, docs
+}
+
+// TestDifferential replays seeded histories of 1–5 peers, update by update in
+// the order they were made, into a fresh Doc and into the reference
+// implementation; their texts and state vectors must match after every step.
+func TestDifferential(t *testing.T) {
+	seeds := 40
+	if testing.Short() {
+		seeds = 8
+	}
+	for peers := 1; peers <= 5; peers++ {
+		for seed := uint64(1); seed <= uint64(seeds); seed++ {
+			t.Run(fmt.Sprintf("peers=%d/seed=%d", peers, seed), func(t *testing.T) {
+				log, docs := cvHistory(t, seed, peers, 80)
+				d := crdt.NewDoc(crdt.Options{Agent: 0xD1FF})
+				ref := newRefDoc()
+				for step, e := range log {
+					if err := d.ApplyUpdate(e.update); err != nil {
+						t.Fatalf("seed %d, step %d: ApplyUpdate: %v", seed, step, err)
+					}
+					if err := ref.apply(e.update); err != nil {
+						t.Fatalf("seed %d, step %d: reference: %v", seed, step, err)
+					}
+					cvMatchRef(t, fmt.Sprintf("seed %d, first mismatch at step %d (update from peer %d, diff %v)", seed, step, e.from, e.diff), d, ref)
+				}
+				cvConverged(t, fmt.Sprintf("seed %d: replay vs peers", seed), append([]*crdt.Doc{d}, docs...))
+			})
+		}
+	}
+}
+
+// TestConvergencePermutations applies one op set (including overlapping
+// EncodeDiff updates) in 128 random orders with random duplicates. Updates
+// that arrive before their dependencies must wait (checked against the
+// reference for the first orders), and every order must give one final state.
+func TestConvergencePermutations(t *testing.T) {
+	for seed := uint64(1); seed <= 6; seed++ {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			log, docs := cvHistory(t, seed, 2+int(seed%4), 50)
+			roots := cvRootsOf(docs)
+			var want string
+			for _, root := range roots {
+				want += fmt.Sprintf("%q=%q;", root, cvString(docs[0], root))
+			}
+			wantSV := docs[0].StateVector()
+			rng := rand.New(rand.NewPCG(seed, 0xC2))
+			final := map[string][]int{}
+			for perm := range 128 {
+				order := rng.Perm(len(log))
+				for range rng.IntN(len(log)/4 + 1) { // duplicates anywhere
+					k := rng.IntN(len(order) + 1)
+					order = slices.Insert(order, k, rng.IntN(len(log)))
+				}
+				d := crdt.NewDoc(crdt.Options{Agent: 0xC2C2})
+				var ref *refDoc
+				if perm < 16 {
+					ref = newRefDoc()
+				}
+				for step, k := range order {
+					if err := d.ApplyUpdate(log[k].update); err != nil {
+						t.Fatalf("seed %d, order %d, step %d: ApplyUpdate: %v", seed, perm, step, err)
+					}
+					if ref != nil {
+						if err := ref.apply(log[k].update); err != nil {
+							t.Fatalf("seed %d, order %d, step %d: reference: %v", seed, perm, step, err)
+						}
+						cvMatchRef(t, fmt.Sprintf("seed %d, order %d, step %d", seed, perm, step), d, ref)
+					}
+				}
+				if d.Pending() != 0 {
+					t.Fatalf("seed %d, order %d: %d ops still pending after all updates", seed, perm, d.Pending())
+				}
+				if !d.StateVector().Equal(wantSV) {
+					t.Fatalf("seed %d, order %d: state vector %v, want %v", seed, perm, d.StateVector(), wantSV)
+				}
+				var got string
+				for _, root := range roots {
+					got += fmt.Sprintf("%q=%q;", root, cvString(d, root))
+				}
+				final[got] = append(final[got], perm)
+			}
+			if len(final) != 1 || final[want] == nil {
+				t.Fatalf("seed %d: %d distinct final states over 128 orders, want 1 (%s); got orders by state: %v", seed, len(final), want, final)
+			}
+		})
+	}
+}
+
+// cvReplica is one replica of the rapid network: its doc, a reference that
+// has applied exactly the same updates, and an inbox of undelivered messages.
+type cvReplica struct {
+	agent crdt.AgentID
+	doc   *crdt.Doc
+	ref   *refDoc
+	inbox [][]byte
+}
+
+// cvDrawAgents draws n distinct agents, small and full-width.
+func cvDrawAgents(t *rapid.T, n int) []crdt.AgentID {
+	gen := rapid.OneOf(
+		rapid.Uint64Range(1, 6),
+		rapid.SampledFrom([]uint64{1 << 32, 1<<63 - 1, 1 << 63, 1<<63 + 1, math.MaxUint64 - 1, math.MaxUint64}),
+		rapid.Uint64Min(1),
+	)
+	raw := rapid.SliceOfNDistinct(gen, n, n, rapid.ID[uint64]).Draw(t, "agents")
+	out := make([]crdt.AgentID, n)
+	for i, a := range raw {
+		out[i] = crdt.AgentID(a)
+	}
+	return out
+}
+
+// cvDrawEdit makes one local edit of x chosen by rapid.
+func cvDrawEdit(t *rapid.T, x *crdt.Text) {
+	n := x.Len()
+	if n > 0 && rapid.IntRange(0, 2).Draw(t, "delete") == 0 {
+		pos := rapid.IntRange(0, n-1).Draw(t, "pos")
+		k := rapid.IntRange(1, min(5, n-pos)).Draw(t, "count")
+		if err := x.Delete(pos, k); err != nil {
+			t.Fatalf("Delete(%d, %d) on length %d: %v", pos, k, n, err)
+		}
+		t.Logf("  delete %d at %d in %q", k, pos, x.Name())
+		return
+	}
+	pos := rapid.IntRange(0, n).Draw(t, "pos")
+	s := strings.Join(rapid.SliceOfN(rapid.SampledFrom(cvPieces), 1, 6).Draw(t, "text"), "")
+	if err := x.Insert(pos, s); err != nil {
+		t.Fatalf("Insert(%d, %q) on length %d: %v", pos, s, n, err)
+	}
+	t.Logf("  insert %q at %d in %q", s, pos, x.Name())
+}
+
+// cvDeliver applies u to replica r and to its reference, and checks they agree.
+func cvDeliver(t *rapid.T, what string, r *cvReplica, u []byte) {
+	if err := r.doc.ApplyUpdate(u); err != nil {
+		t.Fatalf("%s: ApplyUpdate: %v", what, err)
+	}
+	if err := r.ref.apply(u); err != nil {
+		t.Fatalf("%s: reference: %v", what, err)
+	}
+	cvMatchRef(t, what, r.doc, r.ref)
+}
+
+// TestConvergence is the seeded multi-replica property (C1, C2, C6a): 2–5
+// replicas edit random roots and exchange updates through inboxes that
+// reorder, duplicate, delay and lose them; some exchanges are EncodeDiff
+// against the receiver's state vector (applied later, so they overlap what
+// arrived meanwhile); replicas are reloaded from their own snapshot mid-way
+// and go on editing. After every delivery a replica must agree with a
+// reference fed the same updates (so out-of-order updates wait exactly as
+// they should); every local op's update applied to a clone taken just before
+// it must give the same state; at quiescence all replicas are identical with
+// nothing pending.
+func TestConvergence(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		n := rapid.IntRange(2, 5).Draw(t, "replicas")
+		agents := cvDrawAgents(t, n)
+		reps := make([]*cvReplica, n)
+		for i := range reps {
+			reps[i] = &cvReplica{agent: agents[i], doc: crdt.NewDoc(crdt.Options{Agent: agents[i]}), ref: newRefDoc()}
+		}
+		cloneAgent := crdt.AgentID(0xC10E)
+		for slices.Contains(agents, cloneAgent) {
+			cloneAgent++
+		}
+		replica := func(label string) (int, *cvReplica) {
+			i := rapid.IntRange(0, n-1).Draw(t, label)
+			return i, reps[i]
+		}
+		steps := rapid.IntRange(1, 120).Draw(t, "steps")
+		for step := range steps {
+			switch act := rapid.IntRange(0, 11).Draw(t, "action"); {
+			case act < 4: // local edit, broadcast to every inbox
+				i, r := replica("editor")
+				root := rapid.SampledFrom(cvRoots).Draw(t, "root")
+				var clone *crdt.Doc
+				if rapid.IntRange(0, 3).Draw(t, "clone") == 0 {
+					var err error
+					if clone, err = crdt.LoadSnapshot(r.doc.EncodeSnapshot(), crdt.Options{Agent: cloneAgent}); err != nil {
+						t.Fatalf("step %d: clone of replica %d: %v", step, i, err)
+					}
+				}
+				t.Logf("step %d: replica %d edits", step, i)
+				cvDrawEdit(t, r.doc.Text(root))
+				u := r.doc.TakeUpdate()
+				if u == nil {
+					t.Fatalf("step %d: replica %d: TakeUpdate after an edit = nil", step, i)
+				}
+				cvDeliver(t, fmt.Sprintf("step %d: replica %d, own update", step, i), r, u)
+				if clone != nil {
+					if err := clone.ApplyUpdate(u); err != nil {
+						t.Fatalf("step %d: clone of replica %d: ApplyUpdate: %v", step, i, err)
+					}
+					cvSame(t, fmt.Sprintf("step %d: replica %d vs its clone after the encoded op (C6a)", step, i), r.doc, clone)
+				}
+				for j, o := range reps {
+					if j != i {
+						o.inbox = append(o.inbox, u)
+						if rapid.IntRange(0, 5).Draw(t, "duplicate") == 0 {
+							o.inbox = append(o.inbox, u)
+						}
+					}
+				}
+			case act < 8: // deliver one message, in any order; maybe keep it for a duplicate
+				j, r := replica("receiver")
+				if len(r.inbox) == 0 {
+					continue
+				}
+				k := rapid.IntRange(0, len(r.inbox)-1).Draw(t, "message")
+				u := r.inbox[k]
+				if rapid.IntRange(0, 4).Draw(t, "keep") != 0 {
+					r.inbox = slices.Delete(r.inbox, k, k+1)
+				}
+				t.Logf("step %d: replica %d gets message %d", step, j, k)
+				cvDeliver(t, fmt.Sprintf("step %d: replica %d, message %d", step, j, k), r, u)
+			case act < 9: // state-vector diff, queued (delayed) at the requester
+				i, src := replica("diff source")
+				j, dst := replica("diff requester")
+				if i != j {
+					t.Logf("step %d: replica %d queues a diff from %d", step, j, i)
+					dst.inbox = append(dst.inbox, src.doc.EncodeDiff(dst.doc.StateVector()))
+				}
+			case act < 10: // lose a message
+				j, r := replica("lossy")
+				if len(r.inbox) > 0 {
+					k := rapid.IntRange(0, len(r.inbox)-1).Draw(t, "lost")
+					t.Logf("step %d: replica %d loses message %d", step, j, k)
+					r.inbox = slices.Delete(r.inbox, k, k+1)
+				}
+			default: // reload from its own snapshot, same agent
+				i, r := replica("reloaded")
+				re, err := crdt.LoadSnapshot(r.doc.EncodeSnapshot(), crdt.Options{Agent: r.agent})
+				if err != nil {
+					t.Fatalf("step %d: replica %d: LoadSnapshot: %v", step, i, err)
+				}
+				t.Logf("step %d: replica %d reloads from its snapshot (%d ops were pending)", step, i, r.doc.Pending())
+				cvSame(t, fmt.Sprintf("step %d: replica %d reloaded from its snapshot", step, i), r.doc, re)
+				if re.Agent() != r.agent {
+					t.Fatalf("step %d: reloaded replica %d has agent %x, want %x", step, i, re.Agent(), r.agent)
+				}
+				r.doc = re
+				if re.Pending() == 0 {
+					r.ref.dropPending() // snapshots hold applied ops only
+				}
+			}
+		}
+		// Quiescence: deliver what is queued, then sync every pair by state
+		// vector until nothing changes.
+		for j, r := range reps {
+			for k, u := range r.inbox {
+				cvDeliver(t, fmt.Sprintf("flush: replica %d, message %d", j, k), r, u)
+			}
+			r.inbox = nil
+		}
+		docs := make([]*crdt.Doc, n)
+		for round := 0; ; round++ {
+			before := 0
+			for _, r := range reps {
+				before += int(r.doc.Version())
+			}
+			for i, src := range reps {
+				for j, dst := range reps {
+					if i != j {
+						cvDeliver(t, fmt.Sprintf("sync round %d: %d -> %d", round, i, j), dst, src.doc.EncodeDiff(dst.doc.StateVector()))
+					}
+				}
+			}
+			after := 0
+			for _, r := range reps {
+				after += int(r.doc.Version())
+			}
+			if after == before {
+				break
+			}
+			if round > 2 {
+				t.Fatalf("no quiescence after %d sync rounds", round+1)
+			}
+		}
+		for i, r := range reps {
+			docs[i] = r.doc
+			if r.ref.Pending() != 0 {
+				t.Fatalf("replica %d: reference has %d pending ops at quiescence", i, r.ref.Pending())
+			}
+		}
+		cvConverged(t, "quiescence", docs)
+		// The state survives a full-history diff and a snapshot.
+		fresh := crdt.NewDoc(crdt.Options{Agent: cloneAgent})
+		if err := fresh.ApplyUpdate(docs[0].EncodeDiff(nil)); err != nil {
+			t.Fatalf("full diff: %v", err)
+		}
+		cvSame(t, "fresh replica from EncodeDiff(nil)", docs[0], fresh)
+		loaded, err := crdt.LoadSnapshot(docs[n-1].EncodeSnapshot(), crdt.Options{Agent: cloneAgent})
+		if err != nil {
+			t.Fatalf("LoadSnapshot: %v", err)
+		}
+		cvSame(t, "fresh replica from a snapshot", docs[0], loaded)
+	})
+}
+
+// TestSnapshotFidelity (C6b, yorkie#1729): a replica loaded from a snapshot
+// taken at a random point and the replica it came from receive the same later
+// concurrent ops in the same order: they must stay identical, and go on
+// converging when both edit.
+func TestSnapshotFidelity(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		agents := cvDrawAgents(t, 5)
+		peers := make([]*crdt.Doc, 3)
+		for i := range peers {
+			peers[i] = crdt.NewDoc(crdt.Options{Agent: agents[i]})
+		}
+		sync := func(i, j int) {
+			if err := peers[j].ApplyUpdate(peers[i].EncodeDiff(peers[j].StateVector())); err != nil {
+				t.Fatalf("sync %d -> %d: %v", i, j, err)
+			}
+		}
+		pairGen := rapid.IntRange(0, 2)
+		for range rapid.IntRange(0, 30).Draw(t, "history steps") {
+			i := pairGen.Draw(t, "peer")
+			if rapid.Bool().Draw(t, "edit") {
+				cvDrawEdit(t, peers[i].Text(rapid.SampledFrom(cvRoots).Draw(t, "root")))
+				_ = peers[i].TakeUpdate() // peers sync by diff in this test
+			} else if j := pairGen.Draw(t, "to"); j != i {
+				sync(i, j)
+			}
+		}
+		a := peers[0]
+		loaded, err := crdt.LoadSnapshot(a.EncodeSnapshot(), crdt.Options{Agent: agents[3]})
+		if err != nil {
+			t.Fatalf("LoadSnapshot: %v", err)
+		}
+		cvSame(t, "just loaded", a, loaded)
+		// Later ops: peers 1 and 2 edit concurrently with each other and with
+		// a, sometimes after syncing with each other, including deletes of
+		// text the snapshot holds.
+		var later [][]byte
+		for range rapid.IntRange(1, 20).Draw(t, "later steps") {
+			i := rapid.IntRange(1, 2).Draw(t, "later peer")
+			if rapid.IntRange(0, 3).Draw(t, "sync first") == 0 {
+				sync(3-i, i)
+			}
+			cvDrawEdit(t, peers[i].Text(rapid.SampledFrom(cvRoots).Draw(t, "root")))
+			later = append(later, peers[i].TakeUpdate())
+		}
+		for k, u := range rapid.Permutation(later).Draw(t, "delivery order") {
+			for _, d := range []*crdt.Doc{a, loaded} {
+				if err := d.ApplyUpdate(u); err != nil {
+					t.Fatalf("later update %d: %v", k, err)
+				}
+			}
+			cvSame(t, fmt.Sprintf("after later update %d", k), a, loaded)
+			if (a.Pending() == 0) != (loaded.Pending() == 0) {
+				t.Fatalf("after later update %d: pending %d vs loaded %d", k, a.Pending(), loaded.Pending())
+			}
+		}
+		// Both edit concurrently, then exchange by state vector.
+		cvDrawEdit(t, a.Text(rapid.SampledFrom(cvRoots).Draw(t, "root")))
+		cvDrawEdit(t, loaded.Text(rapid.SampledFrom(cvRoots).Draw(t, "root")))
+		ua, ul := a.EncodeDiff(loaded.StateVector()), loaded.EncodeDiff(a.StateVector())
+		if err := a.ApplyUpdate(ul); err != nil {
+			t.Fatalf("loaded -> original: %v", err)
+		}
+		if err := loaded.ApplyUpdate(ua); err != nil {
+			t.Fatalf("original -> loaded: %v", err)
+		}
+		// The peers catch up from the loaded replica alone (two rounds, so
+		// each peer also gets what the other sent it).
+		for _, i := range []int{1, 2, 1} {
+			if err := peers[i].ApplyUpdate(loaded.EncodeDiff(peers[i].StateVector())); err != nil {
+				t.Fatalf("loaded -> peer %d: %v", i, err)
+			}
+			if err := loaded.ApplyUpdate(peers[i].EncodeDiff(loaded.StateVector())); err != nil {
+				t.Fatalf("peer %d -> loaded: %v", i, err)
+			}
+		}
+		if err := a.ApplyUpdate(loaded.EncodeDiff(a.StateVector())); err != nil {
+			t.Fatalf("loaded -> original: %v", err)
+		}
+		cvConverged(t, "after exchange", []*crdt.Doc{a, loaded, peers[1], peers[2]})
+	})
+}
+
+// cvType types word into d's root "t" at index at, one code point per
+// update, forwards or backwards, and returns the updates.
+func cvType(t *testing.T, d *crdt.Doc, at int, word string, backward bool) [][]byte {
+	t.Helper()
+	x := d.Text("t")
+	rs := []rune(word)
+	var ups [][]byte
+	for k := range rs {
+		pos, c := at+k, rs[k]
+		if backward {
+			pos, c = at, rs[len(rs)-1-k]
+		}
+		if err := x.Insert(pos, string(c)); err != nil {
+			t.Fatalf("Insert(%d, %q): %v", pos, c, err)
+		}
+		ups = append(ups, d.TakeUpdate())
+	}
+	return ups
+}
+
+// cvPermutations returns every ordering of words, concatenated.
+func cvPermutations(words []string) []string {
+	if len(words) <= 1 {
+		return []string{strings.Join(words, "")}
+	}
+	var out []string
+	for i, w := range words {
+		rest := append(slices.Clone(words[:i]), words[i+1:]...)
+		for _, p := range cvPermutations(rest) {
+			out = append(out, w+p)
+		}
+	}
+	return out
+}
+
+// TestNonInterleaving (C4): replicas type words concurrently at the same
+// place, forwards (appending each character) or backwards (inserting each
+// character at the same position). After merging, in every delivery order,
+// each word must be contiguous, and the order of the words is the FugueMax
+// tie-break: ascending agent.
+func TestNonInterleaving(t *testing.T) {
+	tests := []struct {
+		name     string
+		base     string
+		at       int
+		words    []string // word i is typed by agent i+1
+		backward bool
+		want     string
+	}{
+		{"2 forward", "", 0, []string{"Hello", " World!"}, false, "Hello World!"},
+		{"2 backward", "", 0, []string{"Hello", " World!"}, true, "Hello World!"},
+		{"2 forward mid", "[]", 1, []string{"Hello", " World!"}, false, "[Hello World!]"},
+		{"2 backward mid", "[]", 1, []string{"Hello", " World!"}, true, "[Hello World!]"},
+		{"2 forward multibyte", "<>", 2, []string{"héllo🎉", "wörld👍🏽"}, false, "<>héllo🎉wörld👍🏽"},
+		{"2 backward multibyte", "<>", 2, []string{"héllo🎉", "wörld👍🏽"}, true, "<>héllo🎉wörld👍🏽"},
+		{"3 forward", "", 0, []string{"Hello", " World!", " Ciao"}, false, "Hello World! Ciao"},
+		{"3 backward", "ab", 1, []string{"Hello", " World!", " Ciao"}, true, "aHello World! Ciaob"},
+		{"4 forward", "ab", 1, []string{"one", "two", "three", "four"}, false, "aonetwothreefourb"},
+		{"4 backward", "", 0, []string{"one", "two", "three", "four"}, true, "onetwothreefour"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := len(tc.words)
+			base := crdt.NewDoc(crdt.Options{Agent: 100})
+			if err := base.Text("t").Insert(0, tc.base); err != nil {
+				t.Fatal(err)
+			}
+			baseUpdate := base.TakeUpdate()
+			docs := make([]*crdt.Doc, n)
+			ups := make([][][]byte, n)
+			for i := range docs {
+				docs[i] = crdt.NewDoc(crdt.Options{Agent: crdt.AgentID(i + 1)})
+				if baseUpdate != nil {
+					if err := docs[i].ApplyUpdate(baseUpdate); err != nil {
+						t.Fatal(err)
+					}
+				}
+				ups[i] = cvType(t, docs[i], tc.at, tc.words[i], tc.backward)
+				rs := []rune(tc.base)
+				if got, want := docs[i].Text("t").String(), string(rs[:tc.at])+tc.words[i]+string(rs[tc.at:]); got != want {
+					t.Fatalf("replica %d alone: %q, want %q", i, got, want)
+				}
+			}
+			// Replica i receives the others' updates peer by peer, starting
+			// with peer i+1 (for two replicas: each one merges the other).
+			for i, d := range docs {
+				for k := 1; k < n; k++ {
+					for _, u := range ups[(i+k)%n] {
+						if err := d.ApplyUpdate(u); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+			}
+			// One more replica receives every update in a shuffled order.
+			shuffled := crdt.NewDoc(crdt.Options{Agent: 99})
+			ref := newRefDoc()
+			all := [][]byte{}
+			if baseUpdate != nil {
+				all = append(all, baseUpdate)
+			}
+			for _, u := range ups {
+				all = append(all, u...)
+			}
+			rand.New(rand.NewPCG(1, 2)).Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+			for _, u := range all {
+				if err := shuffled.ApplyUpdate(u); err != nil {
+					t.Fatal(err)
+				}
+				if err := ref.apply(u); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cvMatchRef(t, "shuffled delivery vs reference", shuffled, ref)
+			cvConverged(t, tc.name, append(docs, shuffled))
+			got := docs[0].Text("t").String()
+			rs := []rune(tc.base)
+			contiguous := false
+			for _, p := range cvPermutations(tc.words) {
+				if got == string(rs[:tc.at])+p+string(rs[tc.at:]) {
+					contiguous = true
+				}
+			}
+			if !contiguous {
+				t.Errorf("merged text %q interleaves the words %q", got, tc.words)
+			}
+			if got != tc.want {
+				t.Errorf("merged text = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// cvApplyAll applies updates to d in order.
+func cvApplyAll(t *testing.T, d *crdt.Doc, ups ...[]byte) {
+	t.Helper()
+	for k, u := range ups {
+		if err := d.ApplyUpdate(u); err != nil {
+			t.Fatalf("update %d: %v", k, err)
+		}
+	}
+}
+
+// cvEdit runs f on d's root "t" and returns d's update.
+func cvEdit(t *testing.T, d *crdt.Doc, f func(x *crdt.Text) error) []byte {
+	t.Helper()
+	if err := f(d.Text("t")); err != nil {
+		t.Fatal(err)
+	}
+	return d.TakeUpdate()
+}
+
+func cvIns(pos int, s string) func(*crdt.Text) error {
+	return func(x *crdt.Text) error { return x.Insert(pos, s) }
+}
+
+func cvDel(pos, n int) func(*crdt.Text) error {
+	return func(x *crdt.Text) error { return x.Delete(pos, n) }
+}
+
+// TestRegressionScenarios ports divergence bugs of other CRDTs
+// (RELIABILITY.md §2.3, C3) to this API. Each scenario returns replicas that
+// have all seen the same ops, and checks the intermediate states it cares
+// about; all must then equal want, and a reference fed the same updates.
+func TestRegressionScenarios(t *testing.T) {
+	newDocs := func(n int) []*crdt.Doc {
+		out := make([]*crdt.Doc, n)
+		for i := range out {
+			out[i] = crdt.NewDoc(crdt.Options{Agent: crdt.AgentID(i + 1)})
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		want string
+		run  func(t *testing.T) ([]*crdt.Doc, [][]byte)
+	}{
+		{
+			// y-octo#53: origins of an insert next to a tombstone must be
+			// adjacent items. A inserts "a"; all sync. B appends "b". A
+			// inserts "c" after "a" and deletes "a"; only C syncs with A. C
+			// inserts "d" at 0 (before the tombstone "a"). Then everyone
+			// cross-syncs in different orders.
+			name: "y-octo#53 insert at 0 before a tombstone after partial sync",
+			want: "dcb",
+			run: func(t *testing.T) ([]*crdt.Doc, [][]byte) {
+				d := newDocs(3)
+				ua := cvEdit(t, d[0], cvIns(0, "a"))
+				cvApplyAll(t, d[1], ua)
+				cvApplyAll(t, d[2], ua)
+				ub := cvEdit(t, d[1], cvIns(1, "b"))
+				uc := cvEdit(t, d[0], cvIns(1, "c"))
+				ux := cvEdit(t, d[0], cvDel(0, 1))
+				cvApplyAll(t, d[2], uc, ux)
+				if got := d[2].Text("t").String(); got != "c" {
+					t.Fatalf("C after partial sync = %q, want %q", got, "c")
+				}
+				ud := cvEdit(t, d[2], cvIns(0, "d"))
+				cvApplyAll(t, d[0], ud, ub)
+				cvApplyAll(t, d[1], uc, ud, ux) // d arrives before the delete of its right origin
+				cvApplyAll(t, d[2], ub)
+				return d, [][]byte{ua, ub, uc, ux, ud}
+			},
+		},
+		{
+			// ygo#111: C's right origin was inserted by B. Delivered A, C, B,
+			// C must wait for B instead of being integrated early.
+			name: "ygo#111 right origin arrives late",
+			want: "acb",
+			run: func(t *testing.T) ([]*crdt.Doc, [][]byte) {
+				d := newDocs(4)
+				ua := cvEdit(t, d[0], cvIns(0, "a"))
+				cvApplyAll(t, d[1], ua)
+				ub := cvEdit(t, d[1], cvIns(1, "b")) // "ab"
+				cvApplyAll(t, d[2], ua, ub)
+				uc := cvEdit(t, d[2], cvIns(1, "c")) // between a and b: right origin b
+				r := d[3]
+				cvApplyAll(t, r, ua, uc)
+				if got, pending := r.Text("t").String(), r.Pending(); got != "a" || pending == 0 {
+					t.Fatalf("after A, C: text %q with %d pending, want %q with C pending", got, pending, "a")
+				}
+				cvApplyAll(t, r, ub)
+				cvApplyAll(t, d[0], uc, ub)
+				cvApplyAll(t, d[1], uc)
+				return d, [][]byte{ua, ub, uc}
+			},
+		},
+		{
+			// ygo#111, left-origin variant: C is typed after B's "b".
+			name: "ygo#111 left origin arrives late",
+			want: "abc",
+			run: func(t *testing.T) ([]*crdt.Doc, [][]byte) {
+				d := newDocs(4)
+				ua := cvEdit(t, d[0], cvIns(0, "a"))
+				cvApplyAll(t, d[1], ua)
+				ub := cvEdit(t, d[1], cvIns(1, "b"))
+				cvApplyAll(t, d[2], ua, ub)
+				uc := cvEdit(t, d[2], cvIns(2, "c"))
+				r := d[3]
+				cvApplyAll(t, r, uc, ua)
+				if got, pending := r.Text("t").String(), r.Pending(); got != "a" || pending == 0 {
+					t.Fatalf("after C, A: text %q with %d pending, want %q with C pending", got, pending, "a")
+				}
+				cvApplyAll(t, r, ub)
+				cvApplyAll(t, d[0], uc, ub)
+				cvApplyAll(t, d[1], uc)
+				return d, [][]byte{ua, ub, uc}
+			},
+		},
+		{
+			// ygo#158: A deletes the tail "c" of "abc" and appends "d"; B
+			// concurrently appends "e" after the (for A deleted) "c".
+			name: "ygo#158 append after a deleted tail",
+			want: "abde",
+			run: func(t *testing.T) ([]*crdt.Doc, [][]byte) {
+				d := newDocs(2)
+				u0 := cvEdit(t, d[0], cvIns(0, "abc"))
+				cvApplyAll(t, d[1], u0)
+				u1 := cvEdit(t, d[0], cvDel(2, 1))
+				u2 := cvEdit(t, d[0], cvIns(2, "d"))
+				u3 := cvEdit(t, d[1], cvIns(3, "e"))
+				cvApplyAll(t, d[0], u3)
+				cvApplyAll(t, d[1], u2, u1) // insert before the delete it follows
+				return d, [][]byte{u0, u1, u2, u3}
+			},
+		},
+		{
+			// Everything deleted, then typed again at 0 on both sides.
+			name: "insert into a text of tombstones",
+			want: "xy",
+			run: func(t *testing.T) ([]*crdt.Doc, [][]byte) {
+				d := newDocs(2)
+				u0 := cvEdit(t, d[0], cvIns(0, "abc"))
+				cvApplyAll(t, d[1], u0)
+				u1 := cvEdit(t, d[0], cvDel(0, 3))
+				u2 := cvEdit(t, d[0], cvIns(0, "x"))
+				u3 := cvEdit(t, d[1], cvDel(1, 2))
+				u4 := cvEdit(t, d[1], cvIns(1, "y"))
+				cvApplyAll(t, d[0], u3, u4)
+				cvApplyAll(t, d[1], u2, u1)
+				return d, [][]byte{u0, u1, u2, u3, u4}
+			},
+		},
+		{
+			// A delete that arrives before the insert it deletes waits.
+			name: "delete before its insert",
+			want: "xz",
+			run: func(t *testing.T) ([]*crdt.Doc, [][]byte) {
+				d := newDocs(3)
+				u0 := cvEdit(t, d[0], cvIns(0, "xyz"))
+				cvApplyAll(t, d[1], u0)
+				u1 := cvEdit(t, d[1], cvDel(1, 1)) // another agent deletes "y"
+				r := d[2]
+				cvApplyAll(t, r, u1)
+				if got, pending, sv := r.Text("t").String(), r.Pending(), r.StateVector(); got != "" || pending == 0 || len(sv) != 0 {
+					t.Fatalf("after the delete alone: text %q, %d pending, state vector %v; want empty, the delete pending", got, pending, sv)
+				}
+				cvApplyAll(t, r, u1) // a duplicate while it waits
+				cvApplyAll(t, r, u0)
+				cvApplyAll(t, d[0], u1)
+				return d, [][]byte{u0, u1}
+			},
+		},
+		{
+			// The same agent's later op arrives first (seq gap), then a
+			// duplicate of the earlier one overlapping a diff.
+			name: "seq gap and overlapping diff",
+			want: "hello world",
+			run: func(t *testing.T) ([]*crdt.Doc, [][]byte) {
+				d := newDocs(2)
+				u0 := cvEdit(t, d[0], cvIns(0, "hello"))
+				u1 := cvEdit(t, d[0], cvIns(5, " world"))
+				cvApplyAll(t, d[1], u1)
+				if d[1].Pending() == 0 || d[1].Text("t").String() != "" {
+					t.Fatalf("later op of an agent applied before its earlier op: %q", d[1].Text("t").String())
+				}
+				cvApplyAll(t, d[1], d[0].EncodeDiff(nil), u0, u1)
+				return d, [][]byte{u0, u1}
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			docs, ups := tc.run(t)
+			cvConverged(t, tc.name, docs)
+			if got := docs[0].Text("t").String(); got != tc.want {
+				t.Errorf("text = %q, want %q", got, tc.want)
+			}
+			ref := newRefDoc()
+			for _, u := range ups {
+				if err := ref.apply(u); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := ref.String("t"); got != tc.want {
+				t.Errorf("reference text = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
