@@ -10,21 +10,26 @@ import (
 	"math"
 	"unicode/utf8"
 
+	"github.com/pierrec/lz4/v4"
+
 	"github.com/collabd/collabd/internal/mp"
 )
 
 // Snapshot format (version 1), documented in docs/FORMATS.md:
 //
-//	msgpack [version=1, flags uint, body bin]
+//	msgpack [version=1, compression uint, body_len uint, body bin]
 //
-// The body (raw DEFLATE, RFC 1951, when flags bit 0 is set) is a sequence of
+// compression: 0 none, 1 raw DEFLATE (RFC 1951), 2 LZ4 block. body_len is the
+// uncompressed length. The body is a sequence of
 // uvarint-framed sections: agents (id, next seq), roots (names), every agent's
 // history spans, the application order, the visible text of every root (UTF-8),
 // and per root its runs in document order as columns (flags, lengths, ids,
 // explicit origins). Deleted text is not stored: tombstones keep their ids and
 // origins only.
 const (
-	snapDeflate = 1 << 0
+	snapRaw     = 0 // body compression kinds
+	snapDeflate = 1
+	snapLZ4     = 2
 
 	leftNone, leftCont, leftPrev, leftExplicit     = 0, 1, 2, 3
 	rightNone, rightNext, rightSame, rightExplicit = 0, 1, 2, 3
@@ -39,10 +44,26 @@ const (
 	histHeaderBits = 4
 )
 
+// Compression selects how EncodeSnapshotWith compresses the snapshot body.
+type Compression int
+
+// Compression kinds. The zero value is CompressFast.
+const (
+	// CompressFast (LZ4, high-compression encoder) loads fastest: the default,
+	// for the server's store.
+	CompressFast Compression = iota
+	// CompressSmall (DEFLATE) is about 15% smaller and slower to load: for
+	// archives and backups.
+	CompressSmall
+)
+
 // EncodeSnapshot returns the whole document state: every text with its
 // structure, and the history needed to answer EncodeDiff for any peer. Loading
-// it does not replay ops.
-func (d *Doc) EncodeSnapshot() []byte {
+// it does not replay ops. It is EncodeSnapshotWith(CompressFast).
+func (d *Doc) EncodeSnapshot() []byte { return d.EncodeSnapshotWith(CompressFast) }
+
+// EncodeSnapshotWith is EncodeSnapshot with a choice of compression.
+func (d *Doc) EncodeSnapshotWith(c Compression) []byte {
 	var w []byte
 	w = binary.AppendUvarint(w, uint64(len(d.agents)))
 	for _, a := range d.agents {
@@ -99,20 +120,33 @@ func (d *Doc) EncodeSnapshot() []byte {
 		w = append(w, text...)
 	}
 	w = append(w, runs...)
-	flags := uint64(0)
-	body := w
-	if len(w) > 512 {
-		var buf bytes.Buffer
-		zw, _ := flate.NewWriter(&buf, 3) // only fails for a bad level
-		_, _ = zw.Write(w)                // bytes.Buffer writes do not fail
-		_ = zw.Close()
-		if buf.Len() < len(w) {
-			body, flags = buf.Bytes(), snapDeflate
+	return packSnapshot(w, c)
+}
+
+// packSnapshot compresses a snapshot body and wraps it in the msgpack header.
+func packSnapshot(raw []byte, c Compression) []byte {
+	body, kind := raw, uint64(snapRaw)
+	if len(raw) > 512 {
+		switch c {
+		case CompressSmall:
+			var buf bytes.Buffer
+			zw, _ := flate.NewWriter(&buf, 6) // only fails for a bad level
+			_, _ = zw.Write(raw)              // bytes.Buffer writes do not fail
+			_ = zw.Close()
+			if buf.Len() < len(raw) {
+				body, kind = buf.Bytes(), snapDeflate
+			}
+		default:
+			dst := make([]byte, lz4.CompressBlockBound(len(raw)))
+			if n, err := lz4.CompressBlockHC(raw, dst, lz4.Level9, nil, nil); err == nil && n > 0 && n < len(raw) {
+				body, kind = dst[:n], snapLZ4
+			}
 		}
 	}
-	out := make([]byte, 0, len(body)+16)
-	out = append(out, 0x93, snapshotVersion)
-	out = mp.AppendUint(out, flags)
+	out := make([]byte, 0, len(body)+24)
+	out = append(out, 0x94, snapshotVersion)
+	out = mp.AppendUint(out, kind)
+	out = mp.AppendUint(out, uint64(len(raw)))
 	return mp.AppendBin(out, body)
 }
 
@@ -268,13 +302,17 @@ func LoadSnapshot(b []byte, o Options) (*Doc, error) {
 	lim := o.Limits.withDefaults()
 	dec := decoder{what: "snapshot"}
 	dec.r.Reset(b)
-	if _, err := dec.array("snapshot", 3); err != nil {
+	if _, err := dec.array("snapshot", 4); err != nil {
 		return nil, err
 	}
 	if _, err := dec.uint("version", snapshotVersion); err != nil {
 		return nil, err
 	}
-	flags, err := dec.uint("flags", snapDeflate)
+	kind, err := dec.uint("compression", snapLZ4)
+	if err != nil {
+		return nil, err
+	}
+	rawLen, err := dec.uint("body length", uint64(lim.MaxSnapshot))
 	if err != nil {
 		return nil, err
 	}
@@ -285,18 +323,32 @@ func LoadSnapshot(b []byte, o Options) (*Doc, error) {
 	if err := dec.r.Done(); err != nil {
 		return nil, dec.fail("after body", err)
 	}
-	if flags&snapDeflate != 0 {
-		zr := flate.NewReader(bytes.NewReader(body))
-		raw, err := io.ReadAll(io.LimitReader(zr, int64(lim.MaxSnapshot)+1))
-		if err != nil {
-			return nil, &DecodeError{What: "snapshot", Reason: "inflate structure", Err: err}
+	switch kind {
+	case snapRaw:
+		if uint64(len(body)) != rawLen {
+			return nil, dec.fail("body length differs from the header", nil)
 		}
-		if len(raw) > lim.MaxSnapshot {
-			return nil, &DecodeError{What: "snapshot", Reason: fmt.Sprintf("structure exceeds %d bytes", lim.MaxSnapshot)}
+	case snapLZ4:
+		// LZ4 expands at most 255:1; a larger claim is a lie, refused before
+		// allocating for it.
+		if rawLen > 255*uint64(len(body))+16 {
+			return nil, dec.fail("body length impossible for its compressed size", nil)
+		}
+		raw := make([]byte, rawLen)
+		n, err := lz4.UncompressBlock(body, raw)
+		if err != nil || uint64(n) != rawLen {
+			return nil, &DecodeError{What: "snapshot", Reason: "decompress body", Err: err}
 		}
 		body = raw
-	} else if len(body) > lim.MaxSnapshot {
-		return nil, &DecodeError{What: "snapshot", Reason: fmt.Sprintf("structure exceeds %d bytes", lim.MaxSnapshot)}
+	case snapDeflate:
+		raw := make([]byte, 0, min(rawLen, 1032*uint64(len(body))+16))
+		buf := bytes.NewBuffer(raw)
+		zr := flate.NewReader(bytes.NewReader(body))
+		n, err := buf.ReadFrom(io.LimitReader(zr, int64(rawLen)+1))
+		if err != nil || uint64(n) != rawLen {
+			return nil, &DecodeError{What: "snapshot", Reason: "inflate body", Err: err}
+		}
+		body = buf.Bytes()
 	}
 	d, err := loadBody(body, o, lim)
 	if err != nil {
