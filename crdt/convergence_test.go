@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vmihailenco/msgpack/v5"
 	"pgregory.net/rapid"
 
 	"github.com/collabd/collabd/crdt"
@@ -120,29 +121,74 @@ func cvRandAgents(rng *rand.Rand, n int) []crdt.AgentID {
 	return out
 }
 
-// cvRandEdit makes one random local edit of x: an insert of 1–4 pieces at a
-// random place (often at the end, as typing does) or a delete of 1–4 code
-// points.
+// Kinds of local edit (cvEdit): each makes a different shape of run in the
+// history and in the updates.
+const (
+	cvInsert    = iota // insert text at pos
+	cvTyping           // type text one code point at a time from pos
+	cvDelete           // delete count code points at pos
+	cvBackspace        // count backspaces with the cursor at pos (reverse delete run)
+	cvForward          // count forward deletes at pos
+	cvKinds
+)
+
+// cvEditAt applies one local edit to x. Positions and counts must fit x.
+func cvEditAt(t cvT, x *crdt.Text, kind, pos, count int, text string) {
+	var err error
+	switch kind {
+	case cvInsert:
+		err = x.Insert(pos, text)
+	case cvTyping:
+		for k, c := range []rune(text) {
+			if err = x.Insert(pos+k, string(c)); err != nil {
+				break
+			}
+		}
+	case cvDelete:
+		err = x.Delete(pos, count)
+	case cvBackspace:
+		for k := range count {
+			if err = x.Delete(pos-1-k, 1); err != nil {
+				break
+			}
+		}
+	case cvForward:
+		for range count {
+			if err = x.Delete(pos, 1); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		t.Fatalf("edit kind %d at %d (count %d, text %q) of %q with length %d: %v", kind, pos, count, text, x.Name(), x.Len(), err)
+	}
+}
+
+// cvRandEdit makes one random local edit of x (inserts often at the end, as
+// typing does).
 func cvRandEdit(t cvT, rng *rand.Rand, x *crdt.Text) {
 	n := x.Len()
-	if n > 0 && rng.IntN(3) == 0 {
-		pos := rng.IntN(n)
-		k := 1 + rng.IntN(min(4, n-pos))
-		if err := x.Delete(pos, k); err != nil {
-			t.Fatalf("Delete(%d, %d) on length %d: %v", pos, k, n, err)
+	kind := rng.IntN(cvKinds)
+	if n == 0 || rng.IntN(2) == 0 {
+		kind = rng.IntN(2) // more inserts than deletes
+	}
+	switch kind {
+	case cvInsert, cvTyping:
+		pos := rng.IntN(n + 1)
+		if rng.IntN(3) == 0 {
+			pos = n
 		}
-		return
-	}
-	pos := rng.IntN(n + 1)
-	if rng.IntN(3) == 0 {
-		pos = n
-	}
-	var b strings.Builder
-	for range 1 + rng.IntN(4) {
-		b.WriteString(cvPieces[rng.IntN(len(cvPieces))])
-	}
-	if err := x.Insert(pos, b.String()); err != nil {
-		t.Fatalf("Insert(%d, %q) on length %d: %v", pos, b.String(), n, err)
+		var b strings.Builder
+		for range 1 + rng.IntN(4) {
+			b.WriteString(cvPieces[rng.IntN(len(cvPieces))])
+		}
+		cvEditAt(t, x, kind, pos, 0, b.String())
+	case cvBackspace:
+		pos := 1 + rng.IntN(n)
+		cvEditAt(t, x, kind, pos, 1+rng.IntN(min(4, pos)), "")
+	default:
+		pos := rng.IntN(n)
+		cvEditAt(t, x, kind, pos, 1+rng.IntN(min(4, n-pos)), "")
 	}
 }
 
@@ -238,21 +284,156 @@ func TestDifferential(t *testing.T) {
 	for peers := 1; peers <= 5; peers++ {
 		for seed := uint64(1); seed <= uint64(seeds); seed++ {
 			t.Run(fmt.Sprintf("peers=%d/seed=%d", peers, seed), func(t *testing.T) {
-				log, docs := cvHistory(t, seed, peers, 80)
-				d := crdt.NewDoc(crdt.Options{Agent: 0xD1FF})
-				ref := newRefDoc()
-				for step, e := range log {
-					if err := d.ApplyUpdate(e.update); err != nil {
-						t.Fatalf("seed %d, step %d: ApplyUpdate: %v", seed, step, err)
-					}
-					if err := ref.apply(e.update); err != nil {
-						t.Fatalf("seed %d, step %d: reference: %v", seed, step, err)
-					}
-					cvMatchRef(t, fmt.Sprintf("seed %d, first mismatch at step %d (update from peer %d, diff %v)", seed, step, e.from, e.diff), d, ref)
-				}
-				cvConverged(t, fmt.Sprintf("seed %d: replay vs peers", seed), append([]*crdt.Doc{d}, docs...))
+				cvReplayDifferential(t, seed, peers, 80)
 			})
 		}
+	}
+	// Long histories grow the run tree past one level of inner nodes.
+	if testing.Short() {
+		return
+	}
+	for seed := uint64(1); seed <= 2; seed++ {
+		t.Run(fmt.Sprintf("long/peers=3/seed=%d", seed), func(t *testing.T) {
+			cvReplayDifferential(t, seed, 3, 3000)
+		})
+	}
+}
+
+// cvReplayDifferential makes a history (cvHistory) and replays it into a
+// fresh Doc and a reference, comparing them after every update.
+func cvReplayDifferential(t *testing.T, seed uint64, peers, steps int) {
+	t.Helper()
+	log, docs := cvHistory(t, seed, peers, steps)
+	d := crdt.NewDoc(crdt.Options{Agent: 0xD1FF})
+	ref := newRefDoc()
+	for step, e := range log {
+		if err := d.ApplyUpdate(e.update); err != nil {
+			t.Fatalf("seed %d, step %d: ApplyUpdate: %v", seed, step, err)
+		}
+		if err := ref.apply(e.update); err != nil {
+			t.Fatalf("seed %d, step %d: reference: %v", seed, step, err)
+		}
+		cvMatchRef(t, fmt.Sprintf("seed %d, first mismatch at step %d (update from peer %d, diff %v)", seed, step, e.from, e.diff), d, ref)
+	}
+	cvConverged(t, fmt.Sprintf("seed %d: replay vs peers", seed), append([]*crdt.Doc{d}, docs...))
+}
+
+// cvOp is an op to encode by hand (cvEncode), in the update format of
+// docs/FORMATS.md, for ops no local edit would make.
+type cvOp struct {
+	del         bool
+	id          crdt.ID
+	text        string // insert content; "" with tomb > 0 for a tombstone insert
+	tomb        uint64
+	left, right crdt.ID
+	target      crdt.ID // delete: removes target .. target+n-1
+	n           uint64  // delete length
+}
+
+// cvEncode encodes ops on root "t" as one update with the msgpack library.
+func cvEncode(t cvT, ops []cvOp) []byte {
+	var agents []uint64
+	ix := func(a crdt.AgentID) uint64 {
+		if i := slices.Index(agents, uint64(a)); i >= 0 {
+			return uint64(i)
+		}
+		agents = append(agents, uint64(a))
+		return uint64(len(agents) - 1)
+	}
+	ref := func(x crdt.ID) []any {
+		if x.IsZero() {
+			return []any{uint64(0), uint64(0)}
+		}
+		return []any{ix(x.Agent) + 1, x.Seq}
+	}
+	var enc []any
+	for _, o := range ops {
+		head := []any{uint64(0), uint64(0), ix(o.id.Agent), o.id.Seq}
+		if o.del {
+			head[0] = uint64(1)
+			enc = append(enc, append(append(head, o.n), append(ref(o.target), false)...))
+			continue
+		}
+		var content any = o.text
+		if o.tomb > 0 {
+			content = o.tomb
+		}
+		enc = append(enc, append(append(append(head, content), ref(o.left)...), ref(o.right)...))
+	}
+	b, err := msgpack.Marshal([]any{uint64(1), agents, []string{"t"}, enc})
+	if err != nil {
+		t.Fatalf("msgpack: %v", err)
+	}
+	return b
+}
+
+// TestDifferentialCraftedOrigins feeds a fresh Doc and the reference the
+// same inserts with origins no local edit makes: a left origin anywhere and a
+// right origin anywhere after it (tombstones included), as a buggy or hostile
+// peer could send. Items between the origins force the FugueMax scan through
+// runs, split runs and tombstones; both implementations run the same
+// algorithm, so their texts must match after every update.
+func TestDifferentialCraftedOrigins(t *testing.T) {
+	for seed := uint64(1); seed <= 40; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 0xC5))
+		agents := cvRandAgents(rng, 4)
+		next := map[crdt.AgentID]uint64{}
+		d := crdt.NewDoc(crdt.Options{Agent: 0xC5C5})
+		ref := newRefDoc()
+		for step := range 150 {
+			items := ref.text("t").items
+			a := agents[rng.IntN(len(agents))]
+			var ops []cvOp
+			for range 1 + rng.IntN(2) {
+				id := crdt.ID{Agent: a, Seq: next[a]}
+				if len(items) > 0 && rng.IntN(4) == 0 {
+					it := items[rng.IntN(len(items))]
+					ops = append(ops, cvOp{del: true, id: id, target: it.id, n: 1})
+					next[a]++
+					continue
+				}
+				l := rng.IntN(len(items)+1) - 1 // -1: none
+				r := l + 1 + rng.IntN(len(items)-l)
+				o := cvOp{id: id}
+				if l >= 0 {
+					o.left = items[l].id
+				}
+				if r < len(items) {
+					o.right = items[r].id
+				}
+				k := 1 + rng.IntN(4)
+				if rng.IntN(8) == 0 {
+					o.tomb = uint64(k)
+				} else {
+					for range k {
+						o.text += cvPieces[rng.IntN(len(cvPieces))]
+					}
+					k = len([]rune(o.text))
+				}
+				ops = append(ops, o)
+				next[a] += uint64(k)
+				break // the next op's origins must be chosen after this one lands
+			}
+			u := cvEncode(t, ops)
+			if err := d.ApplyUpdate(u); err != nil {
+				t.Fatalf("seed %d, step %d: ApplyUpdate(%+v): %v", seed, step, ops, err)
+			}
+			if err := ref.apply(u); err != nil {
+				t.Fatalf("seed %d, step %d: reference: %v", seed, step, err)
+			}
+			cvMatchRef(t, fmt.Sprintf("seed %d, first mismatch at step %d (%+v)", seed, step, ops), d, ref)
+		}
+		// The crafted history survives a diff and a snapshot.
+		fresh := crdt.NewDoc(crdt.Options{Agent: 0xF5})
+		if err := fresh.ApplyUpdate(d.EncodeDiff(nil)); err != nil {
+			t.Fatalf("seed %d: full diff: %v", seed, err)
+		}
+		cvSame(t, fmt.Sprintf("seed %d: replica from EncodeDiff(nil)", seed), d, fresh)
+		loaded, err := crdt.LoadSnapshot(d.EncodeSnapshot(), crdt.Options{Agent: 0xF6})
+		if err != nil {
+			t.Fatalf("seed %d: LoadSnapshot: %v", seed, err)
+		}
+		cvSame(t, fmt.Sprintf("seed %d: replica from a snapshot", seed), d, loaded)
 	}
 }
 
@@ -340,21 +521,23 @@ func cvDrawAgents(t *rapid.T, n int) []crdt.AgentID {
 // cvDrawEdit makes one local edit of x chosen by rapid.
 func cvDrawEdit(t *rapid.T, x *crdt.Text) {
 	n := x.Len()
-	if n > 0 && rapid.IntRange(0, 2).Draw(t, "delete") == 0 {
+	kind := rapid.IntRange(0, 1).Draw(t, "insert kind")
+	if n > 0 {
+		kind = rapid.IntRange(0, cvKinds-1).Draw(t, "edit kind")
+	}
+	switch kind {
+	case cvInsert, cvTyping:
+		pos := rapid.IntRange(0, n).Draw(t, "pos")
+		s := strings.Join(rapid.SliceOfN(rapid.SampledFrom(cvPieces), 1, 6).Draw(t, "text"), "")
+		cvEditAt(t, x, kind, pos, 0, s)
+	case cvBackspace:
+		pos := rapid.IntRange(1, n).Draw(t, "cursor")
+		cvEditAt(t, x, kind, pos, rapid.IntRange(1, min(5, pos)).Draw(t, "count"), "")
+	default:
 		pos := rapid.IntRange(0, n-1).Draw(t, "pos")
-		k := rapid.IntRange(1, min(5, n-pos)).Draw(t, "count")
-		if err := x.Delete(pos, k); err != nil {
-			t.Fatalf("Delete(%d, %d) on length %d: %v", pos, k, n, err)
-		}
-		t.Logf("  delete %d at %d in %q", k, pos, x.Name())
-		return
+		cvEditAt(t, x, kind, pos, rapid.IntRange(1, min(5, n-pos)).Draw(t, "count"), "")
 	}
-	pos := rapid.IntRange(0, n).Draw(t, "pos")
-	s := strings.Join(rapid.SliceOfN(rapid.SampledFrom(cvPieces), 1, 6).Draw(t, "text"), "")
-	if err := x.Insert(pos, s); err != nil {
-		t.Fatalf("Insert(%d, %q) on length %d: %v", pos, s, n, err)
-	}
-	t.Logf("  insert %q at %d in %q", s, pos, x.Name())
+	t.Logf("  %q is now %q", x.Name(), x.String())
 }
 
 // cvDeliver applies u to replica r and to its reference, and checks they agree.
@@ -394,10 +577,10 @@ func TestConvergence(t *testing.T) {
 			i := rapid.IntRange(0, n-1).Draw(t, label)
 			return i, reps[i]
 		}
-		steps := rapid.IntRange(1, 120).Draw(t, "steps")
+		steps := rapid.IntRange(1, 300).Draw(t, "steps")
 		for step := range steps {
-			switch act := rapid.IntRange(0, 11).Draw(t, "action"); {
-			case act < 4: // local edit, broadcast to every inbox
+			switch act := rapid.IntRange(0, 15).Draw(t, "action"); {
+			case act < 6: // local edit, broadcast to every inbox
 				i, r := replica("editor")
 				root := rapid.SampledFrom(cvRoots).Draw(t, "root")
 				var clone *crdt.Doc
@@ -428,9 +611,17 @@ func TestConvergence(t *testing.T) {
 						}
 					}
 				}
-			case act < 8: // deliver one message, in any order; maybe keep it for a duplicate
+			case act < 12: // deliver one message, in any order; maybe keep it for a duplicate
 				j, r := replica("receiver")
 				if len(r.inbox) == 0 {
+					continue
+				}
+				if rapid.IntRange(0, 9).Draw(t, "flush inbox") == 9 {
+					t.Logf("step %d: replica %d gets its %d queued messages in order", step, j, len(r.inbox))
+					for k, u := range r.inbox {
+						cvDeliver(t, fmt.Sprintf("step %d: replica %d, flushed message %d", step, j, k), r, u)
+					}
+					r.inbox = nil
 					continue
 				}
 				k := rapid.IntRange(0, len(r.inbox)-1).Draw(t, "message")
@@ -440,14 +631,14 @@ func TestConvergence(t *testing.T) {
 				}
 				t.Logf("step %d: replica %d gets message %d", step, j, k)
 				cvDeliver(t, fmt.Sprintf("step %d: replica %d, message %d", step, j, k), r, u)
-			case act < 9: // state-vector diff, queued (delayed) at the requester
+			case act < 14: // state-vector diff, queued (delayed) at the requester
 				i, src := replica("diff source")
 				j, dst := replica("diff requester")
 				if i != j {
 					t.Logf("step %d: replica %d queues a diff from %d", step, j, i)
 					dst.inbox = append(dst.inbox, src.doc.EncodeDiff(dst.doc.StateVector()))
 				}
-			case act < 10: // lose a message
+			case act < 15: // lose a message
 				j, r := replica("lossy")
 				if len(r.inbox) > 0 {
 					k := rapid.IntRange(0, len(r.inbox)-1).Draw(t, "lost")
