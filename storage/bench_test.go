@@ -1,0 +1,233 @@
+package storage_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/collabd/collabd/storage"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Benchmarks run with fsync on, on the disk that holds the test's temporary
+// directory (set TMPDIR to measure another). Results and the command are in
+// BENCHMARKS.md. Custom metrics: ops/s, ack latency percentiles in µs, and
+// ops/commit for group commit.
+
+const benchPayload = 200 // bytes per update, as in RELIABILITY.md §1.9
+
+func reportLatencies(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	pct := func(p float64) float64 {
+		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Nanoseconds()) / 1e3
+	}
+	b.ReportMetric(pct(0.50), "p50-µs")
+	b.ReportMetric(pct(0.99), "p99-µs")
+}
+
+// BenchmarkFsync is the reference: append 4 KiB to a file and fdatasync.
+func BenchmarkFsync(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "fsync"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	buf := bytes.Repeat([]byte("x"), 4096)
+	lat := make([]time.Duration, 0, b.N)
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := f.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	reportLatencies(b, lat)
+}
+
+// BenchmarkBoltUpdatePerOp is the baseline group commit must beat: one bbolt
+// transaction (two fdatasyncs) per op.
+func BenchmarkBoltUpdatePerOp(b *testing.B) {
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "bolt.db"), 0o600, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	val := bytes.Repeat([]byte("v"), benchPayload)
+	var seq uint64
+	lat := make([]time.Duration, 0, b.N)
+	for b.Loop() {
+		t0 := time.Now()
+		err := db.Update(func(tx *bolt.Tx) error {
+			bk, err := tx.CreateBucketIfNotExists([]byte("log"))
+			if err != nil {
+				return err
+			}
+			seq++
+			return bk.Put(fmt.Appendf(nil, "%016x", seq), val)
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	reportLatencies(b, lat)
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+}
+
+func benchStore(b *testing.B) *storage.Store {
+	s, err := storage.Open(filepath.Join(b.TempDir(), "bench.db"), storage.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			b.Error(err)
+		}
+	})
+	return s
+}
+
+// BenchmarkAppendLone: one writer, one Append at a time. Its p50 is to be
+// compared with BenchmarkFsync's (target: at most 2×).
+func BenchmarkAppendLone(b *testing.B) {
+	s := benchStore(b)
+	ctx := context.Background()
+	val := bytes.Repeat([]byte("v"), benchPayload)
+	lat := make([]time.Duration, 0, b.N)
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := s.Append(ctx, "doc", val); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	reportLatencies(b, lat)
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+}
+
+// BenchmarkAppendConcurrent: W writers, each appending to random documents
+// among D, all through the group committer.
+func BenchmarkAppendConcurrent(b *testing.B) {
+	for _, c := range []struct{ writers, docs int }{
+		{1, 1}, {10, 10}, {100, 100}, {128, 1}, {128, 500}, {1000, 500},
+	} {
+		b.Run(fmt.Sprintf("writers=%d/docs=%d", c.writers, c.docs), func(b *testing.B) {
+			s := benchStore(b)
+			ctx := context.Background()
+			val := bytes.Repeat([]byte("v"), benchPayload)
+			var next atomic.Int64
+			lats := make([][]time.Duration, c.writers)
+			before, _ := s.Stats(ctx)
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for w := range c.writers {
+				wg.Go(func() {
+					for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+						doc := fmt.Sprintf("doc-%d", (int(i)*7919+w)%c.docs)
+						t0 := time.Now()
+						if _, err := s.Append(ctx, doc, val); err != nil {
+							b.Error(err)
+							return
+						}
+						lats[w] = append(lats[w], time.Since(t0))
+					}
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			after, _ := s.Stats(ctx)
+			reportLatencies(b, slices.Concat(lats...))
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+			if commits := after.Commits - before.Commits; commits > 0 {
+				b.ReportMetric(float64(after.Requests-before.Requests)/float64(commits), "ops/commit")
+			}
+		})
+	}
+}
+
+// loadTestDoc creates document id with a 64 KiB snapshot and a tail of
+// `tail` 200-byte entries, in one Import transaction.
+func loadTestDoc(b *testing.B, s *storage.Store, id string, tail int) {
+	b.Helper()
+	var exp bytes.Buffer
+	src := benchStore(b)
+	ctx := context.Background()
+	val := bytes.Repeat([]byte("v"), benchPayload)
+	ps := make([]*storage.Pending, 0, tail+1)
+	for range tail + 1 {
+		p, err := src.Submit(ctx, "src", val)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	for _, p := range ps {
+		if _, err := p.Wait(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := src.Compact(ctx, "src", bytes.Repeat([]byte("s"), 64<<10), 1); err != nil {
+		b.Fatal(err)
+	}
+	if err := src.Export(ctx, "src", &exp); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.Import(ctx, &exp, storage.ImportOptions{ID: id, Replace: true}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkLoad: a 64 KiB snapshot plus a 1,000-entry tail (target ≤ 5 ms).
+func BenchmarkLoad(b *testing.B) {
+	s := benchStore(b)
+	loadTestDoc(b, s, "doc", 1000)
+	ctx := context.Background()
+	for b.Loop() {
+		d, err := s.Load(ctx, "doc")
+		if err != nil || len(d.Tail) != 1000 {
+			b.Fatal(d, err)
+		}
+	}
+}
+
+// BenchmarkCompact: fold a 1,000-entry tail into a fresh 64 KiB snapshot,
+// all of it (through=last) or half of it (target ≤ 10 ms).
+func BenchmarkCompact(b *testing.B) {
+	for _, half := range []bool{false, true} {
+		b.Run(map[bool]string{false: "through=last", true: "through=half"}[half], func(b *testing.B) {
+			s := benchStore(b)
+			ctx := context.Background()
+			snap := bytes.Repeat([]byte("S"), 64<<10)
+			for i := 0; b.Loop(); i++ {
+				b.StopTimer()
+				id := fmt.Sprintf("doc-%d", i)
+				loadTestDoc(b, s, id, 1000)
+				info, err := s.Stat(ctx, id)
+				if err != nil {
+					b.Fatal(err)
+				}
+				through := info.LastSeq
+				if half {
+					through = info.SnapshotSeq + 500
+				}
+				b.StartTimer()
+				if err := s.Compact(ctx, id, snap, through); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
