@@ -51,6 +51,9 @@ type overlay struct {
 	status []readiness
 	rootIx []int // update root -> document root index, or -1
 	fresh  []AgentID
+
+	nextIx  map[AgentID]int  // index into next, once it is larger than small
+	freshIx map[AgentID]bool // set of fresh, once it is larger than small
 }
 
 type agentNext struct {
@@ -61,25 +64,75 @@ type agentNext struct {
 func (ov *overlay) reset() {
 	ov.next, ov.ivs, ov.status, ov.rootIx, ov.fresh = ov.next[:0], ov.ivs[:0], ov.status[:0], ov.rootIx[:0], ov.fresh[:0]
 	ov.built = -1
+	clear(ov.freshIx)
+}
+
+// small is how many agents an update may touch before the overlay indexes
+// them in a map instead of scanning.
+const small = 16
+
+func (ov *overlay) slot(a AgentID) int {
+	if len(ov.next) > small {
+		if i, ok := ov.nextIx[a]; ok {
+			return i
+		}
+		return -1
+	}
+	for i := range ov.next {
+		if ov.next[i].a == a {
+			return i
+		}
+	}
+	return -1
 }
 
 func (ov *overlay) known(a AgentID) (uint32, bool) {
-	for i := len(ov.next) - 1; i >= 0; i-- {
-		if ov.next[i].a == a {
-			return ov.next[i].next, true
-		}
+	if i := ov.slot(a); i >= 0 {
+		return ov.next[i].next, true
 	}
 	return 0, false
 }
 
 func (ov *overlay) advance(a AgentID, next uint32) {
-	for i := range ov.next {
-		if ov.next[i].a == a {
-			ov.next[i].next = next
-			return
-		}
+	if i := ov.slot(a); i >= 0 {
+		ov.next[i].next = next
+		return
 	}
 	ov.next = append(ov.next, agentNext{a, next})
+	switch n := len(ov.next); {
+	case n == small+1:
+		if ov.nextIx == nil {
+			ov.nextIx = make(map[AgentID]int)
+		}
+		clear(ov.nextIx)
+		for i, x := range ov.next {
+			ov.nextIx[x.a] = i
+		}
+	case n > small+1:
+		ov.nextIx[a] = n - 1
+	}
+}
+
+// addFresh records an agent the document does not know yet.
+func (ov *overlay) addFresh(a AgentID) {
+	if len(ov.fresh) < small {
+		if !slices.Contains(ov.fresh, a) {
+			ov.fresh = append(ov.fresh, a)
+		}
+		return
+	}
+	if ov.freshIx == nil {
+		ov.freshIx = make(map[AgentID]bool)
+	}
+	if len(ov.freshIx) == 0 {
+		for _, x := range ov.fresh {
+			ov.freshIx[x] = true
+		}
+	}
+	if !ov.freshIx[a] {
+		ov.freshIx[a] = true
+		ov.fresh = append(ov.fresh, a)
+	}
 }
 
 func (ov *overlay) find(a AgentID, s uint32) (interval, bool) {
@@ -197,7 +250,7 @@ func (c *checker) check(o *op) readiness {
 		st = c.items(o.target, o.n)
 	} else {
 		st = min(c.items(o.left, 1), c.items(o.right, 1))
-		if st == 1 && !o.left.IsZero() && o.left == o.right {
+		if st == 1 && (!o.left.IsZero() && o.left == o.right || !c.adjacentOrigins(o)) {
 			st = -1
 		}
 	}
@@ -208,6 +261,69 @@ func (c *checker) check(o *op) readiness {
 		return opWaiting
 	}
 	return opInvalid
+}
+
+// adjacentOrigins checks an insert's origins against what its author must
+// have seen. FugueMax converges only if the origins were adjacent when the
+// insert was made: every item now between them must be concurrent with it.
+// The author had certainly seen its own earlier ops and, seqs being dense,
+// every op of the origins' agents up to the origins; an item from that causal
+// past lying between the origins (or a right origin before the left one)
+// proves the op was not made by a correct replica, and it is refused. Honest
+// ops always pass. Origins made by earlier ops of the same update are not
+// checked here (they are not in the tree yet).
+func (c *checker) adjacentOrigins(o *op) bool {
+	d := c.d
+	if c.root < 0 {
+		return true // a new root: any origins come from this update (checked by items)
+	}
+	t := d.roots[c.root].t
+	l, r := d.toRefIfKnown(o.left), d.toRefIfKnown(o.right)
+	if (!o.left.IsZero() && !t.has(l)) || (!o.right.IsZero() && !t.has(r)) {
+		return true
+	}
+	author, authorKnown := d.lookupAgent(o.id.Agent)
+	inPast := func(x ref) bool { // is any item x, x+1, ... (one agent) in the known causal past?
+		switch {
+		case authorKnown && x.a == author && x.s < uint32(o.id.Seq):
+			return true
+		case !l.isNone() && x.a == l.a && x.s <= l.s:
+			return true
+		case !r.isNone() && x.a == r.a && x.s <= r.s:
+			return true
+		}
+		return false
+	}
+	var lf *node
+	var i int
+	var off uint32
+	if l.isNone() {
+		lf = t.first
+	} else {
+		lf, i, off = t.find(l)
+		off++
+	}
+	for {
+		for lf != nil && (i >= lf.n || off >= lf.runs[i].n) {
+			if i < lf.n {
+				i, off = i+1, 0
+			} else {
+				lf, i, off = lf.next, 0, 0
+			}
+		}
+		if lf == nil {
+			return r.isNone()
+		}
+		run := &lf.runs[i]
+		start := ref{run.id.a, run.id.s + off}
+		if run.contains(r) && r.s >= start.s {
+			return r.s == start.s || !inPast(start)
+		}
+		if inPast(start) {
+			return false
+		}
+		i, off = i+1, 0
+	}
 }
 
 // trim drops the first k ops of o (already seen).
@@ -261,8 +377,8 @@ func (d *Doc) applyDecoded(u *update) error {
 				newItems += int(o.n)
 			}
 		}
-		if _, ok := d.lookupAgent(o.id.Agent); !ok && !slices.Contains(ov.fresh, o.id.Agent) {
-			ov.fresh = append(ov.fresh, o.id.Agent)
+		if _, ok := d.lookupAgent(o.id.Agent); !ok {
+			ov.addFresh(o.id.Agent)
 		}
 	}
 	if len(d.pending)+waiting > d.lim.MaxPending {
@@ -322,6 +438,18 @@ func (d *Doc) drainPending() {
 		clear(d.pending[len(keep):])
 		d.pending = keep
 	}
+}
+
+// toRefIfKnown is toRef for an id whose agent may be unknown (then none).
+func (d *Doc) toRefIfKnown(x ID) ref {
+	if x.IsZero() || x.Seq >= uint64(noContent) {
+		return none
+	}
+	ai, ok := d.lookupAgent(x.Agent)
+	if !ok {
+		return none
+	}
+	return ref{ai, uint32(x.Seq)}
 }
 
 func (d *Doc) toRef(x ID) ref {

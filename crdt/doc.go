@@ -55,6 +55,17 @@
 //   - An op is applied only when its origins or targets are present; otherwise
 //     it waits in the pending buffer (bounded by Limits.MaxPending). Overflow
 //     rejects the update; nothing is dropped silently.
+//   - FugueMax converges only if an insert's origins were adjacent when it was
+//     made. An insert with an item of its known causal past (its author's
+//     earlier ops, the origins' agents' ops up to the origins) between its
+//     origins cannot come from a correct replica and is refused (ErrInvalidOp).
+//     Trust model: this check is sound (it never refuses an honest op) but not
+//     complete: a peer that forges origins skipping an item it knows only
+//     transitively (e.g. the left origin of one of its own earlier ops) is not
+//     detected, and replicas that apply such an op in different orders can
+//     diverge. Proving that needs per-op causal metadata (Byzantine-tolerant
+//     CRDTs); collabd instead authenticates every writer, and the server's
+//     application order is the one every client resyncs to.
 //   - An update is checked whole before anything is applied: a decode error,
 //     an invalid op or a limit rejects it and leaves the document unchanged.
 //   - Decoders check every declared length against the bytes that remain and

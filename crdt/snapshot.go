@@ -24,8 +24,8 @@ import (
 // uvarint-framed sections: agents (id, next seq), roots (names), every agent's
 // history spans, the application order, the visible text of every root (UTF-8),
 // and per root its runs in document order as columns (flags, lengths, ids,
-// explicit origins). Deleted text is not stored: tombstones keep their ids and
-// origins only.
+// explicit origins), then the pending buffer as an update. Deleted text is not
+// stored: tombstones keep their ids and origins only.
 const (
 	snapRaw     = 0 // body compression kinds
 	snapDeflate = 1
@@ -120,6 +120,9 @@ func (d *Doc) EncodeSnapshotWith(c Compression) []byte {
 		w = append(w, text...)
 	}
 	w = append(w, runs...)
+	pend := d.encodePending()
+	w = binary.AppendUvarint(w, uint64(len(pend)))
+	w = append(w, pend...)
 	return packSnapshot(w, c)
 }
 
@@ -409,6 +412,7 @@ func loadBody(body []byte, o Options, lim Limits) (*Doc, error) {
 			return nil, err
 		}
 	}
+	pend := r.bytes()
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -417,6 +421,12 @@ func loadBody(body []byte, o Options, lim Limits) (*Doc, error) {
 	}
 	if err := d.verifyLoaded(); err != nil {
 		return nil, err
+	}
+	if len(pend) > 0 {
+		// Ops that were waiting for their dependencies wait again.
+		if err := d.ApplyUpdate(pend); err != nil {
+			return nil, fmt.Errorf("pending ops: %w", err)
+		}
 	}
 	if o.Agent == 0 {
 		o.Agent = NewAgentID()
