@@ -64,8 +64,8 @@
 //     transitively (e.g. the left origin of one of its own earlier ops) is not
 //     detected, and replicas that apply such an op in different orders can
 //     diverge. Proving that needs per-op causal metadata (Byzantine-tolerant
-//     CRDTs); collabd instead authenticates every writer, and the server's
-//     application order is the one every client resyncs to.
+//     CRDTs, future work); collabd authenticates every writer, so such an op
+//     is attributable to one token.
 //   - An update is checked whole before anything is applied: a decode error,
 //     an invalid op or a limit rejects it and leaves the document unchanged.
 //   - Decoders check every declared length against the bytes that remain and
