@@ -177,13 +177,18 @@ func (o *importOp) apply(b *batch) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if d.bkt != nil && !o.replace {
+	if d.exists() && !o.replace {
 		if d.info.Deleted {
 			return 0, reject(fmt.Errorf("%w: %q (import with Replace to restore it)", ErrDeleted, in.ID))
 		}
 		return 0, reject(fmt.Errorf("%w: %q", ErrExists, in.ID))
 	}
-	if err := b.create(d); err != nil {
+	// Old journal entries go now: their sequences could collide with the
+	// imported ones.
+	if err := b.dropJournal(d); err != nil {
+		return 0, err
+	}
+	if err := b.recreate(d, true); err != nil {
 		return 0, err
 	}
 	info := DocInfo{

@@ -101,17 +101,22 @@ func (s *Store) run() {
 		select {
 		case r := <-s.reqs:
 			batch = s.collect(append(batch[:0], r), r.op.size())
-			s.commit(batch)
+			s.commit(batch, false)
 		case <-s.closing:
 			// Close waited for every Submit to finish sending, so the queue
 			// holds everything that will ever arrive.
 			for {
 				batch = s.collect(batch[:0], 0)
 				if len(batch) == 0 {
-					return
+					break
 				}
-				s.commit(batch)
+				s.commit(batch, false)
 			}
+			// Leave an empty journal behind, so the next Open is quick.
+			for s.jcount.Load() > 0 && s.failure.Load() == nil {
+				s.commit(nil, true)
+			}
+			return
 		}
 		clear(batch) // drop references so committed payloads can be freed
 	}
@@ -134,23 +139,24 @@ func (s *Store) collect(batch []*request, n int) []*request {
 // commit applies batch in one transaction and completes its requests. On a
 // commit error every request of the batch fails and the store fails: no
 // request is completed without error unless its transaction committed.
-func (s *Store) commit(batch []*request) {
+func (s *Store) commit(reqs []*request, drain bool) {
 	defer func() {
-		for _, r := range batch {
+		for _, r := range reqs {
 			close(r.done)
 		}
 	}()
 	if f := s.failure.Load(); f != nil {
-		for _, r := range batch {
+		for _, r := range reqs {
 			r.err = *f
 		}
 		return
 	}
 	start := time.Now()
 	var bytes int
+	var b *batch
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := newBatch(tx, s.opts.Now())
-		for _, r := range batch {
+		b = s.newBatch(tx)
+		for _, r := range reqs {
 			seq, err := r.op.apply(b)
 			var rej *rejection
 			if errors.As(err, &rej) {
@@ -163,22 +169,26 @@ func (s *Store) commit(batch []*request) {
 			r.seq, r.err = seq, nil
 			bytes += r.op.size()
 		}
+		if err := b.clean(s.cleanBudget(drain)); err != nil {
+			return err
+		}
 		if err := b.flush(); err != nil {
 			return err
 		}
 		if s.hooks.beforeCommit != nil {
-			return s.hooks.beforeCommit(len(batch))
+			return s.hooks.beforeCommit(len(reqs))
 		}
 		return nil
 	})
 	if err != nil {
 		ferr := s.setFailed(err)
-		for _, r := range batch {
+		for _, r := range reqs {
 			r.seq, r.err = 0, ferr
 		}
 		return
 	}
-	s.stats.record(len(batch), bytes, time.Since(start))
+	b.publish()
+	s.stats.record(len(reqs), bytes, time.Since(start))
 }
 
 // commitStats are the committer's counters since Open.
@@ -191,6 +201,9 @@ type commitStats struct {
 }
 
 func (c *commitStats) record(n, bytes int, d time.Duration) {
+	if n == 0 {
+		return // a cleaning-only commit on Close
+	}
 	c.commits.Add(1)
 	c.requests.Add(uint64(n))
 	c.bytes.Add(uint64(bytes))

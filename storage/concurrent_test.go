@@ -19,7 +19,7 @@ import (
 // deleted documents stay deleted.
 func TestConcurrentUse(t *testing.T) {
 	ctx := context.Background()
-	s, _ := openStore(t, storage.Options{})
+	s, _ := openStore(t, storage.Options{JournalEntries: 32}) // keep migration busy
 	const (
 		writers  = 8
 		perW     = 150

@@ -31,11 +31,12 @@ import (
 // COLLABD_CRASH_CYCLES sets the number of cycles (default 20; run 200 for a
 // longer soak), COLLABD_CRASH_SEED replays a run.
 const (
-	envChild  = "COLLABD_STORAGE_CRASH_CHILD" // "append" or "compact"; set only in the child
-	envPath   = "COLLABD_STORAGE_CRASH_PATH"
-	envCycle  = "COLLABD_STORAGE_CRASH_CYCLE"
-	envCycles = "COLLABD_CRASH_CYCLES"
-	envSeed   = "COLLABD_CRASH_SEED"
+	envChild   = "COLLABD_STORAGE_CRASH_CHILD" // "append" or "compact"; set only in the child
+	envPath    = "COLLABD_STORAGE_CRASH_PATH"
+	envCycle   = "COLLABD_STORAGE_CRASH_CYCLE"
+	envJournal = "COLLABD_STORAGE_CRASH_JOURNAL"
+	envCycles  = "COLLABD_CRASH_CYCLES"
+	envSeed    = "COLLABD_CRASH_SEED"
 
 	crashWriters = 8
 	crashDocs    = 20
@@ -53,14 +54,15 @@ func TestCrashChild(t *testing.T) {
 		t.Skip("helper process for the crash tests")
 	}
 	cycle, _ := strconv.Atoi(os.Getenv(envCycle))
-	if err := crashChild(os.Getenv(envPath), mode, cycle); err != nil {
+	journal, _ := strconv.Atoi(os.Getenv(envJournal))
+	if err := crashChild(os.Getenv(envPath), mode, cycle, journal); err != nil {
 		fmt.Printf("FAIL %v\n", err)
 		os.Exit(3)
 	}
 }
 
-func crashChild(path, mode string, cycle int) error {
-	s, err := storage.Open(path, storage.Options{})
+func crashChild(path, mode string, cycle, journal int) error {
+	s, err := storage.Open(path, storage.Options{JournalEntries: journal})
 	if err != nil {
 		return err
 	}
@@ -177,7 +179,10 @@ func crashLoop(t *testing.T, mode string) {
 		if rng.IntN(8) != 0 {
 			killAfter = 1 + rng.IntN(400)
 		}
-		total += runCrashChild(t, path, mode, cycle, killAfter, acked)
+		journal := []int{8, 64, 0}[rng.IntN(3)] // 0: the default
+		// A small journal keeps the committer migrating entries into the
+		// per-document logs, so kills land in the middle of that too.
+		total += runCrashChild(t, path, mode, cycle, journal, killAfter, acked)
 		checkCrashFile(t, path, acked, cycle)
 	}
 	t.Logf("%d cycles, %d acknowledged appends, all present exactly once", cycles, total)
@@ -185,10 +190,10 @@ func crashLoop(t *testing.T, mode string) {
 
 // runCrashChild starts a child, reads its acks into acked, and SIGKILLs it
 // once killAfter acks arrived. It returns the number of acks read.
-func runCrashChild(t *testing.T, path, mode string, cycle, killAfter int, acked map[string]ack) int {
+func runCrashChild(t *testing.T, path, mode string, cycle, journal, killAfter int, acked map[string]ack) int {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), envChild+"="+mode, envPath+"="+path, envCycle+"="+strconv.Itoa(cycle))
+	cmd.Env = append(os.Environ(), envChild+"="+mode, envPath+"="+path, envCycle+"="+strconv.Itoa(cycle), envJournal+"="+strconv.Itoa(journal))
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -22,9 +22,9 @@ import (
 //	flags    1 byte   bit 1: has snapshot; other bits must be 0
 //	snapSeq  uvarint  0 unless has snapshot; <= lastSeq
 //	snapshot uvarint length, bytes (only if has snapshot)
-//	count    uvarint  number of log entries, <= lastSeq - snapSeq
-//	entries  count × (seq uvarint, length uvarint, bytes); seqs strictly
-//	         increasing, in (snapSeq, lastSeq]
+//	count    uvarint  number of log entries, = lastSeq - snapSeq
+//	entries  count × (seq uvarint, length uvarint, bytes); seqs are
+//	         snapSeq+1, snapSeq+2, …, lastSeq
 //	crc      4 bytes  big-endian CRC-32C of every byte before it
 //
 // Nothing may follow the checksum.
@@ -255,7 +255,7 @@ func decodeExport(r io.Reader, lim exportLimits) (*Document, error) {
 	if count > lim.maxEntries {
 		return nil, d.fail("count", fmt.Errorf("%w: %d entries (max %d)", ErrTooLarge, count, lim.maxEntries))
 	}
-	if count > info.LastSeq-info.SnapshotSeq {
+	if count != info.LastSeq-info.SnapshotSeq {
 		return nil, d.corrupt("count", "%d entries for sequences (%d, %d]", count, info.SnapshotSeq, info.LastSeq)
 	}
 	prev := info.SnapshotSeq
@@ -264,8 +264,8 @@ func decodeExport(r io.Reader, lim exportLimits) (*Document, error) {
 		if err != nil {
 			return nil, err
 		}
-		if seq <= prev || seq > info.LastSeq {
-			return nil, d.corrupt("entry.seq", "seq %d outside (%d, %d]", seq, prev, info.LastSeq)
+		if seq != prev+1 {
+			return nil, d.corrupt("entry.seq", "seq %d, want %d", seq, prev+1)
 		}
 		data, err := d.blob("entry.data", lim.maxUpdate)
 		if err != nil {

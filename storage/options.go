@@ -45,6 +45,13 @@ type Options struct {
 	// before Submit blocks (until its ctx ends). Zero means 4096.
 	QueueLen int
 
+	// JournalEntries is the journal size, in entries, above which the
+	// committer starts moving entries into the per-document logs (see
+	// doc.go, "Journal"). A larger journal makes that cheaper per entry, when
+	// many documents are written at once, and makes Open slower (Open reads
+	// the whole journal; Close empties it). Zero means 65536.
+	JournalEntries int
+
 	// MaxUpdateBytes is the largest update Append accepts. Zero means 8 MiB.
 	MaxUpdateBytes int
 
@@ -68,7 +75,7 @@ type Options struct {
 // withDefaults returns o with every zero field replaced by its default.
 func (o Options) withDefaults() (Options, error) {
 	if o.LockTimeout < 0 || o.InitialMmapSize < 0 || o.MaxSize < 0 || o.MaxBatchOps < 0 ||
-		o.MaxBatchBytes < 0 || o.QueueLen < 0 || o.MaxUpdateBytes < 0 ||
+		o.MaxBatchBytes < 0 || o.QueueLen < 0 || o.JournalEntries < 0 || o.MaxUpdateBytes < 0 ||
 		o.MaxSnapshotBytes < 0 || o.MaxImportBytes < 0 {
 		return o, errors.New("storage: negative value in Options")
 	}
@@ -84,6 +91,7 @@ func (o Options) withDefaults() (Options, error) {
 	def(&o.MaxBatchOps, 1024)
 	def(&o.MaxBatchBytes, 16<<20)
 	def(&o.QueueLen, 4096)
+	def(&o.JournalEntries, 1<<16)
 	def(&o.MaxUpdateBytes, 8<<20)
 	def(&o.MaxSnapshotBytes, 256<<20)
 	if o.MaxImportBytes == 0 {

@@ -137,8 +137,8 @@ func decodeMeta(id string, b []byte) (DocInfo, error) {
 		return fail(2+8*4, "snapshotSeq", "snapshot seq past last seq")
 	case d.SnapshotBytes < 0 || d.LogEntries < 0 || d.LogBytes < 0:
 		return fail(2+8*5, "sizes", "negative size")
-	case uint64(d.LogEntries) > d.LastSeq-d.SnapshotSeq:
-		return fail(2+8*6, "logEntries", "more log entries than sequence numbers")
+	case !d.Deleted && uint64(d.LogEntries) != d.LastSeq-d.SnapshotSeq:
+		return fail(2+8*6, "logEntries", "log entries do not fill the sequences after the snapshot")
 	case !d.HasSnapshot && (d.SnapshotBytes != 0 || d.SnapshotSeq != 0):
 		return fail(1, "flags", "snapshot fields without a snapshot")
 	case d.Deleted && (d.HasSnapshot || d.LogEntries != 0 || d.LogBytes != 0):

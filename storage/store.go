@@ -22,6 +22,7 @@ const formatVersion = 1
 var (
 	bucketRoot = []byte("collabd") // store-level records
 	bucketDocs = []byte("docs")    // one nested bucket per document
+	// bucketJournal ("journal") is declared in journal.go.
 	keyFormat  = []byte("format")
 )
 
@@ -46,6 +47,9 @@ type Store struct {
 
 	failure atomic.Pointer[error] // set once by the committer on the first commit error
 	stats   commitStats
+
+	jx     jindex       // where each document's journal entries are
+	jcount atomic.Int64 // journal entries; written by the committer after each commit
 
 	hooks hooks // fault injection for this package's tests; zero in production
 }
@@ -78,8 +82,18 @@ func open(path string, opts Options, h hooks) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := db.View(checkFormat); err != nil {
-		_ = db.Close() // the format error is the one to report
+	var idx map[string][]jref
+	var next uint64
+	var count int64
+	err = db.View(func(tx *bolt.Tx) error {
+		if err := checkFormat(tx); err != nil {
+			return err
+		}
+		idx, next, count, err = buildIndex(tx)
+		return err
+	})
+	if err != nil {
+		_ = db.Close() // the format or journal error is the one to report
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	s := &Store{
@@ -90,7 +104,9 @@ func open(path string, opts Options, h hooks) (*Store, error) {
 		closing: make(chan struct{}),
 		stopped: make(chan struct{}),
 		hooks:   h,
+		jx:      jindex{docs: idx, next: next},
 	}
+	s.jcount.Store(count)
 	if opts.ReadOnly {
 		close(s.stopped)
 	} else {
@@ -121,7 +137,7 @@ func openBolt(path string, opts Options) (*bolt.DB, error) {
 
 func checkFormat(tx *bolt.Tx) error {
 	root := tx.Bucket(bucketRoot)
-	if root == nil || tx.Bucket(bucketDocs) == nil {
+	if root == nil || tx.Bucket(bucketDocs) == nil || tx.Bucket(bucketJournal) == nil {
 		return fmt.Errorf("%w: not a collabd store", ErrFormat)
 	}
 	if v := root.Get(keyFormat); !bytes.Equal(v, []byte{formatVersion}) {
@@ -152,6 +168,9 @@ func createIfMissing(path string, opts Options) error {
 			return err
 		}
 		if _, err := tx.CreateBucket(bucketDocs); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucket(bucketJournal); err != nil {
 			return err
 		}
 		return root.Put(keyFormat, []byte{formatVersion})

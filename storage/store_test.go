@@ -417,3 +417,28 @@ func TestNotAStore(t *testing.T) {
 		t.Errorf("Open(junk) = %v, want ErrFormat", err)
 	}
 }
+
+// TestJournalStaysBounded checks that the committer keeps moving journal
+// entries into the per-document logs as it commits, and that Close empties
+// the journal.
+func TestJournalStaysBounded(t *testing.T) {
+	ctx := context.Background()
+	s, path := openStore(t, storage.Options{JournalEntries: 8})
+	for i := range 300 {
+		mustAppend(t, s, fmt.Sprintf("doc-%d", i%20), fmt.Sprint(i))
+		if st, err := s.Stats(ctx); err != nil || st.JournalEntries > 9 {
+			t.Fatalf("after %d appends: Stats() = %+v, %v; want at most 9 journal entries", i+1, st, err)
+		}
+	}
+	d := mustLoad(t, s, "doc-7")
+	if len(d.Tail) != 15 || d.Info.LastSeq != 15 || d.Tail[14].Seq != 15 || string(d.Tail[14].Data) != "287" {
+		t.Errorf("Load(doc-7) = %+v, tail %q", d.Info, tailStrings(d))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep := mustVerify(t, path)
+	if rep.JournalEntries != 0 || rep.Documents != 20 || rep.LogEntries != 300 {
+		t.Errorf("Verify() after Close = %+v; want an empty journal, 20 documents, 300 entries", rep)
+	}
+}

@@ -72,3 +72,5 @@ func compactionSnapshot(d *storage.Document, through uint64) ([]byte, error) {
 	}
 	return encodeTestSnapshot(keep), nil
 }
+
+func getenv(k string) string { return os.Getenv(k) }

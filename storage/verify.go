@@ -13,10 +13,11 @@ const maxProblems = 100
 
 // Report is the result of Verify.
 type Report struct {
-	Documents  int64    // live documents that loaded cleanly
-	Deleted    int64    // tombstones
-	LogEntries int64    // log entries read and checked
-	Problems   []string // every problem found, up to 100; empty when the file is sound
+	Documents      int64    // live documents that loaded cleanly
+	Deleted        int64    // tombstones
+	LogEntries     int64    // log entries read and checked (own logs and journal)
+	JournalEntries int64    // entries in the journal, live or dead
+	Problems       []string // every problem found, up to 100; empty when the file is sound
 }
 
 func (r *Report) add(format string, args ...any) {
@@ -25,10 +26,11 @@ func (r *Report) add(format string, args ...any) {
 	}
 }
 
-// Verify opens the store file at path read-only and checks it: bbolt's page
-// consistency check (Tx.Check), the format marker, and then every document
-// as Load reads it (metadata, snapshot and log checksums, sequence order,
-// counts), plus the shape of every tombstone. It never writes.
+// Verify opens the store file at path read-only and checks it: the format
+// marker and every journal entry (as Open always does), bbolt's page
+// consistency check (Tx.Check), the shape of every document bucket, and then
+// every document as Load reads it (metadata, snapshot, log and journal
+// checksums, sequences without gaps, counts). It never writes.
 //
 // Point it at a copy made by Backup or BackupFile, or at a store no process
 // has open: a store open for writing holds an exclusive lock, and Verify
@@ -43,12 +45,13 @@ func Verify(ctx context.Context, path string, opts Options) (Report, error) {
 		return Report{}, err
 	}
 	var rep Report
-	err = s.view(ctx, func(tx *bolt.Tx) error {
+	rep.JournalEntries = s.jcount.Load()
+	err = s.readView(ctx, "", func(tx *bolt.Tx, v *jview) error {
 		// Check's goroutine sends until it is done; drain it completely.
 		for err := range tx.Check() {
 			rep.add("bbolt: %v", err)
 		}
-		return verifyDocs(ctx, tx, &rep)
+		return verifyDocs(ctx, tx, v, &rep)
 	})
 	if cerr := s.Close(); err == nil {
 		err = cerr
@@ -59,14 +62,15 @@ func Verify(ctx context.Context, path string, opts Options) (Report, error) {
 	return rep, err
 }
 
-func verifyDocs(ctx context.Context, tx *bolt.Tx, rep *Report) error {
+func verifyDocs(ctx context.Context, tx *bolt.Tx, v *jview, rep *Report) error {
+	// Shape of every bucket under docs.
 	c := tx.Bucket(bucketDocs).Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
+	for k, val := c.First(); k != nil; k, val = c.Next() {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		id := string(k)
-		if v != nil {
+		if val != nil {
 			rep.add("document %q: plain value instead of a bucket", id)
 			continue
 		}
@@ -74,38 +78,61 @@ func verifyDocs(ctx context.Context, tx *bolt.Tx, rep *Report) error {
 			rep.add("document bucket %x: %v", k, err)
 			continue
 		}
-		info, bkt, err := readInfo(tx, id)
-		if err != nil {
-			rep.add("%v", err)
-			continue
-		}
-		// Only the three known keys may exist.
+		bkt := tx.Bucket(bucketDocs).Bucket(k)
 		bc := bkt.Cursor()
 		for key, _ := bc.First(); key != nil; key, _ = bc.Next() {
 			if !bytes.Equal(key, keyMeta) && !bytes.Equal(key, keySnapshot) && !bytes.Equal(key, keyLog) {
 				rep.add("document %q: unknown key %x", id, key)
 			}
 		}
-		if info.Deleted {
-			rep.Deleted++
-			if bkt.Get(keySnapshot) != nil || bkt.Bucket(keyLog) != nil {
-				rep.add("document %q: tombstone still holds a snapshot or log", id)
-			}
-			continue
+		info, err := decodeMeta(id, bkt.Get(keyMeta))
+		if err != nil {
+			continue // reported when the document is loaded below
 		}
-		if !info.HasSnapshot && bkt.Get(keySnapshot) != nil {
+		switch {
+		case info.Deleted && (bkt.Get(keySnapshot) != nil || bkt.Bucket(keyLog) != nil):
+			rep.add("document %q: tombstone still holds a snapshot or log", id)
+		case !info.HasSnapshot && bkt.Get(keySnapshot) != nil:
 			rep.add("document %q: snapshot stored but metadata has none", id)
 		}
-		doc, err := loadTx(ctx, tx, id)
+	}
+	// Every document, including those that live in the journal only, loads.
+	return eachDocID(ctx, tx, v, func(id string) {
+		d, err := readDoc(tx, v, id)
+		if err == nil && d.info.Deleted {
+			rep.Deleted++
+			return
+		}
+		var doc *Document
+		if err == nil {
+			doc, err = loadTx(ctx, tx, v, id)
+		}
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
 			rep.add("%v", err)
-			continue
+			return
 		}
 		rep.Documents++
 		rep.LogEntries += int64(len(doc.Tail))
+	})
+}
+
+// eachDocID calls fn with the id of every document bucket with a valid id
+// and of every document that lives in the journal only.
+func eachDocID(ctx context.Context, tx *bolt.Tx, v *jview, fn func(id string)) error {
+	docs := tx.Bucket(bucketDocs)
+	c := docs.Cursor()
+	for k, val := c.First(); k != nil; k, val = c.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if val == nil && checkID(string(k)) == nil && docs.Bucket(k).Get(keyMeta) != nil {
+			fn(string(k))
+		}
+	}
+	for id := range v.refs {
+		if docs.Get([]byte(id)) == nil && docs.Bucket([]byte(id)) == nil {
+			fn(id)
+		}
 	}
 	return nil
 }

@@ -25,7 +25,7 @@ func (s *Store) Submit(ctx context.Context, id string, update []byte) (*Pending,
 	if len(update) > s.opts.MaxUpdateBytes {
 		return nil, fmt.Errorf("%w: update of %d bytes for %q (max %d)", ErrTooLarge, len(update), id, s.opts.MaxUpdateBytes)
 	}
-	return s.submit(ctx, &appendOp{doc: id, rec: newRecord(update)})
+	return s.submit(ctx, &appendOp{doc: id, val: newJournalValue(id, update), n: len(update)})
 }
 
 // Append adds update to the end of document id's log and returns its
@@ -82,24 +82,58 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 }
 
 // batch is the committer's view of one write transaction. It caches the
-// metadata of every document the batch touches and writes it once in flush.
+// state of every document the batch touches; metadata is written once, in
+// flush, and index changes are published only after the commit.
 type batch struct {
-	docs *bolt.Bucket
-	now  time.Time
-	open map[string]*docState
+	s       *Store
+	docs    *bolt.Bucket
+	journal *bolt.Bucket
+	now     time.Time
+	open    map[string]*docState
+	next    uint64 // next journal key
+	jcount  int64  // journal entries
 }
 
-// docState is one document inside a batch. bkt is nil while the document does
-// not exist.
+// docState is one document inside a batch.
 type docState struct {
-	bkt   *bolt.Bucket
-	log   *bolt.Bucket
-	info  DocInfo
-	dirty bool
+	id        string
+	bkt       *bolt.Bucket // nil while the document has no bucket (it may live in the journal only)
+	log       *bolt.Bucket // nil for a tombstone
+	info      DocInfo      // stored metadata; info.LastSeq is the log watermark
+	refs      []jref       // the document's journal entries as of this batch
+	refsDirty bool         // refs differ from the index
+	dirty     bool         // info must be written
 }
 
-func newBatch(tx *bolt.Tx, now time.Time) *batch {
-	return &batch{docs: tx.Bucket(bucketDocs), now: now, open: make(map[string]*docState)}
+// live returns the journal entries above the log watermark.
+func (d *docState) live() []jref {
+	i := len(d.refs)
+	for i > 0 && d.refs[i-1].seq > d.info.LastSeq {
+		i--
+	}
+	return d.refs[i:]
+}
+
+// last returns the document's highest sequence.
+func (d *docState) last() uint64 {
+	if l := d.live(); len(l) > 0 {
+		return l[len(l)-1].seq
+	}
+	return d.info.LastSeq
+}
+
+func (d *docState) exists() bool { return d.bkt != nil || len(d.live()) > 0 }
+
+func (s *Store) newBatch(tx *bolt.Tx) *batch {
+	return &batch{
+		s:       s,
+		docs:    tx.Bucket(bucketDocs),
+		journal: tx.Bucket(bucketJournal),
+		now:     s.opts.Now(),
+		open:    make(map[string]*docState),
+		next:    s.jx.next, // the committer is the index's only writer
+		jcount:  s.jcount.Load(),
+	}
 }
 
 // doc returns the state of document id. A corrupt metadata record rejects the
@@ -108,7 +142,7 @@ func (b *batch) doc(id string) (*docState, error) {
 	if d, ok := b.open[id]; ok {
 		return d, nil
 	}
-	d := &docState{info: DocInfo{ID: id}}
+	d := &docState{id: id, info: DocInfo{ID: id}, refs: b.s.jx.docs[id]}
 	if bkt := b.docs.Bucket([]byte(id)); bkt != nil {
 		info, err := decodeMeta(id, bkt.Get(keyMeta))
 		if err != nil {
@@ -117,6 +151,8 @@ func (b *batch) doc(id string) (*docState, error) {
 		d.bkt, d.info = bkt, info
 		if d.log = bkt.Bucket(keyLog); d.log != nil {
 			d.log.FillPercent = logFillPercent
+		} else if !info.Deleted {
+			return nil, reject(fmt.Errorf("%w: document %q has no log bucket", ErrCorrupt, id))
 		}
 	} else if b.docs.Get([]byte(id)) != nil {
 		return nil, reject(fmt.Errorf("%w: document %q is a plain value", ErrCorrupt, id))
@@ -125,23 +161,69 @@ func (b *batch) doc(id string) (*docState, error) {
 	return d, nil
 }
 
-// create (re)creates the document's bucket with an empty log.
-func (b *batch) create(d *docState) error {
+// live returns the state of an existing, not deleted document.
+func (b *batch) live(id string) (*docState, error) {
+	d, err := b.doc(id)
+	switch {
+	case err != nil:
+		return nil, err
+	case !d.exists():
+		return nil, reject(fmt.Errorf("%w: %q", ErrNotFound, id))
+	case d.info.Deleted:
+		return nil, reject(fmt.Errorf("%w: %q", ErrDeleted, id))
+	}
+	return d, nil
+}
+
+// ensureBucket gives a document that so far lives only in the journal its
+// bucket and metadata.
+func (b *batch) ensureBucket(d *docState) error {
 	if d.bkt != nil {
-		if err := b.docs.DeleteBucket([]byte(d.info.ID)); err != nil {
+		return nil
+	}
+	created := b.now
+	if l := d.live(); len(l) > 0 {
+		created = fromUnixNano(l[0].nanos)
+	}
+	if err := b.recreate(d, true); err != nil {
+		return err
+	}
+	d.info = DocInfo{ID: d.id, Created: created, Updated: created}
+	return nil
+}
+
+// recreate replaces the document's bucket by an empty one (with an empty log
+// unless withLog is false).
+func (b *batch) recreate(d *docState, withLog bool) error {
+	if d.bkt != nil {
+		if err := b.docs.DeleteBucket([]byte(d.id)); err != nil {
 			return err
 		}
 	}
-	bkt, err := b.docs.CreateBucket([]byte(d.info.ID))
+	bkt, err := b.docs.CreateBucket([]byte(d.id))
 	if err != nil {
 		return err
 	}
-	log, err := bkt.CreateBucket(keyLog)
-	if err != nil {
-		return err
+	d.bkt, d.log, d.dirty = bkt, nil, true
+	if withLog {
+		if d.log, err = bkt.CreateBucket(keyLog); err != nil {
+			return err
+		}
+		d.log.FillPercent = logFillPercent
 	}
-	log.FillPercent = logFillPercent
-	d.bkt, d.log, d.dirty = bkt, log, true
+	return nil
+}
+
+// dropJournal deletes every journal entry of the document at once (Delete and
+// Import; the rare operations that may not leave them to the cleaner).
+func (b *batch) dropJournal(d *docState) error {
+	for _, r := range d.refs {
+		if err := b.journal.Delete(seqKey(r.gseq)); err != nil {
+			return err
+		}
+		b.jcount--
+	}
+	d.refs, d.refsDirty = nil, true
 	return nil
 }
 
@@ -157,28 +239,33 @@ func (b *batch) flush() error {
 	return nil
 }
 
-// live returns the state of an existing, not deleted document.
-func (b *batch) live(id string) (*docState, error) {
-	d, err := b.doc(id)
-	switch {
-	case err != nil:
-		return nil, err
-	case d.bkt == nil:
-		return nil, reject(fmt.Errorf("%w: %q", ErrNotFound, id))
-	case d.info.Deleted:
-		return nil, reject(fmt.Errorf("%w: %q", ErrDeleted, id))
-	case d.log == nil:
-		return nil, reject(fmt.Errorf("%w: document %q has no log bucket", ErrCorrupt, id))
+// publish makes the batch's journal changes visible to readers. It runs
+// after the commit succeeded.
+func (b *batch) publish() {
+	x := &b.s.jx
+	x.mu.Lock()
+	for _, d := range b.open {
+		if !d.refsDirty {
+			continue
+		}
+		if len(d.refs) == 0 {
+			delete(x.docs, d.id)
+		} else {
+			x.docs[d.id] = d.refs
+		}
 	}
-	return d, nil
+	x.next = b.next
+	x.mu.Unlock()
+	b.s.jcount.Store(b.jcount)
 }
 
 type appendOp struct {
 	doc string
-	rec []byte // from newRecord; sealed here once the sequence is known
+	val []byte // from newJournalValue; sealed here once the sequence is known
+	n   int    // payload bytes
 }
 
-func (o *appendOp) size() int { return len(o.rec) - 4 }
+func (o *appendOp) size() int { return o.n }
 
 func (o *appendOp) apply(b *batch) (uint64, error) {
 	d, err := b.doc(o.doc)
@@ -188,25 +275,15 @@ func (o *appendOp) apply(b *batch) (uint64, error) {
 	if d.info.Deleted {
 		return 0, reject(fmt.Errorf("%w: %q", ErrDeleted, o.doc))
 	}
-	if d.bkt != nil && d.log == nil {
-		return 0, reject(fmt.Errorf("%w: document %q has no log bucket", ErrCorrupt, o.doc))
-	}
-	if d.bkt == nil {
-		if err := b.create(d); err != nil {
-			return 0, err
-		}
-		d.info.Created = b.now
-	}
-	seq := d.info.LastSeq + 1
-	sealRecord(o.rec, seq)
-	if err := d.log.Put(seqKey(seq), o.rec); err != nil {
+	seq, gseq, nanos := d.last()+1, b.next, unixNano(b.now)
+	sealJournalValue(o.val, seq, nanos)
+	if err := b.journal.Put(seqKey(gseq), o.val); err != nil {
 		return 0, err
 	}
-	d.info.LastSeq = seq
-	d.info.LogEntries++
-	d.info.LogBytes += int64(o.size())
-	d.info.Updated = b.now
-	d.dirty = true
+	b.next++
+	b.jcount++
+	d.refs = append(d.refs, jref{gseq: gseq, seq: seq, nanos: nanos, size: int64(o.n)})
+	d.refsDirty = true
 	return seq, nil
 }
 
@@ -223,17 +300,21 @@ func (o *compactOp) apply(b *batch) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if o.through > d.info.LastSeq || o.through < d.info.SnapshotSeq {
+	if last := d.last(); o.through > last || o.through < d.info.SnapshotSeq {
 		return 0, reject(fmt.Errorf("%w: compact %q through %d: snapshot covers %d, last seq %d",
-			ErrRange, o.doc, o.through, d.info.SnapshotSeq, d.info.LastSeq))
+			ErrRange, o.doc, o.through, d.info.SnapshotSeq, last))
+	}
+	live := d.live()
+	if err := b.ensureBucket(d); err != nil {
+		return 0, err
 	}
 	if err := d.bkt.Put(keySnapshot, o.rec); err != nil {
 		return 0, err
 	}
-	var n, bytes int64
-	if o.through == d.info.LastSeq {
-		// Everything is covered: dropping the bucket is cheaper than n deletes.
-		n, bytes = d.info.LogEntries, d.info.LogBytes
+	if o.through >= d.info.LastSeq {
+		// The whole log is covered: dropping the bucket is cheaper than n
+		// deletes. Journal entries up to through become dead; the cleaner
+		// deletes them when they reach the journal's head.
 		if err := d.bkt.DeleteBucket(keyLog); err != nil {
 			return 0, err
 		}
@@ -241,26 +322,32 @@ func (o *compactOp) apply(b *batch) (uint64, error) {
 			return 0, err
 		}
 		d.log.FillPercent = logFillPercent
+		for _, r := range live {
+			if r.seq <= o.through {
+				d.info.Updated = maxTime(d.info.Updated, r.nanos)
+			}
+		}
+		d.info.LastSeq, d.info.LogEntries, d.info.LogBytes = o.through, 0, 0
 	} else {
 		// Collect first: deleting under a bbolt cursor can skip keys.
 		var keys [][]byte
+		var bytes int64
 		c := d.log.Cursor()
 		for k, v := c.First(); k != nil && len(k) == 8 && binary.BigEndian.Uint64(k) <= o.through; k, v = c.Next() {
 			keys = append(keys, k)
 			bytes += int64(len(v) - 4)
 		}
-		n = int64(len(keys))
 		for _, k := range keys {
 			if err := d.log.Delete(k); err != nil {
 				return 0, err
 			}
 		}
+		d.info.LogEntries = max(d.info.LogEntries-int64(len(keys)), 0)
+		d.info.LogBytes = max(d.info.LogBytes-bytes, 0)
 	}
 	d.info.HasSnapshot = true
 	d.info.SnapshotSeq = o.through
 	d.info.SnapshotBytes = int64(o.size())
-	d.info.LogEntries = max(d.info.LogEntries-n, 0)
-	d.info.LogBytes = max(d.info.LogBytes-bytes, 0)
 	d.info.Compactions++
 	d.dirty = true
 	return 0, nil
@@ -271,27 +358,29 @@ type deleteOp struct{ doc string }
 func (o *deleteOp) size() int { return 0 }
 
 func (o *deleteOp) apply(b *batch) (uint64, error) {
-	d, err := b.doc(o.doc)
+	d, err := b.live(o.doc)
 	if err != nil {
 		return 0, err
 	}
-	switch {
-	case d.bkt == nil:
-		return 0, reject(fmt.Errorf("%w: %q", ErrNotFound, o.doc))
-	case d.info.Deleted:
-		return 0, reject(fmt.Errorf("%w: %q", ErrDeleted, o.doc))
-	}
-	if err := b.create(d); err != nil {
+	merged := mergeJournal(d.id, metaOrNil(d), d.live())
+	if err := b.dropJournal(d); err != nil {
 		return 0, err
 	}
 	// A tombstone is a bucket holding only the metadata record.
-	if err := d.bkt.DeleteBucket(keyLog); err != nil {
+	if err := b.recreate(d, false); err != nil {
 		return 0, err
 	}
-	d.log = nil
 	d.info = DocInfo{
-		ID: o.doc, Created: d.info.Created, Updated: d.info.Updated,
-		Deleted: true, DeletedAt: b.now, LastSeq: d.info.LastSeq, Compactions: d.info.Compactions,
+		ID: o.doc, Created: merged.Created, Updated: merged.Updated,
+		Deleted: true, DeletedAt: b.now, LastSeq: merged.LastSeq, Compactions: merged.Compactions,
 	}
 	return 0, nil
+}
+
+// metaOrNil returns the document's stored metadata, or nil if it has none.
+func metaOrNil(d *docState) *DocInfo {
+	if d.bkt == nil {
+		return nil
+	}
+	return &d.info
 }
