@@ -138,9 +138,10 @@ const (
 	cvKinds
 )
 
-// cvEditAt applies one local edit to x. Positions and counts must fit x.
-// each, if not nil, runs after every keystroke of a typing or deleting run.
-func cvEditAt(t cvT, x *crdt.Text, kind, pos, count int, text string, each func()) {
+// cvEditAt applies one local edit to x and returns the cursor after it.
+// Positions and counts must fit x. each, if not nil, runs after every
+// keystroke of a typing or deleting run.
+func cvEditAt(t cvT, x *crdt.Text, kind, pos, count int, text string, each func()) int {
 	key := func(err error) {
 		if err != nil {
 			t.Fatalf("edit kind %d at %d (count %d, text %q) of %q with length %d: %v", kind, pos, count, text, x.Name(), x.Len(), err)
@@ -162,38 +163,64 @@ func cvEditAt(t cvT, x *crdt.Text, kind, pos, count int, text string, each func(
 		for k := range count {
 			key(x.Delete(pos-1-k, 1))
 		}
+		return pos - count
 	case cvForward:
 		for range count {
 			key(x.Delete(pos, 1))
 		}
 	}
+	return pos + len([]rune(text))
 }
 
-// cvRandEdit makes one random local edit of x (inserts often at the end, as
-// typing does; each: see cvEditAt).
-func cvRandEdit(t cvT, rng *rand.Rand, x *crdt.Text, each func()) {
+// cvMarker is the code point whose position is a hot spot for edits: every
+// session starts with it, so concurrent edits often land at the same place.
+const cvMarker = '|'
+
+// cvHot returns the hot spots of x for a replica: its cursor in x (if
+// cursor >= 0) and the position of cvMarker (if present).
+func cvHot(x *crdt.Text, cursor int) []int {
+	var hot []int
+	if cursor >= 0 {
+		hot = append(hot, cursor)
+	}
+	if i := slices.Index(x.Runes(), cvMarker); i >= 0 {
+		hot = append(hot, i, i+1)
+	}
+	return hot
+}
+
+// cvRandEdit makes one random local edit of x, half the time at a hot spot
+// (clamped to the text), and returns the cursor after it (each: see
+// cvEditAt).
+func cvRandEdit(t cvT, rng *rand.Rand, x *crdt.Text, hot []int, each func()) int {
 	n := x.Len()
 	kind := rng.IntN(cvKinds)
 	if n == 0 || rng.IntN(2) == 0 {
 		kind = rng.IntN(2) // more inserts than deletes
 	}
+	pick := func(lo, hi int) int {
+		if len(hot) > 0 && rng.IntN(2) == 0 {
+			return min(max(hot[rng.IntN(len(hot))], lo), hi)
+		}
+		return lo + rng.IntN(hi-lo+1)
+	}
 	switch kind {
 	case cvInsert, cvTyping:
-		pos := rng.IntN(n + 1)
-		if rng.IntN(3) == 0 {
+		pos := pick(0, n)
+		if rng.IntN(4) == 0 {
 			pos = n
 		}
 		var b strings.Builder
 		for range 1 + rng.IntN(4) {
 			b.WriteString(cvPieces[rng.IntN(len(cvPieces))])
 		}
-		cvEditAt(t, x, kind, pos, 0, b.String(), each)
+		return cvEditAt(t, x, kind, pos, 0, b.String(), each)
 	case cvBackspace:
-		pos := 1 + rng.IntN(n)
-		cvEditAt(t, x, kind, pos, 1+rng.IntN(min(4, pos)), "", each)
+		pos := pick(1, n)
+		return cvEditAt(t, x, kind, pos, 1+rng.IntN(min(4, pos)), "", each)
 	default:
-		pos := rng.IntN(n)
-		cvEditAt(t, x, kind, pos, 1+rng.IntN(min(4, n-pos)), "", each)
+		pos := pick(0, n-1)
+		return cvEditAt(t, x, kind, pos, 1+rng.IntN(min(4, n-pos)), "", each)
 	}
 }
 
@@ -228,6 +255,23 @@ func cvHistory(t cvT, seed uint64, peers, steps int) ([]cvEntry, []*crdt.Doc) {
 			t.Fatalf("seed %d: replica %d: ApplyUpdate: %v", seed, j, err)
 		}
 	}
+	// Every peer starts from the marker, and edits near its own cursor.
+	if err := docs[0].Text(cvRoots[0]).Insert(0, string(cvMarker)); err != nil {
+		t.Fatalf("seed %d: %v", seed, err)
+	}
+	marker := docs[0].TakeUpdate()
+	log = append(log, cvEntry{update: marker})
+	byAuthor[0] = append(byAuthor[0], marker)
+	for j := range docs {
+		if j > 0 {
+			apply(j, marker)
+		}
+		seen[j][0] = 1
+	}
+	cursors := make([]map[string]int, peers)
+	for i := range cursors {
+		cursors[i] = map[string]int{}
+	}
 	for range steps {
 		p := rng.IntN(peers)
 		switch r := rng.IntN(10); {
@@ -248,7 +292,12 @@ func cvHistory(t cvT, seed uint64, peers, steps int) ([]cvEntry, []*crdt.Doc) {
 				each = take
 			}
 			for range 1 + rng.IntN(3) {
-				cvRandEdit(t, rng, docs[p].Text(root), each)
+				x := docs[p].Text(root)
+				cur, ok := cursors[p][root]
+				if !ok {
+					cur = -1
+				}
+				cursors[p][root] = cvRandEdit(t, rng, x, cvHot(x, cur), each)
 			}
 			take()
 		case r < 9:
@@ -531,10 +580,11 @@ func TestConvergencePermutations(t *testing.T) {
 // cvReplica is one replica of the rapid network: its doc, a reference that
 // has applied exactly the same updates, and an inbox of undelivered messages.
 type cvReplica struct {
-	agent crdt.AgentID
-	doc   *crdt.Doc
-	ref   *refDoc
-	inbox [][]byte
+	agent   crdt.AgentID
+	doc     *crdt.Doc
+	ref     *refDoc
+	inbox   [][]byte
+	cursors map[string]int // root -> position after the replica's last edit there
 }
 
 // cvDrawAgents draws n distinct agents, small and full-width.
@@ -552,8 +602,9 @@ func cvDrawAgents(t *rapid.T, n int) []crdt.AgentID {
 	return out
 }
 
-// cvDrawEdit makes one local edit of x chosen by rapid (each: see cvEditAt).
-func cvDrawEdit(t *rapid.T, x *crdt.Text, each func()) {
+// cvDrawEdit makes one local edit of x chosen by rapid, often at a hot spot,
+// and returns the cursor after it (each: see cvEditAt).
+func cvDrawEdit(t *rapid.T, x *crdt.Text, hot []int, each func()) int {
 	n := x.Len()
 	var kind int
 	if n > 0 {
@@ -561,19 +612,27 @@ func cvDrawEdit(t *rapid.T, x *crdt.Text, each func()) {
 	} else {
 		kind = rapid.IntRange(0, 1).Draw(t, "insert kind")
 	}
+	pick := func(lo, hi int, label string) int {
+		if len(hot) > 0 && rapid.Bool().Draw(t, "at a hot spot") {
+			return min(max(rapid.SampledFrom(hot).Draw(t, "hot spot"), lo), hi)
+		}
+		return rapid.IntRange(lo, hi).Draw(t, label)
+	}
+	var cursor int
 	switch kind {
 	case cvInsert, cvTyping:
-		pos := rapid.IntRange(0, n).Draw(t, "pos")
+		pos := pick(0, n, "pos")
 		s := strings.Join(rapid.SliceOfN(rapid.SampledFrom(cvPieces), 1, 6).Draw(t, "text"), "")
-		cvEditAt(t, x, kind, pos, 0, s, each)
+		cursor = cvEditAt(t, x, kind, pos, 0, s, each)
 	case cvBackspace:
-		pos := rapid.IntRange(1, n).Draw(t, "cursor")
-		cvEditAt(t, x, kind, pos, rapid.IntRange(1, min(5, pos)).Draw(t, "count"), "", each)
+		pos := pick(1, n, "cursor")
+		cursor = cvEditAt(t, x, kind, pos, rapid.IntRange(1, min(5, pos)).Draw(t, "count"), "", each)
 	default:
-		pos := rapid.IntRange(0, n-1).Draw(t, "pos")
-		cvEditAt(t, x, kind, pos, rapid.IntRange(1, min(5, n-pos)).Draw(t, "count"), "", each)
+		pos := pick(0, n-1, "pos")
+		cursor = cvEditAt(t, x, kind, pos, rapid.IntRange(1, min(5, n-pos)).Draw(t, "count"), "", each)
 	}
 	t.Logf("  %q is now %q", x.Name(), x.String())
+	return cursor
 }
 
 // cvDeliver applies u to replica r and to its reference, and checks they agree.
@@ -603,7 +662,15 @@ func TestConvergence(t *testing.T) {
 		agents := cvDrawAgents(t, n)
 		reps := make([]*cvReplica, n)
 		for i := range reps {
-			reps[i] = &cvReplica{agent: agents[i], doc: crdt.NewDoc(crdt.Options{Agent: agents[i]}), ref: newRefDoc()}
+			reps[i] = &cvReplica{agent: agents[i], doc: crdt.NewDoc(crdt.Options{Agent: agents[i]}), ref: newRefDoc(), cursors: map[string]int{}}
+		}
+		// Every replica starts from the marker (a hot spot for edits).
+		if err := reps[0].doc.Text(cvRoots[0]).Insert(0, string(cvMarker)); err != nil {
+			t.Fatalf("marker: %v", err)
+		}
+		marker := reps[0].doc.TakeUpdate()
+		for i, r := range reps {
+			cvDeliver(t, fmt.Sprintf("marker to replica %d", i), r, marker)
 		}
 		cloneAgent := crdt.AgentID(0xC10E)
 		for slices.Contains(agents, cloneAgent) {
@@ -658,7 +725,12 @@ func TestConvergence(t *testing.T) {
 					each = publish
 				}
 				t.Logf("step %d: replica %d edits (update per keystroke: %v)", step, i, each != nil)
-				cvDrawEdit(t, r.doc.Text(root), each)
+				x := r.doc.Text(root)
+				cur, ok := r.cursors[root]
+				if !ok {
+					cur = -1
+				}
+				r.cursors[root] = cvDrawEdit(t, x, cvHot(x, cur), each)
 				if each == nil {
 					publish()
 				}
@@ -786,7 +858,7 @@ func TestSnapshotFidelity(t *testing.T) {
 		for range rapid.IntRange(0, 120).Draw(t, "history steps") {
 			i := pairGen.Draw(t, "peer")
 			if rapid.Bool().Draw(t, "edit") {
-				cvDrawEdit(t, peers[i].Text(rapid.SampledFrom(cvRoots).Draw(t, "root")), nil)
+				cvDrawEdit(t, peers[i].Text(rapid.SampledFrom(cvRoots).Draw(t, "root")), nil, nil)
 				_ = peers[i].TakeUpdate() // peers sync by diff in this test
 			} else if j := pairGen.Draw(t, "to"); j != i {
 				sync(i, j)
@@ -809,9 +881,9 @@ func TestSnapshotFidelity(t *testing.T) {
 			}
 			take := func() { later = append(later, peers[i].TakeUpdate()) }
 			if rapid.Bool().Draw(t, "update per keystroke") {
-				cvDrawEdit(t, peers[i].Text(rapid.SampledFrom(cvRoots).Draw(t, "root")), take)
+				cvDrawEdit(t, peers[i].Text(rapid.SampledFrom(cvRoots).Draw(t, "root")), nil, take)
 			} else {
-				cvDrawEdit(t, peers[i].Text(rapid.SampledFrom(cvRoots).Draw(t, "root")), nil)
+				cvDrawEdit(t, peers[i].Text(rapid.SampledFrom(cvRoots).Draw(t, "root")), nil, nil)
 				take()
 			}
 		}
@@ -827,8 +899,8 @@ func TestSnapshotFidelity(t *testing.T) {
 			}
 		}
 		// Both edit concurrently, then exchange by state vector.
-		cvDrawEdit(t, a.Text(rapid.SampledFrom(cvRoots).Draw(t, "root")), nil)
-		cvDrawEdit(t, loaded.Text(rapid.SampledFrom(cvRoots).Draw(t, "root")), nil)
+		cvDrawEdit(t, a.Text(rapid.SampledFrom(cvRoots).Draw(t, "root")), nil, nil)
+		cvDrawEdit(t, loaded.Text(rapid.SampledFrom(cvRoots).Draw(t, "root")), nil, nil)
 		ua, ul := a.EncodeDiff(loaded.StateVector()), loaded.EncodeDiff(a.StateVector())
 		if err := a.ApplyUpdate(ul); err != nil {
 			t.Fatalf("loaded -> original: %v", err)
@@ -1154,6 +1226,25 @@ func TestRegressionScenarios(t *testing.T) {
 				cvApplyAll(t, r, u0)
 				cvApplyAll(t, d[0], u1)
 				return d, [][]byte{u0, u1}
+			},
+		},
+		{
+			// Two users at one cursor: B (agent 1) inserts X right after A's
+			// "hello"; A (agent 2, higher) sees it and goes on typing at its
+			// cursor, between "hello" and X. A's new text must name X as its
+			// right origin, or B orders it after X by agent id.
+			name: "typing on at a cursor where a concurrent insert landed",
+			want: "hello worldX",
+			run: func(t *testing.T) ([]*crdt.Doc, [][]byte) {
+				d := newDocs(2)
+				a, b := d[1], d[0]
+				u0 := cvEdit(t, a, cvIns(0, "hello"))
+				cvApplyAll(t, b, u0)
+				u1 := cvEdit(t, b, cvIns(5, "X"))
+				cvApplyAll(t, a, u1)
+				u2 := cvEdit(t, a, cvIns(5, " world"))
+				cvApplyAll(t, b, u2)
+				return d, [][]byte{u0, u1, u2}
 			},
 		},
 		{
