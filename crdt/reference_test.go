@@ -13,7 +13,8 @@ import (
 // crdt: it consumes ops decoded with crdt.DecodeUpdate and keeps every root as
 // a flat slice of items, one per code point, searched linearly. Integration is
 // reference-crdts' integrateYjsMod (FugueMax) transcribed literally; causal
-// readiness is modelled as package crdt documents it.
+// readiness is modelled as package crdt documents it. It does not refuse
+// anything: callers feed it only updates the Doc under test accepted.
 
 // refItem is one inserted code point, deleted or not.
 type refItem struct {
@@ -147,8 +148,8 @@ func (r *refDoc) stateVector() crdt.StateVector {
 // Pending is the number of buffered ops.
 func (r *refDoc) Pending() int { return len(r.pending) }
 
-// dropPending forgets the buffered ops (what a replica reloaded from a
-// snapshot does: snapshots hold applied ops only).
+// dropPending forgets the buffered ops, mirroring a replica reloaded from a
+// snapshot that did not keep its pending buffer.
 func (r *refDoc) dropPending() { r.pending = nil }
 
 // apply decodes an update and applies its ops in order, buffering those whose
