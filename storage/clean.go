@@ -31,13 +31,19 @@ func (s *Store) cleanBudget(drain bool) (target int64, migrations, deletes int) 
 // next document that was written since. Every deletion is at the head, where
 // whole pages empty out, so cleaning dirties few pages.
 func (b *batch) clean(target int64, migrations, deletes int) error {
+	if b.jcount <= target {
+		return nil
+	}
+	// After each delete, Seek to the next key: First would walk over every
+	// leaf emptied in this transaction, and Next after a Delete may skip a
+	// key when the leaf was already modified in this transaction.
 	c := b.journal.Cursor()
-	for b.jcount > target && deletes > 0 {
-		k, v := c.First()
+	var gseq uint64
+	for k, v := c.First(); b.jcount > target && deletes > 0; k, v = c.Seek(seqKey(gseq + 1)) {
 		if k == nil {
-			return fmt.Errorf("storage: journal empty but %d entries counted", b.jcount)
+			return fmt.Errorf("storage: journal ends but %d entries counted", b.jcount)
 		}
-		gseq := binary.BigEndian.Uint64(k)
+		gseq = binary.BigEndian.Uint64(k)
 		e, err := decodeJournalValue(v)
 		if err != nil {
 			return fmt.Errorf("journal entry %d: %w", gseq, err)
@@ -57,9 +63,8 @@ func (b *batch) clean(target int64, migrations, deletes int) error {
 			if err := b.migrate(d); err != nil {
 				return err
 			}
-			continue
 		}
-		if err := c.Delete(); err != nil {
+		if err := b.journal.Delete(k); err != nil {
 			return err
 		}
 		d.refs = d.refs[1:]

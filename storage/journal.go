@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -162,11 +163,7 @@ func (v *jview) complete(tx *bolt.Tx) error {
 // liveRefs returns the refs with a sequence above the watermark w: the
 // document's journal tail. They must be w+1, w+2, … without a gap.
 func liveRefs(id string, refs []jref, w uint64) ([]jref, error) {
-	i := len(refs)
-	for i > 0 && refs[i-1].seq > w {
-		i--
-	}
-	live := refs[i:]
+	live := refs[firstAbove(refs, w):]
 	for j, r := range live {
 		if r.seq != w+1+uint64(j) {
 			return nil, fmt.Errorf("%w: document %q: journal holds seq %d, want %d", ErrCorrupt, id, r.seq, w+1+uint64(j))
@@ -258,4 +255,10 @@ func maxTime(a time.Time, nanos int64) time.Time {
 		return t
 	}
 	return a
+}
+
+// firstAbove returns the index of the first ref with a sequence above w
+// (refs are in sequence order).
+func firstAbove(refs []jref, w uint64) int {
+	return sort.Search(len(refs), func(i int) bool { return refs[i].seq > w })
 }

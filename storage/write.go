@@ -106,23 +106,17 @@ type docState struct {
 }
 
 // live returns the journal entries above the log watermark.
-func (d *docState) live() []jref {
-	i := len(d.refs)
-	for i > 0 && d.refs[i-1].seq > d.info.LastSeq {
-		i--
-	}
-	return d.refs[i:]
-}
+func (d *docState) live() []jref { return d.refs[firstAbove(d.refs, d.info.LastSeq):] }
 
 // last returns the document's highest sequence.
 func (d *docState) last() uint64 {
-	if l := d.live(); len(l) > 0 {
-		return l[len(l)-1].seq
+	if n := len(d.refs); n > 0 && d.refs[n-1].seq > d.info.LastSeq {
+		return d.refs[n-1].seq
 	}
 	return d.info.LastSeq
 }
 
-func (d *docState) exists() bool { return d.bkt != nil || len(d.live()) > 0 }
+func (d *docState) exists() bool { return d.bkt != nil || d.last() > d.info.LastSeq }
 
 func (s *Store) newBatch(tx *bolt.Tx) *batch {
 	return &batch{
