@@ -55,6 +55,28 @@ func FuzzDecodeRecord(f *testing.F) {
 	})
 }
 
+// FuzzDecodeJournalValue: decodeJournalValue never panics, and whatever it
+// accepts is exactly what newJournalValue and sealJournalValue produce.
+func FuzzDecodeJournalValue(f *testing.F) {
+	v := newJournalValue("doc", []byte("update"))
+	sealJournalValue(v, 7, 1234)
+	f.Add(v)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := decodeJournalValue(b)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("decodeJournalValue error %v does not wrap ErrCorrupt", err)
+			}
+			return
+		}
+		got := newJournalValue(e.doc, e.payload)
+		sealJournalValue(got, e.seq, e.nanos)
+		if !bytes.Equal(got, b) {
+			t.Fatalf("re-encoding %x gave %x", b, got)
+		}
+	})
+}
+
 // fuzzLimits are small so that the fuzzer reaches every limit.
 var fuzzLimits = exportLimits{maxEntries: 64, maxSnapshot: 1 << 10, maxUpdate: 256, maxTotal: 8 << 10}
 
