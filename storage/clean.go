@@ -6,31 +6,32 @@ import (
 )
 
 // cleanBudget returns how much journal cleaning one commit may do: the
-// journal size to get under, and at most how many documents to migrate and
-// dead entries to delete. Migrating a document costs a few page writes, so
-// the budget stays small while the journal is near its target and grows when
-// writers outpace it. On Close (drain) the journal is emptied.
-func (s *Store) cleanBudget(drain bool) (target int64, migrations, deletes int) {
+// journal size to get under, at most how many live entries to migrate into
+// per-document logs, and at most how many dead entries to delete. Migrating
+// costs page writes, so the budget stays small while the journal is near its
+// target and grows when writers outpace it. On Close (drain) the journal is
+// emptied.
+func (s *Store) cleanBudget(drain bool) (target int64, moves, deletes int) {
 	if drain {
-		return 0, 256, 1 << 16
+		return 0, 1 << 14, 1 << 16
 	}
 	target = int64(s.opts.JournalEntries)
 	switch n := s.jcount.Load(); {
 	case n > 4*target:
-		return target, 64, 1 << 14
+		return target, 1 << 14, 1 << 15
 	case n > 2*target:
-		return target, 16, 1 << 13
+		return target, 1 << 12, 1 << 13
 	}
-	return target, 4, 1 << 12
+	return target, 1 << 10, 1 << 12
 }
 
 // clean deletes dead entries at the head of the journal and migrates the
 // document of each live head entry, until the journal holds at most target
-// entries or the budget is spent. Because a migration moves all of a
-// document's live entries, the head then meets only dead entries until the
-// next document that was written since. Every deletion is at the head, where
-// whole pages empty out, so cleaning dirties few pages.
-func (b *batch) clean(target int64, migrations, deletes int) error {
+// entries or the budget is spent. A migration moves up to all of the
+// document's live entries, so the head then meets mostly dead entries until
+// the next document written since. Every deletion is at the head, where whole
+// pages empty out, so cleaning dirties few pages.
+func (b *batch) clean(target int64, moves, deletes int) error {
 	if b.jcount <= target {
 		return nil
 	}
@@ -55,14 +56,15 @@ func (b *batch) clean(target int64, migrations, deletes int) error {
 		if len(d.refs) == 0 || d.refs[0].gseq != gseq || d.refs[0].seq != e.seq {
 			return fmt.Errorf("storage: journal index out of step at entry %d (document %q)", gseq, e.doc)
 		}
-		if e.seq > d.info.LastSeq { // live: move the document's tail first
-			if migrations == 0 {
+		if e.seq > d.info.LastSeq { // live: move (a prefix of) the document's tail first
+			if moves == 0 {
 				return nil
 			}
-			migrations--
-			if err := b.migrate(d); err != nil {
+			n, err := b.migrate(d, moves)
+			if err != nil {
 				return err
 			}
+			moves -= n
 		}
 		if err := b.journal.Delete(k); err != nil {
 			return err
@@ -75,32 +77,35 @@ func (b *batch) clean(target int64, migrations, deletes int) error {
 	return nil
 }
 
-// migrate copies the document's live journal entries into its own log and
-// moves its log watermark past them. The journal entries are dead from then
-// on; clean deletes them when they reach the head.
-func (b *batch) migrate(d *docState) error {
+// migrate copies up to limit of the document's oldest live journal entries
+// into its own log and moves its log watermark past them; the entries are dead
+// from then on, and clean deletes them when they reach the head. It returns
+// how many it moved. Bounding it keeps one hot document's long journal tail
+// from turning a commit into a long stall.
+func (b *batch) migrate(d *docState, limit int) (int, error) {
 	if d.info.Deleted {
-		return fmt.Errorf("storage: deleted document %q has live journal entries", d.id)
+		return 0, fmt.Errorf("storage: deleted document %q has live journal entries", d.id)
 	}
 	live := d.live()
+	live = live[:min(len(live), limit)]
 	if err := b.ensureBucket(d); err != nil {
-		return err
+		return 0, err
 	}
 	for _, r := range live {
 		v := b.journal.Get(seqKey(r.gseq))
 		if v == nil {
-			return fmt.Errorf("storage: journal entry %d of %q missing", r.gseq, d.id)
+			return 0, fmt.Errorf("storage: journal entry %d of %q missing", r.gseq, d.id)
 		}
 		e, err := decodeJournalValue(v)
 		if err != nil {
-			return fmt.Errorf("journal entry %d: %w", r.gseq, err)
+			return 0, fmt.Errorf("journal entry %d: %w", r.gseq, err)
 		}
 		if e.doc != d.id || e.seq != r.seq || e.seq != d.info.LastSeq+1 {
-			return fmt.Errorf("storage: journal entry %d is %q/%d, index says %q/%d after %d",
+			return 0, fmt.Errorf("storage: journal entry %d is %q/%d, index says %q/%d after %d",
 				r.gseq, e.doc, e.seq, d.id, r.seq, d.info.LastSeq)
 		}
 		if err := d.log.Put(seqKey(e.seq), encodeRecord(e.seq, e.payload)); err != nil {
-			return err
+			return 0, err
 		}
 		d.info.LastSeq = e.seq
 		d.info.LogEntries++
@@ -108,5 +113,5 @@ func (b *batch) migrate(d *docState) error {
 		d.info.Updated = maxTime(d.info.Updated, e.nanos)
 	}
 	d.dirty = true
-	return nil
+	return len(live), nil
 }

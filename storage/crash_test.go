@@ -177,7 +177,7 @@ func crashLoop(t *testing.T, mode string) {
 		// Kill right after start, or after a random number of acks.
 		killAfter := 0
 		if rng.IntN(8) != 0 {
-			killAfter = 1 + rng.IntN(400)
+			killAfter = 1 + rng.IntN(1200)
 		}
 		journal := []int{8, 64, 0}[rng.IntN(3)] // 0: the default
 		// A small journal keeps the committer migrating entries into the

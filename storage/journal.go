@@ -110,9 +110,9 @@ type jref struct {
 // readers copy elements [0, len) of the published slice header under mu, and
 // the committer only writes past that length or replaces headers under mu.
 type jindex struct {
-	mu   sync.Mutex         // guards docs and next; never held across I/O or a channel operation
-	docs map[string][]jref  // journal entries per document, ascending gseq
-	next uint64             // the next gseq; every entry below it is in docs
+	mu   sync.Mutex        // guards docs and next; never held across I/O or a channel operation
+	docs map[string][]jref // journal entries per document, ascending gseq
+	next uint64            // the next gseq; every entry below it is in docs
 }
 
 // jview is a reader's copy of (part of) the index, taken before the reader's

@@ -23,7 +23,7 @@ var (
 	bucketRoot = []byte("collabd") // store-level records
 	bucketDocs = []byte("docs")    // one nested bucket per document
 	// bucketJournal ("journal") is declared in journal.go.
-	keyFormat  = []byte("format")
+	keyFormat = []byte("format")
 )
 
 // Store is one bbolt file holding every document. It is safe for concurrent
@@ -48,8 +48,9 @@ type Store struct {
 	failure atomic.Pointer[error] // set once by the committer on the first commit error
 	stats   commitStats
 
-	jx     jindex       // where each document's journal entries are
-	jcount atomic.Int64 // journal entries; written by the committer after each commit
+	jx     jindex               // where each document's journal entries are
+	jcount atomic.Int64         // journal entries; written by the committer after each commit
+	metas  map[string]metaCache // committer only: stored metadata of documents with journal entries
 
 	hooks hooks // fault injection for this package's tests; zero in production
 }
@@ -105,6 +106,7 @@ func open(path string, opts Options, h hooks) (*Store, error) {
 		stopped: make(chan struct{}),
 		hooks:   h,
 		jx:      jindex{docs: idx, next: next},
+		metas:   make(map[string]metaCache),
 	}
 	s.jcount.Store(count)
 	if opts.ReadOnly {

@@ -276,7 +276,10 @@ func TestDeleteTombstone(t *testing.T) {
 		"Compact": s.Compact(ctx, "gone", nil, 0),
 		"Delete":  s.Delete(ctx, "gone"),
 		"Export":  s.Export(ctx, "gone", &bytes.Buffer{}),
-		"Import":  func() error { _, err := s.Import(ctx, bytes.NewReader(exp.Bytes()), storage.ImportOptions{}); return err }(),
+		"Import": func() error {
+			_, err := s.Import(ctx, bytes.NewReader(exp.Bytes()), storage.ImportOptions{})
+			return err
+		}(),
 	} {
 		if !errors.Is(err, storage.ErrDeleted) {
 			t.Errorf("%s(deleted) = %v, want ErrDeleted", name, err)
