@@ -118,6 +118,43 @@ func BenchmarkAppendLone(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 }
 
+// BenchmarkAppendLoneVsFsync alternates one plain fsync (4 KiB append +
+// fdatasync, in the same directory) with one lone Append, so that both see
+// the same disk weather, and reports both medians and their ratio (target:
+// at most 2). A bbolt commit needs two fdatasyncs (data, then meta page).
+func BenchmarkAppendLoneVsFsync(b *testing.B) {
+	s := benchStore(b)
+	ctx := context.Background()
+	f, err := os.Create(filepath.Join(b.TempDir(), "fsync"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	buf := bytes.Repeat([]byte("x"), 4096)
+	val := bytes.Repeat([]byte("v"), benchPayload)
+	var fs, ap []time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := f.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if _, err := s.Append(ctx, "doc", val); err != nil {
+			b.Fatal(err)
+		}
+		fs, ap = append(fs, t1.Sub(t0)), append(ap, time.Since(t1))
+	}
+	slices.Sort(fs)
+	slices.Sort(ap)
+	fp50, ap50 := fs[len(fs)/2], ap[len(ap)/2]
+	b.ReportMetric(float64(fp50.Nanoseconds())/1e3, "fsync-p50-µs")
+	b.ReportMetric(float64(ap50.Nanoseconds())/1e3, "append-p50-µs")
+	b.ReportMetric(float64(ap50)/float64(fp50), "ratio")
+}
+
 // BenchmarkAppendConcurrent: W writers, each appending to documents spread
 // over D, all through the group committer, with the journal at its target.
 func BenchmarkAppendConcurrent(b *testing.B) {

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go/build"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/collabd/collabd/storage"
@@ -443,5 +445,19 @@ func TestJournalStaysBounded(t *testing.T) {
 	rep := mustVerify(t, path)
 	if rep.JournalEntries != 0 || rep.Documents != 20 || rep.LogEntries != 300 {
 		t.Errorf("Verify() after Close = %+v; want an empty journal, 20 documents, 300 entries", rep)
+	}
+}
+
+// TestImportsNothingOfTheProject pins the dependency rule: storage stores
+// opaque bytes and imports no other package of this module.
+func TestImportsNothingOfTheProject(t *testing.T) {
+	pkg, err := build.ImportDir(".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range pkg.Imports {
+		if strings.HasPrefix(imp, "github.com/collabd/collabd") {
+			t.Errorf("storage imports %s", imp)
+		}
 	}
 }
