@@ -1,5 +1,6 @@
 // Command collabd is the collabd server and its tools.
 //
+//	collabd serve [flags]                          run the server (see -h)
 //	collabd trace [-runs N] FILE.json.gz|DIR ...   replay editing traces through the CRDT
 //
 // See README.md and docs/TRACE.md.
@@ -18,6 +19,7 @@ func main() {
 const usage = `usage: collabd <command> [flags] [args]
 
 commands:
+  serve   run the collaboration server (WebSocket endpoint /v1/ws)
   trace   replay editing traces (josephg/editing-traces format) through the CRDT
           and check every replica against the recorded final text
 
@@ -31,6 +33,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
+	case "serve":
+		return runServe(args[1:], stdout, stderr)
 	case "trace":
 		return runTrace(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":

@@ -1,0 +1,65 @@
+package server
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/collabd/collabd/storage"
+)
+
+// Config configures a Server. Store is required; every other zero field
+// means the default written beside it.
+type Config struct {
+	Store  *storage.Store // where documents live (required)
+	Logger *slog.Logger   // nil: discard logs
+
+	// AllowedOrigins is the exact-match allowlist for the Origin header of
+	// WebSocket upgrades ("https://app.example.com"). Requests without an
+	// Origin (native clients) are allowed. Empty: only same-host origins.
+	AllowedOrigins []string
+
+	MaxFrame       int // bytes in one inbound frame (default 1 MiB)
+	MaxDocsPerConn int // documents joined at once on one connection (default 64)
+	MaxOpsPerBatch int // ops in one update (default 16384)
+	MaxDocItems    int // code points, visible and deleted, per document (default 1<<24)
+	MaxPending     int // ops waiting for dependencies per document (default 4096)
+	QueueBytes     int // outbound bytes queued per connection before it is closed as slow (default 4 MiB)
+
+	HelloTimeout   time.Duration // time to send hello after connecting (default 10s)
+	PingInterval   time.Duration // WebSocket ping period (default 25s)
+	PongTimeout    time.Duration // missing pong after a ping closes the connection (default 10s)
+	WriteTimeout   time.Duration // one frame write (default 10s)
+	IdleUnload     time.Duration // a document with no session is unloaded after this (default 30s)
+	CompactEntries int           // log entries after the snapshot that trigger a compaction (default 1000)
+	ShutdownRetry  time.Duration // upper bound of the jittered retry hint sent on shutdown (default 5s)
+}
+
+func (c Config) withDefaults() Config {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	dur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.MaxFrame, 1<<20)
+	def(&c.MaxDocsPerConn, 64)
+	def(&c.MaxOpsPerBatch, 1<<14)
+	def(&c.MaxDocItems, 1<<24)
+	def(&c.MaxPending, 4096)
+	def(&c.QueueBytes, 4<<20)
+	def(&c.CompactEntries, 1000)
+	dur(&c.HelloTimeout, 10*time.Second)
+	dur(&c.PingInterval, 25*time.Second)
+	dur(&c.PongTimeout, 10*time.Second)
+	dur(&c.WriteTimeout, 10*time.Second)
+	dur(&c.IdleUnload, 30*time.Second)
+	dur(&c.ShutdownRetry, 5*time.Second)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}

@@ -1,0 +1,38 @@
+// Package server is collabd's WebSocket session manager: it routes binary
+// CRDT updates (docs/PROTOCOL.md) per document to a single owner goroutine,
+// which applies them, fans them out, persists them and acks them.
+//
+// # Concurrency
+//
+//   - Each document has exactly one owner goroutine (owner.go) while it is
+//     loaded; it alone touches the document's crdt.Doc. A registry
+//     (registry.go) maps ids to owners under one mutex; sessions hold a
+//     reference on each owner they joined, and an owner unloads only with no
+//     references and an empty inbox, checked under that mutex, so a request
+//     never reaches an owner that is leaving and there are never two owners.
+//   - Each connection has a read loop (decodes and routes frames; waits when
+//     an owner's inbox is full, which slows that connection only) and a write
+//     loop draining a queue bounded in bytes. Owners enqueue without blocking;
+//     a connection whose queue overflows is closed with CodeSlow and resyncs
+//     by state vector when it reconnects. An owner never blocks on a session.
+//   - Owners never block on storage: they submit to the store's group commit
+//     and select on the oldest pending commit (commits complete in order),
+//     acking "durable" when it lands. Compaction runs in a goroutine the owner
+//     waits for before unloading.
+//   - Every goroutine is counted in Server.wg and stops on Shutdown.
+//
+// # Acks
+//
+// An update is acked twice: AckApplied once the owner has applied it and
+// enqueued it to every other session (Applied = document version), and
+// AckDurable once the log entry holding it is committed and fsynced. A failed
+// load refuses the document (every request gets CodeStorageFailed); it never
+// serves or persists an empty replacement.
+//
+// # Not yet
+//
+// Token auth (JWT), rate limits and per-IP connection limits come with the
+// rest of the server issue; until then the server runs in development mode
+// (no auth) and cmd/collabd refuses non-loopback addresses without
+// --insecure-no-auth.
+package server

@@ -1,0 +1,297 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/protocol"
+	"github.com/collabd/collabd/storage"
+)
+
+// An owner is the one goroutine that touches a document's crdt.Doc. It loads
+// the document, applies updates, fans them out, persists them through the
+// store's group commit, acks, compacts and unloads when idle. It never blocks
+// on a session (their queues are non-blocking) or on storage (it waits for
+// durability by selecting on the oldest pending commit).
+type owner struct {
+	id    string
+	srv   *Server
+	inbox chan request
+	done  chan struct{} // closed when run returns
+
+	// guarded by the registry lock
+	refs int
+	gone bool
+
+	// owned by the run goroutine
+	doc      *crdt.Doc
+	failed   error // load failure: every request is refused with it
+	subs     map[*session]bool
+	commits  []commit // submitted to storage, oldest first (they complete in order)
+	lastSeq  uint64   // highest durable log sequence applied to doc
+	logTail  int64    // log entries after the stored snapshot
+	compact  chan error
+	compacts int // compactions in flight (0 or 1)
+}
+
+type reqKind int
+
+const (
+	reqJoin reqKind = iota + 1
+	reqUpdate
+	reqLeave
+)
+
+type request struct {
+	kind   reqKind
+	s      *session
+	sv     crdt.StateVector // join
+	ro     bool             // join: read-only
+	batch  uint64           // update
+	update []byte           // update
+}
+
+// commit is an update on its way to disk and whom to tell when it lands.
+type commit struct {
+	p       *storage.Pending
+	s       *session // nil for server-made updates
+	batch   uint64
+	version uint64 // document version after applying it
+}
+
+func (srv *Server) startOwner(id string) *owner {
+	o := &owner{
+		id:      id,
+		srv:     srv,
+		inbox:   make(chan request, 256),
+		done:    make(chan struct{}),
+		subs:    make(map[*session]bool),
+		compact: make(chan error, 1),
+	}
+	srv.wg.Add(1)
+	go func() {
+		defer srv.wg.Done()
+		defer close(o.done)
+		o.run(srv.ctx)
+	}()
+	return o
+}
+
+// send delivers a request, waiting while the inbox is full (back-pressure on
+// the sending connection only). It fails if the owner or ctx is gone.
+func (o *owner) send(ctx context.Context, r request) bool {
+	select {
+	case o.inbox <- r:
+		return true
+	case <-o.done:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (o *owner) run(ctx context.Context) {
+	log := o.srv.cfg.Logger.With("doc", o.id)
+	if err := o.load(ctx); err != nil {
+		o.failed = err
+		log.Error("document refused: load failed", "err", err)
+	}
+	idle := time.NewTimer(o.srv.cfg.IdleUnload)
+	defer idle.Stop()
+	for {
+		var head <-chan struct{}
+		if len(o.commits) > 0 {
+			head = o.commits[0].p.Done()
+		}
+		select {
+		case r := <-o.inbox:
+			o.handle(ctx, r)
+		case <-head:
+			o.durable()
+		case err := <-o.compact:
+			o.compacts--
+			if err != nil {
+				log.Warn("compaction failed", "err", err)
+			}
+		case <-idle.C:
+			if len(o.subs) == 0 && len(o.commits) == 0 && o.compacts == 0 && o.srv.reg.tryRemove(o) {
+				log.Debug("document unloaded")
+				return
+			}
+			idle.Reset(o.srv.cfg.IdleUnload)
+		case <-ctx.Done():
+			o.shutdown()
+			return
+		}
+	}
+}
+
+// load reads the snapshot and log tail. A document that does not exist yet
+// starts empty; any other failure refuses the document (never an empty
+// replacement that could be persisted over the stored one).
+func (o *owner) load(ctx context.Context) error {
+	lim := crdt.Limits{MaxOps: o.srv.cfg.MaxOpsPerBatch, MaxItems: o.srv.cfg.MaxDocItems, MaxPending: o.srv.cfg.MaxPending}
+	opts := crdt.Options{Agent: o.srv.agent, Limits: lim}
+	stored, err := o.srv.cfg.Store.Load(ctx, o.id)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		o.doc = crdt.NewDoc(opts)
+		return nil
+	case err != nil:
+		return err
+	}
+	if stored.Snapshot != nil {
+		if o.doc, err = crdt.LoadSnapshot(stored.Snapshot, opts); err != nil {
+			return fmt.Errorf("snapshot: %w", err)
+		}
+	} else {
+		o.doc = crdt.NewDoc(opts)
+	}
+	for _, e := range stored.Tail {
+		if err := o.doc.ApplyUpdate(e.Data); err != nil {
+			return fmt.Errorf("log entry %d: %w", e.Seq, err)
+		}
+	}
+	o.lastSeq = stored.Info.LastSeq
+	o.logTail = int64(len(stored.Tail))
+	return nil
+}
+
+func (o *owner) handle(ctx context.Context, r request) {
+	if o.failed != nil && r.kind != reqLeave {
+		r.s.sendError(protocol.CodeStorageFailed, o.id, r.batch, "document could not be loaded")
+		return
+	}
+	switch r.kind {
+	case reqJoin:
+		o.join(r)
+	case reqLeave:
+		delete(o.subs, r.s)
+	case reqUpdate:
+		o.update(ctx, r)
+	}
+}
+
+// join sends the session what it lacks, in chunks, then the server's state
+// vector so the client can send what the server lacks.
+func (o *owner) join(r request) {
+	o.subs[r.s] = true
+	diff := o.doc.EncodeDiff(r.sv)
+	chunks, err := protocol.SplitUpdate(diff, protocol.MaxChunk)
+	if err != nil {
+		r.s.sendError(protocol.CodeInternal, o.id, 0, "sync failed")
+		return
+	}
+	sv := o.doc.StateVector()
+	for i, c := range chunks {
+		last := i == len(chunks)-1
+		m := &protocol.Sync{Doc: o.id, Chunk: i, Final: last, Update: c}
+		if last {
+			m.SV = sv
+		}
+		if !r.s.enqueue(protocol.Encode(m)) {
+			return
+		}
+	}
+}
+
+func (o *owner) update(ctx context.Context, r request) {
+	if !o.subs[r.s] {
+		r.s.sendError(protocol.CodeNotJoined, o.id, r.batch, "update for a document not joined")
+		return
+	}
+	before := o.doc.Version()
+	if err := o.doc.ApplyUpdate(r.update); err != nil {
+		code := protocol.CodeInvalidOp
+		switch {
+		case errors.Is(err, crdt.ErrPendingFull):
+			code = protocol.CodePendingFull
+		case errors.Is(err, crdt.ErrTooLarge):
+			code = protocol.CodeDocTooLarge
+		}
+		r.s.enqueue(protocol.Encode(&protocol.Ack{Doc: o.id, Batch: r.batch, Status: protocol.AckRejected}))
+		r.s.sendError(code, o.id, r.batch, err.Error())
+		return
+	}
+	version := o.doc.Version()
+	if version != before {
+		// Encode once, enqueue the same bytes to every other session.
+		frame := protocol.Encode(&protocol.Update{Doc: o.id, Update: r.update})
+		for s := range o.subs {
+			if s != r.s {
+				s.enqueue(frame)
+			}
+		}
+	}
+	r.s.enqueue(protocol.Encode(&protocol.Ack{Doc: o.id, Batch: r.batch, Status: protocol.AckApplied, Applied: version}))
+	if version == before && len(o.commits) == 0 {
+		// Nothing new (a resend of ops already stored): durable already.
+		r.s.enqueue(protocol.Encode(&protocol.Ack{Doc: o.id, Batch: r.batch, Status: protocol.AckDurable, Applied: version, Durable: version}))
+		return
+	}
+	p, err := o.srv.cfg.Store.Submit(ctx, o.id, r.update)
+	if err != nil {
+		r.s.sendError(protocol.CodeStorageFailed, o.id, r.batch, "not stored")
+		return
+	}
+	o.commits = append(o.commits, commit{p: p, s: r.s, batch: r.batch, version: version})
+}
+
+// durable acks every commit that has completed, oldest first.
+func (o *owner) durable() {
+	for len(o.commits) > 0 {
+		c := o.commits[0]
+		select {
+		case <-c.p.Done():
+		default:
+			return
+		}
+		o.commits = o.commits[1:]
+		seq, err := c.p.Result()
+		if err != nil {
+			o.srv.cfg.Logger.Error("commit failed", "doc", o.id, "err", err)
+			if c.s != nil {
+				c.s.sendError(protocol.CodeStorageFailed, o.id, c.batch, "commit failed; resend after reconnect")
+			}
+			continue
+		}
+		o.lastSeq = seq
+		o.logTail++
+		if c.s != nil {
+			c.s.enqueue(protocol.Encode(&protocol.Ack{Doc: o.id, Batch: c.batch, Status: protocol.AckDurable, Applied: c.version, Durable: c.version}))
+		}
+	}
+	o.maybeCompact()
+}
+
+// maybeCompact replaces the log by a snapshot once it is long enough. The
+// snapshot covers every durable entry (all of them were applied first).
+func (o *owner) maybeCompact() {
+	if o.compacts > 0 || o.logTail < int64(o.srv.cfg.CompactEntries) || len(o.commits) > 0 {
+		return
+	}
+	snap, through := o.doc.EncodeSnapshot(), o.lastSeq
+	o.compacts++
+	o.logTail = 0
+	store, id, ctx := o.srv.cfg.Store, o.id, o.srv.ctx
+	o.srv.wg.Add(1)
+	go func() { // owned by the owner: it waits for the result before unloading
+		defer o.srv.wg.Done()
+		o.compact <- store.Compact(ctx, id, snap, through)
+	}()
+}
+
+// shutdown waits for in-flight commits so their durable acks go out.
+func (o *owner) shutdown() {
+	o.srv.reg.remove(o)
+	for _, c := range o.commits {
+		<-c.p.Done()
+	}
+	o.durable()
+	if o.compacts > 0 {
+		<-o.compact
+	}
+}

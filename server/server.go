@@ -1,0 +1,186 @@
+package server
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/protocol"
+)
+
+// Server routes WebSocket sessions to document owners. Create it with New,
+// serve its Handler, and stop it with Shutdown.
+type Server struct {
+	cfg          Config
+	agent        crdt.AgentID // the server's own agent (for server-made edits)
+	reg          *registry
+	upgrader     websocket.Upgrader
+	decodeLimits protocol.DecodeLimits
+
+	ctx    context.Context // cancelled by Shutdown: owners flush and exit
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // owners, sessions and their helpers
+
+	mu       sync.Mutex // guards sessions, agents, closing
+	sessions map[*session]bool
+	agents   map[crdt.AgentID]*session
+	closing  bool
+}
+
+// New returns a ready Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("server: Config.Store is required")
+	}
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:          cfg,
+		agent:        crdt.NewAgentID(),
+		ctx:          ctx,
+		cancel:       cancel,
+		sessions:     make(map[*session]bool),
+		agents:       make(map[crdt.AgentID]*session),
+		decodeLimits: protocol.DecodeLimits{MaxFrame: cfg.MaxFrame},
+	}
+	s.reg = newRegistry(s.startOwner)
+	s.upgrader = websocket.Upgrader{
+		ReadBufferSize:    4096,
+		WriteBufferSize:   4096,
+		WriteBufferPool:   &sync.Pool{},
+		EnableCompression: false, // gorilla's read limit counts compressed bytes
+		CheckOrigin:       s.checkOrigin,
+	}
+	return s, nil
+}
+
+// Handler returns the server's HTTP routes: /v1/ws and /healthz.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/ws", s.serveWS)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.cfg.Store.Err(); err != nil {
+			http.Error(w, "storage failed", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+// checkOrigin allows requests without an Origin header (native clients) and
+// browser origins on the exact-match allowlist; with no allowlist, only an
+// origin whose host equals the request's Host.
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	if len(s.cfg.AllowedOrigins) > 0 {
+		return slices.Contains(s.cfg.AllowedOrigins, origin)
+	}
+	u, err := url.Parse(origin)
+	return err == nil && strings.EqualFold(u.Host, r.Host)
+}
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	sess := newSession(s, conn, hex.EncodeToString(b[:]))
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		_ = conn.Close()
+		return
+	}
+	s.sessions[sess] = true
+	s.wg.Add(2)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		sess.writeLoop()
+	}()
+	go func() {
+		defer s.wg.Done()
+		sess.readLoop(s.ctx)
+		sess.close(protocol.CodeGoingAway, "closed")
+		s.mu.Lock()
+		delete(s.sessions, sess)
+		s.mu.Unlock()
+	}()
+}
+
+// claimAgent gives agent a to session sess unless another live session has it.
+func (s *Server) claimAgent(a crdt.AgentID, sess *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if other, ok := s.agents[a]; ok && other != sess {
+		return false
+	}
+	s.agents[a] = sess
+	return true
+}
+
+func (s *Server) releaseAgent(a crdt.AgentID, sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.agents[a] == sess {
+		delete(s.agents, a)
+	}
+}
+
+// Shutdown stops accepting sessions, closes every session with "going away"
+// and a jittered retry hint, lets every owner flush its commits, and waits
+// for all goroutines, or for ctx. The caller closes the store afterwards.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	sessions := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		// Spread reconnects: each client gets its own retry hint.
+		retry := time.Duration(rand.Int64N(int64(s.cfg.ShutdownRetry)))
+		sess.enqueue(protocol.Encode(&protocol.Error{Code: protocol.CodeGoingAway, Message: "server restarting",
+			RetryAfterMs: int(retry / time.Millisecond)}))
+		sess.close(protocol.CodeGoingAway, "server shutting down")
+	}
+	owners := s.reg.all()
+	s.cancel()
+	if err := waitAll(ctx, owners); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,263 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/protocol"
+)
+
+// A session is one WebSocket connection: a read loop (this goroutine) that
+// decodes frames and routes them to document owners, and a write loop that
+// drains a queue bounded in bytes. Owners enqueue without blocking; a session
+// whose queue overflows is closed with CodeSlow and resyncs when it comes back.
+type session struct {
+	srv  *Server
+	conn *websocket.Conn
+	id   string
+
+	mu     sync.Mutex // guards queue, queued, closed, closeCode
+	queue  [][]byte
+	queued int
+	closed bool
+	code   protocol.Code
+	reason string
+	wake   chan struct{} // cap 1: the write loop has work
+	done   chan struct{} // closed by close()
+
+	// owned by the read loop
+	agents map[crdt.AgentID]bool
+	docs   map[string]*owner
+}
+
+func newSession(srv *Server, conn *websocket.Conn, id string) *session {
+	return &session{
+		srv:    srv,
+		conn:   conn,
+		id:     id,
+		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		agents: make(map[crdt.AgentID]bool),
+		docs:   make(map[string]*owner),
+	}
+}
+
+// enqueue queues a frame for the write loop. It never blocks. It reports
+// false if the session is closed or was just closed for being slow.
+func (s *session) enqueue(frame []byte) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	if s.queued+len(frame) > s.srv.cfg.QueueBytes {
+		s.mu.Unlock()
+		s.close(protocol.CodeSlow, "outbound queue full")
+		return false
+	}
+	s.queue = append(s.queue, frame)
+	s.queued += len(frame)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (s *session) sendError(code protocol.Code, doc string, batch uint64, msg string) {
+	s.enqueue(protocol.Encode(&protocol.Error{Code: code, Doc: doc, Batch: batch, Message: msg}))
+}
+
+// close marks the session closed with a code; the write loop sends the close
+// frame and tears the connection down. The first code wins.
+func (s *session) close(code protocol.Code, reason string) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed, s.code, s.reason = true, code, reason
+	s.mu.Unlock()
+	close(s.done)
+}
+
+// writeLoop sends queued frames and pings until the session closes.
+func (s *session) writeLoop() {
+	cfg := s.srv.cfg
+	ping := time.NewTicker(cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case <-s.wake:
+			s.mu.Lock()
+			frames := s.queue
+			s.queue, s.queued = nil, 0
+			s.mu.Unlock()
+			for _, f := range frames {
+				_ = s.conn.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+				if err := s.conn.WriteMessage(websocket.BinaryMessage, f); err != nil {
+					s.close(protocol.CodeGoingAway, "write failed")
+					break
+				}
+			}
+		case <-ping.C:
+			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout)); err != nil {
+				s.close(protocol.CodeGoingAway, "ping failed")
+			}
+		case <-s.done:
+			s.mu.Lock()
+			code, reason, frames := s.code, s.reason, s.queue
+			s.queue, s.queued = nil, 0
+			s.mu.Unlock()
+			if code != protocol.CodeSlow { // a slow peer gets no more data, only the close
+				for _, f := range frames {
+					_ = s.conn.SetWriteDeadline(time.Now().Add(time.Second))
+					if s.conn.WriteMessage(websocket.BinaryMessage, f) != nil {
+						break
+					}
+				}
+			}
+			msg := websocket.FormatCloseMessage(int(code), protocol.CloseReason(code, reason))
+			_ = s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)) // best effort
+			_ = s.conn.Close()                                                                // unblocks the read loop
+			return
+		}
+	}
+}
+
+// readLoop authenticates the connection with its hello, then routes frames.
+func (s *session) readLoop(ctx context.Context) {
+	cfg := s.srv.cfg
+	s.conn.SetReadLimit(int64(cfg.MaxFrame))
+	deadline := func() { _ = s.conn.SetReadDeadline(time.Now().Add(cfg.PingInterval + cfg.PongTimeout)) }
+	s.conn.SetPongHandler(func(string) error { deadline(); return nil })
+	defer s.leaveAll(ctx)
+	_ = s.conn.SetReadDeadline(time.Now().Add(cfg.HelloTimeout))
+	hello := true
+	for {
+		typ, data, err := s.conn.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				s.close(protocol.CodeFrameTooLarge, "frame too large")
+			} else {
+				s.close(protocol.CodeGoingAway, "connection lost")
+			}
+			return
+		}
+		deadline()
+		if typ != websocket.BinaryMessage {
+			s.close(protocol.CodeBadFrame, "text frames are not part of the protocol")
+			return
+		}
+		m, err := protocol.Decode(data, s.srv.decodeLimits)
+		if err != nil {
+			s.close(protocol.CodeBadFrame, err.Error())
+			return
+		}
+		if hello {
+			h, ok := m.(*protocol.Hello)
+			if !ok {
+				s.close(protocol.CodeUnauthorized, "hello must be the first frame")
+				return
+			}
+			if !s.hello(h) {
+				return
+			}
+			hello = false
+			continue
+		}
+		if !s.route(ctx, m) {
+			return
+		}
+	}
+}
+
+func (s *session) hello(h *protocol.Hello) bool {
+	if h.Version != protocol.Version {
+		s.close(protocol.CodeUnsupportedVersion, "unsupported protocol version")
+		return false
+	}
+	for _, a := range h.Agents {
+		if !s.srv.claimAgent(a, s) {
+			s.close(protocol.CodeAgentInUse, "agent claimed by another live session")
+			return false
+		}
+		s.agents[a] = true
+	}
+	cfg := s.srv.cfg
+	return s.enqueue(protocol.Encode(&protocol.Welcome{Version: protocol.Version, Session: s.id, Limits: protocol.Limits{
+		MaxFrame: cfg.MaxFrame, MaxDocs: cfg.MaxDocsPerConn, MaxOpsPerBatch: cfg.MaxOpsPerBatch, MaxDocBytes: cfg.MaxDocItems,
+		PingIntervalMs: int(cfg.PingInterval / time.Millisecond), PongTimeoutMs: int(cfg.PongTimeout / time.Millisecond),
+	}}))
+}
+
+// route handles one frame after the hello. It reports false when the
+// session must end.
+func (s *session) route(ctx context.Context, m protocol.Message) bool {
+	switch m := m.(type) {
+	case *protocol.Join:
+		if _, ok := s.docs[m.Doc]; ok {
+			s.sendError(protocol.CodeBadFrame, m.Doc, 0, "already joined")
+			return true
+		}
+		if len(s.docs) >= s.srv.cfg.MaxDocsPerConn {
+			s.sendError(protocol.CodeTooManyDocs, m.Doc, 0, "too many documents on one connection")
+			return true
+		}
+		o := s.srv.reg.acquire(m.Doc)
+		s.docs[m.Doc] = o
+		return o.send(ctx, request{kind: reqJoin, s: s, sv: m.SV, ro: m.ReadOnly})
+	case *protocol.Update:
+		o, ok := s.docs[m.Doc]
+		if !ok {
+			s.sendError(protocol.CodeNotJoined, m.Doc, m.Batch, "update for a document not joined")
+			return true
+		}
+		ops, err := crdt.DecodeUpdate(m.Update, crdt.Limits{MaxOps: s.srv.cfg.MaxOpsPerBatch})
+		if err != nil {
+			s.sendError(protocol.CodeInvalidOp, m.Doc, m.Batch, err.Error())
+			return true
+		}
+		for _, op := range ops {
+			if !s.agents[op.ID.Agent] {
+				s.close(protocol.CodeForgedAgent, "op of an agent this session did not claim")
+				return false
+			}
+		}
+		return o.send(ctx, request{kind: reqUpdate, s: s, batch: m.Batch, update: m.Update})
+	case *protocol.Leave:
+		o, ok := s.docs[m.Doc]
+		if !ok {
+			return true
+		}
+		delete(s.docs, m.Doc)
+		o.send(ctx, request{kind: reqLeave, s: s})
+		s.srv.reg.release(o)
+		return true
+	case *protocol.Ping:
+		return s.enqueue(protocol.Encode(&protocol.Pong{Nonce: m.Nonce}))
+	case *protocol.Pong, *protocol.Refresh:
+		return true
+	default:
+		s.close(protocol.CodeBadFrame, "unexpected message")
+		return false
+	}
+}
+
+// leaveAll removes the session from every document and gives up its agents.
+func (s *session) leaveAll(ctx context.Context) {
+	for id, o := range s.docs {
+		o.send(ctx, request{kind: reqLeave, s: s})
+		s.srv.reg.release(o)
+		delete(s.docs, id)
+	}
+	for a := range s.agents {
+		s.srv.releaseAgent(a, s)
+	}
+}
