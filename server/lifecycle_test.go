@@ -1,0 +1,165 @@
+package server_test
+
+import (
+	"fmt"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/protocol"
+	"github.com/collabd/collabd/server"
+	"github.com/collabd/collabd/storage"
+)
+
+func startServerWith(t *testing.T, dir string, cfg server.Config) *testServer {
+	t.Helper()
+	store, err := storage.Open(filepath.Join(dir, "collabd.db"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Store = store
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{t: t, store: store, srv: srv}
+	ts.http = httptest.NewServer(srv.Handler())
+	ts.url = "ws" + strings.TrimPrefix(ts.http.URL, "http") + "/v1/ws"
+	t.Cleanup(ts.stop)
+	return ts
+}
+
+// waitDurable reads until batch is acked durable.
+func (c *client) waitDurable(batch uint64) {
+	c.t.Helper()
+	for {
+		switch m := c.read().(type) {
+		case *protocol.Ack:
+			if m.Batch == batch && m.Status == protocol.AckDurable {
+				return
+			}
+			if m.Status == protocol.AckRejected {
+				c.t.Fatalf("batch %d rejected", m.Batch)
+			}
+		case *protocol.Error:
+			c.t.Fatalf("error %v", m)
+		}
+	}
+}
+
+// TestUnloadReloadRace joins, edits and leaves one document over and over
+// from several clients while the server unloads it as soon as it is idle: no
+// edit may be lost, whatever owner (old, unloading, new) handled it.
+func TestUnloadReloadRace(t *testing.T) {
+	ts := startServerWith(t, t.TempDir(), server.Config{IdleUnload: time.Millisecond})
+	const clients, rounds = 4, 15
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				if err := oneRound(ts.url, crdt.AgentID(10+i), i, r); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	c := dial(t, ts.url, 1000)
+	c.join("race")
+	text := c.doc.Text("body").String()
+	for i := range clients {
+		for r := range rounds {
+			if w := fmt.Sprintf("<%d.%d>", i, r); !strings.Contains(text, w) {
+				t.Errorf("lost %s", w)
+			}
+		}
+	}
+}
+
+// oneRound runs without testing.T so it can run in a goroutine.
+func oneRound(url string, agent crdt.AgentID, i, r int) error {
+	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	send := func(m protocol.Message) error { return conn.WriteMessage(websocket.BinaryMessage, protocol.Encode(m)) }
+	read := func() (protocol.Message, error) {
+		_, b, err := conn.ReadMessage()
+		if err != nil {
+			return nil, err
+		}
+		return protocol.Decode(b, protocol.DecodeLimits{})
+	}
+	// A fresh agent id per round keeps claims simple; seqs restart at 0.
+	doc := crdt.NewDoc(crdt.Options{Agent: agent<<16 | crdt.AgentID(r)})
+	if err := send(&protocol.Hello{Version: protocol.Version, Agents: []crdt.AgentID{doc.Agent()}}); err != nil {
+		return err
+	}
+	if err := send(&protocol.Join{Doc: "race", SV: doc.StateVector()}); err != nil {
+		return err
+	}
+	for synced := false; !synced; {
+		m, err := read()
+		if err != nil {
+			return err
+		}
+		if s, ok := m.(*protocol.Sync); ok {
+			if err := doc.ApplyUpdate(s.Update); err != nil {
+				return err
+			}
+			synced = s.Final
+		}
+	}
+	if err := doc.Text("body").Insert(0, fmt.Sprintf("<%d.%d>", i, r)); err != nil {
+		return err
+	}
+	if err := send(&protocol.Update{Doc: "race", Batch: 1, Update: doc.TakeUpdate()}); err != nil {
+		return err
+	}
+	for {
+		m, err := read()
+		if err != nil {
+			return err
+		}
+		if a, ok := m.(*protocol.Ack); ok && a.Batch == 1 && a.Status == protocol.AckDurable {
+			break
+		}
+	}
+	return send(&protocol.Leave{Doc: "race"})
+}
+
+// TestSlowConsumerIsDisconnected: a client that stops reading is closed with
+// CodeSlow once its queue overflows; a writer on the same document is not
+// slowed down and keeps getting acks.
+func TestSlowConsumerIsDisconnected(t *testing.T) {
+	ts := startServerWith(t, t.TempDir(), server.Config{QueueBytes: 256 << 10})
+	slow := dial(t, ts.url, 1)
+	slow.join("hot")
+	w := dial(t, ts.url, 2)
+	w.join("hot")
+	// Enough to fill the loopback socket buffers and then the queue.
+	big := strings.Repeat("x", 64<<10)
+	for batch := uint64(1); batch <= 200; batch++ {
+		w.edit("hot", batch, func(x *crdt.Text) error { return x.Insert(0, big) })
+		w.waitDurable(batch) // the writer keeps being served throughout
+	}
+	if got := slow.closeCode(); got != int(protocol.CodeSlow) {
+		t.Fatalf("slow client closed with %d, want %d", got, protocol.CodeSlow)
+	}
+}
