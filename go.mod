@@ -3,6 +3,7 @@ module github.com/collabd/collabd
 go 1.26
 
 require (
+	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/gorilla/websocket v1.5.3
 	github.com/pierrec/lz4/v4 v4.1.33
 	github.com/vmihailenco/msgpack/v5 v5.4.1

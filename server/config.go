@@ -13,6 +13,12 @@ type Config struct {
 	Store  *storage.Store // where documents live (required)
 	Logger *slog.Logger   // nil: discard logs
 
+	// AuthSecret verifies tokens (JWT HS256, see Claims). Empty means
+	// development mode: no authentication, every session may read and
+	// write every document. cmd/collabd refuses to serve a non-loopback
+	// address in development mode unless told to.
+	AuthSecret []byte
+
 	// AllowedOrigins is the exact-match allowlist for the Origin header of
 	// WebSocket upgrades ("https://app.example.com"). Requests without an
 	// Origin (native clients) are allowed. Empty: only same-host origins.

@@ -103,6 +103,17 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	// A token in the Authorization header or the token query parameter is
+	// checked before upgrading; otherwise the Hello must carry one.
+	var claims *Claims
+	if tok := requestToken(r); tok != "" && len(s.cfg.AuthSecret) > 0 {
+		c, err := verifyToken(s.cfg.AuthSecret, tok, time.Now())
+		if err != nil {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		claims = c
+	}
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered
@@ -110,6 +121,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	var b [8]byte
 	_, _ = crand.Read(b[:])
 	sess := newSession(s, conn, hex.EncodeToString(b[:]))
+	sess.claims = claims
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()

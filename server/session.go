@@ -30,20 +30,26 @@ type session struct {
 	wake   chan struct{} // cap 1: the write loop has work
 	done   chan struct{} // closed by close()
 
+	expiry chan time.Time // the write loop closes the session at this time (token expiry)
+
 	// owned by the read loop
-	agents map[crdt.AgentID]bool
-	docs   map[string]*owner
+	agents   map[crdt.AgentID]bool
+	docs     map[string]*owner
+	readOnly map[string]bool
+	claims   *Claims // nil in development mode (or before the Hello)
 }
 
 func newSession(srv *Server, conn *websocket.Conn, id string) *session {
 	return &session{
-		srv:    srv,
-		conn:   conn,
-		id:     id,
-		wake:   make(chan struct{}, 1),
-		done:   make(chan struct{}),
-		agents: make(map[crdt.AgentID]bool),
-		docs:   make(map[string]*owner),
+		srv:      srv,
+		conn:     conn,
+		id:       id,
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		expiry:   make(chan time.Time, 1),
+		agents:   make(map[crdt.AgentID]bool),
+		docs:     make(map[string]*owner),
+		readOnly: make(map[string]bool),
 	}
 }
 
@@ -92,8 +98,23 @@ func (s *session) writeLoop() {
 	cfg := s.srv.cfg
 	ping := time.NewTicker(cfg.PingInterval)
 	defer ping.Stop()
+	var expire <-chan time.Time
+	var expireTimer *time.Timer
+	defer func() {
+		if expireTimer != nil {
+			expireTimer.Stop()
+		}
+	}()
 	for {
 		select {
+		case at := <-s.expiry:
+			if expireTimer != nil {
+				expireTimer.Stop()
+			}
+			expireTimer = time.NewTimer(time.Until(at))
+			expire = expireTimer.C
+		case <-expire:
+			s.close(protocol.CodeTokenExpired, "token expired; reconnect with a new token")
 		case <-s.wake:
 			s.mu.Lock()
 			frames := s.queue
@@ -183,6 +204,17 @@ func (s *session) hello(h *protocol.Hello) bool {
 		s.close(protocol.CodeUnsupportedVersion, "unsupported protocol version")
 		return false
 	}
+	if secret := s.srv.cfg.AuthSecret; len(secret) > 0 {
+		if s.claims == nil {
+			c, err := verifyToken(secret, h.Token, time.Now())
+			if err != nil {
+				s.close(authCode(err), "authentication failed")
+				return false
+			}
+			s.claims = c
+		}
+		s.setExpiry(s.claims)
+	}
 	for _, a := range h.Agents {
 		if !s.srv.claimAgent(a, s) {
 			s.close(protocol.CodeAgentInUse, "agent claimed by another live session")
@@ -202,6 +234,11 @@ func (s *session) hello(h *protocol.Hello) bool {
 func (s *session) route(ctx context.Context, m protocol.Message) bool {
 	switch m := m.(type) {
 	case *protocol.Join:
+		access := s.access(m.Doc)
+		if access == AccessNone {
+			s.sendError(protocol.CodeForbidden, m.Doc, 0, "the token does not grant this document")
+			return true
+		}
 		if _, ok := s.docs[m.Doc]; ok {
 			s.sendError(protocol.CodeBadFrame, m.Doc, 0, "already joined")
 			return true
@@ -212,11 +249,17 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 		}
 		o := s.srv.reg.acquire(m.Doc)
 		s.docs[m.Doc] = o
+		s.readOnly[m.Doc] = m.ReadOnly || access == AccessRead
 		return o.send(ctx, request{kind: reqJoin, s: s, sv: m.SV, ro: m.ReadOnly})
 	case *protocol.Update:
 		o, ok := s.docs[m.Doc]
 		if !ok {
 			s.sendError(protocol.CodeNotJoined, m.Doc, m.Batch, "update for a document not joined")
+			return true
+		}
+		if s.readOnly[m.Doc] {
+			s.enqueue(protocol.Encode(&protocol.Ack{Doc: m.Doc, Batch: m.Batch, Status: protocol.AckRejected}))
+			s.sendError(protocol.CodeReadOnly, m.Doc, m.Batch, "document joined read-only")
 			return true
 		}
 		ops, err := crdt.DecodeUpdate(m.Update, crdt.Limits{MaxOps: s.srv.cfg.MaxOpsPerBatch})
@@ -237,12 +280,15 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 			return true
 		}
 		delete(s.docs, m.Doc)
+		delete(s.readOnly, m.Doc)
 		o.send(ctx, request{kind: reqLeave, s: s})
 		s.srv.reg.release(o)
 		return true
 	case *protocol.Ping:
 		return s.enqueue(protocol.Encode(&protocol.Pong{Nonce: m.Nonce}))
-	case *protocol.Pong, *protocol.Refresh:
+	case *protocol.Refresh:
+		return s.refresh(m.Token)
+	case *protocol.Pong:
 		return true
 	default:
 		s.close(protocol.CodeBadFrame, "unexpected message")
@@ -260,4 +306,63 @@ func (s *session) leaveAll(ctx context.Context) {
 	for a := range s.agents {
 		s.srv.releaseAgent(a, s)
 	}
+}
+
+// access is what the session's token grants for doc (everything in
+// development mode).
+func (s *session) access(doc string) Access {
+	if len(s.srv.cfg.AuthSecret) == 0 {
+		return AccessWrite
+	}
+	return s.claims.access(doc)
+}
+
+// refresh replaces the session's token in-band, before it expires. The new
+// token must be for the same subject; documents already joined stay joined
+// only if still granted.
+func (s *session) refresh(token string) bool {
+	secret := s.srv.cfg.AuthSecret
+	if len(secret) == 0 {
+		return true
+	}
+	c, err := verifyToken(secret, token, time.Now())
+	if err != nil {
+		s.close(authCode(err), "token refresh failed")
+		return false
+	}
+	if c.Subject != s.claims.Subject {
+		s.close(protocol.CodeUnauthorized, "refresh token is for another subject")
+		return false
+	}
+	s.claims = c
+	for doc := range s.docs {
+		switch c.access(doc) {
+		case AccessNone:
+			s.close(protocol.CodeForbidden, "refreshed token no longer grants a joined document")
+			return false
+		case AccessRead:
+			s.readOnly[doc] = true
+		}
+	}
+	s.setExpiry(c)
+	return true
+}
+
+// setExpiry tells the write loop when the token expires.
+func (s *session) setExpiry(c *Claims) {
+	if c == nil || c.ExpiresAt == nil {
+		return
+	}
+	select {
+	case <-s.expiry: // replace an unread older expiry
+	default:
+	}
+	s.expiry <- c.ExpiresAt.Time
+}
+
+func authCode(err error) protocol.Code {
+	if errors.Is(err, errExpired) {
+		return protocol.CodeTokenExpired
+	}
+	return protocol.CodeUnauthorized
 }
