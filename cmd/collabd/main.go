@@ -1,6 +1,7 @@
 // Command collabd is the collabd server and its tools.
 //
 //	collabd serve [flags]                          run the server (see -h)
+//	collabd token -sub ID -doc 'pattern:rw' ...    mint a token for development
 //	collabd trace [-runs N] FILE.json.gz|DIR ...   replay editing traces through the CRDT
 //
 // See README.md and docs/TRACE.md.
@@ -20,6 +21,7 @@ const usage = `usage: collabd <command> [flags] [args]
 
 commands:
   serve   run the collaboration server (WebSocket endpoint /v1/ws)
+  token   mint a signed access token (development and scripts)
   trace   replay editing traces (josephg/editing-traces format) through the CRDT
           and check every replica against the recorded final text
 
@@ -35,6 +37,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return runServe(args[1:], stdout, stderr)
+	case "token":
+		return runToken(args[1:], stdout, stderr)
 	case "trace":
 		return runTrace(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":

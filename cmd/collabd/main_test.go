@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -78,5 +79,54 @@ func TestUsage(t *testing.T) {
 	}
 	if code := run([]string{"bogus"}, &out, &errOut); code != 2 {
 		t.Errorf("unknown command: exit %d, want 2", code)
+	}
+}
+
+func TestTokenCommand(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := run([]string{"token", "-auth-secret", "s3cret-s3cret-s3cret-s3cret-32by", "-sub", "alice", "-doc", "notes/*:rw"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if parts := strings.Split(strings.TrimSpace(out.String()), "."); len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", out.String())
+	}
+	if code := run([]string{"token", "-auth-secret", "x", "-sub", "a", "-doc", "bad-grant"}, &out, &errOut); code != 2 {
+		t.Errorf("bad grant: exit %d, want 2", code)
+	}
+	if code := run([]string{"token", "-sub", "a"}, &out, &errOut); code != 2 {
+		t.Errorf("missing flags: exit %d, want 2", code)
+	}
+}
+
+func TestEnvDefaults(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	addr := fs.String("addr", "a", "")
+	maxFrame := fs.Int("max-frame", 0, "")
+	if err := fs.Parse([]string{"-addr", "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"COLLABD_ADDR": "env", "COLLABD_MAX_FRAME": "42"}
+	if err := envDefaults(fs, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	if *addr != "cli" || *maxFrame != 42 {
+		t.Fatalf("addr %q (flag wins), max-frame %d (from env)", *addr, *maxFrame)
+	}
+	env["COLLABD_MAX_FRAME"] = "lots"
+	fs2 := flag.NewFlagSet("y", flag.ContinueOnError)
+	fs2.Int("max-frame", 0, "")
+	if err := envDefaults(fs2, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err == nil {
+		t.Error("a malformed environment value was accepted")
+	}
+}
+
+func TestServeRefusesPublicAddressWithoutAuth(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"serve", "-addr", "0.0.0.0:0", "-data", t.TempDir()}, &out, &errOut); code != 2 {
+		t.Fatalf("exit %d, want 2: %s", code, errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "--insecure-no-auth") {
+		t.Errorf("stderr %q should explain the flag", errOut.String())
 	}
 }

@@ -29,6 +29,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", "127.0.0.1:8080", "listen `address`")
 	data := fs.String("data", "./data", "data `directory` (holds collabd.db)")
 	origins := fs.String("allowed-origins", "", "comma-separated exact Origin allowlist for browsers (empty: same host only)")
+	secret := fs.String("auth-secret", "", "HMAC `secret` for tokens (empty: development mode, no authentication)")
 	insecure := fs.Bool("insecure-no-auth", false, "allow a non-loopback address without authentication")
 	maxFrame := fs.Int("max-frame", 0, "largest inbound frame in bytes (0: 1 MiB)")
 	maxDocs := fs.Int("max-docs-per-conn", 0, "documents joined at once per connection (0: 64)")
@@ -47,7 +48,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	if !*insecure && !loopback(*addr) {
+	if *secret == "" && !*insecure && !loopback(*addr) {
 		fmt.Fprintf(stderr, "collabd serve: %s is not a loopback address and authentication is not configured; "+
 			"pass --insecure-no-auth to serve it anyway\n", *addr)
 		return 2
@@ -68,7 +69,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 			allowed = append(allowed, o)
 		}
 	}
-	srv, err := server.New(server.Config{Store: store, Logger: log, AllowedOrigins: allowed,
+	if *secret == "" {
+		log.Warn("development mode: no --auth-secret, every connection may read and write every document")
+	}
+	srv, err := server.New(server.Config{Store: store, Logger: log, AllowedOrigins: allowed, AuthSecret: []byte(*secret),
 		MaxFrame: *maxFrame, MaxDocsPerConn: *maxDocs, QueueBytes: *queue})
 	if err != nil {
 		fmt.Fprintf(stderr, "collabd serve: %v\n", err)
