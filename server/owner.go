@@ -162,7 +162,15 @@ func (o *owner) load(ctx context.Context) error {
 
 func (o *owner) handle(ctx context.Context, r request) {
 	if o.failed != nil && r.kind != reqLeave {
-		r.s.sendError(protocol.CodeStorageFailed, o.id, r.batch, "document could not be loaded")
+		code := protocol.CodeStorageFailed // perhaps transient: retry
+		var de *crdt.DecodeError
+		if errors.As(o.failed, &de) || errors.Is(o.failed, storage.ErrCorrupt) || errors.Is(o.failed, crdt.ErrInvalidOp) {
+			code = protocol.CodeDocCorrupt // refused, never replaced
+		}
+		if errors.Is(o.failed, storage.ErrDeleted) {
+			code = protocol.CodeDocDeleted
+		}
+		r.s.sendError(code, o.id, r.batch, "document could not be loaded")
 		return
 	}
 	switch r.kind {
