@@ -30,6 +30,15 @@ type Config struct {
 	MaxDocItems    int // code points, visible and deleted, per document (default 1<<24)
 	MaxPending     int // ops waiting for dependencies per document (default 4096)
 	QueueBytes     int // outbound bytes queued per connection before it is closed as slow (default 4 MiB)
+	MaxConns       int // connections in total (default 10000)
+	MaxConnsPerIP  int // connections from one remote address (default 256)
+
+	// OpRate is the sustained rate of ops (code points inserted or deleted)
+	// one connection may send per second, with OpBurst as the bucket size;
+	// past it updates are refused with CodeRateLimited (default 2000/s,
+	// burst 100000: a paste of a long document passes, a flood does not).
+	OpRate  float64
+	OpBurst int
 
 	HelloTimeout   time.Duration // time to send hello after connecting (default 10s)
 	PingInterval   time.Duration // WebSocket ping period (default 25s)
@@ -58,6 +67,12 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxPending, 4096)
 	def(&c.QueueBytes, 4<<20)
 	def(&c.CompactEntries, 1000)
+	def(&c.MaxConns, 10000)
+	def(&c.MaxConnsPerIP, 256)
+	def(&c.OpBurst, 100000)
+	if c.OpRate <= 0 {
+		c.OpRate = 2000
+	}
 	dur(&c.HelloTimeout, 10*time.Second)
 	dur(&c.PingInterval, 25*time.Second)
 	dur(&c.PongTimeout, 10*time.Second)

@@ -148,7 +148,7 @@ func oneRound(url string, agent crdt.AgentID, i, r int) error {
 // CodeSlow once its queue overflows; a writer on the same document is not
 // slowed down and keeps getting acks.
 func TestSlowConsumerIsDisconnected(t *testing.T) {
-	ts := startServerWith(t, t.TempDir(), server.Config{QueueBytes: 256 << 10})
+	ts := startServerWith(t, t.TempDir(), server.Config{QueueBytes: 256 << 10, OpRate: 1e9, OpBurst: 1 << 24})
 	slow := dial(t, ts.url, 1)
 	slow.join("hot")
 	w := dial(t, ts.url, 2)
@@ -162,4 +162,89 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	if got := slow.closeCode(); got != int(protocol.CodeSlow) {
 		t.Fatalf("slow client closed with %d, want %d", got, protocol.CodeSlow)
 	}
+}
+
+// TestOpRateLimit: a connection that sends ops faster than its token bucket
+// allows gets CodeRateLimited rejections (with a retry hint), and stays
+// connected.
+func TestOpRateLimit(t *testing.T) {
+	ts := startServerWith(t, t.TempDir(), server.Config{OpRate: 1, OpBurst: 5})
+	c := dial(t, ts.url, 1)
+	c.join("r")
+	limited := 0
+	for batch := uint64(1); batch <= 10; batch++ {
+		c.edit("r", batch, func(x *crdt.Text) error { return x.Insert(0, "a") })
+	}
+	for seen := 0; seen < 10; {
+		switch m := c.read().(type) {
+		case *protocol.Ack:
+			if m.Status != protocol.AckApplied {
+				seen++ // durable or rejected: the batch is settled
+			}
+		case *protocol.Error:
+			if m.Code != protocol.CodeRateLimited || m.RetryAfterMs <= 0 {
+				t.Fatalf("error %+v", m)
+			}
+			limited++
+		}
+	}
+	if limited < 4 {
+		t.Fatalf("%d of 10 batches rate limited with a burst of 5", limited)
+	}
+	c.send(&protocol.Ping{Nonce: 9})
+	for {
+		if p, ok := c.read().(*protocol.Pong); ok && p.Nonce == 9 {
+			break // still connected
+		}
+	}
+}
+
+// TestConnectionLimitPerIP refuses connections past the per-address limit.
+func TestConnectionLimitPerIP(t *testing.T) {
+	ts := startServerWith(t, t.TempDir(), server.Config{MaxConnsPerIP: 2})
+	dial(t, ts.url, 1)
+	dial(t, ts.url, 2)
+	_, resp, err := websocket.DefaultDialer.Dial(ts.url, nil)
+	if err == nil || resp == nil || resp.StatusCode != 429 {
+		t.Fatalf("third connection: err %v, response %v", err, resp)
+	}
+}
+
+func TestHelloTimeout(t *testing.T) {
+	ts := startServerWith(t, t.TempDir(), server.Config{HelloTimeout: 200 * time.Millisecond})
+	conn, _, err := websocket.DefaultDialer.Dial(ts.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := &client{t: t, conn: conn}
+	if got := c.closeCode(); got != int(protocol.CodeHelloTimeout) {
+		t.Fatalf("close %d, want %d", got, protocol.CodeHelloTimeout)
+	}
+}
+
+// TestBombsInsideValidFrames: killer payloads as the update bytes of a
+// well-formed frame are refused per batch; the session and the server go on.
+func TestBombsInsideValidFrames(t *testing.T) {
+	ts := startServerWith(t, t.TempDir(), server.Config{})
+	c := dial(t, ts.url, 1)
+	c.join("b")
+	bombs := [][]byte{
+		{0xdd, 0xff, 0xff, 0xff, 0xff},
+		{0x94, 0x01, 0xdd, 0xff, 0xff, 0xff, 0xff},
+		{0x94, 0x01, 0x91, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x90, 0xdd, 0xff, 0xff, 0xff, 0xff},
+		[]byte(strings.Repeat("\x91", 4096)),
+		{},
+	}
+	for i, b := range bombs {
+		c.send(&protocol.Update{Doc: "b", Batch: uint64(i + 1), Update: b})
+		if a, ok := c.read().(*protocol.Ack); !ok || a.Status != protocol.AckRejected {
+			t.Fatalf("bomb %d: want a rejected ack, got %+v", i, a)
+		}
+		if e, ok := c.read().(*protocol.Error); !ok || e.Code != protocol.CodeInvalidOp {
+			t.Fatalf("bomb %d: want CodeInvalidOp, got %+v", i, e)
+		}
+	}
+	c.edit("b", 99, func(x *crdt.Text) error { return x.Insert(0, "ok") })
+	c.waitDurable(99)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -32,9 +33,10 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // owners, sessions and their helpers
 
-	mu       sync.Mutex // guards sessions, agents, closing
+	mu       sync.Mutex // guards sessions, agents, perIP, closing
 	sessions map[*session]bool
 	agents   map[crdt.AgentID]*session
+	perIP    map[string]int
 	closing  bool
 }
 
@@ -52,6 +54,7 @@ func New(cfg Config) (*Server, error) {
 		cancel:       cancel,
 		sessions:     make(map[*session]bool),
 		agents:       make(map[crdt.AgentID]*session),
+		perIP:        make(map[string]int),
 		decodeLimits: protocol.DecodeLimits{MaxFrame: cfg.MaxFrame},
 	}
 	s.reg = newRegistry(s.startOwner)
@@ -95,12 +98,22 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	ip := remoteIP(r)
 	s.mu.Lock()
-	closing := s.closing
+	closing, total, fromIP := s.closing, len(s.sessions), s.perIP[ip]
 	s.mu.Unlock()
-	if closing {
+	switch {
+	case closing:
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	case total >= s.cfg.MaxConns:
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, "too many connections", http.StatusServiceUnavailable)
+		return
+	case fromIP >= s.cfg.MaxConnsPerIP:
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
 		return
 	}
 	// A token in the Authorization header or the token query parameter is
@@ -129,6 +142,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.sessions[sess] = true
+	s.perIP[ip]++
 	s.wg.Add(2)
 	s.mu.Unlock()
 	go func() {
@@ -141,8 +155,21 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		sess.close(protocol.CodeGoingAway, "closed")
 		s.mu.Lock()
 		delete(s.sessions, sess)
+		if s.perIP[ip]--; s.perIP[ip] <= 0 {
+			delete(s.perIP, ip)
+		}
 		s.mu.Unlock()
 	}()
+}
+
+// remoteIP is the connection's remote address without the port. (Behind a
+// proxy, every client shares the proxy's address: raise MaxConnsPerIP.)
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // claimAgent gives agent a to session sess unless another live session has it.

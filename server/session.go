@@ -3,10 +3,12 @@ package server
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/collabd/collabd/crdt"
 	"github.com/collabd/collabd/protocol"
@@ -37,6 +39,7 @@ type session struct {
 	docs     map[string]*owner
 	readOnly map[string]bool
 	claims   *Claims // nil in development mode (or before the Hello)
+	ops      *rate.Limiter
 }
 
 func newSession(srv *Server, conn *websocket.Conn, id string) *session {
@@ -50,6 +53,7 @@ func newSession(srv *Server, conn *websocket.Conn, id string) *session {
 		agents:   make(map[crdt.AgentID]bool),
 		docs:     make(map[string]*owner),
 		readOnly: make(map[string]bool),
+		ops:      rate.NewLimiter(rate.Limit(srv.cfg.OpRate), srv.cfg.OpBurst),
 	}
 }
 
@@ -164,9 +168,15 @@ func (s *session) readLoop(ctx context.Context) {
 	for {
 		typ, data, err := s.conn.ReadMessage()
 		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
+			var ne net.Error
+			switch {
+			case errors.Is(err, websocket.ErrReadLimit):
 				s.close(protocol.CodeFrameTooLarge, "frame too large")
-			} else {
+			case hello && errors.As(err, &ne) && ne.Timeout():
+				s.close(protocol.CodeHelloTimeout, "no hello in time")
+			case errors.As(err, &ne) && ne.Timeout():
+				s.close(protocol.CodeNoPong, "no pong in time")
+			default:
 				s.close(protocol.CodeGoingAway, "connection lost")
 			}
 			return
@@ -264,14 +274,23 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 		}
 		ops, err := crdt.DecodeUpdate(m.Update, crdt.Limits{MaxOps: s.srv.cfg.MaxOpsPerBatch})
 		if err != nil {
+			s.enqueue(protocol.Encode(&protocol.Ack{Doc: m.Doc, Batch: m.Batch, Status: protocol.AckRejected}))
 			s.sendError(protocol.CodeInvalidOp, m.Doc, m.Batch, err.Error())
 			return true
 		}
+		n := 0
 		for _, op := range ops {
 			if !s.agents[op.ID.Agent] {
 				s.close(protocol.CodeForgedAgent, "op of an agent this session did not claim")
 				return false
 			}
+			n += op.Len
+		}
+		if !s.ops.AllowN(time.Now(), min(n, s.srv.cfg.OpBurst)) {
+			s.enqueue(protocol.Encode(&protocol.Ack{Doc: m.Doc, Batch: m.Batch, Status: protocol.AckRejected}))
+			s.enqueue(protocol.Encode(&protocol.Error{Code: protocol.CodeRateLimited, Doc: m.Doc, Batch: m.Batch,
+				Message: "op rate exceeded; resend later", RetryAfterMs: 1000}))
+			return true
 		}
 		return o.send(ctx, request{kind: reqUpdate, s: s, batch: m.Batch, update: m.Update})
 	case *protocol.Leave:
