@@ -226,13 +226,7 @@ func (o *owner) update(ctx context.Context, r request) {
 	}
 	version := o.doc.Version()
 	if version != before {
-		// Encode once, enqueue the same bytes to every other session.
-		frame := protocol.Encode(&protocol.Update{Doc: o.id, Update: r.update})
-		for s := range o.subs {
-			if s != r.s {
-				s.enqueue(frame)
-			}
-		}
+		o.fanOut(protocol.Encode(&protocol.Update{Doc: o.id, Update: r.update}), r.s)
 	}
 	r.s.enqueue(protocol.Encode(&protocol.Ack{Doc: o.id, Batch: r.batch, Status: protocol.AckApplied, Applied: version}))
 	if version == before && len(o.commits) == 0 {
@@ -246,6 +240,16 @@ func (o *owner) update(ctx context.Context, r request) {
 		return
 	}
 	o.commits = append(o.commits, commit{p: p, s: r.s, batch: r.batch, version: version})
+}
+
+// fanOut enqueues the same encoded frame to every session on the document
+// but the author: one encoding, N non-blocking enqueues.
+func (o *owner) fanOut(frame []byte, author *session) {
+	for s := range o.subs {
+		if s != author {
+			s.enqueue(frame)
+		}
+	}
 }
 
 // durable acks every commit that has completed, oldest first.
