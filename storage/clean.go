@@ -5,24 +5,33 @@ import (
 	"fmt"
 )
 
-// cleanBudget returns how much journal cleaning one commit may do: the
-// journal size to get under, at most how many live entries to migrate into
-// per-document logs, and at most how many dead entries to delete. Migrating
-// costs page writes, so the budget stays small while the journal is near its
-// target and grows when writers outpace it. On Close (drain) the journal is
-// emptied.
-func (s *Store) cleanBudget(drain bool) (target int64, moves, deletes int) {
+// migrateChunk is the most entries of one document a commit migrates at a
+// time. Documents' entries are interleaved in the journal, so freeing the
+// head takes a small piece of each document in turn; a larger piece per
+// document would spend the commit's budget on one of them.
+const migrateChunk = 64
+
+// cleanBudget returns how much journal cleaning one commit of n requests may
+// do: the journal size to get under, at most how many live entries to migrate
+// into per-document logs, and at most how many dead entries to delete.
+// Migrating costs page writes, so near the target a commit migrates about
+// twice as many entries as it appends: each entry is migrated once, so that
+// keeps up, and the cost is spread over commits instead of arriving as one
+// long commit. When writers outpace it the budget grows. On Close (drain)
+// the journal is emptied.
+func (s *Store) cleanBudget(drain bool, n int) (target int64, moves, deletes int) {
 	if drain {
 		return 0, 1 << 14, 1 << 16
 	}
 	target = int64(s.opts.JournalEntries)
-	switch n := s.jcount.Load(); {
-	case n > 4*target:
-		return target, 1 << 14, 1 << 15
-	case n > 2*target:
-		return target, 1 << 12, 1 << 13
+	moves = min(max(2*n, 256), 1<<12)
+	switch j := s.jcount.Load(); {
+	case j > 4*target:
+		moves = 1 << 14
+	case j > 2*target:
+		moves *= 4
 	}
-	return target, 1 << 10, 1 << 12
+	return target, moves, max(4*moves, 1<<12)
 }
 
 // clean deletes dead entries at the head of the journal and migrates the
@@ -60,7 +69,7 @@ func (b *batch) clean(target int64, moves, deletes int) error {
 			if moves == 0 {
 				return nil
 			}
-			n, err := b.migrate(d, moves)
+			n, err := b.migrate(d, min(moves, migrateChunk))
 			if err != nil {
 				return err
 			}

@@ -169,7 +169,7 @@ func (s *Store) commit(reqs []*request, drain bool) {
 			r.seq, r.err = seq, nil
 			bytes += r.op.size()
 		}
-		if err := b.clean(s.cleanBudget(drain)); err != nil {
+		if err := b.clean(s.cleanBudget(drain, len(reqs))); err != nil {
 			return err
 		}
 		if err := b.flush(); err != nil {
