@@ -61,11 +61,12 @@
 // The committer then moves ("migrates") journal entries into the
 // per-document logs: whenever the journal holds more than
 // Options.JournalEntries entries, each commit deletes dead entries at the
-// journal's head and, when the head entry is live, first copies that
-// document's live journal entries (up to a per-commit budget, so that one hot
-// document cannot stall a commit) into its log in the same transaction. Each
-// document is thus migrated about once per pass through the journal, in few
-// pieces. Close empties the journal. A document's metadata records how far its
+// journal's head and, when the head entry is live, first copies the oldest
+// live journal entries of that document (at most 64) into its log, in the same
+// transaction. A commit migrates about twice as many entries as it appends (at
+// least 256), so migration keeps up and its cost is spread evenly over
+// commits; the budget grows if the journal runs past twice its target. Close
+// empties the journal. A document's metadata records how far its
 // own log reaches (its stored LastSeq, the "log watermark"); its journal
 // entries above the watermark are its live tail and the ones at or below are
 // dead. Open rebuilds the in-memory index of the journal (which entries
