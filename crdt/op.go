@@ -49,14 +49,8 @@ func DecodeUpdate(b []byte, lim Limits) ([]Op, error) {
 		return nil, err
 	}
 	ops := make([]Op, len(u.ops))
-	for i, o := range u.ops {
-		p := Op{Root: string(u.roots[o.root]), ID: o.id, Len: int(o.n)}
-		if o.del {
-			p.Kind, p.Target, p.Reverse = OpDelete, o.target, o.rev
-		} else {
-			p.Kind, p.Text, p.Tombstone, p.Left, p.Right = OpInsert, string(o.text), o.tomb, o.left, o.right
-		}
-		ops[i] = p
+	for i := range u.ops {
+		ops[i] = u.ops[i].public(string(u.roots[u.ops[i].root]))
 	}
 	return ops, nil
 }

@@ -436,82 +436,38 @@ func (d *Doc) encodePending() []byte {
 	if len(d.pending) == 0 {
 		return nil
 	}
-	var agents []AgentID
-	aix := map[AgentID]int{}
-	agent := func(a AgentID) int {
-		i, ok := aix[a]
-		if !ok {
-			i = len(agents)
-			agents = append(agents, a)
-			aix[a] = i
-		}
-		return i
-	}
-	var roots []string
-	rix := map[string]int{}
-	var body []byte
-	id := func(x ID) {
-		if x.IsZero() {
-			body = append(body, 0, 0)
-			return
-		}
-		body = mp.AppendUint(body, uint64(agent(x.Agent)+1))
-		body = mp.AppendUint(body, x.Seq)
-	}
 	// The pending buffer is not sorted; an update needs each agent's ops in
-	// seq order.
-	ops := slices.Clone(d.pending)
-	slices.SortStableFunc(ops, func(a, b pendingOp) int {
+	// ascending, non-overlapping seq order.
+	ps := slices.Clone(d.pending)
+	slices.SortStableFunc(ps, func(a, b pendingOp) int {
 		if c := cmp.Compare(a.id.Agent, b.id.Agent); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.id.Seq, b.id.Seq)
 	})
+	ops := make([]Op, 0, len(ps))
 	prevEnd := map[AgentID]uint64{}
-	n := 0
-	for _, p := range ops {
+	for _, p := range ps {
 		if p.id.Seq < prevEnd[p.id.Agent] {
 			continue // overlapping duplicates: keep the first
 		}
 		prevEnd[p.id.Agent] = p.id.Seq + uint64(p.n)
-		ri, ok := rix[p.rootName]
-		if !ok {
-			ri = len(roots)
-			roots = append(roots, p.rootName)
-			rix[p.rootName] = ri
-		}
-		n++
-		if p.del {
-			body = append(body, 0x98, kindDelete)
-		} else {
-			body = append(body, 0x99, kindInsert)
-		}
-		body = mp.AppendUint(body, uint64(ri))
-		body = mp.AppendUint(body, uint64(agent(p.id.Agent)))
-		body = mp.AppendUint(body, p.id.Seq)
-		if p.del {
-			body = mp.AppendUint(body, uint64(p.n))
-			id(p.target)
-			body = mp.AppendBool(body, p.rev)
-			continue
-		}
-		if p.tomb {
-			body = mp.AppendUint(body, uint64(p.n))
-		} else {
-			body = mp.AppendStringBytes(body, p.text)
-		}
-		id(p.left)
-		id(p.right)
+		ops = append(ops, p.public(p.rootName))
 	}
-	out := []byte{0x94, updateVersion}
-	out = mp.AppendArrayLen(out, len(agents))
-	for _, a := range agents {
-		out = mp.AppendUint(out, uint64(a))
+	b, err := EncodeOps(ops)
+	if err != nil {
+		return nil // cannot happen: pending ops passed decoding
 	}
-	out = mp.AppendArrayLen(out, len(roots))
-	for _, r := range roots {
-		out = mp.AppendString(out, r)
+	return b
+}
+
+// public is the exported form of o.
+func (o *op) public(root string) Op {
+	p := Op{Root: root, ID: o.id, Len: int(o.n)}
+	if o.del {
+		p.Kind, p.Target, p.Reverse = OpDelete, o.target, o.rev
+	} else {
+		p.Kind, p.Text, p.Tombstone, p.Left, p.Right = OpInsert, string(o.text), o.tomb, o.left, o.right
 	}
-	out = mp.AppendArrayLen(out, n)
-	return append(out, body...)
+	return p
 }
