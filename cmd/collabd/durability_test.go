@@ -196,3 +196,58 @@ func (c *protoClient) drainDurable() []uint64 {
 		}
 	}
 }
+
+// TestGracefulShutdown: on SIGTERM the server tells clients to go away and
+// come back after a jittered hint, flushes, and exits within 10 s; what was
+// acked durable is there after a restart.
+func TestGracefulShutdown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and signals a subprocess")
+	}
+	bin := filepath.Join(t.TempDir(), "collabd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	data := t.TempDir()
+	cmd, url := startServe(t, bin, data)
+	c := dialProto(t, url, 7)
+	c.send(&protocol.Join{Doc: "g", SV: c.doc.StateVector()})
+	c.sync()
+	_ = c.doc.Text("t").Insert(0, "kept")
+	c.send(&protocol.Update{Doc: "g", Batch: 1, Update: c.doc.TakeUpdate()})
+	for durable := false; !durable; {
+		m := c.read(5 * time.Second)
+		if m == nil {
+			t.Fatal("no durable ack")
+		}
+		a, ok := m.(*protocol.Ack)
+		durable = ok && a.Status == protocol.AckDurable
+	}
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var goingAway *protocol.Error
+	for m := range c.msgs {
+		if e, ok := m.(*protocol.Error); ok && e.Code == protocol.CodeGoingAway {
+			goingAway = e
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("shutdown took %v", took)
+	}
+	if goingAway == nil || goingAway.RetryAfterMs < 0 {
+		t.Fatalf("no going-away error with a retry hint: %+v", goingAway)
+	}
+	cmd, url = startServe(t, bin, data)
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	d := dialProto(t, url, 8)
+	d.send(&protocol.Join{Doc: "g", SV: d.doc.StateVector()})
+	d.sync()
+	if got := d.doc.Text("t").String(); got != "kept" {
+		t.Fatalf("after restart: %q", got)
+	}
+}
