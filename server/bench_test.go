@@ -18,6 +18,7 @@ func BenchmarkBroadcast(b *testing.B) {
 			subs := make([]*session, n)
 			for i := range subs {
 				subs[i] = newSession(srv, nil, "s")
+				subs[i].writing = true // no writer goroutine: the benchmark drains the queue
 				o.subs[subs[i]] = true
 			}
 			src := crdt.NewDoc(crdt.Options{Agent: 1})

@@ -11,10 +11,13 @@
 //     references and an empty inbox, checked under that mutex, so a request
 //     never reaches an owner that is leaving and there are never two owners.
 //   - Each connection has a read loop (decodes and routes frames; waits when
-//     an owner's inbox is full, which slows that connection only) and a write
-//     loop draining a queue bounded in bytes. Owners enqueue without blocking;
-//     a connection whose queue overflows is closed with CodeSlow and resyncs
-//     by state vector when it reconnects. An owner never blocks on a session.
+//     an owner's inbox is full, which slows that connection only) and a
+//     writer goroutine that exists only while its queue (bounded in bytes)
+//     has frames, so an idle connection costs one goroutine. One server-wide
+//     pinger sends WebSocket pings; token expiry is a timer. Owners enqueue
+//     without blocking; a connection whose queue overflows is closed with
+//     CodeSlow and resyncs by state vector when it reconnects. An owner never
+//     blocks on a session.
 //   - Owners never block on storage: they submit to the store's group commit
 //     and select on the oldest pending commit (commits complete in order),
 //     acking "durable" when it lands. Compaction runs in a goroutine the owner

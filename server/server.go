@@ -58,8 +58,13 @@ func New(cfg Config) (*Server, error) {
 		decodeLimits: protocol.DecodeLimits{MaxFrame: cfg.MaxFrame},
 	}
 	s.reg = newRegistry(s.startOwner)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.pinger()
+	}()
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:    4096,
+		ReadBufferSize:    0, // reuse the HTTP server's 4 KiB reader
 		WriteBufferSize:   4096,
 		WriteBufferPool:   &sync.Pool{},
 		EnableCompression: false, // gorilla's read limit counts compressed bytes
@@ -143,12 +148,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	s.sessions[sess] = true
 	s.perIP[ip]++
-	s.wg.Add(2)
+	s.wg.Add(1)
 	s.mu.Unlock()
-	go func() {
-		defer s.wg.Done()
-		sess.writeLoop()
-	}()
 	go func() {
 		defer s.wg.Done()
 		sess.readLoop(s.ctx)
@@ -160,6 +161,31 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 		s.mu.Unlock()
 	}()
+}
+
+// pinger pings every session once per PingInterval (one goroutine for the
+// whole server instead of a ticker per connection). A session that does not
+// answer is closed by its read deadline.
+func (s *Server) pinger() {
+	t := time.NewTicker(s.cfg.PingInterval)
+	defer t.Stop()
+	var batch []*session
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		batch = batch[:0]
+		for sess := range s.sessions {
+			batch = append(batch, sess)
+		}
+		s.mu.Unlock()
+		for _, sess := range batch {
+			sess.ping()
+		}
+	}
 }
 
 // remoteIP is the connection's remote address without the port. (Behind a

@@ -14,25 +14,27 @@ import (
 	"github.com/collabd/collabd/protocol"
 )
 
-// A session is one WebSocket connection: a read loop (this goroutine) that
-// decodes frames and routes them to document owners, and a write loop that
-// drains a queue bounded in bytes. Owners enqueue without blocking; a session
-// whose queue overflows is closed with CodeSlow and resyncs when it comes back.
+// A session is one WebSocket connection: a read loop (its own goroutine)
+// that decodes frames and routes them to document owners, and a writer that
+// drains a queue bounded in bytes. The writer goroutine exists only while
+// there is something to write, so an idle connection costs one goroutine;
+// pings come from the server's pinger and token expiry from a timer.
+// Owners enqueue without blocking; a session whose queue overflows is closed
+// with CodeSlow and resyncs when it comes back.
 type session struct {
 	srv  *Server
 	conn *websocket.Conn
 	id   string
 
-	mu     sync.Mutex // guards queue, queued, closed, closeCode
-	queue  [][]byte
-	queued int
-	closed bool
-	code   protocol.Code
-	reason string
-	wake   chan struct{} // cap 1: the write loop has work
-	done   chan struct{} // closed by close()
-
-	expiry chan time.Time // the write loop closes the session at this time (token expiry)
+	mu      sync.Mutex // guards queue, queued, writing, closed, code, reason, expire
+	queue   [][]byte
+	queued  int
+	writing bool // a writer goroutine is running (only it writes data frames)
+	closed  bool
+	code    protocol.Code
+	reason  string
+	expire  *time.Timer   // closes the session when the token expires
+	done    chan struct{} // closed by close()
 
 	// owned by the read loop
 	agents   map[crdt.AgentID]bool
@@ -47,9 +49,7 @@ func newSession(srv *Server, conn *websocket.Conn, id string) *session {
 		srv:      srv,
 		conn:     conn,
 		id:       id,
-		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
-		expiry:   make(chan time.Time, 1),
 		agents:   make(map[crdt.AgentID]bool),
 		docs:     make(map[string]*owner),
 		readOnly: make(map[string]bool),
@@ -57,8 +57,9 @@ func newSession(srv *Server, conn *websocket.Conn, id string) *session {
 	}
 }
 
-// enqueue queues a frame for the write loop. It never blocks. It reports
-// false if the session is closed or was just closed for being slow.
+// enqueue queues a frame for the writer, starting it if needed. It never
+// blocks. It reports false if the session is closed or was just closed for
+// being slow.
 func (s *session) enqueue(frame []byte) bool {
 	s.mu.Lock()
 	if s.closed {
@@ -72,20 +73,30 @@ func (s *session) enqueue(frame []byte) bool {
 	}
 	s.queue = append(s.queue, frame)
 	s.queued += len(frame)
+	start := !s.writing
+	s.writing = true
 	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	if start {
+		s.startWriter()
 	}
 	return true
+}
+
+func (s *session) startWriter() {
+	s.srv.wg.Add(1)
+	go func() {
+		defer s.srv.wg.Done()
+		s.writer()
+	}()
 }
 
 func (s *session) sendError(code protocol.Code, doc string, batch uint64, msg string) {
 	s.enqueue(protocol.Encode(&protocol.Error{Code: code, Doc: doc, Batch: batch, Message: msg}))
 }
 
-// close marks the session closed with a code; the write loop sends the close
-// frame and tears the connection down. The first code wins.
+// close marks the session closed with a code; the writer sends what is
+// queued (nothing to a slow peer), then the close frame, and closes the
+// connection, which ends the read loop. The first code wins.
 func (s *session) close(code protocol.Code, reason string) {
 	s.mu.Lock()
 	if s.closed {
@@ -93,66 +104,59 @@ func (s *session) close(code protocol.Code, reason string) {
 		return
 	}
 	s.closed, s.code, s.reason = true, code, reason
+	if s.expire != nil {
+		s.expire.Stop()
+	}
+	start := !s.writing
+	s.writing = true
 	s.mu.Unlock()
 	close(s.done)
+	if start {
+		s.startWriter()
+	}
 }
 
-// writeLoop sends queued frames and pings until the session closes.
-func (s *session) writeLoop() {
-	cfg := s.srv.cfg
-	ping := time.NewTicker(cfg.PingInterval)
-	defer ping.Stop()
-	var expire <-chan time.Time
-	var expireTimer *time.Timer
-	defer func() {
-		if expireTimer != nil {
-			expireTimer.Stop()
-		}
-	}()
+// writer drains the queue and exits when it is empty; after close it also
+// sends the close frame and closes the connection (and stays the last
+// writer: writing is never reset once closed).
+func (s *session) writer() {
+	timeout := s.srv.cfg.WriteTimeout
 	for {
-		select {
-		case at := <-s.expiry:
-			if expireTimer != nil {
-				expireTimer.Stop()
-			}
-			expireTimer = time.NewTimer(time.Until(at))
-			expire = expireTimer.C
-		case <-expire:
-			s.close(protocol.CodeTokenExpired, "token expired; reconnect with a new token")
-		case <-s.wake:
-			s.mu.Lock()
-			frames := s.queue
-			s.queue, s.queued = nil, 0
+		s.mu.Lock()
+		frames := s.queue
+		s.queue, s.queued = nil, 0
+		closed, code, reason := s.closed, s.code, s.reason
+		if len(frames) == 0 && !closed {
+			s.writing = false
 			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		if closed {
+			timeout = time.Second // best effort on the way out
+		}
+		if !(closed && code == protocol.CodeSlow) { // a slow peer gets no more data, only the close
 			for _, f := range frames {
-				_ = s.conn.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+				_ = s.conn.SetWriteDeadline(time.Now().Add(timeout))
 				if err := s.conn.WriteMessage(websocket.BinaryMessage, f); err != nil {
 					s.close(protocol.CodeGoingAway, "write failed")
 					break
 				}
 			}
-		case <-ping.C:
-			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout)); err != nil {
-				s.close(protocol.CodeGoingAway, "ping failed")
-			}
-		case <-s.done:
-			s.mu.Lock()
-			code, reason, frames := s.code, s.reason, s.queue
-			s.queue, s.queued = nil, 0
-			s.mu.Unlock()
-			if code != protocol.CodeSlow { // a slow peer gets no more data, only the close
-				for _, f := range frames {
-					_ = s.conn.SetWriteDeadline(time.Now().Add(time.Second))
-					if s.conn.WriteMessage(websocket.BinaryMessage, f) != nil {
-						break
-					}
-				}
-			}
+		}
+		if closed {
 			msg := websocket.FormatCloseMessage(int(code), protocol.CloseReason(code, reason))
 			_ = s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)) // best effort
 			_ = s.conn.Close()                                                                // unblocks the read loop
 			return
 		}
+	}
+}
+
+// ping sends a WebSocket ping (safe concurrently with the writer).
+func (s *session) ping() {
+	if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.srv.cfg.WriteTimeout)); err != nil {
+		s.close(protocol.CodeGoingAway, "ping failed")
 	}
 }
 
@@ -367,16 +371,23 @@ func (s *session) refresh(token string) bool {
 	return true
 }
 
-// setExpiry tells the write loop when the token expires.
+// setExpiry closes the session with CodeTokenExpired when c expires,
+// replacing an earlier expiry.
 func (s *session) setExpiry(c *Claims) {
 	if c == nil || c.ExpiresAt == nil {
 		return
 	}
-	select {
-	case <-s.expiry: // replace an unread older expiry
-	default:
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
 	}
-	s.expiry <- c.ExpiresAt.Time
+	if s.expire != nil {
+		s.expire.Stop()
+	}
+	s.expire = time.AfterFunc(time.Until(c.ExpiresAt.Time), func() {
+		s.close(protocol.CodeTokenExpired, "token expired; reconnect with a new token")
+	})
 }
 
 func authCode(err error) protocol.Code {
