@@ -34,6 +34,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	maxFrame := fs.Int("max-frame", 0, "largest inbound frame in bytes (0: 1 MiB)")
 	maxDocs := fs.Int("max-docs-per-conn", 0, "documents joined at once per connection (0: 64)")
 	queue := fs.Int("queue-bytes", 0, "outbound bytes queued per connection before it is closed as slow (0: 4 MiB)")
+	maxConns := fs.Int("max-conns", 0, "connections in total (0: 10000)")
+	maxPerIP := fs.Int("max-conns-per-ip", 0, "connections from one address (0: 256; raise it behind a proxy)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -73,7 +75,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		log.Warn("development mode: no --auth-secret, every connection may read and write every document")
 	}
 	srv, err := server.New(server.Config{Store: store, Logger: log, AllowedOrigins: allowed, AuthSecret: []byte(*secret),
-		MaxFrame: *maxFrame, MaxDocsPerConn: *maxDocs, QueueBytes: *queue})
+		MaxFrame: *maxFrame, MaxDocsPerConn: *maxDocs, QueueBytes: *queue, MaxConns: *maxConns, MaxConnsPerIP: *maxPerIP})
 	if err != nil {
 		fmt.Fprintf(stderr, "collabd serve: %v\n", err)
 		return 1
