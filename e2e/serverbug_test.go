@@ -1,0 +1,197 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/protocol"
+	"github.com/collabd/collabd/server"
+)
+
+// bare is a protocol-level client for reproducing server bugs.
+type bare struct {
+	t    *testing.T
+	conn *websocket.Conn
+}
+
+func dialBare(t *testing.T, url string, agents ...crdt.AgentID) *bare {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	b := &bare{t: t, conn: conn}
+	b.send(&protocol.Hello{Version: protocol.Version, Agents: agents, Client: "bare"})
+	if _, ok := b.read().(*protocol.Welcome); !ok {
+		t.Fatal("no welcome")
+	}
+	return b
+}
+
+func (b *bare) send(m protocol.Message) {
+	b.t.Helper()
+	if err := b.conn.WriteMessage(websocket.BinaryMessage, protocol.Encode(m)); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func (b *bare) read() protocol.Message {
+	b.t.Helper()
+	_ = b.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, data, err := b.conn.ReadMessage()
+	if err != nil {
+		b.t.Fatalf("read: %v", err)
+	}
+	m, err := protocol.Decode(data, protocol.DecodeLimits{})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return m
+}
+
+// joinSync joins doc with an empty state vector and reads the sync.
+func (b *bare) joinSync(doc string) {
+	b.t.Helper()
+	b.send(&protocol.Join{Doc: doc})
+	for {
+		m := b.read()
+		if s, ok := m.(*protocol.Sync); ok && s.Final {
+			return
+		} else if !ok {
+			b.t.Fatalf("expected sync, got %T %+v", m, m)
+		}
+	}
+}
+
+// waitAck reads until the ack of batch with status st (failing on a rejection).
+func (b *bare) waitAck(batch uint64, st protocol.AckStatus) {
+	b.t.Helper()
+	for {
+		switch m := b.read().(type) {
+		case *protocol.Ack:
+			if m.Batch == batch && m.Status == protocol.AckRejected {
+				b.t.Fatalf("batch %d rejected", batch)
+			}
+			if m.Batch == batch && m.Status == st {
+				return
+			}
+		case *protocol.Error:
+			b.t.Fatalf("error %v", m)
+		}
+	}
+}
+
+// causalPair returns an update uA of agent a ("A") and an update uB of
+// agent b ("B" typed after "A") that depends on it.
+func causalPair() (uA, uB []byte) {
+	da := crdt.NewDoc(crdt.Options{Agent: 1})
+	_ = da.Text("body").Insert(0, "A")
+	uA = da.TakeUpdate()
+	db := crdt.NewDoc(crdt.Options{Agent: 2})
+	_ = db.ApplyUpdate(uA)
+	_ = db.Text("body").Insert(1, "B")
+	uB = db.TakeUpdate()
+	return uA, uB
+}
+
+// An update whose ops wait in the owner's pending buffer (their causal
+// dependencies have not arrived) is acked applied and durable at once
+// (version unchanged and no commit in flight) without being stored. When the
+// dependency arrives, only the dependency's bytes are stored and fanned out:
+// the released ops are neither persisted nor sent to other sessions. After a
+// restart the batch acked durable is gone.
+//
+// This happens with honest clients: a batch rejected with a retryable code
+// (rate limited) makes the client's next batch depend on missing ops; and
+// after a crash that lost applied-but-not-durable ops of one client, another
+// client's ops built on them wait in the pending buffer.
+//
+// Fix (owner.update): store and ack the update's ops whether they applied or
+// wait (or refuse to ack "applied"/"durable" until they apply), and fan out
+// and persist the ops released from the pending buffer.
+func TestServerBug_PendingOpsAckedDurableButLost(t *testing.T) {
+	ts := startServer(t, server.Config{})
+	uA, uB := causalPair()
+	b := dialBare(t, ts.url(), 2)
+	b.joinSync("pend")
+	b.send(&protocol.Update{Doc: "pend", Batch: 1, Update: uB})
+	b.waitAck(1, protocol.AckDurable) // acked durable, though only pending
+
+	a := dialBare(t, ts.url(), 1)
+	a.joinSync("pend")
+	a.send(&protocol.Update{Doc: "pend", Batch: 1, Update: uA})
+	a.waitAck(1, protocol.AckDurable)
+
+	ts.restart()
+	c := dialClient(t, ts.url(), 0, nil)
+	if got := join(t, c, "pend").String("body"); got != "AB" {
+		t.Fatalf("after restart the document is %q, want %q: batch acked durable was lost", got, "AB")
+	}
+}
+
+// Same cause: a third session subscribed to the document never receives the
+// ops released from the pending buffer (only the triggering update is fanned
+// out), so it diverges from the server until it rejoins.
+func TestServerBug_PendingOpsNotFannedOut(t *testing.T) {
+	ts := startServer(t, server.Config{})
+	uA, uB := causalPair()
+	watcher := join(t, dialClient(t, ts.url(), 0, nil), "fan")
+	b := dialBare(t, ts.url(), 2)
+	b.joinSync("fan")
+	b.send(&protocol.Update{Doc: "fan", Batch: 1, Update: uB})
+	b.waitAck(1, protocol.AckApplied)
+	a := dialBare(t, ts.url(), 1)
+	a.joinSync("fan")
+	a.send(&protocol.Update{Doc: "fan", Batch: 1, Update: uA})
+	a.waitAck(1, protocol.AckApplied)
+
+	// The server's document is "AB" (a fresh join sees it) ...
+	fresh := join(t, dialClient(t, ts.url(), 0, nil), "fan")
+	if got := fresh.String("body"); got != "AB" {
+		t.Fatalf("server document %q, want AB", got)
+	}
+	// ... but the subscribed watcher never gets B.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := waitSV(ctx, watcher, fresh.StateVector()); err != nil {
+		t.Fatalf("subscribed session has %q, server has %q: released pending ops were not fanned out", watcher.String("body"), "AB")
+	}
+}
+
+// docs/PROTOCOL.md: "Joining a document already joined restarts its sync."
+// The server instead answers a document error "bad frame" (terminal, 4500)
+// and sends no sync. One of them must change; the Go client avoids it by
+// sending Leave before a rejoin.
+func TestServerBug_RejoinDoesNotRestartSync(t *testing.T) {
+	ts := startServer(t, server.Config{})
+	b := dialBare(t, ts.url(), 5)
+	b.joinSync("re")
+	b.send(&protocol.Join{Doc: "re"})
+	switch m := b.read().(type) {
+	case *protocol.Sync:
+	default:
+		t.Fatalf("second join answered with %T %+v, want a sync (PROTOCOL.md, join)", m, m)
+	}
+}
+
+// docs/PROTOCOL.md: "Leaving a document not joined is `not joined` (4508)."
+// The server ignores it silently.
+func TestServerBug_LeaveNotJoinedIgnored(t *testing.T) {
+	ts := startServer(t, server.Config{})
+	b := dialBare(t, ts.url(), 6)
+	b.send(&protocol.Leave{Doc: "never"})
+	b.send(&protocol.Ping{Nonce: 9})
+	switch m := b.read().(type) {
+	case *protocol.Error:
+		if m.Code != protocol.CodeNotJoined {
+			t.Fatalf("error code %v, want not joined", m.Code)
+		}
+	default:
+		t.Fatalf("leave of a document not joined answered with %T %+v, want error not joined", m, m)
+	}
+}
