@@ -59,7 +59,7 @@ func randomEdit(r *rand.Rand, d *collab.Document, tag string) error {
 func TestConvergeWithDisconnects(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
-	const clients, docs, edits = 4, 3, 80
+	const clients, docs, edits = 5, 3, 400
 	ts := startServer(t, server.Config{})
 
 	sws := make([]*netSwitch, clients)
@@ -86,7 +86,7 @@ func TestConvergeWithDisconnects(t *testing.T) {
 					errs <- fmt.Errorf("client %d edit %d: %w", i, k, err)
 					return
 				}
-				if r.IntN(15) == 0 {
+				if r.IntN(20) == 0 {
 					sws[i].cut()
 				}
 			}
