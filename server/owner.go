@@ -211,7 +211,13 @@ func (o *owner) update(ctx context.Context, r request) {
 		r.s.sendError(protocol.CodeNotJoined, o.id, r.batch, "update for a document not joined")
 		return
 	}
-	before := o.doc.Version()
+	before, pendBefore := o.doc.Version(), o.doc.Pending()
+	var svBefore crdt.StateVector
+	if pendBefore > 0 {
+		// Ops may be released from the pending buffer: the fan-out is then
+		// the diff against this state vector, which carries them.
+		svBefore = o.doc.StateVector()
+	}
 	if err := o.doc.ApplyUpdate(r.update); err != nil {
 		code := protocol.CodeInvalidOp
 		switch {
@@ -224,13 +230,25 @@ func (o *owner) update(ctx context.Context, r request) {
 		r.s.sendError(code, o.id, r.batch, err.Error())
 		return
 	}
-	version := o.doc.Version()
+	version, pendAfter := o.doc.Version(), o.doc.Pending()
 	if version != before {
-		o.fanOut(protocol.Encode(&protocol.Update{Doc: o.id, Update: r.update}), r.s)
+		// Other sessions get the update as it came (no re-encode). If ops
+		// were waiting before it, it may have released them: then they get
+		// the diff since the state before it, which carries every op that
+		// applied. (Ops of this update that still wait go out as they came;
+		// a receiver holds them in its own pending buffer, and the release
+		// later reaches it as a duplicate, which is a no-op.)
+		frame := r.update
+		if pendBefore > 0 {
+			frame = o.doc.EncodeDiff(svBefore)
+		}
+		o.fanOut(protocol.Encode(&protocol.Update{Doc: o.id, Update: frame}), r.s)
 	}
 	r.s.enqueue(protocol.Encode(&protocol.Ack{Doc: o.id, Batch: r.batch, Status: protocol.AckApplied, Applied: version}))
-	if version == before && len(o.commits) == 0 {
+	if version == before && pendAfter <= pendBefore && len(o.commits) == 0 {
 		// Nothing new (a resend of ops already stored): durable already.
+		// Ops that went pending are new: they are stored below as they came,
+		// and a reload puts them back in the pending buffer.
 		r.s.enqueue(protocol.Encode(&protocol.Ack{Doc: o.id, Batch: r.batch, Status: protocol.AckDurable, Applied: version, Durable: version}))
 		return
 	}

@@ -253,9 +253,11 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 			s.sendError(protocol.CodeForbidden, m.Doc, 0, "the token does not grant this document")
 			return true
 		}
-		if _, ok := s.docs[m.Doc]; ok {
-			s.sendError(protocol.CodeBadFrame, m.Doc, 0, "already joined")
-			return true
+		if o, ok := s.docs[m.Doc]; ok {
+			// A rejoin restarts the sync (a client that suspects a gap
+			// asks again); the subscription and its reference stay as they are.
+			s.readOnly[m.Doc] = m.ReadOnly || access == AccessRead
+			return o.send(ctx, request{kind: reqJoin, s: s, sv: m.SV, ro: m.ReadOnly})
 		}
 		if len(s.docs) >= s.srv.cfg.MaxDocsPerConn {
 			s.sendError(protocol.CodeTooManyDocs, m.Doc, 0, "too many documents on one connection")
@@ -300,6 +302,7 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 	case *protocol.Leave:
 		o, ok := s.docs[m.Doc]
 		if !ok {
+			s.sendError(protocol.CodeNotJoined, m.Doc, 0, "leave of a document not joined")
 			return true
 		}
 		delete(s.docs, m.Doc)

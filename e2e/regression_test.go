@@ -99,28 +99,22 @@ func causalPair() (uA, uB []byte) {
 	return uA, uB
 }
 
-// An update whose ops wait in the owner's pending buffer (their causal
-// dependencies have not arrived) is acked applied and durable at once
-// (version unchanged and no commit in flight) without being stored. When the
-// dependency arrives, only the dependency's bytes are stored and fanned out:
-// the released ops are neither persisted nor sent to other sessions. After a
-// restart the batch acked durable is gone.
+// Regression: an update whose ops wait in the owner's pending buffer (their
+// causal dependencies have not arrived) was acked durable without being
+// stored, and lost on restart. It is now stored as it came (a reload puts
+// its ops back in the pending buffer) and acked durable after its commit.
 //
 // This happens with honest clients: a batch rejected with a retryable code
 // (rate limited) makes the client's next batch depend on missing ops; and
 // after a crash that lost applied-but-not-durable ops of one client, another
 // client's ops built on them wait in the pending buffer.
-//
-// Fix (owner.update): store and ack the update's ops whether they applied or
-// wait (or refuse to ack "applied"/"durable" until they apply), and fan out
-// and persist the ops released from the pending buffer.
-func TestServerBug_PendingOpsAckedDurableButLost(t *testing.T) {
+func TestPendingOpsStoredBeforeDurableAck(t *testing.T) {
 	ts := startServer(t, server.Config{})
 	uA, uB := causalPair()
 	b := dialBare(t, ts.url(), 2)
 	b.joinSync("pend")
 	b.send(&protocol.Update{Doc: "pend", Batch: 1, Update: uB})
-	b.waitAck(1, protocol.AckDurable) // acked durable, though only pending
+	b.waitAck(1, protocol.AckDurable) // stored, though only pending
 
 	a := dialBare(t, ts.url(), 1)
 	a.joinSync("pend")
@@ -134,10 +128,10 @@ func TestServerBug_PendingOpsAckedDurableButLost(t *testing.T) {
 	}
 }
 
-// Same cause: a third session subscribed to the document never receives the
-// ops released from the pending buffer (only the triggering update is fanned
-// out), so it diverges from the server until it rejoins.
-func TestServerBug_PendingOpsNotFannedOut(t *testing.T) {
+// Regression: a session subscribed to the document must receive the ops
+// released from the pending buffer (the fan-out of the releasing update is
+// the diff that carries them), not only the releasing update.
+func TestReleasedPendingOpsFannedOut(t *testing.T) {
 	ts := startServer(t, server.Config{})
 	uA, uB := causalPair()
 	watcher := join(t, dialClient(t, ts.url(), 0, nil), "fan")
@@ -155,7 +149,7 @@ func TestServerBug_PendingOpsNotFannedOut(t *testing.T) {
 	if got := fresh.String("body"); got != "AB" {
 		t.Fatalf("server document %q, want AB", got)
 	}
-	// ... but the subscribed watcher never gets B.
+	// ... and so does the subscribed watcher.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := waitSV(ctx, watcher, fresh.StateVector()); err != nil {
@@ -164,10 +158,7 @@ func TestServerBug_PendingOpsNotFannedOut(t *testing.T) {
 }
 
 // docs/PROTOCOL.md: "Joining a document already joined restarts its sync."
-// The server instead answers a document error "bad frame" (terminal, 4500)
-// and sends no sync. One of them must change; the Go client avoids it by
-// sending Leave before a rejoin.
-func TestServerBug_RejoinDoesNotRestartSync(t *testing.T) {
+func TestRejoinRestartsSync(t *testing.T) {
 	ts := startServer(t, server.Config{})
 	b := dialBare(t, ts.url(), 5)
 	b.joinSync("re")
@@ -180,8 +171,7 @@ func TestServerBug_RejoinDoesNotRestartSync(t *testing.T) {
 }
 
 // docs/PROTOCOL.md: "Leaving a document not joined is `not joined` (4508)."
-// The server ignores it silently.
-func TestServerBug_LeaveNotJoinedIgnored(t *testing.T) {
+func TestLeaveNotJoined(t *testing.T) {
 	ts := startServer(t, server.Config{})
 	b := dialBare(t, ts.url(), 6)
 	b.send(&protocol.Leave{Doc: "never"})
@@ -193,5 +183,38 @@ func TestServerBug_LeaveNotJoinedIgnored(t *testing.T) {
 		}
 	default:
 		t.Fatalf("leave of a document not joined answered with %T %+v, want error not joined", m, m)
+	}
+}
+
+// A session that joins while ops wait in the pending buffer gets only what
+// applied (the waiting ops are not in the document yet); when the dependency
+// arrives it receives the released ops too.
+func TestLateJoinerGetsReleasedPendingOps(t *testing.T) {
+	ts := startServer(t, server.Config{})
+	uA, uB := causalPair()
+	b := dialBare(t, ts.url(), 2)
+	b.joinSync("late")
+	b.send(&protocol.Update{Doc: "late", Batch: 1, Update: uB})
+	b.waitAck(1, protocol.AckDurable)
+
+	late := join(t, dialClient(t, ts.url(), 0, nil), "late")
+	if got := late.String("body"); got != "" {
+		t.Fatalf("late joiner sees %q before the dependency arrived, want \"\"", got)
+	}
+	a := dialBare(t, ts.url(), 1)
+	a.joinSync("late")
+	a.send(&protocol.Update{Doc: "late", Batch: 1, Update: uA})
+	a.waitAck(1, protocol.AckDurable)
+
+	want := crdt.NewDoc(crdt.Options{Agent: 9})
+	_ = want.ApplyUpdate(uB)
+	_ = want.ApplyUpdate(uA)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := waitSV(ctx, late, want.StateVector()); err != nil {
+		t.Fatalf("late joiner has %q, want AB: %v", late.String("body"), err)
+	}
+	if got := late.String("body"); got != "AB" {
+		t.Fatalf("late joiner has %q, want AB", got)
 	}
 }
