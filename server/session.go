@@ -136,8 +136,10 @@ func (s *session) writer() {
 			timeout = time.Second // best effort on the way out
 		}
 		if !(closed && code == protocol.CodeSlow) { // a slow peer gets no more data, only the close
+			// One deadline for what was queued: a peer must take the whole
+			// drained batch within the write timeout.
+			_ = s.conn.SetWriteDeadline(time.Now().Add(timeout))
 			for _, f := range frames {
-				_ = s.conn.SetWriteDeadline(time.Now().Add(timeout))
 				if err := s.conn.WriteMessage(websocket.BinaryMessage, f); err != nil {
 					s.close(protocol.CodeGoingAway, "write failed")
 					break
