@@ -32,10 +32,19 @@
 // load refuses the document (every request gets CodeStorageFailed); it never
 // serves or persists an empty replacement.
 //
-// # Not yet
+// Ops that wait in the document's pending buffer (their dependencies have
+// not arrived) are stored as they came and acked like any other batch; the
+// update that releases them is fanned out as the diff since the state before
+// it, so every subscriber gets the released ops too.
 //
-// Token auth (JWT), rate limits and per-IP connection limits come with the
-// rest of the server issue; until then the server runs in development mode
-// (no auth) and cmd/collabd refuses non-loopback addresses without
-// --insecure-no-auth.
+// # Auth and limits
+//
+// auth.go checks HS256 JWTs (header, token query parameter, or the hello
+// frame) and the exact-match Origin allowlist; config.go lists every limit
+// with its default. permessage-deflate is not offered: gorilla's read limit
+// counts compressed bytes, so a compressed frame could expand past
+// MaxFrame; collabd's updates are compact msgpack already.
+//
+// Decisions: joining a document already joined restarts its sync (the
+// subscription stays); leaving a document not joined is CodeNotJoined.
 package server
