@@ -92,11 +92,11 @@ func (e *DecodeError) Code() Code {
 // fieldCount is the number of elements of each frame type's array.
 func fieldCount(t Type) int {
 	switch t {
-	case TypeHello:
+	case TypeHello, TypePresence:
 		return 5
 	case TypeWelcome, TypeJoin, TypeUpdate:
 		return 4
-	case TypeSync, TypeAck, TypeError:
+	case TypeSync, TypeAck, TypeError, TypePresenceSet:
 		return 6
 	case TypeLeave, TypePing, TypePong, TypeRefresh:
 		return 2
@@ -262,7 +262,7 @@ func (d *decoder) sv() crdt.StateVector {
 
 // Decode decodes one frame. It refuses, with a *DecodeError: a frame over
 // lim.MaxFrame, anything but a msgpack array whose first element is a known
-// Type (the presence types 32–63 included, until presence is specified), a
+// Type (the unassigned presence types 34–63 included), a
 // field count other than the type's, a field of the wrong msgpack type or out
 // of range, a string over its limit or not UTF-8, a bad document id (see
 // CheckDocID), a Hello or Welcome of another protocol version, and bytes
@@ -402,6 +402,10 @@ func (d *decoder) body() Message {
 		return &Pong{Nonce: d.uint("nonce", math.MaxUint64)}
 	case TypeRefresh:
 		return &Refresh{Token: d.str("token", d.lim.MaxToken)}
+	case TypePresenceSet:
+		return &PresenceSet{Doc: d.doc(false), State: d.state()}
+	case TypePresence:
+		return d.presence()
 	}
 	return nil
 }

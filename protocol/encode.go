@@ -84,6 +84,12 @@ func AppendEncode(dst []byte, m Message) []byte {
 	case *Refresh:
 		b = append(b, 0x92, byte(TypeRefresh))
 		b = mp.AppendString(b, m.Token)
+	case *PresenceSet:
+		b = append(b, 0x96, byte(TypePresenceSet))
+		b = mp.AppendString(b, m.Doc)
+		b = appendState(b, m.State)
+	case *Presence:
+		b = appendPresence(b, m)
 	default:
 		panic(fmt.Sprintf("protocol: Encode of %T, not a message type of this package", m))
 	}

@@ -28,8 +28,8 @@ const (
 	TypeRefresh                 // client -> server: [11, token]
 )
 
-// Types 32 through 63 are reserved for presence messages (specified by a later
-// version of this package). Until then Decode refuses them with ErrUnknownType.
+// Types 32 through 63 are reserved for presence messages; 32 and 33 are
+// defined in presence.go, the rest are refused with ErrUnknownType.
 const (
 	TypePresenceFirst Type = 32
 	TypePresenceLast  Type = 63
@@ -60,6 +60,10 @@ func (t Type) String() string {
 		return "pong"
 	case TypeRefresh:
 		return "refresh"
+	case TypePresenceSet:
+		return "presence-set"
+	case TypePresence:
+		return "presence"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }

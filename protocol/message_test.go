@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/presence"
 	"github.com/collabd/collabd/protocol"
 )
 
@@ -34,6 +35,13 @@ func messages() []protocol.Message {
 		&protocol.Ping{Nonce: 42},
 		&protocol.Pong{Nonce: 1<<64 - 1},
 		&protocol.Refresh{Token: "new"},
+		&protocol.PresenceSet{Doc: "d", State: presence.State{Cursor: presence.Cursor{Root: "body", Anchor: []byte{1, 2}, Head: []byte{3}}, Meta: map[string]string{"typing": "1", "b": ""}}},
+		&protocol.PresenceSet{Doc: "d"},
+		&protocol.Presence{Doc: "d", Full: true, Peers: []presence.Peer{
+			{Session: "s1", User: presence.User{ID: "u", Name: "Ann ✓", Color: "#fff"}, State: presence.State{Cursor: presence.Cursor{Root: "body", Anchor: []byte{1}, Head: []byte{1}}}},
+			{Session: "s2", ReadOnly: true, State: presence.State{Meta: map[string]string{"k": "v"}}},
+		}},
+		&protocol.Presence{Doc: "d", Gone: []string{"s1", "s3"}},
 	}
 }
 
@@ -60,11 +68,19 @@ func TestRoundTrip(t *testing.T) {
 		}
 		seen[m.Type()] = true
 	}
-	for typ := protocol.TypeHello; typ <= protocol.TypeRefresh; typ++ {
+	for _, typ := range append(allTypes(), protocol.TypePresenceSet, protocol.TypePresence) {
 		if !seen[typ] {
 			t.Errorf("no round-trip case for %v", typ)
 		}
 	}
+}
+
+func allTypes() []protocol.Type {
+	var ts []protocol.Type
+	for typ := protocol.TypeHello; typ <= protocol.TypeRefresh; typ++ {
+		ts = append(ts, typ)
+	}
+	return ts
 }
 
 // equal compares messages, state vectors by content (nil equals empty).
@@ -99,6 +115,10 @@ func TestGolden(t *testing.T) {
 		{&protocol.Update{Doc: "d", Batch: 2, Update: []byte{1}}, []byte{0x94, 5, 0xa1, 'd', 2, 0xc4, 1, 1}},
 		{&protocol.Ack{Doc: "d", Batch: 2, Status: protocol.AckDurable, Applied: 5, Durable: 5}, []byte{0x96, 6, 0xa1, 'd', 2, 2, 5, 5}},
 		{&protocol.Error{Code: protocol.CodeSlow, RetryAfterMs: 100}, []byte{0x96, 8, 0xcd, 0x0f, 0xa8, 0xa0, 0, 0xa0, 100}},
+		{&protocol.PresenceSet{Doc: "d", State: presence.State{Cursor: presence.Cursor{Root: "r", Anchor: []byte{1}, Head: []byte{2}}, Meta: map[string]string{"k": "v"}}},
+			[]byte{0x96, 32, 0xa1, 'd', 0xa1, 'r', 0xc4, 1, 1, 0xc4, 1, 2, 0x81, 0xa1, 'k', 0xa1, 'v'}},
+		{&protocol.Presence{Doc: "d", Peers: []presence.Peer{{Session: "s", User: presence.User{Name: "N"}}}, Gone: []string{"g"}},
+			[]byte{0x95, 33, 0xa1, 'd', 0xc2, 0x91, 0x99, 0xa1, 's', 0xa0, 0xa1, 'N', 0xa0, 0xc2, 0xa0, 0xc4, 0, 0xc4, 0, 0xc0, 0x91, 0xa1, 'g'}},
 		{&protocol.Welcome{Session: "s", Limits: protocol.Limits{MaxDocs: 1, PingIntervalMs: -5}}, []byte{0x94, 2, 1, 0xa1, 's', 0x96, 0, 1, 0, 0, 0, 0}},
 	} {
 		if got := protocol.Encode(c.m); !bytes.Equal(got, c.want) {
@@ -122,7 +142,7 @@ func (foreign) Type() protocol.Type { return protocol.TypePing }
 
 func TestTypeAndStatusStrings(t *testing.T) {
 	names := map[string]bool{}
-	for typ := protocol.TypeHello; typ <= protocol.TypeRefresh; typ++ {
+	for _, typ := range append(allTypes(), protocol.TypePresenceSet, protocol.TypePresence) {
 		s := typ.String()
 		if names[s] || s == "" {
 			t.Errorf("%d.String() = %q, duplicate or empty", typ, s)

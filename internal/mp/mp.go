@@ -55,6 +55,18 @@ func AppendArrayLen(b []byte, n int) []byte {
 	}
 }
 
+// AppendMapLen appends a map header for n key/value pairs.
+func AppendMapLen(b []byte, n int) []byte {
+	switch {
+	case n < 16:
+		return append(b, 0x80|byte(n))
+	case n <= math.MaxUint16:
+		return append(b, 0xde, byte(n>>8), byte(n))
+	default:
+		return append(b, 0xdf, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+}
+
 // AppendUint appends an unsigned integer in its smallest encoding.
 func AppendUint(b []byte, v uint64) []byte {
 	switch {
@@ -313,6 +325,40 @@ func (r *Reader) ArrayLen() (int, error) {
 	if n > uint64(r.Remaining()) {
 		r.off = start
 		return 0, r.fail(ErrTooLarge, "array")
+	}
+	return int(n), nil
+}
+
+// MapLen reads a map header. The returned count of pairs is at most half the
+// number of bytes remaining (every key and value takes at least one byte).
+func (r *Reader) MapLen() (int, error) {
+	if r.off >= len(r.b) {
+		return 0, r.fail(ErrShort, "map")
+	}
+	c := r.b[r.off]
+	start := r.off
+	var n uint64
+	switch {
+	case c&0xf0 == 0x80:
+		n = uint64(c & 0x0f)
+		r.off++
+	case c == 0xde || c == 0xdf:
+		w := 2
+		if c == 0xdf {
+			w = 4
+		}
+		r.off++
+		if !r.need(w) {
+			r.off = start
+			return 0, r.fail(ErrShort, "map")
+		}
+		n = r.be(w)
+	default:
+		return 0, r.fail(ErrType, "map")
+	}
+	if n > uint64(r.Remaining())/2 {
+		r.off = start
+		return 0, r.fail(ErrTooLarge, "map")
 	}
 	return int(n), nil
 }

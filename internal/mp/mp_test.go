@@ -18,6 +18,12 @@ func TestRoundTrip(t *testing.T) {
 	b = AppendBool(b, true)
 	b = AppendNil(b)
 	r := NewReader(b)
+	if m := AppendMapLen(AppendMapLen(AppendMapLen(nil, 3), 300), 70000); len(m) != 1+3+5 {
+		t.Fatalf("AppendMapLen encodings: % x", m)
+	}
+	if n, err := NewReader(AppendString(AppendString(AppendMapLen(nil, 1), "k"), "v")).MapLen(); n != 1 || err != nil {
+		t.Fatalf("MapLen: %d, %v", n, err)
+	}
 	for _, want := range uints {
 		if got, err := r.Uint(); err != nil || got != want {
 			t.Fatalf("Uint: got %d, %v; want %d", got, err, want)
@@ -45,6 +51,9 @@ func TestRejects(t *testing.T) {
 		{"str32 bomb", []byte{0xdb, 0xff, 0xff, 0xff, 0xff}, func(r *Reader) error { _, err := r.StringBytes(); return err }, ErrTooLarge},
 		{"bin32 bomb", []byte{0xc6, 0xff, 0xff, 0xff, 0xff}, func(r *Reader) error { _, err := r.Bin(); return err }, ErrTooLarge},
 		{"array32 bomb", []byte{0xdd, 0xff, 0xff, 0xff, 0xff}, func(r *Reader) error { _, err := r.ArrayLen(); return err }, ErrTooLarge},
+		{"map32 bomb", []byte{0xdf, 0xff, 0xff, 0xff, 0xff}, func(r *Reader) error { _, err := r.MapLen(); return err }, ErrTooLarge},
+		{"fixmap past the end", []byte{0x82, 0xa1, 'k', 0x01}, func(r *Reader) error { _, err := r.MapLen(); return err }, ErrTooLarge},
+		{"array as map", []byte{0x90}, func(r *Reader) error { _, err := r.MapLen(); return err }, ErrType},
 		{"truncated uint32", []byte{0xce, 0x01}, func(r *Reader) error { _, err := r.Uint(); return err }, ErrShort},
 		{"negative int", []byte{0xd0, 0xff}, func(r *Reader) error { _, err := r.Uint(); return err }, ErrType},
 		{"string as uint", []byte{0xa1, 'x'}, func(r *Reader) error { _, err := r.Uint(); return err }, ErrType},
@@ -84,6 +93,12 @@ func FuzzReader(f *testing.F) {
 			if n, err := r.ArrayLen(); err == nil {
 				if n > r.Remaining() {
 					t.Fatalf("array of %d with %d bytes left", n, r.Remaining())
+				}
+				continue
+			}
+			if n, err := r.MapLen(); err == nil {
+				if 2*n > r.Remaining() {
+					t.Fatalf("map of %d pairs with %d bytes left", n, r.Remaining())
 				}
 				continue
 			}
