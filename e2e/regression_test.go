@@ -40,7 +40,17 @@ func (b *bare) send(m protocol.Message) {
 	}
 }
 
+// read returns the next frame that is not presence (those come unasked).
 func (b *bare) read() protocol.Message {
+	b.t.Helper()
+	for {
+		if m := b.readAny(); m.Type() != protocol.TypePresence {
+			return m
+		}
+	}
+}
+
+func (b *bare) readAny() protocol.Message {
 	b.t.Helper()
 	_ = b.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, data, err := b.conn.ReadMessage()

@@ -50,6 +50,7 @@ const (
 	CodeReadOnly           Code = 4513 // an Update on a document joined read-only
 	CodeTooManyOps         Code = 4514 // a batch with more than Limits.MaxOpsPerBatch ops
 	CodeBadDocID           Code = 4515 // a document id that breaks the id rules
+	CodePresenceRefused    Code = 4516 // a PresenceSet over a presence limit or invalid; the document stays joined
 )
 
 // Code ranges.
@@ -69,6 +70,7 @@ func Codes() []Code {
 		CodeBadFrame, CodeUnauthorized, CodeForbidden, CodeTokenExpired, CodeUnsupportedVersion,
 		CodeFrameTooLarge, CodeTooManyDocs, CodeDocTooLarge, CodeNotJoined, CodeForgedAgent,
 		CodeInvalidOp, CodeDocDeleted, CodeDocCorrupt, CodeReadOnly, CodeTooManyOps, CodeBadDocID,
+		CodePresenceRefused,
 	}
 }
 
@@ -149,6 +151,8 @@ func (c Code) String() string {
 		return "too many ops"
 	case CodeBadDocID:
 		return "bad doc id"
+	case CodePresenceRefused:
+		return "presence refused"
 	}
 	switch {
 	case c >= CodeRetryFirst && c <= CodeRetryLast:

@@ -14,8 +14,9 @@ import (
 // and documents by pattern, each read-only ("r") or read-write ("rw").
 // Tokens are JWTs signed with HS256 and the server's secret.
 type Claims struct {
-	Name string   `json:"name,omitempty"`
-	Docs []string `json:"docs"` // "pattern:rw" or "pattern:r"; '*' in a pattern matches any run of characters
+	Name  string   `json:"name,omitempty"`  // display name shown to others (presence); default: the subject
+	Color string   `json:"color,omitempty"` // cursor color (CSS); default: derived from the subject
+	Docs  []string `json:"docs"`            // "pattern:rw" or "pattern:r"; '*' in a pattern matches any run of characters
 	jwt.RegisteredClaims
 }
 

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/collabd/collabd/presence"
 	"github.com/collabd/collabd/storage"
 )
 
@@ -47,6 +48,22 @@ type Config struct {
 	IdleUnload     time.Duration // a document with no session is unloaded after this (default 30s)
 	CompactEntries int           // log entries after the snapshot that trigger a compaction (default 1000)
 	ShutdownRetry  time.Duration // upper bound of the jittered retry hint sent on shutdown (default 5s)
+
+	// Presence (see presence/doc.go). Changes are flushed to the document's
+	// sessions at most once per PresenceInterval (default 50ms); a peer
+	// whose connection shows no life for PresenceTTL is removed (default
+	// 30s; a closed connection or a leave removes it at once). A connection
+	// may send PresenceRate presence-set frames a second, burst
+	// PresenceBurst (default 60/s, burst 120); past that they are dropped
+	// and the client is told once a second (CodeRateLimited).
+	// HideReadOnlyCursors refuses cursors from read-only sessions (they are
+	// still listed as peers); by default read-only sessions show theirs.
+	PresenceInterval    time.Duration
+	PresenceTTL         time.Duration
+	PresenceLimits      presence.Limits
+	PresenceRate        float64
+	PresenceBurst       int
+	HideReadOnlyCursors bool
 }
 
 func (c Config) withDefaults() Config {
@@ -79,6 +96,12 @@ func (c Config) withDefaults() Config {
 	dur(&c.WriteTimeout, 10*time.Second)
 	dur(&c.IdleUnload, 30*time.Second)
 	dur(&c.ShutdownRetry, 5*time.Second)
+	dur(&c.PresenceInterval, 50*time.Millisecond)
+	dur(&c.PresenceTTL, presence.DefaultTTL)
+	def(&c.PresenceBurst, 120)
+	if c.PresenceRate <= 0 {
+		c.PresenceRate = 60
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/presence"
 	"github.com/collabd/collabd/protocol"
 	"github.com/collabd/collabd/storage"
 )
@@ -35,6 +36,7 @@ type owner struct {
 	logTail  int64    // log entries after the stored snapshot
 	compact  chan error
 	compacts int // compactions in flight (0 or 1)
+	pres     ownerPresence
 }
 
 type reqKind int
@@ -43,6 +45,7 @@ const (
 	reqJoin reqKind = iota + 1
 	reqUpdate
 	reqLeave
+	reqPresence
 )
 
 type request struct {
@@ -50,8 +53,10 @@ type request struct {
 	s      *session
 	sv     crdt.StateVector // join
 	ro     bool             // join: read-only
+	user   presence.User    // join: who the session is (from its token)
 	batch  uint64           // update
 	update []byte           // update
+	state  presence.State   // presence
 }
 
 // commit is an update on its way to disk and whom to tell when it lands.
@@ -70,6 +75,7 @@ func (srv *Server) startOwner(id string) *owner {
 		done:    make(chan struct{}),
 		subs:    make(map[*session]bool),
 		compact: make(chan error, 1),
+		pres:    newOwnerPresence(srv.cfg),
 	}
 	srv.wg.Add(1)
 	go func() {
@@ -101,6 +107,9 @@ func (o *owner) run(ctx context.Context) {
 	}
 	idle := time.NewTimer(o.srv.cfg.IdleUnload)
 	defer idle.Stop()
+	expiry := time.NewTicker(max(o.srv.cfg.PresenceTTL/3, time.Millisecond))
+	defer expiry.Stop()
+	defer o.pres.timer.Stop()
 	for {
 		var head <-chan struct{}
 		if len(o.commits) > 0 {
@@ -111,6 +120,10 @@ func (o *owner) run(ctx context.Context) {
 			o.handle(ctx, r)
 		case <-head:
 			o.durable()
+		case now := <-o.pres.flushC():
+			o.flushPresence(now)
+		case now := <-expiry.C:
+			o.expirePresence(now)
 		case err := <-o.compact:
 			o.compacts--
 			if err != nil {
@@ -178,13 +191,17 @@ func (o *owner) handle(ctx context.Context, r request) {
 		o.join(r)
 	case reqLeave:
 		delete(o.subs, r.s)
+		o.presenceLeave(r.s, time.Now())
 	case reqUpdate:
 		o.update(ctx, r)
+	case reqPresence:
+		o.presenceSet(r, time.Now())
 	}
 }
 
 // join sends the session what it lacks, in chunks, then the server's state
-// vector so the client can send what the server lacks.
+// vector so the client can send what the server lacks, then the document's
+// presence.
 func (o *owner) join(r request) {
 	o.subs[r.s] = true
 	diff := o.doc.EncodeDiff(r.sv)
@@ -204,10 +221,11 @@ func (o *owner) join(r request) {
 			return
 		}
 	}
+	o.presenceJoin(r, time.Now())
 }
 
 func (o *owner) update(ctx context.Context, r request) {
-	if !o.subs[r.s] {
+	if _, ok := o.subs[r.s]; !ok {
 		r.s.sendError(protocol.CodeNotJoined, o.id, r.batch, "update for a document not joined")
 		return
 	}

@@ -87,8 +87,19 @@ func (c *client) send(m protocol.Message) {
 	}
 }
 
-// read waits for the next frame, with a deadline.
+// read waits for the next frame that is not presence (presence frames come
+// unasked; tests of presence use readAny), with a deadline.
 func (c *client) read() protocol.Message {
+	c.t.Helper()
+	for {
+		if m := c.readAny(); m.Type() != protocol.TypePresence {
+			return m
+		}
+	}
+}
+
+// readAny waits for the next frame, with a deadline.
+func (c *client) readAny() protocol.Message {
 	c.t.Helper()
 	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	typ, b, err := c.conn.ReadMessage()

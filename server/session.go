@@ -5,12 +5,14 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
 	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/presence"
 	"github.com/collabd/collabd/protocol"
 )
 
@@ -42,6 +44,10 @@ type session struct {
 	readOnly map[string]bool
 	claims   *Claims // nil in development mode (or before the Hello)
 	ops      *rate.Limiter
+	pres     *rate.Limiter
+	presErr  time.Time // last CodeRateLimited sent for presence
+
+	lastSeen atomic.Int64 // unix nanos of the last frame or pong (read by owners)
 }
 
 func newSession(srv *Server, conn *websocket.Conn, id string) *session {
@@ -54,6 +60,7 @@ func newSession(srv *Server, conn *websocket.Conn, id string) *session {
 		docs:     make(map[string]*owner),
 		readOnly: make(map[string]bool),
 		ops:      rate.NewLimiter(rate.Limit(srv.cfg.OpRate), srv.cfg.OpBurst),
+		pres:     rate.NewLimiter(rate.Limit(srv.cfg.PresenceRate), srv.cfg.PresenceBurst),
 	}
 }
 
@@ -80,6 +87,45 @@ func (s *session) enqueue(frame []byte) bool {
 		s.startWriter()
 	}
 	return true
+}
+
+// enqueueSoft queues a frame the session can do without (presence): if the
+// queue is over half full the frame is dropped, never the connection. It
+// reports whether the frame was queued.
+func (s *session) enqueueSoft(frame []byte) bool {
+	s.mu.Lock()
+	if s.closed || s.queued+len(frame) > s.srv.cfg.QueueBytes/2 {
+		s.mu.Unlock()
+		return false
+	}
+	s.queue = append(s.queue, frame)
+	s.queued += len(frame)
+	start := !s.writing
+	s.writing = true
+	s.mu.Unlock()
+	if start {
+		s.startWriter()
+	}
+	return true
+}
+
+// seen is when the peer last showed life (a frame or a pong).
+func (s *session) seen() time.Time { return time.Unix(0, s.lastSeen.Load()) }
+
+// user is who the session is, for presence: from the token, or a guest
+// named after the session in development mode.
+func (s *session) user() presence.User {
+	if s.claims == nil {
+		return presence.User{Name: "Guest " + s.id[max(0, len(s.id)-4):], Color: presence.ColorFor(s.id)}
+	}
+	u := presence.User{ID: s.claims.Subject, Name: s.claims.Name, Color: s.claims.Color}
+	if u.Name == "" {
+		u.Name = u.ID
+	}
+	if u.Color == "" {
+		u.Color = presence.ColorFor(u.ID)
+	}
+	return u
 }
 
 func (s *session) startWriter() {
@@ -166,7 +212,12 @@ func (s *session) ping() {
 func (s *session) readLoop(ctx context.Context) {
 	cfg := s.srv.cfg
 	s.conn.SetReadLimit(int64(cfg.MaxFrame))
-	deadline := func() { _ = s.conn.SetReadDeadline(time.Now().Add(cfg.PingInterval + cfg.PongTimeout)) }
+	deadline := func() {
+		now := time.Now()
+		s.lastSeen.Store(now.UnixNano())
+		_ = s.conn.SetReadDeadline(now.Add(cfg.PingInterval + cfg.PongTimeout))
+	}
+	s.lastSeen.Store(time.Now().UnixNano())
 	s.conn.SetPongHandler(func(string) error { deadline(); return nil })
 	defer s.leaveAll(ctx)
 	_ = s.conn.SetReadDeadline(time.Now().Add(cfg.HelloTimeout))
@@ -259,7 +310,7 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 			// A rejoin restarts the sync (a client that suspects a gap
 			// asks again); the subscription and its reference stay as they are.
 			s.readOnly[m.Doc] = m.ReadOnly || access == AccessRead
-			return o.send(ctx, request{kind: reqJoin, s: s, sv: m.SV, ro: m.ReadOnly})
+			return o.send(ctx, request{kind: reqJoin, s: s, sv: m.SV, ro: s.readOnly[m.Doc], user: s.user()})
 		}
 		if len(s.docs) >= s.srv.cfg.MaxDocsPerConn {
 			s.sendError(protocol.CodeTooManyDocs, m.Doc, 0, "too many documents on one connection")
@@ -268,7 +319,23 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 		o := s.srv.reg.acquire(m.Doc)
 		s.docs[m.Doc] = o
 		s.readOnly[m.Doc] = m.ReadOnly || access == AccessRead
-		return o.send(ctx, request{kind: reqJoin, s: s, sv: m.SV, ro: m.ReadOnly})
+		return o.send(ctx, request{kind: reqJoin, s: s, sv: m.SV, ro: s.readOnly[m.Doc], user: s.user()})
+	case *protocol.PresenceSet:
+		o, ok := s.docs[m.Doc]
+		if !ok {
+			s.sendError(protocol.CodeNotJoined, m.Doc, 0, "presence for a document not joined")
+			return true
+		}
+		now := time.Now()
+		if !s.pres.AllowN(now, 1) {
+			if now.Sub(s.presErr) >= time.Second {
+				s.presErr = now
+				s.enqueue(protocol.Encode(&protocol.Error{Code: protocol.CodeRateLimited, Doc: m.Doc,
+					Message: "presence rate exceeded; frames dropped, send your latest state again", RetryAfterMs: 1000}))
+			}
+			return true
+		}
+		return o.send(ctx, request{kind: reqPresence, s: s, state: m.State})
 	case *protocol.Update:
 		o, ok := s.docs[m.Doc]
 		if !ok {
