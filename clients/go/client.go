@@ -72,6 +72,7 @@ type Client struct {
 	err       error // terminal error: the client has stopped
 	welcomed  []chan error
 	limits    protocol.Limits
+	session   string // Welcome.Session of the current connection
 }
 
 // conn is one WebSocket connection with its reader and writer goroutines.
@@ -290,6 +291,7 @@ func (c *Client) drop(code int) {
 		return
 	}
 	c.cn = nil
+	c.session = ""
 	close(cn.stop)
 	if code != 0 {
 		_ = cn.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(time.Second))
@@ -436,10 +438,11 @@ func backoff(attempt int, retryAfter time.Duration, r float64, base, maxDelay ti
 	return retryAfter + time.Duration(r*float64(d))
 }
 
-// nextWake is the earliest timed action: a reconnect or a document retry.
+// nextWake is the earliest timed action: a reconnect, a document retry or
+// a presence send.
 func (c *Client) nextWake() time.Time {
-	t := time.Time{}
-	if c.cn == nil && !c.dialing {
+	t := c.presenceWake()
+	if c.cn == nil && !c.dialing && !c.reconnect.IsZero() && (t.IsZero() || c.reconnect.Before(t)) {
 		t = c.reconnect
 	}
 	if c.cn != nil && c.cn.welcome {
@@ -486,6 +489,7 @@ func (c *Client) wake() {
 				d.retryAt = time.Time{}
 				c.rejoin(d)
 			}
+			c.flushPresence(d, now)
 		}
 	}
 }
@@ -495,6 +499,7 @@ func (c *Client) message(m protocol.Message) {
 	switch m := m.(type) {
 	case *protocol.Welcome:
 		c.cn.welcome = true
+		c.session = m.Session
 		c.limits = m.Limits
 		c.upSince = time.Now()
 		for _, w := range c.welcomed {
@@ -516,6 +521,10 @@ func (c *Client) message(m protocol.Message) {
 	case *protocol.Ack:
 		if d := c.docs[m.Doc]; d != nil {
 			d.ack(m)
+		}
+	case *protocol.Presence:
+		if d := c.docs[m.Doc]; d != nil && (d.live || d.joining) {
+			d.pres.apply(m)
 		}
 	case *protocol.Error:
 		c.serverError(m)
@@ -543,6 +552,9 @@ func (c *Client) serverError(e *protocol.Error) {
 		return
 	}
 	c.log.Debug("document error", "doc", e.Doc, "code", e.Code, "batch", e.Batch, "msg", e.Message)
+	if c.presenceError(d, e) {
+		return
+	}
 	if !e.Code.Retry() {
 		d.terminal(e)
 		return

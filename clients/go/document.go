@@ -54,6 +54,7 @@ type docState struct {
 	joinWaiters    []chan error
 	durableWaiters []durableWaiter
 	changes        chan struct{} // capacity 1
+	pres           docPresence
 }
 
 type durableWaiter struct {
@@ -73,7 +74,7 @@ func (c *Client) Join(ctx context.Context, id string) (*Document, error) {
 	err := c.do(func() {
 		d = c.docs[id]
 		if d == nil {
-			d = &docState{id: id, doc: crdt.NewDoc(crdt.Options{Agent: c.agent}), changes: make(chan struct{}, 1)}
+			d = &docState{id: id, doc: crdt.NewDoc(crdt.Options{Agent: c.agent}), changes: make(chan struct{}, 1), pres: newDocPresence()}
 			c.docs[id] = d
 			if c.cn != nil && c.cn.welcome {
 				c.join(d)
@@ -173,6 +174,7 @@ func (c *Client) sync(d *docState, m *protocol.Sync) {
 		b.applied, b.durable = false, false
 		c.send(&protocol.Update{Doc: d.id, Batch: b.id, Update: b.update})
 	}
+	c.presenceResumed(d)
 	if !d.synced {
 		d.synced = true
 		for _, w := range d.joinWaiters {
@@ -294,6 +296,7 @@ func (d *docState) notify() {
 
 func (d *docState) disconnected() {
 	d.live, d.joining = false, false
+	d.pres.lost()
 }
 
 // terminal ends the document with a terminal server error.
