@@ -93,6 +93,7 @@ func (p *Peer) Size() int {
 type Change struct {
 	Peer    Peer // for a removal only Session is set
 	Removed bool
+	New     bool // the peer joined since the last Flush: receivers do not know its identity yet
 }
 
 // Errors. A *LimitError wraps ErrLimit; the others are returned as they are.
@@ -128,6 +129,7 @@ type Set struct {
 	ttl   time.Duration
 	peers map[string]*entry
 	dirty map[string]bool // session -> changed since the last Flush
+	fresh map[string]bool // session -> joined since the last Flush
 	bytes int
 }
 
@@ -136,7 +138,7 @@ func New(lim Limits, ttl time.Duration) *Set {
 	if ttl <= 0 {
 		ttl = DefaultTTL
 	}
-	return &Set{lim: lim.withDefaults(), ttl: ttl, peers: make(map[string]*entry), dirty: make(map[string]bool)}
+	return &Set{lim: lim.withDefaults(), ttl: ttl, peers: make(map[string]*entry), dirty: make(map[string]bool), fresh: make(map[string]bool)}
 }
 
 // TTL is how long a peer stays without a heartbeat.
@@ -165,6 +167,7 @@ func (s *Set) Join(session string, u User, readOnly bool, now time.Time) error {
 	s.peers[session] = e
 	s.bytes += e.size
 	s.dirty[session] = true
+	s.fresh[session] = true
 	return nil
 }
 
@@ -211,6 +214,7 @@ func (s *Set) Leave(session string) bool {
 		return false
 	}
 	delete(s.peers, session)
+	delete(s.fresh, session)
 	s.bytes -= e.size
 	s.dirty[session] = true
 	return true
@@ -246,13 +250,14 @@ func (s *Set) Flush() []Change {
 	out := make([]Change, 0, len(s.dirty))
 	for id := range s.dirty {
 		if e, ok := s.peers[id]; ok {
-			out = append(out, Change{Peer: clonePeer(e.Peer)})
+			out = append(out, Change{Peer: clonePeer(e.Peer), New: s.fresh[id]})
 		} else {
 			out = append(out, Change{Peer: Peer{Session: id}, Removed: true})
 		}
 	}
 	slices.SortFunc(out, func(a, b Change) int { return cmp.Compare(a.Peer.Session, b.Peer.Session) })
 	clear(s.dirty)
+	clear(s.fresh)
 	return out
 }
 

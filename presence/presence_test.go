@@ -25,7 +25,7 @@ func TestJoinMoveLeaveFlush(t *testing.T) {
 		t.Fatalf("second join: %v", err)
 	}
 	ch := s.Flush()
-	if len(ch) != 1 || ch[0].Removed || ch[0].Peer.User != alice || !ch[0].Peer.Cursor.IsZero() {
+	if len(ch) != 1 || ch[0].Removed || !ch[0].New || ch[0].Peer.User != alice || !ch[0].Peer.Cursor.IsZero() {
 		t.Fatalf("flush after join: %+v", ch)
 	}
 	if s.Flush() != nil || s.Dirty() {
@@ -37,7 +37,7 @@ func TestJoinMoveLeaveFlush(t *testing.T) {
 		}
 	}
 	ch = s.Flush()
-	if len(ch) != 1 || ch[0].Peer.Cursor.Head[0] != 9 {
+	if len(ch) != 1 || ch[0].New || ch[0].Peer.Cursor.Head[0] != 9 {
 		t.Fatalf("coalesced flush: %+v", ch)
 	}
 	// Same state again: a heartbeat, nothing to send.
@@ -63,7 +63,7 @@ func TestLeaveRejoinWithinOneFlush(t *testing.T) {
 	s.Leave("s1")
 	_ = s.Join("s1", User{Name: "A"}, false, t0)
 	ch := s.Flush()
-	if len(ch) != 1 || ch[0].Removed || !ch[0].Peer.Cursor.IsZero() {
+	if len(ch) != 1 || ch[0].Removed || !ch[0].New || !ch[0].Peer.Cursor.IsZero() {
 		t.Fatalf("got %+v", ch)
 	}
 }

@@ -92,11 +92,11 @@ func (e *DecodeError) Code() Code {
 // fieldCount is the number of elements of each frame type's array.
 func fieldCount(t Type) int {
 	switch t {
-	case TypeHello, TypePresence:
+	case TypeHello:
 		return 5
 	case TypeWelcome, TypeJoin, TypeUpdate:
 		return 4
-	case TypeSync, TypeAck, TypeError, TypePresenceSet:
+	case TypeSync, TypeAck, TypeError, TypePresenceSet, TypePresence:
 		return 6
 	case TypeLeave, TypePing, TypePong, TypeRefresh:
 		return 2

@@ -85,7 +85,7 @@ func AppendEncode(dst []byte, m Message) []byte {
 		b = append(b, 0x92, byte(TypeRefresh))
 		b = mp.AppendString(b, m.Token)
 	case *PresenceSet:
-		b = append(b, 0x96, byte(TypePresenceSet))
+		b = append(b, 0x96, byte(TypePresenceSet)) // 6 fields
 		b = mp.AppendString(b, m.Doc)
 		b = appendState(b, m.State)
 	case *Presence:

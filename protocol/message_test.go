@@ -42,6 +42,7 @@ func messages() []protocol.Message {
 			{Session: "s2", ReadOnly: true, State: presence.State{Meta: map[string]string{"k": "v"}}},
 		}},
 		&protocol.Presence{Doc: "d", Gone: []string{"s1", "s3"}},
+		&protocol.Presence{Doc: "d", Moved: []presence.Peer{{Session: "s1", State: presence.State{Cursor: presence.Cursor{Root: "body", Anchor: []byte{4}, Head: []byte{4}}}}}},
 	}
 }
 
@@ -118,7 +119,9 @@ func TestGolden(t *testing.T) {
 		{&protocol.PresenceSet{Doc: "d", State: presence.State{Cursor: presence.Cursor{Root: "r", Anchor: []byte{1}, Head: []byte{2}}, Meta: map[string]string{"k": "v"}}},
 			[]byte{0x96, 32, 0xa1, 'd', 0xa1, 'r', 0xc4, 1, 1, 0xc4, 1, 2, 0x81, 0xa1, 'k', 0xa1, 'v'}},
 		{&protocol.Presence{Doc: "d", Peers: []presence.Peer{{Session: "s", User: presence.User{Name: "N"}}}, Gone: []string{"g"}},
-			[]byte{0x95, 33, 0xa1, 'd', 0xc2, 0x91, 0x99, 0xa1, 's', 0xa0, 0xa1, 'N', 0xa0, 0xc2, 0xa0, 0xc4, 0, 0xc4, 0, 0xc0, 0x91, 0xa1, 'g'}},
+			[]byte{0x96, 33, 0xa1, 'd', 0xc2, 0x91, 0x99, 0xa1, 's', 0xa0, 0xa1, 'N', 0xa0, 0xc2, 0xa0, 0xc4, 0, 0xc4, 0, 0xc0, 0x90, 0x91, 0xa1, 'g'}},
+		{&protocol.Presence{Doc: "d", Moved: []presence.Peer{{Session: "s", State: presence.State{Cursor: presence.Cursor{Root: "r", Anchor: []byte{7}, Head: []byte{7}}}}}},
+			[]byte{0x96, 33, 0xa1, 'd', 0xc2, 0x90, 0x91, 0x95, 0xa1, 's', 0xa1, 'r', 0xc4, 1, 7, 0xc4, 0, 0xc0, 0x90}},
 		{&protocol.Welcome{Session: "s", Limits: protocol.Limits{MaxDocs: 1, PingIntervalMs: -5}}, []byte{0x94, 2, 1, 0xa1, 's', 0x96, 0, 1, 0, 0, 0, 0}},
 	} {
 		if got := protocol.Encode(c.m); !bytes.Equal(got, c.want) {

@@ -12,7 +12,7 @@ import (
 // Presence message types (from the range 32–63 reserved for presence).
 const (
 	TypePresenceSet Type = 32 // client -> server: [32, doc, root, anchor, head, meta]
-	TypePresence    Type = 33 // server -> client: [33, doc, full, peers, gone]
+	TypePresence    Type = 33 // server -> client: [33, doc, full, peers, moved, gone]
 )
 
 // PresenceSet replaces the sending session's own presence on Doc: its
@@ -26,13 +26,16 @@ type PresenceSet struct {
 }
 
 // Presence tells a client who is on Doc. Full is set in the answer to a
-// Join: Peers is then everyone (the client replaces its view). Otherwise
-// Peers are peers whose state changed (latest state only) and Gone the
-// sessions that left.
+// Join: Peers is then everyone (the client replaces its view). Otherwise it
+// is a delta: Peers are peers that joined (identity and state), Moved are
+// peers the client already knows whose state changed (only Session and
+// State are set: keep their User and ReadOnly), Gone the sessions that left.
+// Each session appears at most once in a frame, with its latest state.
 type Presence struct {
 	Doc   string
 	Full  bool
 	Peers []presence.Peer
+	Moved []presence.Peer
 	Gone  []string
 }
 
@@ -51,15 +54,22 @@ func appendMeta(b []byte, m map[string]string) []byte {
 	return b
 }
 
+// appendState writes root, anchor, head, meta. A head equal to its anchor
+// (a caret, the common case) is written empty: the decoder restores it.
 func appendState(b []byte, st presence.State) []byte {
-	b = mp.AppendString(b, st.Cursor.Root)
-	b = mp.AppendBin(b, st.Cursor.Anchor)
-	b = mp.AppendBin(b, st.Cursor.Head)
+	c := st.Cursor
+	b = mp.AppendString(b, c.Root)
+	b = mp.AppendBin(b, c.Anchor)
+	if len(c.Anchor) > 0 && string(c.Head) == string(c.Anchor) {
+		b = mp.AppendBin(b, nil)
+	} else {
+		b = mp.AppendBin(b, c.Head)
+	}
 	return appendMeta(b, st.Meta)
 }
 
 func appendPresence(b []byte, m *Presence) []byte {
-	b = append(b, 0x95, byte(TypePresence))
+	b = append(b, 0x96, byte(TypePresence))
 	b = mp.AppendString(b, m.Doc)
 	b = mp.AppendBool(b, m.Full)
 	b = mp.AppendArrayLen(b, len(m.Peers))
@@ -71,6 +81,13 @@ func appendPresence(b []byte, m *Presence) []byte {
 		b = mp.AppendString(b, p.User.Name)
 		b = mp.AppendString(b, p.User.Color)
 		b = mp.AppendBool(b, p.ReadOnly)
+		b = appendState(b, p.State)
+	}
+	b = mp.AppendArrayLen(b, len(m.Moved))
+	for i := range m.Moved {
+		p := &m.Moved[i]
+		b = append(b, 0x95)
+		b = mp.AppendString(b, p.Session)
 		b = appendState(b, p.State)
 	}
 	b = mp.AppendArrayLen(b, len(m.Gone))
@@ -123,6 +140,8 @@ func (d *decoder) state() presence.State {
 	}
 	if h := d.bin("head"); len(h) > 0 {
 		st.Cursor.Head = append([]byte(nil), h...)
+	} else if len(st.Cursor.Anchor) > 0 {
+		st.Cursor.Head = append([]byte(nil), st.Cursor.Anchor...) // a caret
 	}
 	st.Meta = d.meta()
 	return st
@@ -163,6 +182,27 @@ func (d *decoder) presence() *Presence {
 			return nil
 		}
 		m.Peers = append(m.Peers, p)
+	}
+	if n, err = d.r.ArrayLen(); err != nil {
+		d.mpFail("moved", err)
+		return nil
+	}
+	for range n {
+		k, err := d.r.ArrayLen()
+		if err != nil {
+			d.mpFail("moved peer", err)
+			return nil
+		}
+		if k != 5 {
+			d.fail(ErrFieldCount, fmt.Sprintf("moved peer: %d elements, want 5", k))
+			return nil
+		}
+		p := presence.Peer{Session: d.str("session", d.lim.MaxString)}
+		p.State = d.state()
+		if d.err != nil {
+			return nil
+		}
+		m.Moved = append(m.Moved, p)
 	}
 	if n, err = d.r.ArrayLen(); err != nil {
 		d.mpFail("gone", err)

@@ -120,10 +120,13 @@ func (o *owner) flushPresence(now time.Time) {
 	if changes := p.set.Flush(); len(changes) > 0 {
 		m := &protocol.Presence{Doc: o.id}
 		for _, c := range changes {
-			if c.Removed {
+			switch {
+			case c.Removed:
 				m.Gone = append(m.Gone, c.Peer.Session)
-			} else {
+			case c.New:
 				m.Peers = append(m.Peers, c.Peer)
+			default: // receivers know who it is: state only
+				m.Moved = append(m.Moved, presence.Peer{Session: c.Peer.Session, State: c.Peer.State})
 			}
 		}
 		delta = protocol.Encode(m)

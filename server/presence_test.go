@@ -43,6 +43,11 @@ func (v *peerView) apply(p *protocol.Presence) {
 	for _, peer := range p.Peers {
 		v.peers[peer.Session] = peer
 	}
+	for _, m := range p.Moved {
+		peer := v.peers[m.Session]
+		peer.Session, peer.State = m.Session, m.State
+		v.peers[m.Session] = peer
+	}
 	for _, g := range p.Gone {
 		delete(v.peers, g)
 	}
@@ -255,7 +260,7 @@ func TestPresenceCoalescing(t *testing.T) {
 			if p, ok := m.(*protocol.Presence); ok {
 				raw = append(raw, b)
 				seen := map[string]bool{}
-				for _, peer := range p.Peers {
+				for _, peer := range append(p.Peers, p.Moved...) {
 					if seen[peer.Session] {
 						t.Fatalf("a frame names %s twice", peer.Session)
 					}
@@ -302,9 +307,9 @@ func TestPresenceRefusals(t *testing.T) {
 	if e, ok := a.read().(*protocol.Error); !ok || e.Code != protocol.CodePresenceRefused || e.Doc != "p" {
 		t.Fatalf("40 meta keys: %+v", e)
 	}
-	a.send(&protocol.PresenceSet{Doc: "p", State: presence.State{Cursor: presence.Cursor{Root: "body", Anchor: []byte{1}}}})
+	a.send(&protocol.PresenceSet{Doc: "p", State: presence.State{Cursor: presence.Cursor{Root: "body", Head: []byte{1}}}})
 	if e, ok := a.read().(*protocol.Error); !ok || e.Code != protocol.CodePresenceRefused {
-		t.Fatalf("cursor without head: %+v", e)
+		t.Fatalf("cursor without anchor: %+v", e)
 	}
 	a.edit("p", 1, func(x *crdt.Text) error { return x.Insert(0, "still joined") })
 	if ack, ok := a.read().(*protocol.Ack); !ok || ack.Status != protocol.AckApplied {

@@ -37,6 +37,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	maxConns := fs.Int("max-conns", 0, "connections in total (0: 10000)")
 	maxPerIP := fs.Int("max-conns-per-ip", 0, "connections from one address (0: 256; raise it behind a proxy)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	debugAddr := fs.String("debug-addr", "", "serve Go's pprof profiles (/debug/pprof/) on this `address` (empty: off; keep it on loopback)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -96,6 +97,14 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	if *debugAddr != "" {
+		ds, err := startDebug(*debugAddr, log)
+		if err != nil {
+			fmt.Fprintf(stderr, "collabd serve: debug listener: %v\n", err)
+			return 1
+		}
+		defer ds.Close()
+	}
 	log.Info("collabd serving", "addr", ln.Addr().String(), "data", *data, "ws", "/v1/ws")
 	fmt.Fprintf(stdout, "listening on %s\n", ln.Addr())
 	select {
