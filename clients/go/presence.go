@@ -84,13 +84,20 @@ func (p *docPresence) lost() {
 }
 
 // apply applies a Presence frame: a full one replaces the view, a delta
-// upserts its peers and removes the gone sessions.
+// adds its new peers, updates the state of moved ones and removes the gone
+// sessions.
 func (p *docPresence) apply(m *protocol.Presence) {
 	if m.Full {
 		clear(p.peers)
 	}
 	for _, peer := range m.Peers {
 		p.peers[peer.Session] = peer
+	}
+	for _, mv := range m.Moved { // state only: keep the identity already known
+		if peer, ok := p.peers[mv.Session]; ok {
+			peer.State = mv.State
+			p.peers[mv.Session] = peer
+		}
 	}
 	for _, s := range m.Gone {
 		delete(p.peers, s)
