@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 
 	"github.com/collabd/collabd/crdt"
 )
@@ -65,6 +66,7 @@ func goldenScenarios() []goldenScenario {
 		{"astral", scAstral()},
 		{"several_roots", scRoots()},
 		{"random_three_agents", scRandom()},
+		{"leaf_boundaries", scLeaves()},
 	}
 }
 
@@ -425,5 +427,50 @@ func scRandom() steps {
 	s.text("M", "t")
 	s.diff("L", "svC", "nothingForC")
 	s.diff("M", "", "full")
+	return s
+}
+
+// scLeaves: runs outnumber one B+tree leaf (32 runs; 24 after loading a
+// snapshot), and tombstone runs merge only inside a leaf, so the run
+// boundaries that updates and snapshots expose depend on where leaves split.
+func scLeaves() steps {
+	var s steps
+	s.new("A", agA)
+	s.ins("A", "t", 0, strings.Repeat("0123456789", 10))
+	s.take("A", "u1")
+	for i := 1; i <= 50; i++ {
+		s.del("A", "t", i, 1) // every other code point: 100 runs
+	}
+	s.take("A", "u2")
+	s.snap("A", "s1")
+	s.load("L", agA, "s1.lz4") // same agent: a restarted replica goes on
+	s.new("B", agB)
+	s.apply("B", "u1")
+	s.apply("B", "u2")
+	for _, d := range []string{"A", "L"} {
+		for i := 49; i >= 0; i -= 2 {
+			s.del(d, "t", i, 1) // backspace every other one, then the rest
+		}
+		for i := 24; i >= 0; i-- {
+			s.del(d, "t", i, 1)
+		}
+		// new text after the load: its tombstones merge where leaves allow
+		s.ins(d, "t", 0, strings.Repeat("abcdefghij", 6))
+		for i := 1; i <= 30; i++ {
+			s.del(d, "t", i, 1)
+		}
+		for i := 29; i >= 0; i-- {
+			s.del(d, "t", i, 1)
+		}
+		s.ins(d, "t", 0, "end")
+		s.take(d, "u3"+d)
+		s.diff(d, "", "full"+d)
+		s.snap(d, "s"+d)
+		s.text(d, "t")
+	}
+	s.apply("B", "u3A")
+	s.diff("B", "", "fullB")
+	s.snap("B", "sB")
+	s.text("B", "t")
 	return s
 }

@@ -1,0 +1,34 @@
+/** Bounds on what a document accepts from decoded input (Go: crdt.Limits). */
+export interface Limits {
+  maxOps: number; // ops in one update
+  maxAgents: number; // agents in one update or document
+  maxRoots: number; // named roots in one update or document
+  maxRootName: number; // bytes in a root name
+  maxItems: number; // items (visible and deleted code points) per document
+  maxPending: number; // ops waiting for their causal dependencies
+  maxSnapshot: number; // bytes of an uncompressed snapshot body
+  maxInsertBytes: number; // bytes of text in one insert op
+}
+
+export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
+  maxOps: 1 << 20,
+  maxAgents: 1 << 16,
+  maxRoots: 256,
+  maxRootName: 256,
+  maxItems: 1 << 28,
+  maxPending: 4096,
+  maxSnapshot: 1 << 30,
+  maxInsertBytes: 1 << 24,
+});
+
+/** Fills fields that are absent or <= 0 with the defaults. */
+export function withDefaults(l?: Partial<Limits>): Limits {
+  const out = { ...DEFAULT_LIMITS };
+  if (l) {
+    for (const k of Object.keys(out) as (keyof Limits)[]) {
+      const v = l[k];
+      if (typeof v === 'number' && v > 0) out[k] = v;
+    }
+  }
+  return out;
+}
