@@ -32,6 +32,35 @@
 // across reconnects, so its offline edits are its own ops when it comes back.
 // Two live Clients must never share an agent id.
 //
+// # Presence
+//
+// Document.SetCursor shows this client's caret or selection in a text root
+// to the other peers of the document, Document.ClearCursor hides it and
+// Document.SetMeta attaches small application data ("typing": "1"). Indexes
+// are code points in the local replica; they are sent as crdt relative
+// positions, so a cursor stays on its character while others edit before
+// it. A caret sticks to the character before it: it stays right after what
+// its owner just typed, and text others insert at the caret lands after it.
+//
+// Document.Peers lists the sessions on the document, this client's own
+// included (Peer.Self, Document.Self), with the identity the server stamped
+// from each session's token (a client cannot set its own name) and each
+// cursor resolved against the local replica at the time of the call.
+// Document.PresenceChanges signals that the list changed; since cursors
+// also move when the text changes, watch Document.Changes too and call
+// Peers again (or re-resolve Cursor.AnchorPos and HeadPos with
+// Document.Resolve). A cursor whose characters have not arrived yet is not
+// Resolved until they do.
+//
+// The client keeps its own latest state per document and sends it at most
+// every PresenceInterval (~30 a second; moves in between are coalesced, the
+// latest wins and the last one is always sent), after every (re)join, and at
+// least every PresenceHeartbeat while connected. When the connection drops
+// the other peers are forgotten: they are unknown until the server sends the
+// full presence after the rejoin. A presence refused by the server
+// (Document.PresenceErr) or rate limited never ends the document; a rate
+// limit holds the next send until the server's hint has passed.
+//
 // # Concurrency
 //
 // A Client owns one goroutine (the loop) that holds the connection state and
@@ -40,7 +69,8 @@
 // waits for the reply, so all methods of Client and Document are safe for
 // concurrent use. Reading and writing the socket, and dialing, happen in
 // goroutines owned by the client; they never block the loop. Close stops all
-// of them and returns when they have exited. Functions passed to
+// of them and returns when they have exited. Presence sends are paced by the
+// loop's own timer; the client starts no goroutine for them. Functions passed to
 // Document.Edit and Document.View run on the loop: they must not call the
 // Client or keep the *crdt.Doc.
 package collab

@@ -53,6 +53,9 @@ func TestPresenceApplyFullAndDelta(t *testing.T) {
 		{protocol.Presence{Full: true, Peers: []presence.Peer{peer("a"), peer("self"), peer("b")}}, []string{"a", "b", "self"}},
 		{protocol.Presence{Peers: []presence.Peer{peer("c")}, Gone: []string{"a"}}, []string{"b", "c", "self"}},
 		{protocol.Presence{Gone: []string{"nobody"}}, []string{"b", "c", "self"}},
+		// Moved: state only, for peers already known; an unknown one is ignored.
+		{protocol.Presence{Moved: []presence.Peer{{Session: "b", State: presence.State{Meta: map[string]string{"k": "v"}}}, {Session: "x"}}},
+			[]string{"b", "c", "self"}},
 		{protocol.Presence{Full: true, Peers: []presence.Peer{peer("self")}}, []string{"self"}},
 	}
 	for i, s := range steps {
@@ -66,6 +69,9 @@ func TestPresenceApplyFullAndDelta(t *testing.T) {
 				t.Fatalf("step %d: peers = %v, want %v", i, got, s.want)
 			}
 		}
+		if b, ok := d.pres.peers["b"]; ok && len(s.m.Moved) > 0 && (b.User.Name != "nb" || b.Meta["k"] != "v") {
+			t.Fatalf("step %d: moved peer = %+v, want its identity kept and the new state", i, b)
+		}
 		select {
 		case <-d.pres.changes:
 		default:
@@ -74,6 +80,9 @@ func TestPresenceApplyFullAndDelta(t *testing.T) {
 	}
 	if ps := d.peerList("self"); !ps[0].Self || ps[0].User.Name != "nself" {
 		t.Fatalf("own entry = %+v, want Self with the server's name", ps[0])
+	}
+	if _, ok := d.pres.peers["b"]; ok {
+		t.Fatal("b still listed after a full presence without it")
 	}
 	d.disconnected()
 	if ps := d.peerList(""); len(ps) != 0 {
