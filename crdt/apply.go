@@ -480,4 +480,7 @@ func (d *Doc) applyOp(o *op, x *Text) {
 	x.t.cLeaf = nil
 	x.integrate(nr, o.id.Agent)
 	d.recordInsert(x.idx, id, o.n)
+	if d.observe != nil && !o.tomb {
+		d.observe(Change{Root: x.name, Pos: x.visIndex(id), Ins: string(o.text)})
+	}
 }

@@ -37,6 +37,7 @@ type Doc struct {
 	lastIdx   uint32
 	scratch   update  // reused by ApplyUpdate
 	ov        overlay // reused by ApplyUpdate
+	observe   func(Change)
 }
 
 type agentState struct {

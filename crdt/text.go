@@ -88,6 +88,9 @@ func (x *Text) Insert(pos int, s string) error {
 	}
 	x.insertLocal(pos, id, uint32(n), off)
 	d.recordInsert(x.idx, id, uint32(n))
+	if d.observe != nil {
+		d.observe(Change{Root: x.name, Pos: pos, Ins: s})
+	}
 	return nil
 }
 
@@ -156,6 +159,9 @@ func (x *Text) deleteRange(start ref, k uint32) {
 		r := &l.runs[i]
 		m := min(k, r.n-o)
 		if !r.deleted {
+			if obs := x.doc.observe; obs != nil {
+				obs(Change{Root: x.name, Pos: x.visIndex(start), Del: int(m)})
+			}
 			if o > 0 {
 				_, _, l, i = t.splitRun(l, i, o)
 				r = &l.runs[i]
