@@ -11,8 +11,8 @@ RACE_PKGS = ./storage/... ./server/...
 
 FUZZTIME ?= 3s
 
-.PHONY: test vet unit race fuzz-smoke bench build
-test: vet unit race fuzz-smoke
+.PHONY: test vet unit race fuzz-smoke bench build js
+test: vet unit race fuzz-smoke js
 
 build:
 	$(GO) build ./...
@@ -39,3 +39,7 @@ fuzz-smoke:
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+# The JavaScript client (clients/js): npm ci when node_modules is missing or stale, build, test.
+js:
+	bash clients/js/scripts/check.sh

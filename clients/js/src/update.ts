@@ -4,7 +4,7 @@
 import type { Doc } from './doc.js';
 import { DecodeError } from './errors.js';
 import { type AgentID, type ID, MAX_U32, MAX_U64, NONE, type Ref, mkRef, refA, refS } from './ids.js';
-import type { Limits } from './limits.js';
+import { type Limits, withDefaults } from './limits.js';
 import { MpError, Reader, Writer, writeRunes } from './mp.js';
 import { NO_CONTENT } from './tree.js';
 import { fromCodePoints } from './utf16.js';
@@ -423,8 +423,8 @@ function checkOp(o: PublicOp): string {
 }
 
 /** Decodes an update into its public ops without applying it. */
-export function decodeUpdateOps(b: Uint8Array, lim: Limits): PublicOp[] {
-  const u = decodeUpdate(b, lim);
+export function decodeUpdateOps(b: Uint8Array, limits?: Partial<Limits>): PublicOp[] {
+  const u = decodeUpdate(b, withDefaults(limits));
   return u.ops.map((o) => publicOp(o, u.roots[o.root]!));
 }
 
