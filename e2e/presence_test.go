@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	collab "github.com/collabd/collabd/clients/go"
+	"github.com/collabd/collabd/presence"
 	"github.com/collabd/collabd/protocol"
 	"github.com/collabd/collabd/server"
 )
@@ -468,5 +469,101 @@ func TestPresenceCoalescing50Peers(t *testing.T) {
 	}
 	if frames == 0 {
 		t.Fatal("observer got no presence frames during the load")
+	}
+}
+
+// A refused presence (over a limit, or a cursor of a read-only session on a
+// server that hides them) is reported by PresenceErr and never ends the
+// document.
+func TestPresenceRefusedKeepsDocument(t *testing.T) {
+	secret := []byte("presence-secret")
+	ts := startServer(t, server.Config{AuthSecret: secret, HideReadOnlyCursors: true})
+	w := join(t, dialToken(t, ts.url(), mintToken(t, secret, "u-w", "Writer"), nil), "team/r")
+	tok, err := server.NewToken(secret, server.Claims{Name: "Reader", Docs: []string{"team/*:r"},
+		RegisteredClaims: jwt.RegisteredClaims{Subject: "u-r", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := join(t, dialToken(t, ts.url(), tok, nil), "team/r")
+
+	refused := func(d *collab.Document, code protocol.Code) {
+		t.Helper()
+		deadline := time.NewTimer(10 * time.Second)
+		defer deadline.Stop()
+		for {
+			var pe *protocol.Error
+			if err := d.PresenceErr(); errors.As(err, &pe) && pe.Code == code {
+				return
+			}
+			select {
+			case <-d.PresenceChanges():
+			case <-deadline.C:
+				t.Fatalf("PresenceErr = %v, want code %d", d.PresenceErr(), code)
+			}
+		}
+	}
+	if err := w.SetMeta(map[string]string{"big": strings.Repeat("x", 4<<10)}); err == nil {
+		t.Fatal("SetMeta of a 4 KiB value: want an error from the client (the server would close the connection)")
+	}
+	big := strings.Repeat("x", 700) // each under the string limit, together over the 1 KiB per peer
+	if err := w.SetMeta(map[string]string{"a": big, "b": big}); err != nil {
+		t.Fatal(err)
+	}
+	refused(w, protocol.CodePresenceRefused)
+	if err := r.SetCursor("body", 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	refused(r, protocol.CodeReadOnly)
+
+	if err := w.Insert("body", 0, "still here"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := waitSV(ctx, r, w.StateVector()); err != nil {
+		t.Fatal(err)
+	}
+	if r.String("body") != "still here" || w.Err() != nil || r.Err() != nil || !w.Status().Live || !r.Status().Live {
+		t.Fatalf("after refusals: reader %q, errs %v %v, live %v %v; want both documents alive",
+			r.String("body"), w.Err(), r.Err(), w.Status().Live, r.Status().Live)
+	}
+	ps := waitPeers(t, w, "the reader listed read-only", func(ps []collab.Peer) bool {
+		p, ok := peerOf(ps, r.Self())
+		return ok && p.ReadOnly && p.User.Name == "Reader"
+	})
+	if p, _ := peerOf(ps, r.Self()); p.Cursor.Root != "" {
+		t.Fatalf("the reader's refused cursor is shown: %+v", p.Cursor)
+	}
+}
+
+// TestServerBug_PresenceLongMetaValueClosesConnection: docs/PROTOCOL.md
+// ("Refusals (the document stays joined ...)", and the limits table:
+// "strings in presence frames 1 KiB each") and the presence brief say a
+// presence state over a limit is refused with 4516 and the document stays
+// joined. A PresenceSet whose single metadata value is over 1 KiB is instead
+// a decode error: the server closes the whole connection with 4500 (bad
+// frame, terminal), so a client loses every document for an oversized
+// status string. (clients/go refuses such strings locally to avoid it.)
+func TestServerBug_PresenceLongMetaValueClosesConnection(t *testing.T) {
+	ts := startServer(t, server.Config{})
+	raw := dialBare(t, ts.url())
+	raw.joinSync("doc")
+	raw.send(&protocol.PresenceSet{Doc: "doc", State: presence.State{Meta: map[string]string{"status": strings.Repeat("x", 2<<10)}}})
+	_ = raw.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, b, err := raw.conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("connection closed (%v), want a 4516 presence refused error and the document still joined", err)
+		}
+		m, err := protocol.Decode(b, protocol.DecodeLimits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e, ok := m.(*protocol.Error); ok {
+			if e.Code != protocol.CodePresenceRefused {
+				t.Fatalf("error %v, want code %d (presence refused)", e, protocol.CodePresenceRefused)
+			}
+			return
+		}
 	}
 }

@@ -140,10 +140,13 @@ func (c *Client) flushPresence(d *docState, now time.Time) {
 // session with no state, so a state it had is sent again.
 func (c *Client) presenceResumed(d *docState) {
 	p := &d.pres
-	if !p.own.Cursor.IsZero() || len(p.own.Meta) > 0 {
-		p.dirty = true
+	now := time.Now()
+	if p.own.Cursor.IsZero() && len(p.own.Meta) == 0 && !p.dirty {
+		p.lastSent = now // the join listed the session: it counts as a heartbeat
+		return
 	}
-	c.flushPresence(d, time.Now())
+	p.dirty = true
+	c.flushPresence(d, now)
 }
 
 // presenceWake is the earliest time a document needs a presence send; zero
@@ -196,12 +199,29 @@ func (d *Document) setPresence(f func(st *presence.State) error) error {
 		if err = f(&next); err != nil {
 			return
 		}
+		if err = checkStrings(next); err != nil {
+			return
+		}
 		p.own, p.dirty = next, true
 		d.c.flushPresence(d.st, time.Now())
 	}); e != nil {
 		return e
 	}
 	return err
+}
+
+// checkStrings refuses strings the server's decoder would take for a bad
+// frame (which closes the whole connection) rather than a refused presence.
+func checkStrings(st presence.State) error {
+	if len(st.Cursor.Root) > protocol.DefaultMaxString {
+		return fmt.Errorf("collab: root name of %d bytes, more than %d", len(st.Cursor.Root), protocol.DefaultMaxString)
+	}
+	for k, v := range st.Meta {
+		if len(k) > protocol.DefaultMaxString || len(v) > protocol.DefaultMaxString {
+			return fmt.Errorf("collab: presence metadata %q: a key or value over %d bytes", k[:min(len(k), 32)], protocol.DefaultMaxString)
+		}
+	}
+	return nil
 }
 
 // SetCursor sets this client's selection in text root to anchor..head
@@ -247,7 +267,9 @@ func (d *Document) ClearCursor() error {
 }
 
 // SetMeta replaces this client's presence metadata (small application
-// data such as "typing": "1"; nil clears it). It cannot change the name,
+// data such as "typing": "1"; nil clears it). A key or value over
+// protocol.DefaultMaxString bytes is refused here; the server refuses
+// metadata over its presence limits (Document.PresenceErr). It cannot change the name,
 // user id or color others see: the server stamps those from the token.
 func (d *Document) SetMeta(meta map[string]string) error {
 	return d.setPresence(func(st *presence.State) error {
