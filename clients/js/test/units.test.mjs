@@ -141,3 +141,20 @@ test('LZ4 blocks round-trip, including long matches and incompressible data', ()
   assert.ok(lz4Compress(inputs[2]).length < 1000);
   assert.equal(lz4Decompress(Uint8Array.of(0x1f, 1, 0, 0), 30), null); // offset beyond output
 });
+
+test('an insert whose origins skip an item of its causal past is refused whole', () => {
+  const a = new Doc({ agent: 1n });
+  a.text('t').insert(0, 'abc');
+  const b = new Doc({ agent: 2n });
+  b.applyUpdate(a.takeUpdate());
+  const forge = (left, right) => encodeOps([{ kind: 'insert', root: 't', id: { agent: 3n, seq: 0 }, len: 1, text: 'X', left, right }]);
+  const none = { agent: 0n, seq: 0 };
+  // right origin 'c' (1:2) with 'a' and 'b' (1:0, 1:1: seqs are dense) between the origins
+  assert.throws(() => b.applyUpdate(forge(none, { agent: 1n, seq: 2 })), (e) => e instanceof CrdtError && e.code === 'invalid-op');
+  // left and right origin the same item
+  assert.throws(() => b.applyUpdate(forge({ agent: 1n, seq: 1 }, { agent: 1n, seq: 1 })), (e) => e instanceof CrdtError && e.code === 'invalid-op');
+  assert.equal(b.text('t').toString(), 'abc');
+  assert.equal(b.version, 3);
+  b.applyUpdate(forge({ agent: 1n, seq: 1 }, { agent: 1n, seq: 2 })); // adjacent: fine
+  assert.equal(b.text('t').toString(), 'abXc');
+});
