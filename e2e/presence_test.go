@@ -536,15 +536,10 @@ func TestPresenceRefusedKeepsDocument(t *testing.T) {
 	}
 }
 
-// TestServerBug_PresenceLongMetaValueClosesConnection: docs/PROTOCOL.md
-// ("Refusals (the document stays joined ...)", and the limits table:
-// "strings in presence frames 1 KiB each") and the presence brief say a
-// presence state over a limit is refused with 4516 and the document stays
-// joined. A PresenceSet whose single metadata value is over 1 KiB is instead
-// a decode error: the server closes the whole connection with 4500 (bad
-// frame, terminal), so a client loses every document for an oversized
-// status string. (clients/go refuses such strings locally to avoid it.)
-func TestServerBug_PresenceLongMetaValueClosesConnection(t *testing.T) {
+// Regression: a PresenceSet whose metadata value is over 1 KiB was a decode
+// error that closed the whole connection (4500). Presence limits are the
+// server's: it refuses such a state with 4516 and the document stays joined.
+func TestPresenceLongMetaValueRefused(t *testing.T) {
 	ts := startServer(t, server.Config{})
 	raw := dialBare(t, ts.url())
 	raw.joinSync("doc")

@@ -97,8 +97,8 @@ func appendPresence(b []byte, m *Presence) []byte {
 	return b
 }
 
-// meta reads a metadata map (nil allowed): keys and values are UTF-8 strings
-// of at most MaxString bytes, keys distinct.
+// meta reads a metadata map (nil allowed): keys and values are UTF-8
+// strings, keys distinct.
 func (d *decoder) meta() map[string]string {
 	if d.err != nil {
 		return nil
@@ -118,8 +118,10 @@ func (d *decoder) meta() map[string]string {
 	m := make(map[string]string, min(n, 64))
 	for range n {
 		off := d.r.Offset()
-		k := d.str("meta key", d.lim.MaxString)
-		v := d.str("meta value", d.lim.MaxString)
+		// Bounded by the frame only: presence limits are the server's to
+		// enforce, with a refusal that keeps the connection (4516).
+		k := d.str("meta key", d.lim.MaxFrame)
+		v := d.str("meta value", d.lim.MaxFrame)
 		if d.err != nil {
 			return nil
 		}
@@ -134,7 +136,7 @@ func (d *decoder) meta() map[string]string {
 
 func (d *decoder) state() presence.State {
 	var st presence.State
-	st.Cursor.Root = d.str("root", d.lim.MaxString)
+	st.Cursor.Root = d.str("root", d.lim.MaxFrame)
 	if a := d.bin("anchor"); len(a) > 0 {
 		st.Cursor.Anchor = append([]byte(nil), a...)
 	}

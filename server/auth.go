@@ -87,6 +87,17 @@ func (c *Claims) access(doc string) Access {
 	return best
 }
 
+// grantsAll reports whether the claims grant need on every document: a
+// grant whose pattern is "*".
+func (c *Claims) grantsAll(need Access) bool {
+	for _, g := range c.Docs {
+		if pattern, a, err := parseGrant(g); err == nil && pattern == "*" && a >= need {
+			return true
+		}
+	}
+	return false
+}
+
 func parseGrant(g string) (string, Access, error) {
 	i := strings.LastIndexByte(g, ':')
 	if i <= 0 {

@@ -58,6 +58,19 @@ type Config struct {
 	// and the client is told once a second (CodeRateLimited).
 	// HideReadOnlyCursors refuses cursors from read-only sessions (they are
 	// still listed as peers); by default read-only sessions show theirs.
+	// ChangeLogEntries and ChangeLogBytes bound the recent changes a loaded
+	// document keeps for HTTP followers that resume (SSE Last-Event-ID,
+	// long poll since=V); older resumes get a reset (default 10000, 4 MiB).
+	ChangeLogEntries int
+	ChangeLogBytes   int
+	// MaxSnapshotBytes bounds a snapshot uploaded with PUT (default 64 MiB).
+	MaxSnapshotBytes int
+	// SSEHeartbeat is the period of SSE comment heartbeats (default 15s).
+	SSEHeartbeat time.Duration
+	// FollowerQueue is how many events an HTTP follower may have waiting;
+	// one that falls further behind is dropped and resumes (default 256).
+	FollowerQueue int
+
 	PresenceInterval    time.Duration
 	PresenceTTL         time.Duration
 	PresenceLimits      presence.Limits
@@ -96,6 +109,11 @@ func (c Config) withDefaults() Config {
 	dur(&c.WriteTimeout, 10*time.Second)
 	dur(&c.IdleUnload, 30*time.Second)
 	dur(&c.ShutdownRetry, 5*time.Second)
+	def(&c.ChangeLogEntries, 10000)
+	def(&c.ChangeLogBytes, 4<<20)
+	def(&c.FollowerQueue, 256)
+	def(&c.MaxSnapshotBytes, 64<<20)
+	dur(&c.SSEHeartbeat, 15*time.Second)
 	dur(&c.PresenceInterval, 50*time.Millisecond)
 	dur(&c.PresenceTTL, presence.DefaultTTL)
 	def(&c.PresenceBurst, 120)

@@ -37,6 +37,13 @@ type owner struct {
 	compact  chan error
 	compacts int // compactions in flight (0 or 1)
 	pres     ownerPresence
+	exists   bool // stored, or written since the load
+
+	// HTTP followers (SSE, long poll) and the recent changes they resume from
+	followers map[*follower]bool
+	changes   changeLog
+	splices   []crdt.Change // observed during the current update
+	idem      idemCache     // REST edit idempotency keys
 }
 
 type reqKind int
@@ -46,6 +53,9 @@ const (
 	reqUpdate
 	reqLeave
 	reqPresence
+	reqFollow   // an HTTP follower starts (SSE or long poll)
+	reqUnfollow // it ends
+	reqCall     // run call on the owner goroutine (HTTP API)
 )
 
 type request struct {
@@ -57,6 +67,9 @@ type request struct {
 	batch  uint64           // update
 	update []byte           // update
 	state  presence.State   // presence
+	f      *follower        // follow, unfollow
+	since  *uint64          // follow: resume after this version (nil: from a snapshot)
+	call   func(*owner)     // call
 }
 
 // commit is an update on its way to disk and whom to tell when it lands.
@@ -64,7 +77,8 @@ type commit struct {
 	p       *storage.Pending
 	s       *session // nil for server-made updates
 	batch   uint64
-	version uint64 // document version after applying it
+	version uint64      // document version after applying it
+	reply   func(error) // server-made updates (HTTP API): told when durable or failed
 }
 
 func (srv *Server) startOwner(id string) *owner {
@@ -76,6 +90,10 @@ func (srv *Server) startOwner(id string) *owner {
 		subs:    make(map[*session]bool),
 		compact: make(chan error, 1),
 		pres:    newOwnerPresence(srv.cfg),
+
+		followers: make(map[*follower]bool),
+		changes:   newChangeLog(srv.cfg.ChangeLogEntries, srv.cfg.ChangeLogBytes),
+		idem:      newIdemCache(1024),
 	}
 	srv.wg.Add(1)
 	go func() {
@@ -104,6 +122,8 @@ func (o *owner) run(ctx context.Context) {
 	if err := o.load(ctx); err != nil {
 		o.failed = err
 		log.Error("document refused: load failed", "err", err)
+	} else {
+		o.doc.Observe(func(c crdt.Change) { o.splices = append(o.splices, c) })
 	}
 	idle := time.NewTimer(o.srv.cfg.IdleUnload)
 	defer idle.Stop()
@@ -130,7 +150,7 @@ func (o *owner) run(ctx context.Context) {
 				log.Warn("compaction failed", "err", err)
 			}
 		case <-idle.C:
-			if len(o.subs) == 0 && len(o.commits) == 0 && o.compacts == 0 && o.srv.reg.tryRemove(o) {
+			if len(o.subs) == 0 && len(o.followers) == 0 && len(o.commits) == 0 && o.compacts == 0 && o.srv.reg.tryRemove(o) {
 				log.Debug("document unloaded")
 				return
 			}
@@ -170,21 +190,37 @@ func (o *owner) load(ctx context.Context) error {
 	}
 	o.lastSeq = stored.Info.LastSeq
 	o.logTail = int64(len(stored.Tail))
+	o.exists = true
 	return nil
 }
 
+// failedCode is the code a refused document answers with.
+func (o *owner) failedCode() protocol.Code {
+	var de *crdt.DecodeError
+	switch {
+	case errors.Is(o.failed, storage.ErrDeleted):
+		return protocol.CodeDocDeleted
+	case errors.As(o.failed, &de) || errors.Is(o.failed, storage.ErrCorrupt) || errors.Is(o.failed, crdt.ErrInvalidOp):
+		return protocol.CodeDocCorrupt // refused, never replaced
+	}
+	return protocol.CodeStorageFailed // perhaps transient: retry
+}
+
 func (o *owner) handle(ctx context.Context, r request) {
-	if o.failed != nil && r.kind != reqLeave {
-		code := protocol.CodeStorageFailed // perhaps transient: retry
-		var de *crdt.DecodeError
-		if errors.As(o.failed, &de) || errors.Is(o.failed, storage.ErrCorrupt) || errors.Is(o.failed, crdt.ErrInvalidOp) {
-			code = protocol.CodeDocCorrupt // refused, never replaced
+	if o.failed != nil {
+		switch r.kind {
+		case reqLeave, reqUnfollow, reqCall: // calls check o.failed themselves
+		case reqFollow:
+			r.f.push(feedItem{kind: feedError, code: o.failedCode(), msg: "document could not be loaded"})
+			return
+		default:
+			msg := "document could not be loaded"
+			if errors.Is(o.failed, storage.ErrDeleted) {
+				msg = "document deleted"
+			}
+			r.s.sendError(o.failedCode(), o.id, r.batch, msg)
+			return
 		}
-		if errors.Is(o.failed, storage.ErrDeleted) {
-			code = protocol.CodeDocDeleted
-		}
-		r.s.sendError(code, o.id, r.batch, "document could not be loaded")
-		return
 	}
 	switch r.kind {
 	case reqJoin:
@@ -196,6 +232,12 @@ func (o *owner) handle(ctx context.Context, r request) {
 		o.update(ctx, r)
 	case reqPresence:
 		o.presenceSet(r, time.Now())
+	case reqFollow:
+		o.follow(r.f, r.since)
+	case reqUnfollow:
+		delete(o.followers, r.f)
+	case reqCall:
+		r.call(o)
 	}
 }
 
@@ -249,6 +291,7 @@ func (o *owner) update(ctx context.Context, r request) {
 		return
 	}
 	version, pendAfter := o.doc.Version(), o.doc.Pending()
+	o.recordChange(before)
 	if version != before {
 		// Other sessions get the update as it came (no re-encode). If ops
 		// were waiting before it, it may have released them: then they get
@@ -275,6 +318,7 @@ func (o *owner) update(ctx context.Context, r request) {
 		r.s.sendError(protocol.CodeStorageFailed, o.id, r.batch, "not stored")
 		return
 	}
+	o.exists = true
 	o.commits = append(o.commits, commit{p: p, s: r.s, batch: r.batch, version: version})
 }
 
@@ -304,12 +348,18 @@ func (o *owner) durable() {
 			if c.s != nil {
 				c.s.sendError(protocol.CodeStorageFailed, o.id, c.batch, "commit failed; resend after reconnect")
 			}
+			if c.reply != nil {
+				c.reply(err)
+			}
 			continue
 		}
 		o.lastSeq = seq
 		o.logTail++
 		if c.s != nil {
 			c.s.enqueue(protocol.Encode(&protocol.Ack{Doc: o.id, Batch: c.batch, Status: protocol.AckDurable, Applied: c.version, Durable: c.version}))
+		}
+		if c.reply != nil {
+			c.reply(nil)
 		}
 	}
 	o.maybeCompact()

@@ -130,6 +130,7 @@ func (o *owner) flushPresence(now time.Time) {
 			}
 		}
 		delta = protocol.Encode(m)
+		o.presenceToFollowers(m)
 	}
 	for s := range o.subs {
 		frame := delta

@@ -73,20 +73,6 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the server's HTTP routes: /v1/ws and /healthz.
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/ws", s.serveWS)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.cfg.Store.Err(); err != nil {
-			http.Error(w, "storage failed", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	return mux
-}
-
 // checkOrigin allows requests without an Origin header (native clients) and
 // browser origins on the exact-match allowlist; with no allowlist, only an
 // origin whose host equals the request's Host.

@@ -1,0 +1,129 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/collabd/collabd/protocol"
+)
+
+// Handler returns the server's HTTP routes (docs/HTTP.md, docs/openapi.yaml):
+// the WebSocket endpoint, the document API, the SSE and long-poll feeds, and
+// the operations endpoints (health, metrics, backup).
+//
+// Document ids are one path segment: an id containing "/" is sent
+// URL-encoded ("notes%2Ftoday").
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/ws", s.serveWS)
+	mux.HandleFunc("GET /v1/docs", s.listDocs)
+	mux.HandleFunc("GET /v1/docs/{id}", s.getDoc)
+	mux.HandleFunc("DELETE /v1/docs/{id}", s.deleteDoc)
+	mux.HandleFunc("GET /v1/docs/{id}/text", s.getText)
+	mux.HandleFunc("GET /v1/docs/{id}/events", s.serveEvents)
+	mux.HandleFunc("GET /v1/docs/{id}/changes", s.longPoll)
+	mux.HandleFunc("POST /v1/docs/{id}/edits", s.postEdits)
+	mux.HandleFunc("GET /v1/docs/{id}/snapshot", s.getSnapshot)
+	mux.HandleFunc("PUT /v1/docs/{id}/snapshot", s.putSnapshot)
+	s.opsRoutes(mux)
+	return mux
+}
+
+// apiError is the JSON body of every HTTP API error: a code from the
+// protocol's table (docs/PROTOCOL.md), its name, and a message.
+type apiError struct {
+	Code    protocol.Code `json:"code"`
+	Name    string        `json:"name"`
+	Message string        `json:"message"`
+}
+
+// httpStatus maps a protocol code to an HTTP status.
+func httpStatus(c protocol.Code) int {
+	switch c {
+	case protocol.CodeUnauthorized, protocol.CodeTokenExpired:
+		return http.StatusUnauthorized
+	case protocol.CodeForbidden, protocol.CodeReadOnly:
+		return http.StatusForbidden
+	case protocol.CodeDocDeleted:
+		return http.StatusGone
+	case protocol.CodeNotJoined:
+		return http.StatusNotFound
+	case protocol.CodeRateLimited, protocol.CodeTooManyRequests:
+		return http.StatusTooManyRequests
+	case protocol.CodeFrameTooLarge, protocol.CodeDocTooLarge, protocol.CodeTooManyOps:
+		return http.StatusRequestEntityTooLarge
+	case protocol.CodeResync:
+		return http.StatusConflict
+	case protocol.CodeGoingAway, protocol.CodeOverloaded, protocol.CodeStorageFailed, protocol.CodeDocUnloading:
+		return http.StatusServiceUnavailable
+	case protocol.CodeInternal, protocol.CodeDocCorrupt:
+		return http.StatusInternalServerError
+	}
+	return http.StatusBadRequest
+}
+
+// writeError answers with the JSON error for code (status from httpStatus
+// unless status is non-zero). Retryable codes get a Retry-After header.
+func writeError(w http.ResponseWriter, status int, code protocol.Code, msg string) {
+	if status == 0 {
+		status = httpStatus(code)
+	}
+	if code.Retry() {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, apiError{Code: code, Name: code.String(), Message: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// authorize checks the request's token (Authorization: Bearer, or the token
+// query parameter) for access to doc; in development mode everything is
+// allowed. On failure it has answered the request.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, doc string, need Access) (*Claims, bool) {
+	if len(s.cfg.AuthSecret) == 0 {
+		return nil, true
+	}
+	c, err := verifyToken(s.cfg.AuthSecret, requestToken(r), time.Now())
+	switch {
+	case errors.Is(err, errExpired):
+		writeError(w, 0, protocol.CodeTokenExpired, "token expired")
+		return nil, false
+	case err != nil:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="collabd"`)
+		writeError(w, 0, protocol.CodeUnauthorized, "a valid token is required")
+		return nil, false
+	}
+	if doc == "" { // an endpoint about every document: only a token for "*"
+		if c.access("*") < need || !c.grantsAll(need) {
+			writeError(w, 0, protocol.CodeForbidden, "the token does not grant every document")
+			return nil, false
+		}
+		return c, true
+	}
+	if a := c.access(doc); a < need {
+		code := protocol.CodeForbidden
+		if a == AccessRead {
+			code = protocol.CodeReadOnly
+		}
+		writeError(w, 0, code, "the token does not grant this document")
+		return nil, false
+	}
+	return c, true
+}
+
+// docID reads and checks the {id} path value.
+func docID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if err := protocol.CheckDocID(id, 0); err != nil {
+		writeError(w, 0, protocol.CodeBadDocID, err.Error())
+		return "", false
+	}
+	return id, true
+}

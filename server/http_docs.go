@@ -1,0 +1,447 @@
+package server
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/protocol"
+	"github.com/collabd/collabd/storage"
+)
+
+// DefaultRoot is the text root the HTTP API reads and edits when a request
+// names none (?root= or "root" in an edit body).
+const DefaultRoot = "body"
+
+// answerErr writes err (an *apiErr, a context error, or anything else).
+func answerErr(w http.ResponseWriter, err error) {
+	var ae *apiErr
+	switch {
+	case errors.As(err, &ae):
+		writeError(w, 0, ae.code, ae.msg)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusServiceUnavailable, protocol.CodeOverloaded, "timed out")
+	default:
+		writeError(w, 0, protocol.CodeInternal, err.Error())
+	}
+}
+
+func rootOf(r *http.Request) string {
+	if root := r.URL.Query().Get("root"); root != "" {
+		return root
+	}
+	return DefaultRoot
+}
+
+// docInfo is the JSON of GET /v1/docs/{id}.
+type docInfo struct {
+	ID          string            `json:"id"`
+	Version     uint64            `json:"version"`
+	Root        string            `json:"root"`
+	Text        string            `json:"text"`
+	Length      int               `json:"length"` // code points of text
+	Roots       []string          `json:"roots"`
+	StateVector map[string]uint64 `json:"state_vector"` // agent (16 hex digits) -> next seq
+	Pending     int               `json:"pending"`      // ops waiting for dependencies
+	Presence    int               `json:"presence"`     // peers connected
+	Sessions    int               `json:"sessions"`
+}
+
+func (s *Server) getDoc(w http.ResponseWriter, r *http.Request) {
+	id, ok := docID(w, r)
+	if !ok {
+		return
+	}
+	if _, ok := s.authorize(w, r, id, AccessRead); !ok {
+		return
+	}
+	root := rootOf(r)
+	var info docInfo
+	var failed error
+	err := s.callOwner(r.Context(), id, func(o *owner) {
+		if e := o.refusal(); e != nil {
+			failed = e
+			return
+		}
+		if !o.exists && o.doc.Version() == 0 {
+			failed = &apiErr{protocol.CodeNotJoined, "no such document"}
+			return
+		}
+		sv := o.doc.StateVector()
+		info = docInfo{ID: id, Version: o.doc.Version(), Root: root, Roots: o.doc.Roots(), StateVector: make(map[string]uint64, len(sv)),
+			Pending: o.doc.Pending(), Presence: o.pres.set.Len(), Sessions: len(o.subs)}
+		if slicesContain(info.Roots, root) {
+			x := o.doc.Text(root)
+			info.Text, info.Length = x.String(), x.Len()
+		}
+		for a, n := range sv {
+			info.StateVector[fmt.Sprintf("%016x", uint64(a))] = n
+		}
+	})
+	if err == nil {
+		err = failed
+	}
+	if err != nil {
+		answerErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+func slicesContain(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) getText(w http.ResponseWriter, r *http.Request) {
+	id, ok := docID(w, r)
+	if !ok {
+		return
+	}
+	if _, ok := s.authorize(w, r, id, AccessRead); !ok {
+		return
+	}
+	root := rootOf(r)
+	var text string
+	var version uint64
+	var failed error
+	err := s.callOwner(r.Context(), id, func(o *owner) {
+		if e := o.refusal(); e != nil {
+			failed = e
+			return
+		}
+		if !o.exists && o.doc.Version() == 0 {
+			failed = &apiErr{protocol.CodeNotJoined, "no such document"}
+			return
+		}
+		if slicesContain(o.doc.Roots(), root) {
+			text = o.doc.Text(root).String()
+		}
+		version = o.doc.Version()
+	})
+	if err == nil {
+		err = failed
+	}
+	if err != nil {
+		answerErr(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Collabd-Version", strconv.FormatUint(version, 10))
+	_, _ = io.WriteString(w, text)
+}
+
+// listEntry is one document of GET /v1/docs.
+type listEntry struct {
+	ID            string    `json:"id"`
+	Created       time.Time `json:"created"`
+	Updated       time.Time `json:"updated"`
+	LastSeq       uint64    `json:"last_seq"`
+	SnapshotBytes int64     `json:"snapshot_bytes"`
+	LogEntries    int64     `json:"log_entries"`
+	LogBytes      int64     `json:"log_bytes"`
+}
+
+func (s *Server) listDocs(w http.ResponseWriter, r *http.Request) {
+	claims, ok := s.authorize(w, r, "", AccessNone)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	limit := 1000
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			writeError(w, http.StatusBadRequest, protocol.CodeBadFrame, "limit must be 1..10000")
+			return
+		}
+		limit = n
+	}
+	docs, err := s.cfg.Store.List(r.Context(), storage.ListOptions{After: q.Get("after"), Limit: limit})
+	if err != nil {
+		answerErr(w, err)
+		return
+	}
+	out := []listEntry{}
+	for _, d := range docs {
+		if d.Deleted || (claims != nil && claims.access(d.ID) < AccessRead) {
+			continue
+		}
+		out = append(out, listEntry{ID: d.ID, Created: d.Created, Updated: d.Updated, LastSeq: d.LastSeq,
+			SnapshotBytes: d.SnapshotBytes, LogEntries: d.LogEntries, LogBytes: d.LogBytes})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"docs": out})
+}
+
+// editsBody is the body of POST /v1/docs/{id}/edits.
+type editsBody struct {
+	Edits   []splice `json:"edits"`
+	Version *uint64  `json:"version,omitempty"`
+	Key     string   `json:"key,omitempty"`
+	Root    string   `json:"root,omitempty"`
+}
+
+// UnmarshalJSON reads an edit as [pos, del, "ins"].
+func (s *splice) UnmarshalJSON(b []byte) error {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil || len(raw) != 3 {
+		return errors.New(`an edit is [pos, del, "ins"]`)
+	}
+	if err := json.Unmarshal(raw[0], &s.Pos); err != nil || s.Pos < 0 {
+		return errors.New("pos must be a non-negative integer")
+	}
+	if err := json.Unmarshal(raw[1], &s.Del); err != nil || s.Del < 0 {
+		return errors.New("del must be a non-negative integer")
+	}
+	if err := json.Unmarshal(raw[2], &s.Ins); err != nil {
+		return errors.New("ins must be a string")
+	}
+	return nil
+}
+
+// editResult is the answer of POST /v1/docs/{id}/edits.
+type editResult struct {
+	Version uint64 `json:"version"`
+	Applied int    `json:"applied"` // primitive edits applied (after rebasing)
+	Replay  bool   `json:"replay,omitempty"`
+}
+
+func (s *Server) postEdits(w http.ResponseWriter, r *http.Request) {
+	id, ok := docID(w, r)
+	if !ok {
+		return
+	}
+	if _, ok := s.authorize(w, r, id, AccessWrite); !ok {
+		return
+	}
+	var body editsBody
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxFrame)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		writeError(w, 0, protocol.CodeBadFrame, "body: "+err.Error())
+		return
+	}
+	if len(body.Edits) > s.cfg.MaxOpsPerBatch {
+		writeError(w, 0, protocol.CodeTooManyOps, fmt.Sprintf("more than %d edits", s.cfg.MaxOpsPerBatch))
+		return
+	}
+	if body.Root == "" {
+		body.Root = DefaultRoot
+	}
+	if len(body.Key) > 256 || !utf8.ValidString(body.Root) {
+		writeError(w, 0, protocol.CodeBadFrame, "key over 256 bytes or root not UTF-8")
+		return
+	}
+	durable := make(chan error, 1)
+	var res editResult
+	var failed error
+	err := s.callOwner(r.Context(), id, func(o *owner) {
+		res, failed = o.edit(r.Context(), body, func(err error) { durable <- err })
+	})
+	if err == nil {
+		err = failed
+	}
+	if err == nil && !res.Replay {
+		select {
+		case err = <-durable:
+		case <-r.Context().Done():
+			err = r.Context().Err()
+		}
+	}
+	if err != nil {
+		answerErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// edit applies a REST edit batch on the owner goroutine.
+func (o *owner) edit(ctx context.Context, body editsBody, reply func(error)) (editResult, error) {
+	if e := o.refusal(); e != nil {
+		return editResult{}, e
+	}
+	if body.Key != "" {
+		if r, ok := o.idem.get(body.Key); ok {
+			r.Replay = true
+			return r, nil
+		}
+	}
+	now := o.doc.Version()
+	var ps []prim
+	if body.Version != nil {
+		changes, ok := o.changes.since(*body.Version, now)
+		if !ok {
+			return editResult{}, &apiErr{protocol.CodeResync, fmt.Sprintf("version %d is not in the recent history (now %d): read the document and retry", *body.Version, now)}
+		}
+		ps = rebase(body.Edits, splicesOf(changes, body.Root))
+	} else {
+		ps = prims(body.Edits)
+	}
+	x := o.doc.Text(body.Root)
+	n := x.Len()
+	for i, p := range ps { // check every position first: all or nothing
+		if p.Ins != "" {
+			if p.Pos > n {
+				return editResult{}, &apiErr{protocol.CodeInvalidOp, fmt.Sprintf("edit %d: position %d past the end (%d)", i, p.Pos, n)}
+			}
+			n += utf8.RuneCountInString(p.Ins)
+		} else {
+			if p.Pos+p.N > n {
+				return editResult{}, &apiErr{protocol.CodeInvalidOp, fmt.Sprintf("edit %d: deletes %d at %d past the end (%d)", i, p.N, p.Pos, n)}
+			}
+			n -= p.N
+		}
+	}
+	before := o.doc.Version()
+	var applyErr error
+	for _, p := range ps {
+		if p.Ins != "" {
+			applyErr = x.Insert(p.Pos, p.Ins)
+		} else {
+			applyErr = x.Delete(p.Pos, p.N)
+		}
+		if applyErr != nil {
+			break
+		}
+	}
+	res := editResult{Version: o.doc.Version(), Applied: len(ps)}
+	// What applied is committed even if a later edit hit the document's size
+	// limit (the only failure left after the checks above).
+	o.commitServerUpdate(ctx, before, o.doc.TakeUpdate(), reply)
+	if applyErr != nil {
+		return editResult{}, &apiErr{protocol.CodeDocTooLarge, applyErr.Error()}
+	}
+	if body.Key != "" {
+		o.idem.put(body.Key, res)
+	}
+	return res, nil
+}
+
+func (s *Server) getSnapshot(w http.ResponseWriter, r *http.Request) {
+	id, ok := docID(w, r)
+	if !ok {
+		return
+	}
+	if _, ok := s.authorize(w, r, id, AccessRead); !ok {
+		return
+	}
+	var snap []byte
+	var version uint64
+	var failed error
+	err := s.callOwner(r.Context(), id, func(o *owner) {
+		if e := o.refusal(); e != nil {
+			failed = e
+			return
+		}
+		if !o.exists && o.doc.Version() == 0 {
+			failed = &apiErr{protocol.CodeNotJoined, "no such document"}
+			return
+		}
+		snap, version = o.doc.EncodeSnapshot(), o.doc.Version()
+	})
+	if err == nil {
+		err = failed
+	}
+	if err != nil {
+		answerErr(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("X-Collabd-Version", strconv.FormatUint(version, 10))
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.collabd"`, hex.EncodeToString([]byte(id))))
+	_, _ = w.Write(snap)
+}
+
+// putSnapshot merges a snapshot into the document as CRDT ops: what the
+// snapshot has that the document lacks is added; nothing anyone wrote is
+// overwritten. An empty document becomes the snapshot (a restore).
+func (s *Server) putSnapshot(w http.ResponseWriter, r *http.Request) {
+	id, ok := docID(w, r)
+	if !ok {
+		return
+	}
+	if _, ok := s.authorize(w, r, id, AccessWrite); !ok {
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxSnapshotBytes)))
+	if err != nil {
+		writeError(w, 0, protocol.CodeFrameTooLarge, err.Error())
+		return
+	}
+	lim := crdt.Limits{MaxItems: s.cfg.MaxDocItems, MaxPending: s.cfg.MaxPending}
+	in, err := crdt.LoadSnapshot(body, crdt.Options{Agent: s.agent, Limits: lim})
+	if err != nil {
+		writeError(w, 0, protocol.CodeInvalidOp, "snapshot: "+err.Error())
+		return
+	}
+	durable := make(chan error, 1)
+	var version uint64
+	var failed error
+	err = s.callOwner(r.Context(), id, func(o *owner) {
+		if e := o.refusal(); e != nil {
+			failed = e
+			return
+		}
+		diff := in.EncodeDiff(o.doc.StateVector())
+		if err := o.applyServerUpdate(r.Context(), diff, func(err error) { durable <- err }); err != nil {
+			failed = &apiErr{protocol.CodeInvalidOp, err.Error()}
+			return
+		}
+		version = o.doc.Version()
+	})
+	if err == nil {
+		err = failed
+	}
+	if err == nil {
+		select {
+		case err = <-durable:
+		case <-r.Context().Done():
+			err = r.Context().Err()
+		}
+	}
+	if err != nil {
+		answerErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]uint64{"version": version})
+}
+
+func (s *Server) deleteDoc(w http.ResponseWriter, r *http.Request) {
+	id, ok := docID(w, r)
+	if !ok {
+		return
+	}
+	if _, ok := s.authorize(w, r, id, AccessWrite); !ok {
+		return
+	}
+	var failed error
+	err := s.callOwner(r.Context(), id, func(o *owner) {
+		if e := o.refusal(); e != nil {
+			failed = e
+			return
+		}
+		if err := o.deleteDoc(r.Context()); err != nil {
+			failed = err
+		}
+	})
+	if err == nil {
+		err = failed
+	}
+	if err != nil {
+		answerErr(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
