@@ -124,7 +124,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	var b [8]byte
 	_, _ = crand.Read(b[:])
-	sess := newSession(s, conn, hex.EncodeToString(b[:]))
+	sess := newSession(s, wsTransport{conn}, hex.EncodeToString(b[:]))
 	sess.claims = claims
 	s.mu.Lock()
 	if s.closing {
@@ -138,7 +138,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
-		sess.readLoop(s.ctx)
+		sess.wsReadLoop(s.ctx, conn)
 		sess.close(protocol.CodeGoingAway, "closed")
 		s.mu.Lock()
 		delete(s.sessions, sess)

@@ -3,12 +3,10 @@ package server
 import (
 	"context"
 	"errors"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
 	"github.com/collabd/collabd/crdt"
@@ -24,9 +22,9 @@ import (
 // Owners enqueue without blocking; a session whose queue overflows is closed
 // with CodeSlow and resyncs when it comes back.
 type session struct {
-	srv  *Server
-	conn *websocket.Conn
-	id   string
+	srv *Server
+	t   transport
+	id  string
 
 	mu      sync.Mutex // guards queue, queued, writing, closed, code, reason, expire
 	queue   [][]byte
@@ -50,10 +48,10 @@ type session struct {
 	lastSeen atomic.Int64 // unix nanos of the last frame or pong (read by owners)
 }
 
-func newSession(srv *Server, conn *websocket.Conn, id string) *session {
+func newSession(srv *Server, t transport, id string) *session {
 	return &session{
 		srv:      srv,
-		conn:     conn,
+		t:        t,
 		id:       id,
 		done:     make(chan struct{}),
 		agents:   make(map[crdt.AgentID]bool),
@@ -184,86 +182,46 @@ func (s *session) writer() {
 		if !(closed && code == protocol.CodeSlow) { // a slow peer gets no more data, only the close
 			// One deadline for what was queued: a peer must take the whole
 			// drained batch within the write timeout.
-			_ = s.conn.SetWriteDeadline(time.Now().Add(timeout))
-			for _, f := range frames {
-				if err := s.conn.WriteMessage(websocket.BinaryMessage, f); err != nil {
-					s.close(protocol.CodeGoingAway, "write failed")
-					break
-				}
+			if err := s.t.writeFrames(frames, time.Now().Add(timeout)); err != nil {
+				s.close(protocol.CodeGoingAway, "write failed")
 			}
 		}
 		if closed {
-			msg := websocket.FormatCloseMessage(int(code), protocol.CloseReason(code, reason))
-			_ = s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)) // best effort
-			_ = s.conn.Close()                                                                // unblocks the read loop
+			s.t.closeWith(code, protocol.CloseReason(code, reason)) // unblocks the read loop
 			return
 		}
 	}
 }
 
-// ping sends a WebSocket ping (safe concurrently with the writer).
+// ping asks the transport to check the peer (safe concurrently with the writer).
 func (s *session) ping() {
-	if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.srv.cfg.WriteTimeout)); err != nil {
+	if err := s.t.ping(time.Now().Add(s.srv.cfg.WriteTimeout)); err != nil {
 		s.close(protocol.CodeGoingAway, "ping failed")
 	}
 }
 
-// readLoop authenticates the connection with its hello, then routes frames.
-func (s *session) readLoop(ctx context.Context) {
-	cfg := s.srv.cfg
-	s.conn.SetReadLimit(int64(cfg.MaxFrame))
-	deadline := func() {
-		now := time.Now()
-		s.lastSeen.Store(now.UnixNano())
-		_ = s.conn.SetReadDeadline(now.Add(cfg.PingInterval + cfg.PongTimeout))
+// frame handles one inbound frame: the hello first (*hello is true until it
+// has been accepted), then routed messages. It reports false when the
+// session must end (it has been closed). Read loop only.
+func (s *session) frame(ctx context.Context, data []byte, hello *bool) bool {
+	m, err := protocol.Decode(data, s.srv.decodeLimits)
+	if err != nil {
+		s.close(protocol.CodeBadFrame, err.Error())
+		return false
 	}
-	s.lastSeen.Store(time.Now().UnixNano())
-	s.conn.SetPongHandler(func(string) error { deadline(); return nil })
-	defer s.leaveAll(ctx)
-	_ = s.conn.SetReadDeadline(time.Now().Add(cfg.HelloTimeout))
-	hello := true
-	for {
-		typ, data, err := s.conn.ReadMessage()
-		if err != nil {
-			var ne net.Error
-			switch {
-			case errors.Is(err, websocket.ErrReadLimit):
-				s.close(protocol.CodeFrameTooLarge, "frame too large")
-			case hello && errors.As(err, &ne) && ne.Timeout():
-				s.close(protocol.CodeHelloTimeout, "no hello in time")
-			case errors.As(err, &ne) && ne.Timeout():
-				s.close(protocol.CodeNoPong, "no pong in time")
-			default:
-				s.close(protocol.CodeGoingAway, "connection lost")
-			}
-			return
+	if *hello {
+		h, ok := m.(*protocol.Hello)
+		if !ok {
+			s.close(protocol.CodeUnauthorized, "hello must be the first frame")
+			return false
 		}
-		deadline()
-		if typ != websocket.BinaryMessage {
-			s.close(protocol.CodeBadFrame, "text frames are not part of the protocol")
-			return
+		if !s.hello(h) {
+			return false
 		}
-		m, err := protocol.Decode(data, s.srv.decodeLimits)
-		if err != nil {
-			s.close(protocol.CodeBadFrame, err.Error())
-			return
-		}
-		if hello {
-			h, ok := m.(*protocol.Hello)
-			if !ok {
-				s.close(protocol.CodeUnauthorized, "hello must be the first frame")
-				return
-			}
-			if !s.hello(h) {
-				return
-			}
-			hello = false
-			continue
-		}
-		if !s.route(ctx, m) {
-			return
-		}
+		*hello = false
+		return true
 	}
+	return s.route(ctx, m)
 }
 
 func (s *session) hello(h *protocol.Hello) bool {
