@@ -79,6 +79,7 @@ type commit struct {
 	batch   uint64
 	version uint64      // document version after applying it
 	reply   func(error) // server-made updates (HTTP API): told when durable or failed
+	sent    time.Time   // a session's update: when it was submitted (durable-ack latency metric)
 }
 
 func (srv *Server) startOwner(id string) *owner {
@@ -207,6 +208,7 @@ func (o *owner) failedCode() protocol.Code {
 }
 
 func (o *owner) handle(ctx context.Context, r request) {
+	defer o.trackFollowers(len(o.followers))
 	if o.failed != nil {
 		switch r.kind {
 		case reqLeave, reqUnfollow, reqCall: // calls check o.failed themselves
@@ -292,6 +294,7 @@ func (o *owner) update(ctx context.Context, r request) {
 	}
 	version, pendAfter := o.doc.Version(), o.doc.Pending()
 	o.recordChange(before)
+	o.srv.metrics.applied(version - before)
 	if version != before {
 		// Other sessions get the update as it came (no re-encode). If ops
 		// were waiting before it, it may have released them: then they get
@@ -320,6 +323,7 @@ func (o *owner) update(ctx context.Context, r request) {
 	}
 	o.exists = true
 	o.commits = append(o.commits, commit{p: p, s: r.s, batch: r.batch, version: version})
+	o.commits[len(o.commits)-1].sent = time.Now()
 }
 
 // fanOut enqueues the same encoded frame to every session on the document
@@ -355,6 +359,7 @@ func (o *owner) durable() {
 		}
 		o.lastSeq = seq
 		o.logTail++
+		o.srv.metrics.durableAck(c.sent)
 		if c.s != nil {
 			c.s.enqueue(protocol.Encode(&protocol.Ack{Doc: o.id, Batch: c.batch, Status: protocol.AckDurable, Applied: c.version, Durable: c.version}))
 		}

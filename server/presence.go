@@ -49,6 +49,7 @@ func (o *owner) presenceJoin(r request, now time.Time) {
 		r.s.sendError(protocol.CodePresenceRefused, o.id, 0, err.Error())
 	}
 	if !r.s.enqueueSoft(protocol.Encode(&protocol.Presence{Doc: o.id, Full: true, Peers: o.pres.set.Peers()})) {
+		o.srv.metrics.presenceDropped()
 		o.pres.stale[r.s] = true
 	}
 	o.schedulePresence(now)
@@ -147,6 +148,7 @@ func (o *owner) flushPresence(now time.Time) {
 			delete(p.stale, s)
 		} else {
 			p.stale[s] = true
+			o.srv.metrics.presenceDropped()
 		}
 	}
 	if len(p.stale) > 0 {

@@ -28,6 +28,7 @@ type Server struct {
 	reg          *registry
 	upgrader     websocket.Upgrader
 	decodeLimits protocol.DecodeLimits
+	metrics      *metrics // Prometheus metrics (GET /metrics), own registry
 
 	ctx    context.Context // cancelled by Shutdown: owners flush and exit
 	cancel context.CancelFunc
@@ -58,6 +59,7 @@ func New(cfg Config) (*Server, error) {
 		decodeLimits: protocol.DecodeLimits{MaxFrame: cfg.MaxFrame},
 	}
 	s.reg = newRegistry(s.startOwner)
+	s.metrics = newMetrics(s)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

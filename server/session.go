@@ -135,6 +135,7 @@ func (s *session) startWriter() {
 }
 
 func (s *session) sendError(code protocol.Code, doc string, batch uint64, msg string) {
+	s.srv.metrics.errorSent(code)
 	s.enqueue(protocol.Encode(&protocol.Error{Code: code, Doc: doc, Batch: batch, Message: msg}))
 }
 
@@ -148,6 +149,7 @@ func (s *session) close(code protocol.Code, reason string) {
 		return
 	}
 	s.closed, s.code, s.reason = true, code, reason
+	s.srv.metrics.closed(code)
 	if s.expire != nil {
 		s.expire.Stop()
 	}

@@ -3,6 +3,10 @@
 //	collabd serve [flags]                          run the server (see -h)
 //	collabd token -sub ID -doc 'pattern:rw' ...    mint a token for development
 //	collabd trace [-runs N] FILE.json.gz|DIR ...   replay editing traces through the CRDT
+//	collabd export -doc ID [-format text|json|snapshot] (-url URL | -data DIR)
+//	collabd backup -url URL -out FILE               hot backup of a running server's store
+//	collabd restore -in FILE -data DIR [-force]     put a verified backup in place
+//	collabd verify FILE                             check a backup (pages and every document)
 //
 // See README.md and docs/TRACE.md.
 package main
@@ -24,6 +28,10 @@ commands:
   token   mint a signed access token (development and scripts)
   trace   replay editing traces (josephg/editing-traces format) through the CRDT
           and check every replica against the recorded final text
+  export  write one document as text, JSON or a CRDT snapshot (from a server or a data directory)
+  backup  stream a hot, consistent copy of a running server's store to a file
+  restore put a verified backup in place as a data directory's store
+  verify  check a backup file: every page, record and document
 
 Run "collabd <command> -h" for a command's flags.
 `
@@ -41,6 +49,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runToken(args[1:], stdout, stderr)
 	case "trace":
 		return runTrace(args[1:], stdout, stderr)
+	case "export":
+		return runExport(args[1:], stdout, stderr)
+	case "backup":
+		return runBackup(args[1:], stdout, stderr)
+	case "restore":
+		return runRestore(args[1:], stdout, stderr)
+	case "verify":
+		return runVerify(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

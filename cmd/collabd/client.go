@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/storage"
+)
+
+// apiClient talks to a running server's HTTP API (docs/HTTP.md).
+type apiClient struct {
+	base  string // "http://host:port", no trailing slash
+	token string // bearer token; empty in development mode
+	hc    *http.Client
+}
+
+func newAPIClient(base, token string) (*apiClient, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("--url must be http://host:port or https://host, got %q", base)
+	}
+	// No overall timeout: a backup of a large store may take long. The
+	// transport bounds the connection and the wait for headers.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = time.Minute
+	return &apiClient{base: strings.TrimRight(base, "/"), token: token, hc: &http.Client{Transport: tr}}, nil
+}
+
+// get sends GET path and returns the response when its status is 200; any
+// other status becomes an error carrying the server's JSON error.
+func (c *apiClient) get(ctx context.Context, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusOK {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096)) // best effort: the status alone is the error
+	var e struct {
+		Code    int    `json:"code"`
+		Name    string `json:"name"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Code != 0 {
+		return nil, fmt.Errorf("GET %s: %s: %s (%d): %s", path, resp.Status, e.Name, e.Code, e.Message)
+	}
+	return nil, fmt.Errorf("GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
+}
+
+// docPath is the API path of document id (one URL-encoded path segment).
+func docPath(id, suffix string) string {
+	return "/v1/docs/" + url.PathEscape(id) + suffix
+}
+
+// openReadOnly opens the store at path for reading only. A store held by a
+// running server is refused quickly with a clear message.
+func openReadOnly(path string) (*storage.Store, error) {
+	s, err := storage.Open(path, storage.Options{ReadOnly: true, LockTimeout: 2 * time.Second})
+	if errors.Is(err, storage.ErrLocked) {
+		return nil, fmt.Errorf("%s is in use by a running server: use --url to ask the server, or stop it first", path)
+	}
+	return s, err
+}
+
+// loadDoc rebuilds a stored document as the server does: its snapshot
+// through crdt.LoadSnapshot, then every log entry of the tail applied.
+func loadDoc(d *storage.Document) (*crdt.Doc, error) {
+	opts := crdt.Options{}
+	doc := crdt.NewDoc(opts)
+	if d.Snapshot != nil {
+		var err error
+		if doc, err = crdt.LoadSnapshot(d.Snapshot, opts); err != nil {
+			return nil, fmt.Errorf("document %q: snapshot: %w", d.Info.ID, err)
+		}
+	}
+	for _, e := range d.Tail {
+		if err := doc.ApplyUpdate(e.Data); err != nil {
+			return nil, fmt.Errorf("document %q: log entry %d: %w", d.Info.ID, e.Seq, err)
+		}
+	}
+	return doc, nil
+}

@@ -1,0 +1,233 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/collabd/collabd/protocol"
+	"github.com/collabd/collabd/storage"
+)
+
+// metrics are one Server's Prometheus metrics, in a registry of its own (no
+// global default registry). Counters and histograms are updated by one-line
+// calls at the place the event happens; gauges that the server already
+// knows (connections, loaded documents, the store's counters) are read at
+// scrape time. Every method is safe on a nil *metrics (a no-op), so a test
+// may build an owner without a Server's metrics.
+type metrics struct {
+	reg *prometheus.Registry
+
+	ops        prometheus.Counter
+	updates    prometheus.Counter
+	durable    prometheus.Histogram
+	slow       prometheus.Counter
+	presDrop   prometheus.Counter
+	errors     *prometheus.CounterVec
+	followers  prometheus.Gauge
+	backups    prometheus.Counter
+	backupFail prometheus.Counter
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		ops: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "collabd_ops_applied_total",
+			Help: "CRDT ops (code points inserted or deleted) applied from WebSocket updates.",
+		}),
+		updates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "collabd_updates_applied_total",
+			Help: "WebSocket update frames applied to a document.",
+		}),
+		durable: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "collabd_durable_ack_seconds",
+			Help:    "Time from submitting an update to storage to its durable ack (group commit and fsync).",
+			Buckets: prometheus.ExponentialBuckets(0.00025, 2, 14), // 0.25 ms .. 2 s
+		}),
+		slow: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "collabd_slow_closes_total",
+			Help: "Connections closed because their outbound queue overflowed (code 4008 slow).",
+		}),
+		presDrop: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "collabd_presence_frames_dropped_total",
+			Help: "Presence frames not queued to a session under backpressure (the session gets the full presence later).",
+		}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "collabd_errors_total",
+			Help: "Error frames sent and connections closed, by protocol code name (docs/PROTOCOL.md).",
+		}, []string{"code"}),
+		followers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "collabd_http_followers",
+			Help: "HTTP followers (SSE streams and long polls) registered with a document.",
+		}),
+		backups: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "collabd_backups_total",
+			Help: "Backups streamed by GET /v1/backup.",
+		}),
+		backupFail: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "collabd_backup_failures_total",
+			Help: "Backups by GET /v1/backup that failed or were cut off.",
+		}),
+	}
+	connections := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "collabd_connections",
+		Help: "Open WebSocket connections.",
+	}, func() float64 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return float64(len(s.sessions))
+	})
+	loaded := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "collabd_documents_loaded",
+		Help: "Documents loaded in memory (one owner goroutine each).",
+	}, func() float64 {
+		s.reg.mu.Lock()
+		defer s.reg.mu.Unlock()
+		return float64(len(s.reg.owners))
+	})
+	m.reg.MustRegister(m.ops, m.updates, m.durable, m.slow, m.presDrop, m.errors, m.followers,
+		m.backups, m.backupFail, connections, loaded, storeCollector{store: s.cfg.Store},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// handler serves the registry in the Prometheus text format.
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// applied counts one applied update frame of n ops.
+func (m *metrics) applied(n uint64) {
+	if m == nil {
+		return
+	}
+	m.updates.Inc()
+	m.ops.Add(float64(n))
+}
+
+// durableAck observes the latency of a durable ack for an update submitted
+// at submitted (zero: not measured).
+func (m *metrics) durableAck(submitted time.Time) {
+	if m == nil || submitted.IsZero() {
+		return
+	}
+	m.durable.Observe(time.Since(submitted).Seconds())
+}
+
+// slowClose counts a connection closed for its full outbound queue.
+func (m *metrics) slowClose() {
+	if m != nil {
+		m.slow.Inc()
+	}
+}
+
+// presenceDropped counts a presence frame dropped under backpressure.
+func (m *metrics) presenceDropped() {
+	if m != nil {
+		m.presDrop.Inc()
+	}
+}
+
+// errorSent counts an error frame or close with code.
+func (m *metrics) errorSent(code protocol.Code) {
+	if m != nil {
+		m.errors.WithLabelValues(code.String()).Inc()
+	}
+}
+
+// followersDelta adds d to the HTTP followers gauge.
+func (m *metrics) followersDelta(d int) {
+	if m != nil && d != 0 {
+		m.followers.Add(float64(d))
+	}
+}
+
+// trackFollowers, deferred at the start of a request with the follower count
+// then (defer o.trackFollowers(len(o.followers))), moves the followers gauge
+// by what the request changed. Owner goroutine only.
+func (o *owner) trackFollowers(before int) {
+	o.srv.metrics.followersDelta(len(o.followers) - before)
+}
+
+// storeCollector reads storage.Store.Stats once per scrape: the group
+// commit's counters (commits, requests, largest batch, time) and the
+// store's size. Stats walks every document's metadata, so a scrape costs
+// one pass over the metadata records.
+type storeCollector struct {
+	store *storage.Store
+}
+
+var (
+	descCommits   = prometheus.NewDesc("collabd_store_commits_total", "Successful group commits (bbolt write transactions) since the store was opened.", nil, nil)
+	descRequests  = prometheus.NewDesc("collabd_store_commit_requests_total", "Write requests in those commits; divide by commits for the mean batch size.", nil, nil)
+	descMaxBatch  = prometheus.NewDesc("collabd_store_commit_max_batch", "The most requests in one commit since the store was opened.", nil, nil)
+	descCommitSec = prometheus.NewDesc("collabd_store_commit_seconds_total", "Time spent in commits (apply, write, fsync).", nil, nil)
+	descCommitted = prometheus.NewDesc("collabd_store_committed_bytes_total", "Payload bytes committed.", nil, nil)
+	descDocs      = prometheus.NewDesc("collabd_store_documents", "Live documents stored.", nil, nil)
+	descDeleted   = prometheus.NewDesc("collabd_store_deleted_documents", "Tombstones stored.", nil, nil)
+	descFileBytes = prometheus.NewDesc("collabd_store_file_bytes", "Size of the database (what a backup writes).", nil, nil)
+	descJournal   = prometheus.NewDesc("collabd_store_journal_entries", "Entries in the store's journal, live or dead.", nil, nil)
+	descFailed    = prometheus.NewDesc("collabd_store_failed", "1 when the store has failed (a commit error; reopen to recover), else 0.", nil, nil)
+)
+
+func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descCommits, descRequests, descMaxBatch, descCommitSec, descCommitted,
+		descDocs, descDeleted, descFileBytes, descJournal, descFailed} {
+		ch <- d
+	}
+}
+
+func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
+	failed := 0.0
+	if c.store.Err() != nil {
+		failed = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descFailed, prometheus.GaugeValue, failed)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.store.Stats(ctx)
+	// The committer's counters are valid even when the metadata pass failed.
+	ch <- prometheus.MustNewConstMetric(descCommits, prometheus.CounterValue, float64(st.Commits))
+	ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(st.Requests))
+	ch <- prometheus.MustNewConstMetric(descMaxBatch, prometheus.GaugeValue, float64(st.MaxBatch))
+	ch <- prometheus.MustNewConstMetric(descCommitSec, prometheus.CounterValue, st.CommitTime.Seconds())
+	ch <- prometheus.MustNewConstMetric(descCommitted, prometheus.CounterValue, float64(st.CommittedData))
+	ch <- prometheus.MustNewConstMetric(descJournal, prometheus.GaugeValue, float64(st.JournalEntries))
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(descDocs, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descDocs, prometheus.GaugeValue, float64(st.Documents))
+	ch <- prometheus.MustNewConstMetric(descDeleted, prometheus.GaugeValue, float64(st.Deleted))
+	ch <- prometheus.MustNewConstMetric(descFileBytes, prometheus.GaugeValue, float64(st.FileBytes))
+}
+
+// backupDone counts a complete backup, backupFailed one that failed.
+func (m *metrics) backupDone() {
+	if m != nil {
+		m.backups.Inc()
+	}
+}
+
+func (m *metrics) backupFailed() {
+	if m != nil {
+		m.backupFail.Inc()
+	}
+}
+
+// closed counts a connection closed with code (a slow close also in its
+// own counter); going away (a client that left, a shutdown) is not an
+// error.
+func (m *metrics) closed(code protocol.Code) {
+	if code == protocol.CodeSlow {
+		m.slowClose()
+	}
+	if code != protocol.CodeGoingAway {
+		m.errorSent(code)
+	}
+}
