@@ -6,6 +6,7 @@ import { CrdtError } from './errors.js';
 import { type AgentID, type ID, MAX_U32, NONE, type Ref, mkRef, refA, refS } from './ids.js';
 import { NO_CONTENT, Run } from './tree.js';
 import { type Op, type Update, decodeUpdate } from './update.js';
+import { fromCodePoints } from './utf16.js';
 
 const READY = 1;
 const DUPLICATE = 2;
@@ -260,4 +261,7 @@ function applyOp(d: Doc, o: Op, root: number): void {
   }
   x.integrate(nr, o.agent);
   d.recordInsert(x.idx, id, o.n);
+  if (d.observer && !o.tomb && o.text) {
+    d.observer({ root: x.name, pos: x.visIndex(id), del: 0, ins: fromCodePoints(o.text) });
+  }
 }

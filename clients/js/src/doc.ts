@@ -7,7 +7,7 @@ import { CrdtError } from './errors.js';
 import { type AgentID, MAX_U32, type Ref, mkRef, newAgentID, refA, refS, toAgent } from './ids.js';
 import { type Limits, withDefaults } from './limits.js';
 import { type Compression, encodeSnapshot, loadSnapshot } from './snapshot.js';
-import { Text } from './text.js';
+import { type Change, Text } from './text.js';
 import { type Op, Encoder } from './update.js';
 
 export interface DocOptions {
@@ -59,6 +59,7 @@ export class Doc {
   items = 0; // total items in all texts
   localFrom = 0; // own ops from this seq on were not yet taken by takeUpdate
   pending: PendingOp[] = [];
+  observer: ((c: Change) => void) | null = null;
 
   /**
    * A new empty document. (The second argument is internal: snapshot
@@ -209,6 +210,19 @@ export class Doc {
    */
   applyUpdate(b: Uint8Array): void {
     applyUpdate(this, b);
+  }
+
+  /**
+   * Registers f to be called for every visible change the document goes
+   * through, local or remote, in order, as they happen (during insert, delete
+   * and applyUpdate; ops released from the pending buffer included). Applying
+   * the changes in order to a copy of a text gives the text. Ops that change
+   * nothing visible give no change. f must not call the Doc. null stops
+   * observing. Loading a snapshot gives no changes: observe after the load
+   * (Go: Doc.Observe).
+   */
+  observe(f: ((c: Change) => void) | null): void {
+    this.observer = f;
   }
 
   /** The whole state (Go: EncodeSnapshot / EncodeSnapshotWith). */

@@ -13,6 +13,20 @@ export interface TextOwner {
   recordDelete(root: number, id: Ref, n: number, target: Ref, rev: boolean): void;
   agentAt(ix: number): AgentID;
   lookupAgent(a: AgentID): number | undefined;
+  /** The observer of visible changes (Doc.observe), if any. */
+  readonly observer: ((c: Change) => void) | null;
+}
+
+/**
+ * One visible change to a Text, as a splice in code points (Go: crdt.Change):
+ * at pos (in the text as it was just before this change) del code points were
+ * removed, then ins was inserted. A change has either del or ins, not both.
+ */
+export interface Change {
+  root: string;
+  pos: number;
+  del: number;
+  ins: string;
 }
 
 /** Which neighbour a RelPos sticks to. */
@@ -83,6 +97,7 @@ export class Text {
     for (const c of cps) this.arena.push(c);
     this.insertLocal(pos, id, n, off);
     this.doc.recordInsert(this.idx, id, n);
+    this.doc.observer?.({ root: this.name, pos, del: 0, ins: s });
   }
 
   private insertLocal(pos: number, id: Ref, n: number, off: number): void {
@@ -142,6 +157,8 @@ export class Text {
       let r = l.runs[i]!;
       const m = Math.min(k, r.n - o);
       if (!r.deleted) {
+        const obs = this.doc.observer;
+        if (obs) obs({ root: this.name, pos: this.visIndex(start), del: m, ins: '' });
         if (o > 0) {
           const sp = t.splitRun(l, i, o);
           l = sp.rl;
@@ -263,6 +280,15 @@ export class Text {
       return;
     }
     t.insertRun(l, i + 1, nr);
+  }
+
+  /** The visible index of item it (present), or where it would be if deleted. */
+  visIndex(it: Ref): number {
+    const { l, i, o } = this.t.find(it);
+    let pos = this.t.start(l).vis;
+    for (let j = 0; j < i; j++) pos += l.runs[j]!.vis();
+    if (!l.runs[i]!.deleted) pos += o;
+    return pos;
   }
 
   /** The relative position of index (0 <= index <= length). */

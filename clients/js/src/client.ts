@@ -1,0 +1,387 @@
+// The network client (Go: clients/go/client.go): one connection to a collabd
+// server, many documents on it, repaired in the background after drops with
+// exponential backoff and full jitter. Everything runs on the JS event loop:
+// no locks, callbacks in the order frames arrive.
+
+import { type BackoffOptions, Code, ServerError, backoffDelay, isRetryCode } from './codes.js';
+import { type Deferred, Emitter, Timer, deferred } from './events.js';
+import { Document, type Link } from './document.js';
+import { type Frame, FrameError, PROTOCOL_VERSION, type ServerLimits, decodeFrame, encodeFrame } from './frames.js';
+import { type AgentID, newAgentID, toAgent } from './ids.js';
+import { type Transport, type TransportFactory, type WebSocketConstructor, webSocketTransport } from './transport.js';
+
+export const CLIENT_NAME = 'collab-js/0.1';
+
+export interface ClientOptions {
+  /** Auth token, sent in hello; "" or absent in development mode. */
+  token?: string;
+  /** The agent id of this client's edits (64-bit); absent: random. Two live clients must not share one. */
+  agent?: bigint | number | string;
+  /** The WebSocket class (Node 20 has none: pass the `ws` package's); default globalThis.WebSocket. */
+  WebSocket?: WebSocketConstructor;
+  /** A transport other than the WebSocket (overrides WebSocket). */
+  transport?: TransportFactory;
+  /** Reconnect delay shape (defaults 250 ms base, 30 s cap). */
+  backoff?: BackoffOptions;
+  /** Sent in hello for the server's logs. */
+  clientName?: string;
+  /** A connection not welcomed within this many ms is dropped and retried (default 30 s). */
+  connectTimeoutMs?: number;
+  /** Uniform random numbers in [0, 1) for jitter (tests); default Math.random. */
+  random?: () => number;
+}
+
+/** connecting: opening or saying hello; connected: welcomed; offline: waiting to reconnect; closed: stopped. */
+export type ConnectionStatus = 'connecting' | 'connected' | 'offline' | 'closed';
+
+export interface ClientEvents {
+  status: ConnectionStatus;
+  /** A terminal error stopped the client. */
+  error: Error;
+}
+
+/** Thrown to waiters after Client.close(). */
+export class ClosedError extends Error {
+  constructor() {
+    super('collabd: client closed');
+    this.name = 'ClosedError';
+  }
+}
+
+const DEFAULT_LIMITS: ServerLimits = { maxFrame: 0, maxDocs: 0, maxOpsPerBatch: 0, maxDocBytes: 0, pingIntervalMs: 0, pongTimeoutMs: 0 };
+const UP_RESET_MS = 30_000; // a connection up this long resets the backoff attempt
+const DEFAULT_IDLE_MS = 25_000;
+const DEFAULT_PONG_MS = 10_000;
+
+export class Client {
+  readonly agent: AgentID;
+  private readonly ev = new Emitter<ClientEvents>();
+  private readonly factory: TransportFactory;
+  private readonly random: () => number;
+  private readonly link: Link;
+  private tr: Transport | null = null;
+  private trName: string | null = null;
+  private welcomed = false;
+  private sessionId = '';
+  private lim: ServerLimits = DEFAULT_LIMITS;
+  private attempt = 0;
+  private upSince = 0;
+  private retryHint = 0;
+  private readonly reconnectT = new Timer();
+  private readonly keepT = new Timer();
+  private lastHeard = 0;
+  private pingNonce = 0;
+  private readonly docs = new Map<string, Document>();
+  private batchSeq = 0;
+  private err: Error | null = null;
+  private closed = false;
+  private first: Deferred<void> | null = deferred<void>();
+  private lastStatus: ConnectionStatus = 'connecting';
+  private token: string;
+
+  /**
+   * Starts connecting to url (ws://host:port/v1/ws) at once and keeps the
+   * connection up until close(). Documents may be joined before it is up.
+   * Use Client.connect to wait for the first welcome.
+   */
+  constructor(
+    readonly url: string,
+    private readonly opts: ClientOptions = {},
+  ) {
+    const a = opts.agent === undefined ? 0n : toAgent(opts.agent);
+    this.agent = a === 0n ? newAgentID() : a;
+    this.token = opts.token ?? '';
+    this.random = opts.random ?? Math.random;
+    if (opts.transport) this.factory = opts.transport;
+    else {
+      const WS = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+      if (!WS) throw new Error('collabd: no WebSocket: pass options.WebSocket (e.g. the `ws` package in Node)');
+      this.factory = webSocketTransport(WS);
+    }
+    this.first?.promise.catch(() => {});
+    const c = this; // eslint-disable-line @typescript-eslint/no-this-alias
+    this.link = {
+      get agent() {
+        return c.agent;
+      },
+      get up() {
+        return c.welcomed;
+      },
+      get session() {
+        return c.sessionId;
+      },
+      get limits() {
+        return c.lim;
+      },
+      send: (f) => this.send(f),
+      nextBatch: () => ++this.batchSeq,
+      delay: (attempt, hint) => backoffDelay(attempt, hint, this.random(), this.opts.backoff),
+      forget: (d) => {
+        if (this.docs.get(d.id) === d) this.docs.delete(d.id);
+      },
+    };
+    this.dial();
+  }
+
+  /**
+   * Connects and resolves once the server has welcomed the client; rejects
+   * (and closes the client) if the first attempt fails. Later drops are
+   * repaired in the background.
+   */
+  static async connect(url: string, opts: ClientOptions = {}): Promise<Client> {
+    const c = new Client(url, opts);
+    try {
+      await c.first!.promise;
+    } catch (e) {
+      c.close();
+      throw e;
+    }
+    return c;
+  }
+
+  on<K extends keyof ClientEvents>(k: K, f: (v: ClientEvents[K]) => void): () => void {
+    return this.ev.on(k, f);
+  }
+
+  off<K extends keyof ClientEvents>(k: K, f: (v: ClientEvents[K]) => void): void {
+    this.ev.off(k, f);
+  }
+
+  get status(): ConnectionStatus {
+    if (this.closed) return 'closed';
+    if (this.welcomed) return 'connected';
+    if (this.tr) return 'connecting';
+    return 'offline';
+  }
+
+  /** The transport in use ("websocket"), or null while disconnected. */
+  get transport(): string | null {
+    return this.tr ? this.trName : null;
+  }
+
+  /** The server's session id of the current connection ("" while disconnected). */
+  get session(): string {
+    return this.welcomed ? this.sessionId : '';
+  }
+
+  /** The limits of the current (or last) connection's welcome. */
+  get limits(): ServerLimits {
+    return this.lim;
+  }
+
+  /** The terminal error that stopped the client, or null. */
+  get error(): Error | null {
+    return this.err;
+  }
+
+  /**
+   * Joins document id and resolves after its first sync. Joining a document
+   * already joined returns the same Document. Rejects on a terminal error.
+   */
+  join(id: string, o: { readOnly?: boolean } = {}): Promise<Document> {
+    if (this.closed) return Promise.reject(this.err ?? new ClosedError());
+    checkDocID(id);
+    let d = this.docs.get(id);
+    if (!d) {
+      d = new Document(id, this.link, o);
+      this.docs.set(id, d);
+      if (this.welcomed) d.join();
+    }
+    return d.ready;
+  }
+
+  /** The joined documents. */
+  documents(): Document[] {
+    return [...this.docs.values()];
+  }
+
+  /** Sends a new token for the same subject before the current one expires. */
+  refresh(token: string): void {
+    this.token = token;
+    if (this.welcomed) this.send({ type: 11, token });
+  }
+
+  /** Stops the client: closes the connection (edits not yet sent are lost) and every timer. */
+  close(): void {
+    this.stop(new ClosedError());
+  }
+
+  // ---- the connection ---------------------------------------------------------
+
+  private dial(): void {
+    if (this.closed) return;
+    this.welcomed = false;
+    const tr = this.factory(this.url, {
+      onopen: () => {
+        if (this.tr !== tr) return;
+        this.lastHeard = Date.now();
+        this.send({ type: 1, version: PROTOCOL_VERSION, token: this.token, agents: [this.agent], client: this.opts.clientName ?? CLIENT_NAME });
+      },
+      onmessage: (b) => {
+        if (this.tr === tr) this.message(b);
+      },
+      onclose: (code, reason) => {
+        if (this.tr === tr) this.lost(code, reason);
+      },
+    });
+    this.tr = tr;
+    this.trName = tr.name;
+    this.keepT.set(this.opts.connectTimeoutMs ?? 30_000, () => {
+      if (this.tr === tr && !this.welcomed) this.drop(1006, 'no welcome in time');
+    });
+    this.setStatus();
+  }
+
+  /** Sends a frame on the current connection, if any. */
+  private send(f: Frame): void {
+    this.tr?.send(encodeFrame(f));
+  }
+
+  /** Closes the current connection ourselves and handles it as lost. */
+  private drop(code: number, reason: string): void {
+    const tr = this.tr;
+    if (!tr) return;
+    tr.close(code === 1006 ? 4000 : code, reason);
+    this.lost(code, reason);
+  }
+
+  /** The current connection ended. */
+  private lost(code: number, reason: string): void {
+    this.tr = null;
+    this.welcomed = false;
+    this.keepT.clear();
+    for (const d of this.docs.values()) d.disconnected();
+    if (!isRetryCode(code)) {
+      this.stop(new ServerError(code, reason || 'connection closed'));
+      return;
+    }
+    if (this.first) {
+      // The first attempt failed: Client.connect reports it (the client stops).
+      this.first.reject(new ServerError(code, reason || 'connection failed'));
+      this.first = null;
+    }
+    this.schedule();
+  }
+
+  /** Plans the next connection attempt with backoff and full jitter. */
+  private schedule(): void {
+    if (this.closed) return;
+    if (this.upSince > 0 && Date.now() - this.upSince >= UP_RESET_MS) this.attempt = 0;
+    this.upSince = 0;
+    const d = backoffDelay(this.attempt, this.retryHint, this.random(), this.opts.backoff);
+    this.attempt++;
+    this.retryHint = 0;
+    this.reconnectT.set(d, () => this.dial());
+    this.setStatus();
+  }
+
+  private stop(err: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (!(err instanceof ClosedError)) this.err = err;
+    this.reconnectT.clear();
+    this.keepT.clear();
+    const tr = this.tr;
+    this.tr = null;
+    this.welcomed = false;
+    tr?.close(1000, '');
+    this.first?.reject(err);
+    this.first = null;
+    for (const d of this.docs.values()) d.stopped(err);
+    this.docs.clear();
+    if (this.err) this.ev.emit('error', this.err);
+    this.setStatus();
+  }
+
+  private setStatus(): void {
+    const s = this.status;
+    if (s !== this.lastStatus) {
+      this.lastStatus = s;
+      this.ev.emit('status', s);
+    }
+  }
+
+  // ---- keepalive ----------------------------------------------------------------
+
+  /**
+   * Browsers cannot see WebSocket control pings, so the client pings when
+   * the server has been silent for half the ping interval, and treats the
+   * connection as dead after ping interval + pong timeout of silence.
+   */
+  private keepalive(): void {
+    const idle = this.lim.pingIntervalMs || DEFAULT_IDLE_MS;
+    const dead = idle + (this.lim.pongTimeoutMs || DEFAULT_PONG_MS);
+    const quiet = Date.now() - this.lastHeard;
+    if (quiet >= dead) {
+      this.drop(1006, 'server silent');
+      return;
+    }
+    if (quiet >= idle / 2) this.send({ type: 9, nonce: ++this.pingNonce });
+    this.keepT.set(Math.min(idle / 2, dead - quiet), () => this.keepalive());
+  }
+
+  // ---- frames ---------------------------------------------------------------------
+
+  private message(b: Uint8Array): void {
+    this.lastHeard = Date.now();
+    let f: Frame;
+    try {
+      f = decodeFrame(b);
+    } catch (e) {
+      // A server that sends garbage is broken: drop and retry later.
+      this.drop(1006, e instanceof FrameError ? e.message : 'bad frame');
+      return;
+    }
+    switch (f.type) {
+      case 2:
+        this.welcome(f.session, f.limits);
+        return;
+      case 9:
+        this.send({ type: 10, nonce: f.nonce });
+        return;
+      case 10:
+        return;
+      case 8:
+        if (f.doc === '') this.connError(new ServerError(f.code, f.message, '', f.batch, f.retryAfterMs));
+        else this.docs.get(f.doc)?.frame(f);
+        return;
+      case 4:
+      case 5:
+      case 6:
+      case 33:
+        this.docs.get(f.doc)?.frame(f);
+        return;
+      default:
+        // a client-to-server type: ignore it
+        return;
+    }
+  }
+
+  private welcome(session: string, limits: ServerLimits): void {
+    this.welcomed = true;
+    this.sessionId = session;
+    this.lim = limits;
+    this.upSince = Date.now();
+    this.keepT.clear();
+    this.keepalive();
+    this.first?.resolve();
+    this.first = null;
+    this.setStatus();
+    for (const d of this.docs.values()) d.join();
+  }
+
+  /** An error frame about the connection: the close follows. */
+  private connError(e: ServerError): void {
+    this.retryHint = Math.max(this.retryHint, e.retryAfterMs);
+    if (!e.retry) this.stop(e);
+    else if (e.code === Code.AgentInUse) this.retryHint = Math.max(this.retryHint, 100);
+  }
+}
+
+/** Document ids: 1-256 bytes of UTF-8 without control characters. */
+export function checkDocID(id: string): void {
+  const n = new TextEncoder().encode(id).length;
+  if (n < 1 || n > 256) throw new RangeError(`collabd: document id of ${n} bytes (want 1-256)`);
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(id) || /\p{Cs}/u.test(id)) throw new RangeError('collabd: document id with a control character');
+}

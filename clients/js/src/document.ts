@@ -1,0 +1,533 @@
+// A joined document (Go: clients/go/document.go): the local replica, the
+// batches on their way to the server, the join/sync state machine and the
+// document's presence.
+
+import { AckApplied, AckDurable, type Frame, type ServerLimits, type U64 } from './frames.js';
+import { Code, ServerError } from './codes.js';
+import { Doc, type StateVector } from './doc.js';
+import { decodeStateVector, encodeRelPos, encodeStateVector } from './encoding.js';
+import { type Deferred, Emitter, Timer, deferred } from './events.js';
+import { DocPresence, checkPresenceStrings } from './presence.js';
+import { splitUpdate } from './split.js';
+import { AssocAfter, AssocBefore, type Assoc, type Change, type RelPos } from './text.js';
+import { decodeUpdateOps, encodeOps } from './update.js';
+import { codePointToUtf16, utf16ToCodePoint } from './utf16.js';
+import { peerList, type Peer } from './peers.js';
+
+/** A document's link to the connection, as the client gives it. */
+export interface Link {
+  readonly agent: bigint;
+  /** A welcomed connection is up. */
+  readonly up: boolean;
+  readonly session: string;
+  readonly limits: ServerLimits;
+  send(f: Frame): void;
+  nextBatch(): number;
+  /** The backoff delay of retry number attempt, at least hintMs. */
+  delay(attempt: number, hintMs: number): number;
+  forget(d: Document): void;
+}
+
+/**
+ * connecting: waiting for the connection; syncing: joined, sync under way;
+ * synced: live; offline: disconnected or waiting to rejoin; closed: left or
+ * ended by a terminal error (see Document.error).
+ */
+export type DocStatus = 'connecting' | 'syncing' | 'synced' | 'offline' | 'closed';
+
+/** Remote changes applied to the local replica, as code-point splices. */
+export interface ChangeEvent {
+  changes: Change[];
+}
+
+export interface DocumentEvents {
+  change: ChangeEvent;
+  status: DocStatus;
+  /** Batch counts changed (an ack arrived or an edit was queued). */
+  unsaved: { unapplied: number; unsaved: number };
+  presence: Peer[];
+  /** A terminal error ended the document, or the server refused this client's presence. */
+  error: Error;
+}
+
+/** Thrown to waiters when the document was left. */
+export class LeftError extends Error {
+  constructor(id: string) {
+    super(`collabd: document ${JSON.stringify(id)} left`);
+    this.name = 'LeftError';
+  }
+}
+
+interface Batch {
+  id: number;
+  update: Uint8Array;
+  from: number; // first seq of the client's agent it holds
+  applied: boolean;
+  durable: boolean;
+}
+
+const MAX_CHUNK = 256 << 10;
+
+export class Document {
+  readonly doc: Doc;
+  readonly readOnly: boolean;
+  private readonly ev = new Emitter<DocumentEvents>();
+  private live = false; // the final sync of the current join has arrived
+  private joining = false; // a join was sent on the current connection
+  private nextChunk = 0;
+  private synced = false; // the first sync completed once
+  private unacked: Batch[] = [];
+  private readonly retryT = new Timer();
+  private retries = 0;
+  private err: Error | null = null;
+  private left = false;
+  private flushQueued = false;
+  private collecting: Change[] | null = null;
+  private readonly joined = deferred<Document>();
+  private durableWaiters: { upto: number; d: Deferred<void> }[] = [];
+  private readonly pres = new DocPresence();
+  private readonly presT = new Timer();
+  private lastStatus: DocStatus = 'connecting';
+
+  constructor(
+    readonly id: string,
+    private readonly link: Link,
+    opts: { readOnly?: boolean } = {},
+  ) {
+    this.readOnly = !!opts.readOnly;
+    this.doc = new Doc({ agent: link.agent });
+    this.doc.observe((c) => this.collecting?.push(c));
+    this.joined.promise.catch(() => {}); // rejection is reported through join()
+  }
+
+  /** Resolves after the first sync; rejects on a terminal error. */
+  get ready(): Promise<Document> {
+    return this.joined.promise;
+  }
+
+  on<K extends keyof DocumentEvents>(k: K, f: (v: DocumentEvents[K]) => void): () => void {
+    return this.ev.on(k, f);
+  }
+
+  off<K extends keyof DocumentEvents>(k: K, f: (v: DocumentEvents[K]) => void): void {
+    this.ev.off(k, f);
+  }
+
+  // ---- editing ------------------------------------------------------------
+
+  /** Inserts text at code point pos of root: applied locally at once, sent batched. */
+  insert(root: string, pos: number, text: string): void {
+    this.edit(() => this.doc.text(root).insert(pos, text));
+  }
+
+  /** Deletes n code points of root from pos, locally at once, sent batched. */
+  delete(root: string, pos: number, n: number): void {
+    this.edit(() => this.doc.text(root).delete(pos, n));
+  }
+
+  /** insert with a UTF-16 offset (editors count code units). */
+  insertUtf16(root: string, offset: number, text: string): void {
+    this.insert(root, utf16ToCodePoint(this.text(root), offset), text);
+  }
+
+  /** delete with UTF-16 offsets: the code units from..to. */
+  deleteUtf16(root: string, from: number, to: number): void {
+    const s = this.text(root);
+    const a = utf16ToCodePoint(s, from);
+    this.delete(root, a, utf16ToCodePoint(s, to) - a);
+  }
+
+  /** The text of root ("" if it does not exist). */
+  text(root: string): string {
+    return this.doc.rootNames().includes(root) ? this.doc.text(root).toString() : '';
+  }
+
+  stateVector(): StateVector {
+    return this.doc.stateVector();
+  }
+
+  private edit(f: () => void): void {
+    if (this.left || this.err) throw this.err ?? new LeftError(this.id);
+    if (this.readOnly) throw new Error(`collabd: document ${JSON.stringify(this.id)} joined read-only`);
+    f();
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(() => this.flush());
+    }
+  }
+
+  /** Turns the local ops made since the last flush into batches (once per microtask). */
+  flush(): void {
+    this.flushQueued = false;
+    if (this.left) return;
+    const from = this.doc.localFrom;
+    const u = this.doc.takeUpdate();
+    if (u) this.addBatch(u, from);
+  }
+
+  private addBatch(u: Uint8Array, from: number): void {
+    const l = this.link.limits;
+    const maxBytes = l.maxFrame > 0 ? Math.min(MAX_CHUNK, l.maxFrame - 1024) : MAX_CHUNK;
+    for (const p of splitUpdate(u, l.maxOpsPerBatch, maxBytes)) {
+      const b: Batch = { id: this.link.nextBatch(), update: p, from, applied: false, durable: false };
+      this.unacked.push(b);
+      if (this.live && this.link.up) this.link.send({ type: 5, doc: this.id, batch: b.id, update: p });
+    }
+    this.emitUnsaved();
+  }
+
+  /** Batches the server has not acked applied yet. */
+  get unapplied(): number {
+    return this.unacked.filter((b) => !b.applied).length + (this.flushQueued ? 1 : 0);
+  }
+
+  /** Batches the server has not acked durable yet (unapplied ones included). */
+  get unsaved(): number {
+    return this.unacked.length + (this.flushQueued ? 1 : 0);
+  }
+
+  get status(): DocStatus {
+    if (this.left || this.err) return 'closed';
+    if (this.live) return 'synced';
+    if (this.joining) return 'syncing';
+    if (this.retryT.active || this.synced) return 'offline';
+    return this.link.up ? 'syncing' : 'connecting';
+  }
+
+  /** The terminal error that ended the document, or null. */
+  get error(): Error | null {
+    return this.err;
+  }
+
+  /**
+   * Resolves once every edit made before the call is durable on the server
+   * (kept across reconnects); rejects if the document or the client ends.
+   */
+  whenDurable(): Promise<void> {
+    if (this.flushQueued) this.flush();
+    if (this.err) return Promise.reject(this.err);
+    if (this.left) return Promise.reject(new LeftError(this.id));
+    if (this.unacked.length === 0) return Promise.resolve();
+    const d = deferred<void>();
+    this.durableWaiters.push({ upto: this.unacked[this.unacked.length - 1]!.id, d });
+    return d.promise;
+  }
+
+  /** Leaves the document. Edits not yet durable are dropped: await whenDurable() first. */
+  leave(): void {
+    if (this.left) return;
+    if (this.joining && this.link.up) this.link.send({ type: 7, doc: this.id });
+    this.end(new LeftError(this.id));
+    this.left = true;
+    this.link.forget(this);
+    this.setStatus();
+  }
+
+  // ---- driven by the client -------------------------------------------------
+
+  /** Sends a join on the (welcomed) connection. */
+  join(): void {
+    if (this.left || this.err) return;
+    this.retryT.clear();
+    this.live = false;
+    this.joining = true;
+    this.nextChunk = 0;
+    this.link.send({ type: 3, doc: this.id, sv: encodeStateVector(this.doc.stateVector()), readOnly: this.readOnly });
+    this.setStatus();
+  }
+
+  /** The connection dropped. */
+  disconnected(): void {
+    this.live = this.joining = false;
+    this.retryT.clear();
+    this.presT.clear();
+    if (this.pres.lost()) this.emitPresence();
+    this.setStatus();
+  }
+
+  /** The client stopped: every waiter fails with err. */
+  stopped(err: Error): void {
+    this.disconnected();
+    this.end(err);
+  }
+
+  frame(f: Frame): void {
+    switch (f.type) {
+      case 4:
+        if (this.joining) this.sync(f.chunk, f.final, f.update, f.sv);
+        return;
+      case 5:
+        if (this.live) this.remote(f.update);
+        return;
+      case 6:
+        this.ack(f.batch, f.status);
+        return;
+      case 8:
+        this.serverError(new ServerError(f.code, f.message, f.doc, f.batch, f.retryAfterMs));
+        return;
+      case 33:
+        if (this.live || this.joining) {
+          this.pres.apply(f.full, f.peers, f.moved, f.gone);
+          this.emitPresence();
+        }
+        return;
+    }
+  }
+
+  /** Applies an update, collecting the visible changes; false if the CRDT refused it. */
+  private applyCollect(u: Uint8Array): boolean {
+    const changes: Change[] = [];
+    this.collecting = changes;
+    try {
+      this.doc.applyUpdate(u);
+    } catch {
+      return false;
+    } finally {
+      this.collecting = null;
+    }
+    if (changes.length > 0) this.ev.emit('change', { changes });
+    return true;
+  }
+
+  private sync(chunk: number, final: boolean, u: Uint8Array, svb: Uint8Array | null): void {
+    if (chunk !== this.nextChunk) return; // a leftover of an earlier join
+    this.nextChunk++;
+    if (!this.applyCollect(u)) {
+      this.resync(0);
+      return;
+    }
+    if (!final) return;
+    let sv: StateVector;
+    try {
+      sv = decodeStateVector(svb ?? new Uint8Array([0x92, 1, 0x90]));
+    } catch {
+      this.resync(0);
+      return;
+    }
+    this.live = true;
+    this.retries = 0;
+    if (!this.readOnly) {
+      if (this.flushQueued) this.flush();
+      // Own ops the server lacks that no unacked batch holds (it lost them,
+      // e.g. restored from a backup): send them as a new batch.
+      const agent = this.link.agent;
+      let lowest = this.doc.nextOf(agent);
+      for (const b of this.unacked) lowest = Math.min(lowest, b.from);
+      const have = sv.get(agent) ?? 0;
+      if (have < lowest) {
+        const mine = decodeUpdateOps(this.doc.encodeDiff(sv), { maxOps: 1 << 30, maxInsertBytes: 1 << 30 }).filter((o) => o.id.agent === agent);
+        if (mine.length > 0) this.addBatch(encodeOps(mine), have);
+      }
+      for (const b of this.unacked) {
+        b.applied = b.durable = false;
+        this.link.send({ type: 5, doc: this.id, batch: b.id, update: b.update });
+      }
+    }
+    this.presenceResumed();
+    if (!this.synced) {
+      this.synced = true;
+      this.joined.resolve(this);
+    }
+    this.setStatus();
+    this.checkDurable();
+  }
+
+  private remote(u: Uint8Array): void {
+    if (!this.applyCollect(u)) this.resync(0);
+  }
+
+  /** Restarts the sync after backoff (a refused update, a retryable document error). */
+  private resync(hintMs: number): void {
+    this.live = this.joining = false;
+    this.retries++;
+    this.retryT.set(this.link.delay(this.retries - 1, hintMs), () => {
+      if (this.link.up) this.join();
+    });
+    this.setStatus();
+  }
+
+  private ack(batch: U64, status: number): void {
+    for (const b of this.unacked) {
+      if (b.id !== Number(batch)) continue;
+      if (status === AckApplied) b.applied = true;
+      if (status === AckDurable) b.applied = b.durable = true;
+    }
+    this.popDurable();
+  }
+
+  /** Drops durable batches at the front of the queue (in order: an earlier one may still be resent). */
+  private popDurable(): void {
+    let n = 0;
+    while (n < this.unacked.length && this.unacked[n]!.durable) n++;
+    this.unacked = this.unacked.slice(n);
+    this.checkDurable();
+    this.emitUnsaved();
+  }
+
+  private checkDurable(): void {
+    const first = this.unacked[0]?.id ?? Infinity;
+    this.durableWaiters = this.durableWaiters.filter((w) => {
+      if (first > w.upto) w.d.resolve();
+      return first <= w.upto;
+    });
+  }
+
+  private serverError(e: ServerError): void {
+    if (this.presenceRefusal(e)) return;
+    if (!e.retry) {
+      if (e.batch !== 0) {
+        this.unacked = this.unacked.filter((b) => b.id !== Number(e.batch));
+        // the server still has the document joined
+        if (this.link.up) this.link.send({ type: 7, doc: this.id });
+      }
+      this.end(e);
+      this.link.forget(this);
+      this.ev.emit('error', e);
+      this.setStatus();
+      return;
+    }
+    // Retry: resync (rejoin, resend unacked batches) after backoff, never
+    // sooner than the hint.
+    this.resync(e.retryAfterMs);
+  }
+
+  private end(err: Error): void {
+    if (!this.err && !(err instanceof LeftError)) this.err = err;
+    this.retryT.clear();
+    this.presT.clear();
+    this.live = this.joining = false;
+    this.joined.reject(err);
+    for (const w of this.durableWaiters) w.d.reject(err);
+    this.durableWaiters = [];
+  }
+
+  private emitUnsaved(): void {
+    this.ev.emit('unsaved', { unapplied: this.unapplied, unsaved: this.unsaved });
+  }
+
+  private setStatus(): void {
+    const s = this.status;
+    if (s !== this.lastStatus) {
+      this.lastStatus = s;
+      this.ev.emit('status', s);
+    }
+  }
+
+  // ---- presence -------------------------------------------------------------
+
+  /**
+   * Shows this client's selection in root: anchor..head as code-point indexes
+   * (equal for a caret). They become relative positions, so the selection
+   * stays on its characters while others edit. Sent at most ~30 times a second.
+   */
+  setCursor(root: string, anchor: number, head: number): void {
+    if (!root) throw new RangeError('collabd: a cursor needs a root');
+    let aa: Assoc = AssocBefore;
+    let ha: Assoc = AssocBefore;
+    if (anchor < head) aa = AssocAfter;
+    else if (head < anchor) ha = AssocAfter;
+    const a = encodeRelPos(this.relPos(root, anchor, aa));
+    const h = encodeRelPos(this.relPos(root, head, ha));
+    this.setPresence(root, a, h, this.pres.own.meta);
+  }
+
+  /** setCursor with UTF-16 offsets. */
+  setCursorUtf16(root: string, anchor: number, head: number): void {
+    const s = this.text(root);
+    this.setCursor(root, utf16ToCodePoint(s, anchor), utf16ToCodePoint(s, head));
+  }
+
+  /** Removes this client's cursor (it stays listed as a peer). */
+  clearCursor(): void {
+    this.setPresence('', new Uint8Array(0), new Uint8Array(0), this.pres.own.meta);
+  }
+
+  /** Replaces this client's presence metadata (small strings; null clears it). */
+  setMeta(meta: Record<string, string> | null): void {
+    const m = meta && Object.keys(meta).length > 0 ? { ...meta } : null;
+    const o = this.pres.own;
+    this.setPresence(o.root, o.anchor, o.head, m);
+  }
+
+  /** The sessions on the document (this one included, Peer.self), cursors resolved against the local replica. */
+  peers(): Peer[] {
+    return peerList(this.pres.peers, this.link.up ? this.link.session : '', (root, p) => this.resolve(root, p), (root, i) => codePointToUtf16(this.text(root), i));
+  }
+
+  /** The server's last refusal of this client's presence, or null. */
+  get presenceError(): Error | null {
+    return this.pres.err;
+  }
+
+  /** The current index in root of a relative position, or undefined if its item is not here yet. */
+  resolve(root: string, p: RelPos): number | undefined {
+    if (!this.doc.rootNames().includes(root)) return p.item.agent === 0n ? 0 : undefined;
+    return this.doc.text(root).resolve(p);
+  }
+
+  private relPos(root: string, index: number, assoc: Assoc): RelPos {
+    if (!this.doc.rootNames().includes(root)) {
+      if (index !== 0) throw new RangeError(`collabd: cursor ${index} in the empty text ${JSON.stringify(root)}`);
+      return { item: { agent: 0n, seq: 0 }, assoc };
+    }
+    return this.doc.text(root).relPos(index, assoc);
+  }
+
+  private setPresence(root: string, anchor: Uint8Array, head: Uint8Array, meta: Record<string, string> | null): void {
+    if (this.left || this.err) throw this.err ?? new LeftError(this.id);
+    checkPresenceStrings(root, meta);
+    this.pres.own = { root, anchor, head, meta };
+    this.pres.dirty = true;
+    this.flushPresence();
+  }
+
+  /** Sends the presence if due, else arms the timer for when it is. */
+  private flushPresence(): void {
+    if (!this.live || !this.link.up) return;
+    const now = Date.now();
+    const due = this.pres.due();
+    if (now < due) {
+      this.presT.setEarlier(due - now, () => this.flushPresence());
+      return;
+    }
+    const o = this.pres.own;
+    this.link.send({ type: 32, doc: this.id, root: o.root, anchor: o.anchor, head: o.head, meta: o.meta });
+    this.pres.lastSent = now;
+    this.pres.dirty = false;
+    this.presT.set(this.pres.due() - now, () => this.flushPresence());
+  }
+
+  /** The sync completed: the server lists the session with no state, so a state it had is sent again. */
+  private presenceResumed(): void {
+    if (this.pres.isEmpty() && !this.pres.dirty) {
+      this.pres.lastSent = Date.now(); // the join counts as a heartbeat
+      this.presT.set(this.pres.due() - Date.now(), () => this.flushPresence());
+      return;
+    }
+    this.pres.dirty = true;
+    this.presT.clear();
+    this.flushPresence();
+  }
+
+  /** Presence errors never end the document. */
+  private presenceRefusal(e: ServerError): boolean {
+    if (e.code === Code.PresenceRefused || (e.code === Code.ReadOnly && e.batch === 0)) {
+      this.pres.err = e;
+      this.ev.emit('error', e);
+      return true;
+    }
+    if (e.code === Code.RateLimited && e.batch === 0) {
+      this.pres.holdUntil = Date.now() + e.retryAfterMs;
+      this.pres.dirty = true;
+      this.presT.clear();
+      this.flushPresence();
+      return true;
+    }
+    return false;
+  }
+
+  private emitPresence(): void {
+    this.ev.emit('presence', this.peers());
+  }
+}
+
