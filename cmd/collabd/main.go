@@ -3,6 +3,7 @@
 //	collabd serve [flags]                          run the server (see -h)
 //	collabd token -sub ID -doc 'pattern:rw' ...    mint a token for development
 //	collabd trace [-runs N] FILE.json.gz|DIR ...   replay editing traces through the CRDT
+//	collabd bench SCENARIO --url ws://... [flags]  load scenarios (see BENCHMARKS.md)
 //	collabd export -doc ID [-format text|json|snapshot] (-url URL | -data DIR)
 //	collabd backup -url URL -out FILE               hot backup of a running server's store
 //	collabd restore -in FILE -data DIR [-force]     put a verified backup in place
@@ -28,6 +29,8 @@ commands:
   token   mint a signed access token (development and scripts)
   trace   replay editing traces (josephg/editing-traces format) through the CRDT
           and check every replica against the recorded final text
+  bench   load scenarios against a running server (loopback): fanout, manydocs,
+          idle, coldjoin, churn, presence
   export  write one document as text, JSON or a CRDT snapshot (from a server or a data directory)
   backup  stream a hot, consistent copy of a running server's store to a file
   restore put a verified backup in place as a data directory's store
@@ -49,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runToken(args[1:], stdout, stderr)
 	case "trace":
 		return runTrace(args[1:], stdout, stderr)
+	case "bench":
+		return runBench(args[1:], stdout, stderr)
 	case "export":
 		return runExport(args[1:], stdout, stderr)
 	case "backup":

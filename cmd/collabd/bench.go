@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/collabd/collabd/internal/loadgen"
+)
+
+const benchUsage = `usage: collabd bench <scenario> --url ws://127.0.0.1:8080/v1/ws [--server-pid PID] [--json out.json] [flags]
+
+scenarios:
+  fanout     1 document, --subs subscribers, 1 writer typing --rate inserts/s
+  manydocs   --docs documents x --per-doc clients typing --rate chars/s at random positions
+  idle       ramp idle connections (--conns, --steps, --per-doc) and measure server RSS per connection
+  coldjoin   build a --chars document (append and random history), time fresh joins
+  churn      connect/join/edit/leave cycles, then check goroutines/fds/memory return to baseline
+  presence   --peers peers moving cursors at --hz on one document
+
+Run "collabd bench <scenario> -h" for its flags. Load goes to loopback only
+unless --allow-remote.
+`
+
+// runBench implements "collabd bench".
+func runBench(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprint(stderr, benchUsage)
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+			return 0
+		}
+		return 2
+	}
+	scenario := args[0]
+	fs := flag.NewFlagSet("bench "+scenario, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg loadgen.Config
+	fs.StringVar(&cfg.URL, "url", "ws://127.0.0.1:8080/v1/ws", "server WebSocket `url`")
+	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow a non-loopback server")
+	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "sample this server `pid` from /proc (0: scrape /metrics if served, else n/a)")
+	fs.StringVar(&cfg.DebugURL, "debug-url", "", "server pprof base `url` (collabd serve --debug-addr) for goroutine counts")
+	fs.StringVar(&cfg.Token, "token", "", "auth token (empty: development-mode server)")
+	fs.IntVar(&cfg.Dial, "dial", 50, "connections opened at once")
+	fs.DurationVar(&cfg.Settle, "settle", 15*time.Second, "how long to wait for convergence after the load")
+	jsonOut := fs.String("json", "", "write the result as JSON to this `file`")
+	maxTime := fs.Duration("max-time", 15*time.Minute, "hard bound on the whole run")
+	dur := fs.Duration("duration", 0, "load duration (0: the scenario's default)")
+
+	var run func(ctx context.Context) (*loadgen.Result, error)
+	switch scenario {
+	case "fanout":
+		var p loadgen.Fanout
+		fs.IntVar(&p.Subscribers, "subs", 100, "subscribers")
+		fs.IntVar(&p.Full, "full", 5, "subscribers that are clients/go clients (the rest are raw-protocol light clients)")
+		fs.IntVar(&p.Rate, "rate", 50, "writer inserts per second")
+		run = func(ctx context.Context) (*loadgen.Result, error) {
+			p.Duration = *dur
+			return loadgen.RunFanout(ctx, cfg, p)
+		}
+	case "manydocs":
+		var p loadgen.ManyDocs
+		fs.IntVar(&p.Docs, "docs", 200, "documents")
+		fs.IntVar(&p.PerDoc, "per-doc", 5, "clients per document")
+		fs.Float64Var(&p.Rate, "rate", 2, "inserts per second per client")
+		fs.BoolVar(&p.Cursors, "cursors", true, "move the cursor after every insert")
+		run = func(ctx context.Context) (*loadgen.Result, error) {
+			p.Duration = *dur
+			return loadgen.RunManyDocs(ctx, cfg, p)
+		}
+	case "idle":
+		var p loadgen.Idle
+		steps := fs.String("steps", "1000,2000,5000", "comma-separated connection counts to measure at (--conns is always the last)")
+		fs.IntVar(&p.Conns, "conns", 10000, "connections at the top of the ramp")
+		fs.IntVar(&p.PerDoc, "per-doc", 1, "connections per document (1: own document each)")
+		fs.DurationVar(&p.Hold, "hold", 10*time.Second, "idle time at the top")
+		run = func(ctx context.Context) (*loadgen.Result, error) {
+			for _, s := range strings.Split(*steps, ",") {
+				if s = strings.TrimSpace(s); s == "" {
+					continue
+				}
+				n, err := strconv.Atoi(s)
+				if err != nil {
+					return nil, fmt.Errorf("bad --steps: %w", err)
+				}
+				p.Steps = append(p.Steps, n)
+			}
+			return loadgen.RunIdle(ctx, cfg, p)
+		}
+	case "coldjoin":
+		var p loadgen.ColdJoin
+		history := fs.String("history", "append,random", "history layouts: append, random or both")
+		fs.IntVar(&p.Chars, "chars", 100000, "characters of history")
+		fs.IntVar(&p.Chunk, "chunk", 5, "characters per insert")
+		fs.IntVar(&p.Joins, "joins", 5, "fresh clients that join, one after another")
+		run = func(ctx context.Context) (*loadgen.Result, error) {
+			p.History = strings.Split(*history, ",")
+			return loadgen.RunColdJoin(ctx, cfg, p)
+		}
+	case "churn":
+		var p loadgen.Churn
+		fs.IntVar(&p.Workers, "workers", 20, "concurrent connect/join/edit/leave loops")
+		fs.IntVar(&p.Docs, "docs", 10, "documents the loops pick from")
+		fs.Float64Var(&p.Rate, "rate", 5, "cycles per second per loop, at most")
+		fs.DurationVar(&p.Recover, "recover", 45*time.Second, "how long to wait for the server to return to baseline (documents unload after 30s idle)")
+		run = func(ctx context.Context) (*loadgen.Result, error) {
+			p.Duration = *dur
+			return loadgen.RunChurn(ctx, cfg, p)
+		}
+	case "presence":
+		var p loadgen.Presence
+		fs.IntVar(&p.Peers, "peers", 100, "peers on the document")
+		fs.IntVar(&p.Hz, "hz", 30, "cursor moves per second per peer")
+		run = func(ctx context.Context) (*loadgen.Result, error) {
+			p.Duration = *dur
+			return loadgen.RunPresence(ctx, cfg, p)
+		}
+	default:
+		fmt.Fprintf(stderr, "collabd bench: unknown scenario %q\n\n%s", scenario, benchUsage)
+		return 2
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if err := loadgen.CheckURL(cfg.URL, cfg.AllowRemote); err != nil {
+		fmt.Fprintf(stderr, "collabd bench: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, *maxTime)
+	defer cancel()
+	res, err := run(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "collabd bench %s: %v\n", scenario, err)
+		return 1
+	}
+	if err := res.WriteTable(stdout); err != nil {
+		return 1
+	}
+	if *jsonOut != "" {
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err == nil {
+			err = os.WriteFile(*jsonOut, append(b, '\n'), 0o644)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "collabd bench: %v\n", err)
+			return 1
+		}
+	}
+	if !res.OK() {
+		fmt.Fprintf(stderr, "collabd bench %s: a check failed\n", scenario)
+		return 1
+	}
+	return 0
+}

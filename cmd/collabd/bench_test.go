@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/collabd/collabd/internal/loadgen"
+	"github.com/collabd/collabd/server"
+	"github.com/collabd/collabd/storage"
+)
+
+// benchServer is an in-process server on a loopback httptest listener.
+func benchServer(t *testing.T) string {
+	t.Helper()
+	store, err := storage.Open(filepath.Join(t.TempDir(), "collabd.db"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{Store: store, IdleUnload: 100 * time.Millisecond, ShutdownRetry: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+		hs.Close()
+		if err := store.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return "ws" + strings.TrimPrefix(hs.URL, "http") + "/v1/ws"
+}
+
+// TestBenchScenarios runs every scenario in a tiny configuration against an
+// in-process server: the run must pass its own checks (convergence, no
+// failed cycles) and write a table and JSON with the metrics a reader
+// needs. Timing is not asserted.
+func TestBenchScenarios(t *testing.T) {
+	url := benchServer(t)
+	pid := "--server-pid=" + itoa(os.Getpid()) // the server shares this process: /proc readings are sane, not separable
+	for _, tc := range []struct {
+		args []string
+		want []string // metrics that must have a value
+	}{
+		{[]string{"fanout", "--subs", "4", "--full", "2", "--rate", "40", "--duration", "1s", pid},
+			[]string{"latency all p50", "latency all p99", "latency full clients max", "load server cpu avg", "load generator cpu"}},
+		{[]string{"manydocs", "--docs", "3", "--per-doc", "3", "--rate", "5", "--duration", "1s"},
+			[]string{"latency p50", "latency p99", "inserts sent", "load generator cpu"}},
+		{[]string{"idle", "--conns", "24", "--steps", "12", "--per-doc", "6", "--hold", "300ms", pid},
+			[]string{"connections held", "rss per conn at top", "hold server rss max"}},
+		{[]string{"coldjoin", "--chars", "3000", "--joins", "2", pid},
+			[]string{"append join median", "random join median", "random build until durable"}},
+		{[]string{"churn", "--workers", "3", "--docs", "2", "--rate", "50", "--duration", "1s", "--recover", "10s", pid},
+			[]string{"cycles", "cycle p99", "server fds before", "server fds at end"}},
+		{[]string{"presence", "--peers", "6", "--duration", "1s", pid},
+			[]string{"bytes in per client", "frames in per client", "storm server cpu avg"}},
+	} {
+		t.Run(tc.args[0], func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out.json")
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"bench"}, tc.args...)
+			args = append(args, "--url", url, "--json", out, "--settle", "10s", "--max-time", "1m")
+			if code := run(args, &stdout, &stderr); code != 0 {
+				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+			}
+			if !strings.Contains(stdout.String(), "== "+tc.args[0]) {
+				t.Errorf("table lacks its header:\n%s", stdout.String())
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res loadgen.Result
+			if err := json.Unmarshal(b, &res); err != nil {
+				t.Fatal(err)
+			}
+			if res.Scenario != tc.args[0] || !res.OK() || len(res.Checks) == 0 {
+				t.Errorf("result %s ok=%v checks=%v", res.Scenario, res.OK(), res.Checks)
+			}
+			for _, name := range tc.want {
+				if v, ok := res.Lookup(name); !ok || v < 0 {
+					t.Errorf("metric %q = %v, %v; want a value ≥ 0\n%s", name, v, ok, stdout.String())
+				}
+			}
+			t.Logf("\n%s", stdout.String())
+		})
+	}
+}
+
+func TestBenchRefusesRemote(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"bench", "fanout", "--url", "ws://192.0.2.1:8080/v1/ws"}, &stdout, &stderr); code != 2 {
+		t.Fatalf("exit %d, want 2; stderr %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "non-loopback") {
+		t.Errorf("stderr %q does not say why", stderr.String())
+	}
+	if code := run([]string{"bench", "nosuch"}, &stdout, &stderr); code != 2 {
+		t.Errorf("unknown scenario: exit %d, want 2", code)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

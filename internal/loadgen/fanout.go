@@ -1,0 +1,197 @@
+package loadgen
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/collabd/collabd/crdt"
+)
+
+// Fanout is one document, Subscribers readers and one writer typing Rate
+// single-character inserts a second for Duration.
+type Fanout struct {
+	Subscribers int           // default 100
+	Full        int           // subscribers that are clients/go clients (default 5; the rest are light)
+	Rate        int           // inserts per second (default 50)
+	Duration    time.Duration // typing time (default 20s)
+}
+
+const fanRoot = "body"
+
+// RunFanout measures end-to-end latency from the writer's edit to each
+// subscriber seeing it, and checks that every subscriber converges.
+func RunFanout(ctx context.Context, cfg Config, p Fanout) (*Result, error) {
+	cfg = cfg.withDefaults()
+	if p.Subscribers <= 0 {
+		p.Subscribers = 100
+	}
+	if p.Full < 0 || p.Full > p.Subscribers {
+		p.Full = min(5, p.Subscribers)
+	}
+	if p.Rate <= 0 {
+		p.Rate = 50
+	}
+	if p.Duration <= 0 {
+		p.Duration = 20 * time.Second
+	}
+	start := time.Now()
+	res := newResult("fanout", param("subscribers", p.Subscribers), param("full", p.Full), param("rate", p.Rate), param("duration", p.Duration))
+	doc := "fanout-" + runID()
+	pr := newProbe(cfg)
+
+	writer, err := dialFull(ctx, cfg, doc)
+	if err != nil {
+		return nil, err
+	}
+	defer closeFull([]*full{writer})
+	fulls := make([]*full, p.Full)
+	lights := make([]*light, p.Subscribers-p.Full)
+	defer closeFull(fulls)
+	defer closeLight(lights)
+	t0 := time.Now()
+	if err := bounded(ctx, p.Subscribers, cfg.Dial, func(ctx context.Context, i int) error {
+		if i < p.Full {
+			f, err := dialFull(ctx, cfg, doc)
+			fulls[i] = f
+			return err
+		}
+		l, err := dialLight(ctx, cfg, 4096)
+		if err != nil {
+			return err
+		}
+		lights[i-p.Full] = l
+		return l.join(ctx, doc)
+	}); err != nil {
+		return nil, err
+	}
+	res.add(metric("subscribers connected in", time.Since(t0).Seconds(), "s"))
+
+	total := min(p.Rate*int(p.Duration/time.Second), markerCount)
+	clk := newClock(total)
+	writerDone := make(chan struct{})
+	finished := func(n int) bool {
+		select {
+		case <-writerDone:
+			return n >= clk.used()
+		default:
+			return false
+		}
+	}
+	progress := make([]atomic.Int64, p.Subscribers)
+	obs := make([]*observer, p.Subscribers)
+	for i := range obs {
+		obs[i] = newObserver(clk)
+	}
+	settle, cancelSettle := context.WithTimeout(ctx, p.Duration+cfg.Settle+10*time.Second)
+	defer cancelSettle()
+	var wg sync.WaitGroup
+	for i, f := range fulls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			obs[i].watch(settle, f.d, fanRoot, func(n int) bool { progress[i].Store(int64(n)); return finished(n) })
+		}()
+	}
+	for j, l := range lights {
+		i := p.Full + j
+		wg.Add(1)
+		go func() { // ends when the connection is closed
+			defer wg.Done()
+			l.run(func(ops []crdt.Op, at time.Time) {
+				obs[i].sawOps(ops, at)
+				progress[i].Store(int64(obs[i].n))
+			})
+		}()
+	}
+
+	smp := startSampler(ctx, pr, 500*time.Millisecond)
+	sent := typeAppend(ctx, writer, clk, p.Rate, total)
+	close(writerDone)
+	use := smp.stop(ctx)
+	lastSend := time.Now()
+	allSeen := waitUntil(settle, cfg.Settle, func() bool {
+		for i := range progress {
+			if int(progress[i].Load()) < sent {
+				return false
+			}
+		}
+		return true
+	})
+	caughtUp := time.Since(lastSend)
+	durErr := writer.d.WaitDurable(settle)
+	cancelSettle()
+	closeLight(lights)
+	wg.Wait()
+
+	want := writer.d.String(fanRoot)
+	var got []string
+	var all, fullLat latencies
+	observed := 0
+	for i, o := range obs {
+		all.merge(&o.lat)
+		observed += o.n
+		if i < p.Full {
+			fullLat.merge(&o.lat)
+			got = append(got, fulls[i].d.String(fanRoot))
+		} else {
+			got = append(got, lights[i-p.Full].doc.Text(fanRoot).String())
+		}
+	}
+	var bytesIn, framesIn int64
+	for _, l := range lights {
+		bytesIn += l.bytes.Load()
+		framesIn += l.frames.Load()
+	}
+	secs := time.Since(clk.base).Seconds()
+	res.add(metric("inserts sent", float64(sent), ""),
+		metric("observed / expected", float64(observed)/float64(max(sent*p.Subscribers, 1))*100, "%"))
+	res.add(all.summary("latency all")...)
+	res.add(fullLat.summary("latency full clients")...)
+	res.add(metric("last subscriber caught up after last send", float64(caughtUp.Milliseconds()), "ms"))
+	res.add(use.metrics("load")...)
+	if len(lights) > 0 {
+		res.add(metric("frames in per light subscriber", float64(framesIn)/float64(len(lights))/secs, "/s"),
+			metric("bytes in per light subscriber", float64(bytesIn)/float64(len(lights))/secs, "B/s"))
+	}
+	bad := differing(want, got)
+	res.check("all inserts seen", allSeen, "%d of %d subscribers saw all %d inserts", countAtLeast(progress, sent), p.Subscribers, sent)
+	res.check("converged", bad == 0 && len([]rune(want)) == sent, "%d of %d texts differ from the writer's (%d chars)", bad, len(got), len([]rune(want)))
+	res.check("writer durable", durErr == nil, "%v", durErr)
+	res.Seconds = time.Since(start).Seconds()
+	return res, nil
+}
+
+func countAtLeast(ps []atomic.Int64, n int) int {
+	c := 0
+	for i := range ps {
+		if int(ps[i].Load()) >= n {
+			c++
+		}
+	}
+	return c
+}
+
+// typeAppend types total markers at the end of the writer's text, rate a
+// second, and returns how many it sent.
+func typeAppend(ctx context.Context, w *full, clk *clock, rate, total int) int {
+	t := time.NewTicker(time.Second / time.Duration(rate))
+	defer t.Stop()
+	for n := 0; n < total; n++ {
+		select {
+		case <-ctx.Done():
+			return n
+		case <-t.C:
+		}
+		k := clk.take()
+		if k < 0 {
+			return n
+		}
+		clk.stamp(k)
+		if err := w.d.Insert(fanRoot, n, string(markerRune(k))); err != nil {
+			return n
+		}
+	}
+	return total
+}

@@ -1,0 +1,124 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Idle ramps idle connections (hello, join, then nothing but keepalive) up
+// to Conns, through Steps.
+type Idle struct {
+	Conns  int           // default 10000
+	Steps  []int         // connection counts to stop at and measure (default 1000, 2000, 5000, Conns)
+	PerDoc int           // connections per document (default 1: own document each)
+	Hold   time.Duration // idle time at the top, measuring server CPU (default 10s)
+}
+
+// RunIdle measures the server's RSS per connection and the time to connect
+// (dial, hello, join, final sync) at each step.
+func RunIdle(ctx context.Context, cfg Config, p Idle) (*Result, error) {
+	cfg = cfg.withDefaults()
+	if p.Conns <= 0 {
+		p.Conns = 10000
+	}
+	if p.PerDoc <= 0 {
+		p.PerDoc = 1
+	}
+	if p.Hold <= 0 {
+		p.Hold = 10 * time.Second
+	}
+	steps := slices.Clone(p.Steps)
+	if len(steps) == 0 {
+		steps = []int{1000, 2000, 5000}
+	}
+	steps = append(steps, p.Conns)
+	slices.Sort(steps)
+	steps = slices.Compact(slices.DeleteFunc(steps, func(n int) bool { return n <= 0 || n > p.Conns }))
+	start := time.Now()
+	res := newResult("idle", param("conns", p.Conns), param("steps", fmt.Sprint(steps)), param("per-doc", p.PerDoc), param("hold", p.Hold))
+	if lim, err := RaiseFileLimit(); err != nil || lim < uint64(p.Conns)+100 {
+		res.note("generator file limit %d (err %v) may be below %d connections", lim, err, p.Conns)
+	}
+	prefix := "idle-" + runID() + "-"
+	pr := newProbe(cfg)
+	conns := make([]*light, p.Conns)
+	var wg sync.WaitGroup
+	defer func() {
+		closeLight(conns)
+		wg.Wait() // the readers end with their connections
+	}()
+	base := pr.read(ctx)
+	res.add(metric("server rss with 0 connections", orNaN(base.rss)/(1<<20), "MiB"))
+	have := 0
+	var failed error
+	for _, n := range steps {
+		t0 := time.Now()
+		took := make([]time.Duration, n-have)
+		err := bounded(ctx, n-have, cfg.Dial, func(ctx context.Context, j int) error {
+			i := have + j
+			c0 := time.Now()
+			c, err := dialLight(ctx, cfg, 512)
+			if err != nil {
+				return fmt.Errorf("connection %d: %w", i, err)
+			}
+			conns[i] = c
+			if err := c.join(ctx, fmt.Sprintf("%s%d", prefix, i/p.PerDoc)); err != nil {
+				return fmt.Errorf("connection %d: %w", i, err)
+			}
+			took[j] = time.Since(c0)
+			return nil
+		})
+		for i := have; i < n; i++ { // start the readers of what connected (answer pings)
+			if c := conns[i]; c != nil {
+				wg.Add(1)
+				go func() { defer wg.Done(); c.run(nil) }()
+			}
+		}
+		wall := time.Since(t0)
+		if err != nil {
+			failed = err
+			break
+		}
+		have = n
+		s := pr.read(ctx)
+		var lat latencies
+		for _, d := range took {
+			lat.add(d)
+		}
+		sum := lat.summary("connect")
+		res.Steps = append(res.Steps, Step{Label: fmt.Sprint(n), Metrics: []Metric{
+			metric("step wall", wall.Seconds(), "s"),
+			sum[0], sum[1],
+			metric("server rss MiB", orNaN(s.rss)/(1<<20), "MiB"),
+			metric("rss per conn KiB", (orNaN(s.rss)-orNaN(base.rss))/float64(n)/1024, "KiB"),
+			metric("server fds", orNaN(s.fds), ""),
+			metric("server threads", orNaN(s.threads), ""),
+		}})
+	}
+	res.add(metric("connections held", float64(have), ""))
+	if have > 0 {
+		smp := startSampler(ctx, pr, time.Second)
+		hold := time.NewTimer(p.Hold)
+		select {
+		case <-hold.C:
+		case <-ctx.Done():
+			hold.Stop()
+		}
+		use := smp.stop(ctx)
+		alive := 0
+		for _, c := range conns[:have] {
+			if c != nil && c.alive() {
+				alive++
+			}
+		}
+		res.add(metric("rss per conn at top", (use.rss1-base.rss)/float64(have)/1024, "KiB"))
+		res.add(use.metrics("hold")...)
+		res.check("connections survive the hold", alive == have, "%d of %d still open", alive, have)
+	}
+	res.check("ramp completed", failed == nil, "%d of %d connected; %v", have, p.Conns, failed)
+	res.Seconds = time.Since(start).Seconds()
+	return res, nil
+}
