@@ -180,7 +180,11 @@ export class Client {
    */
   join(id: string, o: { readOnly?: boolean } = {}): Promise<Document> {
     if (this.closed) return Promise.reject(this.err ?? new ClosedError());
-    checkDocID(id);
+    try {
+      checkDocID(id);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     let d = this.docs.get(id);
     if (!d) {
       d = new Document(id, this.link, o);

@@ -46,6 +46,8 @@ export interface DocumentEvents {
   /** Batch counts changed (an ack arrived or an edit was queued). */
   unsaved: { unapplied: number; unsaved: number };
   presence: Peer[];
+  /** Remote ops entered the local replica (visible or not): the new version (ops seen). */
+  version: number;
   /** A terminal error ended the document, or the server refused this client's presence. */
   error: Error;
 }
@@ -277,6 +279,7 @@ export class Document {
   /** Applies an update, collecting the visible changes; false if the CRDT refused it. */
   private applyCollect(u: Uint8Array): boolean {
     const changes: Change[] = [];
+    const before = this.doc.version;
     this.collecting = changes;
     try {
       this.doc.applyUpdate(u);
@@ -286,6 +289,8 @@ export class Document {
       this.collecting = null;
     }
     if (changes.length > 0) this.ev.emit('change', { changes });
+    const v = this.doc.version;
+    if (v !== before) this.ev.emit('version', v);
     return true;
   }
 
