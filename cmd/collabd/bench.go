@@ -25,6 +25,7 @@ scenarios:
   coldjoin   build a --chars document (append and random history), time fresh joins
   churn      connect/join/edit/leave cycles, then check goroutines/fds/memory return to baseline
   presence   --peers peers moving cursors at --hz on one document
+  summarize  FILE.json...: print results written with --json as markdown
 
 Run "collabd bench <scenario> -h" for its flags. Load goes to loopback only
 unless --allow-remote.
@@ -40,6 +41,9 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	scenario := args[0]
+	if scenario == "summarize" {
+		return summarize(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("bench "+scenario, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg loadgen.Config
@@ -161,6 +165,25 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	if !res.OK() {
 		fmt.Fprintf(stderr, "collabd bench %s: a check failed\n", scenario)
 		return 1
+	}
+	return 0
+}
+
+// summarize prints the JSON results in files as markdown.
+func summarize(files []string, stdout, stderr io.Writer) int {
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		var res loadgen.Result
+		if err == nil {
+			err = json.Unmarshal(b, &res)
+		}
+		if err == nil {
+			err = res.WriteMarkdown(stdout)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "collabd bench summarize: %s: %v\n", f, err)
+			return 1
+		}
 	}
 	return 0
 }

@@ -94,6 +94,10 @@ func TestBenchScenarios(t *testing.T) {
 					t.Errorf("metric %q = %v, %v; want a value ≥ 0\n%s", name, v, ok, stdout.String())
 				}
 			}
+			var md bytes.Buffer
+			if code := run([]string{"bench", "summarize", out}, &md, &stderr); code != 0 || !strings.Contains(md.String(), "| metric | value | unit |") {
+				t.Errorf("summarize: exit %d\n%s%s", code, md.String(), stderr.String())
+			}
 			t.Logf("\n%s", stdout.String())
 		})
 	}

@@ -172,3 +172,36 @@ func (m Metric) String() string {
 		return strconv.FormatFloat(v, 'f', 2, 64)
 	}
 }
+
+// WriteMarkdown prints r as a markdown section: parameters, a metric
+// table, the steps and the checks.
+func (r *Result) WriteMarkdown(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### %s\n\n", r.Scenario)
+	ps := make([]string, len(r.Params))
+	for i, p := range r.Params {
+		ps[i] = "`" + p.Name + "=" + p.Value + "`"
+	}
+	fmt.Fprintf(&b, "%s — started %s, %.1f s\n\n| metric | value | unit |\n|---|---|---|\n", strings.Join(ps, " "), r.Started, r.Seconds)
+	for _, m := range r.Metrics {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", m.Name, m.String(), m.Unit)
+	}
+	if len(r.Steps) > 0 {
+		b.WriteString("\n")
+		writeSteps(&b, r.Steps)
+	}
+	b.WriteString("\n")
+	for _, c := range r.Checks {
+		status := "ok"
+		if !c.OK {
+			status = "**FAILED**"
+		}
+		fmt.Fprintf(&b, "- check %s: %s (%s)\n", c.Name, status, c.Detail)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "- note: %s\n", n)
+	}
+	b.WriteString("\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
