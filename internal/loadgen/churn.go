@@ -102,6 +102,8 @@ func RunChurn(ctx context.Context, cfg Config, p Churn) (*Result, error) {
 	t0 := time.Now()
 	recovered := waitUntil(ctx, p.Recover, func() bool { end = pr.read(ctx); return near(end) })
 	res.add(metric("time to baseline", time.Since(t0).Seconds(), "s"))
+	pr.gc(ctx) // heap "at end" is after a collection when the server's pprof is reachable
+	end = pr.read(ctx)
 	for _, r := range []struct {
 		name          string
 		b, a, e, unit float64
@@ -116,6 +118,9 @@ func RunChurn(ctx context.Context, cfg Config, p Churn) (*Result, error) {
 		res.add(metric("server "+r.name+" before", orNaN(r.b)/r.unit, r.label),
 			metric("server "+r.name+" right after", orNaN(r.a)/r.unit, r.label),
 			metric("server "+r.name+" at end", orNaN(r.e)/r.unit, r.label))
+	}
+	if pr.debug != "" {
+		res.note("heap at end is after a forced GC (pprof heap?gc=1); before and right after are not")
 	}
 	if base.goroutines < 0 {
 		res.note("server goroutines n/a: start the server with --debug-addr and pass --debug-url, or serve /metrics")

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/collabd/collabd/crdt"
 )
 
 // ColdJoin builds a document of Chars characters from Chunk-character
@@ -79,6 +81,12 @@ func coldJoinOne(ctx context.Context, cfg Config, p ColdJoin, layout string, pr 
 	durable := time.Since(t0)
 	snap := pr.read(ctx)
 	want := b.d.String(fanRoot)
+	// The client's share of a join: applying the whole state to a fresh replica.
+	var state []byte
+	_ = b.d.View(func(doc *crdt.Doc) { state = doc.EncodeDiff(crdt.StateVector{}) })
+	a0 := time.Now()
+	applyErr := crdt.NewDoc(crdt.Options{}).ApplyUpdate(state)
+	apply := time.Since(a0)
 	var lat latencies
 	var each []string
 	ok := true
@@ -100,11 +108,14 @@ func coldJoinOne(ctx context.Context, cfg Config, p ColdJoin, layout string, pr 
 	res.add(metric(layout+" build (local edits queued)", built.Seconds(), "s"),
 		metric(layout+" build until durable", durable.Seconds(), "s"),
 		metric(layout+" server rss after build", orNaN(snap.rss)/(1<<20), "MiB"),
+		metric(layout+" state bytes", float64(len(state)), "B"),
+		metric(layout+" client-side apply of the state", float64(apply)/1e6, "ms"),
 		metric(layout+" join median", float64(quantile(ds, 0.5))/1e6, "ms"),
 		metric(layout+" join min", float64(ds[0])/1e6, "ms"),
 		metric(layout+" join max", float64(ds[len(ds)-1])/1e6, "ms"))
 	res.note("%s joins, in order: %s", layout, strings.Join(each, ", "))
 	res.check(layout+" joiners have the full text", ok && len([]rune(want)) == p.Chars, "%d chars", len([]rune(want)))
+	res.check(layout+" state applies", applyErr == nil, "%v", applyErr)
 	res.check(layout+" build durable", durErr == nil, "%v", durErr)
 	return nil
 }

@@ -305,3 +305,19 @@ func orNaN(v float64) float64 {
 	}
 	return v
 }
+
+// gc asks the server for a garbage collection (pprof heap?gc=1), so that a
+// following heap reading is live memory; a no-op without DebugURL.
+func (pr *probe) gc(ctx context.Context) {
+	if pr.debug == "" {
+		return
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, pr.debug+"/debug/pprof/heap?gc=1", nil)
+	if err != nil {
+		return
+	}
+	if resp, err := pr.hc.Do(req); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}
+}
