@@ -27,6 +27,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/docs/{id}/edits", s.postEdits)
 	mux.HandleFunc("GET /v1/docs/{id}/snapshot", s.getSnapshot)
 	mux.HandleFunc("PUT /v1/docs/{id}/snapshot", s.putSnapshot)
+	mux.HandleFunc("POST /v1/rt", s.rtCreate)
+	mux.HandleFunc("GET /v1/rt/{session}/events", s.rtEvents)
+	mux.HandleFunc("POST /v1/rt/{session}/frames", s.rtFrames)
+	mux.HandleFunc("DELETE /v1/rt/{session}", s.rtClose)
 	s.opsRoutes(mux)
 	return mux
 }

@@ -61,7 +61,10 @@ func openSSE(t *testing.T, u string, header http.Header) *sseStream {
 			line = strings.TrimRight(line, "\n")
 			switch {
 			case line == "":
-				if ev.name != "" {
+				if ev.data != nil {
+					if ev.name == "" {
+						ev.name = "message"
+					}
 					s.events <- ev
 				}
 				ev = sseEvent{}

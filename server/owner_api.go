@@ -71,6 +71,7 @@ func (o *owner) commitServerUpdate(ctx context.Context, before uint64, update []
 		reply(nil)
 		return
 	}
+	o.srv.metrics.applied(version - before)
 	o.fanOut(protocol.Encode(&protocol.Update{Doc: o.id, Update: update}), nil)
 	p, err := o.srv.cfg.Store.Submit(ctx, o.id, update)
 	if err != nil {

@@ -38,6 +38,7 @@ type Server struct {
 	sessions map[*session]bool
 	agents   map[crdt.AgentID]*session
 	perIP    map[string]int
+	rt       map[string]*rtTransport // fallback sessions by id
 	closing  bool
 }
 
@@ -56,6 +57,7 @@ func New(cfg Config) (*Server, error) {
 		sessions:     make(map[*session]bool),
 		agents:       make(map[crdt.AgentID]*session),
 		perIP:        make(map[string]int),
+		rt:           make(map[string]*rtTransport),
 		decodeLimits: protocol.DecodeLimits{MaxFrame: cfg.MaxFrame},
 	}
 	s.reg = newRegistry(s.startOwner)

@@ -184,7 +184,9 @@ func (s *session) writer() {
 		if !(closed && code == protocol.CodeSlow) { // a slow peer gets no more data, only the close
 			// One deadline for what was queued: a peer must take the whole
 			// drained batch within the write timeout.
-			if err := s.t.writeFrames(frames, time.Now().Add(timeout)); err != nil {
+			if err := s.t.writeFrames(frames, time.Now().Add(timeout)); errors.Is(err, errRTSlow) {
+				s.close(protocol.CodeSlow, "outbound queue full")
+			} else if err != nil {
 				s.close(protocol.CodeGoingAway, "write failed")
 			}
 		}
