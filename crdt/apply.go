@@ -46,8 +46,8 @@ type interval struct {
 type overlay struct {
 	next   []agentNext
 	ivs    []interval
-	byAg   map[AgentID][]interval // built lazily from ivs when a lookup needs it
-	built  int                    // len(ivs) when byAg was built
+	byAg   map[AgentID][]interval // ivs by agent, indexed lazily when a lookup needs it
+	built  int                    // ivs[:built] are in byAg
 	status []readiness
 	rootIx []int // update root -> document root index, or -1
 	fresh  []AgentID
@@ -63,7 +63,10 @@ type agentNext struct {
 
 func (ov *overlay) reset() {
 	ov.next, ov.ivs, ov.status, ov.rootIx, ov.fresh = ov.next[:0], ov.ivs[:0], ov.status[:0], ov.rootIx[:0], ov.fresh[:0]
-	ov.built = -1
+	if ov.built > 0 {
+		clear(ov.byAg)
+	}
+	ov.built = 0
 	clear(ov.freshIx)
 }
 
@@ -136,15 +139,15 @@ func (ov *overlay) addFresh(a AgentID) {
 }
 
 func (ov *overlay) find(a AgentID, s uint32) (interval, bool) {
-	if ov.built != len(ov.ivs) {
-		if ov.byAg == nil {
-			ov.byAg = make(map[AgentID][]interval)
-		}
-		clear(ov.byAg)
-		for _, iv := range ov.ivs {
-			ov.byAg[iv.agent] = append(ov.byAg[iv.agent], iv)
-		}
-		ov.built = len(ov.ivs)
+	// Index the intervals added since the last lookup (an agent's intervals
+	// arrive in ascending seq order, so each list stays sorted). Incremental:
+	// rebuilding on every lookup made a large update quadratic.
+	if ov.byAg == nil {
+		ov.byAg = make(map[AgentID][]interval)
+	}
+	for ; ov.built < len(ov.ivs); ov.built++ {
+		iv := ov.ivs[ov.built]
+		ov.byAg[iv.agent] = append(ov.byAg[iv.agent], iv)
 	}
 	ivs := ov.byAg[a]
 	i := sort.Search(len(ivs), func(i int) bool { return ivs[i].seq+ivs[i].n > s })
