@@ -312,21 +312,23 @@ export class Document {
     this.live = true;
     this.retries = 0;
     if (!this.readOnly) {
-      if (this.flushQueued) this.flush();
-      // Own ops the server lacks that no unacked batch holds (it lost them,
-      // e.g. restored from a backup): send them as a new batch.
-      const agent = this.link.agent;
-      let lowest = this.doc.nextOf(agent);
-      for (const b of this.unacked) lowest = Math.min(lowest, b.from);
-      const have = sv.get(agent) ?? 0;
-      if (have < lowest) {
-        const mine = decodeUpdateOps(this.doc.encodeDiff(sv), { maxOps: 1 << 30, maxInsertBytes: 1 << 30 }).filter((o) => o.id.agent === agent);
-        if (mine.length > 0) this.addBatch(encodeOps(mine), have);
-      }
       for (const b of this.unacked) {
         b.applied = b.durable = false;
         this.link.send({ type: 5, doc: this.id, batch: b.id, update: b.update });
       }
+      // Own ops the server lacks that no batch holds (it lost them, e.g.
+      // restored from a backup): send them as a new batch. Ops from
+      // localFrom on go with the next flush.
+      const agent = this.link.agent;
+      let lowest = this.doc.localFrom;
+      for (const b of this.unacked) lowest = Math.min(lowest, b.from);
+      const have = sv.get(agent) ?? 0;
+      if (have < lowest) {
+        const mine = decodeUpdateOps(this.doc.encodeDiff(sv), { maxOps: 1 << 30, maxInsertBytes: 1 << 30 })
+          .filter((o) => o.id.agent === agent && o.id.seq < lowest);
+        if (mine.length > 0) this.addBatch(encodeOps(mine), have);
+      }
+      if (this.flushQueued) this.flush();
     }
     this.presenceResumed();
     if (!this.synced) {

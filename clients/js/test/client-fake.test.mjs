@@ -235,3 +235,23 @@ test('presence: sends coalesced to ~30 Hz, latest state wins; resent after a rej
   assert.deepEqual({ ...again.meta }, { k: 'v' });
   client.close();
 });
+
+test('own ops the server lost (all acked durable) are sent again after a rejoin', async () => {
+  const { net, c0, client } = await setup({ agent: 42n });
+  const dp = client.join('d');
+  await c0.sync('d');
+  const d = await dp;
+  d.insert('t', 0, 'kept');
+  const u = await c0.next(5);
+  c0.push({ type: 6, doc: 'd', batch: u.batch, status: 2, applied: 4, durable: 4 });
+  assert.equal(d.unsaved, 0);
+  c0.ev.onclose(1012, 'restart');
+  const c1 = await net.conn(1);
+  await c1.welcome();
+  await c1.sync('d'); // the server's state vector is empty: restored from an old backup
+  const again = await c1.next(5);
+  const b = new Doc({ agent: 5n });
+  b.applyUpdate(again.update);
+  assert.equal(b.text('t').toString(), 'kept');
+  assert.equal(d.unsaved, 1);
+});
