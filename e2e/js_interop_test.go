@@ -18,6 +18,7 @@ import (
 
 	collab "github.com/collabd/collabd/clients/go"
 	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/protocol"
 	"github.com/collabd/collabd/server"
 )
 
@@ -180,4 +181,33 @@ func mustHex(t *testing.T, s string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestServerBug_PingsAreNotPingFrames: docs/PROTOCOL.md (Keepalive) says
+// "The server sends `ping [9, nonce]` every `ping_interval_ms`. The client
+// must answer each with `pong [10, nonce]`", and the lifecycle diagram shows
+// ping/pong frames both ways. The server instead sends WebSocket control
+// pings (server/session.go ping: WriteControl(websocket.PingMessage)), which
+// browser JavaScript never sees: a browser client hears nothing at all on
+// an idle document, so the documented rule "treat the connection as dead
+// after ping_interval_ms + pong_timeout_ms of silence" would drop every idle
+// connection. (clients/js works around it by pinging the server itself.)
+// Either the server sends ping frames or PROTOCOL.md describes control
+// pings and tells clients to ping.
+func TestServerBug_PingsAreNotPingFrames(t *testing.T) {
+	ts := startServer(t, server.Config{PingInterval: 50 * time.Millisecond, PongTimeout: time.Second})
+	b := dialBare(t, ts.url(), 1)
+	b.conn.SetPingHandler(func(string) error { return nil }) // a browser never sees these
+	deadline := time.Now().Add(500 * time.Millisecond)       // ten ping intervals
+	for time.Now().Before(deadline) {
+		_ = b.conn.SetReadDeadline(deadline)
+		_, data, err := b.conn.ReadMessage()
+		if err != nil {
+			break
+		}
+		if m, err := protocol.Decode(data, protocol.DecodeLimits{}); err == nil && m.Type() == protocol.TypePing {
+			return // fixed
+		}
+	}
+	t.Errorf("no ping frame [9, nonce] from the server in 500 ms with ping_interval_ms 50 (PROTOCOL.md Keepalive); it sends WebSocket control pings instead")
 }
