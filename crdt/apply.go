@@ -147,7 +147,15 @@ func (ov *overlay) find(a AgentID, s uint32) (interval, bool) {
 	}
 	for ; ov.built < len(ov.ivs); ov.built++ {
 		iv := ov.ivs[ov.built]
-		ov.byAg[iv.agent] = append(ov.byAg[iv.agent], iv)
+		list := ov.byAg[iv.agent]
+		if n := len(list); n > 0 {
+			// Consecutive ops of one kind in one root (typing) share an interval.
+			if last := &list[n-1]; last.seq+last.n == iv.seq && last.root == iv.root && last.del == iv.del {
+				last.n += iv.n
+				continue
+			}
+		}
+		ov.byAg[iv.agent] = append(list, iv)
 	}
 	ivs := ov.byAg[a]
 	i := sort.Search(len(ivs), func(i int) bool { return ivs[i].seq+ivs[i].n > s })

@@ -141,6 +141,7 @@ func decodeUpdate(b []byte, u *update, lim Limits) error {
 	} else {
 		last = make([]uint64, na)
 	}
+	u.ops = slices.Grow(u.ops, min(no, d.r.Remaining()/9)) // an op takes at least 9 bytes: allocation bounded by the input
 	for range no {
 		var o op
 		if err := decodeOp(&d, &o, u, lim); err != nil {
