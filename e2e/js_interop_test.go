@@ -183,18 +183,11 @@ func mustHex(t *testing.T, s string) string {
 	return string(b)
 }
 
-// TestServerBug_PingsAreNotPingFrames: docs/PROTOCOL.md (Keepalive) says
-// "The server sends `ping [9, nonce]` every `ping_interval_ms`. The client
-// must answer each with `pong [10, nonce]`", and the lifecycle diagram shows
-// ping/pong frames both ways. The server instead sends WebSocket control
-// pings (server/session.go ping: WriteControl(websocket.PingMessage)), which
-// browser JavaScript never sees: a browser client hears nothing at all on
-// an idle document, so the documented rule "treat the connection as dead
-// after ping_interval_ms + pong_timeout_ms of silence" would drop every idle
-// connection. (clients/js works around it by pinging the server itself.)
-// Either the server sends ping frames or PROTOCOL.md describes control
-// pings and tells clients to ping.
-func TestServerBug_PingsAreNotPingFrames(t *testing.T) {
+// Regression: the server kept idle connections alive with WebSocket control
+// pings, which browser JavaScript never sees, so a browser client heard
+// nothing on an idle document. docs/PROTOCOL.md (Keepalive): the server sends
+// `ping [9, nonce]` frames and the client answers with `pong [10, nonce]`.
+func TestServerSendsPingFrames(t *testing.T) {
 	ts := startServer(t, server.Config{PingInterval: 50 * time.Millisecond, PongTimeout: time.Second})
 	b := dialBare(t, ts.url(), 1)
 	b.conn.SetPingHandler(func(string) error { return nil }) // a browser never sees these

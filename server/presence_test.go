@@ -131,41 +131,31 @@ func TestPresenceTTLFallback(t *testing.T) {
 	idle, iv := dialPresence(t, ts.url, "", 2)
 	obs, ov := dialPresence(t, ts.url, "", 3)
 	dead.join("p")
-	// idle answers pings: gorilla replies to a ping from inside ReadMessage,
-	// so keep a reader running that counts them.
+	// idle answers the server's Ping frames with Pongs (its only writer from
+	// here on) and counts them.
 	pings := make(chan struct{}, 1024)
 	idle.join("p")
-	idle.conn.SetPingHandler(func(data string) error {
-		pings <- struct{}{}
-		return idle.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
-	})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { // ends when the connection closes at cleanup
 		defer wg.Done()
 		for {
-			if _, _, err := idle.conn.NextReader(); err != nil {
+			_, b, err := idle.conn.ReadMessage()
+			if err != nil {
 				return
+			}
+			if m, err := protocol.Decode(b, protocol.DecodeLimits{}); err == nil {
+				if p, ok := m.(*protocol.Ping); ok {
+					_ = idle.conn.WriteMessage(websocket.BinaryMessage, protocol.Encode(&protocol.Pong{Nonce: p.Nonce}))
+					pings <- struct{}{}
+				}
 			}
 		}
 	}()
 	t.Cleanup(func() { _ = idle.conn.Close(); wg.Wait() })
-	// The observer stays alive by pinging (any frame is a sign of life).
-	stop, stopped := make(chan struct{}), make(chan struct{})
+	// The observer stays alive by answering the server's pings while it
+	// reads (readAny does).
 	obs.join("p")
-	go func() { // paces the observer's heartbeat; ends when stop is closed
-		defer close(stopped)
-		tk := time.NewTicker(50 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tk.C:
-				_ = obs.conn.WriteMessage(websocket.BinaryMessage, protocol.Encode(&protocol.Ping{Nonce: 1}))
-			}
-		}
-	}()
 	ov.until(t, obs, "dead peer expired", func() bool { _, ok := ov.peers[dv.session]; return !ok && ov.frames > 0 })
 	// The idle peer has answered pings for more than the TTL by now; wait
 	// for a few more, then rejoin the observer: the full presence it gets
@@ -177,8 +167,6 @@ func TestPresenceTTLFallback(t *testing.T) {
 			t.Fatal("no pings to the idle session")
 		}
 	}
-	close(stop) // one writer per connection: the heartbeat ends before the rejoin
-	<-stopped
 	obs.send(&protocol.Join{Doc: "p", SV: obs.doc.StateVector()})
 	ov.frames = 0
 	ov.until(t, obs, "full presence after rejoin", func() bool { return ov.frames > 0 && len(ov.peers) > 0 })

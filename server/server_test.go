@@ -98,22 +98,29 @@ func (c *client) read() protocol.Message {
 	}
 }
 
-// readAny waits for the next frame, with a deadline.
+// readAny waits for the next frame, with a deadline. It answers the
+// server's keepalive Pings itself, as every client must.
 func (c *client) readAny() protocol.Message {
 	c.t.Helper()
-	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	typ, b, err := c.conn.ReadMessage()
-	if err != nil {
-		c.t.Fatalf("read: %v", err)
+	for {
+		_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		typ, b, err := c.conn.ReadMessage()
+		if err != nil {
+			c.t.Fatalf("read: %v", err)
+		}
+		if typ != websocket.BinaryMessage {
+			c.t.Fatalf("frame type %d", typ)
+		}
+		m, err := protocol.Decode(b, protocol.DecodeLimits{})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if p, ok := m.(*protocol.Ping); ok { // the server only pings for keepalive
+			c.send(&protocol.Pong{Nonce: p.Nonce})
+			continue
+		}
+		return m
 	}
-	if typ != websocket.BinaryMessage {
-		c.t.Fatalf("frame type %d", typ)
-	}
-	m, err := protocol.Decode(b, protocol.DecodeLimits{})
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return m
 }
 
 // join joins doc and applies the sync chunks; it answers with what the server lacks.

@@ -197,11 +197,12 @@ func (s *session) writer() {
 	}
 }
 
-// ping asks the transport to check the peer (safe concurrently with the writer).
+// ping queues a protocol Ping frame (docs/PROTOCOL.md, Keepalive): a frame,
+// not a WebSocket control ping, so that browser clients, which never see
+// control frames, hear the server on an idle document. The peer's Pong (any
+// frame) renews its read deadline.
 func (s *session) ping() {
-	if err := s.t.ping(time.Now().Add(s.srv.cfg.WriteTimeout)); err != nil {
-		s.close(protocol.CodeGoingAway, "ping failed")
-	}
+	s.enqueue(protocol.Encode(&protocol.Ping{Nonce: uint64(time.Now().UnixNano())}))
 }
 
 // frame handles one inbound frame: the hello first (*hello is true until it

@@ -101,9 +101,6 @@ func (t *rtTransport) closeWith(code protocol.Code, reason string) {
 	t.signal()
 }
 
-// ping: liveness is checked by rtLoop (a stream attached, or recent POSTs).
-func (t *rtTransport) ping(time.Time) error { return nil }
-
 func (t *rtTransport) alive(now time.Time, window time.Duration) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -13,11 +13,10 @@ import (
 
 // transport is how a session's frames reach its peer: a WebSocket, or the
 // SSE + POST fallback (transport_rt.go). The writer goroutine is its only
-// writer of data; ping may run concurrently.
+// writer.
 type transport interface {
 	writeFrames(frames [][]byte, deadline time.Time) error
 	closeWith(code protocol.Code, reason string) // best-effort close frame, then release the connection
-	ping(deadline time.Time) error
 }
 
 // wsTransport is a session over a WebSocket.
@@ -39,10 +38,6 @@ func (t wsTransport) closeWith(code protocol.Code, reason string) {
 	_ = t.conn.Close()
 }
 
-func (t wsTransport) ping(deadline time.Time) error {
-	return t.conn.WriteControl(websocket.PingMessage, nil, deadline)
-}
-
 // wsReadLoop authenticates the connection with its hello, then routes
 // frames, until the connection ends.
 func (s *session) wsReadLoop(ctx context.Context, conn *websocket.Conn) {
@@ -54,7 +49,7 @@ func (s *session) wsReadLoop(ctx context.Context, conn *websocket.Conn) {
 		_ = conn.SetReadDeadline(now.Add(cfg.PingInterval + cfg.PongTimeout))
 	}
 	s.lastSeen.Store(time.Now().UnixNano())
-	conn.SetPongHandler(func(string) error { deadline(); return nil })
+	conn.SetPongHandler(func(string) error { deadline(); return nil }) // control pongs from clients that send control pings
 	defer s.leaveAll(ctx)
 	_ = conn.SetReadDeadline(time.Now().Add(cfg.HelloTimeout))
 	hello := true
