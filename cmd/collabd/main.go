@@ -31,6 +31,7 @@ commands:
           and check every replica against the recorded final text
   bench   load scenarios against a running server (loopback): fanout, manydocs,
           idle, coldjoin, churn, presence
+  chaos   fault injection on a real collabd serve: kill9 (durability), slow, storm
   export  write one document as text, JSON or a CRDT snapshot (from a server or a data directory)
   backup  stream a hot, consistent copy of a running server's store to a file
   restore put a verified backup in place as a data directory's store
@@ -54,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runTrace(args[1:], stdout, stderr)
 	case "bench":
 		return runBench(args[1:], stdout, stderr)
+	case "chaos":
+		return runChaos(args[1:], stdout, stderr)
 	case "export":
 		return runExport(args[1:], stdout, stderr)
 	case "backup":

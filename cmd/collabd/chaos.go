@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/collabd/collabd/internal/chaos"
+	"github.com/collabd/collabd/internal/loadgen"
+)
+
+const chaosUsage = `usage: collabd chaos <scenario> [flags]
+
+scenarios (each runs its own collabd serve on a loopback port):
+  kill9  writers append markers while the server is SIGKILLed and restarted
+         --cycles times; then every marker acked durable must be present once
+  slow   subscribers on one document; one stops reading: it must be closed as
+         slow (4008) within --within and the others' p99 must stay within
+         --factor of a baseline run without it
+  storm  --clients clients on --docs documents; the server restarts (--signal
+         term or kill): all must reconnect, the server stay up, replicas converge
+
+Run "collabd chaos <scenario> -h" for its flags. See BENCHMARKS.md.
+`
+
+// runChaos implements "collabd chaos".
+func runChaos(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprint(stderr, chaosUsage)
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+			return 0
+		}
+		return 2
+	}
+	scenario := args[0]
+	fs := flag.NewFlagSet("chaos "+scenario, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	bin := fs.String("bin", "", "collabd `binary` to run as the server (empty: this executable)")
+	data := fs.String("data", "", "data `directory` for the server (empty: a fresh temporary one, removed afterwards)")
+	logFile := fs.String("server-log", "", "append the server's stderr to this `file` (empty: <data>/serve.log)")
+	jsonOut := fs.String("json", "", "write the result as JSON to this `file`")
+	maxTime := fs.Duration("max-time", 20*time.Minute, "hard bound on the whole run")
+	var run func(ctx context.Context, s chaos.Serve) (*loadgen.Result, error)
+	switch scenario {
+	case "kill9":
+		var k chaos.Kill9
+		fs.IntVar(&k.Cycles, "cycles", 200, "kill/restart cycles")
+		fs.IntVar(&k.Writers, "writers", 8, "writer clients")
+		fs.IntVar(&k.Docs, "docs", 4, "documents (every writer writes to each)")
+		fs.Uint64Var(&k.Seed, "seed", 0, "seed of the kill schedule (0: from the clock; printed)")
+		fs.DurationVar(&k.MinUp, "min-up", 50*time.Millisecond, "shortest time up before a kill")
+		fs.DurationVar(&k.MaxUp, "max-up", 400*time.Millisecond, "longest time up before a kill")
+		fs.DurationVar(&k.MaxDown, "max-down", 50*time.Millisecond, "longest pause before a restart")
+		fs.DurationVar(&k.Interval, "interval", 10*time.Millisecond, "each writer's pause between inserts")
+		run = func(ctx context.Context, s chaos.Serve) (*loadgen.Result, error) {
+			k.Serve = s
+			res, _, err := chaos.RunKill9(ctx, k)
+			return res, err
+		}
+	case "slow":
+		var p chaos.Slow
+		fs.IntVar(&p.Subscribers, "subs", 20, "subscribers that keep reading")
+		fs.IntVar(&p.Rate, "rate", 100, "writer inserts per second")
+		fs.IntVar(&p.Payload, "payload", 64, "characters per insert")
+		fs.IntVar(&p.QueueBytes, "queue-bytes", 64<<10, "server --queue-bytes (its default is 4 MiB)")
+		fs.IntVar(&p.RcvBuf, "rcvbuf", 4096, "SO_RCVBUF of the slow subscriber's socket")
+		fs.DurationVar(&p.Duration, "duration", 10*time.Second, "typing time of each phase")
+		fs.DurationVar(&p.Within, "within", 10*time.Second, "the slow subscriber must be closed this soon after it stops reading")
+		fs.Float64Var(&p.Factor, "factor", 1.5, "allowed p99 ratio (with slow / baseline)")
+		run = func(ctx context.Context, s chaos.Serve) (*loadgen.Result, error) {
+			p.Serve = s
+			return chaos.RunSlow(ctx, p)
+		}
+	case "storm":
+		var p chaos.Storm
+		fs.IntVar(&p.Clients, "clients", 500, "clients (clients/go)")
+		fs.IntVar(&p.Docs, "docs", 5, "documents the clients are spread over")
+		fs.StringVar(&p.Signal, "signal", "term", "how the server is stopped: term (graceful, jittered retry hints) or kill")
+		fs.DurationVar(&p.Converge, "converge", 60*time.Second, "bound for reconnecting and converging")
+		run = func(ctx context.Context, s chaos.Serve) (*loadgen.Result, error) {
+			p.Serve = s
+			return chaos.RunStorm(ctx, p)
+		}
+	default:
+		fmt.Fprintf(stderr, "collabd chaos: unknown scenario %q\n\n%s", scenario, chaosUsage)
+		return 2
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	s, cleanup, err := chaosServe(*bin, *data, *logFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "collabd chaos: %v\n", err)
+		return 1
+	}
+	keep := false // a failed run keeps its temporary data directory and server log
+	defer func() { cleanup(keep) }()
+	if _, err := loadgen.RaiseFileLimit(); err != nil {
+		fmt.Fprintf(stderr, "collabd chaos: raising the file limit: %v\n", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, *maxTime)
+	defer cancel()
+	res, err := run(ctx, s)
+	keep = err != nil || !res.OK()
+	if err != nil {
+		fmt.Fprintf(stderr, "collabd chaos %s: %v (server log: %s)\n", scenario, err, s.LogPath)
+		return 1
+	}
+	if err := res.WriteTable(stdout); err != nil {
+		return 1
+	}
+	if *jsonOut != "" {
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err == nil {
+			err = os.WriteFile(*jsonOut, append(b, '\n'), 0o644)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "collabd chaos: %v\n", err)
+			return 1
+		}
+	}
+	if !res.OK() {
+		fmt.Fprintf(stderr, "collabd chaos %s: a check failed (server log: %s)\n", scenario, s.LogPath)
+		return 1
+	}
+	return 0
+}
+
+// chaosServe resolves the server binary, the data directory and the log.
+// The cleanup closes the log and removes a temporary data directory unless
+// keep is true.
+func chaosServe(bin, data, logFile string) (chaos.Serve, func(keep bool), error) {
+	var s chaos.Serve
+	var closeLog func()
+	tmp := ""
+	cleanup := func(keep bool) {
+		if closeLog != nil {
+			closeLog()
+		}
+		if tmp != "" && !keep {
+			_ = os.RemoveAll(tmp)
+		}
+	}
+	if bin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return s, cleanup, err
+		}
+		bin = exe
+	}
+	s.Bin = bin
+	if data == "" {
+		dir, err := os.MkdirTemp("", "collabd-chaos-")
+		if err != nil {
+			return s, cleanup, err
+		}
+		tmp, data = dir, dir
+	}
+	s.Data = data
+	if logFile == "" {
+		logFile = filepath.Join(data, "serve.log")
+	}
+	f, err := os.OpenFile(logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		cleanup(false)
+		return s, func(bool) {}, err
+	}
+	closeLog = func() { _ = f.Close() }
+	s.Log, s.LogPath = f, logFile
+	return s, cleanup, nil
+}
