@@ -9,6 +9,7 @@ import { Document, type Link } from './document.js';
 import { type Frame, FrameError, PROTOCOL_VERSION, type ServerLimits, decodeFrame, encodeFrame } from './frames.js';
 import { type AgentID, newAgentID, toAgent } from './ids.js';
 import { type Transport, type TransportFactory, type WebSocketConstructor, webSocketTransport } from './transport.js';
+import { type FetchLike, fallbackTransport } from './fallback.js';
 
 export const CLIENT_NAME = 'collab-js/0.1';
 
@@ -19,8 +20,17 @@ export interface ClientOptions {
   agent?: bigint | number | string;
   /** The WebSocket class (Node 20 has none: pass the `ws` package's); default globalThis.WebSocket. */
   WebSocket?: WebSocketConstructor;
-  /** A transport other than the WebSocket (overrides WebSocket). */
-  transport?: TransportFactory;
+  /**
+   * Which transport: 'auto' (default) opens a WebSocket and switches to the
+   * fallback (SSE down, HTTP POST up; docs/PROTOCOL.md) after fallbackAfter
+   * WebSocket attempts in a row ended before the server's welcome;
+   * 'websocket' or 'fallback' only; or a TransportFactory of your own.
+   */
+  transport?: TransportMode | TransportFactory;
+  /** WebSocket attempts in a row that end before the welcome before 'auto' tries the fallback (default 2). */
+  fallbackAfter?: number;
+  /** fetch for the fallback transport; default globalThis.fetch. */
+  fetch?: FetchLike;
   /** Reconnect delay shape (defaults 250 ms base, 30 s cap). */
   backoff?: BackoffOptions;
   /** Sent in hello for the server's logs. */
@@ -30,6 +40,9 @@ export interface ClientOptions {
   /** Uniform random numbers in [0, 1) for jitter (tests); default Math.random. */
   random?: () => number;
 }
+
+/** See ClientOptions.transport. */
+export type TransportMode = 'auto' | 'websocket' | 'fallback';
 
 /** connecting: opening or saying hello; connected: welcomed; offline: waiting to reconnect; closed: stopped. */
 export type ConnectionStatus = 'connecting' | 'connected' | 'offline' | 'closed';
@@ -56,7 +69,11 @@ const DEFAULT_PONG_MS = 10_000;
 export class Client {
   readonly agent: AgentID;
   private readonly ev = new Emitter<ClientEvents>();
-  private readonly factory: TransportFactory;
+  private readonly wsFactory: TransportFactory | null = null;
+  private readonly fbFactory: TransportFactory | null = null;
+  private readonly mode: TransportMode | 'custom';
+  private wsFails = 0; // WebSocket attempts in a row that ended before the welcome
+  private lastWasWS = false;
   private readonly random: () => number;
   private readonly link: Link;
   private tr: Transport | null = null;
@@ -92,11 +109,18 @@ export class Client {
     this.agent = a === 0n ? newAgentID() : a;
     this.token = opts.token ?? '';
     this.random = opts.random ?? Math.random;
-    if (opts.transport) this.factory = opts.transport;
-    else {
+    if (typeof opts.transport === 'function') {
+      this.mode = 'custom';
+      this.wsFactory = opts.transport;
+    } else {
+      this.mode = opts.transport ?? 'auto';
       const WS = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-      if (!WS) throw new Error('collabd: no WebSocket: pass options.WebSocket (e.g. the `ws` package in Node)');
-      this.factory = webSocketTransport(WS);
+      const haveFetch = !!(opts.fetch ?? (globalThis as { fetch?: unknown }).fetch);
+      if (this.mode !== 'fallback' && WS) this.wsFactory = webSocketTransport(WS);
+      if (this.mode !== 'websocket' && haveFetch) this.fbFactory = fallbackTransport({ fetch: opts.fetch });
+      if (this.mode === 'websocket' && !this.wsFactory) throw new Error('collabd: no WebSocket: pass options.WebSocket (e.g. the `ws` package in Node)');
+      if (this.mode === 'fallback' && !this.fbFactory) throw new Error('collabd: no fetch for the fallback transport: pass options.fetch');
+      if (!this.wsFactory && !this.fbFactory) throw new Error('collabd: no WebSocket and no fetch: pass options.WebSocket');
     }
     this.first?.promise.catch(() => {});
     const c = this; // eslint-disable-line @typescript-eslint/no-this-alias
@@ -154,7 +178,7 @@ export class Client {
     return 'offline';
   }
 
-  /** The transport in use ("websocket"), or null while disconnected. */
+  /** The transport in use ("websocket" or "fallback"), or null while disconnected. */
   get transport(): string | null {
     return this.tr ? this.trName : null;
   }
@@ -215,7 +239,10 @@ export class Client {
   private dial(): void {
     if (this.closed) return;
     this.welcomed = false;
-    const tr = this.factory(this.url, {
+    const useWS = this.pickWebSocket();
+    this.lastWasWS = useWS;
+    const factory = useWS ? this.wsFactory! : this.fbFactory!;
+    const tr = factory(this.url, {
       onopen: () => {
         if (this.tr !== tr) return;
         this.lastHeard = Date.now();
@@ -236,6 +263,21 @@ export class Client {
     this.setStatus();
   }
 
+  /**
+   * Whether the next attempt uses the WebSocket. In 'auto' mode, after
+   * fallbackAfter WebSocket attempts in a row ended before the welcome, the
+   * attempts alternate: the fallback, then the WebSocket again (a network
+   * that blocks WebSockets costs one quick failure per reconnect; a server
+   * that was merely down gets its WebSocket back). A welcome on the
+   * WebSocket resets the count; a connection on the fallback stays there
+   * until it drops.
+   */
+  private pickWebSocket(): boolean {
+    if (!this.fbFactory) return true;
+    if (!this.wsFactory) return false;
+    return !(this.wsFails >= (this.opts.fallbackAfter ?? 2) && this.lastWasWS);
+  }
+
   /** Sends a frame on the current connection, if any. */
   private send(f: Frame): void {
     this.tr?.send(encodeFrame(f));
@@ -251,16 +293,19 @@ export class Client {
 
   /** The current connection ended. */
   private lost(code: number, reason: string): void {
+    const wasWelcomed = this.welcomed;
     this.tr = null;
     this.welcomed = false;
     this.keepT.clear();
+    if (this.lastWasWS && !wasWelcomed) this.wsFails++;
     for (const d of this.docs.values()) d.disconnected();
     if (!isRetryCode(code)) {
       this.stop(new ServerError(code, reason || 'connection closed'));
       return;
     }
-    if (this.first) {
+    if (this.first && !(this.lastWasWS && this.fbFactory && this.wsFactory)) {
       // The first attempt failed: Client.connect reports it (the client stops).
+      // In 'auto' mode only once the fallback was tried too.
       this.first.reject(new ServerError(code, reason || 'connection failed'));
       this.first = null;
     }
@@ -363,6 +408,7 @@ export class Client {
 
   private welcome(session: string, limits: ServerLimits): void {
     this.welcomed = true;
+    if (this.lastWasWS) this.wsFails = 0;
     this.sessionId = session;
     this.lim = limits;
     this.upSince = Date.now();

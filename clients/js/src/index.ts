@@ -12,10 +12,11 @@ export { encodeStateVector, decodeStateVector, encodeRelPos, decodeRelPos, svCon
 export { codePointLength, codePointToUtf16, utf16ToCodePoint, toCodePoints } from './utf16.js';
 export { lz4Compress, lz4Decompress } from './lz4.js';
 // The network client (docs/PROTOCOL.md).
-export { Client, type ClientOptions, type ClientEvents, type ConnectionStatus, ClosedError, CLIENT_NAME } from './client.js';
+export { Client, type ClientOptions, type TransportMode, type ClientEvents, type ConnectionStatus, ClosedError, CLIENT_NAME } from './client.js';
 export { Document, type DocStatus, type DocumentEvents, type ChangeEvent, LeftError } from './document.js';
 export { type Peer, type Cursor } from './peers.js';
 export { type Transport, type TransportEvents, type TransportFactory, type WebSocketConstructor, type WebSocketLike, webSocketTransport } from './transport.js';
+export { fallbackTransport, fallbackURL, type FallbackOptions, type FetchLike } from './fallback.js';
 export { type Frame, type ServerLimits, type WirePeer, type WireMoved, type U64, FrameType, FrameError, encodeFrame, decodeFrame, PROTOCOL_VERSION, AckApplied, AckDurable, AckRejected } from './frames.js';
 export { Code, ServerError, isRetryCode, backoffDelay, type BackoffOptions, BACKOFF_BASE_MS, BACKOFF_MAX_MS } from './codes.js';
 export { splitUpdate } from './split.js';

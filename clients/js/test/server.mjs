@@ -21,39 +21,62 @@ export function haveGo() {
   }
 }
 
-/** Builds cmd/collabd into a temporary directory; returns the binary and a cleanup. */
+/**
+ * Builds cmd/collabd into a temporary directory; returns the binary and a
+ * cleanup. COLLABD_BIN names an already built binary instead.
+ */
 export function buildServer() {
+  if (process.env.COLLABD_BIN) return { bin: process.env.COLLABD_BIN, cleanup: () => {} };
   const dir = mkdtempSync(join(tmpdir(), 'collabd-js-'));
   const bin = join(dir, 'collabd');
   execFileSync('go', ['build', '-o', bin, './cmd/collabd'], { cwd: repo, stdio: ['ignore', 'ignore', 'inherit'] });
   return { bin, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Starts `bin serve` on 127.0.0.1:0 over a fresh data directory; resolves with its ws URL once it listens. */
+/**
+ * Starts `bin serve` on 127.0.0.1:0 over a fresh data directory; resolves with
+ * its ws URL once it listens. restart() stops it and starts it again on the
+ * same address and data (a server restart as clients see it).
+ */
 export async function startServer(bin, extra = []) {
   const data = mkdtempSync(join(tmpdir(), 'collabd-data-'));
-  const p = spawn(bin, ['serve', '--addr', '127.0.0.1:0', '--data', data, '--log-level', 'warn', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
-  p.stderr.on('data', (b) => (stderr += b));
-  const exited = new Promise((res) => p.once('exit', res));
-  const addr = await withDeadline(
-    new Promise((res, rej) => {
-      const rl = createInterface({ input: p.stdout });
-      rl.on('line', (l) => {
-        const m = /^listening on (\S+)/.exec(l);
-        if (m) res(m[1]);
-      });
-      p.once('exit', (code) => rej(new Error(`collabd exited (${code}) before listening: ${stderr}`)));
-    }),
-    20_000,
-    'server start',
-  );
+  let proc;
+  let exited;
+  const launch = async (addr) => {
+    const p = spawn(bin, ['serve', '--addr', addr, '--data', data, '--log-level', 'warn', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+    p.stderr.on('data', (b) => (stderr += b));
+    proc = p;
+    exited = new Promise((res) => p.once('exit', res));
+    return withDeadline(
+      new Promise((res, rej) => {
+        const rl = createInterface({ input: p.stdout });
+        rl.on('line', (l) => {
+          const m = /^listening on (\S+)/.exec(l);
+          if (m) res(m[1]);
+        });
+        p.once('exit', (code) => rej(new Error(`collabd exited (${code}) before listening: ${stderr}`)));
+      }),
+      20_000,
+      'server start',
+    );
+  };
+  const halt = async () => {
+    proc.kill('SIGTERM');
+    await withDeadline(exited, 15_000, 'server stop').catch(() => proc.kill('SIGKILL'));
+  };
+  const addr = await launch('127.0.0.1:0');
   return {
     url: `ws://${addr}/v1/ws`,
+    addr,
     stderr: () => stderr,
+    /** Stops the server and starts it again on the same address and data; resolves with the URL. */
+    async restart() {
+      await halt();
+      return `ws://${await launch(addr)}/v1/ws`;
+    },
     async stop() {
-      p.kill('SIGTERM');
-      await withDeadline(exited, 15_000, 'server stop').catch(() => p.kill('SIGKILL'));
+      await halt();
       rmSync(data, { recursive: true, force: true });
     },
   };
