@@ -354,13 +354,14 @@ func frameCounter(conn *websocket.Conn, self string) (ready <-chan struct{}, arr
 			}
 			p := m.(*protocol.Presence)
 			switch {
-			case !full:
-				full = p.Full
-			case !announced:
+			case !full || !announced:
+				// The full presence after the join (which lists this session
+				// itself), or a later delta announcing it: counting starts after.
+				full = full || p.Full
 				for _, peer := range p.Peers {
 					announced = announced || peer.Session == self
 				}
-				if announced {
+				if full && announced {
 					close(rd)
 				}
 			default:

@@ -274,7 +274,7 @@ func TestSSEUTF16Units(t *testing.T) {
 	a.edit("u", 1, func(x *crdt.Text) error { return x.Insert(0, "😀😀") })
 	a.read()
 	s := openSSE(t, httpURL(ts)+"/v1/docs/u/events?units=utf16", nil)
-	s.next(true) // snapshot
+	s.next(true)                                                         // snapshot
 	a.edit("u", 2, func(x *crdt.Text) error { return x.Insert(1, "a") }) // between the emoji
 	var c struct {
 		Ops []deltaOp `json:"ops"`

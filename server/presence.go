@@ -40,18 +40,17 @@ func (p *ownerPresence) flushC() <-chan time.Time {
 	return nil
 }
 
-// presenceJoin lists the session as a peer (identity from its token) and
-// sends it everyone's presence.
+// presenceJoin lists the session as a peer (identity from its token); the
+// next flush (at once, or within the presence interval) sends it everyone's
+// presence. Joins in one interval share one encoded full frame: a burst of
+// joins on a crowded document does not encode the whole list per join.
 func (o *owner) presenceJoin(r request, now time.Time) {
 	err := o.pres.set.Join(r.s.id, r.user, r.ro, now)
 	if err != nil && !errors.Is(err, presence.ErrJoined) {
 		// The document stays joined; the session is just not listed.
 		r.s.sendError(protocol.CodePresenceRefused, o.id, 0, err.Error())
 	}
-	if !r.s.enqueueSoft(protocol.Encode(&protocol.Presence{Doc: o.id, Full: true, Peers: o.pres.set.Peers()})) {
-		o.srv.metrics.presenceDropped()
-		o.pres.stale[r.s] = true
-	}
+	o.pres.stale[r.s] = true
 	o.schedulePresence(now)
 }
 

@@ -68,7 +68,7 @@ func New(cfg Config) (*Server, error) {
 		s.pinger()
 	}()
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:    0, // reuse the HTTP server's 4 KiB reader
+		ReadBufferSize:    1024, // a 1 KiB reader of its own (0 would keep the HTTP server's 4 KiB one); big frames bypass it
 		WriteBufferSize:   4096,
 		WriteBufferPool:   &sync.Pool{},
 		EnableCompression: false, // gorilla's read limit counts compressed bytes
