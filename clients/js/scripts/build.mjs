@@ -1,0 +1,20 @@
+// Builds the package (dist/index.js: the client and CRDT; dist/codemirror.js:
+// the CodeMirror 6 binding, with @codemirror/* left to the application).
+// With --demo it builds the demo page instead, minified, into
+// internal/demo/static (committed, so a fresh clone builds without Node).
+import { build } from 'esbuild';
+import { copyFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const here = (p) => fileURLToPath(new URL(`../${p}`, import.meta.url));
+const common = { bundle: true, format: 'esm', target: 'es2020', logLevel: 'warning' };
+
+if (process.argv.includes('--demo')) {
+  const out = here('../../internal/demo/static');
+  await build({ ...common, entryPoints: [here('demo/main.ts')], outfile: `${out}/app.js`, platform: 'browser', minify: true, legalComments: 'none' });
+  copyFileSync(here('demo/index.html'), `${out}/index.html`);
+} else {
+  const lib = { ...common, platform: 'neutral', mainFields: ['module', 'main'], sourcemap: true };
+  await build({ ...lib, entryPoints: [here('src/index.ts')], outfile: here('dist/index.js') });
+  await build({ ...lib, entryPoints: [here('src/codemirror.ts')], outfile: here('dist/codemirror.js'), external: ['@codemirror/*'] });
+}
