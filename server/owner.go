@@ -44,6 +44,13 @@ type owner struct {
 	changes   changeLog
 	splices   []crdt.Change // observed during the current update
 	idem      idemCache     // REST edit idempotency keys
+
+	// coldJoin is the whole history split into sync chunks, kept for the
+	// next join with an empty state vector while the document is unchanged.
+	coldJoin struct {
+		version uint64
+		chunks  [][]byte
+	}
 }
 
 type reqKind int
@@ -248,8 +255,17 @@ func (o *owner) handle(ctx context.Context, r request) {
 // presence.
 func (o *owner) join(r request) {
 	o.subs[r.s] = true
-	diff := o.doc.EncodeDiff(r.sv)
-	chunks, err := protocol.SplitUpdate(diff, protocol.MaxChunk)
+	var chunks [][]byte
+	var err error
+	if r.sv.Version() == 0 && o.coldJoin.version == o.doc.Version() && o.coldJoin.chunks != nil {
+		chunks = o.coldJoin.chunks // the same history for every cold join until it changes
+	} else {
+		diff := o.doc.EncodeDiff(r.sv)
+		chunks, err = protocol.SplitUpdate(diff, protocol.MaxChunk)
+		if err == nil && r.sv.Version() == 0 && len(diff) <= 8<<20 {
+			o.coldJoin.version, o.coldJoin.chunks = o.doc.Version(), chunks
+		}
+	}
 	if err != nil {
 		r.s.sendError(protocol.CodeInternal, o.id, 0, "sync failed")
 		return
