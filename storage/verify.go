@@ -38,13 +38,23 @@ func (r *Report) add(format string, args ...any) {
 //
 // The error is nil only if the report has no problems; otherwise it wraps
 // ErrCorrupt and names the first problem.
-func Verify(ctx context.Context, path string, opts Options) (Report, error) {
+//
+// A file damaged badly enough can make bbolt itself panic while it reads
+// pages; Verify turns such a panic in its own goroutine into ErrCorrupt.
+// (bbolt's page check runs in a goroutine of its own, where a panic cannot
+// be recovered: run Verify in a separate process, as `collabd verify` does,
+// when the file comes from an untrusted place.)
+func Verify(ctx context.Context, path string, opts Options) (rep Report, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %s: reading the file panicked: %v", ErrCorrupt, path, p)
+		}
+	}()
 	opts.ReadOnly = true
 	s, err := Open(path, opts)
 	if err != nil {
 		return Report{}, err
 	}
-	var rep Report
 	rep.JournalEntries = s.jcount.Load()
 	err = s.readView(ctx, "", func(tx *bolt.Tx, v *jview) error {
 		// Check's goroutine sends until it is done; drain it completely.
