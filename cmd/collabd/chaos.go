@@ -68,9 +68,10 @@ func runChaos(args []string, stdout, stderr io.Writer) int {
 	case "slow":
 		var p chaos.Slow
 		fs.IntVar(&p.Subscribers, "subs", 20, "subscribers that keep reading")
-		fs.IntVar(&p.Rate, "rate", 100, "writer inserts per second")
-		fs.IntVar(&p.Payload, "payload", 64, "characters per insert")
-		fs.IntVar(&p.QueueBytes, "queue-bytes", 64<<10, "server --queue-bytes (its default is 4 MiB)")
+		fs.IntVar(&p.Writers, "writers", 2, "writer clients")
+		fs.IntVar(&p.Rate, "rate", 100, "inserts per second per writer")
+		fs.IntVar(&p.Payload, "payload", 64, "code points per insert (4-byte emoji)")
+		fs.IntVar(&p.QueueBytes, "queue-bytes", 64<<10, "server --queue-bytes (-1: the server's default, 4 MiB)")
 		fs.IntVar(&p.RcvBuf, "rcvbuf", 4096, "SO_RCVBUF of the slow subscriber's socket")
 		fs.DurationVar(&p.Duration, "duration", 10*time.Second, "typing time of each phase")
 		fs.DurationVar(&p.Within, "within", 10*time.Second, "the slow subscriber must be closed this soon after it stops reading")
