@@ -487,3 +487,85 @@ func TestHTTPAuth(t *testing.T) {
 		t.Fatalf("SSE with ?token=: %s", ev.name)
 	}
 }
+
+// Heartbeat comments keep an idle stream alive; a deleted document ends the
+// stream with a "deleted" event.
+func TestSSEHeartbeatAndDeleted(t *testing.T) {
+	ts := startServerWith(t, t.TempDir(), server.Config{SSEHeartbeat: 20 * time.Millisecond})
+	a := dial(t, ts.url, 1)
+	a.join("hb")
+	a.edit("hb", 1, func(x *crdt.Text) error { return x.Insert(0, "x") })
+	a.read()
+	resp, err := http.Get(httpURL(ts) + "/v1/docs/hb/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := make(chan string, 256)
+	go func() { // ends when the body ends
+		defer close(lines)
+		r := bufio.NewReader(resp.Body)
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			lines <- strings.TrimRight(l, "\n")
+		}
+	}()
+	waitLine := func(what string, ok func(string) bool) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case l, open := <-lines:
+				if !open {
+					t.Fatalf("stream ended before %s", what)
+				}
+				if ok(l) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no %s", what)
+			}
+		}
+	}
+	waitLine("heartbeat", func(l string) bool { return l == ": heartbeat" })
+	req, _ := http.NewRequest("DELETE", httpURL(ts)+"/v1/docs/hb", nil)
+	if r, err := http.DefaultClient.Do(req); err != nil || r.StatusCode != 204 {
+		t.Fatalf("DELETE: %v", err)
+	}
+	waitLine("deleted event", func(l string) bool { return l == "event: deleted" })
+	for range lines { // the server ends the stream
+	}
+}
+
+// A follower that does not read is dropped (its queue is bounded), the
+// editors are not slowed (resuming is TestSSEFollowsAndResumes).
+func TestSSESlowFollowerDropped(t *testing.T) {
+	ts := startServerWith(t, t.TempDir(), server.Config{FollowerQueue: 4, WriteTimeout: 200 * time.Millisecond, OpRate: 1e9, OpBurst: 1 << 30})
+	a := dial(t, ts.url, 1)
+	a.join("slow")
+	resp, err := http.Get(httpURL(ts) + "/v1/docs/slow/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	big := strings.Repeat("z", 32<<10)
+	for i := range 300 { // ~10 MB of changes the follower never reads
+		a.edit("slow", uint64(i+1), func(x *crdt.Text) error { return x.Insert(0, big) })
+		for {
+			if m, ok := a.read().(*protocol.Ack); ok && m.Batch == uint64(i+1) && m.Status == protocol.AckApplied {
+				break
+			}
+		}
+	}
+	// The server has given up on the stream: reading it reaches its end.
+	done := make(chan error, 1)
+	go func() { _, err := io.Copy(io.Discard, resp.Body); done <- err }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the slow stream was not ended")
+	}
+}
