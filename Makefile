@@ -7,12 +7,13 @@ export COLLABD_TRACES = $(TRACES)
 
 # Packages with goroutines run under the race detector; pure packages run without it
 # (the race detector slows the trace replays tenfold and finds nothing in code without goroutines).
-RACE_PKGS = ./storage/... ./server/...
+RACE_PKGS = ./storage/... ./server/... ./clients/go/... ./e2e/...
 
 FUZZTIME ?= 3s
 
-.PHONY: test vet unit race fuzz-smoke bench build js
-test: vet unit race fuzz-smoke js
+.PHONY: test vet unit race fuzz-smoke bench build js demo browser
+# js runs before unit: it installs clients/js/node_modules, which the Go/JS interop test (e2e) needs.
+test: vet js unit race fuzz-smoke browser
 
 build:
 	$(GO) build ./...
@@ -43,3 +44,14 @@ bench:
 # The JavaScript client (clients/js): npm ci when node_modules is missing or stale, build, test.
 js:
 	bash clients/js/scripts/check.sh
+
+# The demo page served at / by `collabd serve`: rebuilds internal/demo/static
+# from clients/js/demo (commit the result: a fresh clone builds without Node).
+demo:
+	cd clients/js && npm run --silent demo
+
+# Browser end-to-end: the demo in Debian's Chromium through playwright-core
+# (clients/js/scripts/browser-setup.sh installs chromium when missing, as root).
+browser:
+	bash clients/js/scripts/browser-setup.sh
+	cd clients/js && npm run --silent build && npm run --silent test:browser
