@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/collabd/collabd/internal/demo"
 	"github.com/collabd/collabd/server"
 	"github.com/collabd/collabd/storage"
 )
@@ -86,8 +87,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "collabd serve: %v\n", err)
 		return 1
 	}
+	// The demo page (internal/demo) at / and /demo/; everything else is the server's.
+	root := http.NewServeMux()
+	root.Handle("/", srv.Handler())
+	root.Handle("GET /{$}", demo.Handler())
+	root.Handle("GET /demo/", demo.Handler())
 	hs := &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           root,
 		ReadHeaderTimeout: 10 * time.Second, // slowloris; WebSockets set their own deadlines after the upgrade
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,

@@ -112,10 +112,20 @@ export function fallbackColor(key: string): string {
 }
 
 /**
- * The other peers' cursors in root, clamped to a text of length len. Name
- * and color come from the server's identity (the token), else from the
- * peer's metadata (`name`, `color`: development mode has no identities).
+ * A peer's display name: the server's, stamped from the token; a peer
+ * without identity (development mode: no userId, the server says "Guest …")
+ * may name itself in its metadata (`name`).
  */
+export function peerName(p: Peer): string {
+  return (p.userId ? p.name : p.meta.name || p.name) || 'anonymous';
+}
+
+/** A peer's color, chosen as peerName chooses the name (metadata `color`). */
+export function peerColor(p: Peer): string {
+  return (p.userId ? p.color : p.meta.color || p.color) || fallbackColor(p.session);
+}
+
+/** The other peers' cursors in root, clamped to a text of length len, named by peerName and peerColor. */
 export function remoteCursors(peers: readonly Peer[], root: string, len: number): RemoteCursor[] {
   const out: RemoteCursor[] = [];
   const clamp = (n: number): number => Math.max(0, Math.min(len, n));
@@ -126,8 +136,8 @@ export function remoteCursors(peers: readonly Peer[], root: string, len: number)
     const h = clamp(c.headUtf16);
     out.push({
       session: p.session,
-      name: p.name || p.meta.name || p.userId || 'anonymous',
-      color: p.color || p.meta.color || fallbackColor(p.session),
+      name: peerName(p),
+      color: peerColor(p),
       from: Math.min(a, h),
       to: Math.max(a, h),
       head: h,

@@ -25,7 +25,7 @@ import { Decoration, type DecorationSet, EditorView, ViewPlugin, type ViewUpdate
 import type { Document } from './document.js';
 import { type EditorChange, type RemoteCursor, editorToSplices, remoteCursors, splicesToEditor } from './cmmap.js';
 
-export { type EditorChange, type Splice, type EditorSplice, type RemoteCursor, editorToSplices, splicesToEditor, remoteCursors, codePoints, cpToUtf16 } from './cmmap.js';
+export { type EditorChange, type Splice, type EditorSplice, type RemoteCursor, editorToSplices, splicesToEditor, remoteCursors, codePoints, cpToUtf16, fallbackColor, peerName, peerColor } from './cmmap.js';
 
 export interface BindingOptions {
   /** The text root edited (default "body"). */

@@ -115,7 +115,7 @@ test('remoteCursors: others only, in root, resolved, clamped, names and colors',
   const cur = (root, a, h, resolved = true) => ({ root, anchor: a, head: h, anchorUtf16: a, headUtf16: h, resolved, anchorPos: null, headPos: null });
   const peers = [
     { session: 's1', userId: 'u1', name: 'Ann', color: '#f00', readOnly: false, self: false, meta: {}, cursor: cur('body', 5, 2) },
-    { session: 's2', userId: '', name: '', color: '', readOnly: false, self: false, meta: { name: 'Bob', color: '#0a0' }, cursor: cur('body', 1, 99) },
+    { session: 's2', userId: '', name: 'Guest 1', color: '#123', readOnly: false, self: false, meta: { name: 'Bob', color: '#0a0' }, cursor: cur('body', 1, 99) },
     { session: 's3', userId: '', name: '', color: '', readOnly: false, self: true, meta: {}, cursor: cur('body', 0, 0) },
     { session: 's4', userId: '', name: 'Cy', color: '', readOnly: false, self: false, meta: {}, cursor: cur('title', 0, 0) },
     { session: 's5', userId: '', name: 'Di', color: '', readOnly: false, self: false, meta: {}, cursor: cur('body', 0, 0, false) },
