@@ -3,9 +3,6 @@ package server_test
 import (
 	"fmt"
 	"math/rand/v2"
-	"net/http/httptest"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,8 +11,6 @@ import (
 
 	"github.com/collabd/collabd/crdt"
 	"github.com/collabd/collabd/protocol"
-	"github.com/collabd/collabd/server"
-	"github.com/collabd/collabd/storage"
 )
 
 // BenchmarkDurableAcksPaced: 100 writers on 100 documents, each sending one
@@ -30,19 +25,7 @@ func BenchmarkDurableAcksPaced(b *testing.B) {
 		writers  = 100
 		interval = 50 * time.Millisecond
 	)
-	store, err := storage.Open(filepath.Join(b.TempDir(), "c.db"), storage.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	srv, err := server.New(server.Config{Store: store, OpRate: 1e9, OpBurst: 1 << 24})
-	if err != nil {
-		b.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	defer hs.Close()
-	defer func() { _ = srv.Shutdown(b.Context()) }()
-	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/v1/ws"
+	url := benchServer(b)
 
 	n := b.N
 	var (

@@ -41,6 +41,39 @@ func rootOf(r *http.Request) string {
 	return DefaultRoot
 }
 
+// readDoc answers a read of document {id}: it checks the id and read access,
+// then runs fn on the owner of an existing, loadable document. It reports
+// whether fn ran (otherwise the error has been answered).
+func (s *Server) readDoc(w http.ResponseWriter, r *http.Request, fn func(id string, o *owner)) bool {
+	id, ok := docID(w, r)
+	if !ok {
+		return false
+	}
+	if _, ok := s.authorize(w, r, id, AccessRead); !ok {
+		return false
+	}
+	var failed error
+	err := s.callOwner(r.Context(), id, func(o *owner) {
+		if e := o.refusal(); e != nil {
+			failed = e
+			return
+		}
+		if !o.exists && o.doc.Version() == 0 {
+			failed = &apiErr{protocol.CodeNotJoined, "no such document"}
+			return
+		}
+		fn(id, o)
+	})
+	if err == nil {
+		err = failed
+	}
+	if err != nil {
+		answerErr(w, err)
+		return false
+	}
+	return true
+}
+
 // docInfo is the JSON of GET /v1/docs/{id}.
 type docInfo struct {
 	ID          string            `json:"id"`
@@ -56,25 +89,9 @@ type docInfo struct {
 }
 
 func (s *Server) getDoc(w http.ResponseWriter, r *http.Request) {
-	id, ok := docID(w, r)
-	if !ok {
-		return
-	}
-	if _, ok := s.authorize(w, r, id, AccessRead); !ok {
-		return
-	}
 	root := rootOf(r)
 	var info docInfo
-	var failed error
-	err := s.callOwner(r.Context(), id, func(o *owner) {
-		if e := o.refusal(); e != nil {
-			failed = e
-			return
-		}
-		if !o.exists && o.doc.Version() == 0 {
-			failed = &apiErr{protocol.CodeNotJoined, "no such document"}
-			return
-		}
+	if !s.readDoc(w, r, func(id string, o *owner) {
 		sv := o.doc.StateVector()
 		info = docInfo{ID: id, Version: o.doc.Version(), Root: root, Roots: o.doc.Roots(), StateVector: make(map[string]uint64, len(sv)),
 			Pending: o.doc.Pending(), Presence: o.pres.set.Len(), Sessions: len(o.subs)}
@@ -85,12 +102,7 @@ func (s *Server) getDoc(w http.ResponseWriter, r *http.Request) {
 		for a, n := range sv {
 			info.StateVector[fmt.Sprintf("%016x", uint64(a))] = n
 		}
-	})
-	if err == nil {
-		err = failed
-	}
-	if err != nil {
-		answerErr(w, err)
+	}) {
 		return
 	}
 	writeJSON(w, http.StatusOK, info)
@@ -106,36 +118,15 @@ func slicesContain(xs []string, x string) bool {
 }
 
 func (s *Server) getText(w http.ResponseWriter, r *http.Request) {
-	id, ok := docID(w, r)
-	if !ok {
-		return
-	}
-	if _, ok := s.authorize(w, r, id, AccessRead); !ok {
-		return
-	}
 	root := rootOf(r)
 	var text string
 	var version uint64
-	var failed error
-	err := s.callOwner(r.Context(), id, func(o *owner) {
-		if e := o.refusal(); e != nil {
-			failed = e
-			return
-		}
-		if !o.exists && o.doc.Version() == 0 {
-			failed = &apiErr{protocol.CodeNotJoined, "no such document"}
-			return
-		}
+	if !s.readDoc(w, r, func(_ string, o *owner) {
 		if slicesContain(o.doc.Roots(), root) {
 			text = o.doc.Text(root).String()
 		}
 		version = o.doc.Version()
-	})
-	if err == nil {
-		err = failed
-	}
-	if err != nil {
-		answerErr(w, err)
+	}) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -330,37 +321,17 @@ func (o *owner) edit(ctx context.Context, body editsBody, reply func(error)) (ed
 }
 
 func (s *Server) getSnapshot(w http.ResponseWriter, r *http.Request) {
-	id, ok := docID(w, r)
-	if !ok {
-		return
-	}
-	if _, ok := s.authorize(w, r, id, AccessRead); !ok {
-		return
-	}
 	var snap []byte
 	var version uint64
-	var failed error
-	err := s.callOwner(r.Context(), id, func(o *owner) {
-		if e := o.refusal(); e != nil {
-			failed = e
-			return
-		}
-		if !o.exists && o.doc.Version() == 0 {
-			failed = &apiErr{protocol.CodeNotJoined, "no such document"}
-			return
-		}
-		snap, version = o.doc.EncodeSnapshot(), o.doc.Version()
-	})
-	if err == nil {
-		err = failed
-	}
-	if err != nil {
-		answerErr(w, err)
+	var name string
+	if !s.readDoc(w, r, func(id string, o *owner) {
+		snap, version, name = o.doc.EncodeSnapshot(), o.doc.Version(), hex.EncodeToString([]byte(id))
+	}) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("X-Collabd-Version", strconv.FormatUint(version, 10))
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.collabd"`, hex.EncodeToString([]byte(id))))
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.collabd"`, name))
 	_, _ = w.Write(snap)
 }
 

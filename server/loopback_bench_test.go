@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"net/http/httptest"
 	"path/filepath"
@@ -26,19 +27,7 @@ import (
 func BenchmarkFanOutLoopback(b *testing.B) {
 	for _, n := range []int{10, 100} {
 		b.Run(fmt.Sprintf("readers=%d", n), func(b *testing.B) {
-			store, err := storage.Open(filepath.Join(b.TempDir(), "c.db"), storage.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer store.Close()
-			srv, err := server.New(server.Config{Store: store, OpRate: 1e9, OpBurst: 1 << 24})
-			if err != nil {
-				b.Fatal(err)
-			}
-			hs := httptest.NewServer(srv.Handler())
-			defer hs.Close()
-			defer func() { _ = srv.Shutdown(b.Context()) }()
-			url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/v1/ws"
+			url := benchServer(b)
 
 			got := make(chan time.Time, n*4)
 			var wg sync.WaitGroup
@@ -142,19 +131,7 @@ func benchDial(b *testing.B, url string, agent crdt.AgentID) *websocket.Conn {
 //	go test -run='^$' -bench=DurableAcks -benchtime=100x ./server
 func BenchmarkDurableAcks(b *testing.B) {
 	const writers = 100
-	store, err := storage.Open(filepath.Join(b.TempDir(), "c.db"), storage.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	srv, err := server.New(server.Config{Store: store, OpRate: 1e9, OpBurst: 1 << 24})
-	if err != nil {
-		b.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	defer hs.Close()
-	defer func() { _ = srv.Shutdown(b.Context()) }()
-	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/v1/ws"
+	url := benchServer(b)
 	type ack struct {
 		w  int
 		at time.Time
@@ -197,4 +174,25 @@ func BenchmarkDurableAcks(b *testing.B) {
 	}
 	b.ReportMetric(pct(lat, 50), "durable-p50-ms")
 	b.ReportMetric(pct(lat, 99), "durable-p99-ms")
+}
+
+// benchServer runs a server (no op rate limit) over a temporary store for
+// the benchmark and returns its WebSocket URL; everything stops at cleanup.
+func benchServer(b *testing.B) string {
+	b.Helper()
+	store, err := storage.Open(filepath.Join(b.TempDir(), "c.db"), storage.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := server.New(server.Config{Store: store, OpRate: 1e9, OpBurst: 1 << 24})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	b.Cleanup(func() {
+		_ = srv.Shutdown(context.Background())
+		hs.Close()
+		_ = store.Close()
+	})
+	return "ws" + strings.TrimPrefix(hs.URL, "http") + "/v1/ws"
 }

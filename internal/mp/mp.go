@@ -297,68 +297,43 @@ func (r *Reader) uintSlow() (uint64, error) {
 
 // ArrayLen reads an array header. The returned count is at most the number of
 // bytes remaining (every element takes at least one byte).
-func (r *Reader) ArrayLen() (int, error) {
-	if r.off >= len(r.b) {
-		return 0, r.fail(ErrShort, "array")
-	}
-	c := r.b[r.off]
-	start := r.off
-	var n uint64
-	switch {
-	case c&0xf0 == 0x90:
-		n = uint64(c & 0x0f)
-		r.off++
-	case c == 0xdc || c == 0xdd:
-		w := 2
-		if c == 0xdd {
-			w = 4
-		}
-		r.off++
-		if !r.need(w) {
-			r.off = start
-			return 0, r.fail(ErrShort, "array")
-		}
-		n = r.be(w)
-	default:
-		return 0, r.fail(ErrType, "array")
-	}
-	if n > uint64(r.Remaining()) {
-		r.off = start
-		return 0, r.fail(ErrTooLarge, "array")
-	}
-	return int(n), nil
-}
+func (r *Reader) ArrayLen() (int, error) { return r.header("array", 0x90, 0xdc, 0xdd, 1) }
 
 // MapLen reads a map header. The returned count of pairs is at most half the
 // number of bytes remaining (every key and value takes at least one byte).
-func (r *Reader) MapLen() (int, error) {
+func (r *Reader) MapLen() (int, error) { return r.header("map", 0x80, 0xde, 0xdf, 2) }
+
+// header reads a container header: fix (fixarray/fixmap prefix with the count
+// in its low 4 bits), or b16/b32 with a big-endian count, refusing a count
+// whose minimum size (per bytes per entry) exceeds what remains.
+func (r *Reader) header(want string, fix, b16, b32 byte, per uint64) (int, error) {
 	if r.off >= len(r.b) {
-		return 0, r.fail(ErrShort, "map")
+		return 0, r.fail(ErrShort, want)
 	}
 	c := r.b[r.off]
 	start := r.off
 	var n uint64
 	switch {
-	case c&0xf0 == 0x80:
+	case c&0xf0 == fix:
 		n = uint64(c & 0x0f)
 		r.off++
-	case c == 0xde || c == 0xdf:
+	case c == b16 || c == b32:
 		w := 2
-		if c == 0xdf {
+		if c == b32 {
 			w = 4
 		}
 		r.off++
 		if !r.need(w) {
 			r.off = start
-			return 0, r.fail(ErrShort, "map")
+			return 0, r.fail(ErrShort, want)
 		}
 		n = r.be(w)
 	default:
-		return 0, r.fail(ErrType, "map")
+		return 0, r.fail(ErrType, want)
 	}
-	if n > uint64(r.Remaining())/2 {
+	if n > uint64(r.Remaining())/per {
 		r.off = start
-		return 0, r.fail(ErrTooLarge, "map")
+		return 0, r.fail(ErrTooLarge, want)
 	}
 	return int(n), nil
 }
