@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -223,6 +224,12 @@ func TestGracefulShutdown(t *testing.T) {
 		a, ok := m.(*protocol.Ack)
 		durable = ok && a.Status == protocol.AckDurable
 	}
+	// An SSE follower is streaming: it must not hold the shutdown up.
+	sse, err := http.Get("http" + strings.TrimSuffix(strings.TrimPrefix(url, "ws"), "/v1/ws") + "/v1/docs/g/events")
+	if err != nil || sse.StatusCode != 200 {
+		t.Fatalf("SSE: %v", err)
+	}
+	defer sse.Body.Close()
 	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -122,8 +122,17 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = hs.Shutdown(sctx) // stops accepting; hijacked WebSockets are closed by srv.Shutdown
-	if err := srv.Shutdown(sctx); err != nil {
+	// hs.Shutdown closes the listener at once, then waits for requests in
+	// flight; SSE streams and long polls only end when srv.Shutdown cancels
+	// them, and hijacked WebSockets are closed by srv.Shutdown: run both.
+	httpDone := make(chan struct{})
+	go func() {
+		defer close(httpDone)
+		_ = hs.Shutdown(sctx)
+	}()
+	err = srv.Shutdown(sctx)
+	<-httpDone
+	if err != nil {
 		log.Error("shutdown", "err", err)
 		return 1
 	}
