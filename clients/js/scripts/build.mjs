@@ -1,7 +1,8 @@
 // Builds the package (dist/index.js: the client and CRDT; dist/codemirror.js:
 // the CodeMirror 6 binding, with @codemirror/* left to the application).
 // With --demo it builds the demo page instead, minified, into
-// internal/demo/static (committed, so a fresh clone builds without Node).
+// internal/demo/static (committed, so a fresh clone builds without Node), or
+// into the directory after --out (test/demo-assets.test.mjs compares).
 import { build } from 'esbuild';
 import { copyFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +11,8 @@ const here = (p) => fileURLToPath(new URL(`../${p}`, import.meta.url));
 const common = { bundle: true, format: 'esm', target: 'es2020', logLevel: 'warning' };
 
 if (process.argv.includes('--demo')) {
-  const out = here('../../internal/demo/static');
+  const o = process.argv.indexOf('--out');
+  const out = o > 0 ? process.argv[o + 1] : here('../../internal/demo/static');
   await build({ ...common, entryPoints: [here('demo/main.ts')], outfile: `${out}/app.js`, platform: 'browser', minify: true, legalComments: 'none' });
   copyFileSync(here('demo/index.html'), `${out}/index.html`);
 } else {
