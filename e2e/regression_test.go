@@ -228,3 +228,28 @@ func TestLateJoinerGetsReleasedPendingOps(t *testing.T) {
 		t.Fatalf("late joiner has %q, want AB", got)
 	}
 }
+
+// Regression (found by `collabd chaos storm --signal kill`): when an update
+// released ops waiting in the pending buffer, the fan-out went to every
+// session but the author, so the author never got the released ops of
+// others and its replica stayed behind until it rejoined.
+func TestAuthorGetsOpsItsUpdateReleased(t *testing.T) {
+	ts := startServer(t, server.Config{})
+	uA, uB := causalPair()
+	b := dialBare(t, ts.url(), 2)
+	b.joinSync("rel")
+	b.send(&protocol.Update{Doc: "rel", Batch: 1, Update: uB}) // waits for A's op
+	b.waitAck(1, protocol.AckApplied)
+	a := dialBare(t, ts.url(), 1)
+	a.joinSync("rel")
+	a.send(&protocol.Update{Doc: "rel", Batch: 1, Update: uA}) // releases B's op
+	replica := crdt.NewDoc(crdt.Options{Agent: 9})
+	_ = replica.ApplyUpdate(uA)
+	for replica.Text("body").String() != "AB" {
+		if u, ok := a.read().(*protocol.Update); ok {
+			if err := replica.ApplyUpdate(u.Update); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}

@@ -318,11 +318,13 @@ func (o *owner) update(ctx context.Context, r request) {
 		// applied. (Ops of this update that still wait go out as they came;
 		// a receiver holds them in its own pending buffer, and the release
 		// later reaches it as a duplicate, which is a no-op.)
-		frame := r.update
+		frame, author := r.update, r.s
 		if pendBefore > 0 {
-			frame = o.doc.EncodeDiff(svBefore)
+			// The released ops are other sessions' too: the author must get
+			// them as well (its own ops in the diff are duplicates to it).
+			frame, author = o.doc.EncodeDiff(svBefore), nil
 		}
-		o.fanOut(protocol.Encode(&protocol.Update{Doc: o.id, Update: frame}), r.s)
+		o.fanOut(protocol.Encode(&protocol.Update{Doc: o.id, Update: frame}), author)
 	}
 	r.s.enqueue(protocol.Encode(&protocol.Ack{Doc: o.id, Batch: r.batch, Status: protocol.AckApplied, Applied: version}))
 	if version == before && pendAfter <= pendBefore && len(o.commits) == 0 {
