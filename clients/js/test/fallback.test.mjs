@@ -166,14 +166,10 @@ test('fallback: a server restart ends the session (410) and the client rejoins w
   }
 });
 
-// ServerBug: `collabd serve` takes its whole 10 s shutdown timeout to stop
-// while a fallback event stream is attached. cmd/collabd/serve.go calls
-// http.Server.Shutdown (which waits for in-flight handlers, and an SSE
-// stream is one) before server.Shutdown (which ends the streams), so the
-// first waits for the second's work. Marked todo so `make test` stays green
-// until serve.go ends sessions first; PROTOCOL.md's clients see a restart
-// take 10 s longer than over WebSockets.
-test('ServerBug: collabd serve stops promptly with a fallback stream attached', { skip, todo: 'serve.go shuts the http.Server down before the collabd Server' }, async () => {
+// Regression: `collabd serve` used to take its whole 10 s shutdown timeout
+// with a fallback event stream attached (http.Server.Shutdown waited for the
+// stream that only server.Shutdown ends; fixed in serve.go, d097d3b).
+test('collabd serve stops promptly with a fallback stream attached', { skip }, async () => {
   const own = await startServer(build.bin);
   const a = await Client.connect(own.url, { transport: 'fallback', backoff: fast });
   try {
