@@ -75,12 +75,19 @@
 // # Encodings
 //
 // Updates, state vectors and relative positions are msgpack arrays whose first
-// element is a format version; snapshots are a msgpack array around a compact,
-// DEFLATE-compressed columnar body. The layouts are specified in
+// element is a format version; snapshots are a msgpack array around a compact
+// columnar body, LZ4-compressed by default (DEFLATE with CompressSmall). The layouts are specified in
 // docs/FORMATS.md. The codec is hand-written (package internal/mp) rather
 // than reflection-based: no reflection per op, and no library allocation from
 // a declared length (see shared RELIABILITY.md §4). Tests cross-check the
 // bytes with github.com/vmihailenco/msgpack/v5.
+//
+// # Observing changes
+//
+// Doc.Observe reports every visible change, local or remote (pending ops
+// included when they are released), as a code-point splice on the text it
+// happened to, in order: the server turns them into position-based deltas
+// for HTTP followers, and editors into their own transactions.
 //
 // # Concurrency
 //
