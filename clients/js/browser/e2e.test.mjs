@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { haveGo, buildServer, startServer } from '../test/server.mjs';
@@ -35,16 +36,15 @@ after(async () => {
   build?.cleanup();
 });
 
-const base = () => `http://${srv.addr}/`;
-
 /** Opens the demo on doc as name in a fresh context; resolves once the document is synced. */
-async function open(doc, name, { blockWebSocket = false } = {}) {
+async function open(doc, name, { blockWebSocket = false, server = srv, token = '', wait = true } = {}) {
   const ctx = await browser.newContext({ viewport: { width: 720, height: 440 } });
   const page = await ctx.newPage();
   page.on('pageerror', (e) => console.error(`[${name}] page error:`, e.message));
   if (blockWebSocket) await page.routeWebSocket('**/v1/ws', (ws) => ws.close({ code: 1011, reason: 'blocked by test proxy' }));
-  await page.goto(`${base()}?doc=${encodeURIComponent(doc)}&name=${encodeURIComponent(name)}`);
-  await synced(page);
+  const q = new URLSearchParams({ doc, ...(name ? { name } : {}), ...(token ? { token } : {}) });
+  await page.goto(`http://${server.addr}/?${q}`);
+  if (wait) await synced(page);
   return page;
 }
 
@@ -129,4 +129,21 @@ test('demo page: concurrent typing, cursors with names, reload, server restart, 
     await typeAtEnd(a, '!');
     await converged([a, c], (x) => x.endsWith(' via fallback!'));
   });
+});
+
+test('demo page in auth mode: ?token=, names from the tokens, no token refused', { skip, timeout: 60_000 }, async () => {
+  const secret = 'browser-test-secret';
+  const auth = await startServer(build.bin, ['--auth-secret', secret]);
+  const mint = (sub, name) => execFileSync(build.bin, ['token', '--auth-secret', secret, '--sub', sub, '--name', name, '--doc', 'team/*:rw'], { encoding: 'utf8' }).trim();
+  try {
+    const ann = await open('team/plan', '', { server: auth, token: mint('ann', 'Ann') });
+    const ben = await open('team/plan', '', { server: auth, token: mint('ben', 'Ben') });
+    await typeAtEnd(ben, 'agenda');
+    await converged([ann, ben], (x) => x === 'agenda');
+    await ann.waitForFunction(() => [...document.querySelectorAll('.cm-collab-name')].some((e) => e.textContent === 'Ben'), null, WAIT);
+    const anon = await open('team/plan', 'Eve', { server: auth, wait: false });
+    await anon.waitForFunction(() => document.getElementById('status').textContent.startsWith('error:'), null, WAIT);
+  } finally {
+    await auth.stop();
+  }
 });
