@@ -1,6 +1,17 @@
-// Package server is collabd's WebSocket session manager: it routes binary
-// CRDT updates (docs/PROTOCOL.md) per document to a single owner goroutine,
-// which applies them, fans them out, persists them and acks them.
+// Package server is collabd's session manager: it routes binary CRDT
+// updates (docs/PROTOCOL.md) per document to a single owner goroutine, which
+// applies them, fans them out, persists them, acks them and keeps the
+// document's presence. Sessions arrive over a WebSocket (transport_ws.go) or
+// the SSE + POST fallback (transport_rt.go); HTTP followers read the same
+// documents through the JSON API, SSE events and long polls (http_*.go,
+// docs/HTTP.md, docs/openapi.yaml).
+//
+// Files: server.go (Server, WebSocket upgrade, pinger, shutdown), session.go
+// (one connection: queue, writer, routing), owner.go (the document owner),
+// presence.go (its presence half), follow.go + changelog.go (HTTP followers
+// and the recent changes they resume from), owner_api.go + http_docs.go (the
+// document API), http_feed.go + delta.go (SSE and long poll), rebase.go
+// (REST edits against an older version), auth.go, config.go, metrics.go.
 //
 // # Concurrency
 //
@@ -14,7 +25,8 @@
 //     an owner's inbox is full, which slows that connection only) and a
 //     writer goroutine that exists only while its queue (bounded in bytes)
 //     has frames, so an idle connection costs one goroutine. One server-wide
-//     pinger sends WebSocket pings; token expiry is a timer. Owners enqueue
+//     pinger queues protocol Ping frames (not WebSocket control pings, which
+//     browsers never see); token expiry is a timer. Owners enqueue
 //     without blocking; a connection whose queue overflows is closed with
 //     CodeSlow and resyncs by state vector when it reconnects. An owner never
 //     blocks on a session.
@@ -35,7 +47,8 @@
 // Ops that wait in the document's pending buffer (their dependencies have
 // not arrived) are stored as they came and acked like any other batch; the
 // update that releases them is fanned out as the diff since the state before
-// it, so every subscriber gets the released ops too.
+// it, to every subscriber including its author, so everyone gets the
+// released ops.
 //
 // # Auth and limits
 //
