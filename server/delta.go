@@ -62,71 +62,57 @@ func compose(ss []splice, u units) []deltaOp {
 }
 
 func composeOne(d []deltaOp, s splice, u units) []deltaOp {
-	out := make([]deltaOp, 0, len(d)+3)
-	rest := d
-	push := func(op deltaOp) { rest = append([]deltaOp{op}, rest...) }
-	// Copy up to the splice position.
-	for need := s.Pos; need > 0; {
-		if len(rest) == 0 { // past the explicit ops: base text kept as it is
-			out = append(out, deltaOp{Retain: need})
-			break
-		}
-		op := rest[0]
-		rest = rest[1:]
-		switch {
-		case op.Delete > 0:
-			out = append(out, op)
-		case op.Retain > 0:
-			k := min(op.Retain, need)
-			out = append(out, deltaOp{Retain: k})
-			if op.Retain > k {
-				push(deltaOp{Retain: op.Retain - k})
-			}
-			need -= k
-		default:
-			if l := u.len(op.Insert); l <= need {
-				out = append(out, op)
-				need -= l
-			} else {
-				a, b := u.split(op.Insert, need)
-				out = append(out, deltaOp{Insert: a})
-				push(deltaOp{Insert: b})
-				need = 0
-			}
-		}
+	head, rest, short := take(d, s.Pos, u)
+	out := append(make([]deltaOp, 0, len(d)+3), head...)
+	if short > 0 { // past the explicit ops: base text kept as it is
+		out = append(out, deltaOp{Retain: short})
 	}
 	if s.Ins != "" {
 		out = append(out, deltaOp{Insert: s.Ins})
 	}
 	// Remove s.Del units of the current text.
-	for need := s.Del; need > 0; {
-		if len(rest) == 0 {
-			out = append(out, deltaOp{Delete: need})
-			break
-		}
-		op := rest[0]
-		rest = rest[1:]
+	del, rest, short := take(rest, s.Del, u)
+	for _, op := range del {
 		switch {
 		case op.Delete > 0:
 			out = append(out, op)
 		case op.Retain > 0:
-			k := min(op.Retain, need)
-			out = append(out, deltaOp{Delete: k})
-			if op.Retain > k {
-				push(deltaOp{Retain: op.Retain - k})
-			}
-			need -= k
-		default: // text inserted earlier in this delta: it never existed
-			if l := u.len(op.Insert); l <= need {
-				need -= l
-			} else {
-				_, b := u.split(op.Insert, need)
-				push(deltaOp{Insert: b})
-				need = 0
-			}
+			out = append(out, deltaOp{Delete: op.Retain})
 		}
+		// text inserted earlier in this delta never existed: dropped
+	}
+	if short > 0 {
+		out = append(out, deltaOp{Delete: short})
 	}
 	return append(out, rest...)
+}
+
+// take splits d after n units of the text it produces (retains and inserts
+// count; deletes produce nothing and go with the part they are in). short
+// is how many of the n units d did not reach.
+func take(d []deltaOp, n int, u units) (head, rest []deltaOp, short int) {
+	for i, op := range d {
+		if n == 0 {
+			return head, d[i:], 0
+		}
+		switch {
+		case op.Delete > 0:
+			head = append(head, op)
+		case op.Retain > 0:
+			if op.Retain > n {
+				return append(head, deltaOp{Retain: n}), append([]deltaOp{{Retain: op.Retain - n}}, d[i+1:]...), 0
+			}
+			head, n = append(head, op), n-op.Retain
+		default:
+			l := u.len(op.Insert)
+			if l > n {
+				a, b := u.split(op.Insert, n)
+				return append(head, deltaOp{Insert: a}), append([]deltaOp{{Insert: b}}, d[i+1:]...), 0
+			}
+			head, n = append(head, op), n-l
+		}
+	}
+	return head, nil, n
 }
 
 // normalize merges neighbours of one kind and drops trailing retains.

@@ -41,15 +41,53 @@ func rootOf(r *http.Request) string {
 	return DefaultRoot
 }
 
+// docRequest checks the {id} of a request and the access it needs; on
+// failure it has answered.
+func (s *Server) docRequest(w http.ResponseWriter, r *http.Request, need Access) (string, bool) {
+	id, ok := docID(w, r)
+	if !ok {
+		return "", false
+	}
+	if _, ok := s.authorize(w, r, id, need); !ok {
+		return "", false
+	}
+	return id, true
+}
+
+// writeOwner runs fn on the owner of id once the document is known not to
+// be refused. When fn has queued a server-made update (it reports true), it
+// waits until that update is durable: an HTTP write answers 200 only once it
+// survives a crash.
+func (s *Server) writeOwner(ctx context.Context, id string, fn func(o *owner, durable func(error)) (bool, error)) error {
+	durable := make(chan error, 1)
+	var wait bool
+	var failed error
+	err := s.callOwner(ctx, id, func(o *owner) {
+		if e := o.refusal(); e != nil {
+			failed = e
+			return
+		}
+		wait, failed = fn(o, func(err error) { durable <- err })
+	})
+	if err == nil {
+		err = failed
+	}
+	if err == nil && wait {
+		select {
+		case err = <-durable:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	return err
+}
+
 // readDoc answers a read of document {id}: it checks the id and read access,
 // then runs fn on the owner of an existing, loadable document. It reports
 // whether fn ran (otherwise the error has been answered).
 func (s *Server) readDoc(w http.ResponseWriter, r *http.Request, fn func(id string, o *owner)) bool {
-	id, ok := docID(w, r)
+	id, ok := s.docRequest(w, r, AccessRead)
 	if !ok {
-		return false
-	}
-	if _, ok := s.authorize(w, r, id, AccessRead); !ok {
 		return false
 	}
 	var failed error
@@ -210,11 +248,8 @@ type editResult struct {
 }
 
 func (s *Server) postEdits(w http.ResponseWriter, r *http.Request) {
-	id, ok := docID(w, r)
+	id, ok := s.docRequest(w, r, AccessWrite)
 	if !ok {
-		return
-	}
-	if _, ok := s.authorize(w, r, id, AccessWrite); !ok {
 		return
 	}
 	var body editsBody
@@ -235,22 +270,12 @@ func (s *Server) postEdits(w http.ResponseWriter, r *http.Request) {
 		writeError(w, 0, protocol.CodeBadFrame, "key over 256 bytes or root not UTF-8")
 		return
 	}
-	durable := make(chan error, 1)
 	var res editResult
-	var failed error
-	err := s.callOwner(r.Context(), id, func(o *owner) {
-		res, failed = o.edit(r.Context(), body, func(err error) { durable <- err })
+	err := s.writeOwner(r.Context(), id, func(o *owner, durable func(error)) (bool, error) {
+		var err error
+		res, err = o.edit(r.Context(), body, durable)
+		return err == nil && !res.Replay, err
 	})
-	if err == nil {
-		err = failed
-	}
-	if err == nil && !res.Replay {
-		select {
-		case err = <-durable:
-		case <-r.Context().Done():
-			err = r.Context().Err()
-		}
-	}
 	if err != nil {
 		answerErr(w, err)
 		return
@@ -339,11 +364,8 @@ func (s *Server) getSnapshot(w http.ResponseWriter, r *http.Request) {
 // snapshot has that the document lacks is added; nothing anyone wrote is
 // overwritten. An empty document becomes the snapshot (a restore).
 func (s *Server) putSnapshot(w http.ResponseWriter, r *http.Request) {
-	id, ok := docID(w, r)
+	id, ok := s.docRequest(w, r, AccessWrite)
 	if !ok {
-		return
-	}
-	if _, ok := s.authorize(w, r, id, AccessWrite); !ok {
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxSnapshotBytes)))
@@ -357,31 +379,14 @@ func (s *Server) putSnapshot(w http.ResponseWriter, r *http.Request) {
 		writeError(w, 0, protocol.CodeInvalidOp, "snapshot: "+err.Error())
 		return
 	}
-	durable := make(chan error, 1)
 	var version uint64
-	var failed error
-	err = s.callOwner(r.Context(), id, func(o *owner) {
-		if e := o.refusal(); e != nil {
-			failed = e
-			return
-		}
-		diff := in.EncodeDiff(o.doc.StateVector())
-		if err := o.applyServerUpdate(r.Context(), diff, func(err error) { durable <- err }); err != nil {
-			failed = &apiErr{protocol.CodeInvalidOp, err.Error()}
-			return
+	err = s.writeOwner(r.Context(), id, func(o *owner, durable func(error)) (bool, error) {
+		if err := o.applyServerUpdate(r.Context(), in.EncodeDiff(o.doc.StateVector()), durable); err != nil {
+			return false, &apiErr{protocol.CodeInvalidOp, err.Error()}
 		}
 		version = o.doc.Version()
+		return true, nil
 	})
-	if err == nil {
-		err = failed
-	}
-	if err == nil {
-		select {
-		case err = <-durable:
-		case <-r.Context().Done():
-			err = r.Context().Err()
-		}
-	}
 	if err != nil {
 		answerErr(w, err)
 		return
@@ -390,26 +395,13 @@ func (s *Server) putSnapshot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteDoc(w http.ResponseWriter, r *http.Request) {
-	id, ok := docID(w, r)
+	id, ok := s.docRequest(w, r, AccessWrite)
 	if !ok {
 		return
 	}
-	if _, ok := s.authorize(w, r, id, AccessWrite); !ok {
-		return
-	}
-	var failed error
-	err := s.callOwner(r.Context(), id, func(o *owner) {
-		if e := o.refusal(); e != nil {
-			failed = e
-			return
-		}
-		if err := o.deleteDoc(r.Context()); err != nil {
-			failed = err
-		}
+	err := s.writeOwner(r.Context(), id, func(o *owner, _ func(error)) (bool, error) {
+		return false, o.deleteDoc(r.Context())
 	})
-	if err == nil {
-		err = failed
-	}
 	if err != nil {
 		answerErr(w, err)
 		return

@@ -183,6 +183,31 @@ func (fw *feedWriter) presence(it feedItem) presenceEvent {
 	return ev
 }
 
+// startSSE answers with the headers of an event stream and a reconnect hint
+// (retryMs plus up to twice as much jitter: browsers reconnect after it, and
+// spreading them avoids a stampede), and returns a write function with a
+// per-write deadline (no server-wide WriteTimeout can kill a stream). It
+// returns nil if the first write failed.
+func (s *Server) startSSE(w http.ResponseWriter, retryMs int) func([]byte) bool {
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	w.WriteHeader(http.StatusOK)
+	write := func(b []byte) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		if _, err := w.Write(b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	if !write(fmt.Appendf(nil, "retry: %d\n\n", retryMs+rand.IntN(2*retryMs))) {
+		return nil
+	}
+	return write
+}
+
 // serveEvents is GET /v1/docs/{id}/events: a Server-Sent Events stream.
 func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	p, ok := s.feedParams(w, r)
@@ -199,24 +224,11 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer stop()
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-	w.WriteHeader(http.StatusOK)
-	fw := &feedWriter{p: p}
-	write := func(b []byte) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-		if _, err := w.Write(b); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
-	// Browsers reconnect after `retry` ms: spread them out.
-	if !write(fmt.Appendf(nil, "retry: %d\n\n", 1000+rand.IntN(2000))) {
+	write := s.startSSE(w, 1000)
+	if write == nil {
 		return
 	}
+	fw := &feedWriter{p: p}
 	send := func(it feedItem) bool {
 		name, id, data := fw.event(it)
 		if name == "" {

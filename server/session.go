@@ -65,35 +65,28 @@ func newSession(srv *Server, t transport, id string) *session {
 // enqueue queues a frame for the writer, starting it if needed. It never
 // blocks. It reports false if the session is closed or was just closed for
 // being slow.
-func (s *session) enqueue(frame []byte) bool {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return false
-	}
-	if s.queued+len(frame) > s.srv.cfg.QueueBytes {
-		s.mu.Unlock()
-		s.close(protocol.CodeSlow, "outbound queue full")
-		return false
-	}
-	s.queue = append(s.queue, frame)
-	s.queued += len(frame)
-	start := !s.writing
-	s.writing = true
-	s.mu.Unlock()
-	if start {
-		s.startWriter()
-	}
-	return true
-}
+func (s *session) enqueue(frame []byte) bool { return s.push(frame, s.srv.cfg.QueueBytes, true) }
 
 // enqueueSoft queues a frame the session can do without (presence): if the
 // queue is over half full the frame is dropped, never the connection. It
 // reports whether the frame was queued.
 func (s *session) enqueueSoft(frame []byte) bool {
+	return s.push(frame, s.srv.cfg.QueueBytes/2, false)
+}
+
+// push queues frame unless the queue would pass limit bytes; then it closes
+// the session as slow (closeIfFull) or just drops the frame.
+func (s *session) push(frame []byte, limit int, closeIfFull bool) bool {
 	s.mu.Lock()
-	if s.closed || s.queued+len(frame) > s.srv.cfg.QueueBytes/2 {
+	if s.closed {
 		s.mu.Unlock()
+		return false
+	}
+	if s.queued+len(frame) > limit {
+		s.mu.Unlock()
+		if closeIfFull {
+			s.close(protocol.CodeSlow, "outbound queue full")
+		}
 		return false
 	}
 	s.queue = append(s.queue, frame)

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync"
@@ -271,20 +270,8 @@ func (s *Server) rtEvents(w http.ResponseWriter, r *http.Request) {
 		t.lastSeen = time.Now()
 		t.mu.Unlock()
 	}()
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	write := func(b []byte) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-		if _, err := w.Write(b); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
-	if !write(fmt.Appendf(nil, "retry: %d\n\n", 500+rand.IntN(1000))) {
+	write := s.startSSE(w, 500)
+	if write == nil {
 		return
 	}
 	heartbeat := time.NewTicker(s.cfg.SSEHeartbeat)
