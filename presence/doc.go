@@ -31,8 +31,10 @@
 // Leave removes a peer at once; the server calls it when a session leaves the
 // document or its connection closes. Expire is only the fallback for a
 // connection that died without closing: a peer whose last heartbeat (Join,
-// Set or Touch) is older than the TTL (default 30 s) is removed. Clients
-// resend their state at least every TTL/2 to stay listed while idle.
+// Set or Touch) is older than the TTL (default 30 s) is removed. The server
+// Touches every peer whose connection has shown life (any frame, a pong to
+// its keepalive pings) within the TTL, so an idle but connected user stays
+// listed without sending presence.
 //
 // # Limits
 //
