@@ -71,7 +71,7 @@ func RunStorm(ctx context.Context, p Storm) (*loadgen.Result, error) {
 		wg.Wait()
 	}()
 	t0 := time.Now()
-	if err := parallel(ctx, p.Clients, 50, func(ctx context.Context, i int) error {
+	if err := loadgen.Bounded(ctx, p.Clients, 50, func(ctx context.Context, i int) error {
 		c, err := collab.Dial(ctx, srv.wsURL(), collab.Options{})
 		if err != nil {
 			return err
@@ -199,40 +199,4 @@ func stormConverged(ctx context.Context, hc *http.Client, base string, docIDs []
 		}
 	}
 	return differ == 0 && missing == 0, fmt.Sprintf("%d of %d replicas differ from the server, %d clients' markers missing", differ, len(docs), missing)
-}
-
-// parallel runs fn for i in [0, n) with at most par at once and returns the
-// first error; it waits for every started call.
-func parallel(ctx context.Context, n, par int, fn func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sem := make(chan struct{}, par)
-	errc := make(chan error, 1)
-	var wg sync.WaitGroup
-	for i := 0; i < n && ctx.Err() == nil; i++ {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := fn(ctx, i); err != nil {
-				select {
-				case errc <- err:
-				default:
-				}
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
-	select {
-	case err := <-errc:
-		return err
-	default:
-		return ctx.Err()
-	}
 }

@@ -104,10 +104,10 @@ func RaiseFileLimit() (uint64, error) {
 	return r.Cur, nil
 }
 
-// bounded runs fn for each of n items with at most par at once and returns
+// Bounded runs fn for each of n items with at most par at once and returns
 // the first error. It stops starting new items once ctx ends or fn fails,
 // and returns when every started item has returned.
-func bounded(ctx context.Context, n, par int, fn func(ctx context.Context, i int) error) error {
+func Bounded(ctx context.Context, n, par int, fn func(ctx context.Context, i int) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sem := make(chan struct{}, max(par, 1))

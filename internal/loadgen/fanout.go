@@ -51,7 +51,7 @@ func RunFanout(ctx context.Context, cfg Config, p Fanout) (*Result, error) {
 	defer closeFull(fulls)
 	defer closeLight(lights)
 	t0 := time.Now()
-	if err := bounded(ctx, p.Subscribers, cfg.Dial, func(ctx context.Context, i int) error {
+	if err := Bounded(ctx, p.Subscribers, cfg.Dial, func(ctx context.Context, i int) error {
 		if i < p.Full {
 			f, err := dialFull(ctx, cfg, doc)
 			fulls[i] = f

@@ -57,7 +57,7 @@ func RunIdle(ctx context.Context, cfg Config, p Idle) (*Result, error) {
 	for _, n := range steps {
 		t0 := time.Now()
 		took := make([]time.Duration, n-have)
-		err := bounded(ctx, n-have, cfg.Dial, func(ctx context.Context, j int) error {
+		err := Bounded(ctx, n-have, cfg.Dial, func(ctx context.Context, j int) error {
 			i := have + j
 			c0 := time.Now()
 			c, err := dialLight(ctx, cfg, 512)

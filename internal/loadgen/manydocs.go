@@ -56,7 +56,7 @@ func RunManyDocs(ctx context.Context, cfg Config, p ManyDocs) (*Result, error) {
 	fulls := make([]*full, len(ts))
 	defer closeFull(fulls)
 	t0 := time.Now()
-	if err := bounded(ctx, len(ts), cfg.Dial, func(ctx context.Context, i int) error {
+	if err := Bounded(ctx, len(ts), cfg.Dial, func(ctx context.Context, i int) error {
 		f, err := dialFull(ctx, cfg, fmt.Sprintf("%s%d", prefix, i/p.PerDoc))
 		if err != nil {
 			return err

@@ -58,7 +58,7 @@ func RunPresence(ctx context.Context, cfg Config, p Presence) (*Result, error) {
 	if err := waitAck(ctx, first); err != nil {
 		return nil, err
 	}
-	if err := bounded(ctx, p.Peers-1, cfg.Dial, func(ctx context.Context, j int) error {
+	if err := Bounded(ctx, p.Peers-1, cfg.Dial, func(ctx context.Context, j int) error {
 		c, err := dialLight(ctx, cfg, 4096)
 		if err != nil {
 			return err
