@@ -137,8 +137,8 @@ export class Tree {
     while (this.index.length <= a) this.index.push([]);
     const ix = this.index[a]!;
     const s = refS(x);
-    while (ix.length < s + n) ix.push(0);
-    for (let k = s; k < s + n; k++) ix[k] = leafId;
+    while (ix.length < s) ix.push(0);
+    for (let k = s; k < s + n; k++) ix[k] = leafId; // appends in order: the array stays packed
   }
 
   has(x: Ref): boolean {

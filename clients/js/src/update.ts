@@ -147,6 +147,39 @@ export function decodeUTF8(b: Uint8Array): string | null {
   }
 }
 
+/**
+ * The code points of strict UTF-8 b (as TextDecoder's fatal mode: no
+ * overlong forms, no surrogates, nothing above U+10FFFF), or null. Decoding
+ * straight to code points avoids a string and an iterator per character.
+ */
+export function utf8CodePoints(b: Uint8Array): number[] | null {
+  const out: number[] = [];
+  const n = b.length;
+  for (let i = 0; i < n; ) {
+    const c = b[i]!;
+    if (c < 0x80) {
+      out.push(c);
+      i++;
+      continue;
+    }
+    let need: number, cp: number, min: number;
+    if (c >= 0xc2 && c <= 0xdf) (need = 1), (cp = c & 0x1f), (min = 0x80);
+    else if (c >= 0xe0 && c <= 0xef) (need = 2), (cp = c & 0x0f), (min = 0x800);
+    else if (c >= 0xf0 && c <= 0xf4) (need = 3), (cp = c & 0x07), (min = 0x10000);
+    else return null;
+    if (i + need >= n) return null;
+    for (let k = 1; k <= need; k++) {
+      const x = b[i + k];
+      if (x === undefined || (x & 0xc0) !== 0x80) return null;
+      cp = (cp << 6) | (x & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return null;
+    out.push(cp);
+    i += need + 1;
+  }
+  return out;
+}
+
 function decodeID(d: Dec, agents: AgentID[]): ID {
   const ai = d.r.u();
   const s = d.r.u();
@@ -203,10 +236,8 @@ function decodeOp(d: Dec, agents: AgentID[], roots: string[], lim: Limits): Op {
         throw d.fail('insert text', e);
       }
       if (s.length > lim.maxInsertBytes) throw d.fail(`insert of ${s.length} bytes exceeds the limit ${lim.maxInsertBytes}`);
-      const str = decodeUTF8(s);
-      if (str === null) throw d.fail('insert text is not UTF-8');
-      const cps: number[] = [];
-      for (const ch of str) cps.push(ch.codePointAt(0)!);
+      const cps = utf8CodePoints(s);
+      if (cps === null) throw d.fail('insert text is not UTF-8');
       o.text = cps;
       o.n = cps.length;
     } else {
