@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   Doc, DecodeError, CrdtError, AssocAfter, AssocBefore, codePointToUtf16, utf16ToCodePoint, codePointLength,
-  encodeRelPos, decodeRelPos, decodeStateVector, encodeStateVector, lz4Compress, lz4Decompress, decodeUpdateOps, encodeOps,
+  encodeRelPos, decodeRelPos, decodeStateVector, encodeStateVector, lz4Compress, lz4Decompress, decodeUpdateOps, encodeOps, utf8CodePoints,
 } from '../dist/index.js';
 import { prng, randomEdit } from './helpers.mjs';
 
@@ -157,4 +157,27 @@ test('an insert whose origins skip an item of its causal past is refused whole',
   assert.equal(b.version, 3);
   b.applyUpdate(forge({ agent: 1n, seq: 1 }, { agent: 1n, seq: 2 })); // adjacent: fine
   assert.equal(b.text('t').toString(), 'abXc');
+});
+
+test('utf8CodePoints accepts exactly what a fatal TextDecoder accepts, with the same code points', () => {
+  const td = new TextDecoder('utf-8', { fatal: true });
+  const rnd = prng(7).next;
+  const samples = [
+    [0xc0, 0x80], [0xe0, 0x80, 0x80], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xf0, 0x9f, 0x98], [0x80],
+    [...new TextEncoder().encode('aé😀€𝄞')],
+  ];
+  for (let k = 0; k < 20000; k++) {
+    const n = Math.floor(rnd() * 6);
+    const b = [];
+    for (let i = 0; i < n; i++) b.push(rnd() < 0.5 ? Math.floor(rnd() * 256) : [0x61, 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x98, 0x80][Math.floor(rnd() * 10)]);
+    samples.push(b);
+  }
+  for (const b of samples) {
+    const bytes = new Uint8Array(b);
+    let want = null;
+    try {
+      want = [...td.decode(bytes)].map((c) => c.codePointAt(0));
+    } catch {}
+    assert.deepEqual(utf8CodePoints(bytes), want, `bytes ${b.map((x) => x.toString(16)).join(' ')}`);
+  }
 });
