@@ -37,6 +37,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	queue := fs.Int("queue-bytes", 0, "outbound bytes queued per connection before it is closed as slow (0: 4 MiB)")
 	maxConns := fs.Int("max-conns", 0, "connections in total (0: 10000)")
 	maxPerIP := fs.Int("max-conns-per-ip", 0, "connections from one address (0: 256; raise it behind a proxy)")
+	opRate := fs.Float64("op-rate", 0, "ops (code points inserted or deleted) per second one connection may send (0: 2000)")
+	opBurst := fs.Int("op-burst", 0, "op rate bucket size (0: 100000)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "serve Go's pprof profiles (/debug/pprof/) on this `address` (empty: off; keep it on loopback)")
 	if err := fs.Parse(args); err != nil {
@@ -77,7 +79,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		log.Warn("development mode: no --auth-secret, every connection may read and write every document")
 	}
 	srv, err := server.New(server.Config{Store: store, Logger: log, AllowedOrigins: allowed, AuthSecret: []byte(*secret),
-		MaxFrame: *maxFrame, MaxDocsPerConn: *maxDocs, QueueBytes: *queue, MaxConns: *maxConns, MaxConnsPerIP: *maxPerIP})
+		MaxFrame: *maxFrame, MaxDocsPerConn: *maxDocs, QueueBytes: *queue, MaxConns: *maxConns, MaxConnsPerIP: *maxPerIP,
+		OpRate: *opRate, OpBurst: *opBurst})
 	if err != nil {
 		fmt.Fprintf(stderr, "collabd serve: %v\n", err)
 		return 1
