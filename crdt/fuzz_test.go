@@ -59,18 +59,28 @@ func seedDoc(tb testing.TB) (*crdt.Doc, [][]byte) {
 // checkAlloc fails if f allocates more than 64 bytes per input byte plus 1 MiB.
 func checkAlloc(t *testing.T, in []byte, what string, f func()) {
 	t.Helper()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	start := time.Now()
-	f()
-	took := time.Since(start)
-	runtime.ReadMemStats(&after)
-	if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(64*len(in)+1<<20); got > limit {
+	// MemStats and the clock are process-wide: the fuzzing engine's own
+	// goroutines and a loaded machine can add to one measurement. f is
+	// deterministic, so a real excess shows in every attempt: fail only if
+	// three attempts all exceed.
+	limit := uint64(64*len(in) + 1<<20)
+	var got uint64
+	var took time.Duration
+	for range 3 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		f()
+		took = time.Since(start)
+		runtime.ReadMemStats(&after)
+		if got = after.TotalAlloc - before.TotalAlloc; got <= limit && took <= 2*time.Second {
+			return
+		}
+	}
+	if got > limit {
 		t.Fatalf("%s of %d bytes allocated %d bytes (limit %d)", what, len(in), got, limit)
 	}
-	if took > 2*time.Second {
-		t.Fatalf("%s of %d bytes took %v", what, len(in), took)
-	}
+	t.Fatalf("%s of %d bytes took %v", what, len(in), took)
 }
 
 func FuzzDecodeUpdate(f *testing.F) {

@@ -105,19 +105,27 @@ func FuzzFrame(f *testing.F) {
 }
 
 // checkAlloc fails if f allocates more than 64 bytes per input byte plus 1
-// MiB, or takes more than a second.
+// MiB, or takes more than a second. MemStats and the clock are process-wide
+// (the fuzzing engine's goroutines, a loaded machine): f is deterministic, so
+// a real excess shows in every attempt; it fails only if three all exceed.
 func checkAlloc(t *testing.T, in []byte, f func()) {
 	t.Helper()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	start := time.Now()
-	f()
-	took := time.Since(start)
-	runtime.ReadMemStats(&after)
-	if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(64*len(in)+1<<20); got > limit {
+	limit := uint64(64*len(in) + 1<<20)
+	var got uint64
+	var took time.Duration
+	for range 3 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		f()
+		took = time.Since(start)
+		runtime.ReadMemStats(&after)
+		if got = after.TotalAlloc - before.TotalAlloc; got <= limit && took <= time.Second {
+			return
+		}
+	}
+	if got > limit {
 		t.Fatalf("Decode of %d bytes allocated %d bytes (limit %d)", len(in), got, limit)
 	}
-	if took > time.Second {
-		t.Fatalf("Decode of %d bytes took %v", len(in), took)
-	}
+	t.Fatalf("Decode of %d bytes took %v", len(in), took)
 }
