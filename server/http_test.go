@@ -253,6 +253,11 @@ func TestSSEResetOnUnknownIDs(t *testing.T) {
 	for i := range 10 {
 		a.edit("r", uint64(i+1), func(x *crdt.Text) error { return x.Insert(0, "x") })
 	}
+	for { // the HTTP reads below must see all ten
+		if m, ok := a.read().(*protocol.Ack); ok && m.Batch == 10 && m.Status == protocol.AckApplied {
+			break
+		}
+	}
 	text, version := docText(t, ts, "r")
 	for _, id := range []string{"garbage", "-1", "999999", "1"} {
 		s := openSSE(t, httpURL(ts)+"/v1/docs/r/events", http.Header{"Last-Event-ID": {id}})
