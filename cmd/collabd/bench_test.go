@@ -90,7 +90,10 @@ func TestBenchScenarios(t *testing.T) {
 				t.Errorf("result %s ok=%v checks=%v", res.Scenario, res.OK(), res.Checks)
 			}
 			for _, name := range tc.want {
-				if v, ok := res.Lookup(name); !ok || v < 0 {
+				v, ok := res.Lookup(name)
+				// RSS growth per connection can be negative here: the server
+				// shares this test process, whose GC may return memory.
+				if !ok || (v < 0 && !strings.Contains(name, "rss per conn")) {
 					t.Errorf("metric %q = %v, %v; want a value ≥ 0\n%s", name, v, ok, stdout.String())
 				}
 			}
