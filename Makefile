@@ -28,6 +28,9 @@ race:
 	$(GO) test -count=1 -race $(RACE_PKGS)
 
 # A short run of every fuzz target (the seed corpora in testdata/fuzz also run in `unit`).
+# Go's fuzzing engine now and then ends a short -fuzztime with "context deadline exceeded"
+# and no crasher; a failing target is therefore run once more (a real crasher was saved to
+# testdata/fuzz by the first run and fails the second one too).
 fuzz-smoke:
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
