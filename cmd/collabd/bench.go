@@ -149,21 +149,28 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "collabd bench %s: %v\n", scenario, err)
 		return 1
 	}
+	return report(res, *jsonOut, stdout, stderr, "collabd bench "+scenario, "")
+}
+
+// report prints res as a table, writes it as JSON to jsonPath (if set), and
+// returns the exit status: 1 when writing failed or a check failed (hint is
+// added to that message).
+func report(res *loadgen.Result, jsonPath string, stdout, stderr io.Writer, what, hint string) int {
 	if err := res.WriteTable(stdout); err != nil {
 		return 1
 	}
-	if *jsonOut != "" {
+	if jsonPath != "" {
 		b, err := json.MarshalIndent(res, "", "  ")
 		if err == nil {
-			err = os.WriteFile(*jsonOut, append(b, '\n'), 0o644)
+			err = os.WriteFile(jsonPath, append(b, '\n'), 0o644)
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "collabd bench: %v\n", err)
+			fmt.Fprintf(stderr, "%s: %v\n", what, err)
 			return 1
 		}
 	}
 	if !res.OK() {
-		fmt.Fprintf(stderr, "collabd bench %s: a check failed\n", scenario)
+		fmt.Fprintf(stderr, "%s: a check failed%s\n", what, hint)
 		return 1
 	}
 	return 0

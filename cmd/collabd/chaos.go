@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -120,24 +119,7 @@ func runChaos(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "collabd chaos %s: %v (server log: %s)\n", scenario, err, s.LogPath)
 		return 1
 	}
-	if err := res.WriteTable(stdout); err != nil {
-		return 1
-	}
-	if *jsonOut != "" {
-		b, err := json.MarshalIndent(res, "", "  ")
-		if err == nil {
-			err = os.WriteFile(*jsonOut, append(b, '\n'), 0o644)
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "collabd chaos: %v\n", err)
-			return 1
-		}
-	}
-	if !res.OK() {
-		fmt.Fprintf(stderr, "collabd chaos %s: a check failed (server log: %s)\n", scenario, s.LogPath)
-		return 1
-	}
-	return 0
+	return report(res, *jsonOut, stdout, stderr, "collabd chaos "+scenario, " (server log: "+s.LogPath+")")
 }
 
 // chaosServe resolves the server binary, the data directory and the log.
