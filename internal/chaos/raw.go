@@ -135,6 +135,13 @@ func (r *raw) run(onUpdate func(ops []crdt.Op, at time.Time)) int {
 			continue
 		}
 		switch protocol.Type(b[1]) {
+		case protocol.TypePing: // keepalive: the server closes a connection that never answers
+			if m, err := protocol.Decode(b, protocol.DecodeLimits{}); err == nil {
+				if p, ok := m.(*protocol.Ping); ok && r.send(&protocol.Pong{Nonce: p.Nonce}) != nil {
+					return 0
+				}
+			}
+			continue
 		case protocol.TypeUpdate:
 		case protocol.TypeError:
 			if m, err := protocol.Decode(b, protocol.DecodeLimits{}); err == nil {

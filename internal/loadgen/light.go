@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +25,7 @@ type light struct {
 	frames atomic.Int64 // frames received by the reader
 	batch  uint64
 	dead   atomic.Bool // run has returned
+	wmu    sync.Mutex  // one writer at a time: the sender and the reader's pongs
 }
 
 // dialLight connects and completes the hello. buf is the WebSocket buffer
@@ -56,6 +58,8 @@ func dialLight(ctx context.Context, cfg Config, buf int) (*light, error) {
 }
 
 func (c *light) send(m protocol.Message) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	if err := c.ws.WriteMessage(websocket.BinaryMessage, protocol.Encode(m)); err != nil {
 		return fmt.Errorf("loadgen: send: %w", err)
@@ -125,6 +129,15 @@ func (c *light) run(onUpdate func(ops []crdt.Op, at time.Time)) {
 		at := time.Now()
 		c.bytes.Add(int64(len(b)))
 		c.frames.Add(1)
+		if len(b) >= 2 && b[1] == byte(protocol.TypePing) {
+			// Keepalive: the server closes a connection that never answers.
+			if m, err := protocol.Decode(b, protocol.DecodeLimits{}); err == nil {
+				if p, ok := m.(*protocol.Ping); ok && c.send(&protocol.Pong{Nonce: p.Nonce}) != nil {
+					return
+				}
+			}
+			continue
+		}
 		if len(b) < 2 || b[1] != byte(protocol.TypeUpdate) {
 			continue // presence, acks: counted, not decoded
 		}
