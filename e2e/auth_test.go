@@ -17,7 +17,7 @@ import (
 // error that Dial reports; a document the token does not grant is a
 // terminal document error that Join reports.
 func TestAuthTokenAndTerminalErrors(t *testing.T) {
-	secret := []byte("e2e-secret")
+	secret := []byte("e2e-secret-that-is-32-bytes-long")
 	ts := startServer(t, server.Config{AuthSecret: secret})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

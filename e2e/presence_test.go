@@ -101,7 +101,7 @@ func gone(session string) func([]collab.Peer) bool {
 // Join: others see the peer with the name from its token; moves reach them
 // resolved against their own replica; Leave removes the peer at once.
 func TestPresenceJoinMoveLeave(t *testing.T) {
-	secret := []byte("presence-secret")
+	secret := []byte("presence-secret-at-least-32-bytes!")
 	ts := startServer(t, server.Config{AuthSecret: secret})
 	alice := join(t, dialToken(t, ts.url(), mintToken(t, secret, "u-alice", "Alice"), nil), "team/p")
 	bob := join(t, dialToken(t, ts.url(), mintToken(t, secret, "u-bob", "Bob"), nil), "team/p")
@@ -277,7 +277,7 @@ func TestPresenceCursorStability(t *testing.T) {
 // Identity comes from the token only: metadata cannot change the displayed
 // name, and a PresenceSet frame with extra identity fields is a bad frame.
 func TestPresenceSpoofing(t *testing.T) {
-	secret := []byte("presence-secret")
+	secret := []byte("presence-secret-at-least-32-bytes!")
 	ts := startServer(t, server.Config{AuthSecret: secret})
 	mallory := join(t, dialToken(t, ts.url(), mintToken(t, secret, "u-mallory", "Mallory"), nil), "team/s")
 	obs := join(t, dialToken(t, ts.url(), mintToken(t, secret, "u-obs", "Observer"), nil), "team/s")
@@ -479,7 +479,7 @@ func TestPresenceCoalescing50Peers(t *testing.T) {
 // server that hides them) is reported by PresenceErr and never ends the
 // document.
 func TestPresenceRefusedKeepsDocument(t *testing.T) {
-	secret := []byte("presence-secret")
+	secret := []byte("presence-secret-at-least-32-bytes!")
 	ts := startServer(t, server.Config{AuthSecret: secret, HideReadOnlyCursors: true})
 	w := join(t, dialToken(t, ts.url(), mintToken(t, secret, "u-w", "Writer"), nil), "team/r")
 	tok, err := server.NewToken(secret, server.Claims{Name: "Reader", Docs: []string{"team/*:r"},

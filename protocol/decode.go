@@ -15,7 +15,7 @@ import (
 // Default decode limits (see DecodeLimits).
 const (
 	DefaultMaxFrame  = 1 << 20 // bytes in one frame
-	DefaultMaxDocID  = 256     // bytes in a document id
+	DefaultMaxDocID  = 255     // bytes in a document id (storage keys hold at most 255: storage.MaxIDBytes)
 	DefaultMaxAgents = 64      // agent ids claimed in one Hello
 	DefaultMaxToken  = 8 << 10 // bytes in a token
 	DefaultMaxString = 1 << 10 // bytes in a client name, session id or error message

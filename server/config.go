@@ -21,9 +21,17 @@ type Config struct {
 	AuthSecret []byte
 
 	// AllowedOrigins is the exact-match allowlist for the Origin header of
-	// WebSocket upgrades ("https://app.example.com"). Requests without an
-	// Origin (native clients) are allowed. Empty: only same-host origins.
+	// WebSocket upgrades and of every state-changing HTTP request (POST,
+	// PUT, DELETE) ("https://app.example.com"). Requests without an Origin
+	// (native clients) are allowed. Empty: only same-host origins.
 	AllowedOrigins []string
+
+	// AllowedHosts lists the Host names (without port) the server answers
+	// to; any other Host gets 421 (DNS rebinding defence). In development
+	// mode loopback names and addresses (localhost, *.localhost, 127.0.0.0/8,
+	// ::1) are always allowed and nothing else unless listed here; in auth
+	// mode an empty list allows every Host.
+	AllowedHosts []string
 
 	MaxFrame       int // bytes in one inbound frame (default 1 MiB)
 	MaxDocsPerConn int // documents joined at once on one connection (default 64)
@@ -34,6 +42,29 @@ type Config struct {
 	MaxConns       int // connections in total (default 10000)
 	MaxConnsPerIP  int // connections from one remote address (default 256)
 
+	// The memory governor. At most MaxLoadedDocs documents are loaded, and
+	// their estimated replica bytes stay under MaxReplicaBytes; loading one
+	// more first unloads the least recently used documents nobody has open,
+	// and when none can go, the join or request is refused with the
+	// retryable CodeOverloaded (updates that would grow a document are
+	// refused the same way while the replica total is over its cap).
+	// Defaults: 20000 documents, 2 GiB (sized for a 24 GiB machine).
+	// A connection may join JoinRate documents a second, burst JoinBurst
+	// (default 20/s, burst MaxDocsPerConn); past it joins are refused with
+	// CodeRateLimited.
+	MaxLoadedDocs   int
+	MaxReplicaBytes int64
+	JoinRate        float64
+	JoinBurst       int
+
+	// MaxBodyBytes bounds the request bodies being read at once, server
+	// wide (edits, snapshot uploads, fallback frames); a request that does
+	// not fit is refused with 503 CodeOverloaded before anything is read
+	// (default 256 MiB). BodyTimeout is the time a client has to send a
+	// whole request body (default 30s).
+	MaxBodyBytes int64
+	BodyTimeout  time.Duration
+
 	// OpRate is the sustained rate of ops (code points inserted or deleted)
 	// one connection may send per second, with OpBurst as the bucket size;
 	// past it updates are refused with CodeRateLimited (default 2000/s,
@@ -42,7 +73,7 @@ type Config struct {
 	OpBurst int
 
 	HelloTimeout   time.Duration // time to send hello after connecting (default 10s)
-	PingInterval   time.Duration // WebSocket ping period (default 25s)
+	PingInterval   time.Duration // keepalive Ping frame period (default 25s)
 	PongTimeout    time.Duration // missing pong after a ping closes the connection (default 10s)
 	WriteTimeout   time.Duration // one frame write (default 10s)
 	IdleUnload     time.Duration // a document with no session is unloaded after this (default 30s)
@@ -99,6 +130,18 @@ func (c Config) withDefaults() Config {
 	def(&c.CompactEntries, 1000)
 	def(&c.MaxConns, 10000)
 	def(&c.MaxConnsPerIP, 256)
+	def(&c.MaxLoadedDocs, 20000)
+	if c.MaxReplicaBytes <= 0 {
+		c.MaxReplicaBytes = 2 << 30
+	}
+	if c.JoinRate <= 0 {
+		c.JoinRate = 20
+	}
+	def(&c.JoinBurst, c.MaxDocsPerConn)
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 256 << 20
+	}
+	dur(&c.BodyTimeout, 30*time.Second)
 	def(&c.OpBurst, 100000)
 	if c.OpRate <= 0 {
 		c.OpRate = 2000

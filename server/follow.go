@@ -1,8 +1,6 @@
 package server
 
 import (
-	"slices"
-
 	"github.com/collabd/collabd/crdt"
 	"github.com/collabd/collabd/presence"
 	"github.com/collabd/collabd/protocol"
@@ -68,7 +66,10 @@ func (f *follower) push(it feedItem) bool {
 // later change.
 func (o *owner) follow(f *follower, since *uint64) {
 	version := o.doc.Version()
-	snapshot := feedItem{kind: feedSnapshot, version: version, text: o.doc.Text(f.root).String()}
+	snapshot := feedItem{kind: feedSnapshot, version: version}
+	if hasRoot(o.doc, f.root) {
+		snapshot.text = o.doc.Text(f.root).String()
+	}
 	if since != nil {
 		changes, ok := o.changes.since(*since, version)
 		if ok && len(changes) == 0 {
@@ -134,7 +135,7 @@ func (o *owner) presenceToFollowers(m *protocol.Presence) {
 // indexes of the current text (-1 where a position does not resolve).
 func (o *owner) resolveCursors(m *protocol.Presence, root string) map[string][2]int {
 	out := map[string][2]int{}
-	if !slices.Contains(o.doc.Roots(), root) {
+	if !hasRoot(o.doc, root) {
 		return out
 	}
 	x := o.doc.Text(root)

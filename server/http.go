@@ -15,7 +15,13 @@ import (
 //
 // Document ids are one path segment: an id containing "/" is sent
 // URL-encoded ("notes%2Ftoday").
-func (s *Server) Handler() http.Handler {
+//
+// Every request passes the guard first (guard.go: Host, Origin and request
+// body rules).
+func (s *Server) Handler() http.Handler { return s.guard(s.routes()) }
+
+// routes is the route table behind Handler's guard.
+func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/ws", s.serveWS)
 	mux.HandleFunc("GET /v1/docs", s.listDocs)
@@ -87,10 +93,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// authorize checks the request's token (Authorization: Bearer, or the token
-// query parameter) for access to doc; in development mode everything is
-// allowed. On failure it has answered the request.
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request, doc string, need Access) (*Claims, bool) {
+// authenticate checks the request's token (Authorization: Bearer, or the
+// token query parameter); in development mode it returns nil claims. It
+// reads nothing but headers, so a refusal comes before any body is read. On
+// failure it has answered the request.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*Claims, bool) {
 	if len(s.cfg.AuthSecret) == 0 {
 		return nil, true
 	}
@@ -104,8 +111,19 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, doc string, n
 		writeError(w, 0, protocol.CodeUnauthorized, "a valid token is required")
 		return nil, false
 	}
-	if doc == "" { // an endpoint about every document: only a token for "*"
-		if c.access("*") < need || !c.grantsAll(need) {
+	return c, true
+}
+
+// authorize authenticates the request and checks that its token grants
+// need on doc ("" for an endpoint about every document: a "*" grant). On
+// failure it has answered the request.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, doc string, need Access) (*Claims, bool) {
+	c, ok := s.authenticate(w, r)
+	if !ok || c == nil {
+		return c, ok
+	}
+	if doc == "" {
+		if !c.grantsAll(need) {
 			writeError(w, 0, protocol.CodeForbidden, "the token does not grant every document")
 			return nil, false
 		}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -34,11 +36,40 @@ func answerErr(w http.ResponseWriter, err error) {
 	}
 }
 
-func rootOf(r *http.Request) string {
-	if root := r.URL.Query().Get("root"); root != "" {
-		return root
+// Root limits: the same numbers go into the crdt.Limits every document is
+// loaded with, so that nothing a write creates can fail to load.
+const (
+	maxRoots    = 256 // named roots per document
+	maxRootName = 256 // bytes in a root name
+)
+
+// checkRoot checks a root name from a request against the loader's rules.
+func checkRoot(root string) error {
+	switch {
+	case len(root) > maxRootName:
+		return fmt.Errorf("root name of %d bytes, more than %d", len(root), maxRootName)
+	case !utf8.ValidString(root):
+		return errors.New("root name is not UTF-8")
 	}
-	return DefaultRoot
+	return nil
+}
+
+// hasRoot reports whether the document has root. Reads never create a root
+// (Doc.Text would): roots come only from writes that passed the root limits.
+func hasRoot(d *crdt.Doc, root string) bool { return slices.Contains(d.Roots(), root) }
+
+// rootOf reads the ?root= parameter (DefaultRoot when absent); on a bad
+// name it has answered the request.
+func rootOf(w http.ResponseWriter, r *http.Request) (string, bool) {
+	root := r.URL.Query().Get("root")
+	if root == "" {
+		return DefaultRoot, true
+	}
+	if err := checkRoot(root); err != nil {
+		writeError(w, http.StatusBadRequest, protocol.CodeBadFrame, err.Error())
+		return "", false
+	}
+	return root, true
 }
 
 // docRequest checks the {id} of a request and the access it needs; on
@@ -127,13 +158,16 @@ type docInfo struct {
 }
 
 func (s *Server) getDoc(w http.ResponseWriter, r *http.Request) {
-	root := rootOf(r)
+	root, ok := rootOf(w, r)
+	if !ok {
+		return
+	}
 	var info docInfo
 	if !s.readDoc(w, r, func(id string, o *owner) {
 		sv := o.doc.StateVector()
 		info = docInfo{ID: id, Version: o.doc.Version(), Root: root, Roots: o.doc.Roots(), StateVector: make(map[string]uint64, len(sv)),
 			Pending: o.doc.Pending(), Presence: o.pres.set.Len(), Sessions: len(o.subs)}
-		if slicesContain(info.Roots, root) {
+		if slices.Contains(info.Roots, root) {
 			x := o.doc.Text(root)
 			info.Text, info.Length = x.String(), x.Len()
 		}
@@ -146,21 +180,15 @@ func (s *Server) getDoc(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, info)
 }
 
-func slicesContain(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
-}
-
 func (s *Server) getText(w http.ResponseWriter, r *http.Request) {
-	root := rootOf(r)
+	root, ok := rootOf(w, r)
+	if !ok {
+		return
+	}
 	var text string
 	var version uint64
 	if !s.readDoc(w, r, func(_ string, o *owner) {
-		if slicesContain(o.doc.Roots(), root) {
+		if hasRoot(o.doc, root) {
 			text = o.doc.Text(root).String()
 		}
 		version = o.doc.Version()
@@ -183,8 +211,16 @@ type listEntry struct {
 	LogBytes      int64     `json:"log_bytes"`
 }
 
+// listPage is the answer of GET /v1/docs: the page's readable documents and,
+// when more may follow, the after= value of the next page.
+type listPage struct {
+	Docs []listEntry `json:"docs"`
+	Next string      `json:"next,omitempty"`
+}
+
 func (s *Server) listDocs(w http.ResponseWriter, r *http.Request) {
-	claims, ok := s.authorize(w, r, "", AccessNone)
+	// Any valid token may list: it sees the documents it may read.
+	claims, ok := s.authenticate(w, r)
 	if !ok {
 		return
 	}
@@ -211,7 +247,13 @@ func (s *Server) listDocs(w http.ResponseWriter, r *http.Request) {
 		out = append(out, listEntry{ID: d.ID, Created: d.Created, Updated: d.Updated, LastSeq: d.LastSeq,
 			SnapshotBytes: d.SnapshotBytes, LogEntries: d.LogEntries, LogBytes: d.LogBytes})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"docs": out})
+	page := listPage{Docs: out}
+	if len(docs) == limit {
+		// More may follow; a token that reads few documents may get a short
+		// (even empty) page, so the cursor is the last id scanned.
+		page.Next = docs[len(docs)-1].ID
+	}
+	writeJSON(w, http.StatusOK, page)
 }
 
 // editsBody is the body of POST /v1/docs/{id}/edits.
@@ -249,14 +291,20 @@ type editResult struct {
 
 func (s *Server) postEdits(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.docRequest(w, r, AccessWrite)
+	if !ok || !requireJSON(w, r) {
+		return
+	}
+	raw, release, ok := s.readBody(w, r, int64(s.cfg.MaxFrame))
 	if !ok {
 		return
 	}
 	var body editsBody
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxFrame)))
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		writeError(w, 0, protocol.CodeBadFrame, "body: "+err.Error())
+	err := dec.Decode(&body)
+	release()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, protocol.CodeBadFrame, "body: "+err.Error())
 		return
 	}
 	if len(body.Edits) > s.cfg.MaxOpsPerBatch {
@@ -266,12 +314,24 @@ func (s *Server) postEdits(w http.ResponseWriter, r *http.Request) {
 	if body.Root == "" {
 		body.Root = DefaultRoot
 	}
-	if len(body.Key) > 256 || !utf8.ValidString(body.Root) {
-		writeError(w, 0, protocol.CodeBadFrame, "key over 256 bytes or root not UTF-8")
+	if err := checkRoot(body.Root); err != nil {
+		writeError(w, http.StatusBadRequest, protocol.CodeBadFrame, err.Error())
 		return
 	}
+	if len(body.Key) > 256 {
+		writeError(w, http.StatusBadRequest, protocol.CodeBadFrame, "key over 256 bytes")
+		return
+	}
+	for i, e := range body.Edits {
+		// No position or length past the largest document can be valid;
+		// bounding them here keeps every later sum far from overflow.
+		if e.Pos > s.cfg.MaxDocItems || e.Del > s.cfg.MaxDocItems {
+			writeError(w, 0, protocol.CodeInvalidOp, fmt.Sprintf("edit %d: position or length past the largest document (%d)", i, s.cfg.MaxDocItems))
+			return
+		}
+	}
 	var res editResult
-	err := s.writeOwner(r.Context(), id, func(o *owner, durable func(error)) (bool, error) {
+	err = s.writeOwner(r.Context(), id, func(o *owner, durable func(error)) (bool, error) {
 		var err error
 		res, err = o.edit(r.Context(), body, durable)
 		return err == nil && !res.Replay, err
@@ -305,21 +365,30 @@ func (o *owner) edit(ctx context.Context, body editsBody, reply func(error)) (ed
 	} else {
 		ps = prims(body.Edits)
 	}
-	x := o.doc.Text(body.Root)
-	n := x.Len()
+	if !hasRoot(o.doc, body.Root) && len(o.doc.Roots()) >= maxRoots {
+		return editResult{}, &apiErr{protocol.CodeDocTooLarge, fmt.Sprintf("the document has %d roots, the most allowed", maxRoots)}
+	}
+	n := 0
+	if hasRoot(o.doc, body.Root) {
+		n = o.doc.Text(body.Root).Len()
+	}
 	for i, p := range ps { // check every position first: all or nothing
 		if p.Ins != "" {
-			if p.Pos > n {
+			if p.Pos < 0 || p.Pos > n {
 				return editResult{}, &apiErr{protocol.CodeInvalidOp, fmt.Sprintf("edit %d: position %d past the end (%d)", i, p.Pos, n)}
 			}
 			n += utf8.RuneCountInString(p.Ins)
 		} else {
-			if p.Pos+p.N > n {
+			if p.Pos < 0 || p.N < 0 || p.Pos > n || p.N > n-p.Pos {
 				return editResult{}, &apiErr{protocol.CodeInvalidOp, fmt.Sprintf("edit %d: deletes %d at %d past the end (%d)", i, p.N, p.Pos, n)}
 			}
 			n -= p.N
 		}
 	}
+	if len(ps) == 0 {
+		return editResult{Version: o.doc.Version()}, nil
+	}
+	x := o.doc.Text(body.Root)
 	before := o.doc.Version()
 	var applyErr error
 	for _, p := range ps {
@@ -368,13 +437,12 @@ func (s *Server) putSnapshot(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxSnapshotBytes)))
-	if err != nil {
-		writeError(w, 0, protocol.CodeFrameTooLarge, err.Error())
+	body, release, ok := s.readBody(w, r, int64(s.cfg.MaxSnapshotBytes))
+	if !ok {
 		return
 	}
-	lim := crdt.Limits{MaxItems: s.cfg.MaxDocItems, MaxPending: s.cfg.MaxPending}
-	in, err := crdt.LoadSnapshot(body, crdt.Options{Agent: s.agent, Limits: lim})
+	in, err := crdt.LoadSnapshot(body, crdt.Options{Agent: s.agent, Limits: s.docLimits()})
+	release()
 	if err != nil {
 		writeError(w, 0, protocol.CodeInvalidOp, "snapshot: "+err.Error())
 		return

@@ -31,7 +31,11 @@ func (s *Server) feedParams(w http.ResponseWriter, r *http.Request) (feedParams,
 		return feedParams{}, false
 	}
 	q := r.URL.Query()
-	p := feedParams{id: id, root: rootOf(r), presence: q.Get("presence") != "0"}
+	root, ok := rootOf(w, r)
+	if !ok {
+		return feedParams{}, false
+	}
+	p := feedParams{id: id, root: root, presence: q.Get("presence") != "0"}
 	switch q.Get("units") {
 	case "", "codepoints":
 	case "utf16":
@@ -60,7 +64,10 @@ func parseSince(v string) *uint64 {
 // startFeed registers a follower with the document's owner and waits for
 // its first item. The caller must call stop.
 func (s *Server) startFeed(ctx context.Context, p feedParams, since *uint64) (f *follower, first feedItem, stop func(), err error) {
-	o := s.reg.acquire(p.id)
+	o, err := s.acquire(ctx, p.id)
+	if err != nil {
+		return nil, feedItem{}, nil, err
+	}
 	f = newFollower(p.root, p.presence, s.cfg.FollowerQueue)
 	stop = func() {
 		o.send(context.Background(), request{kind: reqUnfollow, f: f})
@@ -68,7 +75,7 @@ func (s *Server) startFeed(ctx context.Context, p feedParams, since *uint64) (f 
 	}
 	if !o.send(ctx, request{kind: reqFollow, f: f, since: since}) {
 		stop()
-		return nil, feedItem{}, nil, &apiErr{protocol.CodeGoingAway, "server shutting down"}
+		return nil, feedItem{}, nil, o.exitErr(ctx)
 	}
 	select {
 	case it, ok := <-f.ch:

@@ -158,6 +158,9 @@ func getJSON(t *testing.T, method, u string, body any, tok string, out any) int 
 		rd = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, u, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
@@ -548,7 +551,12 @@ func TestSSEHeartbeatAndDeleted(t *testing.T) {
 // A follower that does not read is dropped (its queue is bounded), the
 // editors are not slowed (resuming is TestSSEFollowsAndResumes).
 func TestSSESlowFollowerDropped(t *testing.T) {
-	ts := startServerWith(t, t.TempDir(), server.Config{FollowerQueue: 4, WriteTimeout: 200 * time.Millisecond, OpRate: 1e9, OpBurst: 1 << 30})
+	// The write timeout applies to the editor's WebSocket too: 200 ms was
+	// short enough for a write to the editor to miss it on a loaded machine
+	// under -race (the editor's connection closed: "broken pipe"). The
+	// follower is dropped when its queue fills, which does not depend on
+	// the timeout; the timeout only bounds how long its last write waits.
+	ts := startServerWith(t, t.TempDir(), server.Config{FollowerQueue: 4, WriteTimeout: 2 * time.Second, OpRate: 1e9, OpBurst: 1 << 30})
 	a := dial(t, ts.url, 1)
 	a.join("slow")
 	resp, err := http.Get(httpURL(ts) + "/v1/docs/slow/events")

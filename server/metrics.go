@@ -31,6 +31,8 @@ type metrics struct {
 	followers  prometheus.Gauge
 	backups    prometheus.Counter
 	backupFail prometheus.Counter
+	panics     prometheus.Counter
+	busy       prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -73,7 +75,19 @@ func newMetrics(s *Server) *metrics {
 			Name: "collabd_backup_failures_total",
 			Help: "Backups by GET /v1/backup that failed or were cut off.",
 		}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "collabd_panics_recovered_total",
+			Help: "Panics recovered in a document owner or a session (the document was unloaded or the connection closed; the process kept serving).",
+		}),
+		busy: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "collabd_capacity_refusals_total",
+			Help: "Document loads and writes refused because a memory cap was reached (code 4004 overloaded).",
+		}),
 	}
+	replica := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "collabd_replica_bytes_estimated",
+		Help: "Estimated memory of the loaded documents' replicas (capped by MaxReplicaBytes).",
+	}, func() float64 { return float64(s.reg.bytes.Load()) })
 	connections := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "collabd_connections",
 		Help: "Open WebSocket connections.",
@@ -86,12 +100,10 @@ func newMetrics(s *Server) *metrics {
 		Name: "collabd_documents_loaded",
 		Help: "Documents loaded in memory (one owner goroutine each).",
 	}, func() float64 {
-		s.reg.mu.Lock()
-		defer s.reg.mu.Unlock()
-		return float64(len(s.reg.owners))
+		return float64(s.reg.loaded())
 	})
 	m.reg.MustRegister(m.ops, m.updates, m.durable, m.slow, m.presDrop, m.errors, m.followers,
-		m.backups, m.backupFail, connections, loaded, storeCollector{store: s.cfg.Store},
+		m.backups, m.backupFail, m.panics, m.busy, replica, connections, loaded, storeCollector{store: s.cfg.Store},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -137,6 +149,20 @@ func (m *metrics) presenceDropped() {
 func (m *metrics) errorSent(code protocol.Code) {
 	if m != nil {
 		m.errors.WithLabelValues(code.String()).Inc()
+	}
+}
+
+// ownerPanic counts a recovered panic.
+func (m *metrics) ownerPanic() {
+	if m != nil {
+		m.panics.Inc()
+	}
+}
+
+// capacityRefusal counts a load or write refused at a memory cap.
+func (m *metrics) capacityRefusal() {
+	if m != nil {
+		m.busy.Inc()
 	}
 }
 

@@ -162,7 +162,7 @@ func opsToken(t *testing.T, secret []byte, docs ...string) string {
 }
 
 func TestBackupEndpoint(t *testing.T) {
-	secret := []byte("backup-test-secret")
+	secret := []byte("backup-test-secret-of-32-bytes-ok")
 	hs, store := startAuthServer(t, secret)
 	ctx := context.Background()
 	for i := range 20 {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/collabd/collabd/crdt"
@@ -24,11 +26,17 @@ type owner struct {
 	done  chan struct{} // closed when run returns
 
 	// guarded by the registry lock
-	refs int
-	gone bool
+	refs      int
+	gone      bool
+	idleSince time.Time // when refs last fell to zero (eviction order)
+
+	memShared atomic.Int64  // the owner's estimated replica bytes, for the registry's eviction choice
+	evict     chan struct{} // the registry asks the owner to unload when idle (capacity 1)
 
 	// owned by the run goroutine
 	doc      *crdt.Doc
+	mem      int64 // estimated replica bytes counted in the registry's total
+	evicting bool  // the registry asked for an unload: leave as soon as idle
 	failed   error // load failure: every request is refused with it
 	subs     map[*session]bool
 	commits  []commit // submitted to storage, oldest first (they complete in order)
@@ -95,6 +103,7 @@ func (srv *Server) startOwner(id string) *owner {
 		srv:     srv,
 		inbox:   make(chan *request, 64),
 		done:    make(chan struct{}),
+		evict:   make(chan struct{}, 1),
 		subs:    make(map[*session]bool),
 		compact: make(chan error, 1),
 		pres:    newOwnerPresence(srv.cfg),
@@ -127,11 +136,13 @@ func (o *owner) send(ctx context.Context, r request) bool {
 
 func (o *owner) run(ctx context.Context) {
 	log := o.srv.cfg.Logger.With("doc", o.id)
-	if err := o.load(ctx); err != nil {
+	defer o.account(0)
+	if err := o.safeLoad(ctx); err != nil {
 		o.failed = err
 		log.Error("document refused: load failed", "err", err)
 	} else {
 		o.doc.Observe(func(c crdt.Change) { o.splices = append(o.splices, c) })
+		o.account(o.estimate())
 	}
 	idle := time.NewTimer(o.srv.cfg.IdleUnload)
 	defer idle.Stop()
@@ -139,43 +150,159 @@ func (o *owner) run(ctx context.Context) {
 	defer expiry.Stop()
 	defer o.pres.timer.Stop()
 	for {
-		var head <-chan struct{}
-		if len(o.commits) > 0 {
-			head = o.commits[0].p.Done()
+		exit, crashed := o.step(ctx, idle, expiry.C)
+		if crashed != nil {
+			o.crashed(crashed)
+			return
 		}
-		select {
-		case r := <-o.inbox:
-			o.handle(ctx, *r)
-		case <-head:
-			o.durable()
-		case now := <-o.pres.flushC():
-			o.flushPresence(now)
-		case now := <-expiry.C:
-			o.expirePresence(now)
-		case err := <-o.compact:
-			o.compacts--
-			if err != nil {
-				log.Warn("compaction failed", "err", err)
-			}
-		case <-idle.C:
-			if len(o.subs) == 0 && len(o.followers) == 0 && len(o.commits) == 0 && o.compacts == 0 && o.srv.reg.tryRemove(o) {
-				log.Debug("document unloaded")
-				return
-			}
-			idle.Reset(o.srv.cfg.IdleUnload)
-		case <-ctx.Done():
-			o.shutdown()
+		if exit {
 			return
 		}
 	}
+}
+
+// step handles one event of the owner's loop. It reports whether the owner
+// has unloaded (exit), or the value of a panic it recovered: a bug or a
+// hostile input that got past validation must not take the process down,
+// so the owner gives up this document only (see crashed).
+func (o *owner) step(ctx context.Context, idle *time.Timer, expiry <-chan time.Time) (exit bool, crashed any) {
+	defer func() {
+		if v := recover(); v != nil {
+			exit, crashed = true, panicValue{v, debug.Stack()}
+		}
+	}()
+	var head <-chan struct{}
+	if len(o.commits) > 0 {
+		head = o.commits[0].p.Done()
+	}
+	select {
+	case r := <-o.inbox:
+		o.handle(ctx, *r)
+	case <-head:
+		o.durable()
+	case now := <-o.pres.flushC():
+		o.flushPresence(now)
+	case now := <-expiry:
+		o.expirePresence(now)
+	case err := <-o.compact:
+		o.compacts--
+		if err != nil {
+			o.srv.cfg.Logger.Warn("compaction failed", "doc", o.id, "err", err)
+		}
+	case <-o.evict:
+		o.evicting = true
+	case <-idle.C:
+		if o.unloadIfIdle() {
+			return true, nil
+		}
+		idle.Reset(o.srv.cfg.IdleUnload)
+		return false, nil
+	case <-ctx.Done():
+		o.shutdown()
+		return true, nil
+	}
+	if o.doc != nil {
+		o.account(o.estimate())
+	}
+	return o.evicting && o.unloadIfIdle(), nil
+}
+
+// unloadIfIdle unregisters the owner when nothing needs it (no session,
+// follower, commit or compaction; no reference and an empty inbox). It
+// reports whether the owner must exit.
+func (o *owner) unloadIfIdle() bool {
+	if len(o.subs) == 0 && len(o.followers) == 0 && len(o.commits) == 0 && o.compacts == 0 && o.srv.reg.tryRemove(o) {
+		o.srv.cfg.Logger.Debug("document unloaded", "doc", o.id, "evicted", o.evicting)
+		return true
+	}
+	return false
+}
+
+// requestEvict asks the owner to unload as soon as it is idle (the registry
+// needs room). It never blocks.
+func (o *owner) requestEvict() {
+	select {
+	case o.evict <- struct{}{}:
+	default:
+	}
+}
+
+// Replica memory estimate: what a loaded document costs beyond its ops (the
+// owner, its maps and channels, an empty crdt.Doc and presence set), and
+// what each op of its history costs at most (an item or delete run of one
+// op in the run tree and the agent history, measured on random-position
+// histories; typed runs cost far less).
+const (
+	ownerBaseBytes = 16 << 10
+	bytesPerOp     = 48
+)
+
+// estimate is the document's estimated replica bytes.
+func (o *owner) estimate() int64 {
+	return ownerBaseBytes + int64(o.doc.Version()+uint64(o.doc.Pending()))*bytesPerOp
+}
+
+// account records the owner's replica estimate in the registry's total.
+func (o *owner) account(n int64) {
+	if n != o.mem {
+		o.srv.reg.bytes.Add(n - o.mem)
+		o.mem = n
+		o.memShared.Store(n)
+	}
+}
+
+// panicValue is a recovered panic with the stack where it happened.
+type panicValue struct {
+	v     any
+	stack []byte
+}
+
+// errOwnerPanic marks a document whose load panicked (refused as corrupt).
+var errOwnerPanic = errors.New("server: document owner panicked")
+
+// safeLoad is load with a panic turned into an error: a stored document that
+// crashes the loader is refused (CodeDocCorrupt), never served.
+func (o *owner) safeLoad(ctx context.Context) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			o.srv.metrics.ownerPanic()
+			o.srv.cfg.Logger.Error("document load panicked", "doc", o.id, "panic", v, "stack", string(debug.Stack()))
+			err = fmt.Errorf("%w: load: %v", errOwnerPanic, v)
+		}
+	}()
+	return o.load(ctx)
+}
+
+// crashed ends an owner whose loop panicked. Its in-memory replica may be
+// inconsistent, so nothing more of it is applied, compacted or served:
+// commits already submitted (of updates applied before the panic) are waited
+// for and acked, every session is told to rejoin (CodeDocUnloading, which
+// makes it resend what was not acked durable), followers are ended, and the
+// owner leaves the registry. The next request for the document loads a fresh
+// owner from storage; the other documents never notice.
+func (o *owner) crashed(p any) {
+	pv := p.(panicValue)
+	o.srv.metrics.ownerPanic()
+	o.srv.cfg.Logger.Error("document owner panicked: document unloaded", "doc", o.id, "panic", pv.v, "stack", string(pv.stack))
+	for _, c := range o.commits {
+		<-c.p.Done()
+	}
+	o.ackCommits()
+	if o.compacts > 0 {
+		<-o.compact
+	}
+	for s := range o.subs {
+		s.sendError(protocol.CodeDocUnloading, o.id, 0, "document failed on the server and was unloaded; rejoin")
+	}
+	o.endFollowers(feedItem{kind: feedError, code: protocol.CodeDocUnloading, msg: "document failed on the server; reconnect"})
+	o.srv.reg.remove(o)
 }
 
 // load reads the snapshot and log tail. A document that does not exist yet
 // starts empty; any other failure refuses the document (never an empty
 // replacement that could be persisted over the stored one).
 func (o *owner) load(ctx context.Context) error {
-	lim := crdt.Limits{MaxOps: o.srv.cfg.MaxOpsPerBatch, MaxItems: o.srv.cfg.MaxDocItems, MaxPending: o.srv.cfg.MaxPending}
-	opts := crdt.Options{Agent: o.srv.agent, Limits: lim}
+	opts := crdt.Options{Agent: o.srv.agent, Limits: o.srv.docLimits()}
 	stored, err := o.srv.cfg.Store.Load(ctx, o.id)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -200,6 +327,22 @@ func (o *owner) load(ctx context.Context) error {
 	o.logTail = int64(len(stored.Tail))
 	o.exists = true
 	return nil
+}
+
+// docLimits are the crdt limits of every document the server holds, loads
+// or imports. Whatever a write path accepts must stay within them, or the
+// document would not load again: a server-made update (a REST delete over a
+// fragmented range, a snapshot import) may hold far more ops than a client
+// batch (MaxOpsPerBatch is checked on client updates before they reach the
+// owner), so stored entries are bounded by the document size instead.
+func (s *Server) docLimits() crdt.Limits {
+	return crdt.Limits{
+		MaxOps:      2*s.cfg.MaxDocItems + s.cfg.MaxPending,
+		MaxItems:    s.cfg.MaxDocItems,
+		MaxPending:  s.cfg.MaxPending,
+		MaxRoots:    maxRoots,
+		MaxRootName: maxRootName,
+	}
 }
 
 // failedCode is the code a refused document answers with.
@@ -289,6 +432,11 @@ func (o *owner) update(ctx context.Context, r request) {
 		r.s.sendError(protocol.CodeNotJoined, o.id, r.batch, "update for a document not joined")
 		return
 	}
+	if o.srv.reg.bytes.Load() > o.srv.cfg.MaxReplicaBytes {
+		o.srv.metrics.capacityRefusal()
+		r.s.reject(o.id, r.batch, protocol.CodeOverloaded, "server busy: replica memory cap reached; resend later", time.Second)
+		return
+	}
 	before, pendBefore := o.doc.Version(), o.doc.Pending()
 	var svBefore crdt.StateVector
 	if pendBefore > 0 {
@@ -304,8 +452,7 @@ func (o *owner) update(ctx context.Context, r request) {
 		case errors.Is(err, crdt.ErrTooLarge):
 			code = protocol.CodeDocTooLarge
 		}
-		r.s.enqueue(protocol.Encode(&protocol.Ack{Doc: o.id, Batch: r.batch, Status: protocol.AckRejected}))
-		r.s.sendError(code, o.id, r.batch, err.Error())
+		r.s.reject(o.id, r.batch, code, err.Error(), 0)
 		return
 	}
 	version, pendAfter := o.doc.Version(), o.doc.Pending()
@@ -354,8 +501,15 @@ func (o *owner) fanOut(frame []byte, author *session) {
 	}
 }
 
-// durable acks every commit that has completed, oldest first.
+// durable acks every commit that has completed, oldest first, then
+// compacts if the log is long enough.
 func (o *owner) durable() {
+	o.ackCommits()
+	o.maybeCompact()
+}
+
+// ackCommits acks every commit that has completed, oldest first.
+func (o *owner) ackCommits() {
 	for len(o.commits) > 0 {
 		c := o.commits[0]
 		select {
@@ -385,7 +539,6 @@ func (o *owner) durable() {
 			c.reply(nil)
 		}
 	}
-	o.maybeCompact()
 }
 
 // maybeCompact replaces the log by a snapshot once it is long enough. The

@@ -22,20 +22,51 @@ func (e *apiErr) Error() string { return e.msg }
 // callOwner runs fn on the owner of id (loading it if needed) and returns
 // when fn has run, or ctx or the server ends first.
 func (s *Server) callOwner(ctx context.Context, id string, fn func(*owner)) error {
-	o := s.reg.acquire(id)
+	o, err := s.acquire(ctx, id)
+	if err != nil {
+		return err
+	}
 	defer s.reg.release(o)
 	done := make(chan struct{})
 	if !o.send(ctx, request{kind: reqCall, call: func(o *owner) { fn(o); close(done) }}) {
-		return &apiErr{protocol.CodeGoingAway, "server shutting down"}
+		return o.exitErr(ctx)
 	}
 	select {
 	case <-done:
 		return nil
 	case <-o.done:
-		return &apiErr{protocol.CodeGoingAway, "server shutting down"}
+		select {
+		case <-done: // fn ran before the owner exited
+			return nil
+		default:
+			return o.exitErr(ctx)
+		}
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// exitErr is the error for a request the owner did not run: the server is
+// shutting down, the caller gave up, or the owner failed (a recovered panic)
+// and unloaded; a retry loads the document afresh.
+func (o *owner) exitErr(ctx context.Context) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case o.srv.ctx.Err() != nil:
+		return &apiErr{protocol.CodeGoingAway, "server shutting down"}
+	}
+	return &apiErr{protocol.CodeDocUnloading, "document failed on the server and was unloaded; retry"}
+}
+
+// acquire is registry.acquire with errBusy as the retryable CodeOverloaded.
+func (s *Server) acquire(ctx context.Context, id string) (*owner, error) {
+	o, err := s.reg.acquire(ctx, id)
+	if errors.Is(err, errBusy) {
+		s.metrics.capacityRefusal()
+		return nil, &apiErr{protocol.CodeOverloaded, "server busy: document capacity reached; retry later"}
+	}
+	return o, err
 }
 
 // refusal is the error for a refused document, or nil.

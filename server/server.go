@@ -5,6 +5,7 @@ import (
 	crand "crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -29,12 +30,13 @@ type Server struct {
 	upgrader     websocket.Upgrader
 	decodeLimits protocol.DecodeLimits
 	metrics      *metrics // Prometheus metrics (GET /metrics), own registry
+	bodies       *budget  // request body bytes being read (Config.MaxBodyBytes)
 
 	ctx    context.Context // cancelled by Shutdown: owners flush and exit
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // owners, sessions and their helpers
 
-	mu       sync.Mutex // guards sessions, agents, perIP, closing
+	mu       sync.Mutex // guards sessions, agents, perIP, rt, closing
 	sessions map[*session]bool
 	agents   map[crdt.AgentID]*session
 	perIP    map[string]int
@@ -42,10 +44,21 @@ type Server struct {
 	closing  bool
 }
 
+// MinSecretBytes is the shortest Config.AuthSecret New accepts: an HS256
+// key shorter than the hash is guessable offline from one token.
+const MinSecretBytes = 32
+
+// ErrWeakSecret is returned by New for an AuthSecret under MinSecretBytes.
+var ErrWeakSecret = errors.New("server: auth secret too short")
+
 // New returns a ready Server.
 func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("server: Config.Store is required")
+	}
+	if n := len(cfg.AuthSecret); n > 0 && n < MinSecretBytes {
+		return nil, fmt.Errorf("%w: %d bytes, at least %d are needed (make one with: head -c 32 /dev/urandom | base64)",
+			ErrWeakSecret, n, MinSecretBytes)
 	}
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -60,7 +73,8 @@ func New(cfg Config) (*Server, error) {
 		rt:           make(map[string]*rtTransport),
 		decodeLimits: protocol.DecodeLimits{MaxFrame: cfg.MaxFrame},
 	}
-	s.reg = newRegistry(s.startOwner)
+	s.reg = newRegistry(s.startOwner, cfg.MaxLoadedDocs, cfg.MaxReplicaBytes, 500*time.Millisecond)
+	s.bodies = newBudget(cfg.MaxBodyBytes)
 	s.metrics = newMetrics(s)
 	s.wg.Add(1)
 	go func() {

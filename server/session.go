@@ -43,6 +43,7 @@ type session struct {
 	claims   *Claims // nil in development mode (or before the Hello)
 	ops      *rate.Limiter
 	pres     *rate.Limiter
+	joins    *rate.Limiter
 	presErr  time.Time // last CodeRateLimited sent for presence
 
 	lastSeen atomic.Int64 // unix nanos of the last frame or pong (read by owners)
@@ -59,6 +60,7 @@ func newSession(srv *Server, t transport, id string) *session {
 		readOnly: make(map[string]bool),
 		ops:      rate.NewLimiter(rate.Limit(srv.cfg.OpRate), srv.cfg.OpBurst),
 		pres:     rate.NewLimiter(rate.Limit(srv.cfg.PresenceRate), srv.cfg.PresenceBurst),
+		joins:    rate.NewLimiter(rate.Limit(srv.cfg.JoinRate), srv.cfg.JoinBurst),
 	}
 }
 
@@ -262,23 +264,33 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 			s.sendError(protocol.CodeForbidden, m.Doc, 0, "the token does not grant this document")
 			return true
 		}
-		if o, ok := s.docs[m.Doc]; ok {
+		if _, ok := s.docs[m.Doc]; ok {
 			// A rejoin restarts the sync (a client that suspects a gap
 			// asks again); the subscription and its reference stay as they are.
 			s.readOnly[m.Doc] = m.ReadOnly || access == AccessRead
-			return o.send(ctx, request{kind: reqJoin, s: s, sv: m.SV, ro: s.readOnly[m.Doc], user: s.user()})
+			return s.sendTo(ctx, m.Doc, request{kind: reqJoin, s: s, sv: m.SV, ro: s.readOnly[m.Doc], user: s.user()})
 		}
 		if len(s.docs) >= s.srv.cfg.MaxDocsPerConn {
 			s.sendError(protocol.CodeTooManyDocs, m.Doc, 0, "too many documents on one connection")
 			return true
 		}
-		o := s.srv.reg.acquire(m.Doc)
+		if !s.joins.Allow() {
+			s.sendRetry(protocol.CodeRateLimited, m.Doc, 0, "join rate exceeded; join again later", time.Second)
+			return true
+		}
+		o, err := s.srv.acquire(ctx, m.Doc)
+		if err != nil {
+			if ctx.Err() != nil {
+				return false
+			}
+			s.sendRetry(protocol.CodeOverloaded, m.Doc, 0, err.Error(), time.Second)
+			return true
+		}
 		s.docs[m.Doc] = o
 		s.readOnly[m.Doc] = m.ReadOnly || access == AccessRead
-		return o.send(ctx, request{kind: reqJoin, s: s, sv: m.SV, ro: s.readOnly[m.Doc], user: s.user()})
+		return s.sendTo(ctx, m.Doc, request{kind: reqJoin, s: s, sv: m.SV, ro: s.readOnly[m.Doc], user: s.user()})
 	case *protocol.PresenceSet:
-		o, ok := s.docs[m.Doc]
-		if !ok {
+		if _, ok := s.docs[m.Doc]; !ok {
 			s.sendError(protocol.CodeNotJoined, m.Doc, 0, "presence for a document not joined")
 			return true
 		}
@@ -291,22 +303,19 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 			}
 			return true
 		}
-		return o.send(ctx, request{kind: reqPresence, s: s, state: m.State})
+		return s.sendTo(ctx, m.Doc, request{kind: reqPresence, s: s, state: m.State})
 	case *protocol.Update:
-		o, ok := s.docs[m.Doc]
-		if !ok {
+		if _, ok := s.docs[m.Doc]; !ok {
 			s.sendError(protocol.CodeNotJoined, m.Doc, m.Batch, "update for a document not joined")
 			return true
 		}
 		if s.readOnly[m.Doc] {
-			s.enqueue(protocol.Encode(&protocol.Ack{Doc: m.Doc, Batch: m.Batch, Status: protocol.AckRejected}))
-			s.sendError(protocol.CodeReadOnly, m.Doc, m.Batch, "document joined read-only")
+			s.reject(m.Doc, m.Batch, protocol.CodeReadOnly, "document joined read-only", 0)
 			return true
 		}
 		ops, err := crdt.DecodeUpdate(m.Update, crdt.Limits{MaxOps: s.srv.cfg.MaxOpsPerBatch})
 		if err != nil {
-			s.enqueue(protocol.Encode(&protocol.Ack{Doc: m.Doc, Batch: m.Batch, Status: protocol.AckRejected}))
-			s.sendError(protocol.CodeInvalidOp, m.Doc, m.Batch, err.Error())
+			s.reject(m.Doc, m.Batch, protocol.CodeInvalidOp, err.Error(), 0)
 			return true
 		}
 		n := 0
@@ -318,12 +327,10 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 			n += op.Len
 		}
 		if !s.ops.AllowN(time.Now(), min(n, s.srv.cfg.OpBurst)) {
-			s.enqueue(protocol.Encode(&protocol.Ack{Doc: m.Doc, Batch: m.Batch, Status: protocol.AckRejected}))
-			s.enqueue(protocol.Encode(&protocol.Error{Code: protocol.CodeRateLimited, Doc: m.Doc, Batch: m.Batch,
-				Message: "op rate exceeded; resend later", RetryAfterMs: 1000}))
+			s.reject(m.Doc, m.Batch, protocol.CodeRateLimited, "op rate exceeded; resend later", time.Second)
 			return true
 		}
-		return o.send(ctx, request{kind: reqUpdate, s: s, batch: m.Batch, update: m.Update})
+		return s.sendTo(ctx, m.Doc, request{kind: reqUpdate, s: s, batch: m.Batch, update: m.Update})
 	case *protocol.Leave:
 		o, ok := s.docs[m.Doc]
 		if !ok {
@@ -345,6 +352,48 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 		s.close(protocol.CodeBadFrame, "unexpected message")
 		return false
 	}
+}
+
+// sendTo delivers r to the owner of doc, which the session has joined. An
+// owner that exited while the session still held it has failed (a recovered
+// panic; it told the session to rejoin): the document is loaded afresh and
+// r goes to the new owner. It reports false when the session must end (ctx
+// ended).
+func (s *session) sendTo(ctx context.Context, doc string, r request) bool {
+	o := s.docs[doc]
+	if o.send(ctx, r) {
+		return true
+	}
+	if ctx.Err() != nil {
+		return false
+	}
+	s.srv.reg.release(o)
+	o, err := s.srv.acquire(ctx, doc)
+	if err != nil {
+		delete(s.docs, doc)
+		delete(s.readOnly, doc)
+		if ctx.Err() != nil {
+			return false
+		}
+		s.sendRetry(protocol.CodeOverloaded, doc, r.batch, err.Error(), time.Second)
+		return true
+	}
+	s.docs[doc] = o
+	return o.send(ctx, r)
+}
+
+// reject refuses update batch of doc: a rejected ack, then the error (with
+// a retry hint when after > 0). A rejected batch must be sent again
+// (docs/PROTOCOL.md).
+func (s *session) reject(doc string, batch uint64, code protocol.Code, msg string, after time.Duration) {
+	s.enqueue(protocol.Encode(&protocol.Ack{Doc: doc, Batch: batch, Status: protocol.AckRejected}))
+	s.sendRetry(code, doc, batch, msg, after)
+}
+
+// sendRetry sends a retryable error with a retry-after hint.
+func (s *session) sendRetry(code protocol.Code, doc string, batch uint64, msg string, after time.Duration) {
+	s.srv.metrics.errorSent(code)
+	s.enqueue(protocol.Encode(&protocol.Error{Code: code, Doc: doc, Batch: batch, Message: msg, RetryAfterMs: int(after / time.Millisecond)}))
 }
 
 // leaveAll removes the session from every document and gives up its agents.

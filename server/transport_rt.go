@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -43,8 +42,8 @@ type rtTransport struct {
 	streams  int
 	lastSeen time.Time // last POST or stream activity
 
-	postMu  sync.Mutex // one POST at a time, in order
-	postSeq uint64     // next expected POST sequence (from 1)
+	posting chan struct{} // a token held by the one POST in progress (capacity 1)
+	postSeq uint64        // next expected POST sequence (from 1); only the POST holding posting touches it
 }
 
 type rtFrame struct {
@@ -146,7 +145,7 @@ func (s *Server) rtCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	var b [24]byte
 	_, _ = crand.Read(b[:])
-	t := &rtTransport{srv: s, id: hex.EncodeToString(b[:8]), key: hex.EncodeToString(b[8:]), inbound: make(chan []byte, 64),
+	t := &rtTransport{srv: s, id: hex.EncodeToString(b[:8]), key: hex.EncodeToString(b[8:]), inbound: make(chan []byte, 4), posting: make(chan struct{}, 1),
 		next: 1, postSeq: 1, wake: make(chan struct{}, 1), lastSeen: time.Now()}
 	sess := newSession(s, t, t.id)
 	sess.claims = claims
@@ -331,37 +330,39 @@ func (s *Server) rtFrames(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, protocol.CodeBadFrame, "seq must be a POST number from 1")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(4*s.cfg.MaxFrame)))
-	if err != nil {
-		writeError(w, 0, protocol.CodeFrameTooLarge, "body too large")
+	// One POST at a time per session, taken before the body is read (never
+	// waited for: a second concurrent POST is a client bug or an attack).
+	select {
+	case t.posting <- struct{}{}:
+		defer func() { <-t.posting }()
+	default:
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusConflict, protocol.CodeTooManyRequests, "another POST of this session is in progress")
 		return
 	}
-	var frames [][]byte
-	for rest := body; len(rest) > 0; {
-		if len(rest) < 4 {
-			writeError(w, 0, protocol.CodeBadFrame, "truncated frame length")
-			return
-		}
-		n := binary.BigEndian.Uint32(rest)
-		if int64(n) > int64(s.cfg.MaxFrame) {
-			t.s.close(protocol.CodeFrameTooLarge, "frame too large")
-			writeError(w, 0, protocol.CodeFrameTooLarge, "frame too large")
-			return
-		}
-		if uint64(len(rest)-4) < uint64(n) {
-			writeError(w, 0, protocol.CodeBadFrame, "truncated frame")
-			return
-		}
-		frames, rest = append(frames, rest[4:4+n]), rest[4+n:]
-	}
-	t.postMu.Lock()
-	defer t.postMu.Unlock()
 	switch {
 	case seq < t.postSeq:
+		w.Header().Set("Connection", "close")
 		writeJSON(w, http.StatusOK, map[string]any{"duplicate": true})
 		return
 	case seq > t.postSeq:
+		w.Header().Set("Connection", "close")
 		writeError(w, http.StatusConflict, protocol.CodeBadFrame, fmt.Sprintf("expected POST %d", t.postSeq))
+		return
+	}
+	body, release, ok := s.readBody(w, r, int64(rtMaxFramesPerPost)*int64(4+s.cfg.MaxFrame))
+	if !ok {
+		return
+	}
+	defer release()
+	frames, err := splitFrames(body, s.cfg.MaxFrame)
+	if err != nil {
+		if errors.Is(err, errRTFrameTooLarge) {
+			t.s.close(protocol.CodeFrameTooLarge, "frame too large")
+			writeError(w, 0, protocol.CodeFrameTooLarge, err.Error())
+			return
+		}
+		writeError(w, http.StatusBadRequest, protocol.CodeBadFrame, err.Error())
 		return
 	}
 	t.touch(time.Now())
@@ -375,6 +376,39 @@ func (s *Server) rtFrames(w http.ResponseWriter, r *http.Request) {
 	}
 	t.postSeq++
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// rtMaxFramesPerPost bounds the frames of one POST (a client batches what
+// it has, a few frames at most; a body of empty frames must not become a
+// million of them).
+const rtMaxFramesPerPost = 256
+
+var errRTFrameTooLarge = errors.New("frame too large")
+
+// splitFrames parses a POST body of length-prefixed frames (4-byte big-endian
+// length, then the frame): every frame 1..maxFrame bytes, at most
+// rtMaxFramesPerPost of them. The frames alias body.
+func splitFrames(body []byte, maxFrame int) ([][]byte, error) {
+	var frames [][]byte
+	for rest := body; len(rest) > 0; {
+		if len(rest) < 4 {
+			return nil, errors.New("truncated frame length")
+		}
+		n := uint64(binary.BigEndian.Uint32(rest))
+		rest = rest[4:]
+		switch {
+		case n == 0:
+			return nil, errors.New("empty frame")
+		case n > uint64(maxFrame):
+			return nil, fmt.Errorf("%w: %d bytes, more than %d", errRTFrameTooLarge, n, maxFrame)
+		case n > uint64(len(rest)):
+			return nil, errors.New("truncated frame")
+		case len(frames) == rtMaxFramesPerPost:
+			return nil, fmt.Errorf("more than %d frames in one POST", rtMaxFramesPerPost)
+		}
+		frames, rest = append(frames, rest[:n]), rest[n:]
+	}
+	return frames, nil
 }
 
 // rtClose is DELETE /v1/rt/{session}: the client is done.
