@@ -14,7 +14,7 @@ func BenchmarkBroadcast(b *testing.B) {
 	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
 			srv := &Server{cfg: Config{QueueBytes: 1 << 30}.withDefaults()}
-			o := &owner{id: "d", srv: srv, subs: make(map[*session]bool)}
+			o := &owner{id: "d", srv: srv, ownerState: ownerState{subs: make(map[*session]bool)}}
 			subs := make([]*session, n)
 			for i := range subs {
 				subs[i] = newSession(srv, nil, "s")

@@ -34,9 +34,15 @@ type owner struct {
 	evict     chan struct{} // the registry asks the owner to unload when idle (capacity 1)
 
 	// owned by the run goroutine
-	doc      *crdt.Doc
 	mem      int64 // estimated replica bytes counted in the registry's total
 	evicting bool  // the registry asked for an unload: leave as soon as idle
+	ownerState
+}
+
+// ownerState is everything the run goroutine holds about the loaded
+// document; after a recovered panic it is replaced whole by a fresh load.
+type ownerState struct {
+	doc      *crdt.Doc
 	failed   error // load failure: every request is refused with it
 	subs     map[*session]bool
 	commits  []commit // submitted to storage, oldest first (they complete in order)
@@ -97,20 +103,25 @@ type commit struct {
 	sent    time.Time   // a session's update: when it was submitted (durable-ack latency metric)
 }
 
+func newOwnerState(cfg Config) ownerState {
+	return ownerState{
+		subs:      make(map[*session]bool),
+		compact:   make(chan error, 1),
+		pres:      newOwnerPresence(cfg),
+		followers: make(map[*follower]bool),
+		changes:   newChangeLog(cfg.ChangeLogEntries, cfg.ChangeLogBytes),
+		idem:      newIdemCache(1024),
+	}
+}
+
 func (srv *Server) startOwner(id string) *owner {
 	o := &owner{
-		id:      id,
-		srv:     srv,
-		inbox:   make(chan *request, 64),
-		done:    make(chan struct{}),
-		evict:   make(chan struct{}, 1),
-		subs:    make(map[*session]bool),
-		compact: make(chan error, 1),
-		pres:    newOwnerPresence(srv.cfg),
-
-		followers: make(map[*follower]bool),
-		changes:   newChangeLog(srv.cfg.ChangeLogEntries, srv.cfg.ChangeLogBytes),
-		idem:      newIdemCache(1024),
+		id:         id,
+		srv:        srv,
+		inbox:      make(chan *request, 64),
+		done:       make(chan struct{}),
+		evict:      make(chan struct{}, 1),
+		ownerState: newOwnerState(srv.cfg),
 	}
 	srv.wg.Add(1)
 	go func() {
@@ -135,25 +146,19 @@ func (o *owner) send(ctx context.Context, r request) bool {
 }
 
 func (o *owner) run(ctx context.Context) {
-	log := o.srv.cfg.Logger.With("doc", o.id)
 	defer o.account(0)
-	if err := o.safeLoad(ctx); err != nil {
-		o.failed = err
-		log.Error("document refused: load failed", "err", err)
-	} else {
-		o.doc.Observe(func(c crdt.Change) { o.splices = append(o.splices, c) })
-		o.account(o.estimate())
-	}
+	o.start(ctx)
 	idle := time.NewTimer(o.srv.cfg.IdleUnload)
 	defer idle.Stop()
 	expiry := time.NewTicker(max(o.srv.cfg.PresenceTTL/3, time.Millisecond))
 	defer expiry.Stop()
-	defer o.pres.timer.Stop()
+	defer func() { o.pres.timer.Stop() }()
 	for {
 		exit, crashed := o.step(ctx, idle, expiry.C)
 		if crashed != nil {
 			o.crashed(crashed)
-			return
+			o.start(ctx)
+			continue
 		}
 		if exit {
 			return
@@ -161,14 +166,25 @@ func (o *owner) run(ctx context.Context) {
 	}
 }
 
+// start loads the document into the owner's (fresh) state.
+func (o *owner) start(ctx context.Context) {
+	if err := o.safeLoad(ctx); err != nil {
+		o.failed = err
+		o.srv.cfg.Logger.Error("document refused: load failed", "doc", o.id, "err", err)
+		return
+	}
+	o.doc.Observe(func(c crdt.Change) { o.splices = append(o.splices, c) })
+	o.account(o.estimate())
+}
+
 // step handles one event of the owner's loop. It reports whether the owner
 // has unloaded (exit), or the value of a panic it recovered: a bug or a
 // hostile input that got past validation must not take the process down,
-// so the owner gives up this document only (see crashed).
+// so the owner gives up its state of this document only (see crashed).
 func (o *owner) step(ctx context.Context, idle *time.Timer, expiry <-chan time.Time) (exit bool, crashed any) {
 	defer func() {
 		if v := recover(); v != nil {
-			exit, crashed = true, panicValue{v, debug.Stack()}
+			exit, crashed = false, panicValue{v, debug.Stack()}
 		}
 	}()
 	var head <-chan struct{}
@@ -273,17 +289,19 @@ func (o *owner) safeLoad(ctx context.Context) (err error) {
 	return o.load(ctx)
 }
 
-// crashed ends an owner whose loop panicked. Its in-memory replica may be
-// inconsistent, so nothing more of it is applied, compacted or served:
-// commits already submitted (of updates applied before the panic) are waited
-// for and acked, every session is told to rejoin (CodeDocUnloading, which
-// makes it resend what was not acked durable), followers are ended, and the
-// owner leaves the registry. The next request for the document loads a fresh
-// owner from storage; the other documents never notice.
+// crashed gives up the state of an owner whose loop panicked. Its
+// in-memory replica may be inconsistent, so nothing more of it is applied,
+// compacted or served: commits already submitted (of updates applied before
+// the panic) are waited for and acked, every session is told to rejoin
+// (CodeDocUnloading, which makes it resend what was not acked durable) and
+// forgotten, followers are ended, and the state is replaced by a fresh one;
+// run then loads the document again from storage. The goroutine, its inbox
+// and the references sessions hold stay as they are, so no request is lost
+// and the other documents never notice.
 func (o *owner) crashed(p any) {
 	pv := p.(panicValue)
 	o.srv.metrics.ownerPanic()
-	o.srv.cfg.Logger.Error("document owner panicked: document unloaded", "doc", o.id, "panic", pv.v, "stack", string(pv.stack))
+	o.srv.cfg.Logger.Error("document owner panicked: state dropped, reloading from storage", "doc", o.id, "panic", pv.v, "stack", string(pv.stack))
 	for _, c := range o.commits {
 		<-c.p.Done()
 	}
@@ -292,10 +310,11 @@ func (o *owner) crashed(p any) {
 		<-o.compact
 	}
 	for s := range o.subs {
-		s.sendError(protocol.CodeDocUnloading, o.id, 0, "document failed on the server and was unloaded; rejoin")
+		s.sendError(protocol.CodeDocUnloading, o.id, 0, "document failed on the server and was reloaded; rejoin")
 	}
 	o.endFollowers(feedItem{kind: feedError, code: protocol.CodeDocUnloading, msg: "document failed on the server; reconnect"})
-	o.srv.reg.remove(o)
+	o.pres.timer.Stop()
+	o.ownerState = newOwnerState(o.srv.cfg)
 }
 
 // load reads the snapshot and log tail. A document that does not exist yet

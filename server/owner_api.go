@@ -20,20 +20,35 @@ type apiErr struct {
 func (e *apiErr) Error() string { return e.msg }
 
 // callOwner runs fn on the owner of id (loading it if needed) and returns
-// when fn has run, or ctx or the server ends first.
+// when fn has run, or ctx or the server ends first. If fn panics, the owner
+// reloads the document (see owner.crashed) and callOwner answers with the
+// retryable CodeDocUnloading.
 func (s *Server) callOwner(ctx context.Context, id string, fn func(*owner)) error {
 	o, err := s.acquire(ctx, id)
 	if err != nil {
 		return err
 	}
 	defer s.reg.release(o)
-	done := make(chan struct{})
-	if !o.send(ctx, request{kind: reqCall, call: func(o *owner) { fn(o); close(done) }}) {
+	done, panicked := make(chan struct{}), make(chan struct{})
+	call := func(o *owner) {
+		ok := false
+		defer func() {
+			if !ok {
+				close(panicked) // runs while the panic unwinds to the owner's recover
+			}
+		}()
+		fn(o)
+		ok = true
+		close(done)
+	}
+	if !o.send(ctx, request{kind: reqCall, call: call}) {
 		return o.exitErr(ctx)
 	}
 	select {
 	case <-done:
 		return nil
+	case <-panicked:
+		return &apiErr{protocol.CodeDocUnloading, "document failed on the server and was reloaded; retry"}
 	case <-o.done:
 		select {
 		case <-done: // fn ran before the owner exited
@@ -46,17 +61,13 @@ func (s *Server) callOwner(ctx context.Context, id string, fn func(*owner)) erro
 	}
 }
 
-// exitErr is the error for a request the owner did not run: the server is
-// shutting down, the caller gave up, or the owner failed (a recovered panic)
-// and unloaded; a retry loads the document afresh.
+// exitErr is the error for a request the owner did not run: the caller
+// gave up, or the owner exited (the server is shutting down).
 func (o *owner) exitErr(ctx context.Context) error {
-	switch {
-	case ctx.Err() != nil:
+	if ctx.Err() != nil {
 		return ctx.Err()
-	case o.srv.ctx.Err() != nil:
-		return &apiErr{protocol.CodeGoingAway, "server shutting down"}
 	}
-	return &apiErr{protocol.CodeDocUnloading, "document failed on the server and was unloaded; retry"}
+	return &apiErr{protocol.CodeGoingAway, "server shutting down"}
 }
 
 // acquire is registry.acquire with errBusy as the retryable CodeOverloaded.

@@ -20,7 +20,7 @@ func parkedSession(srv *Server, id string) *session {
 // session that missed frames gets the whole presence once it drains.
 func TestPresenceDroppedForSlowSession(t *testing.T) {
 	srv := &Server{cfg: Config{QueueBytes: 8 << 10}.withDefaults()}
-	o := &owner{id: "d", srv: srv, subs: map[*session]bool{}, pres: newOwnerPresence(srv.cfg)}
+	o := &owner{id: "d", srv: srv, ownerState: ownerState{subs: map[*session]bool{}, pres: newOwnerPresence(srv.cfg)}}
 	defer o.pres.timer.Stop()
 	slow, mover := parkedSession(srv, "slow"), parkedSession(srv, "mover")
 	now := time.Now()

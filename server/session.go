@@ -206,7 +206,12 @@ func (s *session) ping() {
 func (s *session) frame(ctx context.Context, data []byte, hello *bool) bool {
 	m, err := protocol.Decode(data, s.srv.decodeLimits)
 	if err != nil {
-		s.close(protocol.CodeBadFrame, err.Error())
+		code := protocol.CodeBadFrame
+		var de *protocol.DecodeError
+		if errors.As(err, &de) {
+			code = de.Code()
+		}
+		s.close(code, err.Error())
 		return false
 	}
 	if *hello {
@@ -354,32 +359,10 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 	}
 }
 
-// sendTo delivers r to the owner of doc, which the session has joined. An
-// owner that exited while the session still held it has failed (a recovered
-// panic; it told the session to rejoin): the document is loaded afresh and
-// r goes to the new owner. It reports false when the session must end (ctx
-// ended).
+// sendTo delivers r to the owner of doc, which the session has joined. It
+// reports false when the session must end (the server is shutting down).
 func (s *session) sendTo(ctx context.Context, doc string, r request) bool {
-	o := s.docs[doc]
-	if o.send(ctx, r) {
-		return true
-	}
-	if ctx.Err() != nil {
-		return false
-	}
-	s.srv.reg.release(o)
-	o, err := s.srv.acquire(ctx, doc)
-	if err != nil {
-		delete(s.docs, doc)
-		delete(s.readOnly, doc)
-		if ctx.Err() != nil {
-			return false
-		}
-		s.sendRetry(protocol.CodeOverloaded, doc, r.batch, err.Error(), time.Second)
-		return true
-	}
-	s.docs[doc] = o
-	return o.send(ctx, r)
+	return s.docs[doc].send(ctx, r)
 }
 
 // reject refuses update batch of doc: a rejected ack, then the error (with

@@ -1,0 +1,302 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/protocol"
+	"github.com/collabd/collabd/storage"
+)
+
+// internalServer runs a Server (package-internal view) on loopback.
+type internalServer struct {
+	srv   *Server
+	store *storage.Store
+	http  *httptest.Server
+}
+
+func startInternal(t *testing.T, cfg Config) *internalServer {
+	t.Helper()
+	store, err := storage.Open(filepath.Join(t.TempDir(), "collabd.db"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Store = store
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := &internalServer{srv: srv, store: store, http: httptest.NewServer(srv.Handler())}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		is.http.Close()
+		_ = store.Close()
+	})
+	return is
+}
+
+func (is *internalServer) post(t *testing.T, id, body string) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", is.http.URL+"/v1/docs/"+id+"/edits", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func (is *internalServer) text(t *testing.T, id string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(is.http.URL + "/v1/docs/" + id + "/text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// wsClient is a minimal protocol client for internal tests.
+type wsClient struct {
+	t    *testing.T
+	conn *websocket.Conn
+}
+
+func (is *internalServer) dial(t *testing.T, agent crdt.AgentID) *wsClient {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(is.http.URL, "http")+"/v1/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	c := &wsClient{t: t, conn: conn}
+	c.send(&protocol.Hello{Version: protocol.Version, Agents: []crdt.AgentID{agent}, Client: "test"})
+	c.await(func(m protocol.Message) bool { _, ok := m.(*protocol.Welcome); return ok })
+	return c
+}
+
+func (c *wsClient) send(m protocol.Message) {
+	c.t.Helper()
+	if err := c.conn.WriteMessage(websocket.BinaryMessage, protocol.Encode(m)); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// await reads frames until match accepts one (a deadline of 10 s per frame).
+func (c *wsClient) await(match func(protocol.Message) bool) protocol.Message {
+	c.t.Helper()
+	for {
+		_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, b, err := c.conn.ReadMessage()
+		if err != nil {
+			c.t.Fatalf("read: %v", err)
+		}
+		m, err := protocol.Decode(b, protocol.DecodeLimits{})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if p, ok := m.(*protocol.Ping); ok {
+			c.send(&protocol.Pong{Nonce: p.Nonce})
+			continue
+		}
+		if match(m) {
+			return m
+		}
+	}
+}
+
+// joinSynced joins doc and waits for the final sync chunk.
+func (c *wsClient) joinSynced(doc string) {
+	c.t.Helper()
+	c.send(&protocol.Join{Doc: doc})
+	c.await(func(m protocol.Message) bool { s, ok := m.(*protocol.Sync); return ok && s.Final })
+}
+
+func errorOf(doc string) func(protocol.Message) bool {
+	return func(m protocol.Message) bool { e, ok := m.(*protocol.Error); return ok && e.Doc == doc }
+}
+
+// A panic on one document's owner reloads that document only: its sessions
+// are told to rejoin, acked text reloads from storage, the other documents
+// and the process keep serving.
+func TestOwnerPanicReloadsOnlyThatDocument(t *testing.T) {
+	is := startInternal(t, Config{IdleUnload: time.Minute})
+	for _, id := range []string{"a", "b"} {
+		if code := is.post(t, id, `{"edits":[[0,0,"acked `+id+`"]]}`); code != 200 {
+			t.Fatalf("POST edits %s = %d", id, code)
+		}
+	}
+	c := is.dial(t, 7)
+	c.joinSynced("a")
+	c.joinSynced("b")
+
+	err := is.srv.callOwner(context.Background(), "a", func(*owner) { panic("injected") })
+	var ae *apiErr
+	if !errors.As(err, &ae) || ae.code != protocol.CodeDocUnloading {
+		t.Fatalf("callOwner(panicking fn) = %v, want CodeDocUnloading", err)
+	}
+	e := c.await(errorOf("a")).(*protocol.Error)
+	if e.Code != protocol.CodeDocUnloading || !e.Code.Retry() {
+		t.Fatalf("session told %v, want retryable CodeDocUnloading", e.Code)
+	}
+	// The session rejoins (its reference went to the failed owner): the
+	// document is loaded afresh from storage.
+	c.joinSynced("a")
+	for id, want := range map[string]string{"a": "acked a", "b": "acked b"} {
+		if code, text := is.text(t, id); code != 200 || text != want {
+			t.Errorf("GET %s/text = %d %q, want 200 %q", id, code, text, want)
+		}
+	}
+	// b's owner never noticed: still the same one, still serving writes.
+	if code := is.post(t, "b", `{"edits":[[0,0,"still "]]}`); code != 200 {
+		t.Errorf("POST b after a's panic = %d", code)
+	}
+	if got := testMetric(t, is, "collabd_panics_recovered_total"); got != "1" {
+		t.Errorf("collabd_panics_recovered_total = %s, want 1", got)
+	}
+}
+
+func testMetric(t *testing.T, is *internalServer, name string) string {
+	t.Helper()
+	resp, err := http.Get(is.http.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// At the loaded-document cap, documents nobody holds are unloaded least
+// recently used first, and a load that finds none is refused with the
+// retryable CodeOverloaded — the loaded count never passes the cap.
+func TestGovernorCapsLoadedDocuments(t *testing.T) {
+	const limit = 8
+	is := startInternal(t, Config{MaxLoadedDocs: limit, IdleUnload: time.Hour, JoinRate: 1e6})
+	for i := range 40 {
+		if code := is.post(t, fmt.Sprint("d", i), `{"edits":[[0,0,"x"]]}`); code != 200 {
+			t.Fatalf("POST d%d = %d", i, code)
+		}
+		if n := is.srv.reg.loaded(); n > limit {
+			t.Fatalf("after d%d: %d documents loaded, cap %d", i, n, limit)
+		}
+	}
+	// Every evicted document reloads with its text.
+	for _, id := range []string{"d0", "d17", "d39"} {
+		if code, text := is.text(t, id); code != 200 || text != "x" {
+			t.Errorf("GET %s/text = %d %q", id, code, text)
+		}
+	}
+	// A session holding every slot: the next join is refused, retryable.
+	c := is.dial(t, 9)
+	for i := range limit {
+		c.joinSynced(fmt.Sprint("held", i))
+	}
+	c.send(&protocol.Join{Doc: "one-too-many"})
+	e := c.await(errorOf("one-too-many")).(*protocol.Error)
+	if e.Code != protocol.CodeOverloaded || e.RetryAfterMs <= 0 {
+		t.Fatalf("join past the cap: %v (retry %d ms), want CodeOverloaded with a retry hint", e.Code, e.RetryAfterMs)
+	}
+	// Over HTTP the same refusal is a 503 with Retry-After.
+	resp, err := http.Get(is.http.URL + "/v1/docs/d5/text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("GET at the cap = %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	// Leaving one frees a slot for the next join.
+	c.send(&protocol.Leave{Doc: "held0"})
+	c.joinSynced("one-too-many")
+	if n := is.srv.reg.loaded(); n > limit {
+		t.Fatalf("%d documents loaded, cap %d", n, limit)
+	}
+}
+
+// Past the replica memory cap, updates that would grow a document are
+// refused (retryable), never applied.
+func TestGovernorCapsReplicaBytes(t *testing.T) {
+	is := startInternal(t, Config{MaxReplicaBytes: ownerBaseBytes + 100*bytesPerOp, IdleUnload: time.Hour})
+	c := is.dial(t, 11)
+	c.joinSynced("big")
+	d := crdt.NewDoc(crdt.Options{Agent: 11})
+	x := d.Text("body")
+	for i := range 3 {
+		// Each update is 100 separate runs (a character at every other
+		// position going backwards), so the estimate grows by 100 ops.
+		for j := range 100 {
+			if err := x.Insert(0, fmt.Sprint(j%10)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		batch := uint64(i + 1)
+		c.send(&protocol.Update{Doc: "big", Batch: batch, Update: d.TakeUpdate()})
+		m := c.await(func(m protocol.Message) bool {
+			switch m := m.(type) {
+			case *protocol.Ack:
+				return m.Batch == batch && m.Status != protocol.AckApplied
+			case *protocol.Error:
+				return m.Batch == batch
+			}
+			return false
+		})
+		if i < 2 {
+			if a, ok := m.(*protocol.Ack); !ok || a.Status != protocol.AckDurable {
+				t.Fatalf("batch %d under the cap: %#v, want durable", batch, m)
+			}
+			continue
+		}
+		if a, ok := m.(*protocol.Ack); !ok || a.Status != protocol.AckRejected {
+			t.Fatalf("batch %d over the cap: %#v, want rejected", batch, m)
+		}
+		e := c.await(errorOf("big")).(*protocol.Error)
+		if e.Code != protocol.CodeOverloaded || e.RetryAfterMs <= 0 {
+			t.Fatalf("over the cap: %v, want CodeOverloaded with a retry hint", e.Code)
+		}
+	}
+	if _, text := is.text(t, "big"); len([]rune(text)) != 200 {
+		t.Errorf("text has %d characters, want the 200 of the two accepted batches", len([]rune(text)))
+	}
+}
+
+// A connection joining documents faster than JoinRate is refused, with a
+// retry hint, without loading anything.
+func TestJoinRate(t *testing.T) {
+	is := startInternal(t, Config{JoinRate: 0.001, JoinBurst: 3})
+	c := is.dial(t, 12)
+	for i := range 3 {
+		c.joinSynced(fmt.Sprint("j", i))
+	}
+	c.send(&protocol.Join{Doc: "j3"})
+	e := c.await(errorOf("j3")).(*protocol.Error)
+	if e.Code != protocol.CodeRateLimited || e.RetryAfterMs <= 0 {
+		t.Fatalf("join past the rate: %v, want CodeRateLimited with a retry hint", e.Code)
+	}
+	if n := is.srv.reg.loaded(); n != 3 {
+		t.Errorf("%d documents loaded, want 3", n)
+	}
+}
