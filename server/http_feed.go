@@ -62,16 +62,23 @@ func parseSince(v string) *uint64 {
 }
 
 // startFeed registers a follower with the document's owner and waits for
-// its first item. The caller must call stop.
-func (s *Server) startFeed(ctx context.Context, p feedParams, since *uint64) (f *follower, first feedItem, stop func(), err error) {
+// its first item. The follower holds one of the server's connection slots
+// (MaxConns, MaxConnsPerIP) until stop. The caller must call stop.
+func (s *Server) startFeed(ctx context.Context, ip string, p feedParams, since *uint64) (f *follower, first feedItem, stop func(), err error) {
+	release, code := s.admit(ip)
+	if release == nil {
+		return nil, feedItem{}, nil, &apiErr{code, "connection refused: " + code.String()}
+	}
 	o, err := s.acquire(ctx, p.id)
 	if err != nil {
+		release()
 		return nil, feedItem{}, nil, err
 	}
 	f = newFollower(p.root, p.presence, s.cfg.FollowerQueue)
 	stop = func() {
 		o.send(context.Background(), request{kind: reqUnfollow, f: f})
 		s.reg.release(o)
+		release()
 	}
 	if !o.send(ctx, request{kind: reqFollow, f: f, since: since}) {
 		stop()
@@ -225,7 +232,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if since == nil {
 		since = parseSince(r.URL.Query().Get("last_event_id"))
 	}
-	f, first, stop, err := s.startFeed(r.Context(), p, since)
+	f, first, stop, err := s.startFeed(r.Context(), remoteIP(r), p, since)
 	if err != nil {
 		answerErr(w, err)
 		return
@@ -307,7 +314,7 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request) {
 		zero := uint64(math.MaxUint64)
 		since = &zero // no since: a reset with the current text
 	}
-	f, first, stop, err := s.startFeed(r.Context(), p, since)
+	f, first, stop, err := s.startFeed(r.Context(), remoteIP(r), p, since)
 	if err != nil {
 		answerErr(w, err)
 		return

@@ -36,10 +36,11 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // owners, sessions and their helpers
 
-	mu       sync.Mutex // guards sessions, agents, perIP, rt, closing
+	mu       sync.Mutex // guards sessions, agents, conns, perIP, rt, closing
 	sessions map[*session]bool
 	agents   map[crdt.AgentID]*session
-	perIP    map[string]int
+	conns    int            // long-lived connections admitted (sessions and HTTP followers)
+	perIP    map[string]int // the same, by remote address
 	rt       map[string]*rtTransport // fallback sessions by id
 	closing  bool
 }
@@ -108,21 +109,10 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	ip := remoteIP(r)
-	s.mu.Lock()
-	closing, total, fromIP := s.closing, len(s.sessions), s.perIP[ip]
-	s.mu.Unlock()
-	switch {
-	case closing:
-		w.Header().Set("Retry-After", "5")
-		http.Error(w, "shutting down", http.StatusServiceUnavailable)
-		return
-	case total >= s.cfg.MaxConns:
+	release, code := s.admit(ip)
+	if release == nil {
 		w.Header().Set("Retry-After", "10")
-		http.Error(w, "too many connections", http.StatusServiceUnavailable)
-		return
-	case fromIP >= s.cfg.MaxConnsPerIP:
-		w.Header().Set("Retry-After", "10")
-		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
+		http.Error(w, code.String(), httpStatus(code))
 		return
 	}
 	// A token in the Authorization header or the token query parameter is
@@ -131,6 +121,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if tok := requestToken(r); tok != "" && len(s.cfg.AuthSecret) > 0 {
 		c, err := verifyToken(s.cfg.AuthSecret, tok, time.Now())
 		if err != nil {
+			release()
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
@@ -138,6 +129,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		release()
 		return // the upgrader has answered
 	}
 	var b [8]byte
@@ -147,24 +139,53 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
+		release()
 		_ = conn.Close()
 		return
 	}
 	s.sessions[sess] = true
-	s.perIP[ip]++
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
+		defer release()
 		sess.wsReadLoop(s.ctx, conn)
 		sess.close(protocol.CodeGoingAway, "closed")
 		s.mu.Lock()
 		delete(s.sessions, sess)
-		if s.perIP[ip]--; s.perIP[ip] <= 0 {
-			delete(s.perIP, ip)
-		}
 		s.mu.Unlock()
 	}()
+}
+
+// admit reserves a slot for a long-lived connection from ip (a WebSocket
+// or fallback session, an SSE stream, a long poll) under MaxConns and
+// MaxConnsPerIP. It returns the slot's release function, or nil and the
+// refusal's code.
+func (s *Server) admit(ip string) (release func(), code protocol.Code) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closing:
+		return nil, protocol.CodeGoingAway
+	case s.conns >= s.cfg.MaxConns:
+		s.metrics.capacityRefusal()
+		return nil, protocol.CodeOverloaded
+	case s.perIP[ip] >= s.cfg.MaxConnsPerIP:
+		return nil, protocol.CodeTooManyRequests
+	}
+	s.conns++
+	s.perIP[ip]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.conns--
+			if s.perIP[ip]--; s.perIP[ip] <= 0 {
+				delete(s.perIP, ip)
+			}
+		})
+	}, 0
 }
 
 // pinger pings every session once per PingInterval (one goroutine for the

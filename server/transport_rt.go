@@ -115,29 +115,16 @@ func (t *rtTransport) touch(now time.Time) {
 // rtCreate is POST /v1/rt: it opens a fallback session. The client then
 // attaches the event stream and POSTs its hello like any first frame.
 func (s *Server) rtCreate(w http.ResponseWriter, r *http.Request) {
-	if !s.checkOrigin(r) {
-		writeError(w, http.StatusForbidden, protocol.CodeForbidden, "origin not allowed")
-		return
-	}
-	ip := remoteIP(r)
-	s.mu.Lock()
-	closing, total, fromIP := s.closing, len(s.sessions), s.perIP[ip]
-	s.mu.Unlock()
-	switch {
-	case closing:
-		writeError(w, 0, protocol.CodeGoingAway, "shutting down")
-		return
-	case total >= s.cfg.MaxConns:
-		writeError(w, 0, protocol.CodeOverloaded, "too many connections")
-		return
-	case fromIP >= s.cfg.MaxConnsPerIP:
-		writeError(w, 0, protocol.CodeTooManyRequests, "too many connections from this address")
+	release, code := s.admit(remoteIP(r))
+	if release == nil {
+		writeError(w, 0, code, "connection refused: "+code.String())
 		return
 	}
 	var claims *Claims
 	if tok := requestToken(r); tok != "" && len(s.cfg.AuthSecret) > 0 {
 		c, err := verifyToken(s.cfg.AuthSecret, tok, time.Now())
 		if err != nil {
+			release()
 			writeError(w, 0, authCode(err), "authentication failed")
 			return
 		}
@@ -153,24 +140,22 @@ func (s *Server) rtCreate(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
+		release()
 		writeError(w, 0, protocol.CodeGoingAway, "shutting down")
 		return
 	}
 	s.sessions[sess] = true
-	s.perIP[ip]++
 	s.rt[t.id] = t
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
+		defer release()
 		t.loop(s.ctx)
 		sess.close(protocol.CodeGoingAway, "closed")
 		s.mu.Lock()
 		delete(s.sessions, sess)
 		delete(s.rt, t.id)
-		if s.perIP[ip]--; s.perIP[ip] <= 0 {
-			delete(s.perIP, ip)
-		}
 		s.mu.Unlock()
 	}()
 	base := "/v1/rt/" + t.id

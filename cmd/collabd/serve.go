@@ -30,6 +30,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", "127.0.0.1:8080", "listen `address`")
 	data := fs.String("data", "./data", "data `directory` (holds collabd.db)")
 	origins := fs.String("allowed-origins", "", "comma-separated exact Origin allowlist for browsers (empty: same host only)")
+	hosts := fs.String("allowed-hosts", "", "comma-separated Host names the server answers to (development mode: loopback names always; auth mode: empty allows any)")
 	secret := fs.String("auth-secret", "", "HMAC `secret` for tokens (empty: development mode, no authentication)")
 	insecure := fs.Bool("insecure-no-auth", false, "allow a non-loopback address without authentication")
 	maxFrame := fs.Int("max-frame", 0, "largest inbound frame in bytes (0: 1 MiB)")
@@ -39,6 +40,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	maxPerIP := fs.Int("max-conns-per-ip", 0, "connections from one address (0: 256; raise it behind a proxy)")
 	opRate := fs.Float64("op-rate", 0, "ops (code points inserted or deleted) per second one connection may send (0: 2000)")
 	opBurst := fs.Int("op-burst", 0, "op rate bucket size (0: 100000)")
+	maxLoaded := fs.Int("max-loaded-docs", 0, "documents loaded in memory at once; idle ones are unloaded first (0: 20000)")
+	maxReplica := fs.Int64("max-replica-bytes", 0, "estimated memory of the loaded documents' replicas (0: 2 GiB)")
+	joinRate := fs.Float64("join-rate", 0, "documents one connection may join per second (0: 20; burst: --max-docs-per-conn)")
+	bodyTimeout := fs.Duration("body-timeout", 0, "time a client has to send a request body (0: 30s)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "serve Go's pprof profiles (/debug/pprof/) on this `address` (empty: off; keep it on loopback)")
 	if err := fs.Parse(args); err != nil {
@@ -69,18 +74,14 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer store.Close()
-	var allowed []string
-	for _, o := range strings.Split(*origins, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			allowed = append(allowed, o)
-		}
-	}
+	allowed := splitList(*origins)
 	if *secret == "" {
 		log.Warn("development mode: no --auth-secret, every connection may read and write every document")
 	}
-	srv, err := server.New(server.Config{Store: store, Logger: log, AllowedOrigins: allowed, AuthSecret: []byte(*secret),
-		MaxFrame: *maxFrame, MaxDocsPerConn: *maxDocs, QueueBytes: *queue, MaxConns: *maxConns, MaxConnsPerIP: *maxPerIP,
-		OpRate: *opRate, OpBurst: *opBurst})
+	srv, err := server.New(server.Config{Store: store, Logger: log, AllowedOrigins: allowed, AllowedHosts: splitList(*hosts),
+		AuthSecret: []byte(*secret), MaxFrame: *maxFrame, MaxDocsPerConn: *maxDocs, QueueBytes: *queue, MaxConns: *maxConns,
+		MaxConnsPerIP: *maxPerIP, OpRate: *opRate, OpBurst: *opBurst, MaxLoadedDocs: *maxLoaded, MaxReplicaBytes: *maxReplica,
+		JoinRate: *joinRate, BodyTimeout: *bodyTimeout})
 	if err != nil {
 		fmt.Fprintf(stderr, "collabd serve: %v\n", err)
 		return 1
@@ -143,6 +144,17 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		log.Error("serve", "err", err)
 	}
 	return 0
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, x := range strings.Split(v, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // envDefaults sets every flag not given on the command line from its
