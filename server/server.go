@@ -39,8 +39,8 @@ type Server struct {
 	mu       sync.Mutex // guards sessions, agents, conns, perIP, rt, closing
 	sessions map[*session]bool
 	agents   map[crdt.AgentID]*session
-	conns    int            // long-lived connections admitted (sessions and HTTP followers)
-	perIP    map[string]int // the same, by remote address
+	conns    int                     // long-lived connections admitted (sessions and HTTP followers)
+	perIP    map[string]int          // the same, by remote address
 	rt       map[string]*rtTransport // fallback sessions by id
 	closing  bool
 }
