@@ -11,7 +11,9 @@
 // presence.go (its presence half), follow.go + changelog.go (HTTP followers
 // and the recent changes they resume from), owner_api.go + http_docs.go (the
 // document API), http_feed.go + delta.go (SSE and long poll), rebase.go
-// (REST edits against an older version), auth.go, config.go, metrics.go.
+// (REST edits against an older version), guard.go (the Host, Origin and
+// request body rules every HTTP request passes first), registry.go (owners
+// by id, and the memory governor), auth.go, config.go, metrics.go.
 //
 // # Concurrency
 //
@@ -30,10 +32,15 @@
 //     without blocking; a connection whose queue overflows is closed with
 //     CodeSlow and resyncs by state vector when it reconnects. An owner never
 //     blocks on a session.
-//   - Owners never block on storage: they submit to the store's group commit
-//     and select on the oldest pending commit (commits complete in order),
-//     acking "durable" when it lands. Compaction runs in a goroutine the owner
-//     waits for before unloading.
+//   - Owners submit to the store's group commit and select on the oldest
+//     pending commit (commits complete in order), acking "durable" when it
+//     lands. Compaction runs in a goroutine the owner waits for before
+//     unloading. (Two waits remain on the owner goroutine: a submit when the
+//     store's queue is full, and a delete waiting for its commit.)
+//   - A panic in an owner is recovered: the owner drops its state of the
+//     document (waiting for commits already submitted), tells its sessions
+//     to rejoin (CodeDocUnloading) and reloads from storage; the goroutine,
+//     its inbox and the references to it stay, so no request is lost.
 //   - Every goroutine is counted in Server.wg and stops on Shutdown.
 //
 // # Acks
@@ -49,6 +56,17 @@
 // update that releases them is fanned out as the diff since the state before
 // it, to every subscriber including its author, so everyone gets the
 // released ops.
+//
+// # Memory governor
+//
+// The registry loads at most MaxLoadedDocs documents whose estimated
+// replica memory stays under MaxReplicaBytes: a load past a cap asks the
+// least recently used unreferenced owners to unload and waits briefly for
+// them, else it is refused with the retryable CodeOverloaded; an owner
+// refuses growing updates while the total is over its cap. Joins are rate
+// limited per connection, long-lived connections (sessions and HTTP
+// followers) share MaxConns and MaxConnsPerIP, and request bodies in flight
+// share MaxBodyBytes. docs/SECURITY.md lists every limit.
 //
 // # Auth and limits
 //

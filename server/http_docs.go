@@ -333,7 +333,7 @@ func (s *Server) postEdits(w http.ResponseWriter, r *http.Request) {
 	var res editResult
 	err = s.writeOwner(r.Context(), id, func(o *owner, durable func(error)) (bool, error) {
 		var err error
-		res, err = o.edit(r.Context(), body, durable)
+		res, err = o.edit(body, durable)
 		return err == nil && !res.Replay, err
 	})
 	if err != nil {
@@ -344,7 +344,7 @@ func (s *Server) postEdits(w http.ResponseWriter, r *http.Request) {
 }
 
 // edit applies a REST edit batch on the owner goroutine.
-func (o *owner) edit(ctx context.Context, body editsBody, reply func(error)) (editResult, error) {
+func (o *owner) edit(body editsBody, reply func(error)) (editResult, error) {
 	if e := o.refusal(); e != nil {
 		return editResult{}, e
 	}
@@ -404,7 +404,7 @@ func (o *owner) edit(ctx context.Context, body editsBody, reply func(error)) (ed
 	res := editResult{Version: o.doc.Version(), Applied: len(ps)}
 	// What applied is committed even if a later edit hit the document's size
 	// limit (the only failure left after the checks above).
-	o.commitServerUpdate(ctx, before, o.doc.TakeUpdate(), reply)
+	o.commitServerUpdate(before, o.doc.TakeUpdate(), reply)
 	if applyErr != nil {
 		return editResult{}, &apiErr{protocol.CodeDocTooLarge, applyErr.Error()}
 	}
@@ -449,7 +449,7 @@ func (s *Server) putSnapshot(w http.ResponseWriter, r *http.Request) {
 	}
 	var version uint64
 	err = s.writeOwner(r.Context(), id, func(o *owner, durable func(error)) (bool, error) {
-		if err := o.applyServerUpdate(r.Context(), in.EncodeDiff(o.doc.StateVector()), durable); err != nil {
+		if err := o.applyServerUpdate(in.EncodeDiff(o.doc.StateVector()), durable); err != nil {
 			return false, &apiErr{protocol.CodeInvalidOp, err.Error()}
 		}
 		version = o.doc.Version()
@@ -468,7 +468,7 @@ func (s *Server) deleteDoc(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	err := s.writeOwner(r.Context(), id, func(o *owner, _ func(error)) (bool, error) {
-		return false, o.deleteDoc(r.Context())
+		return false, o.deleteDoc()
 	})
 	if err != nil {
 		answerErr(w, err)

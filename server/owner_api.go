@@ -95,18 +95,24 @@ func (o *owner) refusal() *apiErr {
 // snapshot import) like a client's: stored through group commit, fanned out
 // to every session, recorded for followers. reply is called once it is
 // durable (or failed); nothing to store replies at once.
-func (o *owner) applyServerUpdate(ctx context.Context, update []byte, reply func(error)) error {
+func (o *owner) applyServerUpdate(update []byte, reply func(error)) error {
 	before := o.doc.Version()
 	if err := o.doc.ApplyUpdate(update); err != nil {
 		return err
 	}
-	o.commitServerUpdate(ctx, before, update, reply)
+	o.commitServerUpdate(before, update, reply)
 	return nil
 }
 
 // commitServerUpdate persists and fans out update, already applied to the
-// document (whose version was before).
-func (o *owner) commitServerUpdate(ctx context.Context, before uint64, update []byte, reply func(error)) {
+// document (whose version was before). A big server-made update (a snapshot
+// import, a delete across a fragmented range) goes out and into the log in
+// chunks: every stored entry stays under the store's update limit and every
+// frame under the clients' frame limit, and each chunk applies on its own.
+// It is stored under the server's context, not the request's: once applied,
+// an update is committed even if the HTTP client goes away. reply is called
+// once the last chunk is durable (commits complete in order).
+func (o *owner) commitServerUpdate(before uint64, update []byte, reply func(error)) {
 	version := o.doc.Version()
 	o.recordChange(before)
 	if version == before {
@@ -114,25 +120,37 @@ func (o *owner) commitServerUpdate(ctx context.Context, before uint64, update []
 		return
 	}
 	o.srv.metrics.applied(version - before)
-	o.fanOut(protocol.Encode(&protocol.Update{Doc: o.id, Update: update}), nil)
-	p, err := o.srv.cfg.Store.Submit(ctx, o.id, update)
-	if err != nil {
-		reply(err)
-		return
+	chunks := protocol.ChunkUpdate(update)
+	for _, c := range chunks {
+		o.fanOut(protocol.Encode(&protocol.Update{Doc: o.id, Update: c}), nil)
 	}
 	o.exists = true
-	o.commits = append(o.commits, commit{p: p, version: version, reply: reply})
+	for i, c := range chunks {
+		p, err := o.srv.cfg.Store.Submit(o.srv.ctx, o.id, c)
+		if err != nil {
+			reply(err)
+			return
+		}
+		cm := commit{p: p, version: version}
+		if i == len(chunks)-1 {
+			cm.reply = reply
+		}
+		o.commits = append(o.commits, cm)
+	}
 }
 
 // deleteDoc deletes the stored document (a tombstone), tells every session
-// and follower, and refuses the document from then on.
-func (o *owner) deleteDoc(ctx context.Context) error {
+// and follower, and refuses the document from then on. The deletion is
+// stored under the server's context: a client that goes away mid-request
+// must not leave the owner believing in a document storage has deleted.
+func (o *owner) deleteDoc() error {
 	// Wait for commits in flight: their acks go out before the deletion.
 	for _, c := range o.commits {
 		<-c.p.Done()
 	}
 	o.durable()
-	if err := o.srv.cfg.Store.Delete(ctx, o.id); err != nil && !errors.Is(err, storage.ErrNotFound) {
+	err := o.srv.cfg.Store.Delete(o.srv.ctx, o.id)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrDeleted) {
 		return fmt.Errorf("delete: %w", err)
 	}
 	o.failed = storage.ErrDeleted
