@@ -431,6 +431,12 @@ func (d *Doc) EncodeDiff(sv StateVector) []byte {
 	return e.bytes()
 }
 
+// PendingUpdate returns the ops waiting in the pending buffer (their causal
+// dependencies have not arrived) as one update, nil if there are none.
+// EncodeDiff leaves them out; a merge of this replica into another one
+// applies EncodeDiff's update and then this one.
+func (d *Doc) PendingUpdate() []byte { return d.encodePending() }
+
 // encodePending encodes the ops waiting in the pending buffer as one update
 // (nil if there are none), so a snapshot keeps them.
 func (d *Doc) encodePending() []byte {

@@ -465,3 +465,34 @@ func registered(sub string) jwt.RegisteredClaims {
 func contextTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
+
+// A snapshot whose ops all wait for a missing dependency changes nothing
+// visible, but it is stored: once the dependency arrives, the text shows
+// and survives a restart (found by FuzzHTTPAPI).
+func TestHostilePendingOnlyImport(t *testing.T) {
+	ts := startServer(t, server.Config{})
+	a := crdt.NewDoc(crdt.Options{Agent: 1})
+	_ = a.Text("body").Insert(0, "x")
+	b := crdt.NewDoc(crdt.Options{Agent: 2})
+	if err := b.ApplyUpdate(a.TakeUpdate()); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Text("body").Insert(1, "y")
+	c := crdt.NewDoc(crdt.Options{Agent: 3})
+	if err := c.ApplyUpdate(b.TakeUpdate()); err != nil || c.Pending() == 0 {
+		t.Fatalf("setup: %v, %d pending", err, c.Pending())
+	}
+	octet := map[string]string{"Content-Type": "application/octet-stream"}
+	for i, snap := range [][]byte{c.EncodeSnapshot(), a.EncodeSnapshot()} {
+		if code, body := do(t, "PUT", docURL(ts, "p", "/snapshot"), snap, octet); code != 200 {
+			t.Fatalf("PUT %d = %d %s", i, code, body)
+		}
+	}
+	if code, text := do(t, "GET", docURL(ts, "p", "/text"), nil, nil); code != 200 || string(text) != "xy" {
+		t.Fatalf("before restart: %d %q, want \"xy\"", code, text)
+	}
+	ts.restart()
+	if code, text := do(t, "GET", docURL(ts, "p", "/text"), nil, nil); code != 200 || string(text) != "xy" {
+		t.Fatalf("after restart: %d %q, want \"xy\"", code, text)
+	}
+}

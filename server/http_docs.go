@@ -449,8 +449,22 @@ func (s *Server) putSnapshot(w http.ResponseWriter, r *http.Request) {
 	}
 	var version uint64
 	err = s.writeOwner(r.Context(), id, func(o *owner, durable func(error)) (bool, error) {
-		if err := o.applyServerUpdate(in.EncodeDiff(o.doc.StateVector()), durable); err != nil {
+		// What the snapshot has that the document lacks, then the ops the
+		// snapshot holds pending (they may be what the document's own
+		// pending ops wait for, or wait on something still to come).
+		// Commits complete in order: the last reply says both are durable.
+		pending := in.PendingUpdate()
+		reply := durable
+		if pending != nil {
+			reply = func(error) {}
+		}
+		if err := o.applyServerUpdate(in.EncodeDiff(o.doc.StateVector()), reply); err != nil {
 			return false, &apiErr{protocol.CodeInvalidOp, err.Error()}
+		}
+		if pending != nil {
+			if err := o.applyServerUpdate(pending, durable); err != nil {
+				return false, &apiErr{protocol.CodeInvalidOp, err.Error()}
+			}
 		}
 		version = o.doc.Version()
 		return true, nil

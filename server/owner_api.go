@@ -96,9 +96,16 @@ func (o *owner) refusal() *apiErr {
 // to every session, recorded for followers. reply is called once it is
 // durable (or failed); nothing to store replies at once.
 func (o *owner) applyServerUpdate(update []byte, reply func(error)) error {
-	before := o.doc.Version()
+	before, pending := o.doc.Version(), o.doc.Pending()
 	if err := o.doc.ApplyUpdate(update); err != nil {
 		return err
+	}
+	if o.doc.Version() == before && o.doc.Pending() > pending {
+		// Only ops that wait for dependencies: nothing visible changed, but
+		// they are new and must be stored (a reload puts them back in the
+		// pending buffer), as for a client's update.
+		o.storeServerUpdate(update, o.doc.Version(), reply)
+		return nil
 	}
 	o.commitServerUpdate(before, update, reply)
 	return nil
@@ -120,11 +127,17 @@ func (o *owner) commitServerUpdate(before uint64, update []byte, reply func(erro
 		return
 	}
 	o.srv.metrics.applied(version - before)
-	chunks := protocol.ChunkUpdate(update)
-	for _, c := range chunks {
+	for _, c := range protocol.ChunkUpdate(update) {
 		o.fanOut(protocol.Encode(&protocol.Update{Doc: o.id, Update: c}), nil)
 	}
+	o.storeServerUpdate(update, version, reply)
+}
+
+// storeServerUpdate submits a server-made update in chunks; reply is told
+// when the last one is durable (or at once of a failed submit).
+func (o *owner) storeServerUpdate(update []byte, version uint64, reply func(error)) {
 	o.exists = true
+	chunks := protocol.ChunkUpdate(update)
 	for i, c := range chunks {
 		p, err := o.srv.cfg.Store.Submit(o.srv.ctx, o.id, c)
 		if err != nil {
