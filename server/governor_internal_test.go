@@ -300,3 +300,36 @@ func TestJoinRate(t *testing.T) {
 		t.Errorf("%d documents loaded, want 3", n)
 	}
 }
+
+// panicTransport panics on every write; it records the close.
+type panicTransport struct{ closed chan protocol.Code }
+
+func (p panicTransport) writeFrames([][]byte, time.Time) error { panic("injected write panic") }
+func (p panicTransport) closeWith(code protocol.Code, _ string) {
+	select {
+	case p.closed <- code:
+	default:
+	}
+}
+
+// A panic in a session's goroutine closes that session, not the process.
+func TestSessionPanicClosesOnlyThatSession(t *testing.T) {
+	is := startInternal(t, Config{})
+	pt := panicTransport{closed: make(chan protocol.Code, 1)}
+	s := newSession(is.srv, pt, "p")
+	s.enqueue([]byte{1})
+	select {
+	case code := <-pt.closed:
+		if code != protocol.CodeInternal {
+			t.Errorf("closed with %v, want CodeInternal", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the panicking session was not closed")
+	}
+	if got := testMetric(t, is, "collabd_panics_recovered_total"); got != "1" {
+		t.Errorf("collabd_panics_recovered_total = %s, want 1", got)
+	}
+	if code := is.post(t, "still", `{"edits":[[0,0,"up"]]}`); code != 200 {
+		t.Errorf("server after a session panic: POST = %d", code)
+	}
+}

@@ -149,11 +149,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	go func() {
 		defer s.wg.Done()
 		defer release()
+		defer func() {
+			sess.close(protocol.CodeGoingAway, "closed")
+			s.mu.Lock()
+			delete(s.sessions, sess)
+			s.mu.Unlock()
+		}()
+		defer sess.recoverPanic()
 		sess.wsReadLoop(s.ctx, conn)
-		sess.close(protocol.CodeGoingAway, "closed")
-		s.mu.Lock()
-		delete(s.sessions, sess)
-		s.mu.Unlock()
 	}()
 }
 

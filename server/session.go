@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,8 +126,21 @@ func (s *session) startWriter() {
 	s.srv.wg.Add(1)
 	go func() {
 		defer s.srv.wg.Done()
+		defer s.recoverPanic()
 		s.writer()
 	}()
+}
+
+// recoverPanic, deferred at the top of a session's goroutines, turns a
+// panic into closing that session (CodeInternal, retryable): one
+// connection's bad frame must not take the process down.
+func (s *session) recoverPanic() {
+	if v := recover(); v != nil {
+		s.srv.metrics.ownerPanic()
+		s.srv.cfg.Logger.Error("session panicked: connection closed", "session", s.id, "panic", v, "stack", string(debug.Stack()))
+		s.close(protocol.CodeInternal, "internal error")
+		s.t.closeWith(protocol.CodeInternal, "internal error")
+	}
 }
 
 func (s *session) sendError(code protocol.Code, doc string, batch uint64, msg string) {

@@ -151,12 +151,15 @@ func (s *Server) rtCreate(w http.ResponseWriter, r *http.Request) {
 	go func() {
 		defer s.wg.Done()
 		defer release()
+		defer func() {
+			sess.close(protocol.CodeGoingAway, "closed")
+			s.mu.Lock()
+			delete(s.sessions, sess)
+			delete(s.rt, t.id)
+			s.mu.Unlock()
+		}()
+		defer sess.recoverPanic()
 		t.loop(s.ctx)
-		sess.close(protocol.CodeGoingAway, "closed")
-		s.mu.Lock()
-		delete(s.sessions, sess)
-		delete(s.rt, t.id)
-		s.mu.Unlock()
 	}()
 	base := "/v1/rt/" + t.id
 	writeJSON(w, http.StatusCreated, map[string]string{"session": t.id, "key": t.key,
