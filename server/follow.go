@@ -1,9 +1,10 @@
 package server
 
 import (
-	"github.com/collabd/collabd/crdt"
-	"github.com/collabd/collabd/presence"
+	"time"
+
 	"github.com/collabd/collabd/protocol"
+	"github.com/collabd/collabd/server/owner"
 )
 
 type feedKind int
@@ -23,7 +24,7 @@ type feedItem struct {
 	kind    feedKind
 	version uint64
 	text    string             // snapshot, reset
-	change  change             // change (its splices are never modified)
+	step    owner.Step         // change (its changes are never modified)
 	pres    *protocol.Presence // presence
 	cursors map[string][2]int  // presence: session -> anchor, head resolved in the follower's root (code points; -1 unknown)
 	code    protocol.Code      // error, deleted
@@ -31,14 +32,69 @@ type feedItem struct {
 }
 
 // follower is an HTTP reader of one document (an SSE stream or a long
-// poll). The owner pushes into ch without blocking; a follower that falls
-// FollowerQueue items behind is dropped (ch is closed) and resumes from its
-// last version, as a browser's EventSource does by itself.
+// poll), an owner.Subscriber: the owner delivers events on its goroutine,
+// and the follower turns them into feed items on ch without blocking; a
+// follower that falls FollowerQueue items behind is dropped (ch is closed)
+// and resumes from its last version, as a browser's EventSource does by
+// itself.
 type follower struct {
 	root     string // the text root whose text snapshots carry
 	presence bool   // wants presence items
 	ch       chan feedItem
 	dropped  bool // owned by the owner goroutine
+}
+
+var _ owner.Subscriber = (*follower)(nil)
+
+// ID is empty: followers are not peers.
+func (f *follower) ID() string { return "" }
+
+// Seen is always now: a follower's liveness is its HTTP request.
+func (f *follower) Seen() time.Time { return time.Now() }
+
+// Deliver turns an owner event into feed items. It reports false once the
+// follower is dropped or its feed has ended.
+func (f *follower) Deliver(ev owner.Event) bool {
+	switch ev := ev.(type) {
+	case *owner.FeedStartEvent:
+		switch {
+		case ev.Current:
+			return f.push(feedItem{kind: feedCurrent, version: ev.Version})
+		case ev.Steps != nil:
+			for _, st := range ev.Steps {
+				if !f.push(feedItem{kind: feedChange, version: st.To, step: st}) {
+					return false
+				}
+			}
+			return true
+		case ev.Reset:
+			return f.push(feedItem{kind: feedReset, version: ev.Version, text: ev.Text})
+		}
+		return f.push(feedItem{kind: feedSnapshot, version: ev.Version, text: ev.Text})
+	case *owner.UpdateEvent:
+		return f.push(feedItem{kind: feedChange, version: ev.Version, step: owner.Step{From: ev.From, To: ev.Version, Changes: ev.Changes}})
+	case *owner.ErrorEvent:
+		if !ev.End {
+			return true // a session's refusal: nothing a follower shows
+		}
+		kind := feedError
+		if ev.Code == protocol.CodeDocDeleted {
+			kind = feedDeleted
+		}
+		f.push(feedItem{kind: kind, code: ev.Code, msg: ev.Message})
+		return false
+	}
+	return true // sync and acks are for sessions
+}
+
+// DeliverSoft delivers presence to a follower that wants it, with the
+// cursors resolved in its root.
+func (f *follower) DeliverSoft(ev owner.Event) bool {
+	p, ok := ev.(*owner.PresenceEvent)
+	if !ok || !f.presence {
+		return true
+	}
+	return f.push(feedItem{kind: feedPresence, pres: p.Msg, cursors: p.Cursors(f.root)})
 }
 
 func newFollower(root string, presence bool, queue int) *follower {
@@ -61,109 +117,3 @@ func (f *follower) push(it feedItem) bool {
 	}
 }
 
-// follow starts a follower: a snapshot, or the changes after *since when the
-// change log still has them all (else a reset), then presence, then every
-// later change.
-func (o *owner) follow(f *follower, since *uint64) {
-	version := o.doc.Version()
-	snapshot := feedItem{kind: feedSnapshot, version: version}
-	if hasRoot(o.doc, f.root) {
-		snapshot.text = o.doc.Text(f.root).String()
-	}
-	if since != nil {
-		changes, ok := o.changes.since(*since, version)
-		if ok && len(changes) == 0 {
-			f.push(feedItem{kind: feedCurrent, version: version})
-		} else if ok && len(changes) < cap(f.ch)/2 {
-			for i := range changes {
-				f.push(feedItem{kind: feedChange, version: changes[i].To, change: changes[i]})
-			}
-		} else {
-			snapshot.kind = feedReset
-			f.push(snapshot)
-		}
-	} else {
-		f.push(snapshot)
-	}
-	if f.presence {
-		m := &protocol.Presence{Doc: o.id, Full: true, Peers: o.pres.set.Peers()}
-		f.push(feedItem{kind: feedPresence, pres: m, cursors: o.resolveCursors(m, f.root)})
-	}
-	if !f.dropped {
-		o.followers[f] = true
-	}
-}
-
-// recordChange closes the version step since before: it goes into the
-// change log and to every follower.
-func (o *owner) recordChange(before uint64) {
-	version := o.doc.Version()
-	if version == before {
-		o.splices = o.splices[:0]
-		return
-	}
-	c := change{From: before, To: version, Splices: o.splices}
-	o.splices = nil
-	o.changes.add(c)
-	for f := range o.followers {
-		if !f.push(feedItem{kind: feedChange, version: version, change: c}) {
-			delete(o.followers, f)
-		}
-	}
-}
-
-// presenceToFollowers sends a presence frame to followers that want it,
-// with the cursors resolved in each follower's root.
-func (o *owner) presenceToFollowers(m *protocol.Presence) {
-	byRoot := map[string]map[string][2]int{}
-	for f := range o.followers {
-		if !f.presence {
-			continue
-		}
-		cur, ok := byRoot[f.root]
-		if !ok {
-			cur = o.resolveCursors(m, f.root)
-			byRoot[f.root] = cur
-		}
-		if !f.push(feedItem{kind: feedPresence, pres: m, cursors: cur}) {
-			delete(o.followers, f)
-		}
-	}
-}
-
-// resolveCursors resolves the cursors in m that are in root to code-point
-// indexes of the current text (-1 where a position does not resolve).
-func (o *owner) resolveCursors(m *protocol.Presence, root string) map[string][2]int {
-	out := map[string][2]int{}
-	if !hasRoot(o.doc, root) {
-		return out
-	}
-	x := o.doc.Text(root)
-	resolve := func(b []byte) int {
-		p, err := crdt.DecodeRelPos(b)
-		if err != nil {
-			return -1
-		}
-		i, ok := x.Resolve(p)
-		if !ok {
-			return -1
-		}
-		return i
-	}
-	for _, list := range [][]presence.Peer{m.Peers, m.Moved} {
-		for _, p := range list {
-			if p.Cursor.Root == root && len(p.Cursor.Anchor) > 0 {
-				out[p.Session] = [2]int{resolve(p.Cursor.Anchor), resolve(p.Cursor.Head)}
-			}
-		}
-	}
-	return out
-}
-
-// endFollowers tells every follower the feed is over (deleted or refused).
-func (o *owner) endFollowers(it feedItem) {
-	for f := range o.followers {
-		f.push(it)
-		delete(o.followers, f)
-	}
-}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/server/owner"
 	"github.com/collabd/collabd/storage"
 )
 
@@ -141,18 +142,22 @@ func checkReloads(t *testing.T, srv *Server, id string) {
 			t.Fatalf("%q: acked log entry %d does not apply: %v", id, e.Seq, err)
 		}
 	}
-	var served map[string]string
-	err = srv.callOwner(context.Background(), id, func(o *owner) {
-		if o.doc == nil {
+	ctx := context.Background()
+	info, err := ask(ctx, srv, id, func(reply chan<- owner.ReadResult) owner.Msg {
+		return owner.Read{What: owner.ReadInfo, Reply: reply}
+	})
+	if err != nil || info.Err != nil {
+		return // refused (deleted, capacity): nothing to compare
+	}
+	served := map[string]string{}
+	for _, r := range info.Roots {
+		res, err := ask(ctx, srv, id, func(reply chan<- owner.ReadResult) owner.Msg {
+			return owner.Read{Root: r, What: owner.ReadText, Reply: reply}
+		})
+		if err != nil || res.Err != nil {
 			return
 		}
-		served = map[string]string{}
-		for _, r := range o.doc.Roots() {
-			served[r] = o.doc.Text(r).String()
-		}
-	})
-	if err != nil || served == nil {
-		return // refused (deleted, capacity): nothing to compare
+		served[r] = res.Text
 	}
 	for r, text := range served {
 		got := ""

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/collabd/collabd/crdt"
 	"github.com/collabd/collabd/protocol"
+	"github.com/collabd/collabd/server/owner"
 	"github.com/collabd/collabd/storage"
 )
 
@@ -134,46 +134,6 @@ func errorOf(doc string) func(protocol.Message) bool {
 	return func(m protocol.Message) bool { e, ok := m.(*protocol.Error); return ok && e.Doc == doc }
 }
 
-// A panic on one document's owner reloads that document only: its sessions
-// are told to rejoin, acked text reloads from storage, the other documents
-// and the process keep serving.
-func TestOwnerPanicReloadsOnlyThatDocument(t *testing.T) {
-	is := startInternal(t, Config{IdleUnload: time.Minute})
-	for _, id := range []string{"a", "b"} {
-		if code := is.post(t, id, `{"edits":[[0,0,"acked `+id+`"]]}`); code != 200 {
-			t.Fatalf("POST edits %s = %d", id, code)
-		}
-	}
-	c := is.dial(t, 7)
-	c.joinSynced("a")
-	c.joinSynced("b")
-
-	err := is.srv.callOwner(context.Background(), "a", func(*owner) { panic("injected") })
-	var ae *apiErr
-	if !errors.As(err, &ae) || ae.code != protocol.CodeDocUnloading {
-		t.Fatalf("callOwner(panicking fn) = %v, want CodeDocUnloading", err)
-	}
-	e := c.await(errorOf("a")).(*protocol.Error)
-	if e.Code != protocol.CodeDocUnloading || !e.Code.Retry() {
-		t.Fatalf("session told %v, want retryable CodeDocUnloading", e.Code)
-	}
-	// The session rejoins (its reference went to the failed owner): the
-	// document is loaded afresh from storage.
-	c.joinSynced("a")
-	for id, want := range map[string]string{"a": "acked a", "b": "acked b"} {
-		if code, text := is.text(t, id); code != 200 || text != want {
-			t.Errorf("GET %s/text = %d %q, want 200 %q", id, code, text, want)
-		}
-	}
-	// b's owner never noticed: still the same one, still serving writes.
-	if code := is.post(t, "b", `{"edits":[[0,0,"still "]]}`); code != 200 {
-		t.Errorf("POST b after a's panic = %d", code)
-	}
-	if got := testMetric(t, is, "collabd_panics_recovered_total"); got != "1" {
-		t.Errorf("collabd_panics_recovered_total = %s, want 1", got)
-	}
-}
-
 func testMetric(t *testing.T, is *internalServer, name string) string {
 	t.Helper()
 	resp, err := http.Get(is.http.URL + "/metrics")
@@ -200,7 +160,7 @@ func TestGovernorCapsLoadedDocuments(t *testing.T) {
 		if code := is.post(t, fmt.Sprint("d", i), `{"edits":[[0,0,"x"]]}`); code != 200 {
 			t.Fatalf("POST d%d = %d", i, code)
 		}
-		if n := is.srv.reg.loaded(); n > limit {
+		if n := is.srv.reg.Loaded(); n > limit {
 			t.Fatalf("after d%d: %d documents loaded, cap %d", i, n, limit)
 		}
 	}
@@ -232,7 +192,7 @@ func TestGovernorCapsLoadedDocuments(t *testing.T) {
 	// Leaving one frees a slot for the next join.
 	c.send(&protocol.Leave{Doc: "held0"})
 	c.joinSynced("one-too-many")
-	if n := is.srv.reg.loaded(); n > limit {
+	if n := is.srv.reg.Loaded(); n > limit {
 		t.Fatalf("%d documents loaded, cap %d", n, limit)
 	}
 }
@@ -240,7 +200,7 @@ func TestGovernorCapsLoadedDocuments(t *testing.T) {
 // Past the replica memory cap, updates that would grow a document are
 // refused (retryable), never applied.
 func TestGovernorCapsReplicaBytes(t *testing.T) {
-	is := startInternal(t, Config{MaxReplicaBytes: ownerBaseBytes + 20<<10, IdleUnload: time.Hour})
+	is := startInternal(t, Config{MaxReplicaBytes: owner.BaseBytes + 20<<10, IdleUnload: time.Hour})
 	c := is.dial(t, 11)
 	c.joinSynced("big")
 	d := crdt.NewDoc(crdt.Options{Agent: 11})
@@ -275,7 +235,7 @@ func TestGovernorCapsReplicaBytes(t *testing.T) {
 	if accepted == 0 {
 		t.Fatal("the first batch was refused")
 	}
-	if est := is.srv.reg.bytes.Load(); est > is.srv.cfg.MaxReplicaBytes+100*bytesPerOp+16<<10 {
+	if est := is.srv.reg.Bytes(); est > is.srv.cfg.MaxReplicaBytes+100*owner.BytesPerOp+16<<10 {
 		t.Errorf("estimate %d passed the cap %d by more than one batch", est, is.srv.cfg.MaxReplicaBytes)
 	}
 	if _, text := is.text(t, "big"); len([]rune(text)) != 100*accepted {
@@ -296,7 +256,7 @@ func TestJoinRate(t *testing.T) {
 	if e.Code != protocol.CodeRateLimited || e.RetryAfterMs <= 0 {
 		t.Fatalf("join past the rate: %v, want CodeRateLimited with a retry hint", e.Code)
 	}
-	if n := is.srv.reg.loaded(); n != 3 {
+	if n := is.srv.reg.Loaded(); n != 3 {
 		t.Errorf("%d documents loaded, want 3", n)
 	}
 }

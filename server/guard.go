@@ -192,7 +192,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, max int64) (bo
 		n = r.ContentLength
 	}
 	if !s.bodies.take(n) {
-		s.metrics.capacityRefusal()
+		s.metrics.CapacityRefusal()
 		writeError(w, 0, protocol.CodeOverloaded, errBodyBusy.Error())
 		return nil, nil, false
 	}

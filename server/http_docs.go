@@ -9,13 +9,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
 
-	"github.com/collabd/collabd/crdt"
 	"github.com/collabd/collabd/protocol"
+	"github.com/collabd/collabd/server/owner"
 	"github.com/collabd/collabd/storage"
 )
 
@@ -23,25 +22,34 @@ import (
 // names none (?root= or "root" in an edit body).
 const DefaultRoot = "body"
 
-// answerErr writes err (an *apiErr, a context error, or anything else).
+// apiErr is an HTTP API failure with its protocol code.
+type apiErr struct {
+	code protocol.Code
+	msg  string
+}
+
+func (e *apiErr) Error() string { return e.msg }
+
+// answerErr writes err: an *apiErr or an owner refusal with its code, a
+// context error, or anything else.
 func answerErr(w http.ResponseWriter, err error) {
 	var ae *apiErr
+	var ref *owner.Refused
 	switch {
 	case errors.As(err, &ae):
 		writeError(w, 0, ae.code, ae.msg)
+	case errors.As(err, &ref):
+		writeError(w, 0, ref.Code, ref.Message)
+	case errors.Is(err, owner.ErrNoDocument):
+		writeError(w, 0, protocol.CodeNotJoined, "no such document")
+	case errors.Is(err, owner.ErrBusy):
+		writeError(w, 0, protocol.CodeOverloaded, "server busy: storage queue full; retry later")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusServiceUnavailable, protocol.CodeOverloaded, "timed out")
 	default:
 		writeError(w, 0, protocol.CodeInternal, err.Error())
 	}
 }
-
-// Root limits: the same numbers go into the crdt.Limits every document is
-// loaded with, so that nothing a write creates can fail to load.
-const (
-	maxRoots    = 256 // named roots per document
-	maxRootName = 256 // bytes in a root name
-)
 
 // checkRoot checks a root name from a request against the loader's rules.
 func checkRoot(root string) error {
@@ -53,10 +61,6 @@ func checkRoot(root string) error {
 	}
 	return nil
 }
-
-// hasRoot reports whether the document has root. Reads never create a root
-// (Doc.Text would): roots come only from writes that passed the root limits.
-func hasRoot(d *crdt.Doc, root string) bool { return slices.Contains(d.Roots(), root) }
 
 // rootOf reads the ?root= parameter (DefaultRoot when absent); on a bad
 // name it has answered the request.
@@ -85,62 +89,69 @@ func (s *Server) docRequest(w http.ResponseWriter, r *http.Request, need Access)
 	return id, true
 }
 
-// writeOwner runs fn on the owner of id once the document is known not to
-// be refused. When fn has queued a server-made update (it reports true), it
-// waits until that update is durable: an HTTP write answers 200 only once it
-// survives a crash.
-func (s *Server) writeOwner(ctx context.Context, id string, fn func(o *owner, durable func(error)) (bool, error)) error {
-	durable := make(chan error, 1)
-	var wait bool
-	var failed error
-	err := s.callOwner(ctx, id, func(o *owner) {
-		if e := o.refusal(); e != nil {
-			failed = e
-			return
-		}
-		wait, failed = fn(o, func(err error) { durable <- err })
-	})
-	if err == nil {
-		err = failed
+// acquire is Registry.Acquire with ErrCapacity as the retryable
+// CodeOverloaded.
+func (s *Server) acquire(ctx context.Context, id string) (*owner.Owner, error) {
+	o, err := s.reg.Acquire(ctx, id)
+	switch {
+	case errors.Is(err, owner.ErrCapacity):
+		s.metrics.CapacityRefusal()
+		return nil, &apiErr{protocol.CodeOverloaded, "server busy: document capacity reached; retry later"}
+	case errors.Is(err, owner.ErrClosed):
+		return nil, &apiErr{protocol.CodeGoingAway, "server shutting down"}
 	}
-	if err == nil && wait {
-		select {
-		case err = <-durable:
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-	}
-	return err
+	return o, err
 }
 
-// readDoc answers a read of document {id}: it checks the id and read access,
-// then runs fn on the owner of an existing, loadable document. It reports
-// whether fn ran (otherwise the error has been answered).
-func (s *Server) readDoc(w http.ResponseWriter, r *http.Request, fn func(id string, o *owner)) bool {
+// ask sends the owner of id the message msg builds around a reply channel
+// and waits for the reply (for a write: until it is durable), or for ctx.
+func ask[R any](ctx context.Context, s *Server, id string, msg func(reply chan<- R) owner.Msg) (R, error) {
+	var zero R
+	o, err := s.acquire(ctx, id)
+	if err != nil {
+		return zero, err
+	}
+	defer s.reg.Release(o)
+	reply := make(chan R, 1)
+	if !o.Send(ctx, msg(reply)) {
+		if ctx.Err() != nil {
+			return zero, ctx.Err()
+		}
+		return zero, &apiErr{protocol.CodeGoingAway, "server shutting down"}
+	}
+	select {
+	case r := <-reply:
+		return r, nil
+	case <-o.Done():
+		select {
+		case r := <-reply: // answered before the owner exited
+			return r, nil
+		default:
+			return zero, &apiErr{protocol.CodeGoingAway, "server shutting down"}
+		}
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+}
+
+// read answers a read of document {id}: it checks the id and read access
+// and asks the owner for a view. On failure it has answered the request.
+func (s *Server) read(w http.ResponseWriter, r *http.Request, root string, what owner.ReadWhat) (string, owner.ReadResult, bool) {
 	id, ok := s.docRequest(w, r, AccessRead)
 	if !ok {
-		return false
+		return "", owner.ReadResult{}, false
 	}
-	var failed error
-	err := s.callOwner(r.Context(), id, func(o *owner) {
-		if e := o.refusal(); e != nil {
-			failed = e
-			return
-		}
-		if !o.exists && o.doc.Version() == 0 {
-			failed = &apiErr{protocol.CodeNotJoined, "no such document"}
-			return
-		}
-		fn(id, o)
+	res, err := ask(r.Context(), s, id, func(reply chan<- owner.ReadResult) owner.Msg {
+		return owner.Read{Root: root, What: what, Reply: reply}
 	})
 	if err == nil {
-		err = failed
+		err = res.Err
 	}
 	if err != nil {
 		answerErr(w, err)
-		return false
+		return "", res, false
 	}
-	return true
+	return id, res, true
 }
 
 // docInfo is the JSON of GET /v1/docs/{id}.
@@ -162,22 +173,12 @@ func (s *Server) getDoc(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var info docInfo
-	if !s.readDoc(w, r, func(id string, o *owner) {
-		sv := o.doc.StateVector()
-		info = docInfo{ID: id, Version: o.doc.Version(), Root: root, Roots: o.doc.Roots(), StateVector: make(map[string]uint64, len(sv)),
-			Pending: o.doc.Pending(), Presence: o.pres.set.Len(), Sessions: len(o.subs)}
-		if slices.Contains(info.Roots, root) {
-			x := o.doc.Text(root)
-			info.Text, info.Length = x.String(), x.Len()
-		}
-		for a, n := range sv {
-			info.StateVector[fmt.Sprintf("%016x", uint64(a))] = n
-		}
-	}) {
+	id, res, ok := s.read(w, r, root, owner.ReadInfo)
+	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, info)
+	writeJSON(w, http.StatusOK, docInfo{ID: id, Version: res.Version, Root: root, Text: res.Text, Length: utf8.RuneCountInString(res.Text),
+		Roots: res.Roots, StateVector: res.Clock, Pending: res.Pending, Presence: res.Peers, Sessions: res.Sessions})
 }
 
 func (s *Server) getText(w http.ResponseWriter, r *http.Request) {
@@ -185,19 +186,13 @@ func (s *Server) getText(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var text string
-	var version uint64
-	if !s.readDoc(w, r, func(_ string, o *owner) {
-		if hasRoot(o.doc, root) {
-			text = o.doc.Text(root).String()
-		}
-		version = o.doc.Version()
-	}) {
+	_, res, ok := s.read(w, r, root, owner.ReadText)
+	if !ok {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Collabd-Version", strconv.FormatUint(version, 10))
-	_, _ = io.WriteString(w, text)
+	w.Header().Set("X-Collabd-Version", strconv.FormatUint(res.Version, 10))
+	_, _ = io.WriteString(w, res.Text)
 }
 
 // listEntry is one document of GET /v1/docs.
@@ -258,14 +253,17 @@ func (s *Server) listDocs(w http.ResponseWriter, r *http.Request) {
 
 // editsBody is the body of POST /v1/docs/{id}/edits.
 type editsBody struct {
-	Edits   []splice `json:"edits"`
-	Version *uint64  `json:"version,omitempty"`
-	Key     string   `json:"key,omitempty"`
-	Root    string   `json:"root,omitempty"`
+	Edits   []jsonSplice `json:"edits"`
+	Version *uint64      `json:"version,omitempty"`
+	Key     string       `json:"key,omitempty"`
+	Root    string       `json:"root,omitempty"`
 }
 
+// jsonSplice is an edit as JSON: [pos, del, "ins"].
+type jsonSplice owner.Splice
+
 // UnmarshalJSON reads an edit as [pos, del, "ins"].
-func (s *splice) UnmarshalJSON(b []byte) error {
+func (s *jsonSplice) UnmarshalJSON(b []byte) error {
 	var raw []json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil || len(raw) != 3 {
 		return errors.New(`an edit is [pos, del, "ins"]`)
@@ -322,6 +320,7 @@ func (s *Server) postEdits(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, protocol.CodeBadFrame, "key over 256 bytes")
 		return
 	}
+	edits := make([]owner.Splice, len(body.Edits))
 	for i, e := range body.Edits {
 		// No position or length past the largest document can be valid;
 		// bounding them here keeps every later sum far from overflow.
@@ -329,109 +328,36 @@ func (s *Server) postEdits(w http.ResponseWriter, r *http.Request) {
 			writeError(w, 0, protocol.CodeInvalidOp, fmt.Sprintf("edit %d: position or length past the largest document (%d)", i, s.cfg.MaxDocItems))
 			return
 		}
+		edits[i] = owner.Splice(e)
 	}
-	var res editResult
-	err = s.writeOwner(r.Context(), id, func(o *owner, durable func(error)) (bool, error) {
-		var err error
-		res, err = o.edit(body, durable)
-		return err == nil && !res.Replay, err
+	res, err := ask(r.Context(), s, id, func(reply chan<- owner.EditResult) owner.Msg {
+		return owner.Edit{Root: body.Root, Edits: edits, Version: body.Version, Key: body.Key, Reply: reply}
 	})
+	if err == nil {
+		err = res.Err
+	}
 	if err != nil {
 		answerErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
-}
-
-// edit applies a REST edit batch on the owner goroutine.
-func (o *owner) edit(body editsBody, reply func(error)) (editResult, error) {
-	if e := o.refusal(); e != nil {
-		return editResult{}, e
-	}
-	if body.Key != "" {
-		if r, ok := o.idem.get(body.Key); ok {
-			r.Replay = true
-			return r, nil
-		}
-	}
-	now := o.doc.Version()
-	var ps []prim
-	if body.Version != nil {
-		changes, ok := o.changes.since(*body.Version, now)
-		if !ok {
-			return editResult{}, &apiErr{protocol.CodeResync, fmt.Sprintf("version %d is not in the recent history (now %d): read the document and retry", *body.Version, now)}
-		}
-		ps = rebase(body.Edits, splicesOf(changes, body.Root))
-	} else {
-		ps = prims(body.Edits)
-	}
-	if !hasRoot(o.doc, body.Root) && len(o.doc.Roots()) >= maxRoots {
-		return editResult{}, &apiErr{protocol.CodeDocTooLarge, fmt.Sprintf("the document has %d roots, the most allowed", maxRoots)}
-	}
-	n := 0
-	if hasRoot(o.doc, body.Root) {
-		n = o.doc.Text(body.Root).Len()
-	}
-	for i, p := range ps { // check every position first: all or nothing
-		if p.Ins != "" {
-			if p.Pos < 0 || p.Pos > n {
-				return editResult{}, &apiErr{protocol.CodeInvalidOp, fmt.Sprintf("edit %d: position %d past the end (%d)", i, p.Pos, n)}
-			}
-			n += utf8.RuneCountInString(p.Ins)
-		} else {
-			if p.Pos < 0 || p.N < 0 || p.Pos > n || p.N > n-p.Pos {
-				return editResult{}, &apiErr{protocol.CodeInvalidOp, fmt.Sprintf("edit %d: deletes %d at %d past the end (%d)", i, p.N, p.Pos, n)}
-			}
-			n -= p.N
-		}
-	}
-	if len(ps) == 0 {
-		return editResult{Version: o.doc.Version()}, nil
-	}
-	x := o.doc.Text(body.Root)
-	before := o.doc.Version()
-	var applyErr error
-	for _, p := range ps {
-		if p.Ins != "" {
-			applyErr = x.Insert(p.Pos, p.Ins)
-		} else {
-			applyErr = x.Delete(p.Pos, p.N)
-		}
-		if applyErr != nil {
-			break
-		}
-	}
-	res := editResult{Version: o.doc.Version(), Applied: len(ps)}
-	// What applied is committed even if a later edit hit the document's size
-	// limit (the only failure left after the checks above).
-	o.commitServerUpdate(before, o.doc.TakeUpdate(), reply)
-	if applyErr != nil {
-		return editResult{}, &apiErr{protocol.CodeDocTooLarge, applyErr.Error()}
-	}
-	if body.Key != "" {
-		o.idem.put(body.Key, res)
-	}
-	return res, nil
+	writeJSON(w, http.StatusOK, editResult{Version: res.Version, Applied: res.Applied, Replay: res.Replay})
 }
 
 func (s *Server) getSnapshot(w http.ResponseWriter, r *http.Request) {
-	var snap []byte
-	var version uint64
-	var name string
-	if !s.readDoc(w, r, func(id string, o *owner) {
-		snap, version, name = o.doc.EncodeSnapshot(), o.doc.Version(), hex.EncodeToString([]byte(id))
-	}) {
+	id, res, ok := s.read(w, r, "", owner.ReadSnapshot)
+	if !ok {
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("X-Collabd-Version", strconv.FormatUint(version, 10))
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.collabd"`, name))
-	_, _ = w.Write(snap)
+	w.Header().Set("X-Collabd-Version", strconv.FormatUint(res.Version, 10))
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.collabd"`, hex.EncodeToString([]byte(id))))
+	_, _ = w.Write(res.Snapshot)
 }
 
 // putSnapshot merges a snapshot into the document as CRDT ops: what the
-// snapshot has that the document lacks is added; nothing anyone wrote is
-// overwritten. An empty document becomes the snapshot (a restore).
+// snapshot has that the document lacks is added, its pending ops too;
+// nothing anyone wrote is overwritten. An empty document becomes the
+// snapshot (a restore). The snapshot is decoded here, off the owner.
 func (s *Server) putSnapshot(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.docRequest(w, r, AccessWrite)
 	if !ok {
@@ -441,39 +367,23 @@ func (s *Server) putSnapshot(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	in, err := crdt.LoadSnapshot(body, crdt.Options{Agent: s.agent, Limits: s.docLimits()})
+	in, err := s.newNativeEngine(body)
 	release()
 	if err != nil {
 		writeError(w, 0, protocol.CodeInvalidOp, "snapshot: "+err.Error())
 		return
 	}
-	var version uint64
-	err = s.writeOwner(r.Context(), id, func(o *owner, durable func(error)) (bool, error) {
-		// What the snapshot has that the document lacks, then the ops the
-		// snapshot holds pending (they may be what the document's own
-		// pending ops wait for, or wait on something still to come).
-		// Commits complete in order: the last reply says both are durable.
-		pending := in.PendingUpdate()
-		reply := durable
-		if pending != nil {
-			reply = func(error) {}
-		}
-		if err := o.applyServerUpdate(in.EncodeDiff(o.doc.StateVector()), reply); err != nil {
-			return false, &apiErr{protocol.CodeInvalidOp, err.Error()}
-		}
-		if pending != nil {
-			if err := o.applyServerUpdate(pending, durable); err != nil {
-				return false, &apiErr{protocol.CodeInvalidOp, err.Error()}
-			}
-		}
-		version = o.doc.Version()
-		return true, nil
+	res, err := ask(r.Context(), s, id, func(reply chan<- owner.ImportResult) owner.Msg {
+		return owner.Import{From: in, Reply: reply}
 	})
+	if err == nil {
+		err = res.Err
+	}
 	if err != nil {
 		answerErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]uint64{"version": version})
+	writeJSON(w, http.StatusOK, map[string]uint64{"version": res.Version})
 }
 
 func (s *Server) deleteDoc(w http.ResponseWriter, r *http.Request) {
@@ -481,9 +391,10 @@ func (s *Server) deleteDoc(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	err := s.writeOwner(r.Context(), id, func(o *owner, _ func(error)) (bool, error) {
-		return false, o.deleteDoc()
-	})
+	res, err := ask(r.Context(), s, id, func(reply chan<- error) owner.Msg { return owner.Delete{Reply: reply} })
+	if err == nil {
+		err = res
+	}
 	if err != nil {
 		answerErr(w, err)
 		return

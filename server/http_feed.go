@@ -12,6 +12,7 @@ import (
 
 	"github.com/collabd/collabd/presence"
 	"github.com/collabd/collabd/protocol"
+	"github.com/collabd/collabd/server/owner"
 )
 
 // feedParams are the query parameters shared by the SSE and long-poll feeds.
@@ -76,13 +77,16 @@ func (s *Server) startFeed(ctx context.Context, ip string, p feedParams, since *
 	}
 	f = newFollower(p.root, p.presence, s.cfg.FollowerQueue)
 	stop = func() {
-		o.send(context.Background(), request{kind: reqUnfollow, f: f})
-		s.reg.release(o)
+		o.Send(context.Background(), owner.Unfollow{Sub: f})
+		s.reg.Release(o)
 		release()
 	}
-	if !o.send(ctx, request{kind: reqFollow, f: f, since: since}) {
+	if !o.Send(ctx, owner.Follow{Sub: f, Root: p.root, Since: since, MaxSteps: s.cfg.FollowerQueue / 2}) {
 		stop()
-		return nil, feedItem{}, nil, o.exitErr(ctx)
+		if ctx.Err() != nil {
+			return nil, feedItem{}, nil, ctx.Err()
+		}
+		return nil, feedItem{}, nil, &apiErr{protocol.CodeGoingAway, "server shutting down"}
 	}
 	select {
 	case it, ok := <-f.ch:
@@ -100,6 +104,20 @@ func (s *Server) startFeed(ctx context.Context, ip string, p feedParams, since *
 		return nil, feedItem{}, nil, ctx.Err()
 	}
 }
+
+// stepSplices returns the splices of root in a step, in order.
+func stepSplices(st owner.Step, root string) []splice {
+	var out []splice
+	for _, c := range st.Changes {
+		if c.Root == root {
+			out = append(out, splice{Pos: c.Pos, Del: c.Del, Ins: c.Ins})
+		}
+	}
+	return out
+}
+
+// splice is a position-based edit (see owner.Splice).
+type splice = owner.Splice
 
 // feedWriter turns feed items into JSON events in the follower's units.
 type feedWriter struct {
@@ -148,7 +166,7 @@ func (fw *feedWriter) event(it feedItem) (name, id string, data any) {
 		}
 		return name, strconv.FormatUint(it.version, 10), snapshotEvent{Version: it.version, Root: fw.p.root, Text: it.text, Reset: it.kind == feedReset}
 	case feedChange:
-		ss := splicesOf([]change{it.change}, fw.p.root)
+		ss := stepSplices(it.step, fw.p.root)
 		if fw.shadow != nil {
 			for i := range ss {
 				ss[i] = fw.shadow.convert(ss[i])
@@ -158,7 +176,7 @@ func (fw *feedWriter) event(it feedItem) (name, id string, data any) {
 		if ops == nil {
 			ops = []deltaOp{}
 		}
-		return "change", strconv.FormatUint(it.version, 10), changeEvent{From: it.change.From, Version: it.change.To, Ops: ops}
+		return "change", strconv.FormatUint(it.version, 10), changeEvent{From: it.step.From, Version: it.step.To, Ops: ops}
 	case feedPresence:
 		return "presence", "", fw.presence(it)
 	case feedDeleted:

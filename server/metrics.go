@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/collabd/collabd/protocol"
+	"github.com/collabd/collabd/server/owner"
 	"github.com/collabd/collabd/storage"
 )
 
@@ -87,7 +88,7 @@ func newMetrics(s *Server) *metrics {
 	replica := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "collabd_replica_bytes_estimated",
 		Help: "Estimated memory of the loaded documents' replicas (capped by MaxReplicaBytes).",
-	}, func() float64 { return float64(s.reg.bytes.Load()) })
+	}, func() float64 { return float64(s.reg.Bytes()) })
 	connections := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "collabd_connections",
 		Help: "Open WebSocket connections.",
@@ -100,7 +101,7 @@ func newMetrics(s *Server) *metrics {
 		Name: "collabd_documents_loaded",
 		Help: "Documents loaded in memory (one owner goroutine each).",
 	}, func() float64 {
-		return float64(s.reg.loaded())
+		return float64(s.reg.Loaded())
 	})
 	m.reg.MustRegister(m.ops, m.updates, m.durable, m.slow, m.presDrop, m.errors, m.followers,
 		m.backups, m.backupFail, m.panics, m.busy, replica, connections, loaded, storeCollector{store: s.cfg.Store},
@@ -113,8 +114,10 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
-// applied counts one applied update frame of n ops.
-func (m *metrics) applied(n uint64) {
+var _ owner.Metrics = (*metrics)(nil)
+
+// Applied counts one applied update of n ops.
+func (m *metrics) Applied(n uint64) {
 	if m == nil {
 		return
 	}
@@ -122,9 +125,9 @@ func (m *metrics) applied(n uint64) {
 	m.ops.Add(float64(n))
 }
 
-// durableAck observes the latency of a durable ack for an update submitted
+// DurableAck observes the latency of a durable ack for an update submitted
 // at submitted (zero: not measured).
-func (m *metrics) durableAck(submitted time.Time) {
+func (m *metrics) DurableAck(submitted time.Time) {
 	if m == nil || submitted.IsZero() {
 		return
 	}
@@ -138,46 +141,39 @@ func (m *metrics) slowClose() {
 	}
 }
 
-// presenceDropped counts a presence frame dropped under backpressure.
-func (m *metrics) presenceDropped() {
+// PresenceDropped counts a presence frame dropped under backpressure.
+func (m *metrics) PresenceDropped() {
 	if m != nil {
 		m.presDrop.Inc()
 	}
 }
 
-// errorSent counts an error frame or close with code.
-func (m *metrics) errorSent(code protocol.Code) {
+// ErrorSent counts an error frame or close with code.
+func (m *metrics) ErrorSent(code protocol.Code) {
 	if m != nil {
 		m.errors.WithLabelValues(code.String()).Inc()
 	}
 }
 
-// ownerPanic counts a recovered panic.
-func (m *metrics) ownerPanic() {
+// Panic counts a recovered panic.
+func (m *metrics) Panic() {
 	if m != nil {
 		m.panics.Inc()
 	}
 }
 
-// capacityRefusal counts a load or write refused at a memory cap.
-func (m *metrics) capacityRefusal() {
+// CapacityRefusal counts a load or write refused at a memory cap.
+func (m *metrics) CapacityRefusal() {
 	if m != nil {
 		m.busy.Inc()
 	}
 }
 
-// followersDelta adds d to the HTTP followers gauge.
-func (m *metrics) followersDelta(d int) {
+// Followers adds d to the HTTP followers gauge.
+func (m *metrics) Followers(d int) {
 	if m != nil && d != 0 {
 		m.followers.Add(float64(d))
 	}
-}
-
-// trackFollowers, deferred at the start of a request with the follower count
-// then (defer o.trackFollowers(len(o.followers))), moves the followers gauge
-// by what the request changed. Owner goroutine only.
-func (o *owner) trackFollowers(before int) {
-	o.srv.metrics.followersDelta(len(o.followers) - before)
 }
 
 // storeCollector reads storage.Store.Stats once per scrape: the group
@@ -254,6 +250,6 @@ func (m *metrics) closed(code protocol.Code) {
 		m.slowClose()
 	}
 	if code != protocol.CodeGoingAway {
-		m.errorSent(code)
+		m.ErrorSent(code)
 	}
 }

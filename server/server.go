@@ -19,6 +19,7 @@ import (
 
 	"github.com/collabd/collabd/crdt"
 	"github.com/collabd/collabd/protocol"
+	"github.com/collabd/collabd/server/owner"
 )
 
 // Server routes WebSocket sessions to document owners. Create it with New,
@@ -26,7 +27,7 @@ import (
 type Server struct {
 	cfg          Config
 	agent        crdt.AgentID // the server's own agent (for server-made edits)
-	reg          *registry
+	reg          *owner.Registry
 	upgrader     websocket.Upgrader
 	decodeLimits protocol.DecodeLimits
 	metrics      *metrics // Prometheus metrics (GET /metrics), own registry
@@ -74,9 +75,15 @@ func New(cfg Config) (*Server, error) {
 		rt:           make(map[string]*rtTransport),
 		decodeLimits: protocol.DecodeLimits{MaxFrame: cfg.MaxFrame},
 	}
-	s.reg = newRegistry(s.startOwner, cfg.MaxLoadedDocs, cfg.MaxReplicaBytes, 500*time.Millisecond)
-	s.bodies = newBudget(cfg.MaxBodyBytes)
 	s.metrics = newMetrics(s)
+	s.reg = owner.NewRegistry(owner.Config{
+		Logger: cfg.Logger, Store: ownerStore{cfg.Store}, Metrics: s.metrics, NewEngine: s.newNativeEngine,
+		IdleUnload: cfg.IdleUnload, CompactEntries: cfg.CompactEntries,
+		PresenceInterval: cfg.PresenceInterval, PresenceTTL: cfg.PresenceTTL, PresenceLimits: cfg.PresenceLimits,
+		HideReadOnlyCursors: cfg.HideReadOnlyCursors, ChangeLogEntries: cfg.ChangeLogEntries, ChangeLogBytes: cfg.ChangeLogBytes,
+		MaxReplicaBytes: cfg.MaxReplicaBytes, MaxColdJoinBytes: 8 << 20,
+	}, owner.RegistryLimits{MaxDocs: cfg.MaxLoadedDocs, MaxBytes: cfg.MaxReplicaBytes, EvictWait: 500 * time.Millisecond})
+	s.bodies = newBudget(cfg.MaxBodyBytes)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -171,7 +178,7 @@ func (s *Server) admit(ip string) (release func(), code protocol.Code) {
 	case s.closing:
 		return nil, protocol.CodeGoingAway
 	case s.conns >= s.cfg.MaxConns:
-		s.metrics.capacityRefusal()
+		s.metrics.CapacityRefusal()
 		return nil, protocol.CodeOverloaded
 	case s.perIP[ip] >= s.cfg.MaxConnsPerIP:
 		return nil, protocol.CodeTooManyRequests
@@ -263,11 +270,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			RetryAfterMs: int(retry / time.Millisecond)}))
 		sess.close(protocol.CodeGoingAway, "server shutting down")
 	}
-	owners := s.reg.all()
-	s.cancel()
-	if err := waitAll(ctx, owners); err != nil {
+	if err := s.reg.Shutdown(ctx); err != nil {
 		return err
 	}
+	s.cancel()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

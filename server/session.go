@@ -13,6 +13,7 @@ import (
 	"github.com/collabd/collabd/crdt"
 	"github.com/collabd/collabd/presence"
 	"github.com/collabd/collabd/protocol"
+	"github.com/collabd/collabd/server/owner"
 )
 
 // A session is one WebSocket connection: a read loop (its own goroutine)
@@ -39,7 +40,7 @@ type session struct {
 
 	// owned by the read loop
 	agents   map[crdt.AgentID]bool
-	docs     map[string]*owner
+	docs     map[string]*owner.Owner
 	readOnly map[string]bool
 	claims   *Claims // nil in development mode (or before the Hello)
 	ops      *rate.Limiter
@@ -57,7 +58,7 @@ func newSession(srv *Server, t transport, id string) *session {
 		id:       id,
 		done:     make(chan struct{}),
 		agents:   make(map[crdt.AgentID]bool),
-		docs:     make(map[string]*owner),
+		docs:     make(map[string]*owner.Owner),
 		readOnly: make(map[string]bool),
 		ops:      rate.NewLimiter(rate.Limit(srv.cfg.OpRate), srv.cfg.OpBurst),
 		pres:     rate.NewLimiter(rate.Limit(srv.cfg.PresenceRate), srv.cfg.PresenceBurst),
@@ -103,8 +104,66 @@ func (s *session) push(frame []byte, limit int, closeIfFull bool) bool {
 	return true
 }
 
-// seen is when the peer last showed life (a frame or a pong).
-func (s *session) seen() time.Time { return time.Unix(0, s.lastSeen.Load()) }
+// Seen is when the peer last showed life (a frame or a pong).
+func (s *session) Seen() time.Time { return time.Unix(0, s.lastSeen.Load()) }
+
+// ID is the session id (its name in presence).
+func (s *session) ID() string { return s.id }
+
+var _ owner.Subscriber = (*session)(nil)
+
+// Deliver encodes an owner event as protocol frames and queues them. An
+// update fanned out to many sessions is encoded once (the event's Memo).
+func (s *session) Deliver(ev owner.Event) bool {
+	switch ev := ev.(type) {
+	case *owner.SyncEvent:
+		m := &protocol.Sync{Doc: ev.Doc, Chunk: ev.Chunk, Final: ev.Final, Update: ev.Update}
+		if ev.SV != nil {
+			sv, err := crdt.DecodeStateVector(ev.SV, crdt.Limits{})
+			if err != nil {
+				return s.enqueue(protocol.Encode(&protocol.Error{Code: protocol.CodeInternal, Doc: ev.Doc, Message: "sync failed"}))
+			}
+			m.SV = sv
+		}
+		return s.enqueue(protocol.Encode(m))
+	case *owner.UpdateEvent:
+		if ev.Memo == nil {
+			for _, u := range ev.Updates {
+				ev.Memo = append(ev.Memo, protocol.Encode(&protocol.Update{Doc: ev.Doc, Update: u}))
+			}
+		}
+		for _, f := range ev.Memo {
+			if !s.enqueue(f) {
+				return false
+			}
+		}
+		return true
+	case *owner.AckEvent:
+		return s.enqueue(protocol.Encode(&protocol.Ack{Doc: ev.Doc, Batch: ev.Batch, Status: ev.Status, Applied: ev.Applied, Durable: ev.Durable}))
+	case *owner.ErrorEvent:
+		return s.enqueue(protocol.Encode(&protocol.Error{Code: ev.Code, Doc: ev.Doc, Batch: ev.Batch, Message: ev.Message,
+			RetryAfterMs: int(ev.RetryAfter / time.Millisecond)}))
+	case *owner.PresenceEvent:
+		return s.enqueue(presenceFrame(ev))
+	}
+	return true // follower events
+}
+
+// DeliverSoft queues presence unless the session is behind.
+func (s *session) DeliverSoft(ev owner.Event) bool {
+	if p, ok := ev.(*owner.PresenceEvent); ok {
+		return s.enqueueSoft(presenceFrame(p))
+	}
+	return s.Deliver(ev)
+}
+
+// presenceFrame is the event's frame, encoded once for every session.
+func presenceFrame(ev *owner.PresenceEvent) []byte {
+	if ev.Memo == nil {
+		ev.Memo = protocol.Encode(ev.Msg)
+	}
+	return ev.Memo
+}
 
 // user is who the session is, for presence: from the token, or a guest
 // named after the session in development mode.
@@ -136,7 +195,7 @@ func (s *session) startWriter() {
 // connection's bad frame must not take the process down.
 func (s *session) recoverPanic() {
 	if v := recover(); v != nil {
-		s.srv.metrics.ownerPanic()
+		s.srv.metrics.Panic()
 		s.srv.cfg.Logger.Error("session panicked: connection closed", "session", s.id, "panic", v, "stack", string(debug.Stack()))
 		s.close(protocol.CodeInternal, "internal error")
 		s.t.closeWith(protocol.CodeInternal, "internal error")
@@ -144,7 +203,7 @@ func (s *session) recoverPanic() {
 }
 
 func (s *session) sendError(code protocol.Code, doc string, batch uint64, msg string) {
-	s.srv.metrics.errorSent(code)
+	s.srv.metrics.ErrorSent(code)
 	s.enqueue(protocol.Encode(&protocol.Error{Code: code, Doc: doc, Batch: batch, Message: msg}))
 }
 
@@ -287,7 +346,7 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 			// A rejoin restarts the sync (a client that suspects a gap
 			// asks again); the subscription and its reference stay as they are.
 			s.readOnly[m.Doc] = m.ReadOnly || access == AccessRead
-			return s.sendTo(ctx, m.Doc, request{kind: reqJoin, s: s, sv: m.SV, ro: s.readOnly[m.Doc], user: s.user()})
+			return s.sendTo(ctx, m.Doc, s.joinMsg(m))
 		}
 		if len(s.docs) >= s.srv.cfg.MaxDocsPerConn {
 			s.sendError(protocol.CodeTooManyDocs, m.Doc, 0, "too many documents on one connection")
@@ -307,7 +366,7 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 		}
 		s.docs[m.Doc] = o
 		s.readOnly[m.Doc] = m.ReadOnly || access == AccessRead
-		return s.sendTo(ctx, m.Doc, request{kind: reqJoin, s: s, sv: m.SV, ro: s.readOnly[m.Doc], user: s.user()})
+		return s.sendTo(ctx, m.Doc, s.joinMsg(m))
 	case *protocol.PresenceSet:
 		if _, ok := s.docs[m.Doc]; !ok {
 			s.sendError(protocol.CodeNotJoined, m.Doc, 0, "presence for a document not joined")
@@ -322,7 +381,7 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 			}
 			return true
 		}
-		return s.sendTo(ctx, m.Doc, request{kind: reqPresence, s: s, state: m.State})
+		return s.sendTo(ctx, m.Doc, owner.SetPresence{Sub: s, State: m.State})
 	case *protocol.Update:
 		if _, ok := s.docs[m.Doc]; !ok {
 			s.sendError(protocol.CodeNotJoined, m.Doc, m.Batch, "update for a document not joined")
@@ -349,7 +408,7 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 			s.reject(m.Doc, m.Batch, protocol.CodeRateLimited, "op rate exceeded; resend later", time.Second)
 			return true
 		}
-		return s.sendTo(ctx, m.Doc, request{kind: reqUpdate, s: s, batch: m.Batch, update: m.Update})
+		return s.sendTo(ctx, m.Doc, owner.Update{Sub: s, Batch: m.Batch, Update: m.Update})
 	case *protocol.Leave:
 		o, ok := s.docs[m.Doc]
 		if !ok {
@@ -358,8 +417,8 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 		}
 		delete(s.docs, m.Doc)
 		delete(s.readOnly, m.Doc)
-		o.send(ctx, request{kind: reqLeave, s: s})
-		s.srv.reg.release(o)
+		o.Send(ctx, owner.Leave{Sub: s})
+		s.srv.reg.Release(o)
 		return true
 	case *protocol.Ping:
 		return s.enqueue(protocol.Encode(&protocol.Pong{Nonce: m.Nonce}))
@@ -373,10 +432,15 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 	}
 }
 
-// sendTo delivers r to the owner of doc, which the session has joined. It
+// sendTo delivers m to the owner of doc, which the session has joined. It
 // reports false when the session must end (the server is shutting down).
-func (s *session) sendTo(ctx context.Context, doc string, r request) bool {
-	return s.docs[doc].send(ctx, r)
+func (s *session) sendTo(ctx context.Context, doc string, m owner.Msg) bool {
+	return s.docs[doc].Send(ctx, m)
+}
+
+// joinMsg is the owner's Join for a protocol Join.
+func (s *session) joinMsg(m *protocol.Join) owner.Join {
+	return owner.Join{Sub: s, SV: crdt.EncodeStateVector(m.SV), ReadOnly: s.readOnly[m.Doc], User: s.user()}
 }
 
 // reject refuses update batch of doc: a rejected ack, then the error (with
@@ -389,15 +453,15 @@ func (s *session) reject(doc string, batch uint64, code protocol.Code, msg strin
 
 // sendRetry sends a retryable error with a retry-after hint.
 func (s *session) sendRetry(code protocol.Code, doc string, batch uint64, msg string, after time.Duration) {
-	s.srv.metrics.errorSent(code)
+	s.srv.metrics.ErrorSent(code)
 	s.enqueue(protocol.Encode(&protocol.Error{Code: code, Doc: doc, Batch: batch, Message: msg, RetryAfterMs: int(after / time.Millisecond)}))
 }
 
 // leaveAll removes the session from every document and gives up its agents.
 func (s *session) leaveAll(ctx context.Context) {
 	for id, o := range s.docs {
-		o.send(ctx, request{kind: reqLeave, s: s})
-		s.srv.reg.release(o)
+		o.Send(ctx, owner.Leave{Sub: s})
+		s.srv.reg.Release(o)
 		delete(s.docs, id)
 	}
 	for a := range s.agents {

@@ -125,7 +125,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Do
 		op.bytes += len(e.Data)
 	}
 	doc.Snapshot, doc.Tail = nil, nil // the records hold the bytes now
-	p, err := s.submit(ctx, op)
+	p, err := s.submit(ctx, op, true)
 	if err != nil {
 		return DocInfo{}, err
 	}

@@ -64,8 +64,9 @@ func (p *Pending) Wait(ctx context.Context) (uint64, error) {
 	}
 }
 
-// submit hands o to the committer. It blocks only while the queue is full.
-func (s *Store) submit(ctx context.Context, o op) (*Pending, error) {
+// submit hands o to the committer. With wait it blocks while the queue is
+// full (until ctx ends); without, a full queue is ErrQueueFull.
+func (s *Store) submit(ctx context.Context, o op, wait bool) (*Pending, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -84,6 +85,14 @@ func (s *Store) submit(ctx context.Context, o op) (*Pending, error) {
 	s.senders.Add(1)
 	s.mu.Unlock()
 	defer s.senders.Done()
+	if !wait {
+		select {
+		case s.reqs <- r:
+			return &Pending{r: r}, nil
+		default:
+			return nil, ErrQueueFull
+		}
+	}
 	select {
 	case s.reqs <- r:
 		return &Pending{r: r}, nil

@@ -43,6 +43,10 @@ var (
 	// request that the store could not commit because it was closing.
 	ErrClosed = errors.New("storage: store closed")
 
+	// ErrQueueFull is returned by TrySubmit and SubmitDelete when the
+	// committer's queue is full (Options.QueueLen requests wait already).
+	ErrQueueFull = errors.New("storage: commit queue full")
+
 	// ErrReadOnly is returned by every write on a store opened with
 	// Options.ReadOnly.
 	ErrReadOnly = errors.New("storage: store is read-only")

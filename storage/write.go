@@ -25,7 +25,28 @@ func (s *Store) Submit(ctx context.Context, id string, update []byte) (*Pending,
 	if len(update) > s.opts.MaxUpdateBytes {
 		return nil, fmt.Errorf("%w: update of %d bytes for %q (max %d)", ErrTooLarge, len(update), id, s.opts.MaxUpdateBytes)
 	}
-	return s.submit(ctx, &appendOp{doc: id, val: newJournalValue(id, update), n: len(update)})
+	return s.submit(ctx, &appendOp{doc: id, val: newJournalValue(id, update), n: len(update)}, true)
+}
+
+// TrySubmit is Submit that never waits: when the committer's queue is full
+// it returns ErrQueueFull at once (a document owner must not block).
+func (s *Store) TrySubmit(id string, update []byte) (*Pending, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	if len(update) > s.opts.MaxUpdateBytes {
+		return nil, fmt.Errorf("%w: update of %d bytes for %q (max %d)", ErrTooLarge, len(update), id, s.opts.MaxUpdateBytes)
+	}
+	return s.submit(context.Background(), &appendOp{doc: id, val: newJournalValue(id, update), n: len(update)}, false)
+}
+
+// SubmitDelete queues Delete's tombstone without waiting, like TrySubmit;
+// the Pending's result is Delete's.
+func (s *Store) SubmitDelete(id string) (*Pending, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	return s.submit(context.Background(), &deleteOp{doc: id}, false)
 }
 
 // Append adds update to the end of document id's log and returns its
@@ -58,7 +79,7 @@ func (s *Store) Compact(ctx context.Context, id string, snapshot []byte, through
 	}
 	rec := newRecord(snapshot)
 	sealRecord(rec, through)
-	p, err := s.submit(ctx, &compactOp{doc: id, rec: rec, through: through})
+	p, err := s.submit(ctx, &compactOp{doc: id, rec: rec, through: through}, true)
 	if err != nil {
 		return err
 	}
@@ -73,7 +94,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	p, err := s.submit(ctx, &deleteOp{doc: id})
+	p, err := s.submit(ctx, &deleteOp{doc: id}, true)
 	if err != nil {
 		return err
 	}

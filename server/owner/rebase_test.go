@@ -1,4 +1,4 @@
-package server
+package owner
 
 import (
 	"fmt"
@@ -10,7 +10,7 @@ import (
 	"github.com/collabd/collabd/crdt"
 )
 
-func applyPrims(t *testing.T, s []rune, ps []prim) []rune {
+func applyPrims(t *testing.T, s []rune, ps []Prim) []rune {
 	t.Helper()
 	for _, p := range ps {
 		if p.Ins != "" {
@@ -32,18 +32,18 @@ func TestRebaseExamples(t *testing.T) {
 	base := "hello world"
 	cases := []struct {
 		name           string
-		edits, changes []splice
+		edits, changes []Splice
 		want           string
 	}{
-		{"insert after a concurrent insert before it", []splice{{6, 0, "big "}}, []splice{{0, 0, ">> "}}, ">> hello big world"},
-		{"same position: the change first", []splice{{5, 0, "A"}}, []splice{{5, 0, "B"}}, "helloBA world"},
-		{"delete around a concurrent insert", []splice{{0, 11, ""}}, []splice{{5, 0, "X"}}, "X"},
-		{"delete overlapping a concurrent delete", []splice{{3, 5, ""}}, []splice{{0, 5, ""}}, "rld"},
-		{"replace a word deleted concurrently", []splice{{6, 5, "there"}}, []splice{{5, 6, ""}}, "hellothere"},
-		{"sequential edits", []splice{{0, 1, "J"}, {11, 0, "!"}}, []splice{{5, 0, ","}}, "Jello, world!"},
+		{"insert after a concurrent insert before it", []Splice{{6, 0, "big "}}, []Splice{{0, 0, ">> "}}, ">> hello big world"},
+		{"same position: the change first", []Splice{{5, 0, "A"}}, []Splice{{5, 0, "B"}}, "helloBA world"},
+		{"delete around a concurrent insert", []Splice{{0, 11, ""}}, []Splice{{5, 0, "X"}}, "X"},
+		{"delete overlapping a concurrent delete", []Splice{{3, 5, ""}}, []Splice{{0, 5, ""}}, "rld"},
+		{"replace a word deleted concurrently", []Splice{{6, 5, "there"}}, []Splice{{5, 6, ""}}, "hellothere"},
+		{"sequential edits", []Splice{{0, 1, "J"}, {11, 0, "!"}}, []Splice{{5, 0, ","}}, "Jello, world!"},
 	}
 	for _, c := range cases {
-		got := applyPrims(t, applyPrims(t, []rune(base), prims(c.changes)), rebase(c.edits, c.changes))
+		got := applyPrims(t, applyPrims(t, []rune(base), Prims(c.changes)), rebase(c.edits, c.changes))
 		if string(got) != c.want {
 			t.Errorf("%s: got %q, want %q", c.name, string(got), c.want)
 		}
@@ -63,7 +63,7 @@ func TestRebaseProperty(t *testing.T) {
 		// Mark every character with an id so presence can be checked.
 		edits := randomSplices(rng, len(base), "E")
 		changes := randomSplices(rng, len(base), "C")
-		got := applyPrims(t, applyPrims(t, slices.Clone(base), prims(changes)), rebase(edits, changes))
+		got := applyPrims(t, applyPrims(t, slices.Clone(base), Prims(changes)), rebase(edits, changes))
 		// Same result through the CRDT (which never interleaves or loses).
 		d := crdt.NewDoc(crdt.Options{Agent: 1})
 		_ = d.Text("t").Insert(0, string(base))
@@ -85,8 +85,8 @@ func TestRebaseProperty(t *testing.T) {
 	}
 }
 
-func randomSplices(rng *rand.Rand, n int, tag string) []splice {
-	var out []splice
+func randomSplices(rng *rand.Rand, n int, tag string) []Splice {
+	var out []Splice
 	for i := range 1 + rng.IntN(4) {
 		pos := rng.IntN(n + 1)
 		del := 0
@@ -97,7 +97,7 @@ func randomSplices(rng *rand.Rand, n int, tag string) []splice {
 		if rng.IntN(3) > 0 {
 			ins = fmt.Sprintf("%s%d", tag, i)
 		}
-		out = append(out, splice{Pos: pos, Del: del, Ins: ins})
+		out = append(out, Splice{Pos: pos, Del: del, Ins: ins})
 		n = n - del + len([]rune(ins))
 	}
 	return out

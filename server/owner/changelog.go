@@ -1,20 +1,10 @@
-package server
+package owner
 
-import (
-	"github.com/collabd/collabd/crdt"
-)
-
-// change is one version step of a document as HTTP followers see it: the
-// visible splices (code points) that took the document from version From
-// to version To. Steps are contiguous: each From is the previous To.
-type change struct {
-	From, To uint64
-	Splices  []crdt.Change
-}
-
-func (c *change) size() int {
+// size estimates a step's memory. Steps are contiguous: each From is the
+// previous To.
+func (c *Step) size() int {
 	n := 48
-	for _, s := range c.Splices {
+	for _, s := range c.Changes {
 		n += 40 + len(s.Root) + len(s.Ins)
 	}
 	return n
@@ -26,7 +16,7 @@ func (c *change) size() int {
 // such a follower gets a fresh snapshot (a "reset"). The log starts empty
 // when the document loads. Owned by the owner goroutine.
 type changeLog struct {
-	entries  []change // oldest first
+	entries  []Step // oldest first
 	bytes    int
 	maxCount int
 	maxBytes int
@@ -36,7 +26,7 @@ func newChangeLog(maxCount, maxBytes int) changeLog {
 	return changeLog{maxCount: maxCount, maxBytes: maxBytes}
 }
 
-func (l *changeLog) add(c change) {
+func (l *changeLog) add(c Step) {
 	l.entries = append(l.entries, c)
 	l.bytes += c.size()
 	drop := 0
@@ -53,7 +43,7 @@ func (l *changeLog) add(c change) {
 // since returns the changes after version v, or ok=false when they are not
 // all in the log (v older than the log, or not a version the document went
 // through). v equal to now gives no changes.
-func (l *changeLog) since(v, now uint64) ([]change, bool) {
+func (l *changeLog) since(v, now uint64) ([]Step, bool) {
 	if v == now {
 		return nil, true
 	}

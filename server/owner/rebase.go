@@ -1,34 +1,30 @@
-package server
+package owner
 
-import (
-	"unicode/utf8"
+import "unicode/utf8"
 
-	"github.com/collabd/collabd/crdt"
-)
-
-// splice is a position-based edit in code points: at Pos remove Del code
-// points, then insert Ins (the splice semantics of the editing traces).
-type splice struct {
+// Splice is a position-based edit in code points: at Pos remove Del code
+// points, then insert Ins (the Splice semantics of the editing traces).
+type Splice struct {
 	Pos, Del int
 	Ins      string
 }
 
-// prim is a primitive edit: a deletion of N code points at Pos (Ins empty)
+// Prim is a primitive edit: a deletion of N code points at Pos (Ins empty)
 // or an insertion of Ins at Pos.
-type prim struct {
+type Prim struct {
 	Pos, N int
 	Ins    string
 }
 
-// prims turns splices into primitives (a deletion, then an insertion).
-func prims(ss []splice) []prim {
-	var out []prim
+// Prims turns splices into primitives (a deletion, then an insertion).
+func Prims(ss []Splice) []Prim {
+	var out []Prim
 	for _, s := range ss {
 		if s.Del > 0 {
-			out = append(out, prim{Pos: s.Pos, N: s.Del})
+			out = append(out, Prim{Pos: s.Pos, N: s.Del})
 		}
 		if s.Ins != "" {
-			out = append(out, prim{Pos: s.Pos, Ins: s.Ins})
+			out = append(out, Prim{Pos: s.Pos, Ins: s.Ins})
 		}
 	}
 	return out
@@ -40,14 +36,14 @@ func prims(ss []splice) []prim {
 // text. Concurrent text wins ties (an edit inserting where a change inserted
 // goes after it), and an edit never deletes text it did not see: a deletion
 // spanning a concurrent insertion is split around it.
-func rebase(edits, changes []splice) []prim {
-	out, _ := xformSeq(prims(edits), prims(changes), true)
+func rebase(edits, changes []Splice) []Prim {
+	out, _ := xformSeq(Prims(edits), Prims(changes), true)
 	return out
 }
 
 // xformSeq transforms two sequences on the same text against each other:
 // a2 applies after b, b2 after a. aYields breaks insertion ties for a.
-func xformSeq(a, b []prim, aYields bool) (a2, b2 []prim) {
+func xformSeq(a, b []Prim, aYields bool) (a2, b2 []Prim) {
 	switch {
 	case len(a) == 0 || len(b) == 0:
 		return a, b
@@ -65,25 +61,25 @@ func xformSeq(a, b []prim, aYields bool) (a2, b2 []prim) {
 }
 
 // xform moves primitive a over primitive b (both on the same text).
-func xform(a, b prim, aYields bool) []prim {
+func xform(a, b Prim, aYields bool) []Prim {
 	if b.Ins != "" {
 		bl := utf8.RuneCountInString(b.Ins)
 		if a.Ins != "" {
 			if a.Pos < b.Pos || (a.Pos == b.Pos && !aYields) {
-				return []prim{a}
+				return []Prim{a}
 			}
-			return []prim{{Pos: a.Pos + bl, Ins: a.Ins}}
+			return []Prim{{Pos: a.Pos + bl, Ins: a.Ins}}
 		}
 		end := a.Pos + a.N
 		switch {
 		case b.Pos <= a.Pos:
-			return []prim{{Pos: a.Pos + bl, N: a.N}}
+			return []Prim{{Pos: a.Pos + bl, N: a.N}}
 		case b.Pos >= end:
-			return []prim{a}
+			return []Prim{a}
 		}
 		// b inserted inside the deleted range: delete around it.
 		first := b.Pos - a.Pos
-		return []prim{{Pos: a.Pos, N: first}, {Pos: a.Pos + bl, N: a.N - first}}
+		return []Prim{{Pos: a.Pos, N: first}, {Pos: a.Pos + bl, N: a.N - first}}
 	}
 	// b deletes [b.Pos, b.Pos+b.N).
 	mapDel := func(x int) int {
@@ -96,26 +92,24 @@ func xform(a, b prim, aYields bool) []prim {
 		return x - b.N
 	}
 	if a.Ins != "" {
-		return []prim{{Pos: mapDel(a.Pos), Ins: a.Ins}}
+		return []Prim{{Pos: mapDel(a.Pos), Ins: a.Ins}}
 	}
 	start, stop := mapDel(a.Pos), mapDel(a.Pos+a.N)
 	if stop <= start {
 		return nil
 	}
-	return []prim{{Pos: start, N: stop - start}}
+	return []Prim{{Pos: start, N: stop - start}}
 }
 
 // splicesOf returns the splices of root in changes, in order.
-func splicesOf(changes []change, root string) []splice {
-	var out []splice
-	for _, c := range changes {
-		for _, s := range c.Splices {
-			if s.Root == root {
-				out = append(out, fromChange(s))
+func splicesOf(steps []Step, root string) []Splice {
+	var out []Splice
+	for _, st := range steps {
+		for _, c := range st.Changes {
+			if c.Root == root {
+				out = append(out, Splice{Pos: c.Pos, Del: c.Del, Ins: c.Ins})
 			}
 		}
 	}
 	return out
 }
-
-func fromChange(c crdt.Change) splice { return splice{Pos: c.Pos, Del: c.Del, Ins: c.Ins} }

@@ -1,0 +1,84 @@
+package owner
+
+import "errors"
+
+// Engine is a document's replica as the owner sees it: collabd's native
+// text CRDT (server's crdt.Doc adapter) or a Yjs document. The owner is its
+// only user; an Engine is never touched by two goroutines.
+//
+// State vectors, updates and snapshots are the engine's own encodings; the
+// owner stores and forwards them as opaque bytes.
+type Engine interface {
+	// Version is the number of ops the replica has integrated (it grows
+	// with every op; change events and HTTP feeds count in it).
+	Version() uint64
+	// Pending is the number of ops waiting for causal dependencies.
+	Pending() int
+
+	// Apply integrates an update, all or nothing: on error the replica is
+	// unchanged. The error wraps ErrInvalid, ErrTooLarge or ErrPendingFull.
+	Apply(update []byte) (Applied, error)
+	// StateVector encodes what the replica has seen.
+	StateVector() []byte
+	// Diff is an update with every op the replica has that a replica with
+	// state vector sv lacks, in an order that applies without waiting (nil
+	// or empty sv: the whole history). Ops waiting in the pending buffer
+	// are not included (see PendingUpdate).
+	Diff(sv []byte) ([]byte, error)
+	// PendingUpdate encodes the pending ops as one update (nil if none).
+	PendingUpdate() []byte
+	// Snapshot encodes the whole replica, pending ops included, for
+	// storage; the Config's NewEngine loads it back.
+	Snapshot() []byte
+
+	// Roots lists the named roots, Text reads one as text.
+	Roots() []string
+	Text(root string) (string, bool)
+	// Clock is the state vector as JSON-friendly entries (replica id ->
+	// ops seen).
+	Clock() map[string]uint64
+	// ResolveCursor turns an encoded relative position in root into an
+	// index of the root's current text, or -1.
+	ResolveCursor(root string, pos []byte) int
+
+	// Edit applies primitive edits to root as the server's own replica, all
+	// or nothing, and returns the update they make. Positions are checked
+	// first (ErrOutOfRange); a new root past the engine's limits is
+	// ErrTooLarge.
+	Edit(root string, edits []Prim) (update []byte, changes []Change, err error)
+	// Split cuts an update the replica made (a Diff) into chunks of about
+	// a sync frame's size, each applying on its own, in order.
+	Split(update []byte) [][]byte
+	// Merge integrates everything from (a replica loaded by the same kind
+	// of engine) has: its diff, then its pending ops. It returns the
+	// updates applied, to store and fan out, in order, and the visible
+	// changes they made.
+	Merge(from Engine) (updates [][]byte, changes []Change, err error)
+}
+
+// Applied is what an update did.
+type Applied struct {
+	// Changes lists the visible changes, in order.
+	Changes []Change
+	// Released reports that ops waiting in the pending buffer were
+	// integrated: the fan-out must then be Fanout (a diff carrying them),
+	// sent to every subscriber including the update's author.
+	Released bool
+	Fanout   []byte
+}
+
+// Change is a visible change of one root, in the root's text units: at Pos
+// remove Del, then insert Ins.
+type Change struct {
+	Root     string
+	Pos, Del int
+	Ins      string
+}
+
+// Engine errors. Engines wrap them with the detail.
+var (
+	ErrInvalid     = errors.New("owner: invalid update")
+	ErrTooLarge    = errors.New("owner: document limit exceeded")
+	ErrPendingFull = errors.New("owner: pending buffer full")
+	ErrOutOfRange  = errors.New("owner: edit position out of range")
+)

@@ -1,0 +1,280 @@
+package owner
+
+import (
+	"errors"
+	"time"
+
+	"github.com/collabd/collabd/protocol"
+)
+
+// handle is the owner's one switch over its inbox.
+func (o *Owner) handle(m Msg) {
+	defer o.trackFollowers(o.followerCount())
+	if o.failed != nil && o.refuse(m) {
+		return
+	}
+	switch m := m.(type) {
+	case Join:
+		o.join(m)
+	case Leave:
+		o.leave(m.Sub)
+	case Update:
+		o.update(m)
+	case SetPresence:
+		o.setPresence(m, time.Now())
+	case Follow:
+		o.follow(m)
+	case Unfollow:
+		delete(o.subs, m.Sub)
+	case Read:
+		answer(m.Reply, o.read(m))
+	case Edit:
+		o.edit(m)
+	case Import:
+		o.importFrom(m)
+	case Delete:
+		o.delete(m)
+	}
+}
+
+// refuse answers m for a refused document (failed load or deleted). It
+// reports whether m was handled.
+func (o *Owner) refuse(m Msg) bool {
+	ev := o.refusal()
+	err := &Refused{Code: ev.Code, Message: ev.Message}
+	switch m := m.(type) {
+	case Leave, Unfollow:
+		return false
+	case Join:
+		o.deliver(m.Sub, ev)
+	case Update:
+		e := *ev
+		e.Batch = m.Batch
+		o.deliver(m.Sub, &e)
+	case SetPresence:
+		o.deliver(m.Sub, ev)
+	case Follow:
+		o.deliver(m.Sub, ev)
+	default:
+		failMsg(m, err)
+	}
+	return true
+}
+
+// failMsg answers a request message with err (messages without a reply
+// are left alone).
+func failMsg(m Msg, err error) {
+	switch m := m.(type) {
+	case Read:
+		answer(m.Reply, ReadResult{Err: err})
+	case Edit:
+		answer(m.Reply, EditResult{Err: err})
+	case Import:
+		answer(m.Reply, ImportResult{Err: err})
+	case Delete:
+		answer(m.Reply, error(err))
+	}
+}
+
+// Refused is the error of a request the owner refused, with its code from
+// the protocol's table.
+type Refused struct {
+	Code    protocol.Code
+	Message string
+}
+
+func (e *Refused) Error() string { return e.Message }
+
+// deliver sends ev to one subscriber, forgetting it if it is gone.
+func (o *Owner) deliver(s Subscriber, ev Event) {
+	if e, ok := ev.(*ErrorEvent); ok {
+		o.metrics().ErrorSent(e.Code)
+	}
+	if !s.Deliver(ev) {
+		o.drop(s)
+	}
+}
+
+// drop forgets a subscriber that is gone.
+func (o *Owner) drop(s Subscriber) {
+	st, ok := o.subs[s]
+	if !ok {
+		return
+	}
+	delete(o.subs, s)
+	if st.peer {
+		o.presenceLeave(s, time.Now())
+	}
+}
+
+// reject refuses update batch of s: a rejected ack, then the error (with a
+// retry hint when after > 0). A rejected batch must be sent again.
+func (o *Owner) reject(s Subscriber, batch uint64, code protocol.Code, msg string, after time.Duration) {
+	o.deliver(s, &AckEvent{Doc: o.id, Batch: batch, Status: protocol.AckRejected})
+	o.deliver(s, &ErrorEvent{Doc: o.id, Batch: batch, Code: code, Message: msg, RetryAfter: after})
+}
+
+// join sends the session what it lacks, in chunks, then the server's state
+// vector so the client can send what the server lacks, then presence. A
+// rejoin restarts the sync; the subscription stays.
+func (o *Owner) join(m Join) {
+	st := o.subs[m.Sub]
+	if st == nil {
+		st = &sub{peer: true}
+		o.subs[m.Sub] = st
+	}
+	st.readOnly = m.ReadOnly
+	chunks, err := o.syncChunks(m.SV)
+	if err != nil {
+		o.deliver(m.Sub, &ErrorEvent{Doc: o.id, Code: protocol.CodeInvalidOp, Message: "sync failed: " + err.Error()})
+		return
+	}
+	sv := o.doc.StateVector()
+	for i, c := range chunks {
+		ev := &SyncEvent{Doc: o.id, Chunk: i, Final: i == len(chunks)-1, Update: c}
+		if ev.Final {
+			ev.SV = sv
+		}
+		if !m.Sub.Deliver(ev) {
+			o.drop(m.Sub)
+			return
+		}
+	}
+	o.presenceJoin(m, time.Now())
+}
+
+// syncChunks is what a replica with state vector sv lacks, in chunks. The
+// whole history (an empty state vector) is kept for the next cold join
+// while the document does not change.
+func (o *Owner) syncChunks(sv []byte) ([][]byte, error) {
+	cold := isEmptySV(sv)
+	if cold && o.coldJoin.chunks != nil && o.coldJoin.version == o.doc.Version() {
+		return o.coldJoin.chunks, nil
+	}
+	diff, err := o.doc.Diff(sv)
+	if err != nil {
+		return nil, err
+	}
+	chunks := o.doc.Split(diff)
+	if cold && len(diff) <= o.cfg.MaxColdJoinBytes {
+		o.coldJoin.version, o.coldJoin.chunks, o.coldJoin.bytes = o.doc.Version(), chunks, len(diff)
+	}
+	return chunks, nil
+}
+
+// isEmptySV reports whether an encoded state vector is empty (nil, or an
+// encoding of no entries: one or two bytes in every engine's format).
+func isEmptySV(sv []byte) bool { return len(sv) <= 1 }
+
+func (o *Owner) leave(s Subscriber) {
+	o.drop(s)
+}
+
+// update applies a session's update batch, fans it out, acks it applied at
+// once and durable when its commit lands.
+func (o *Owner) update(m Update) {
+	st := o.subs[m.Sub]
+	if st == nil || !st.peer {
+		o.deliver(m.Sub, &ErrorEvent{Doc: o.id, Batch: m.Batch, Code: protocol.CodeNotJoined, Message: "update for a document not joined"})
+		return
+	}
+	if st.readOnly {
+		o.reject(m.Sub, m.Batch, protocol.CodeReadOnly, "document joined read-only", 0)
+		return
+	}
+	if o.reg.bytes.Load() > o.cfg.MaxReplicaBytes {
+		o.metrics().CapacityRefusal()
+		o.reject(m.Sub, m.Batch, protocol.CodeOverloaded, "server busy: replica memory cap reached; resend later", time.Second)
+		return
+	}
+	before, pendBefore := o.doc.Version(), o.doc.Pending()
+	res, err := o.doc.Apply(m.Update)
+	if err != nil {
+		code := protocol.CodeInvalidOp
+		switch {
+		case errors.Is(err, ErrPendingFull):
+			code = protocol.CodePendingFull
+		case errors.Is(err, ErrTooLarge):
+			code = protocol.CodeDocTooLarge
+		}
+		o.reject(m.Sub, m.Batch, code, err.Error(), 0)
+		return
+	}
+	version, pendAfter := o.doc.Version(), o.doc.Pending()
+	if version != before {
+		o.metrics().Applied(version - before)
+		// Others get the update as it came (no re-encode). If it released
+		// ops that waited, everyone gets the diff that carries them, the
+		// author too (the released ops are other sessions').
+		ev := &UpdateEvent{Doc: o.id, Updates: [][]byte{m.Update}, From: before, Version: version, Changes: res.Changes}
+		var author Subscriber = m.Sub
+		if res.Released {
+			ev.Updates, author = [][]byte{res.Fanout}, nil
+		}
+		o.step(ev, author)
+	}
+	o.deliver(m.Sub, &AckEvent{Doc: o.id, Batch: m.Batch, Status: protocol.AckApplied, Applied: version})
+	if version == before && pendAfter <= pendBefore {
+		// Nothing new (a resend of ops already stored): durable once the
+		// commits before it are.
+		o.commits.push(commit{sub: m.Sub, batch: m.Batch, version: version})
+		return
+	}
+	// New ops (including ops that went pending: they are stored as they
+	// came, and a reload puts them back in the pending buffer).
+	o.store([][]byte{m.Update}, commit{sub: m.Sub, batch: m.Batch, version: version, sent: time.Now()})
+}
+
+// step records a version step and delivers it to every subscriber but
+// author: sessions forward the update, followers show the changes.
+func (o *Owner) step(ev *UpdateEvent, author Subscriber) {
+	o.changes.add(Step{From: ev.From, To: ev.Version, Changes: ev.Changes})
+	for s := range o.subs {
+		if s != author {
+			o.deliver(s, ev)
+		}
+	}
+}
+
+// store submits updates (in order) to the store; last is the commit that
+// answers for them once the last one is durable. A submit the store
+// refuses (its queue is full, or it failed) leaves the replica ahead of
+// storage: the owner then drops its state and reloads (storageFailed), so
+// memory never holds an op that storage does not.
+func (o *Owner) store(updates [][]byte, last commit) {
+	o.exists = true
+	for i, u := range updates {
+		p, err := o.cfg.Store.Submit(o.id, u)
+		if err != nil {
+			if last.reply != nil {
+				last.reply(err)
+			}
+			o.storageFailed(err)
+			return
+		}
+		c := commit{p: p, version: last.version}
+		if i == len(updates)-1 {
+			c = last
+			c.p = p
+		}
+		o.commits.push(c)
+	}
+}
+
+// storageFailed resets the owner after a submit the store refused: what is
+// in flight is waited for and acked, subscribers are told to rejoin
+// (CodeStorageFailed: retry, resending what was not acked durable), and the
+// document reloads from what storage has.
+func (o *Owner) storageFailed(err error) {
+	o.cfg.Logger.Error("store refused a write: state dropped, reloading from storage", "doc", o.id, "err", err)
+	o.commits.waitAll()
+	o.ackCommits()
+	o.compacts.wait(o)
+	ev := &ErrorEvent{Doc: o.id, Code: protocol.CodeStorageFailed, Message: "not stored; rejoin and resend", RetryAfter: time.Second, End: true}
+	for s := range o.subs {
+		s.Deliver(ev)
+	}
+	o.pres.timer.Stop()
+	o.state = newState(o.cfg)
+	o.start(o.reg.ctx)
+}

@@ -1,0 +1,125 @@
+package owner
+
+import "github.com/collabd/collabd/presence"
+
+// Msg is what the owner's inbox takes: one of the types below, handled by
+// one type switch (Owner.handle). Requests that need an answer carry a
+// reply channel of capacity 1; the owner never blocks on it.
+type Msg interface{ msg() }
+
+// Join subscribes a session as an editor and peer: it gets what it lacks
+// (SV is its state vector), then the server's state vector, then presence.
+type Join struct {
+	Sub      Subscriber
+	SV       []byte
+	ReadOnly bool
+	User     presence.User
+}
+
+// Leave unsubscribes a session (its peer disappears at once).
+type Leave struct{ Sub Subscriber }
+
+// Update is a session's update batch (already checked by the session:
+// size, op count, agents claimed).
+type Update struct {
+	Sub    Subscriber
+	Batch  uint64
+	Update []byte
+}
+
+// SetPresence is a session's own presence.
+type SetPresence struct {
+	Sub   Subscriber
+	State presence.State
+}
+
+// Follow subscribes an HTTP follower of root: a FeedStartEvent, then every
+// UpdateEvent (and PresenceEvent when it wants them). Since is the version
+// to resume after (nil: start from the text); a resume needing more than
+// MaxSteps steps (0: any number) starts from the text instead (a reset).
+type Follow struct {
+	Sub      Subscriber
+	Root     string
+	Since    *uint64
+	MaxSteps int
+}
+
+// Unfollow ends a follower.
+type Unfollow struct{ Sub Subscriber }
+
+// Read answers with a view of the document.
+type Read struct {
+	Root  string
+	What  ReadWhat
+	Reply chan<- ReadResult
+}
+
+// ReadWhat selects a view.
+type ReadWhat int
+
+// Views.
+const (
+	ReadInfo     ReadWhat = iota + 1 // version, roots, text of Root, clock, counts
+	ReadText                         // version and text of Root
+	ReadSnapshot                     // version and the encoded snapshot
+)
+
+// ReadResult is a Read's answer.
+type ReadResult struct {
+	Err      error // ErrNoDocument, or the document's refusal
+	Version  uint64
+	Text     string
+	Roots    []string
+	Clock    map[string]uint64
+	Pending  int
+	Peers    int
+	Sessions int
+	Snapshot []byte
+}
+
+// Edit applies position-based edits to Root as the server (a REST edit):
+// relative to Version when set (rebased over the changes since), at most
+// once per Key. The reply comes when the edit is durable.
+type Edit struct {
+	Root    string
+	Edits   []Splice
+	Version *uint64
+	Key     string
+	Reply   chan<- EditResult
+}
+
+// EditResult is an Edit's answer.
+type EditResult struct {
+	Err     error
+	Version uint64
+	Applied int  // primitive edits applied (after rebasing)
+	Replay  bool // the Key was seen: this is the first answer again
+}
+
+// Import merges a replica loaded from a snapshot into the document; the
+// reply comes when what it added is durable.
+type Import struct {
+	From  Engine
+	Reply chan<- ImportResult
+}
+
+// ImportResult is an Import's answer.
+type ImportResult struct {
+	Err     error
+	Version uint64
+}
+
+// Delete deletes the document: subscribers are told, the store keeps a
+// tombstone, and the document is refused from then on.
+type Delete struct{ Reply chan<- error }
+
+func (Join) msg()        {}
+func (Leave) msg()       {}
+func (Update) msg()      {}
+func (SetPresence) msg() {}
+func (Follow) msg()      {}
+func (Unfollow) msg()    {}
+func (Read) msg()        {}
+func (Edit) msg()        {}
+func (Import) msg()      {}
+func (Delete) msg()      {}

@@ -1,0 +1,380 @@
+package owner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/collabd/collabd/presence"
+	"github.com/collabd/collabd/protocol"
+)
+
+// Config is what every owner of a Registry shares. Zero durations and
+// counts are not defaulted here: the server passes its validated Config.
+type Config struct {
+	Logger  *slog.Logger
+	Store   Store
+	Metrics Metrics // nil: none
+	// NewEngine loads a replica from a stored snapshot (nil: a new, empty
+	// document).
+	NewEngine func(snapshot []byte) (Engine, error)
+
+	IdleUnload          time.Duration // a document nobody uses unloads after this
+	CompactEntries      int           // log entries after the snapshot that trigger a compaction
+	PresenceInterval    time.Duration // at most one presence flush per interval
+	PresenceTTL         time.Duration // a peer whose subscriber shows no life this long is removed
+	PresenceLimits      presence.Limits
+	HideReadOnlyCursors bool
+	ChangeLogEntries    int   // recent steps kept for followers that resume
+	ChangeLogBytes      int   // the same, in bytes
+	MaxReplicaBytes     int64 // past this estimated total, growing updates are refused
+	MaxColdJoinBytes    int   // largest whole-history sync kept for the next cold join
+}
+
+// An Owner is the one goroutine that touches a document's replica: it
+// loads it, applies updates, fans them out, persists them, acks, compacts,
+// keeps presence and unloads when idle. See doc.go for the state machine.
+type Owner struct {
+	id    string
+	cfg   *Config
+	reg   *Registry
+	inbox chan Msg
+	done  chan struct{} // closed when the goroutine has exited
+
+	// guarded by the registry lock
+	refs      int
+	idleSince time.Time // when refs last fell to zero (eviction order)
+
+	memShared atomic.Int64  // the estimate below, for the registry's eviction choice
+	evict     chan struct{} // the registry asks for an unload when idle (capacity 1)
+
+	// owned by the owner goroutine
+	mem      int64 // estimated replica bytes counted in the registry's total
+	evicting bool  // asked to unload: leave as soon as idle
+	current  Msg   // the message being handled (answered if it panics)
+	state
+}
+
+// state is everything the owner goroutine holds about the loaded document;
+// after a recovered panic it is replaced whole by a fresh load.
+type state struct {
+	doc      Engine
+	failed   error // load failure or deletion: every request is refused with it
+	exists   bool  // stored, or written since the load
+	subs     map[Subscriber]*sub
+	commits  commitQueue
+	compacts compactor
+	pres     presenceState
+	changes  changeLog
+	idem     idemCache
+	// coldJoin is the whole history split into sync chunks, kept for the
+	// next join with an empty state vector while the document is unchanged.
+	coldJoin struct {
+		version uint64
+		chunks  [][]byte
+		bytes   int
+	}
+}
+
+// sub is what the owner knows of a subscriber.
+type sub struct {
+	peer     bool   // a session (Join): listed in presence
+	readOnly bool   // joined read-only
+	follows  bool   // an HTTP follower (Follow)
+	root     string // follower: the root its feed shows
+}
+
+func newState(cfg *Config) state {
+	return state{
+		subs:    make(map[Subscriber]*sub),
+		pres:    newPresenceState(cfg),
+		changes: newChangeLog(cfg.ChangeLogEntries, cfg.ChangeLogBytes),
+		idem:    newIdemCache(1024),
+		compacts: compactor{
+			done: make(chan error, 1),
+		},
+	}
+}
+
+func newOwner(id string, cfg *Config, reg *Registry) *Owner {
+	return &Owner{
+		id:    id,
+		cfg:   cfg,
+		reg:   reg,
+		inbox: make(chan Msg, 64),
+		done:  make(chan struct{}),
+		evict: make(chan struct{}, 1),
+		state: newState(cfg),
+	}
+}
+
+// ID is the document's id.
+func (o *Owner) ID() string { return o.id }
+
+// Done is closed when the owner has exited (unloaded or shut down).
+func (o *Owner) Done() <-chan struct{} { return o.done }
+
+// Send delivers m, waiting while the inbox is full (back-pressure on the
+// sender only). It reports false if the owner has exited or ctx ended.
+func (o *Owner) Send(ctx context.Context, m Msg) bool {
+	select {
+	case <-o.done:
+		return false
+	default:
+	}
+	select {
+	case o.inbox <- m:
+		return true
+	case <-o.done:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// run is the owner goroutine.
+func (o *Owner) run(ctx context.Context) {
+	defer close(o.done)
+	defer o.account(0)
+	o.start(ctx)
+	idle := time.NewTimer(o.cfg.IdleUnload)
+	defer idle.Stop()
+	expiry := time.NewTicker(max(o.cfg.PresenceTTL/3, time.Millisecond))
+	defer expiry.Stop()
+	defer func() { o.pres.timer.Stop() }()
+	for {
+		exit, crashed := o.tick(ctx, idle, expiry.C)
+		if crashed != nil {
+			o.crashed(crashed)
+			o.start(ctx)
+			continue
+		}
+		if exit {
+			return
+		}
+	}
+}
+
+// start loads the document into the owner's (fresh) state.
+func (o *Owner) start(ctx context.Context) {
+	if err := o.safeLoad(ctx); err != nil {
+		o.failed = err
+		o.cfg.Logger.Error("document refused: load failed", "doc", o.id, "err", err)
+		return
+	}
+	o.account(o.estimate())
+}
+
+// tick handles one event of the owner's loop. It reports whether the owner
+// has unloaded (exit), or the value of a panic it recovered: a bug or a
+// hostile input that got past validation must not take the process down,
+// so the owner gives up its state of this document only (see crashed).
+func (o *Owner) tick(ctx context.Context, idle *time.Timer, expiry <-chan time.Time) (exit bool, crashed any) {
+	defer func() {
+		if v := recover(); v != nil {
+			exit, crashed = false, panicValue{v, debug.Stack()}
+		}
+	}()
+	select {
+	case m := <-o.inbox:
+		o.current = m
+		o.handle(m)
+		o.current = nil
+	case <-o.commits.head():
+		o.durable()
+	case err := <-o.compacts.done:
+		o.compacts.finished(o, err)
+	case now := <-o.pres.flushC():
+		o.flushPresence(now)
+	case now := <-expiry:
+		o.expirePresence(now)
+	case <-o.evict:
+		o.evicting = true
+	case <-idle.C:
+		if o.unloadIfIdle() {
+			return true, nil
+		}
+		idle.Reset(o.cfg.IdleUnload)
+		return false, nil
+	case <-ctx.Done():
+		o.shutdown()
+		return true, nil
+	}
+	if o.doc != nil {
+		o.account(o.estimate())
+	}
+	return o.evicting && o.unloadIfIdle(), nil
+}
+
+// unloadIfIdle unregisters the owner when nothing needs it (no subscriber,
+// commit or compaction; no reference and an empty inbox). It reports
+// whether the owner must exit.
+func (o *Owner) unloadIfIdle() bool {
+	if len(o.subs) == 0 && o.commits.empty() && !o.compacts.running && o.reg.tryRemove(o) {
+		o.cfg.Logger.Debug("document unloaded", "doc", o.id, "evicted", o.evicting)
+		return true
+	}
+	return false
+}
+
+// requestEvict asks the owner to unload as soon as it is idle. It never
+// blocks.
+func (o *Owner) requestEvict() {
+	select {
+	case o.evict <- struct{}{}:
+	default:
+	}
+}
+
+// Memory estimate: what a loaded document costs beyond its ops (the owner,
+// its maps and channels, an empty replica and presence set: measured, 20,000
+// empty documents loaded ≈ 400 MiB), and what each op of its history costs
+// at most (an item or delete run of one op; typed runs cost far less).
+const (
+	BaseBytes  = 20 << 10
+	BytesPerOp = 48
+)
+
+// estimate is the document's estimated memory: the replica, and what the
+// owner keeps beside it (the followers' change log, the cold-join cache).
+func (o *Owner) estimate() int64 {
+	return BaseBytes + int64(o.doc.Version()+uint64(o.doc.Pending()))*BytesPerOp +
+		int64(o.changes.bytes) + int64(o.coldJoin.bytes)
+}
+
+// account records the owner's estimate in the registry's total.
+func (o *Owner) account(n int64) {
+	if n != o.mem {
+		o.reg.bytes.Add(n - o.mem)
+		o.mem = n
+		o.memShared.Store(n)
+	}
+}
+
+// panicValue is a recovered panic with the stack where it happened.
+type panicValue struct {
+	v     any
+	stack []byte
+}
+
+// ErrPanicked marks a document whose load panicked (refused as corrupt).
+var ErrPanicked = errors.New("owner: document owner panicked")
+
+// safeLoad is load with a panic turned into an error: a stored document
+// that crashes the loader is refused (CodeDocCorrupt), never served.
+func (o *Owner) safeLoad(ctx context.Context) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			o.metrics().Panic()
+			o.cfg.Logger.Error("document load panicked", "doc", o.id, "panic", v, "stack", string(debug.Stack()))
+			err = fmt.Errorf("%w: load: %v", ErrPanicked, v)
+		}
+	}()
+	return o.load(ctx)
+}
+
+// crashed gives up the state of an owner whose loop panicked. Its replica
+// may be inconsistent, so nothing more of it is applied, compacted or
+// served: commits already submitted (of updates applied before the panic)
+// are waited for and acked, every subscriber is told to rejoin
+// (CodeDocUnloading: sessions resend what was not acked durable, followers
+// reconnect) and forgotten, and the state is replaced by a fresh one; run
+// then loads the document again from storage. The goroutine, its inbox and
+// the references subscribers hold stay as they are, so no request is lost
+// and the other documents never notice.
+func (o *Owner) crashed(p any) {
+	pv := p.(panicValue)
+	o.metrics().Panic()
+	o.cfg.Logger.Error("document owner panicked: state dropped, reloading from storage", "doc", o.id, "panic", pv.v, "stack", string(pv.stack))
+	o.commits.waitAll()
+	o.ackCommits()
+	o.compacts.wait(o)
+	if o.current != nil {
+		failMsg(o.current, &Refused{protocol.CodeDocUnloading, "document failed on the server and was reloaded; retry"})
+		o.current = nil
+	}
+	ev := &ErrorEvent{Doc: o.id, Code: protocol.CodeDocUnloading, Message: "document failed on the server and was reloaded; rejoin", End: true}
+	for s := range o.subs {
+		s.Deliver(ev)
+	}
+	o.pres.timer.Stop()
+	o.state = newState(o.cfg)
+}
+
+// load reads the snapshot and log tail. A document that does not exist yet
+// starts empty; any other failure refuses the document (never an empty
+// replacement that could be persisted over the stored one).
+func (o *Owner) load(ctx context.Context) error {
+	stored, err := o.cfg.Store.Load(ctx, o.id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		o.doc, err = o.cfg.NewEngine(nil)
+		return err
+	case err != nil:
+		return err
+	}
+	if o.doc, err = o.cfg.NewEngine(stored.Snapshot); err != nil {
+		return fmt.Errorf("%w: snapshot: %w", ErrCorrupt, err)
+	}
+	for _, e := range stored.Tail {
+		if _, err := o.doc.Apply(e.Data); err != nil {
+			return fmt.Errorf("%w: log entry %d: %w", ErrCorrupt, e.Seq, err)
+		}
+	}
+	o.commits.lastSeq = stored.LastSeq
+	o.compacts.logTail = int64(len(stored.Tail))
+	o.exists = true
+	return nil
+}
+
+// refusal is the error event for a refused document.
+func (o *Owner) refusal() *ErrorEvent {
+	code, msg := protocol.CodeStorageFailed, "document could not be loaded" // perhaps transient: retry
+	switch {
+	case errors.Is(o.failed, ErrDeleted):
+		code, msg = protocol.CodeDocDeleted, "document deleted"
+	case errors.Is(o.failed, ErrCorrupt), errors.Is(o.failed, ErrPanicked):
+		code = protocol.CodeDocCorrupt // refused, never replaced
+	}
+	return &ErrorEvent{Doc: o.id, Code: code, Message: msg, End: true}
+}
+
+// shutdown waits for in-flight commits so their durable acks go out.
+func (o *Owner) shutdown() {
+	o.reg.remove(o)
+	o.commits.waitAll()
+	o.durable()
+	o.compacts.wait(o)
+}
+
+func (o *Owner) metrics() Metrics {
+	if o.cfg.Metrics == nil {
+		return noMetrics{}
+	}
+	return o.cfg.Metrics
+}
+
+// Metrics receives the owner's events (server's Prometheus metrics).
+type Metrics interface {
+	Applied(ops uint64)             // an update applied, with its op count
+	DurableAck(submitted time.Time) // a session's update became durable
+	PresenceDropped()               // a presence event dropped under backpressure
+	Panic()                         // a recovered panic
+	CapacityRefusal()               // a load or write refused at a memory cap
+	ErrorSent(code protocol.Code)   // an error event delivered
+	Followers(delta int)            // followers added (or removed, negative)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Applied(uint64)          {}
+func (noMetrics) DurableAck(time.Time)    {}
+func (noMetrics) PresenceDropped()        {}
+func (noMetrics) Panic()                  {}
+func (noMetrics) CapacityRefusal()        {}
+func (noMetrics) ErrorSent(protocol.Code) {}
+func (noMetrics) Followers(int)           {}

@@ -1,0 +1,173 @@
+package owner
+
+import (
+	"errors"
+	"time"
+
+	"github.com/collabd/collabd/presence"
+	"github.com/collabd/collabd/protocol"
+)
+
+// presenceState is the presence half of an owner: the document's
+// presence.Set and the flush schedule.
+//
+// Changes are flushed at most once per PresenceInterval: the first change
+// after a quiet period goes out at once, later ones wait for the interval
+// to end and go out together (latest state per peer). A subscriber too far
+// behind for a presence event misses it (presence is the first thing
+// dropped; an editor is never disconnected for presence) and is marked
+// stale: the next flush sends it the whole presence instead of the delta,
+// so it never keeps a peer's old state.
+type presenceState struct {
+	set   *presence.Set
+	last  time.Time   // last flush
+	timer *time.Timer // fires the next flush; live while armed
+	armed bool
+	stale map[Subscriber]bool
+}
+
+func newPresenceState(cfg *Config) presenceState {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return presenceState{set: presence.New(cfg.PresenceLimits, cfg.PresenceTTL), timer: t, stale: make(map[Subscriber]bool)}
+}
+
+// flushC is the flush timer's channel while a flush is scheduled, else nil.
+func (p *presenceState) flushC() <-chan time.Time {
+	if p.armed {
+		return p.timer.C
+	}
+	return nil
+}
+
+// presenceJoin lists the session as a peer (identity from its token); the
+// next flush (at once, or within the interval) sends it everyone's
+// presence. Joins in one interval share one full event.
+func (o *Owner) presenceJoin(m Join, now time.Time) {
+	err := o.pres.set.Join(m.Sub.ID(), m.User, m.ReadOnly, now)
+	if err != nil && !errors.Is(err, presence.ErrJoined) {
+		// The document stays joined; the session is just not listed.
+		o.deliver(m.Sub, &ErrorEvent{Doc: o.id, Code: protocol.CodePresenceRefused, Message: err.Error()})
+	}
+	o.pres.stale[m.Sub] = true
+	o.schedulePresence(now)
+}
+
+// presenceLeave removes the subscriber's peer at once.
+func (o *Owner) presenceLeave(s Subscriber, now time.Time) {
+	o.pres.set.Leave(s.ID())
+	delete(o.pres.stale, s)
+	o.schedulePresence(now)
+}
+
+// setPresence applies a session's own presence.
+func (o *Owner) setPresence(m SetPresence, now time.Time) {
+	if st := o.subs[m.Sub]; st == nil || !st.peer {
+		o.deliver(m.Sub, &ErrorEvent{Doc: o.id, Code: protocol.CodeNotJoined, Message: "presence for a document not joined"})
+		return
+	}
+	if p, ok := o.pres.set.Get(m.Sub.ID()); ok && p.ReadOnly && o.cfg.HideReadOnlyCursors && !m.State.Cursor.IsZero() {
+		o.deliver(m.Sub, &ErrorEvent{Doc: o.id, Code: protocol.CodeReadOnly, Message: "read-only sessions do not show a cursor on this server"})
+		return
+	}
+	if err := o.pres.set.Set(m.Sub.ID(), m.State, now); err != nil {
+		o.deliver(m.Sub, &ErrorEvent{Doc: o.id, Code: protocol.CodePresenceRefused, Message: err.Error()})
+		return
+	}
+	o.schedulePresence(now)
+}
+
+// expirePresence is the fallback for connections that died without
+// closing: a peer whose subscriber has shown no sign of life for the TTL is
+// removed. A live idle session is kept, whatever its last presence.
+func (o *Owner) expirePresence(now time.Time) {
+	ttl := o.pres.set.TTL()
+	for s, st := range o.subs {
+		if st.peer && now.Sub(s.Seen()) <= ttl {
+			o.pres.set.Touch(s.ID(), now)
+		}
+	}
+	if gone := o.pres.set.Expire(now); len(gone) > 0 {
+		o.cfg.Logger.Debug("presence expired", "doc", o.id, "sessions", gone)
+	}
+	o.schedulePresence(now)
+}
+
+// schedulePresence flushes now if the last flush is an interval old, or
+// arms the timer for the end of the interval.
+func (o *Owner) schedulePresence(now time.Time) {
+	p := &o.pres
+	if p.armed || (!p.set.Dirty() && len(p.stale) == 0) {
+		return
+	}
+	wait := o.cfg.PresenceInterval - now.Sub(p.last)
+	if wait <= 0 {
+		o.flushPresence(now)
+		return
+	}
+	p.timer.Reset(wait)
+	p.armed = true
+}
+
+// flushPresence builds what changed once and delivers it; stale
+// subscribers get the whole presence instead.
+func (o *Owner) flushPresence(now time.Time) {
+	p := &o.pres
+	p.armed = false
+	p.last = now
+	var delta, full *PresenceEvent
+	if changes := p.set.Flush(); len(changes) > 0 {
+		m := &protocol.Presence{Doc: o.id}
+		for _, c := range changes {
+			switch {
+			case c.Removed:
+				m.Gone = append(m.Gone, c.Peer.Session)
+			case c.New:
+				m.Peers = append(m.Peers, c.Peer)
+			default: // receivers know who it is: state only
+				m.Moved = append(m.Moved, presence.Peer{Session: c.Peer.Session, State: c.Peer.State})
+			}
+		}
+		delta = o.presenceEvent(m)
+	}
+	for s := range o.subs {
+		ev := delta
+		if p.stale[s] {
+			if full == nil {
+				full = o.presenceEvent(&protocol.Presence{Doc: o.id, Full: true, Peers: p.set.Peers()})
+			}
+			ev = full
+		}
+		if ev == nil {
+			continue
+		}
+		if s.DeliverSoft(ev) {
+			delete(p.stale, s)
+		} else {
+			p.stale[s] = true
+			o.metrics().PresenceDropped()
+		}
+	}
+	if len(p.stale) > 0 {
+		o.schedulePresence(now)
+	}
+}
+
+// presenceEvent wraps m with the cursor resolution followers need.
+func (o *Owner) presenceEvent(m *protocol.Presence) *PresenceEvent {
+	return &PresenceEvent{Msg: m, resolve: func(root string) map[string][2]int { return o.resolveCursors(m, root) }}
+}
+
+// resolveCursors resolves the cursors in m that are in root to indexes of
+// the root's current text (-1 where a position does not resolve).
+func (o *Owner) resolveCursors(m *protocol.Presence, root string) map[string][2]int {
+	out := map[string][2]int{}
+	for _, list := range [][]presence.Peer{m.Peers, m.Moved} {
+		for _, p := range list {
+			if p.Cursor.Root == root && len(p.Cursor.Anchor) > 0 {
+				out[p.Session] = [2]int{o.doc.ResolveCursor(root, p.Cursor.Anchor), o.doc.ResolveCursor(root, p.Cursor.Head)}
+			}
+		}
+	}
+	return out
+}

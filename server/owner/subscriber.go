@@ -1,0 +1,130 @@
+package owner
+
+import (
+	"time"
+
+	"github.com/collabd/collabd/presence"
+	"github.com/collabd/collabd/protocol"
+)
+
+// Subscriber is anyone the owner tells about the document: a WebSocket or
+// fallback session, an SSE or long-poll follower, later a session
+// forwarded from another node. The owner calls it on its own goroutine and
+// never waits for it.
+type Subscriber interface {
+	// ID names the subscriber (a session id: the peer's name in presence).
+	ID() string
+	// Deliver queues ev without blocking. It reports false when the
+	// subscriber is gone (closed, or closed by this delivery for being too
+	// far behind); the owner then forgets it.
+	Deliver(ev Event) bool
+	// DeliverSoft queues an event the subscriber can do without
+	// (presence): when it is behind, the event is dropped and DeliverSoft
+	// reports false; the owner sends it the whole presence later.
+	DeliverSoft(ev Event) bool
+	// Seen is when the subscriber's peer last showed life (a frame, a
+	// pong); the presence TTL counts from it.
+	Seen() time.Time
+}
+
+// Event is what the owner delivers: one of the *Event types below.
+// Subscribers encode events in their own protocol; an event delivered to
+// many subscribers is encoded once per protocol (the Memo fields, written
+// by the first subscriber of a kind on the owner's goroutine).
+type Event interface{ event() }
+
+// SyncEvent is one chunk of the sync a Join starts: the ops the joiner
+// lacks; the final chunk carries the document's state vector.
+type SyncEvent struct {
+	Doc    string
+	Chunk  int
+	Final  bool
+	Update []byte
+	SV     []byte // final chunk only
+}
+
+// UpdateEvent is a step of the document: ops applied, the visible changes
+// they made (From -> Version) and the update to forward (in chunks when the
+// server made a big one: each applies on its own, in order).
+type UpdateEvent struct {
+	Doc           string
+	Updates       [][]byte
+	From, Version uint64
+	Changes       []Change
+	Memo          [][]byte // a subscriber kind's encoding, shared by all of that kind
+}
+
+// AckEvent acknowledges a subscriber's update batch.
+type AckEvent struct {
+	Doc              string
+	Batch            uint64
+	Status           protocol.AckStatus
+	Applied, Durable uint64
+}
+
+// ErrorEvent refuses something, with a code from the protocol's table.
+// End means the subscription is over (the document was deleted or could
+// not be loaded): followers end their feed.
+type ErrorEvent struct {
+	Doc        string
+	Batch      uint64
+	Code       protocol.Code
+	Message    string
+	RetryAfter time.Duration
+	End        bool
+}
+
+// PresenceEvent is a presence change (or, Full, everyone's presence).
+type PresenceEvent struct {
+	Msg  *protocol.Presence
+	Memo []byte
+	// cursors resolves the cursors of Msg in one root (owner goroutine only;
+	// memoised per root across the subscribers of one flush)
+	resolve func(root string) map[string][2]int
+	byRoot  map[string]map[string][2]int
+}
+
+// Cursors returns the cursors of the event's peers in root as indexes of
+// the root's current text (anchor, head; -1 where one does not resolve).
+// Call it from Deliver only.
+func (e *PresenceEvent) Cursors(root string) map[string][2]int {
+	if c, ok := e.byRoot[root]; ok {
+		return c
+	}
+	if e.byRoot == nil {
+		e.byRoot = map[string]map[string][2]int{}
+	}
+	c := e.resolve(root)
+	e.byRoot[root] = c
+	return c
+}
+
+// FeedStartEvent starts a follower: the text of its root at Version
+// (Reset: its resume point was gone), or the steps since its resume point,
+// or (Current) nothing to catch up.
+type FeedStartEvent struct {
+	Version uint64
+	Text    string
+	Reset   bool
+	Current bool
+	Steps   []Step
+}
+
+// Step is one version step of the document.
+type Step struct {
+	From, To uint64
+	Changes  []Change
+}
+
+func (*SyncEvent) event()      {}
+func (*UpdateEvent) event()    {}
+func (*AckEvent) event()       {}
+func (*ErrorEvent) event()     {}
+func (*PresenceEvent) event()  {}
+func (*FeedStartEvent) event() {}
+
+// Peer is how a session appears in presence.
+type Peer struct {
+	User     presence.User
+	ReadOnly bool
+}
