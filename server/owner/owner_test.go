@@ -1,0 +1,374 @@
+package owner
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/collabd/collabd/presence"
+	"github.com/collabd/collabd/protocol"
+)
+
+// A document nobody holds unloads after IdleUnload, not before.
+func TestIdleUnload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := testRegistry(t, &fakeStore{auto: true}, func(c *Config) { c.IdleUnload = 30 * time.Second })
+		o, err := r.Acquire(context.Background(), "d")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Release(o)
+		time.Sleep(29 * time.Second)
+		synctest.Wait()
+		if r.Loaded() != 1 {
+			t.Fatalf("unloaded after 29 s of a 30 s idle timeout")
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		select {
+		case <-o.Done():
+		default:
+			t.Fatal("not unloaded after the idle timeout")
+		}
+		if r.Loaded() != 0 || r.Bytes() != 0 {
+			t.Fatalf("after unload: %d loaded, %d bytes accounted", r.Loaded(), r.Bytes())
+		}
+	})
+}
+
+// A held document (a subscriber) never unloads.
+func TestHeldDocumentStays(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := testRegistry(t, &fakeStore{auto: true}, func(c *Config) { c.IdleUnload = time.Second })
+		s := &fakeSub{id: "s"}
+		o := send(t, r, "d", Join{Sub: s})
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		select {
+		case <-o.Done():
+			t.Fatal("a joined document unloaded")
+		default:
+		}
+		o.Send(context.Background(), Leave{Sub: s})
+		r.Release(o)
+	})
+}
+
+// Commits may complete out of order in a store; acks go out in submission
+// order, applied at once and durable as each commit (and every one before
+// it) lands.
+func TestDurableAcksInSubmissionOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &fakeStore{}
+		r := testRegistry(t, st, nil)
+		s := &fakeSub{id: "s"}
+		o := send(t, r, "d", Join{Sub: s})
+		for i, u := range []string{"a", "b", "c"} {
+			o.Send(context.Background(), Update{Sub: s, Batch: uint64(i + 1), Update: []byte(u)})
+		}
+		synctest.Wait()
+		evs := s.take()
+		if got := acks(evs, protocol.AckApplied); len(got) != 3 {
+			t.Fatalf("applied acks %v, want 1 2 3", got)
+		}
+		if got := acks(evs, protocol.AckDurable); len(got) != 0 {
+			t.Fatalf("durable acks %v before any commit", got)
+		}
+		st.complete(2)
+		st.complete(1)
+		synctest.Wait()
+		if got := acks(s.take(), protocol.AckDurable); len(got) != 0 {
+			t.Fatalf("durable acks %v while the first commit is pending", got)
+		}
+		st.complete(0)
+		synctest.Wait()
+		if got := acks(s.take(), protocol.AckDurable); len(got) != 3 || got[0] != 1 || got[1] != 2 || got[2] != 3 {
+			t.Fatalf("durable acks %v, want [1 2 3]", got)
+		}
+		o.Send(context.Background(), Update{Sub: s, Batch: 4, Update: []byte("wait:x")})
+		o.Send(context.Background(), Update{Sub: s, Batch: 5, Update: []byte("bad")})
+		synctest.Wait()
+		evs = s.take()
+		if got := acks(evs, protocol.AckRejected); len(got) != 1 || got[0] != 5 {
+			t.Fatalf("rejected %v, want [5]", got)
+		}
+		if e := errorsOf(evs); len(e) != 1 || e[0].Code != protocol.CodeInvalidOp {
+			t.Fatalf("errors %v, want one invalid op", e)
+		}
+		// An op that waits for a dependency is new: it is stored, and
+		// durable once its commit lands.
+		if got := acks(evs, protocol.AckDurable); len(got) != 0 {
+			t.Fatalf("pending op acked durable before its commit: %v", got)
+		}
+		st.complete(3)
+		synctest.Wait()
+		if got := acks(s.take(), protocol.AckDurable); len(got) != 1 || got[0] != 4 {
+			t.Fatalf("durable acks %v, want [4]", got)
+		}
+		// A resend of what is stored stores nothing: durable at once.
+		o.Send(context.Background(), Update{Sub: s, Batch: 6, Update: []byte("wait:x")})
+		synctest.Wait()
+		if len(st.waiting) != 4 {
+			t.Fatalf("a resend was submitted again")
+		}
+		if got := acks(s.take(), protocol.AckDurable); len(got) != 1 || got[0] != 6 {
+			t.Fatalf("resend: durable acks %v, want [6] at once", got)
+		}
+	})
+}
+
+// The log is compacted into a snapshot once CompactEntries entries are
+// durable, covering exactly those entries.
+func TestCompactionThreshold(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &fakeStore{auto: true}
+		r := testRegistry(t, st, func(c *Config) { c.CompactEntries = 3 })
+		s := &fakeSub{id: "s"}
+		o := send(t, r, "d", Join{Sub: s})
+		for i := range 2 {
+			o.Send(context.Background(), Update{Sub: s, Batch: uint64(i + 1), Update: []byte{'a' + byte(i)}})
+		}
+		synctest.Wait()
+		if len(st.compacted) != 0 {
+			t.Fatalf("compacted after 2 entries (threshold 3)")
+		}
+		o.Send(context.Background(), Update{Sub: s, Batch: 3, Update: []byte("c")})
+		synctest.Wait()
+		if len(st.compacted) != 1 || st.compacted[0] != 3 {
+			t.Fatalf("compactions %v, want one through 3", st.compacted)
+		}
+	})
+}
+
+// Presence changes go out at most once per interval, with the latest state.
+func TestPresenceFlushTiming(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := testRegistry(t, &fakeStore{auto: true}, nil)
+		a, b := &fakeSub{id: "a"}, &fakeSub{id: "b"}
+		o := send(t, r, "d", Join{Sub: a, User: presence.User{Name: "A"}})
+		o.Send(context.Background(), Join{Sub: b, User: presence.User{Name: "B"}})
+		time.Sleep(time.Second)
+		synctest.Wait()
+		b.take()
+		state := func(i int) presence.State { return presence.State{Meta: map[string]string{"i": string(rune('0' + i))}} }
+		o.Send(context.Background(), SetPresence{Sub: a, State: state(1)}) // after a quiet period: at once
+		synctest.Wait()
+		if n := len(presenceOf(b.take())); n != 1 {
+			t.Fatalf("%d presence events after the first change, want 1 at once", n)
+		}
+		for i := 2; i <= 4; i++ {
+			time.Sleep(10 * time.Millisecond)
+			o.Send(context.Background(), SetPresence{Sub: a, State: state(i)})
+			synctest.Wait()
+		}
+		if n := len(presenceOf(b.take())); n != 0 {
+			t.Fatalf("%d presence events within the interval, want 0", n)
+		}
+		time.Sleep(20 * time.Millisecond) // the interval ends 50 ms after the first flush
+		synctest.Wait()
+		p := presenceOf(b.take())
+		if len(p) != 1 || len(p[0].Msg.Moved) != 1 || p[0].Msg.Moved[0].Meta["i"] != "4" {
+			t.Fatalf("flush at the end of the interval: %+v, want one with the latest state (4)", p)
+		}
+	})
+}
+
+// A subscriber that cannot take a delivery is dropped at once: no more
+// events, and its peer leaves presence (no ghost cursor).
+func TestSlowSubscriberDropped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := testRegistry(t, &fakeStore{auto: true}, nil)
+		slow, w := &fakeSub{id: "slow"}, &fakeSub{id: "w"}
+		o := send(t, r, "d", Join{Sub: slow})
+		o.Send(context.Background(), Join{Sub: w})
+		time.Sleep(time.Second)
+		synctest.Wait()
+		w.take()
+		slow.mu.Lock()
+		slow.slow = true
+		slow.mu.Unlock()
+		o.Send(context.Background(), Update{Sub: w, Batch: 1, Update: []byte("x")})
+		time.Sleep(time.Second)
+		synctest.Wait()
+		var gone bool
+		for _, p := range presenceOf(w.take()) {
+			for _, g := range p.Msg.Gone {
+				gone = gone || g == "slow"
+			}
+		}
+		if !gone {
+			t.Fatal("the dropped subscriber's peer is still present")
+		}
+		res := make(chan ReadResult, 1)
+		o.Send(context.Background(), Read{What: ReadInfo, Reply: res})
+		if got := <-res; got.Sessions != 1 || got.Peers != 1 {
+			t.Fatalf("after the drop: %d sessions, %d peers; want 1, 1", got.Sessions, got.Peers)
+		}
+	})
+}
+
+// Under backpressure presence is dropped, never the subscriber; the one
+// that missed events gets the whole presence once it keeps up.
+func TestPresenceDroppedNotSubscriber(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := testRegistry(t, &fakeStore{auto: true}, nil)
+		behind, mover := &fakeSub{id: "behind"}, &fakeSub{id: "mover"}
+		o := send(t, r, "d", Join{Sub: behind})
+		o.Send(context.Background(), Join{Sub: mover})
+		o.Send(context.Background(), Update{Sub: mover, Batch: 1, Update: []byte("x")})
+		time.Sleep(time.Second)
+		synctest.Wait()
+		behind.take()
+		behind.mu.Lock()
+		behind.behind = true
+		behind.mu.Unlock()
+		for i := range 20 {
+			o.Send(context.Background(), SetPresence{Sub: mover, State: presence.State{Meta: map[string]string{"i": string(rune('a' + i))}}})
+			time.Sleep(100 * time.Millisecond)
+		}
+		synctest.Wait()
+		if p := presenceOf(behind.take()); len(p) != 0 {
+			t.Fatalf("a subscriber that is behind got %d presence events", len(p))
+		}
+		behind.mu.Lock()
+		behind.behind = false
+		behind.mu.Unlock()
+		time.Sleep(time.Second) // the stale subscriber is retried at the next flush
+		synctest.Wait()
+		p := presenceOf(behind.take())
+		if len(p) != 1 || !p[0].Msg.Full {
+			t.Fatalf("after catching up: %d presence events, want one full", len(p))
+		}
+		for _, peer := range p[0].Msg.Peers {
+			if peer.Session == "mover" && peer.Meta["i"] != "t" {
+				t.Fatalf("mover's state %q, want the latest (t)", peer.Meta["i"])
+			}
+		}
+		res := make(chan ReadResult, 1)
+		o.Send(context.Background(), Read{What: ReadInfo, Reply: res})
+		if got := <-res; got.Err != nil || got.Sessions != 2 {
+			t.Fatalf("%d sessions (%v), want both (presence never drops a subscriber)", got.Sessions, got.Err)
+		}
+	})
+}
+
+// Shutdown waits for the commits in flight, and their durable acks go out.
+func TestShutdownWaitsForCommits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &fakeStore{}
+		r := NewRegistry(Config{Logger: testLogger(), Store: st, NewEngine: newFakeEngine, IdleUnload: time.Minute,
+			CompactEntries: 1000, PresenceInterval: time.Millisecond, PresenceTTL: time.Minute, ChangeLogEntries: 10,
+			ChangeLogBytes: 1 << 20, MaxReplicaBytes: 1 << 30}, RegistryLimits{MaxDocs: 10, MaxBytes: 1 << 30, EvictWait: time.Second})
+		s := &fakeSub{id: "s"}
+		send(t, r, "d", Join{Sub: s}).Send(context.Background(), Update{Sub: s, Batch: 1, Update: []byte("x")})
+		synctest.Wait()
+		done := make(chan error, 1)
+		go func() { done <- r.Shutdown(context.Background()) }()
+		synctest.Wait()
+		select {
+		case <-done:
+			t.Fatal("Shutdown returned with a commit in flight")
+		default:
+		}
+		st.complete(0)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := acks(s.take(), protocol.AckDurable); len(got) != 1 {
+			t.Fatalf("durable acks %v after shutdown, want [1]", got)
+		}
+	})
+}
+
+// A panic in the owner reloads the document from storage: subscribers are
+// told to rejoin, a request being handled is answered, acked text is there,
+// and the owner goes on serving.
+func TestPanicReloadsFromStorage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &fakeStore{auto: true}
+		m := &countingMetrics{}
+		r := testRegistry(t, st, func(c *Config) { c.Metrics = m })
+		s := &fakeSub{id: "s"}
+		o := send(t, r, "d", Join{Sub: s})
+		o.Send(context.Background(), Update{Sub: s, Batch: 1, Update: []byte("kept")})
+		o.Send(context.Background(), Update{Sub: s, Batch: 2, Update: []byte("panic")})
+		synctest.Wait()
+		e := errorsOf(s.take())
+		if len(e) != 1 || e[0].Code != protocol.CodeDocUnloading || !e[0].End {
+			t.Fatalf("after the panic the subscriber got %v, want one CodeDocUnloading", e)
+		}
+		res := make(chan ReadResult, 1)
+		o.Send(context.Background(), Read{Root: "t", What: ReadText, Reply: res})
+		if got := <-res; got.Err != nil || got.Text != "kept" {
+			t.Fatalf("after reload: %q %v, want \"kept\"", got.Text, got.Err)
+		}
+		edit := make(chan EditResult, 1)
+		o.Send(context.Background(), Edit{Root: "t", Edits: []Splice{{Ins: "panic"}}, Reply: edit})
+		if got := <-edit; got.Err != nil {
+			// the fake's Edit does not panic; this checks the owner still serves
+			t.Fatalf("edit after reload: %v", got.Err)
+		}
+		if m.panics != 1 {
+			t.Fatalf("%d panics counted, want 1", m.panics)
+		}
+	})
+}
+
+// A write the store refuses (its queue is full) reloads the document, so
+// memory never holds what storage does not; the author is told to resend.
+func TestStoreRefusalReloads(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &fakeStore{auto: true}
+		r := testRegistry(t, st, nil)
+		s := &fakeSub{id: "s"}
+		o := send(t, r, "d", Join{Sub: s})
+		o.Send(context.Background(), Update{Sub: s, Batch: 1, Update: []byte("kept")})
+		synctest.Wait()
+		st.mu.Lock()
+		st.refuse = ErrBusy
+		st.mu.Unlock()
+		o.Send(context.Background(), Update{Sub: s, Batch: 2, Update: []byte("lost")})
+		synctest.Wait()
+		e := errorsOf(s.take())
+		if len(e) != 1 || e[0].Code != protocol.CodeStorageFailed || !e[0].Code.Retry() {
+			t.Fatalf("after the refusal: %v, want one retryable CodeStorageFailed", e)
+		}
+		res := make(chan ReadResult, 1)
+		o.Send(context.Background(), Read{Root: "t", What: ReadText, Reply: res})
+		if got := <-res; got.Text != "kept" {
+			t.Fatalf("text %q after the refusal, want only what was stored (\"kept\")", got.Text)
+		}
+	})
+}
+
+// Delete is answered once the tombstone is durable; subscribers are told,
+// and the document is refused from then on.
+func TestDelete(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &fakeStore{auto: true}
+		r := testRegistry(t, st, nil)
+		s := &fakeSub{id: "s"}
+		o := send(t, r, "d", Join{Sub: s})
+		o.Send(context.Background(), Update{Sub: s, Batch: 1, Update: []byte("x")})
+		del := make(chan error, 1)
+		o.Send(context.Background(), Delete{Reply: del})
+		if err := <-del; err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		e := errorsOf(s.take())
+		if len(e) != 1 || e[0].Code != protocol.CodeDocDeleted {
+			t.Fatalf("subscriber told %v, want CodeDocDeleted", e)
+		}
+		res := make(chan ReadResult, 1)
+		o.Send(context.Background(), Read{Root: "t", What: ReadText, Reply: res})
+		if got := <-res; got.Err == nil {
+			t.Fatal("read of a deleted document succeeded")
+		}
+	})
+}
+
+func testLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
