@@ -61,4 +61,3 @@ func TestComposeMatchesSequentialSplices(t *testing.T) {
 		}
 	}
 }
-

@@ -116,4 +116,3 @@ func (f *follower) push(it feedItem) bool {
 		return false
 	}
 }
-
