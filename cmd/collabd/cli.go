@@ -20,6 +20,10 @@ import (
 // time.
 var buildVersion = ""
 
+// buildRevision may likewise be set at link time (-X main.buildRevision=…)
+// when the build has no VCS information; VCS information wins.
+var buildRevision = ""
+
 // parseFlags parses args into fs. ok is false when the command must stop:
 // code is then 0 for -h/--help (the usage was printed) and 2 for a bad flag.
 func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
@@ -41,11 +45,12 @@ func versionInfo() string {
 	if !ok {
 		bi = nil
 	}
-	return formatVersion(bi, buildVersion)
+	return formatVersion(bi, buildVersion, buildRevision)
 }
 
-// formatVersion formats bi (nil: none) with override as the version if set.
-func formatVersion(bi *debug.BuildInfo, override string) string {
+// formatVersion formats bi (nil: none) with override as the version if set,
+// and rev as the revision when bi has none.
+func formatVersion(bi *debug.BuildInfo, override, rev string) string {
 	var b strings.Builder
 	version, revision, when, modified := override, "", "", ""
 	if bi != nil {
@@ -65,6 +70,9 @@ func formatVersion(bi *debug.BuildInfo, override string) string {
 	}
 	if version == "" {
 		version = "(devel)"
+	}
+	if revision == "" {
+		revision = rev
 	}
 	fmt.Fprintf(&b, "collabd %s\n", version)
 	if revision != "" {

@@ -38,17 +38,20 @@ func TestFormatVersion(t *testing.T) {
 		name     string
 		bi       *debug.BuildInfo
 		override string
+		rev      string
 		want     []string // first two lines
 	}{
-		{"release", vcs("vcs.revision", "abc123", "vcs.time", "2026-01-02T03:04:05Z", "vcs.modified", "false"), "",
+		{"release", vcs("vcs.revision", "abc123", "vcs.time", "2026-01-02T03:04:05Z", "vcs.modified", "false"), "", "",
 			[]string{"collabd v1.4.0", "revision abc123 (2026-01-02T03:04:05Z)"}},
-		{"dirty tree", vcs("vcs.revision", "abc123", "vcs.time", "2026-01-02T03:04:05Z", "vcs.modified", "true"), "",
+		{"dirty tree", vcs("vcs.revision", "abc123", "vcs.time", "2026-01-02T03:04:05Z", "vcs.modified", "true"), "", "",
 			[]string{"collabd v1.4.0", "revision abc123 (2026-01-02T03:04:05Z), modified"}},
-		{"no vcs", vcs(), "", []string{"collabd v1.4.0", "revision unknown (built without VCS information)"}},
-		{"link-time version", vcs(), "v2.0.0-rc1", []string{"collabd v2.0.0-rc1", "revision unknown (built without VCS information)"}},
-		{"no build info", nil, "", []string{"collabd (devel)", "revision unknown (built without VCS information)"}},
+		{"no vcs", vcs(), "", "", []string{"collabd v1.4.0", "revision unknown (built without VCS information)"}},
+		{"link-time version", vcs(), "v2.0.0-rc1", "", []string{"collabd v2.0.0-rc1", "revision unknown (built without VCS information)"}},
+		{"link-time revision", vcs(), "v2.0.0", "feedbeef", []string{"collabd v2.0.0", "revision feedbeef"}},
+		{"vcs wins over link-time revision", vcs("vcs.revision", "abc123"), "", "feedbeef", []string{"collabd v1.4.0", "revision abc123"}},
+		{"no build info", nil, "", "", []string{"collabd (devel)", "revision unknown (built without VCS information)"}},
 	} {
-		got := strings.Split(formatVersion(tc.bi, tc.override), "\n")
+		got := strings.Split(formatVersion(tc.bi, tc.override, tc.rev), "\n")
 		if len(got) < 2 || got[0] != tc.want[0] || got[1] != tc.want[1] {
 			t.Errorf("%s: formatVersion = %q, want first lines %q", tc.name, got, tc.want)
 		}
@@ -57,7 +60,7 @@ func TestFormatVersion(t *testing.T) {
 
 // Every command's -h exits 0 with its usage on stderr; a bad flag exits 2.
 func TestHelpExitsZero(t *testing.T) {
-	for _, cmd := range []string{"serve", "token", "trace", "export", "backup", "restore", "verify"} {
+	for _, cmd := range []string{"serve", "token", "trace", "export", "backup", "restore", "verify", "healthcheck"} {
 		for _, h := range []string{"-h", "--help"} {
 			code, _, errOut := runCmd(t, cmd, h)
 			if code != 0 || !strings.Contains(strings.ToLower(errOut), "usage") {

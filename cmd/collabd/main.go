@@ -9,6 +9,7 @@
 //	collabd restore -in FILE -data DIR [-force]     put a verified backup in place
 //	collabd verify FILE                             check a backup (pages and every document)
 //	collabd version                                 module version, VCS revision, Go version
+//	collabd healthcheck [-url URL]                  GET /healthz; exit 0 when healthy (no curl in the image)
 //
 // See README.md and docs/TRACE.md.
 package main
@@ -38,6 +39,7 @@ commands:
   restore put a verified backup in place as a data directory's store
   verify  check a backup file: every page, record and document
   version print the version, the VCS revision and the Go toolchain (also --version)
+  healthcheck  GET the server's /healthz: exit 0 when healthy (the container's HEALTHCHECK)
 
 Run "collabd <command> -h" for a command's flags.
 `
@@ -67,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runRestore(args[1:], stdout, stderr)
 	case "verify":
 		return runVerify(args[1:], stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprint(stdout, versionInfo())
 		return 0
