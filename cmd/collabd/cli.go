@@ -111,11 +111,10 @@ func setUsageWithEnv(fs *flag.FlagSet, synopsis string) {
 }
 
 // envFlags are the flags, by command, that may come from COLLABD_*
-// variables (the commands that call envDefaults). TestEnvFlagsComplete
-// checks them against the commands' real flags.
+// variables, for the commands other than serve that call envDefaults (serve
+// knows its own flags when it warns). TestEnvFlagsComplete checks them
+// against the commands' real flags.
 var envFlags = map[string][]string{
-	"serve": {"addr", "data", "allowed-origins", "auth-secret", "insecure-no-auth", "max-frame", "max-docs-per-conn",
-		"queue-bytes", "max-conns", "max-conns-per-ip", "op-rate", "op-burst", "log-level", "debug-addr"},
 	"token":  {"auth-secret", "sub", "name", "ttl", "doc"},
 	"backup": {"url", "token", "out", "verify"},
 	"export": {"doc", "format", "root", "url", "token", "data", "out"},
@@ -130,10 +129,12 @@ var otherEnv = []string{
 }
 
 // warnUnknownEnv prints a warning on w for each COLLABD_* variable in
-// environ (KEY=value entries) that no command reads, naming the closest
-// known one (a typo such as COLLABD_ADRR is otherwise silently ignored).
-func warnUnknownEnv(w io.Writer, command string, environ []string) {
+// environ (KEY=value entries) that no command reads (fs's flags, the other
+// commands' envFlags, otherEnv), naming the closest known one (a typo such as
+// COLLABD_ADRR is otherwise silently ignored).
+func warnUnknownEnv(w io.Writer, command string, fs *flag.FlagSet, environ []string) {
 	known := slices.Clone(otherEnv)
+	fs.VisitAll(func(f *flag.Flag) { known = append(known, envName(f.Name)) })
 	for _, names := range envFlags {
 		for _, n := range names {
 			known = append(known, envName(n))

@@ -49,7 +49,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "collabd serve: %v\n", err)
 		return 2
 	}
-	warnUnknownEnv(stderr, "serve", os.Environ())
+	warnUnknownEnv(stderr, "serve", fs, os.Environ())
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		fmt.Fprintf(stderr, "collabd serve: bad -log-level: %v\n", err)
