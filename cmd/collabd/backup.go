@@ -23,8 +23,8 @@ func runBackup(args []string, stdout, stderr io.Writer) int {
 	token := fs.String("token", "", "bearer token granting every document ('*:r')")
 	out := fs.String("out", "", "backup `file` to write (required); written as FILE.tmp, then renamed")
 	verify := fs.Bool("verify", true, "verify the copy (every page and document) before keeping it")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if err := envDefaults(fs, os.LookupEnv); err != nil {
 		fmt.Fprintf(stderr, "collabd backup: %v\n", err)
@@ -60,9 +60,9 @@ func backup(ctx context.Context, base, token, out string, verify bool, progress 
 	if err != nil {
 		return 0, err
 	}
-	pw := &progressWriter{w: f, out: progress, every: time.Second}
-	n, err := io.Copy(pw, resp.Body) // a cut-off stream is an unexpected EOF here
-	pw.report(true)
+	pr := newCopyProgress(progress, "backup", resp.ContentLength)
+	n, err := io.Copy(pr.writer(f), resp.Body) // a cut-off stream is an unexpected EOF here
+	pr.done()
 	if err == nil {
 		err = f.Sync()
 	}
@@ -86,29 +86,6 @@ func backup(ctx context.Context, base, token, out string, verify bool, progress 
 	return n, syncDir(filepath.Dir(out))
 }
 
-// progressWriter reports the bytes written so far at most once per every.
-type progressWriter struct {
-	w     io.Writer
-	out   io.Writer
-	every time.Duration
-	n     int64
-	last  time.Time
-}
-
-func (p *progressWriter) Write(b []byte) (int, error) {
-	n, err := p.w.Write(b)
-	p.n += int64(n)
-	p.report(false)
-	return n, err
-}
-
-func (p *progressWriter) report(final bool) {
-	if now := time.Now(); final || now.Sub(p.last) >= p.every {
-		p.last = now
-		fmt.Fprintf(p.out, "backup: %d bytes\n", p.n)
-	}
-}
-
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
@@ -127,8 +104,8 @@ func runRestore(args []string, stdout, stderr io.Writer) int {
 	in := fs.String("in", "", "backup `file` (required)")
 	data := fs.String("data", "", "data `directory` to restore into (required; gets collabd.db)")
 	force := fs.Bool("force", false, "replace an existing store (the server must be stopped)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if *in == "" || *data == "" {
 		fmt.Fprintln(stderr, "collabd restore: --in and --data are required")
@@ -137,14 +114,14 @@ func runRestore(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := restore(ctx, *in, *data, *force, stdout); err != nil {
+	if err := restore(ctx, *in, *data, *force, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "collabd restore: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func restore(ctx context.Context, in, data string, force bool, stdout io.Writer) error {
+func restore(ctx context.Context, in, data string, force bool, stdout, progress io.Writer) error {
 	rep, err := verifyFile(ctx, in)
 	if err != nil {
 		return fmt.Errorf("%s does not verify, nothing restored: %w", in, err)
@@ -161,7 +138,7 @@ func restore(ctx context.Context, in, data string, force bool, stdout io.Writer)
 		// it would lose what it writes next.
 		s, err := openReadOnly(dst)
 		if err != nil && !errors.Is(err, storage.ErrFormat) && !errors.Is(err, storage.ErrCorrupt) {
-			return err
+			return inUseHint(err, "stop the server first (restore replaces the store of a stopped server)")
 		}
 		if s != nil {
 			_ = s.Close() // read-only; only the lock check mattered
@@ -178,7 +155,7 @@ func restore(ctx context.Context, in, data string, force bool, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(f, src); err != nil {
+	if err := copyWithProgress(f, src, progress, "restore"); err != nil {
 		_ = f.Close()
 		_ = os.Remove(f.Name()) // best effort; the copy error is the one to report
 		return err
@@ -195,8 +172,9 @@ func restore(ctx context.Context, in, data string, force bool, stdout io.Writer)
 func runVerify(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs.Usage = func() { fmt.Fprint(fs.Output(), verifyUsage) }
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "usage: collabd verify FILE")

@@ -57,6 +57,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	jsonOut := fs.String("json", "", "write the result as JSON to this `file`")
 	maxTime := fs.Duration("max-time", 15*time.Minute, "hard bound on the whole run")
 	dur := fs.Duration("duration", 0, "load duration (0: the scenario's default)")
+	progressEvery := fs.Duration("progress", 5*time.Second, "print the stage and time elapsed on stderr this often (0: never)")
 
 	var run func(ctx context.Context) (*loadgen.Result, error)
 	switch scenario {
@@ -144,7 +145,10 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, *maxTime)
 	defer cancel()
+	sp := startStageProgress(stderr, "collabd bench "+scenario, *progressEvery)
+	cfg.Progress = sp.set
 	res, err := run(ctx)
+	sp.stop()
 	if err != nil {
 		fmt.Fprintf(stderr, "collabd bench %s: %v\n", scenario, err)
 		return 1

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -71,9 +72,22 @@ func TestBenchScenarios(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out.json")
 			var stdout, stderr bytes.Buffer
 			args := append([]string{"bench"}, tc.args...)
-			args = append(args, "--url", url, "--json", out, "--settle", "10s", "--max-time", "1m")
+			args = append(args, "--url", url, "--json", out, "--settle", "10s", "--max-time", "1m", "--progress", "50ms")
 			if code := run(args, &stdout, &stderr); code != 0 {
 				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+			}
+			if strings.Contains(stdout.String(), "<nil>") {
+				t.Errorf("the table prints <nil>:\n%s", stdout.String())
+			}
+			// Progress lines while it runs: every scenario but coldjoin (which
+			// may finish before the first tick) runs for a second or more.
+			progress := regexp.MustCompile(`(?m)^collabd bench ` + tc.args[0] + `: \d+(\.\d+)?m?s, \S.*$`)
+			lines := progress.FindAllString(stderr.String(), -1)
+			if tc.args[0] != "coldjoin" && len(lines) == 0 {
+				t.Fatalf("no progress line on stderr:\n%s", stderr.String())
+			}
+			if tc.args[0] != "coldjoin" && strings.HasSuffix(lines[len(lines)-1], ", starting") {
+				t.Errorf("the last progress line names no stage: %q", lines[len(lines)-1])
 			}
 			if !strings.Contains(stdout.String(), "== "+tc.args[0]) {
 				t.Errorf("table lacks its header:\n%s", stdout.String())

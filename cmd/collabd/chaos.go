@@ -47,6 +47,7 @@ func runChaos(args []string, stdout, stderr io.Writer) int {
 	logFile := fs.String("server-log", "", "append the server's stderr to this `file` (empty: <data>/serve.log)")
 	jsonOut := fs.String("json", "", "write the result as JSON to this `file`")
 	maxTime := fs.Duration("max-time", 20*time.Minute, "hard bound on the whole run")
+	progressEvery := fs.Duration("progress", 5*time.Second, "print the stage and time elapsed on stderr this often (0: never)")
 	var run func(ctx context.Context, s chaos.Serve) (*loadgen.Result, error)
 	switch scenario {
 	case "kill9":
@@ -113,7 +114,10 @@ func runChaos(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, *maxTime)
 	defer cancel()
+	sp := startStageProgress(stderr, "collabd chaos "+scenario, *progressEvery)
+	s.Progress = sp.set
 	res, err := run(ctx, s)
+	sp.stop()
 	keep = err != nil || !res.OK()
 	if err != nil {
 		fmt.Fprintf(stderr, "collabd chaos %s: %v (server log: %s)\n", scenario, err, s.LogPath)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -46,10 +47,15 @@ func TestChaosKill9Short(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	s := testServe(t)
+	var stages []string // the progress line's stages, told on this goroutine
+	s.Progress = func(stage string) { stages = append(stages, stage) }
 	k := chaos.Kill9{Serve: s, Cycles: 5, Writers: 3, Docs: 2, MinUp: 100 * time.Millisecond, MaxUp: 300 * time.Millisecond}
 	res, sc, err := chaos.RunKill9(ctx, k)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Contains(stages, "kill/restart cycle 5 of 5 (3 writers)") {
+		t.Errorf("progress stages %q lack the last cycle", stages)
 	}
 	reportChaos(t, res, s)
 	if sc.Acked == 0 || sc.OK != sc.Acked {

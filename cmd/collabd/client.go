@@ -69,14 +69,26 @@ func docPath(id, suffix string) string {
 	return "/v1/docs/" + url.PathEscape(id) + suffix
 }
 
+// errInUse: a store held by a running server (each command adds the hint
+// that fits its own flags, with inUseHint).
+var errInUse = errors.New("is in use by a running server")
+
 // openReadOnly opens the store at path for reading only. A store held by a
-// running server is refused quickly with a clear message.
+// running server is refused quickly with errInUse.
 func openReadOnly(path string) (*storage.Store, error) {
 	s, err := storage.Open(path, storage.Options{ReadOnly: true, LockTimeout: 2 * time.Second})
 	if errors.Is(err, storage.ErrLocked) {
-		return nil, fmt.Errorf("%s is in use by a running server: use --url to ask the server, or stop it first", path)
+		return nil, fmt.Errorf("%s %w", path, errInUse)
 	}
 	return s, err
+}
+
+// inUseHint adds hint to an errInUse error; other errors pass unchanged.
+func inUseHint(err error, hint string) error {
+	if errors.Is(err, errInUse) {
+		return fmt.Errorf("%w: %s", err, hint)
+	}
+	return err
 }
 
 // loadDoc rebuilds a stored document as the server does: its snapshot

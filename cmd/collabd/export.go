@@ -39,8 +39,8 @@ func runExport(args []string, stdout, stderr io.Writer) int {
 	token := fs.String("token", "", "bearer token for --url (needs read access to the document)")
 	data := fs.String("data", "", "data `directory` of a stopped server (holds collabd.db)")
 	out := fs.String("out", "", "write to this file instead of stdout")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if err := envDefaults(fs, os.LookupEnv); err != nil {
 		fmt.Fprintf(stderr, "collabd export: %v\n", err)
@@ -56,7 +56,7 @@ func runExport(args []string, stdout, stderr io.Writer) int {
 	var body []byte
 	var err error
 	if *base != "" {
-		body, err = exportOnline(ctx, *base, *token, *id, *format, *root)
+		body, err = exportOnline(ctx, *base, *token, *id, *format, *root, stderr)
 	} else {
 		body, err = exportOffline(ctx, filepath.Join(*data, "collabd.db"), *id, *format, *root)
 	}
@@ -74,7 +74,7 @@ func runExport(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func exportOnline(ctx context.Context, base, token, id, format, root string) ([]byte, error) {
+func exportOnline(ctx context.Context, base, token, id, format, root string, progress io.Writer) ([]byte, error) {
 	c, err := newAPIClient(base, token)
 	if err != nil {
 		return nil, err
@@ -94,7 +94,7 @@ func exportOnline(ctx context.Context, base, token, id, format, root string) ([]
 		return nil, err
 	}
 	defer resp.Body.Close()
-	return io.ReadAll(resp.Body)
+	return readWithProgress(resp, progress, "export")
 }
 
 func exportOffline(ctx context.Context, path, id, format, root string) ([]byte, error) {
@@ -103,7 +103,7 @@ func exportOffline(ctx context.Context, path, id, format, root string) ([]byte, 
 	}
 	s, err := openReadOnly(path)
 	if err != nil {
-		return nil, err
+		return nil, inUseHint(err, "use --url to ask the server, or stop it first")
 	}
 	defer s.Close()
 	stored, err := s.Load(ctx, id)

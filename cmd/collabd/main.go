@@ -8,6 +8,8 @@
 //	collabd backup -url URL -out FILE               hot backup of a running server's store
 //	collabd restore -in FILE -data DIR [-force]     put a verified backup in place
 //	collabd verify FILE                             check a backup (pages and every document)
+//	collabd version                                 module version, VCS revision, Go version
+//	collabd healthcheck [-url URL]                  GET /healthz; exit 0 when healthy (no curl in the image)
 //
 // See README.md and docs/TRACE.md.
 package main
@@ -36,6 +38,8 @@ commands:
   backup  stream a hot, consistent copy of a running server's store to a file
   restore put a verified backup in place as a data directory's store
   verify  check a backup file: every page, record and document
+  version print the version, the VCS revision and the Go toolchain (also --version)
+  healthcheck  GET the server's /healthz: exit 0 when healthy (the container's HEALTHCHECK)
 
 Run "collabd <command> -h" for a command's flags.
 `
@@ -65,6 +69,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runRestore(args[1:], stdout, stderr)
 	case "verify":
 		return runVerify(args[1:], stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprint(stdout, versionInfo())
+		return 0
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -46,13 +46,15 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	bodyTimeout := fs.Duration("body-timeout", 0, "time a client has to send a request body (0: 30s)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "serve Go's pprof profiles (/debug/pprof/) on this `address` (empty: off; keep it on loopback)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	setUsageWithEnv(fs, "collabd serve [flags]\n\nRuns the collaboration server: WebSocket /v1/ws, the HTTP API, the demo page at /")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if err := envDefaults(fs, os.LookupEnv); err != nil {
 		fmt.Fprintf(stderr, "collabd serve: %v\n", err)
 		return 2
 	}
+	warnUnknownEnv(stderr, "serve", fs, os.Environ())
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		fmt.Fprintf(stderr, "collabd serve: bad -log-level: %v\n", err)

@@ -16,8 +16,24 @@ import (
 // docFlags collects repeated -doc flags.
 type docFlags []string
 
-func (d *docFlags) String() string     { return strings.Join(*d, ",") }
-func (d *docFlags) Set(v string) error { *d = append(*d, v); return nil }
+func (d *docFlags) String() string { return strings.Join(*d, ",") }
+func (d *docFlags) Set(v string) error {
+	if err := checkGrant(v); err != nil {
+		return err
+	}
+	*d = append(*d, v)
+	return nil
+}
+
+// checkGrant refuses a --doc value the server would refuse, naming the
+// accepted forms.
+func checkGrant(g string) error {
+	i := strings.LastIndexByte(g, ':')
+	if i <= 0 || (g[i+1:] != "r" && g[i+1:] != "rw") {
+		return fmt.Errorf("%q is not a grant: want PATTERN:r (read) or PATTERN:rw (read and write), e.g. 'notes/*:rw' or 'wiki:r' ('*' matches any characters; see docs/AUTH.md)", g)
+	}
+	return nil
+}
 
 // runToken implements "collabd token": mint a signed token for development
 // and scripts. The secret may come from COLLABD_AUTH_SECRET.
@@ -30,8 +46,8 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime")
 	var docs docFlags
 	fs.Var(&docs, "doc", "document grant `pattern:r|rw` ('*' matches anything); repeatable")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if err := envDefaults(fs, os.LookupEnv); err != nil {
 		fmt.Fprintf(stderr, "collabd token: %v\n", err)

@@ -32,8 +32,8 @@ func runTrace(args []string, stdout, stderr io.Writer) int {
 			"replica per agent converges. A directory means every *.json and *.json.gz in it.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() == 0 || *runs < 1 {
 		fs.Usage()

@@ -121,6 +121,7 @@ func RunKill9(ctx context.Context, k Kill9) (*loadgen.Result, SetCheck, error) {
 	var restarts []time.Duration
 	kills := 0
 	for cycle := 0; cycle < k.Cycles && ctx.Err() == nil; cycle++ {
+		k.Serve.stage("kill/restart cycle %d of %d (%d writers)", cycle+1, k.Cycles, k.Writers)
 		up := k.MinUp + time.Duration(rng.Int64N(int64(k.MaxUp-k.MinUp)+1))
 		down := time.Duration(rng.Int64N(int64(k.MaxDown) + 1))
 		if !sleepCtx(ctx, up) {

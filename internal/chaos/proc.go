@@ -36,6 +36,16 @@ type Serve struct {
 	// in reports.
 	Log     io.Writer
 	LogPath string
+	// Progress, if set, is told the run's current stage ("cycle 12 of
+	// 200", …) for a progress line; called on the scenario's goroutine.
+	Progress func(stage string)
+}
+
+// stage reports the run's current stage to Progress, if set.
+func (s Serve) stage(format string, args ...any) {
+	if s.Progress != nil {
+		s.Progress(fmt.Sprintf(format, args...))
+	}
 }
 
 // proc is one running server. Its owner calls kill or term, and then wait,

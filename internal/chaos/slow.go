@@ -87,10 +87,12 @@ func RunSlow(ctx context.Context, p Slow) (*loadgen.Result, error) {
 		return nil, err
 	}
 	defer srv.kill()
+	s.stage("baseline: %d subscribers reading for %v", p.Subscribers, p.Duration)
 	base, err := slowPhase(ctx, srv, p, false)
 	if err != nil {
 		return nil, fmt.Errorf("chaos: baseline: %w", err)
 	}
+	s.stage("slow phase: one subscriber stopped reading")
 	with, err := slowPhase(ctx, srv, p, true)
 	if err != nil {
 		return nil, fmt.Errorf("chaos: slow phase: %w", err)

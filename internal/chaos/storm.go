@@ -71,6 +71,7 @@ func RunStorm(ctx context.Context, p Storm) (*loadgen.Result, error) {
 		wg.Wait()
 	}()
 	t0 := time.Now()
+	s.stage("connecting %d clients", p.Clients)
 	if err := loadgen.Bounded(ctx, p.Clients, 50, func(ctx context.Context, i int) error {
 		c, err := collab.Dial(ctx, srv.wsURL(), collab.Options{})
 		if err != nil {
@@ -95,6 +96,7 @@ func RunStorm(ctx context.Context, p Storm) (*loadgen.Result, error) {
 	down := make([]bool, p.Clients)
 	back := make([]time.Duration, p.Clients)
 	var stopped, restarted time.Time
+	s.stage("stopping the server (%s)", p.Signal)
 	switch p.Signal {
 	case "term":
 		stopped = time.Now()
@@ -110,6 +112,7 @@ func RunStorm(ctx context.Context, p Storm) (*loadgen.Result, error) {
 	}
 	restarted = time.Now()
 	res.Metrics = append(res.Metrics, metric("server down for", ms(restarted.Sub(stopped)), "ms"))
+	s.stage("waiting for %d clients to reconnect (at most %v)", p.Clients, p.Converge)
 	cctx, cancel := context.WithTimeout(ctx, p.Converge)
 	defer cancel()
 	live := 0

@@ -43,6 +43,7 @@ func RunChurn(ctx context.Context, cfg Config, p Churn) (*Result, error) {
 	prefix := "churn-" + runID() + "-"
 	base := pr.read(ctx)
 
+	cfg.stage("%d workers connecting, editing and leaving for %v", p.Workers, p.Duration)
 	run, cancel := context.WithTimeout(ctx, p.Duration)
 	defer cancel()
 	lats := make([]latencies, p.Workers)
@@ -94,6 +95,7 @@ func RunChurn(ctx context.Context, cfg Config, p Churn) (*Result, error) {
 	res.add(lat.summary("cycle")...)
 	res.add(use.metrics("churn")...)
 
+	cfg.stage("waiting up to %v for the server to return to its baseline", p.Recover)
 	// Wait for the baseline (bounded); documents unload after the server's idle delay.
 	near := func(s snap) bool {
 		return within(s.goroutines, base.goroutines, 3) && within(s.fds, base.fds, 2) // Go keeps idle OS threads: reported, not checked
@@ -125,7 +127,7 @@ func RunChurn(ctx context.Context, cfg Config, p Churn) (*Result, error) {
 	if base.goroutines < 0 {
 		res.note("server goroutines n/a: start the server with --debug-addr and pass --debug-url, or serve /metrics")
 	}
-	res.check("no failed cycles", nerr == 0, "%d failed; first: %v", nerr, firstErr)
+	res.check("no failed cycles", nerr == 0, "%d failed%s", nerr, firstErrText(firstErr))
 	res.check("back to baseline", recovered, "goroutines ≤ +3, fds ≤ +2 within %v", p.Recover)
 	res.check("rss near baseline", end.rss < 0 || end.rss <= base.rss*1.5+32<<20, "%.1f → %.1f MiB", orNaN(base.rss)/(1<<20), orNaN(end.rss)/(1<<20))
 	res.Seconds = time.Since(start).Seconds()

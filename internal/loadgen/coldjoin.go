@@ -61,6 +61,7 @@ func coldJoinOne(ctx context.Context, cfg Config, p ColdJoin, layout string, pr 
 	defer closeFull([]*full{b})
 	rng := rand.New(rand.NewPCG(1, 2))
 	chunk := strings.Repeat("x", p.Chunk)
+	cfg.stage("building a %d-character %s history", p.Chars, layout)
 	t0 := time.Now()
 	for n := 0; n < p.Chars; n += p.Chunk {
 		if ctx.Err() != nil {
@@ -87,6 +88,7 @@ func coldJoinOne(ctx context.Context, cfg Config, p ColdJoin, layout string, pr 
 	a0 := time.Now()
 	applyErr := crdt.NewDoc(crdt.Options{}).ApplyUpdate(state)
 	apply := time.Since(a0)
+	cfg.stage("timing %d fresh joins of the %s history", p.Joins, layout)
 	var lat latencies
 	var each []string
 	ok := true
@@ -115,7 +117,7 @@ func coldJoinOne(ctx context.Context, cfg Config, p ColdJoin, layout string, pr 
 		metric(layout+" join max", float64(ds[len(ds)-1])/1e6, "ms"))
 	res.note("%s joins, in order: %s", layout, strings.Join(each, ", "))
 	res.check(layout+" joiners have the full text", ok && len([]rune(want)) == p.Chars, "%d chars", len([]rune(want)))
-	res.check(layout+" state applies", applyErr == nil, "%v", applyErr)
-	res.check(layout+" build durable", durErr == nil, "%v", durErr)
+	res.check(layout+" state applies", applyErr == nil, "%s", errText(applyErr))
+	res.check(layout+" build durable", durErr == nil, "%s", errText(durErr))
 	return nil
 }

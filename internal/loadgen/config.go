@@ -39,6 +39,17 @@ type Config struct {
 	// Settle bounds how long a scenario waits for replicas to converge after
 	// the load stops (default 15s).
 	Settle time.Duration
+	// Progress, if set, is told what the scenario is doing now ("connecting
+	// 100 subscribers", "typing for 20s", …), for a progress line; called on
+	// the scenario's goroutine.
+	Progress func(stage string)
+}
+
+// stage reports the scenario's current stage to Progress, if set.
+func (c Config) stage(format string, args ...any) {
+	if c.Progress != nil {
+		c.Progress(fmt.Sprintf(format, args...))
+	}
 }
 
 func (c Config) withDefaults() Config {

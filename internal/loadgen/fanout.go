@@ -51,6 +51,7 @@ func RunFanout(ctx context.Context, cfg Config, p Fanout) (*Result, error) {
 	defer closeFull(fulls)
 	defer closeLight(lights)
 	t0 := time.Now()
+	cfg.stage("connecting %d subscribers", p.Subscribers)
 	if err := Bounded(ctx, p.Subscribers, cfg.Dial, func(ctx context.Context, i int) error {
 		if i < p.Full {
 			f, err := dialFull(ctx, cfg, doc)
@@ -107,10 +108,12 @@ func RunFanout(ctx context.Context, cfg Config, p Fanout) (*Result, error) {
 	}
 
 	smp := startSampler(ctx, pr, 500*time.Millisecond)
+	cfg.stage("typing %d inserts/s for %v", p.Rate, p.Duration)
 	sent := typeAppend(ctx, writer, clk, p.Rate, total)
 	close(writerDone)
 	use := smp.stop(ctx)
 	lastSend := time.Now()
+	cfg.stage("waiting for %d subscribers to see every insert", p.Subscribers)
 	allSeen := waitUntil(settle, cfg.Settle, func() bool {
 		for i := range progress {
 			if int(progress[i].Load()) < sent {
@@ -158,7 +161,7 @@ func RunFanout(ctx context.Context, cfg Config, p Fanout) (*Result, error) {
 	bad := differing(want, got)
 	res.check("all inserts seen", allSeen, "%d of %d subscribers saw all %d inserts", countAtLeast(progress, sent), p.Subscribers, sent)
 	res.check("converged", bad == 0 && len([]rune(want)) == sent, "%d of %d texts differ from the writer's (%d chars)", bad, len(got), len([]rune(want)))
-	res.check("writer durable", durErr == nil, "%v", durErr)
+	res.check("writer durable", durErr == nil, "%s", errText(durErr))
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
 }

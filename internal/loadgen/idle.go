@@ -40,7 +40,10 @@ func RunIdle(ctx context.Context, cfg Config, p Idle) (*Result, error) {
 	start := time.Now()
 	res := newResult("idle", param("conns", p.Conns), param("steps", fmt.Sprint(steps)), param("per-doc", p.PerDoc), param("hold", p.Hold))
 	if lim, err := RaiseFileLimit(); err != nil || lim < uint64(p.Conns)+100 {
-		res.note("generator file limit %d (err %v) may be below %d connections", lim, err, p.Conns)
+		res.note("generator file limit %d may be below %d connections", lim, p.Conns)
+		if err != nil {
+			res.note("raising the file limit: %v", err)
+		}
 	}
 	prefix := "idle-" + runID() + "-"
 	pr := newProbe(cfg)
@@ -57,6 +60,7 @@ func RunIdle(ctx context.Context, cfg Config, p Idle) (*Result, error) {
 	for _, n := range steps {
 		t0 := time.Now()
 		took := make([]time.Duration, n-have)
+		cfg.stage("connecting: %d of %d open, ramping to %d", have, p.Conns, n)
 		err := Bounded(ctx, n-have, cfg.Dial, func(ctx context.Context, j int) error {
 			i := have + j
 			c0 := time.Now()
@@ -101,6 +105,7 @@ func RunIdle(ctx context.Context, cfg Config, p Idle) (*Result, error) {
 	res.add(metric("connections held", float64(have), ""))
 	if have > 0 {
 		smp := startSampler(ctx, pr, time.Second)
+		cfg.stage("holding %d idle connections for %v", have, p.Hold)
 		hold := time.NewTimer(p.Hold)
 		select {
 		case <-hold.C:
@@ -118,7 +123,7 @@ func RunIdle(ctx context.Context, cfg Config, p Idle) (*Result, error) {
 		res.add(use.metrics("hold")...)
 		res.check("connections survive the hold", alive == have, "%d of %d still open", alive, have)
 	}
-	res.check("ramp completed", failed == nil, "%d of %d connected; %v", have, p.Conns, failed)
+	res.check("ramp completed", failed == nil, "%d of %d connected%s", have, p.Conns, firstErrText(failed))
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
 }

@@ -56,6 +56,7 @@ func RunManyDocs(ctx context.Context, cfg Config, p ManyDocs) (*Result, error) {
 	fulls := make([]*full, len(ts))
 	defer closeFull(fulls)
 	t0 := time.Now()
+	cfg.stage("connecting %d clients to %d documents", len(ts), p.Docs)
 	if err := Bounded(ctx, len(ts), cfg.Dial, func(ctx context.Context, i int) error {
 		f, err := dialFull(ctx, cfg, fmt.Sprintf("%s%d", prefix, i/p.PerDoc))
 		if err != nil {
@@ -70,6 +71,7 @@ func RunManyDocs(ctx context.Context, cfg Config, p ManyDocs) (*Result, error) {
 	res.add(metric("clients connected in", time.Since(t0).Seconds(), "s"))
 
 	smp := startSampler(ctx, newProbe(cfg), 500*time.Millisecond)
+	cfg.stage("typing for %v", p.Duration)
 	typing, cancel := context.WithTimeout(ctx, p.Duration)
 	var wg sync.WaitGroup
 	for _, t := range ts {
@@ -85,6 +87,7 @@ func RunManyDocs(ctx context.Context, cfg Config, p ManyDocs) (*Result, error) {
 	stopped := time.Now()
 
 	// Every client waits until it has every insert of its document.
+	cfg.stage("waiting for every client to see every insert")
 	settle, cancelSettle := context.WithTimeout(ctx, cfg.Settle)
 	defer cancelSettle()
 	caught := make([]time.Duration, len(ts))

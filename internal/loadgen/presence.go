@@ -58,6 +58,7 @@ func RunPresence(ctx context.Context, cfg Config, p Presence) (*Result, error) {
 	if err := waitAck(ctx, first); err != nil {
 		return nil, err
 	}
+	cfg.stage("connecting %d peers", p.Peers)
 	if err := Bounded(ctx, p.Peers-1, cfg.Dial, func(ctx context.Context, j int) error {
 		c, err := dialLight(ctx, cfg, 4096)
 		if err != nil {
@@ -94,6 +95,7 @@ func RunPresence(ctx context.Context, cfg Config, p Presence) (*Result, error) {
 	}
 	smp := startSampler(ctx, newProbe(cfg), 500*time.Millisecond)
 	t0 := time.Now()
+	cfg.stage("%d peers moving cursors at %d Hz for %v", p.Peers, p.Hz, p.Duration)
 	storm, cancel := context.WithTimeout(ctx, p.Duration)
 	defer cancel()
 	var movers sync.WaitGroup

@@ -76,11 +76,30 @@ func metric(name string, v float64, unit string) Metric {
 func (r *Result) add(ms ...Metric) { r.Metrics = append(r.Metrics, ms...) }
 
 func (r *Result) check(name string, ok bool, detail string, args ...any) {
-	r.Checks = append(r.Checks, Check{Name: name, OK: ok, Detail: fmt.Sprintf(detail, args...)})
+	r.Checks = append(r.Checks, Check{Name: name, OK: ok, Detail: fmt.Sprintf(detail, noNil(args)...)})
 }
 
 func (r *Result) note(format string, args ...any) {
-	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
+	r.Notes = append(r.Notes, fmt.Sprintf(format, noNil(args)...))
+}
+
+// noNil replaces nil arguments (a nil error, mostly) with "none", so a
+// report never says "<nil>".
+func noNil(args []any) []any {
+	for i, a := range args {
+		if a == nil {
+			args[i] = "none"
+		}
+	}
+	return args
+}
+
+// errText is err's message, or "" for nil (a check's detail when it passed).
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 // Lookup returns the value of the metric name (false if absent or n/a).
@@ -204,4 +223,13 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	b.WriteString("\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// firstErrText is "; first: <err>" for a check that counts failures, or ""
+// when there was none.
+func firstErrText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return "; first: " + err.Error()
 }

@@ -147,3 +147,64 @@ test('demo page in auth mode: ?token=, names from the tokens, no token refused',
     await auth.stop();
   }
 });
+
+test('offline: type, reload offline (IndexedDB keeps the text and the unsent edits), online → the server has them', { skip, timeout: 90_000 }, async () => {
+  const doc = 'offline-e2e';
+  const ctx = await browser.newContext({ viewport: { width: 720, height: 440 } });
+  // The network between the page and the server's sync endpoints, cut at will:
+  // WebSockets are proxied to the server while online and refused offline;
+  // the fallback's requests are aborted offline. The page itself still loads.
+  let offline = false;
+  const live = new Set();
+  await ctx.routeWebSocket('**/v1/ws', (ws) => {
+    if (offline) {
+      ws.close({ code: 1011, reason: 'offline (test)' });
+      return;
+    }
+    ws.connectToServer();
+    live.add(ws);
+  });
+  await ctx.route('**/v1/rt**', (route) => (offline ? route.abort('internetdisconnected') : route.continue()));
+  const goOffline = async () => {
+    offline = true;
+    for (const ws of live) await ws.close({ code: 1006, reason: 'offline (test)' }).catch(() => {});
+    live.clear();
+  };
+  const serverText = async () => {
+    const r = await fetch(`http://${srv.addr}/v1/docs/${doc}/text`);
+    return r.status === 200 ? r.text() : '';
+  };
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => console.error('[offline] page error:', e.message));
+  try {
+    await page.goto(`http://${srv.addr}/?doc=${doc}&name=Olga`);
+    await synced(page);
+    await typeAtEnd(page, 'online.');
+    await saved(page);
+    assert.equal(await serverText(), 'online.');
+
+    await goOffline();
+    await page.waitForFunction(() => document.getElementById('status').dataset.status === 'offline', null, WAIT);
+    await typeAtEnd(page, ' typed offline');
+    await page.waitForFunction(() => document.getElementById('status').dataset.unsaved !== '0', null, WAIT);
+    await page.evaluate(() => window.collabdDemo.doc.whenStored());
+
+    await page.reload();
+    await page.waitForFunction(() => window.collabdDemo?.view.state.doc.toString() === 'online. typed offline', null, WAIT);
+    assert.equal(await page.evaluate(() => window.collabdDemo.doc.status), 'offline', 'shown from IndexedDB, not synced');
+    assert.notEqual(await page.evaluate(() => document.getElementById('status').dataset.unsaved), '0', 'the unsent edits are queued again');
+    assert.equal(await serverText(), 'online.', 'the server has not seen the offline edits yet');
+    await typeAtEnd(page, '!'); // the reloaded page edits on, still offline
+    await page.evaluate(() => window.collabdDemo.doc.whenStored());
+
+    offline = false; // the page's next reconnect attempt goes through
+    await page.waitForFunction(() => document.getElementById('status').dataset.status === 'synced', null, { timeout: 30_000 });
+    await saved(page);
+    assert.equal(await serverText(), 'online. typed offline!');
+    const other = await open(doc, 'Otto');
+    assert.equal(await text(other), 'online. typed offline!');
+    await other.context().close();
+  } finally {
+    await ctx.close();
+  }
+});

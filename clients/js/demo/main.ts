@@ -1,7 +1,9 @@
 // The demo page served by `collabd serve` at /: a document in CodeMirror
 // with everyone's cursors, and a status line (transport, synced / unsaved).
 // URL parameters: doc (document id), name (shown to others in development
-// mode), token (auth mode), transport (auto, websocket or fallback).
+// mode), token (auth mode), transport (auto, websocket or fallback), persist
+// (0 turns off keeping the document in IndexedDB, on by default: a page
+// reloaded offline shows its last state and sends its edits when online).
 import { basicSetup } from 'codemirror';
 import { EditorView } from '@codemirror/view';
 import { Client, type TransportMode } from '../src/index.js';
@@ -24,7 +26,8 @@ $('open').addEventListener('submit', (e) => {
 });
 
 const wsURL = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/ws`;
-const client = new Client(wsURL, { token, transport, backoff: { baseMs: 250, maxMs: 5000 } });
+const persist = q.get('persist') !== '0' && typeof indexedDB !== 'undefined' ? 'indexeddb' : null;
+const client = new Client(wsURL, { token, transport, persist, backoff: { baseMs: 250, maxMs: 5000 } });
 const status = $('status');
 
 async function main(): Promise<void> {

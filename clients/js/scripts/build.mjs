@@ -1,5 +1,8 @@
-// Builds the package (dist/index.js: the client and CRDT; dist/codemirror.js:
-// the CodeMirror 6 binding, with @codemirror/* left to the application).
+// Builds the package's JavaScript (dist/index.js: the client and CRDT;
+// dist/codemirror.js: the CodeMirror 6 binding, with @codemirror/* left to the
+// application; dist/react.js: the React hooks, with react left to the
+// application). The .d.ts files beside them come from `tsc -p
+// tsconfig.build.json` (npm run build runs both).
 // With --demo it builds the demo page instead, minified, into
 // internal/demo/static (committed, so a fresh clone builds without Node), or
 // into the directory after --out (test/demo-assets.test.mjs compares).
@@ -19,4 +22,5 @@ if (process.argv.includes('--demo')) {
   const lib = { ...common, platform: 'neutral', mainFields: ['module', 'main'], sourcemap: true };
   await build({ ...lib, entryPoints: [here('src/index.ts')], outfile: here('dist/index.js') });
   await build({ ...lib, entryPoints: [here('src/codemirror.ts')], outfile: here('dist/codemirror.js'), external: ['@codemirror/*'] });
+  await build({ ...lib, entryPoints: [here('src/react.ts')], outfile: here('dist/react.js'), external: ['react'] });
 }

@@ -14,3 +14,5 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_hash" ]; then
 fi
 npm run --silent build
 npm test
+# The packed package in a fresh app: both module resolutions, esbuild, Node.
+node scripts/pack-check.mjs

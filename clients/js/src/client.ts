@@ -10,6 +10,7 @@ import { type Frame, FrameError, PROTOCOL_VERSION, type ServerLimits, decodeFram
 import { type AgentID, newAgentID, toAgent } from './ids.js';
 import { type Transport, type TransportFactory, type WebSocketConstructor, webSocketTransport } from './transport.js';
 import { type FetchLike, fallbackTransport } from './fallback.js';
+import { type Persistence, indexedDBPersistence } from './persist.js';
 
 export const CLIENT_NAME = 'collab-js/0.1';
 
@@ -39,6 +40,17 @@ export interface ClientOptions {
   connectTimeoutMs?: number;
   /** Uniform random numbers in [0, 1) for jitter (tests); default Math.random. */
   random?: () => number;
+  /**
+   * Keep joined documents between page loads: 'indexeddb' stores each
+   * document's last state and its batches not yet durable in IndexedDB (see
+   * src/persist.ts), or pass a Persistence of your own. A document stored
+   * before is shown at once when joined, also offline (join resolves with
+   * the stored state before the first sync), and its unsent edits are sent
+   * when the client is online again. Default: none (memory only).
+   */
+  persist?: 'indexeddb' | Persistence | null;
+  /** The IDBFactory for persist 'indexeddb'; default globalThis.indexedDB (Node: the `fake-indexeddb` package's). */
+  indexedDB?: IDBFactory;
 }
 
 /** See ClientOptions.transport. */
@@ -95,6 +107,12 @@ export class Client {
   private first: Deferred<void> | null = deferred<void>();
   private lastStatus: ConnectionStatus = 'connecting';
   private token: string;
+  private readonly store: Persistence | null = null;
+  private adopted: bigint[] = []; // agents of stored batches of earlier page loads, claimed in hello
+  private readonly releases: (() => void)[] = []; // Web Locks held on agents
+  private readonly onPageHide = (): void => {
+    for (const d of this.docs.values()) void d.whenStored();
+  };
 
   /**
    * Starts connecting to url (ws://host:port/v1/ws) at once and keeps the
@@ -143,8 +161,38 @@ export class Client {
       forget: (d) => {
         if (this.docs.get(d.id) === d) this.docs.delete(d.id);
       },
+      store: null,
     };
+    if (opts.persist) {
+      this.store = opts.persist === 'indexeddb' ? indexedDBPersistence(url, { indexedDB: opts.indexedDB }) : opts.persist;
+      this.link.store = this.store;
+      (globalThis as { addEventListener?: (k: string, f: () => void) => void }).addEventListener?.('pagehide', this.onPageHide);
+      const go = () => {
+        if (!this.closed) this.dial();
+      };
+      this.adopt().then(go, go);
+      return;
+    }
     this.dial();
+  }
+
+  /**
+   * Claims the agents of batches stored by earlier page loads (their ops
+   * must be sent by a session that claimed their agent), except those a
+   * live tab holds: with Web Locks each client holds a lock per agent, and an
+   * agent whose lock is taken is left to its tab. Without Web Locks (Node)
+   * every stored agent is claimed.
+   */
+  private async adopt(): Promise<void> {
+    const own = await holdLock(`collabd-agent-${this.agent}`);
+    if (own) this.releases.push(own);
+    for (const a of await this.store!.pendingAgents()) {
+      if (a === this.agent) continue;
+      const release = await holdLock(`collabd-agent-${a}`);
+      if (!release) continue;
+      this.releases.push(release);
+      this.adopted.push(a);
+    }
   }
 
   /**
@@ -246,7 +294,7 @@ export class Client {
       onopen: () => {
         if (this.tr !== tr) return;
         this.lastHeard = Date.now();
-        this.send({ type: 1, version: PROTOCOL_VERSION, token: this.token, agents: [this.agent], client: this.opts.clientName ?? CLIENT_NAME });
+        this.send({ type: 1, version: PROTOCOL_VERSION, token: this.token, agents: [this.agent, ...this.adopted], client: this.opts.clientName ?? CLIENT_NAME });
       },
       onmessage: (b) => {
         if (this.tr === tr) this.message(b);
@@ -336,8 +384,18 @@ export class Client {
     tr?.close(1000, '');
     this.first?.reject(err);
     this.first = null;
-    for (const d of this.docs.values()) d.stopped(err);
+    const docs = [...this.docs.values()];
+    for (const d of docs) d.stopped(err);
     this.docs.clear();
+    if (this.store) {
+      // Last snapshots, then the database closes and the agents' locks go.
+      (globalThis as { removeEventListener?: (k: string, f: () => void) => void }).removeEventListener?.('pagehide', this.onPageHide);
+      const store = this.store;
+      void Promise.allSettled(docs.map((d) => d.whenStored())).then(() => {
+        store.close();
+        for (const r of this.releases) r();
+      });
+    }
     if (this.err) this.ev.emit('error', this.err);
     this.setStatus();
   }
@@ -434,4 +492,28 @@ export function checkDocID(id: string): void {
   if (n < 1 || n > 256) throw new RangeError(`collabd: document id of ${n} bytes (want 1-256)`);
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f-\u009f]/.test(id) || /\p{Cs}/u.test(id)) throw new RangeError('collabd: document id with a control character');
+}
+
+/**
+ * Takes the Web Lock name without waiting: resolves with its release, or
+ * null if another holder (a live tab) has it. Without Web Locks: a no-op
+ * release.
+ */
+function holdLock(name: string): Promise<(() => void) | null> {
+  const locks = (globalThis as { navigator?: { locks?: LockManager } }).navigator?.locks;
+  if (!locks) return Promise.resolve(() => {});
+  return new Promise((res) => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    locks
+      .request(name, { ifAvailable: true }, (lock) => {
+        if (!lock) {
+          res(null);
+          return undefined;
+        }
+        res(release);
+        return held;
+      })
+      .catch(() => res(null));
+  });
 }

@@ -13,6 +13,7 @@ import { AssocAfter, AssocBefore, type Assoc, type Change, type RelPos } from '.
 import { decodeUpdateOps, encodeOps } from './update.js';
 import { codePointToUtf16, utf16ToCodePoint } from './utf16.js';
 import { peerList, type Peer } from './peers.js';
+import type { Persistence, StoredDoc } from './persist.js';
 
 /** A document's link to the connection, as the client gives it. */
 export interface Link {
@@ -26,6 +27,8 @@ export interface Link {
   /** The backoff delay of retry number attempt, at least hintMs. */
   delay(attempt: number, hintMs: number): number;
   forget(d: Document): void;
+  /** Where documents are kept between page loads (ClientOptions.persist), or null. */
+  store: Persistence | null;
 }
 
 /**
@@ -48,7 +51,7 @@ export interface DocumentEvents {
   presence: Peer[];
   /** Remote ops entered the local replica (visible or not): the new version (ops seen). */
   version: number;
-  /** A terminal error ended the document, or the server refused this client's presence. */
+  /** A terminal error ended the document, the server refused this client's presence, or storing it (persist) failed. */
   error: Error;
 }
 
@@ -66,9 +69,13 @@ interface Batch {
   from: number; // first seq of the client's agent it holds
   applied: boolean;
   durable: boolean;
+  /** Its key in the store (persist): a number, the pending write, or null when not stored. */
+  key: number | Promise<number> | null;
 }
 
 const MAX_CHUNK = 256 << 10;
+/** Snapshots of a persisted document are written at most this often. */
+const SAVE_EVERY_MS = 500;
 
 export class Document {
   readonly doc: Doc;
@@ -90,6 +97,11 @@ export class Document {
   private readonly pres = new DocPresence();
   private readonly presT = new Timer();
   private lastStatus: DocStatus = 'connecting';
+  private loading = false; // the stored state is being read (persist)
+  private joinWanted = false; // a join was asked for while loading
+  private restored = false; // a stored state was loaded
+  private readonly saveT = new Timer();
+  private readonly writes = new Set<Promise<unknown>>(); // store writes in flight
 
   constructor(
     readonly id: string,
@@ -100,6 +112,48 @@ export class Document {
     this.doc = new Doc({ agent: link.agent });
     this.doc.observe((c) => this.collecting?.push(c));
     this.joined.promise.catch(() => {}); // rejection is reported through join()
+    const store = link.store;
+    if (store) {
+      this.loading = true;
+      store
+        .load(id)
+        .then((s) => this.restore(s), (e: unknown) => this.storeFailed(e))
+        .finally(() => {
+          this.loading = false;
+          if (this.joinWanted && this.link.up) this.join();
+        });
+    }
+  }
+
+  /**
+   * Loads what the store kept of this document: the last snapshot and the
+   * batches never acked durable (queued again, with new batch ids, to be
+   * sent after the join). A stored document is ready at once, before any
+   * sync: a page reloaded offline shows its last state.
+   */
+  private restore(s: StoredDoc): void {
+    if (this.left || this.err) return;
+    if (s.snapshot) {
+      try {
+        this.doc.applyUpdate(Doc.loadSnapshot(s.snapshot).encodeDiff(new Map()));
+      } catch (e) {
+        this.storeFailed(e);
+      }
+    }
+    for (const sb of s.batches) {
+      try {
+        this.doc.applyUpdate(sb.update);
+      } catch {
+        // kept and sent anyway: the server decides (an update this replica refuses is not lost here)
+      }
+      this.unacked.push({ id: this.link.nextBatch(), update: sb.update, from: Number.MAX_SAFE_INTEGER, applied: false, durable: false, key: sb.key });
+    }
+    if (s.snapshot || s.batches.length > 0) {
+      this.restored = true;
+      this.joined.resolve(this);
+      this.emitUnsaved();
+      this.setStatus();
+    }
   }
 
   /** Resolves after the first sync; rejects on a terminal error. */
@@ -171,10 +225,19 @@ export class Document {
     const l = this.link.limits;
     const maxBytes = l.maxFrame > 0 ? Math.min(MAX_CHUNK, l.maxFrame - 1024) : MAX_CHUNK;
     for (const p of splitUpdate(u, l.maxOpsPerBatch, maxBytes)) {
-      const b: Batch = { id: this.link.nextBatch(), update: p, from, applied: false, durable: false };
+      const b: Batch = { id: this.link.nextBatch(), update: p, from, applied: false, durable: false, key: null };
+      const store = this.link.store;
+      if (store) {
+        const k = store.addBatch(this.id, p);
+        b.key = k;
+        this.track(k.then((n) => {
+          if (b.key === k) b.key = n;
+        }));
+      }
       this.unacked.push(b);
       if (this.live && this.link.up) this.link.send({ type: 5, doc: this.id, batch: b.id, update: p });
     }
+    this.scheduleSave();
     this.emitUnsaved();
   }
 
@@ -192,7 +255,7 @@ export class Document {
     if (this.left || this.err) return 'closed';
     if (this.live) return 'synced';
     if (this.joining) return 'syncing';
-    if (this.retryT.active || this.synced) return 'offline';
+    if (this.retryT.active || this.synced || (this.restored && !this.link.up)) return 'offline';
     return this.link.up ? 'syncing' : 'connecting';
   }
 
@@ -230,6 +293,10 @@ export class Document {
   /** Sends a join on the (welcomed) connection. */
   join(): void {
     if (this.left || this.err) return;
+    if (this.loading) {
+      this.joinWanted = true;
+      return;
+    }
     this.retryT.clear();
     this.live = false;
     this.joining = true;
@@ -290,7 +357,10 @@ export class Document {
     }
     if (changes.length > 0) this.ev.emit('change', { changes });
     const v = this.doc.version;
-    if (v !== before) this.ev.emit('version', v);
+    if (v !== before) {
+      this.scheduleSave();
+      this.ev.emit('version', v);
+    }
     return true;
   }
 
@@ -366,6 +436,7 @@ export class Document {
   private popDurable(): void {
     let n = 0;
     while (n < this.unacked.length && this.unacked[n]!.durable) n++;
+    this.unstore(this.unacked.slice(0, n));
     this.unacked = this.unacked.slice(n);
     this.checkDurable();
     this.emitUnsaved();
@@ -383,6 +454,7 @@ export class Document {
     if (this.presenceRefusal(e)) return;
     if (!e.retry) {
       if (e.batch !== 0) {
+        this.unstore(this.unacked.filter((b) => b.id === Number(e.batch)));
         this.unacked = this.unacked.filter((b) => b.id !== Number(e.batch));
         // the server still has the document joined
         if (this.link.up) this.link.send({ type: 7, doc: this.id });
@@ -402,6 +474,7 @@ export class Document {
     if (!this.err && !(err instanceof LeftError)) this.err = err;
     this.retryT.clear();
     this.presT.clear();
+    if (this.saveT.active) this.saveNow(); // the last state, for the next page load
     this.live = this.joining = false;
     this.joined.reject(err);
     for (const w of this.durableWaiters) w.d.reject(err);
@@ -418,6 +491,53 @@ export class Document {
       this.lastStatus = s;
       this.ev.emit('status', s);
     }
+  }
+
+  // ---- persistence (ClientOptions.persist) -------------------------------------
+
+  /**
+   * Resolves once everything of this document handed to the store so far is
+   * written, a snapshot of the current state included (no-op without
+   * persist). Browsers may drop writes still in flight when a page unloads.
+   */
+  whenStored(): Promise<void> {
+    if (!this.link.store) return Promise.resolve();
+    if (this.flushQueued) this.flush();
+    this.saveNow();
+    return Promise.allSettled([...this.writes]).then(() => undefined);
+  }
+
+  private track(p: Promise<unknown>): void {
+    const t = p.catch((e: unknown) => this.storeFailed(e));
+    this.writes.add(t);
+    void t.finally(() => this.writes.delete(t));
+  }
+
+  /** Forgets stored batches (acked durable or refused). */
+  private unstore(bs: Batch[]): void {
+    const store = this.link.store;
+    if (!store) return;
+    for (const b of bs) {
+      const k = b.key;
+      b.key = null;
+      if (k === null) continue;
+      this.track(Promise.resolve(k).then((n) => store.removeBatches([n])));
+    }
+  }
+
+  private scheduleSave(): void {
+    if (this.link.store && !this.loading) this.saveT.setEarlier(SAVE_EVERY_MS, () => this.saveNow());
+  }
+
+  private saveNow(): void {
+    const store = this.link.store;
+    this.saveT.clear();
+    if (!store || this.loading) return;
+    this.track(store.saveSnapshot(this.id, this.doc.encodeSnapshot()));
+  }
+
+  private storeFailed(e: unknown): void {
+    this.ev.emit('error', e instanceof Error ? e : new Error(`collabd: store: ${String(e)}`));
   }
 
   // ---- presence -------------------------------------------------------------
