@@ -187,6 +187,42 @@ func (d *Doc) ApplyUpdate(b []byte) error {
 	return d.applyDecoded(u)
 }
 
+// ApplyUpdateFrom is ApplyUpdate for an update from a client whose claims
+// must be checked first: once the update is decoded, and before anything
+// applies, admit is called with the distinct agents of its ops (the ids they
+// create, not the ones they refer to), its op count and the total length
+// (code points inserted or deleted) of its ops. An error from admit rejects
+// the update whole and is returned as it is. One decode serves the check and
+// the apply.
+func (d *Doc) ApplyUpdateFrom(b []byte, admit func(agents []AgentID, ops, length int) error) error {
+	u := &d.scratch
+	if err := decodeUpdate(b, u, d.lim); err != nil {
+		return err
+	}
+	var usedBuf [8]bool
+	used := usedBuf[:0]
+	if len(u.agents) <= len(usedBuf) {
+		used = usedBuf[:len(u.agents)]
+	} else {
+		used = make([]bool, len(u.agents))
+	}
+	length := 0
+	for k := range u.ops {
+		used[agentSlot(u.agents, u.ops[k].id.Agent)] = true
+		length += int(u.ops[k].n)
+	}
+	agents := make([]AgentID, 0, len(u.agents))
+	for i, a := range u.agents {
+		if used[i] {
+			agents = append(agents, a)
+		}
+	}
+	if err := admit(agents, len(u.ops), length); err != nil {
+		return err
+	}
+	return d.applyDecoded(u)
+}
+
 func (d *Doc) nextOf(a AgentID) uint32 {
 	if i, ok := d.lookupAgent(a); ok {
 		return d.agents[i].next

@@ -73,7 +73,7 @@ func engineErr(err error) error {
 	return fmt.Errorf("%w: %v", owner.ErrInvalid, err)
 }
 
-func (e *nativeEngine) Apply(update []byte) (owner.Applied, error) {
+func (e *nativeEngine) Apply(update []byte, author owner.Author) (owner.Applied, error) {
 	e.changes = e.changes[:0]
 	pendBefore := e.doc.Pending()
 	var svBefore crdt.StateVector
@@ -83,7 +83,23 @@ func (e *nativeEngine) Apply(update []byte) (owner.Applied, error) {
 		svBefore = e.doc.StateVector()
 	}
 	before := e.doc.Version()
-	if err := e.doc.ApplyUpdate(update); err != nil {
+	var err error
+	if author == nil {
+		err = e.doc.ApplyUpdate(update)
+	} else {
+		err = e.doc.ApplyUpdateFrom(update, func(agents []crdt.AgentID, ops, length int) error {
+			replicas := make([]uint64, len(agents))
+			for i, a := range agents {
+				replicas[i] = uint64(a)
+			}
+			return author.Admit(replicas, ops, length)
+		})
+	}
+	var ref *owner.Refused
+	if errors.As(err, &ref) {
+		return owner.Applied{}, err
+	}
+	if err != nil {
 		return owner.Applied{}, engineErr(err)
 	}
 	res := owner.Applied{Changes: e.takeChanges()}
@@ -206,7 +222,7 @@ func (e *nativeEngine) Merge(from owner.Engine) ([][]byte, []owner.Change, error
 		if u == nil {
 			continue
 		}
-		res, err := e.Apply(u)
+		res, err := e.Apply(u, nil)
 		if err != nil {
 			return updates, changes, err
 		}

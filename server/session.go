@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -141,8 +142,13 @@ func (s *session) Deliver(ev owner.Event) bool {
 	case *owner.AckEvent:
 		return s.enqueue(protocol.Encode(&protocol.Ack{Doc: ev.Doc, Batch: ev.Batch, Status: ev.Status, Applied: ev.Applied, Durable: ev.Durable}))
 	case *owner.ErrorEvent:
-		return s.enqueue(protocol.Encode(&protocol.Error{Code: ev.Code, Doc: ev.Doc, Batch: ev.Batch, Message: ev.Message,
+		ok := s.enqueue(protocol.Encode(&protocol.Error{Code: ev.Code, Doc: ev.Doc, Batch: ev.Batch, Message: ev.Message,
 			RetryAfterMs: int(ev.RetryAfter / time.Millisecond)}))
+		if ev.Code == protocol.CodeForgedAgent { // a client that forges ops is not served further
+			s.close(protocol.CodeForgedAgent, ev.Message)
+			return false
+		}
+		return ok
 	case *owner.PresenceEvent:
 		return s.enqueue(presenceFrame(ev))
 	}
@@ -391,23 +397,6 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 			s.reject(m.Doc, m.Batch, protocol.CodeReadOnly, "document joined read-only", 0)
 			return true
 		}
-		ops, err := crdt.DecodeUpdate(m.Update, crdt.Limits{MaxOps: s.srv.cfg.MaxOpsPerBatch})
-		if err != nil {
-			s.reject(m.Doc, m.Batch, protocol.CodeInvalidOp, err.Error(), 0)
-			return true
-		}
-		n := 0
-		for _, op := range ops {
-			if !s.agents[op.ID.Agent] {
-				s.close(protocol.CodeForgedAgent, "op of an agent this session did not claim")
-				return false
-			}
-			n += op.Len
-		}
-		if !s.ops.AllowN(time.Now(), min(n, s.srv.cfg.OpBurst)) {
-			s.reject(m.Doc, m.Batch, protocol.CodeRateLimited, "op rate exceeded; resend later", time.Second)
-			return true
-		}
 		return s.sendTo(ctx, m.Doc, owner.Update{Sub: s, Batch: m.Batch, Update: m.Update})
 	case *protocol.Leave:
 		o, ok := s.docs[m.Doc]
@@ -441,6 +430,27 @@ func (s *session) sendTo(ctx context.Context, doc string, m owner.Msg) bool {
 // joinMsg is the owner's Join for a protocol Join.
 func (s *session) joinMsg(m *protocol.Join) owner.Join {
 	return owner.Join{Sub: s, SV: crdt.EncodeStateVector(m.SV), ReadOnly: s.readOnly[m.Doc], User: s.user()}
+}
+
+var _ owner.Author = (*session)(nil)
+
+// Admit checks a client update on the owner's one decode of it (owner
+// goroutine; agents is written only by the hello, before any join): every
+// op must be of an agent the session claimed, the batch within
+// MaxOpsPerBatch, and the session within its op rate.
+func (s *session) Admit(replicas []uint64, ops, length int) error {
+	for _, r := range replicas {
+		if !s.agents[crdt.AgentID(r)] {
+			return &owner.Refused{Code: protocol.CodeForgedAgent, Message: "op of an agent this session did not claim"}
+		}
+	}
+	if ops > s.srv.cfg.MaxOpsPerBatch {
+		return &owner.Refused{Code: protocol.CodeTooManyOps, Message: fmt.Sprintf("%d ops in one update, more than %d", ops, s.srv.cfg.MaxOpsPerBatch)}
+	}
+	if !s.ops.AllowN(time.Now(), min(length, s.srv.cfg.OpBurst)) {
+		return &owner.Refused{Code: protocol.CodeRateLimited, Message: "op rate exceeded; resend later"}
+	}
+	return nil
 }
 
 // reject refuses update batch of doc: a rejected ack, then the error (with

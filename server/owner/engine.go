@@ -16,8 +16,11 @@ type Engine interface {
 	Pending() int
 
 	// Apply integrates an update, all or nothing: on error the replica is
-	// unchanged. The error wraps ErrInvalid, ErrTooLarge or ErrPendingFull.
-	Apply(update []byte) (Applied, error)
+	// unchanged. The error wraps ErrInvalid, ErrTooLarge or ErrPendingFull,
+	// or is author's refusal. A non-nil author (a client's update) is asked
+	// to admit the update on the same decode that applies it; nil (the
+	// store's own entries) admits everything.
+	Apply(update []byte, author Author) (Applied, error)
 	// StateVector encodes what the replica has seen.
 	StateVector() []byte
 	// Diff is an update with every op the replica has that a replica with
@@ -54,6 +57,15 @@ type Engine interface {
 	// updates applied, to store and fan out, in order, and the visible
 	// changes they made.
 	Merge(from Engine) (updates [][]byte, changes []Change, err error)
+}
+
+// Author is who sent an update: the engine asks it to admit the update's
+// ops once decoded, before anything applies.
+type Author interface {
+	// Admit checks the replicas whose ops the update creates (claims),
+	// their number of ops and total length (limits, rate). A non-nil error,
+	// a *Refused with its code, rejects the update whole.
+	Admit(replicas []uint64, ops, length int) error
 }
 
 // Applied is what an update did.

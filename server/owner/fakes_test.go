@@ -36,8 +36,13 @@ func newFakeEngine(snapshot []byte) (Engine, error) {
 func (e *fakeEngine) Version() uint64 { return uint64(len(e.ops)) }
 func (e *fakeEngine) Pending() int    { return len(e.pending) }
 
-func (e *fakeEngine) Apply(update []byte) (Applied, error) {
+func (e *fakeEngine) Apply(update []byte, author Author) (Applied, error) {
 	s := string(update)
+	if author != nil {
+		if err := author.Admit([]uint64{1}, 1, len(s)); err != nil {
+			return Applied{}, err
+		}
+	}
 	switch {
 	case s == "panic":
 		panic("fake engine: injected panic")

@@ -188,16 +188,23 @@ func (o *Owner) update(m Update) {
 		return
 	}
 	before, pendBefore := o.doc.Version(), o.doc.Pending()
-	res, err := o.doc.Apply(m.Update)
+	author, _ := m.Sub.(Author)
+	res, err := o.doc.Apply(m.Update, author)
 	if err != nil {
-		code := protocol.CodeInvalidOp
+		code, after := protocol.CodeInvalidOp, time.Duration(0)
+		var ref *Refused
 		switch {
+		case errors.As(err, &ref):
+			code = ref.Code
+			if code.Retry() {
+				after = time.Second
+			}
 		case errors.Is(err, ErrPendingFull):
 			code = protocol.CodePendingFull
 		case errors.Is(err, ErrTooLarge):
 			code = protocol.CodeDocTooLarge
 		}
-		o.reject(m.Sub, m.Batch, code, err.Error(), 0)
+		o.reject(m.Sub, m.Batch, code, err.Error(), after)
 		return
 	}
 	version, pendAfter := o.doc.Version(), o.doc.Pending()

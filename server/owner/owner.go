@@ -321,7 +321,7 @@ func (o *Owner) load(ctx context.Context) error {
 		return fmt.Errorf("%w: snapshot: %w", ErrCorrupt, err)
 	}
 	for _, e := range stored.Tail {
-		if _, err := o.doc.Apply(e.Data); err != nil {
+		if _, err := o.doc.Apply(e.Data, nil); err != nil {
 			return fmt.Errorf("%w: log entry %d: %w", ErrCorrupt, e.Seq, err)
 		}
 	}
