@@ -9,7 +9,9 @@
 // keepalive Ping frames with Pong (the server closes a connection that
 // never answers), counts bytes and frames, passes the ops of every
 // fanned-out update to a callback, and applies them to the replica if the
-// Conn keeps one (Options.Replica). It does not reconnect, queue offline
+// Conn keeps one (Options.Replica). Every read has a deadline: Read its
+// ctx's (or Options.Timeout), Run one derived from the ping interval the
+// server announced in its Welcome, so a server gone silent ends Run. It does not reconnect, queue offline
 // edits or check acks: that is clients/go.
 //
 // # Misbehaving on purpose

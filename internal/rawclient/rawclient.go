@@ -69,6 +69,7 @@ type Conn struct {
 	docID   string       // the joined document
 	batch   uint64       // the last batch sent by Insert
 	timeout time.Duration
+	silence time.Duration // Run gives up after this long without a frame; 0: never
 
 	bytes  atomic.Int64 // bytes of the frames received
 	frames atomic.Int64 // frames received
@@ -123,9 +124,16 @@ func Dial(ctx context.Context, url string, o Options) (*Conn, error) {
 		_ = ws.Close()
 		return nil, err
 	}
-	if _, ok := m.(*protocol.Welcome); !ok {
+	w, ok := m.(*protocol.Welcome)
+	if !ok {
 		_ = ws.Close()
 		return nil, fmt.Errorf("%w: got %T %v, want a welcome", ErrHandshake, m, m)
+	}
+	if w.Limits.PingIntervalMs > 0 {
+		// The server pings at least this often and closes a connection
+		// whose pong is late, so twice ping interval + pong timeout without
+		// a frame means the server is gone without closing the connection.
+		c.silence = 2 * time.Duration(w.Limits.PingIntervalMs+max(w.Limits.PongTimeoutMs, 0)) * time.Millisecond
 	}
 	return c, nil
 }
@@ -253,10 +261,17 @@ func (c *Conn) Insert(root string, pos int, s string) (batch uint64, err error) 
 // It returns the code the server ended the connection with: a connection
 // Error frame's code (Run returns at once: the close follows, and a slow
 // consumer may never read it) or the close frame's; 0 and the error if the
-// connection ended otherwise, or a fanned-out update did not decode.
+// connection ended otherwise, a fanned-out update did not decode, or the
+// server sent nothing (not even a ping) for twice the ping interval plus
+// the pong timeout of its Welcome.
 func (c *Conn) Run(onUpdate func(ops []crdt.Op, at time.Time)) (code int, err error) {
 	defer c.dead.Store(true)
-	_ = c.ws.SetReadDeadline(time.Time{}) // the server's pings keep the connection alive
+	var dl, set time.Time // the read deadline (zero: none, the Welcome announced no pings) and when it was set
+	if c.silence > 0 {
+		set = time.Now()
+		dl = set.Add(c.silence)
+	}
+	_ = c.ws.SetReadDeadline(dl) // only fails on a closed conn, which the read reports
 	for {
 		_, b, err := c.ws.ReadMessage()
 		if err != nil {
@@ -268,6 +283,10 @@ func (c *Conn) Run(onUpdate func(ops []crdt.Op, at time.Time)) (code int, err er
 		at := time.Now()
 		c.bytes.Add(int64(len(b)))
 		c.frames.Add(1)
+		if c.silence > 0 && at.Sub(set) > c.silence/4 { // not on every frame: a busy subscriber reads thousands a second
+			set = at
+			_ = c.ws.SetReadDeadline(at.Add(c.silence))
+		}
 		if len(b) < 2 {
 			continue
 		}

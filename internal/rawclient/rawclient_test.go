@@ -256,6 +256,52 @@ func TestCloseCode(t *testing.T) {
 	}
 }
 
+// TestSilentServer: a server that announced pings and then sends nothing
+// (gone without closing the connection) ends Run with an error after twice
+// ping interval + pong timeout, not never.
+func TestSilentServer(t *testing.T) {
+	url, errc := fakeServer(t, func(ws *websocket.Conn, read func() (protocol.Message, error)) error {
+		if _, err := read(); err != nil {
+			return err
+		}
+		if err := send(ws, &protocol.Welcome{Limits: protocol.Limits{PingIntervalMs: 40, PongTimeoutMs: 10}}); err != nil {
+			return err
+		}
+		_, err := read() // nothing more: wait for the client to give up and close
+		if err == nil {
+			return errors.New("the client sent a frame")
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := rawclient.Dial(ctx, url, rawclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan runResult, 1)
+	start := time.Now()
+	go func() {
+		code, err := c.Run(nil)
+		done <- runResult{code, err}
+	}()
+	select {
+	case r := <-done:
+		if r.code != 0 || r.err == nil {
+			t.Errorf("Run = %d, %v; want 0 and a timeout error", r.code, r.err)
+		}
+		if took := time.Since(start); took < 100*time.Millisecond {
+			t.Errorf("Run gave up after %v, before 2 × (40 + 10) ms", took)
+		}
+	case <-ctx.Done():
+		t.Fatal("Run never gave up on a silent server")
+	}
+	c.Close()
+	if err := <-errc; err != nil {
+		t.Errorf("server side: %v", err)
+	}
+}
+
 // TestHandshakeRefused: anything but a Welcome fails Dial with
 // ErrHandshake, and an Error frame comes back as itself.
 func TestHandshakeRefused(t *testing.T) {
