@@ -169,6 +169,7 @@ var policy = []struct {
 	{[]string{"clients/..."}, []string{"server/...", "storage/...", "cmd/...", "internal/..."}, []string{"internal/mp"}, "clients/go imports crdt, presence and protocol, never server or storage"},
 	{[]string{"server/..."}, []string{"clients/...", "cmd/...", "internal/chaos/...", "internal/loadgen/...", "internal/rawclient/...", "internal/trace/..."}, nil, "the server never depends on a client or a tool"},
 	{[]string{"internal/chaos/...", "internal/loadgen/...", "internal/rawclient/..."}, []string{"server/...", "storage/..."}, nil, "the load and fault tools reach the server over the wire only"},
+	{[]string{"server/owner/..."}, []string{"storage/...", "server"}, nil, "the owner sees storage through its Store interface and sessions through Subscriber (issue 12); its row must also Forbid transport"},
 }
 
 // forbids reports the reason policy forbids from → to ("" if it does not).
@@ -323,7 +324,7 @@ func TestDepsPolicyCatches(t *testing.T) {
 	forbidden := [][2]string{
 		{"crdt", "protocol"}, {"crdt/yjs", "server"}, {"presence", "crdt"}, {"storage", "crdt"}, {"storage", "internal/mp"},
 		{"protocol", "server"}, {"protocol/yjs", "storage"}, {"clients/go", "server"}, {"clients/go", "storage/x"},
-		{"server/owner", "clients/go"}, {"internal/chaos", "server"}, {"internal/rawclient", "storage"},
+		{"server/owner", "clients/go"}, {"server/owner", "storage"}, {"server/owner", "server"}, {"internal/chaos", "server"}, {"internal/rawclient", "storage"},
 	}
 	for _, e := range forbidden {
 		if forbids(e[0], e[1]) == "" {
