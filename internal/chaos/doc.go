@@ -11,7 +11,8 @@
 //     acked durable must be present exactly once (lost = duplicated = 0);
 //     markers present but never acked durable are "recovered" (fine).
 //   - Slow: subscribers on one document and a writer; one raw-protocol
-//     subscriber with a tiny TCP receive buffer stops reading. It must be
+//     subscriber (internal/rawclient) with a tiny TCP receive buffer stops
+//     reading. It must be
 //     closed as slow (4008) within a bound, and the others' p99 latency must
 //     stay within a factor of a baseline run without it.
 //   - Storm: many clients on a few documents; the server is restarted

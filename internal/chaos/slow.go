@@ -14,6 +14,7 @@ import (
 	collab "github.com/collabd/collabd/clients/go"
 	"github.com/collabd/collabd/crdt"
 	"github.com/collabd/collabd/internal/loadgen"
+	"github.com/collabd/collabd/internal/rawclient"
 )
 
 // Slow is the slow-consumer run: Subscribers readers and one writer on a
@@ -130,21 +131,21 @@ func sorted(ds []time.Duration) []time.Duration {
 func slowPhase(ctx context.Context, srv *proc, p Slow, slow bool) (phase, error) {
 	var ph phase
 	doc := fmt.Sprintf("slow-%v-%d", slow, time.Now().UnixNano())
-	subs := make([]*raw, p.Subscribers)
+	subs := make([]*rawclient.Conn, p.Subscribers)
 	defer func() {
 		for _, r := range subs {
 			if r != nil {
-				r.close()
+				r.Close()
 			}
 		}
 	}()
 	for i := range subs {
-		r, err := dialRaw(ctx, srv.wsURL(), 0)
+		r, err := dialSubscriber(ctx, srv.wsURL(), 0)
 		if err != nil {
 			return ph, err
 		}
 		subs[i] = r
-		if err := r.join(ctx, doc); err != nil {
+		if err := r.Join(ctx, doc); err != nil {
 			return ph, err
 		}
 	}
@@ -159,15 +160,15 @@ func slowPhase(ctx context.Context, srv *proc, p Slow, slow bool) (phase, error)
 			return ph, err
 		}
 	}
-	var laggard *raw
+	var laggard *rawclient.Conn
 	var closed atomic.Bool // the laggard was cut off
 	if slow {
 		var err error
-		if laggard, err = dialRaw(ctx, srv.wsURL(), p.RcvBuf); err != nil {
+		if laggard, err = dialSubscriber(ctx, srv.wsURL(), p.RcvBuf); err != nil {
 			return ph, err
 		}
-		defer laggard.close()
-		if err := laggard.join(ctx, doc); err != nil {
+		defer laggard.Close()
+		if err := laggard.Join(ctx, doc); err != nil {
 			return ph, err
 		}
 	}
@@ -181,7 +182,7 @@ func slowPhase(ctx context.Context, srv *proc, p Slow, slow bool) (phase, error)
 		wg.Add(1)
 		go func() { // ends when the connection closes
 			defer wg.Done()
-			r.run(func(ops []crdt.Op, at time.Time) {
+			_, _ = r.Run(func(ops []crdt.Op, at time.Time) { // ends with the connection; seen counts what arrived
 				for _, op := range ops {
 					if op.Kind != crdt.OpInsert {
 						continue
@@ -227,7 +228,7 @@ func slowPhase(ctx context.Context, srv *proc, p Slow, slow bool) (phase, error)
 				ph.closedAfter = time.Since(paused)
 				closed.Store(true)
 				if laggard != nil {
-					ph.closeCode = laggard.run(nil) // resume: drain what was buffered, then the close
+					ph.closeCode, _ = laggard.Run(nil) // resume: drain what was buffered, then the close
 				}
 				return
 			}
@@ -289,7 +290,7 @@ func slowPhase(ctx context.Context, srv *proc, p Slow, slow bool) (phase, error)
 	}
 	watch.Wait()
 	for _, r := range subs {
-		r.close()
+		r.Close()
 	}
 	wg.Wait()
 	for i := range subs {
@@ -299,6 +300,13 @@ func slowPhase(ctx context.Context, srv *proc, p Slow, slow bool) (phase, error)
 		}
 	}
 	return ph, nil
+}
+
+// dialSubscriber connects a read-only raw subscriber (no replica: it only
+// watches the markers go by). rcvbuf > 0 makes it a narrow socket, the
+// slow consumer (see rawclient.Options.RcvBuf).
+func dialSubscriber(ctx context.Context, url string, rcvbuf int) (*rawclient.Conn, error) {
+	return rawclient.Dial(ctx, url, rawclient.Options{Client: "collabd-chaos", ReadOnly: true, RcvBuf: rcvbuf, Timeout: 10 * time.Second})
 }
 
 // markerRune is the unique character of insert k: CJK ideographs, as in

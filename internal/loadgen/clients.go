@@ -9,6 +9,7 @@ import (
 	"time"
 
 	collab "github.com/collabd/collabd/clients/go"
+	"github.com/collabd/collabd/internal/rawclient"
 )
 
 // full is a clients/go client joined to one document.
@@ -42,10 +43,17 @@ func closeFull(fs []*full) {
 	wg.Wait()
 }
 
-func closeLight(ls []*light) {
+// dialLight connects a raw-protocol client that keeps a replica (cheap:
+// thousands per run). buf is the WebSocket buffer size (small for idle
+// connections).
+func dialLight(ctx context.Context, cfg Config, buf int) (*rawclient.Conn, error) {
+	return rawclient.Dial(ctx, cfg.URL, rawclient.Options{Token: cfg.Token, Client: "collabd-bench", Replica: true, BufferSize: buf})
+}
+
+func closeLight(ls []*rawclient.Conn) {
 	for _, l := range ls {
 		if l != nil {
-			l.close()
+			l.Close()
 		}
 	}
 }

@@ -11,9 +11,10 @@
 // encoding/json writes.
 //
 // Clients are of two kinds. Full clients are clients/go Clients (a replica,
-// batching, acks, presence: what an app runs). Light clients speak the raw
-// protocol (package protocol) on one WebSocket with one goroutine: they
-// join, keep a crdt.Doc of their own and read what the server sends; they
+// batching, acks, presence: what an app runs). Light clients
+// (internal/rawclient, shared with internal/chaos) speak the raw protocol
+// on one WebSocket with one goroutine: they join, keep a crdt.Doc of their
+// own, answer the server's pings and read what the server sends; they
 // cost the generator far less, so a scenario with hundreds of subscribers
 // measures the server rather than the generator.
 //

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/internal/rawclient"
 )
 
 // Fanout is one document, Subscribers readers and one writer typing Rate
@@ -47,7 +48,7 @@ func RunFanout(ctx context.Context, cfg Config, p Fanout) (*Result, error) {
 	}
 	defer closeFull([]*full{writer})
 	fulls := make([]*full, p.Full)
-	lights := make([]*light, p.Subscribers-p.Full)
+	lights := make([]*rawclient.Conn, p.Subscribers-p.Full)
 	defer closeFull(fulls)
 	defer closeLight(lights)
 	t0 := time.Now()
@@ -63,7 +64,7 @@ func RunFanout(ctx context.Context, cfg Config, p Fanout) (*Result, error) {
 			return err
 		}
 		lights[i-p.Full] = l
-		return l.join(ctx, doc)
+		return l.Join(ctx, doc)
 	}); err != nil {
 		return nil, err
 	}
@@ -100,7 +101,7 @@ func RunFanout(ctx context.Context, cfg Config, p Fanout) (*Result, error) {
 		wg.Add(1)
 		go func() { // ends when the connection is closed
 			defer wg.Done()
-			l.run(func(ops []crdt.Op, at time.Time) {
+			_, _ = l.Run(func(ops []crdt.Op, at time.Time) { // a subscriber that stops early shows as missing progress
 				obs[i].sawOps(ops, at)
 				progress[i].Store(int64(obs[i].n))
 			})
@@ -139,13 +140,13 @@ func RunFanout(ctx context.Context, cfg Config, p Fanout) (*Result, error) {
 			fullLat.merge(&o.lat)
 			got = append(got, fulls[i].d.String(fanRoot))
 		} else {
-			got = append(got, lights[i-p.Full].doc.Text(fanRoot).String())
+			got = append(got, lights[i-p.Full].Doc().Text(fanRoot).String())
 		}
 	}
 	var bytesIn, framesIn int64
 	for _, l := range lights {
-		bytesIn += l.bytes.Load()
-		framesIn += l.frames.Load()
+		bytesIn += l.Bytes()
+		framesIn += l.Frames()
 	}
 	secs := time.Since(clk.base).Seconds()
 	res.add(metric("inserts sent", float64(sent), ""),

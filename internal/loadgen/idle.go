@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/collabd/collabd/internal/rawclient"
 )
 
 // Idle ramps idle connections (hello, join, then nothing but keepalive) up
@@ -47,7 +49,7 @@ func RunIdle(ctx context.Context, cfg Config, p Idle) (*Result, error) {
 	}
 	prefix := "idle-" + runID() + "-"
 	pr := newProbe(cfg)
-	conns := make([]*light, p.Conns)
+	conns := make([]*rawclient.Conn, p.Conns)
 	var wg sync.WaitGroup
 	defer func() {
 		closeLight(conns)
@@ -69,7 +71,7 @@ func RunIdle(ctx context.Context, cfg Config, p Idle) (*Result, error) {
 				return fmt.Errorf("connection %d: %w", i, err)
 			}
 			conns[i] = c
-			if err := c.join(ctx, fmt.Sprintf("%s%d", prefix, i/p.PerDoc)); err != nil {
+			if err := c.Join(ctx, fmt.Sprintf("%s%d", prefix, i/p.PerDoc)); err != nil {
 				return fmt.Errorf("connection %d: %w", i, err)
 			}
 			took[j] = time.Since(c0)
@@ -78,7 +80,7 @@ func RunIdle(ctx context.Context, cfg Config, p Idle) (*Result, error) {
 		for i := have; i < n; i++ { // start the readers of what connected (answer pings)
 			if c := conns[i]; c != nil {
 				wg.Add(1)
-				go func() { defer wg.Done(); c.run(nil) }()
+				go func() { defer wg.Done(); _, _ = c.Run(nil) }() // a dropped connection shows in Alive
 			}
 		}
 		wall := time.Since(t0)
@@ -115,7 +117,7 @@ func RunIdle(ctx context.Context, cfg Config, p Idle) (*Result, error) {
 		use := smp.stop(ctx)
 		alive := 0
 		for _, c := range conns[:have] {
-			if c != nil && c.alive() {
+			if c != nil && c.Alive() {
 				alive++
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/internal/rawclient"
 	"github.com/collabd/collabd/presence"
 	"github.com/collabd/collabd/protocol"
 )
@@ -37,7 +38,7 @@ func RunPresence(ctx context.Context, cfg Config, p Presence) (*Result, error) {
 	res := newResult("presence", param("peers", p.Peers), param("hz", p.Hz), param("duration", p.Duration))
 	doc := "storm-" + runID()
 	const textLen = 200
-	peers := make([]*light, p.Peers)
+	peers := make([]*rawclient.Conn, p.Peers)
 	var wg sync.WaitGroup
 	defer func() {
 		closeLight(peers)
@@ -49,13 +50,14 @@ func RunPresence(ctx context.Context, cfg Config, p Presence) (*Result, error) {
 		return nil, err
 	}
 	peers[0] = first
-	if err := first.join(ctx, doc); err != nil {
+	if err := first.Join(ctx, doc); err != nil {
 		return nil, err
 	}
-	if err := first.insert(fanRoot, 0, strings.Repeat("abcdefghij", textLen/10)); err != nil {
+	batch, err := first.Insert(fanRoot, 0, strings.Repeat("abcdefghij", textLen/10))
+	if err != nil {
 		return nil, err
 	}
-	if err := waitAck(ctx, first); err != nil {
+	if err := waitAck(ctx, first, batch); err != nil {
 		return nil, err
 	}
 	cfg.stage("connecting %d peers", p.Peers)
@@ -65,14 +67,14 @@ func RunPresence(ctx context.Context, cfg Config, p Presence) (*Result, error) {
 			return err
 		}
 		peers[j+1] = c
-		return c.join(ctx, doc)
+		return c.Join(ctx, doc)
 	}); err != nil {
 		return nil, err
 	}
 	// Cursor positions, computed before the readers own the replicas.
 	pos := make([][][]byte, p.Peers)
 	for i, c := range peers {
-		t := c.doc.Text(fanRoot)
+		t := c.Doc().Text(fanRoot)
 		if t.Len() != textLen {
 			return nil, fmt.Errorf("loadgen: peer %d has %d chars, want %d", i, t.Len(), textLen)
 		}
@@ -86,12 +88,12 @@ func RunPresence(ctx context.Context, cfg Config, p Presence) (*Result, error) {
 	}
 	for _, c := range peers {
 		wg.Add(1)
-		go func() { defer wg.Done(); c.run(nil) }()
+		go func() { defer wg.Done(); _, _ = c.Run(nil) }() // a dropped peer shows in Alive
 	}
 	var b0, f0 int64
 	for _, c := range peers {
-		b0 += c.bytes.Load()
-		f0 += c.frames.Load()
+		b0 += c.Bytes()
+		f0 += c.Frames()
 	}
 	smp := startSampler(ctx, newProbe(cfg), 500*time.Millisecond)
 	t0 := time.Now()
@@ -114,7 +116,7 @@ func RunPresence(ctx context.Context, cfg Config, p Presence) (*Result, error) {
 				}
 				rp := pos[i][n%textLen]
 				st := presence.State{Cursor: presence.Cursor{Root: fanRoot, Anchor: rp, Head: rp}}
-				if err := c.send(&protocol.PresenceSet{Doc: doc, State: st}); err != nil {
+				if err := c.Send(&protocol.PresenceSet{Doc: doc, State: st}); err != nil {
 					sentErr[i] = err
 					return
 				}
@@ -127,9 +129,9 @@ func RunPresence(ctx context.Context, cfg Config, p Presence) (*Result, error) {
 	var b1, f1 int64
 	alive := 0
 	for _, c := range peers {
-		b1 += c.bytes.Load()
-		f1 += c.frames.Load()
-		if c.alive() {
+		b1 += c.Bytes()
+		f1 += c.Frames()
+		if c.Alive() {
 			alive++
 		}
 	}
@@ -149,14 +151,14 @@ func RunPresence(ctx context.Context, cfg Config, p Presence) (*Result, error) {
 	return res, nil
 }
 
-// waitAck reads until the server acks c's last batch as applied.
-func waitAck(ctx context.Context, c *light) error {
+// waitAck reads until the server acks batch as applied.
+func waitAck(ctx context.Context, c *rawclient.Conn, batch uint64) error {
 	for {
-		m, err := c.read(ctx)
+		m, err := c.Read(ctx)
 		if err != nil {
 			return err
 		}
-		if a, ok := m.(*protocol.Ack); ok && a.Batch == c.batch && a.Status != protocol.AckRejected {
+		if a, ok := m.(*protocol.Ack); ok && a.Batch == batch && a.Status != protocol.AckRejected {
 			return nil
 		}
 	}
