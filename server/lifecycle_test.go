@@ -168,13 +168,14 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 }
 
 // TestOpRateLimit: a connection that sends ops faster than its token bucket
-// allows gets CodeRateLimited rejections (with a retry hint), and stays
-// connected.
+// allows gets a CodeRateLimited rejection (with a retry hint), the batches
+// it pipelined after it are rejected with CodeResync (they may build on
+// it), and it stays connected.
 func TestOpRateLimit(t *testing.T) {
 	ts := startServerWith(t, t.TempDir(), server.Config{OpRate: 1, OpBurst: 5})
 	c := dial(t, ts.url, 1)
 	c.join("r")
-	limited := 0
+	limited, resync := 0, 0
 	for batch := uint64(1); batch <= 10; batch++ {
 		c.edit("r", batch, func(x *crdt.Text) error { return x.Insert(0, "a") })
 	}
@@ -185,14 +186,18 @@ func TestOpRateLimit(t *testing.T) {
 				seen++ // durable or rejected: the batch is settled
 			}
 		case *protocol.Error:
-			if m.Code != protocol.CodeRateLimited || m.RetryAfterMs <= 0 {
-				t.Fatalf("error %+v", m)
+			switch {
+			case m.Code == protocol.CodeRateLimited && m.RetryAfterMs > 0 && resync == 0:
+				limited++
+			case m.Code == protocol.CodeResync && limited > 0:
+				resync++
+			default:
+				t.Fatalf("error %+v after %d rate limited, %d resync", m, limited, resync)
 			}
-			limited++
 		}
 	}
-	if limited < 4 {
-		t.Fatalf("%d of 10 batches rate limited with a burst of 5", limited)
+	if limited != 1 || limited+resync < 4 {
+		t.Fatalf("%d rate limited then %d resync of 10 batches with a burst of 5; want 1 then the rest", limited, resync)
 	}
 	c.send(&protocol.Ping{Nonce: 9})
 	for {
@@ -247,6 +252,7 @@ func TestBombsInsideValidFrames(t *testing.T) {
 		if e, ok := c.read().(*protocol.Error); !ok || e.Code != protocol.CodeInvalidOp {
 			t.Fatalf("bomb %d: want CodeInvalidOp, got %+v", i, e)
 		}
+		c.join("b") // after a rejection the next batch needs a rejoin
 	}
 	c.edit("b", 99, func(x *crdt.Text) error { return x.Insert(0, "ok") })
 	c.waitDurable(99)

@@ -108,8 +108,12 @@ func (o *Owner) drop(s Subscriber) {
 }
 
 // reject refuses update batch of s: a rejected ack, then the error (with a
-// retry hint when after > 0). A rejected batch must be sent again.
+// retry hint when after > 0). A rejected batch must be sent again; the
+// session's later batches are rejected until it rejoins.
 func (o *Owner) reject(s Subscriber, batch uint64, code protocol.Code, msg string, after time.Duration) {
+	if st := o.subs[s]; st != nil {
+		st.rejected = true
+	}
 	o.deliver(s, &AckEvent{Doc: o.id, Batch: batch, Status: protocol.AckRejected})
 	o.deliver(s, &ErrorEvent{Doc: o.id, Batch: batch, Code: code, Message: msg, RetryAfter: after})
 }
@@ -123,7 +127,7 @@ func (o *Owner) join(m Join) {
 		st = &sub{peer: true}
 		o.subs[m.Sub] = st
 	}
-	st.readOnly = m.ReadOnly
+	st.readOnly, st.rejected = m.ReadOnly, false
 	chunks, err := o.syncChunks(m.SV)
 	if err != nil {
 		o.deliver(m.Sub, &ErrorEvent{Doc: o.id, Code: protocol.CodeInvalidOp, Message: "sync failed: " + err.Error()})
@@ -180,6 +184,14 @@ func (o *Owner) update(m Update) {
 	}
 	if st.readOnly {
 		o.reject(m.Sub, m.Batch, protocol.CodeReadOnly, "document joined read-only", 0)
+		return
+	}
+	if st.rejected {
+		// A client pipelines batches; each may build on the one before. One
+		// rejected, the ones after it are too (else they would be stored as
+		// ops waiting forever for the rejected ones), until the client
+		// rejoins and resends them all in order.
+		o.reject(m.Sub, m.Batch, protocol.CodeResync, "an earlier batch was rejected: rejoin and resend in order", 0)
 		return
 	}
 	if o.reg.bytes.Load() > o.cfg.MaxReplicaBytes {

@@ -84,6 +84,7 @@ type state struct {
 type sub struct {
 	peer     bool   // a session (Join): listed in presence
 	readOnly bool   // joined read-only
+	rejected bool   // a batch was rejected: later ones are too, until a rejoin
 	follows  bool   // an HTTP follower (Follow)
 	root     string // follower: the root its feed shows
 }

@@ -108,6 +108,20 @@ func TestDurableAcksInSubmissionOrder(t *testing.T) {
 		if got := acks(s.take(), protocol.AckDurable); len(got) != 1 || got[0] != 4 {
 			t.Fatalf("durable acks %v, want [4]", got)
 		}
+		// After a rejected batch the session's later batches are rejected
+		// too (they may build on it) until it rejoins.
+		o.Send(context.Background(), Update{Sub: s, Batch: 7, Update: []byte("y")})
+		synctest.Wait()
+		evs = s.take()
+		if got := acks(evs, protocol.AckRejected); len(got) != 1 || got[0] != 7 {
+			t.Fatalf("after a rejection: rejected %v, want [7]", got)
+		}
+		if e := errorsOf(evs); len(e) != 1 || e[0].Code != protocol.CodeResync || !e[0].Code.Retry() {
+			t.Fatalf("after a rejection: errors %v, want one retryable resync", e)
+		}
+		o.Send(context.Background(), Join{Sub: s, SV: []byte("99")})
+		synctest.Wait()
+		s.take()
 		// A resend of what is stored stores nothing: durable at once.
 		o.Send(context.Background(), Update{Sub: s, Batch: 6, Update: []byte("wait:x")})
 		synctest.Wait()
