@@ -7,19 +7,21 @@
 // docs/HTTP.md, docs/openapi.yaml).
 //
 // Files: server.go (Server, WebSocket upgrade, pinger, shutdown), session.go
-// (one connection: queue, writer, routing), owner.go (the document owner),
-// presence.go (its presence half), follow.go + changelog.go (HTTP followers
-// and the recent changes they resume from), owner_api.go + http_docs.go (the
-// document API), http_feed.go + delta.go (SSE and long poll), rebase.go
-// (REST edits against an older version), guard.go (the Host, Origin and
-// request body rules every HTTP request passes first), registry.go (owners
-// by id, and the memory governor), auth.go, config.go, metrics.go.
+// (one connection: queue, writer, routing; an owner.Subscriber and
+// owner.Author), transport_ws.go and transport_rt.go (the WebSocket and the
+// SSE + POST fallback), follow.go (HTTP followers, also Subscribers),
+// engine_native.go (crdt.Doc as an owner.Engine), store.go (bbolt as an
+// owner.Store), http_docs.go (the document API), http_feed.go + delta.go
+// (SSE and long poll), guard.go (the Host, Origin and request body rules
+// every HTTP request passes first), auth.go, config.go, metrics.go. The
+// document owner itself, its registry and memory governor are package
+// server/owner (see its doc.go for the state machine).
 //
 // # Concurrency
 //
-//   - Each document has exactly one owner goroutine (owner.go) while it is
-//     loaded; it alone touches the document's crdt.Doc. A registry
-//     (registry.go) maps ids to owners under one mutex; sessions hold a
+//   - Each document has exactly one owner goroutine (server/owner) while it
+//     is loaded; it alone touches the document's replica. The owner
+//     registry maps ids to owners under one mutex; sessions hold a
 //     reference on each owner they joined, and an owner unloads only with no
 //     references and an empty inbox, checked under that mutex, so a request
 //     never reaches an owner that is leaving and there are never two owners.
@@ -32,18 +34,24 @@
 //     without blocking; a connection whose queue overflows is closed with
 //     CodeSlow and resyncs by state vector when it reconnects. An owner never
 //     blocks on a session.
-//   - Owners submit to the store's group commit and select on the oldest
-//     pending commit (commits complete in order), acking "durable" when it
-//     lands. Compaction runs in a goroutine the owner waits for before
-//     unloading. (Two waits remain on the owner goroutine: a submit when the
-//     store's queue is full, and a delete waiting for its commit.)
+//   - Owners never block on storage: they submit to the store's group
+//     commit without waiting (a full queue reloads the document and the
+//     sessions resend) and select on the oldest pending commit (commits
+//     complete in order), acking "durable" when it lands. Compaction runs in
+//     a goroutine the owner waits for before unloading.
 //   - A panic in an owner is recovered: the owner drops its state of the
 //     document (waiting for commits already submitted), tells its sessions
 //     to rejoin (CodeDocUnloading) and reloads from storage; the goroutine,
-//     its inbox and the references to it stay, so no request is lost.
+//     its inbox and the references to it stay, so no request is lost. A
+//     panic in a session's goroutine closes that session (CodeInternal).
 //   - Every goroutine is counted in Server.wg and stops on Shutdown.
 //
 // # Acks
+//
+// An update is decoded once, by the owner's engine, which asks the session
+// (owner.Author) to admit it before anything applies: its ops' agents must
+// be ones the session claimed (else CodeForgedAgent closes the session),
+// at most MaxOpsPerBatch ops, within the op rate.
 //
 // An update is acked twice: AckApplied once the owner has applied it and
 // enqueued it to every other session (Applied = document version), and

@@ -1,0 +1,75 @@
+// Package owner is collabd's document owner: one goroutine per loaded
+// document that alone touches its replica, applies updates, fans them out,
+// persists them, acks them, keeps the document's presence and unloads it
+// when idle. It imports no transport and no storage: it sees the world
+// through three interfaces it declares,
+//
+//   - Engine: the replica (collabd's native text CRDT, a Yjs document):
+//     apply, state vector, diff, snapshot, views, server-side edits;
+//   - Store: where the document lives (bbolt on one node, a replicated log
+//     in a cluster): load, submit (returns a Pending), compact, delete;
+//   - Subscriber: a WebSocket or fallback session, an SSE or long-poll
+//     follower, a session forwarded from another node: deliver (never
+//     blocking), deliver soft (presence, droppable), liveness;
+//
+// and the server (package server) puts bbolt, crdt.Doc, sessions and
+// followers behind them. A Registry maps ids to owners (one per document),
+// starts and waits for their goroutines, and is the memory governor.
+//
+// # Messages
+//
+// Everything reaches an owner as a typed message (messages.go) in its
+// inbox, handled by one type switch (Owner.handle): Join, Leave, Update,
+// SetPresence (sessions); Follow, Unfollow (HTTP followers); Read, Edit,
+// Import, Delete (the HTTP API: each carries a reply channel of capacity 1,
+// answered without blocking). No closure ever runs on the owner.
+//
+// # States
+//
+//	             Acquire
+//	                │
+//	                ▼
+//	 ┌───────── loading ──────────┐ load failed (corrupt, storage down)
+//	 │ loaded        │            ▼
+//	 │               │         refused ── every request answered with the
+//	 │               │            │        refusal; leaves once unreferenced
+//	 ▼               │            │
+//	serving ◄────────┘            │
+//	 │  │ ▲ panic / store refused a submit:
+//	 │  │ └── drop state, tell subscribers to rejoin, reload (loading)
+//	 │  │ Delete (tombstone durable)
+//	 │  └────────────────────────► refused (deleted)
+//	 │ idle: no subscriber, commit, compaction, reference or message
+//	 │ (IdleUnload passed, or the registry asked for room)
+//	 ▼
+//	unloaded ◄── Shutdown: waits for the commits in flight, acks them
+//
+// While serving, the owner's loop selects on: its inbox; the head of its
+// commit queue (commits complete in submission order; acks "durable" go out
+// in that order); a finished compaction; the presence flush timer (at most
+// one flush per PresenceInterval) and expiry ticker; the registry's
+// eviction request; the idle timer; shutdown.
+//
+// # Invariants
+//
+//   - One owner per document per process: the registry creates owners under
+//     its lock and unregisters one only when nothing references it and its
+//     inbox is empty.
+//   - Memory never holds an op that storage will not: every new op is
+//     submitted after it applies; a submit the store refuses reloads the
+//     document from storage. An update is acked applied at once and durable
+//     when its commit (and every commit before it) has landed; a resend of
+//     stored ops stores nothing and is durable once the commits before it are.
+//   - A session's batches apply in order: after a rejected batch its later
+//     batches on the document are rejected too until it rejoins.
+//   - The owner never blocks on a subscriber (Deliver must not block; a
+//     subscriber that reports false is dropped and its peer leaves presence
+//     at once) or on the store (Submit and Delete return a Pending; a full
+//     store queue is ErrBusy). It waits for the store only to finish commits
+//     already submitted before it drops its state (shutdown, panic, refused
+//     submit), and runs compactions on a goroutine the registry owns.
+//   - Time comes from the owner's timers only (tested under testing/synctest
+//     with fake engines, stores and subscribers: owner_test.go).
+//
+// An Owner's methods other than Send, ID and Done are for its own goroutine.
+package owner
