@@ -209,10 +209,19 @@ type fakeSub struct {
 	events []Event
 	slow   bool
 	behind bool
+	silent time.Time // non-zero: the peer showed no life since then
 }
 
-func (s *fakeSub) ID() string      { return s.id }
-func (s *fakeSub) Seen() time.Time { return time.Now() }
+func (s *fakeSub) ID() string { return s.id }
+
+func (s *fakeSub) Seen() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.silent.IsZero() {
+		return s.silent
+	}
+	return time.Now()
+}
 
 func (s *fakeSub) Deliver(ev Event) bool {
 	s.mu.Lock()

@@ -386,3 +386,39 @@ func TestDelete(t *testing.T) {
 }
 
 func testLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// A peer whose connection shows no life for the TTL leaves presence (no
+// ghost cursor after a dead TCP connection); a live but idle one stays,
+// whatever its last presence change.
+func TestPresenceTTL(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := testRegistry(t, &fakeStore{auto: true}, func(c *Config) { c.PresenceTTL = 30 * time.Second })
+		dead, idle, obs := &fakeSub{id: "dead"}, &fakeSub{id: "idle"}, &fakeSub{id: "obs"}
+		o := send(t, r, "d", Join{Sub: dead})
+		o.Send(context.Background(), Join{Sub: idle})
+		o.Send(context.Background(), Join{Sub: obs})
+		time.Sleep(time.Second)
+		synctest.Wait()
+		dead.mu.Lock()
+		dead.silent = time.Now()
+		dead.mu.Unlock()
+		obs.take()
+		gone := func() []string {
+			var g []string
+			for _, p := range presenceOf(obs.take()) {
+				g = append(g, p.Msg.Gone...)
+			}
+			return g
+		}
+		time.Sleep(29 * time.Second)
+		synctest.Wait()
+		if g := gone(); len(g) != 0 {
+			t.Fatalf("gone after 29 s of a 30 s TTL: %v", g)
+		}
+		time.Sleep(12 * time.Second) // the expiry ticker runs every TTL/3
+		synctest.Wait()
+		if g := gone(); len(g) != 1 || g[0] != "dead" {
+			t.Fatalf("after the TTL: gone %v, want [dead] (the idle live peer stays)", g)
+		}
+	})
+}

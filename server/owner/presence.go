@@ -81,10 +81,13 @@ func (o *Owner) setPresence(m SetPresence, now time.Time) {
 // closing: a peer whose subscriber has shown no sign of life for the TTL is
 // removed. A live idle session is kept, whatever its last presence.
 func (o *Owner) expirePresence(now time.Time) {
-	ttl := o.pres.set.TTL()
 	for s, st := range o.subs {
-		if st.peer && now.Sub(s.Seen()) <= ttl {
-			o.pres.set.Touch(s.ID(), now)
+		if st.peer {
+			// The peer counts as alive from its connection's last sign of
+			// life, so it leaves TTL after that (within a tick of TTL/3).
+			if seen := s.Seen(); !seen.After(now) {
+				o.pres.set.Touch(s.ID(), seen)
+			}
 		}
 	}
 	if gone := o.pres.set.Expire(now); len(gone) > 0 {
