@@ -393,10 +393,6 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 			s.sendError(protocol.CodeNotJoined, m.Doc, m.Batch, "update for a document not joined")
 			return true
 		}
-		if s.readOnly[m.Doc] {
-			s.reject(m.Doc, m.Batch, protocol.CodeReadOnly, "document joined read-only", 0)
-			return true
-		}
 		return s.sendTo(ctx, m.Doc, owner.Update{Sub: s, Batch: m.Batch, Update: m.Update})
 	case *protocol.Leave:
 		o, ok := s.docs[m.Doc]
@@ -453,14 +449,6 @@ func (s *session) Admit(replicas []uint64, ops, length int) error {
 	return nil
 }
 
-// reject refuses update batch of doc: a rejected ack, then the error (with
-// a retry hint when after > 0). A rejected batch must be sent again
-// (docs/PROTOCOL.md).
-func (s *session) reject(doc string, batch uint64, code protocol.Code, msg string, after time.Duration) {
-	s.enqueue(protocol.Encode(&protocol.Ack{Doc: doc, Batch: batch, Status: protocol.AckRejected}))
-	s.sendRetry(code, doc, batch, msg, after)
-}
-
 // sendRetry sends a retryable error with a retry-after hint.
 func (s *session) sendRetry(code protocol.Code, doc string, batch uint64, msg string, after time.Duration) {
 	s.srv.metrics.ErrorSent(code)
@@ -512,7 +500,10 @@ func (s *session) refresh(token string) bool {
 			s.close(protocol.CodeForbidden, "refreshed token no longer grants a joined document")
 			return false
 		case AccessRead:
-			s.readOnly[doc] = true
+			if !s.readOnly[doc] {
+				s.readOnly[doc] = true
+				s.docs[doc].Send(context.Background(), owner.ReadOnly{Sub: s})
+			}
 		}
 	}
 	s.setExpiry(c)

@@ -18,6 +18,10 @@ func (o *Owner) handle(m Msg) {
 		o.join(m)
 	case Leave:
 		o.leave(m.Sub)
+	case ReadOnly:
+		if st := o.subs[m.Sub]; st != nil {
+			st.readOnly = true
+		}
 	case Update:
 		o.update(m)
 	case SetPresence:
@@ -43,7 +47,7 @@ func (o *Owner) refuse(m Msg) bool {
 	ev := o.refusal()
 	err := &Refused{Code: ev.Code, Message: ev.Message}
 	switch m := m.(type) {
-	case Leave, Unfollow:
+	case Leave, Unfollow, ReadOnly:
 		return false
 	case Join:
 		o.deliver(m.Sub, ev)

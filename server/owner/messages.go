@@ -16,6 +16,10 @@ type Join struct {
 	User     presence.User
 }
 
+// ReadOnly makes a joined session read-only (its token was refreshed to a
+// read-only grant): its later updates are rejected.
+type ReadOnly struct{ Sub Subscriber }
+
 // Leave unsubscribes a session (its peer disappears at once).
 type Leave struct{ Sub Subscriber }
 
@@ -115,6 +119,7 @@ type Delete struct{ Reply chan<- error }
 
 func (Join) msg()        {}
 func (Leave) msg()       {}
+func (ReadOnly) msg()    {}
 func (Update) msg()      {}
 func (SetPresence) msg() {}
 func (Follow) msg()      {}

@@ -422,3 +422,24 @@ func TestPresenceTTL(t *testing.T) {
 		}
 	})
 }
+
+// A session made read-only (its token refreshed to a read grant) has its
+// later updates rejected.
+func TestReadOnlyAfterJoin(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := testRegistry(t, &fakeStore{auto: true}, nil)
+		s := &fakeSub{id: "s"}
+		o := send(t, r, "d", Join{Sub: s})
+		o.Send(context.Background(), Update{Sub: s, Batch: 1, Update: []byte("a")})
+		o.Send(context.Background(), ReadOnly{Sub: s})
+		o.Send(context.Background(), Update{Sub: s, Batch: 2, Update: []byte("b")})
+		synctest.Wait()
+		evs := s.take()
+		if got := acks(evs, protocol.AckRejected); len(got) != 1 || got[0] != 2 {
+			t.Fatalf("rejected %v, want [2]", got)
+		}
+		if e := errorsOf(evs); len(e) != 1 || e[0].Code != protocol.CodeReadOnly {
+			t.Fatalf("errors %v, want read only", e)
+		}
+	})
+}
