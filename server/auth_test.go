@@ -158,7 +158,7 @@ func TestOriginMatrix(t *testing.T) {
 		{"https://app.example.com.evil.com", false},
 		{"http://app.example.com", false}, // scheme matters
 		{"https://evil.com", false},
-		{"http://" + host, false}, // same host is not enough once an allowlist exists
+		{"http://" + host, true}, // the server's own origin is always allowed (its demo page, an app it serves)
 		{"null", false},
 	}
 	for _, tc := range tests {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/collabd/collabd/presence"
@@ -22,9 +23,20 @@ type Config struct {
 
 	// AllowedOrigins is the exact-match allowlist for the Origin header of
 	// WebSocket upgrades and of every state-changing HTTP request (POST,
-	// PUT, DELETE) ("https://app.example.com"). Requests without an Origin
-	// (native clients) are allowed. Empty: only same-host origins.
+	// PUT, DELETE) ("https://app.example.com"), beside the server's own
+	// origin (same host), which is always allowed; requests without an
+	// Origin (native clients) are allowed. These origins also get CORS
+	// headers, so their pages can use the HTTP API, SSE and the fallback.
 	AllowedOrigins []string
+
+	// PrivateMetrics keeps GET /metrics off Handler: serve MetricsHandler
+	// on a listener of its own (collabd serve --metrics-addr).
+	PrivateMetrics bool
+
+	// CORSCredentials adds Access-Control-Allow-Credentials to the CORS
+	// answers for AllowedOrigins (cookies and HTTP auth from those pages);
+	// off by default: tokens go in the Authorization header.
+	CORSCredentials bool
 
 	// AllowedHosts lists the Host names (without port) the server answers
 	// to; any other Host gets 421 (DNS rebinding defence). In development
@@ -41,6 +53,12 @@ type Config struct {
 	QueueBytes     int // outbound bytes queued per connection before it is closed as slow (default 4 MiB)
 	MaxConns       int // connections in total (default 10000)
 	MaxConnsPerIP  int // connections from one remote address (default 256)
+
+	// TrustedProxies are the reverse proxies (addresses or CIDR ranges)
+	// whose X-Forwarded-For the server believes: behind them, per-address
+	// limits and logs use the client's address, not the proxy's. Empty:
+	// the connection's peer is the client.
+	TrustedProxies []netip.Prefix
 
 	// The memory governor. At most MaxLoadedDocs documents are loaded, and
 	// their estimated replica bytes stay under MaxReplicaBytes; loading one

@@ -31,13 +31,18 @@ import (
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.hostAllowed(r.Host) && !probe(r) {
+			s.refused(r, "host", "host", hostOnly(r.Host))
 			w.Header().Set("Connection", "close")
 			writeError(w, http.StatusMisdirectedRequest, protocol.CodeForbidden, "host not allowed: "+hostOnly(r.Host))
 			return
 		}
+		if s.cors(w, r) {
+			return // a preflight, answered
+		}
 		switch r.Method {
 		case http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch:
 			if !s.checkOrigin(r) {
+				s.refused(r, "origin", "origin", r.Header.Get("Origin"))
 				w.Header().Set("Connection", "close")
 				writeError(w, http.StatusForbidden, protocol.CodeForbidden, "origin not allowed")
 				return
@@ -52,6 +57,48 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		r.Body = b
 		next.ServeHTTP(&closeUnread{ResponseWriter: w, body: b}, r)
 	})
+}
+
+// CORS: the methods and request headers a browser on an allowed origin may
+// use, and the response headers it may read.
+const (
+	corsMethods        = "GET, POST, PUT, DELETE"
+	corsHeaders        = "Authorization, Content-Type, Last-Event-ID, X-Collabd-Key"
+	corsExposedHeaders = "X-Collabd-Version, Retry-After, Content-Disposition"
+)
+
+// cors applies the cross-origin rules: a request from an origin on
+// AllowedOrigins gets CORS headers for exactly that origin (credentials
+// only with Config.CORSCredentials: tokens go in Authorization); a
+// preflight (OPTIONS with Access-Control-Request-Method) is answered here,
+// 204 for an allowed origin and 403 otherwise. It reports whether it
+// answered the request.
+func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+	if origin == "" || !s.listedOrigin(origin) {
+		if preflight {
+			s.refused(r, "origin", "origin", origin, "preflight", true)
+			writeError(w, http.StatusForbidden, protocol.CodeForbidden, "origin not allowed")
+			return true
+		}
+		return false
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Add("Vary", "Origin")
+	if s.cfg.CORSCredentials {
+		h.Set("Access-Control-Allow-Credentials", "true")
+	}
+	if !preflight {
+		h.Set("Access-Control-Expose-Headers", corsExposedHeaders)
+		return false
+	}
+	h.Set("Access-Control-Allow-Methods", corsMethods)
+	h.Set("Access-Control-Allow-Headers", corsHeaders)
+	h.Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
+	return true
 }
 
 // probe reports whether r is a health, readiness or metrics probe: those

@@ -83,7 +83,23 @@ func writeError(w http.ResponseWriter, status int, code protocol.Code, msg strin
 	if code.Retry() {
 		w.Header().Set("Retry-After", "1")
 	}
-	writeJSON(w, status, apiError{Code: code, Name: code.String(), Message: msg})
+	writeJSON(w, status, apiError{Code: code, Name: httpName(code), Message: msg})
+}
+
+// httpName is a code's name in an HTTP answer: the protocol's name, except
+// where that names a WebSocket situation (a missing document is "not
+// found", not "not joined"; a malformed request is "bad request", not "bad
+// frame").
+func httpName(c protocol.Code) string {
+	switch c {
+	case protocol.CodeNotJoined:
+		return "not found"
+	case protocol.CodeBadFrame:
+		return "bad request"
+	case protocol.CodeFrameTooLarge:
+		return "too large"
+	}
+	return c.String()
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -104,9 +120,11 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*Claims, 
 	c, err := verifyToken(s.cfg.AuthSecret, requestToken(r), time.Now())
 	switch {
 	case errors.Is(err, errExpired):
+		s.refused(r, "auth", "err", "token expired")
 		writeError(w, 0, protocol.CodeTokenExpired, "token expired")
 		return nil, false
 	case err != nil:
+		s.refused(r, "auth", "err", err.Error())
 		w.Header().Set("WWW-Authenticate", `Bearer realm="collabd"`)
 		writeError(w, 0, protocol.CodeUnauthorized, "a valid token is required")
 		return nil, false
@@ -124,12 +142,14 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, doc string, n
 	}
 	if doc == "" {
 		if !c.grantsAll(need) {
+			s.refused(r, "auth", "sub", c.Subject, "doc", "*")
 			writeError(w, 0, protocol.CodeForbidden, "the token does not grant every document")
 			return nil, false
 		}
 		return c, true
 	}
 	if a := c.access(doc); a < need {
+		s.refused(r, "auth", "sub", c.Subject, "doc", doc)
 		code := protocol.CodeForbidden
 		if a == AccessRead {
 			code = protocol.CodeReadOnly

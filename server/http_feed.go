@@ -250,7 +250,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if since == nil {
 		since = parseSince(r.URL.Query().Get("last_event_id"))
 	}
-	f, first, stop, err := s.startFeed(r.Context(), remoteIP(r), p, since)
+	f, first, stop, err := s.startFeed(r.Context(), s.clientIP(r), p, since)
 	if err != nil {
 		answerErr(w, err)
 		return
@@ -332,7 +332,7 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request) {
 		zero := uint64(math.MaxUint64)
 		since = &zero // no since: a reset with the current text
 	}
-	f, first, stop, err := s.startFeed(r.Context(), remoteIP(r), p, since)
+	f, first, stop, err := s.startFeed(r.Context(), s.clientIP(r), p, since)
 	if err != nil {
 		answerErr(w, err)
 		return

@@ -17,9 +17,15 @@ func (s *Server) opsRoutes(mux *http.ServeMux) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", s.metrics.handler())
+	if !s.cfg.PrivateMetrics {
+		mux.Handle("GET /metrics", s.metrics.handler())
+	}
 	mux.HandleFunc("GET /v1/backup", s.backup)
 }
+
+// MetricsHandler serves the server's Prometheus metrics (for a listener of
+// its own, with Config.PrivateMetrics).
+func (s *Server) MetricsHandler() http.Handler { return s.metrics.handler() }
 
 // readyz answers 200 while the server takes new work: the store has not
 // failed and Shutdown has not begun; 503 otherwise (take it out of the load

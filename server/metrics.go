@@ -34,6 +34,7 @@ type metrics struct {
 	backupFail prometheus.Counter
 	panics     prometheus.Counter
 	busy       prometheus.Counter
+	refusals   *prometheus.CounterVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -80,6 +81,10 @@ func newMetrics(s *Server) *metrics {
 			Name: "collabd_panics_recovered_total",
 			Help: "Panics recovered in a document owner or a session (the document was unloaded or the connection closed; the process kept serving).",
 		}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "collabd_refusals_total",
+			Help: "Refused requests and connections, by reason (host, origin, auth, limits, capacity, rate, slow, bad input).",
+		}, []string{"reason"}),
 		busy: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "collabd_capacity_refusals_total",
 			Help: "Document loads and writes refused because a memory cap was reached (code 4004 overloaded).",
@@ -104,7 +109,7 @@ func newMetrics(s *Server) *metrics {
 		return float64(s.reg.Loaded())
 	})
 	m.reg.MustRegister(m.ops, m.updates, m.durable, m.slow, m.presDrop, m.errors, m.followers,
-		m.backups, m.backupFail, m.panics, m.busy, replica, connections, loaded, storeCollector{store: s.cfg.Store},
+		m.backups, m.backupFail, m.panics, m.busy, m.refusals, replica, connections, loaded, storeCollector{store: s.cfg.Store},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -159,6 +164,13 @@ func (m *metrics) ErrorSent(code protocol.Code) {
 func (m *metrics) Panic() {
 	if m != nil {
 		m.panics.Inc()
+	}
+}
+
+// Refused counts a refusal by reason.
+func (m *metrics) Refused(reason string) {
+	if m != nil {
+		m.refusals.WithLabelValues(reason).Inc()
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -31,7 +32,8 @@ type Server struct {
 	upgrader     websocket.Upgrader
 	decodeLimits protocol.DecodeLimits
 	metrics      *metrics // Prometheus metrics (GET /metrics), own registry
-	bodies       *budget  // request body bytes being read (Config.MaxBodyBytes)
+	refusals     *refusalLog
+	bodies       *budget // request body bytes being read (Config.MaxBodyBytes)
 
 	ctx    context.Context // cancelled by Shutdown: owners flush and exit
 	cancel context.CancelFunc
@@ -76,6 +78,7 @@ func New(cfg Config) (*Server, error) {
 		decodeLimits: protocol.DecodeLimits{MaxFrame: cfg.MaxFrame},
 	}
 	s.metrics = newMetrics(s)
+	s.refusals = newRefusalLog()
 	s.reg = owner.NewRegistry(owner.Config{
 		Logger: cfg.Logger, Store: ownerStore{cfg.Store}, Metrics: s.metrics, NewEngine: s.newNativeEngine,
 		IdleUnload: cfg.IdleUnload, CompactEntries: cfg.CompactEntries,
@@ -94,30 +97,40 @@ func New(cfg Config) (*Server, error) {
 		WriteBufferSize:   4096,
 		WriteBufferPool:   &sync.Pool{},
 		EnableCompression: false, // gorilla's read limit counts compressed bytes
-		CheckOrigin:       s.checkOrigin,
+		CheckOrigin: func(r *http.Request) bool {
+			if s.checkOrigin(r) {
+				return true
+			}
+			s.refused(r, "origin", "origin", r.Header.Get("Origin"))
+			return false
+		},
 	}
 	return s, nil
 }
 
-// checkOrigin allows requests without an Origin header (native clients) and
-// browser origins on the exact-match allowlist; with no allowlist, only an
-// origin whose host equals the request's Host.
+// checkOrigin allows requests without an Origin header (native clients),
+// the server's own origin (an origin whose host is the request's Host: the
+// demo page, an app served by the same host), and the origins on the
+// exact-match AllowedOrigins list.
 func (s *Server) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
-	if origin == "" {
+	if origin == "" || s.listedOrigin(origin) {
 		return true
-	}
-	if len(s.cfg.AllowedOrigins) > 0 {
-		return slices.Contains(s.cfg.AllowedOrigins, origin)
 	}
 	u, err := url.Parse(origin)
 	return err == nil && strings.EqualFold(u.Host, r.Host)
 }
 
+// listedOrigin reports whether origin is on AllowedOrigins.
+func (s *Server) listedOrigin(origin string) bool {
+	return slices.Contains(s.cfg.AllowedOrigins, origin)
+}
+
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
-	ip := remoteIP(r)
+	ip := s.clientIP(r)
 	release, code := s.admit(ip)
 	if release == nil {
+		s.refused(r, "limits", "code", int(code))
 		w.Header().Set("Retry-After", "10")
 		http.Error(w, code.String(), httpStatus(code))
 		return
@@ -129,6 +142,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		c, err := verifyToken(s.cfg.AuthSecret, tok, time.Now())
 		if err != nil {
 			release()
+			s.refused(r, "auth", "err", err.Error())
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
@@ -142,7 +156,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	var b [8]byte
 	_, _ = crand.Read(b[:])
 	sess := newSession(s, wsTransport{conn}, hex.EncodeToString(b[:]))
-	sess.claims = claims
+	sess.claims, sess.remote = claims, ip
+	s.cfg.Logger.Debug("session opened", "session", sess.id, "remote", ip, "transport", "websocket")
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -223,14 +238,46 @@ func (s *Server) pinger() {
 	}
 }
 
-// remoteIP is the connection's remote address without the port. (Behind a
-// proxy, every client shares the proxy's address: raise MaxConnsPerIP.)
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+// clientIP is the client's address, for per-address limits and logs: the
+// connection's peer, or, when that peer is one of Config.TrustedProxies,
+// the nearest address in X-Forwarded-For that is not a trusted proxy
+// (proxies append the address they received from; a client can forge the
+// entries to the left, never the ones its proxies add).
+func (s *Server) clientIP(r *http.Request) string {
+	peer := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(peer); err == nil {
+		peer = host
 	}
-	return host
+	if !s.trusted(peer) {
+		return peer
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := strings.TrimSpace(hops[i])
+		if hop == "" {
+			continue
+		}
+		if !s.trusted(hop) {
+			return hop
+		}
+		peer = hop
+	}
+	return peer
+}
+
+// trusted reports whether addr is one of Config.TrustedProxies.
+func (s *Server) trusted(addr string) bool {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // claimAgent gives agent a to session sess unless another live session has it.

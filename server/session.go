@@ -25,9 +25,11 @@ import (
 // Owners enqueue without blocking; a session whose queue overflows is closed
 // with CodeSlow and resyncs when it comes back.
 type session struct {
-	srv *Server
-	t   transport
-	id  string
+	srv    *Server
+	t      transport
+	id     string
+	remote string    // the peer's address (logs)
+	opened time.Time // when the connection was accepted (logs)
 
 	mu      sync.Mutex // guards queue, queued, writing, closed, code, reason, expire
 	queue   [][]byte
@@ -57,6 +59,7 @@ func newSession(srv *Server, t transport, id string) *session {
 		srv:      srv,
 		t:        t,
 		id:       id,
+		opened:   time.Now(),
 		done:     make(chan struct{}),
 		agents:   make(map[crdt.AgentID]bool),
 		docs:     make(map[string]*owner.Owner),
@@ -231,6 +234,7 @@ func (s *session) close(code protocol.Code, reason string) {
 	s.writing = true
 	s.mu.Unlock()
 	close(s.done)
+	s.srv.sessionClosed(s, code, reason)
 	if start {
 		s.startWriter()
 	}

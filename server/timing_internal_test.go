@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"net/http"
+	"net/netip"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -106,4 +108,25 @@ func TestFallbackExpiryTiming(t *testing.T) {
 			t.Fatalf("ended with %v, want no pong", code)
 		}
 	})
+}
+
+func TestClientIP(t *testing.T) {
+	srv := bareServer(Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32")}})
+	for _, c := range []struct{ peer, xff, want string }{
+		{"203.0.113.7:5000", "", "203.0.113.7"},                              // no proxy
+		{"203.0.113.7:5000", "1.2.3.4", "203.0.113.7"},                       // an untrusted peer's header is ignored
+		{"10.1.2.3:5000", "198.51.100.9", "198.51.100.9"},                    // one trusted proxy
+		{"10.1.2.3:5000", "6.6.6.6, 198.51.100.9, 10.9.9.9", "198.51.100.9"}, // forged left entries skipped
+		{"127.0.0.1:5000", "", "127.0.0.1"},                                  // a trusted peer without a header
+		{"[::ffff:10.1.2.3]:5000", "198.51.100.9", "198.51.100.9"},           // IPv4-mapped peer
+		{"10.1.2.3:5000", "10.4.4.4", "10.4.4.4"},                            // only proxies: the farthest
+	} {
+		r := &http.Request{RemoteAddr: c.peer, Header: http.Header{}}
+		if c.xff != "" {
+			r.Header.Set("X-Forwarded-For", c.xff)
+		}
+		if got := srv.clientIP(r); got != c.want {
+			t.Errorf("clientIP(peer %s, XFF %q) = %s, want %s", c.peer, c.xff, got, c.want)
+		}
+	}
 }

@@ -115,8 +115,9 @@ func (t *rtTransport) touch(now time.Time) {
 // rtCreate is POST /v1/rt: it opens a fallback session. The client then
 // attaches the event stream and POSTs its hello like any first frame.
 func (s *Server) rtCreate(w http.ResponseWriter, r *http.Request) {
-	release, code := s.admit(remoteIP(r))
+	release, code := s.admit(s.clientIP(r))
 	if release == nil {
+		s.refused(r, "limits", "code", int(code))
 		writeError(w, 0, code, "connection refused: "+code.String())
 		return
 	}
@@ -125,6 +126,7 @@ func (s *Server) rtCreate(w http.ResponseWriter, r *http.Request) {
 		c, err := verifyToken(s.cfg.AuthSecret, tok, time.Now())
 		if err != nil {
 			release()
+			s.refused(r, "auth", "err", err.Error())
 			writeError(w, 0, authCode(err), "authentication failed")
 			return
 		}
@@ -135,7 +137,8 @@ func (s *Server) rtCreate(w http.ResponseWriter, r *http.Request) {
 	t := &rtTransport{srv: s, id: hex.EncodeToString(b[:8]), key: hex.EncodeToString(b[8:]), inbound: make(chan []byte, 4), posting: make(chan struct{}, 1),
 		next: 1, postSeq: 1, wake: make(chan struct{}, 1), lastSeen: time.Now()}
 	sess := newSession(s, t, t.id)
-	sess.claims = claims
+	sess.claims, sess.remote = claims, s.clientIP(r)
+	s.cfg.Logger.Debug("session opened", "session", sess.id, "remote", sess.remote, "transport", "fallback")
 	t.s = sess
 	s.mu.Lock()
 	if s.closing {

@@ -193,3 +193,13 @@ rebuilt as the server would load it. Prints the counts and each problem;
 exits 0 when the file is sound, 1 when it is not (or cannot be read), 2 on
 bad usage.
 `
+
+// versionString is the version on one line (the start log line): the
+// first two lines of versionInfo.
+func versionString() string {
+	lines := strings.SplitN(versionInfo(), "\n", 3)
+	if len(lines) >= 2 {
+		return strings.TrimPrefix(lines[0], "collabd ") + ", " + lines[1]
+	}
+	return lines[0]
+}

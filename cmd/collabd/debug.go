@@ -44,18 +44,27 @@ const maxProfileSeconds = 600
 // debugServer is the --debug-addr listener. Close stops it and waits for
 // its serving goroutine.
 type debugServer struct {
-	hs *http.Server
-	wg sync.WaitGroup
+	addr string
+	hs   *http.Server
+	wg   sync.WaitGroup
 }
 
 // startDebug serves the profiles on their own listener (never on the
 // public address).
-func startDebug(addr string, log *slog.Logger) (*debugServer, error) {
+// With metrics non-nil it also serves them at /metrics (--metrics-addr).
+func startDebug(addr string, metrics http.Handler, log *slog.Logger) (*debugServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	ds := &debugServer{hs: &http.Server{Handler: debugHandler(), ReadHeaderTimeout: 10 * time.Second}}
+	var h http.Handler = debugHandler()
+	if metrics != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/debug/", h)
+		mux.Handle("GET /metrics", metrics)
+		h = mux
+	}
+	ds := &debugServer{addr: ln.Addr().String(), hs: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}}
 	ds.wg.Add(1)
 	go func() {
 		defer ds.wg.Done()
@@ -63,7 +72,7 @@ func startDebug(addr string, log *slog.Logger) (*debugServer, error) {
 			log.Warn("debug listener", "err", err)
 		}
 	}()
-	log.Info("pprof", "addr", ln.Addr().String())
+	log.Info("metrics and profiles", "addr", ln.Addr().String(), "metrics", metrics != nil)
 	return ds, nil
 }
 

@@ -128,7 +128,7 @@ func TestDebugAddrServe(t *testing.T) {
 	go func() {
 		var log strings.Builder
 		sc := bufio.NewScanner(errR)
-		re := regexp.MustCompile(`msg=pprof addr=(\S+)`)
+		re := regexp.MustCompile(`msg="metrics and profiles" addr=(\S+)`)
 		for sc.Scan() {
 			log.WriteString(sc.Text() + "\n")
 			if m := re.FindStringSubmatch(sc.Text()); m != nil {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -37,15 +38,21 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	maxDocs := fs.Int("max-docs-per-conn", 0, "documents joined at once per connection (0: 64)")
 	queue := fs.Int("queue-bytes", 0, "outbound bytes queued per connection before it is closed as slow (0: 4 MiB)")
 	maxConns := fs.Int("max-conns", 0, "connections in total (0: 10000)")
-	maxPerIP := fs.Int("max-conns-per-ip", 0, "connections from one address (0: 256; raise it behind a proxy)")
+	maxPerIP := fs.Int("max-conns-per-ip", 0, "connections from one address (0: 256)")
+	proxies := fs.String("trusted-proxies", "", "comma-separated addresses or CIDR ranges of reverse proxies whose X-Forwarded-For gives the client's address (per-address limits and logs)")
 	opRate := fs.Float64("op-rate", 0, "ops (code points inserted or deleted) per second one connection may send (0: 2000)")
 	opBurst := fs.Int("op-burst", 0, "op rate bucket size (0: 100000)")
 	maxLoaded := fs.Int("max-loaded-docs", 0, "documents loaded in memory at once; idle ones are unloaded first (0: 20000)")
 	maxReplica := fs.Int64("max-replica-bytes", 0, "estimated memory of the loaded documents' replicas (0: 2 GiB)")
 	joinRate := fs.Float64("join-rate", 0, "documents one connection may join per second (0: 20; burst: --max-docs-per-conn)")
 	bodyTimeout := fs.Duration("body-timeout", 0, "time a client has to send a request body (0: 30s)")
+	corsCreds := fs.Bool("cors-credentials", false, "allow credentials (cookies) in CORS answers to --allowed-origins (tokens in Authorization need none)")
+	tlsCert := fs.String("tls-cert", "", "TLS certificate `file` (PEM; with --tls-key: HTTPS, wss:// and HTTP/2; reloaded on SIGHUP)")
+	tlsKey := fs.String("tls-key", "", "TLS private key `file` (PEM)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	debugAddr := fs.String("debug-addr", "", "serve Go's pprof profiles (/debug/pprof/) on this `address` (empty: off; keep it on loopback)")
+	logFormat := fs.String("log-format", "text", "text or json")
+	metricsAddr := fs.String("metrics-addr", "", "serve /metrics and Go's profiles (/debug/pprof/) on this `address` instead of the public one (empty: /metrics on the public address, no profiles)")
+	debugAddr := fs.String("debug-addr", "", "deprecated: the same as --metrics-addr")
 	setUsageWithEnv(fs, "collabd serve [flags]\n\nRuns the collaboration server: WebSocket /v1/ws, the HTTP API, the demo page at /")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -60,7 +67,31 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "collabd serve: bad -log-level: %v\n", err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	var log *slog.Logger
+	switch *logFormat {
+	case "text":
+		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	case "json":
+		log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	default:
+		fmt.Fprintf(stderr, "collabd serve: bad -log-format %q: text or json\n", *logFormat)
+		return 2
+	}
+	if *metricsAddr == "" {
+		*metricsAddr = *debugAddr
+	}
+	var certs *certReloader
+	if (*tlsCert == "") != (*tlsKey == "") {
+		fmt.Fprintln(stderr, "collabd serve: --tls-cert and --tls-key go together")
+		return 2
+	}
+	if *tlsCert != "" {
+		var err error
+		if certs, err = newCertReloader(*tlsCert, *tlsKey); err != nil {
+			fmt.Fprintf(stderr, "collabd serve: %v\n", err)
+			return 1
+		}
+	}
 	if *secret == "" && !*insecure && !loopback(*addr) {
 		fmt.Fprintf(stderr, "collabd serve: %s is not a loopback address and authentication is not configured; "+
 			"pass --insecure-no-auth to serve it anyway\n", *addr)
@@ -77,13 +108,27 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	defer store.Close()
 	allowed := splitList(*origins)
+	var trusted []netip.Prefix
+	for _, p := range splitList(*proxies) {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			a, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				fmt.Fprintf(stderr, "collabd serve: --trusted-proxies: %q is neither an address nor a CIDR range\n", p)
+				return 2
+			}
+			pfx = netip.PrefixFrom(a, a.BitLen())
+		}
+		trusted = append(trusted, pfx)
+	}
 	if *secret == "" {
 		log.Warn("development mode: no --auth-secret, every connection may read and write every document")
 	}
 	srv, err := server.New(server.Config{Store: store, Logger: log, AllowedOrigins: allowed, AllowedHosts: splitList(*hosts),
 		AuthSecret: []byte(*secret), MaxFrame: *maxFrame, MaxDocsPerConn: *maxDocs, QueueBytes: *queue, MaxConns: *maxConns,
 		MaxConnsPerIP: *maxPerIP, OpRate: *opRate, OpBurst: *opBurst, MaxLoadedDocs: *maxLoaded, MaxReplicaBytes: *maxReplica,
-		JoinRate: *joinRate, BodyTimeout: *bodyTimeout})
+		JoinRate: *joinRate, BodyTimeout: *bodyTimeout, CORSCredentials: *corsCreds, PrivateMetrics: *metricsAddr != "",
+		TrustedProxies: trusted})
 	if err != nil {
 		fmt.Fprintf(stderr, "collabd serve: %v\n", err)
 		return 1
@@ -98,32 +143,47 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	root.Handle("/", srv.Handler())
 	root.Handle("GET /{$}", demo.Handler())
 	root.Handle("GET /demo/", demo.Handler())
-	hs := &http.Server{
-		Handler:           root,
-		ReadHeaderTimeout: 10 * time.Second, // slowloris; WebSockets set their own deadlines after the upgrade
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	hs := newHTTPServer(root, certs, log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	if *debugAddr != "" {
-		ds, err := startDebug(*debugAddr, log)
+	go func() {
+		if certs != nil {
+			errc <- hs.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- hs.Serve(ln)
+	}()
+	if *metricsAddr != "" {
+		ds, err := startDebug(*metricsAddr, srv.MetricsHandler(), log)
 		if err != nil {
-			fmt.Fprintf(stderr, "collabd serve: debug listener: %v\n", err)
+			fmt.Fprintf(stderr, "collabd serve: metrics listener: %v\n", err)
 			return 1
 		}
 		defer ds.Close()
 	}
-	log.Info("collabd serving", "addr", ln.Addr().String(), "data", *data, "ws", "/v1/ws")
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	logStart(log, startInfo{addr: ln.Addr().String(), data: *data, auth: *secret != "", origins: allowed,
+		hosts: splitList(*hosts), tls: certs != nil, metrics: *metricsAddr})
 	fmt.Fprintf(stdout, "listening on %s\n", ln.Addr())
-	select {
-	case err := <-errc:
-		log.Error("serve", "err", err)
-		return 1
-	case <-ctx.Done():
+	for running := true; running; {
+		select {
+		case err := <-errc:
+			log.Error("serve", "err", err)
+			return 1
+		case <-hup:
+			if certs == nil {
+				log.Info("SIGHUP: no TLS certificate to reload")
+			} else if err := certs.Reload(); err != nil {
+				log.Error("SIGHUP: certificate not reloaded; the previous one stays", "err", err)
+			} else {
+				log.Info("SIGHUP: certificate reloaded", "cert", *tlsCert)
+			}
+		case <-ctx.Done():
+			running = false
+		}
 	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -146,6 +206,40 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		log.Error("serve", "err", err)
 	}
 	return 0
+}
+
+// startInfo is what the start line tells.
+type startInfo struct {
+	addr, data, metrics string
+	auth, tls           bool
+	origins, hosts      []string
+}
+
+// logStart logs the start line: the mode, who may connect, TLS, where the
+// demo page is, the version.
+func logStart(log *slog.Logger, si startInfo) {
+	mode := "development (no authentication)"
+	if si.auth {
+		mode = "auth (tokens required)"
+	}
+	scheme, ws := "http", "ws"
+	if si.tls {
+		scheme, ws = "https", "wss"
+	}
+	origins := "same host only"
+	if len(si.origins) > 0 {
+		origins = "same host, " + strings.Join(si.origins, ", ")
+	}
+	attrs := []any{"version", versionString(), "mode", mode, "addr", si.addr, "tls", si.tls,
+		"demo", scheme + "://" + si.addr + "/", "websocket", ws + "://" + si.addr + "/v1/ws",
+		"allowed_origins", origins, "data", si.data}
+	if len(si.hosts) > 0 {
+		attrs = append(attrs, "allowed_hosts", strings.Join(si.hosts, ","))
+	}
+	if si.metrics != "" {
+		attrs = append(attrs, "metrics", "http://"+si.metrics+"/metrics")
+	}
+	log.Info("collabd serving", attrs...)
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// serveProc is "collabd serve" run by this test binary (see TestMain).
+type serveProc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	addr string
+
+	mu   sync.Mutex // guards logs
+	logs []string
+	more chan struct{} // a log line arrived (capacity 1)
+}
+
+func startServeProc(t *testing.T, args ...string) *serveProc {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args = append([]string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir()}, args...)
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), "COLLABD_TEST_MAIN=1")
+	outR, outW := io.Pipe()
+	errR, errW := io.Pipe()
+	cmd.Stdout, cmd.Stderr = outW, errW
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &serveProc{t: t, cmd: cmd, more: make(chan struct{}, 1)}
+	exited := make(chan error, 1)
+	go func() {
+		err := cmd.Wait()
+		_ = outW.Close()
+		_ = errW.Close()
+		exited <- err
+	}()
+	go func() { // the logs, read to the end
+		sc := bufio.NewScanner(errR)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.logs = append(p.logs, sc.Text())
+			p.mu.Unlock()
+			select {
+			case p.more <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Error("collabd serve did not exit within 30 s of SIGTERM")
+		}
+	})
+	line, err := bufio.NewReader(outR).ReadString('\n')
+	go func() { _, _ = io.Copy(io.Discard, outR) }()
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening on ")
+	if err != nil || !ok {
+		t.Fatalf("serve did not start: %q %v; logs:\n%s", line, err, p.logText())
+	}
+	p.addr = addr
+	return p
+}
+
+func (p *serveProc) logText() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.logs, "\n")
+}
+
+// waitLog waits for a log line containing every one of parts.
+func (p *serveProc) waitLog(parts ...string) string {
+	p.t.Helper()
+	deadline := time.After(15 * time.Second)
+	for {
+		p.mu.Lock()
+		for _, l := range p.logs {
+			all := true
+			for _, s := range parts {
+				all = all && strings.Contains(l, s)
+			}
+			if all {
+				p.mu.Unlock()
+				return l
+			}
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.more:
+		case <-deadline:
+			p.t.Fatalf("no log line with %q; logs:\n%s", parts, p.logText())
+		}
+	}
+}
+
+// writeCert writes a self-signed certificate for 127.0.0.1 with serial.
+func writeCert(t *testing.T, dir string, serial int64) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "collabd test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// With --tls-cert/--tls-key the server speaks HTTPS with HTTP/2 (an SSE
+// feed is one stream of a multiplexed connection), and SIGHUP swaps in a
+// renewed certificate without a restart.
+func TestServeTLSHTTP2AndReload(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := writeCert(t, dir, 1)
+	p := startServeProc(t, "--tls-cert", certFile, "--tls-key", keyFile)
+	p.waitLog("collabd serving", "tls=true", "wss://")
+	// A fresh client each time (a new TLS handshake); the test reads the
+	// certificate the server presents itself.
+	client := func() *http.Client {
+		tr := &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // see above
+		return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	}
+	c := client()
+	resp, err := c.Get("https://" + p.addr + "/v1/docs/tls/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ProtoMajor != 2 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("SSE over TLS: %s %q, want HTTP/2 and an event stream", resp.Proto, resp.Header.Get("Content-Type"))
+	}
+	if resp.TLS.PeerCertificates[0].SerialNumber.Int64() != 1 {
+		t.Fatalf("serial %v, want 1", resp.TLS.PeerCertificates[0].SerialNumber)
+	}
+	resp.Body.Close()
+	writeCert(t, dir, 2)
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLog("SIGHUP: certificate reloaded")
+	c2 := client()
+	resp, err = c2.Get("https://" + p.addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.TLS.PeerCertificates[0].SerialNumber.Int64(); got != 2 {
+		t.Fatalf("after SIGHUP: serial %d, want the renewed certificate's 2", got)
+	}
+}
+
+// Without TLS the server speaks HTTP/2 cleartext (h2c) to clients that
+// know it, beside HTTP/1.1.
+func TestServeH2C(t *testing.T) {
+	p := startServeProc(t)
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("http://" + p.addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 {
+		t.Fatalf("h2c: %s %d, want HTTP/2 200", resp.Proto, resp.StatusCode)
+	}
+}
+
+// --metrics-addr moves /metrics (and the profiles) off the public address.
+func TestServeMetricsAddr(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	maddr := ln.Addr().String()
+	ln.Close()
+	p := startServeProc(t, "--metrics-addr", maddr)
+	p.waitLog("metrics and profiles")
+	get := func(u string) (int, string) {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("http://" + maddr + "/metrics"); code != 200 || !strings.Contains(body, "collabd_connections") {
+		t.Errorf("metrics address /metrics = %d", code)
+	}
+	if code, _ := get("http://" + maddr + "/debug/pprof/heap?debug=1"); code != 200 {
+		t.Errorf("metrics address /debug/pprof/heap = %d", code)
+	}
+	if code, _ := get("http://" + p.addr + "/metrics"); code != 404 {
+		t.Errorf("public /metrics = %d, want 404", code)
+	}
+}
+
+// --log-format json: one JSON object a line; the start line names the mode
+// and version, and every refusal is logged with its reason.
+func TestServeJSONLogsRefusals(t *testing.T) {
+	p := startServeProc(t, "--log-format", "json", "--allowed-origins", "https://app.example.com")
+	start := p.waitLog(`"msg":"collabd serving"`)
+	var m map[string]any
+	if err := json.Unmarshal([]byte(start), &m); err != nil {
+		t.Fatalf("start line is not JSON: %q", start)
+	}
+	for _, k := range []string{"version", "mode", "allowed_origins", "demo", "tls"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("start line lacks %q: %s", k, start)
+		}
+	}
+	req, _ := http.NewRequest("POST", "http://"+p.addr+"/v1/docs/x/edits", strings.NewReader(`{"edits":[[0,0,"x"]]}`))
+	req.Header.Set("Origin", "https://evil.example")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Fatalf("cross-site POST = %d", resp.StatusCode)
+	}
+	line := p.waitLog(`"msg":"refused"`, `"reason":"origin"`)
+	if err := json.Unmarshal([]byte(line), &m); err != nil || m["origin"] != "https://evil.example" {
+		t.Fatalf("refusal line %q", line)
+	}
+}
