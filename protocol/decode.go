@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -14,20 +15,22 @@ import (
 
 // Default decode limits (see DecodeLimits).
 const (
-	DefaultMaxFrame  = 1 << 20 // bytes in one frame
-	DefaultMaxDocID  = 255     // bytes in a document id (storage keys hold at most 255: storage.MaxIDBytes)
-	DefaultMaxAgents = 64      // agent ids claimed in one Hello
-	DefaultMaxToken  = 8 << 10 // bytes in a token
-	DefaultMaxString = 1 << 10 // bytes in a client name, session id or error message
+	DefaultMaxFrame   = 1 << 20  // bytes in one frame
+	DefaultMaxDocID   = 255      // bytes in a document id (storage keys hold at most 255: storage.MaxIDBytes)
+	DefaultMaxAgents  = 64       // agent ids claimed in one Hello
+	DefaultMaxToken   = 8 << 10  // bytes in a token
+	DefaultMaxString  = 1 << 10  // bytes in a client name, session id or error message
+	DefaultMaxMessage = 16 << 10 // bytes of a broadcast message's JSON
 )
 
 // DecodeLimits bound what Decode accepts. A zero field means its default.
 type DecodeLimits struct {
-	MaxFrame  int // bytes in one frame (DefaultMaxFrame)
-	MaxDocID  int // bytes in a document id (DefaultMaxDocID)
-	MaxAgents int // agents in a Hello (DefaultMaxAgents)
-	MaxToken  int // bytes in a Hello or Refresh token (DefaultMaxToken)
-	MaxString int // bytes in a Hello client name, Welcome session id or Error message (DefaultMaxString)
+	MaxFrame   int // bytes in one frame (DefaultMaxFrame)
+	MaxDocID   int // bytes in a document id (DefaultMaxDocID)
+	MaxAgents  int // agents in a Hello (DefaultMaxAgents)
+	MaxToken   int // bytes in a Hello or Refresh token (DefaultMaxToken)
+	MaxString  int // bytes in a Hello client name, Welcome session id or Error message (DefaultMaxString)
+	MaxMessage int // bytes of a Broadcast's JSON (DefaultMaxMessage)
 }
 
 func (l DecodeLimits) withDefaults() DecodeLimits {
@@ -41,6 +44,7 @@ func (l DecodeLimits) withDefaults() DecodeLimits {
 	def(&l.MaxAgents, DefaultMaxAgents)
 	def(&l.MaxToken, DefaultMaxToken)
 	def(&l.MaxString, DefaultMaxString)
+	def(&l.MaxMessage, DefaultMaxMessage)
 	return l
 }
 
@@ -94,7 +98,7 @@ func fieldCount(t Type) int {
 	switch t {
 	case TypeHello:
 		return 5
-	case TypeWelcome, TypeJoin, TypeUpdate:
+	case TypeWelcome, TypeJoin, TypeUpdate, TypeMessage:
 		return 4
 	case TypeSync, TypeAck, TypeError, TypePresenceSet, TypePresence:
 		return 6
@@ -402,6 +406,16 @@ func (d *decoder) body() Message {
 		return &Pong{Nonce: d.uint("nonce", math.MaxUint64)}
 	case TypeRefresh:
 		return &Refresh{Token: d.str("token", d.lim.MaxToken)}
+	case TypeMessage:
+		m := &Broadcast{Doc: d.doc(false), From: d.str("from", d.lim.MaxString)}
+		off := d.r.Offset()
+		if data := d.str("data", d.lim.MaxMessage); d.err == nil {
+			if !json.Valid([]byte(data)) {
+				d.failAt(off, ErrBadField, "message data is not JSON")
+			}
+			m.Data = []byte(data)
+		}
+		return m
 	case TypePresenceSet:
 		return &PresenceSet{Doc: d.doc(false), State: d.state()}
 	case TypePresence:

@@ -84,6 +84,11 @@ func AppendEncode(dst []byte, m Message) []byte {
 	case *Refresh:
 		b = append(b, 0x92, byte(TypeRefresh))
 		b = mp.AppendString(b, m.Token)
+	case *Broadcast:
+		b = append(b, 0x94, byte(TypeMessage))
+		b = mp.AppendString(b, m.Doc)
+		b = mp.AppendString(b, m.From)
+		b = mp.AppendStringBytes(b, m.Data)
 	case *PresenceSet:
 		b = append(b, 0x96, byte(TypePresenceSet)) // 6 fields
 		b = mp.AppendString(b, m.Doc)

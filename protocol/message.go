@@ -26,6 +26,7 @@ const (
 	TypePing                    // both ways: [9, nonce]
 	TypePong                    // both ways: [10, nonce]
 	TypeRefresh                 // client -> server: [11, token]
+	TypeMessage                 // both ways: [12, doc, from, data] (an ephemeral broadcast)
 )
 
 // Types 32 through 63 are reserved for presence messages; 32 and 33 are
@@ -60,6 +61,8 @@ func (t Type) String() string {
 		return "pong"
 	case TypeRefresh:
 		return "refresh"
+	case TypeMessage:
+		return "message"
 	case TypePresenceSet:
 		return "presence-set"
 	case TypePresence:
@@ -198,6 +201,18 @@ type Pong struct{ Nonce uint64 }
 // Refresh replaces the session's token before it expires.
 type Refresh struct{ Token string }
 
+// Broadcast is an ephemeral message on a document: a client sends it to
+// the document's other clients (From empty; the server fills it in), and
+// the server delivers it (and those an app posts over HTTP, From empty) to
+// every session of the document but its sender. Data is JSON (at most
+// DecodeLimits.MaxMessage bytes). It is not stored and not part of the
+// document.
+type Broadcast struct {
+	Doc  string
+	From string // the sending session's id ("" from the app, over HTTP)
+	Data []byte // JSON
+}
+
 // Type implements Message.
 func (*Hello) Type() Type   { return TypeHello }
 func (*Welcome) Type() Type { return TypeWelcome }
@@ -210,3 +225,6 @@ func (*Error) Type() Type   { return TypeError }
 func (*Ping) Type() Type    { return TypePing }
 func (*Pong) Type() Type    { return TypePong }
 func (*Refresh) Type() Type { return TypeRefresh }
+
+// Type implements Message.
+func (*Broadcast) Type() Type { return TypeMessage }

@@ -35,6 +35,8 @@ func messages() []protocol.Message {
 		&protocol.Ping{Nonce: 42},
 		&protocol.Pong{Nonce: 1<<64 - 1},
 		&protocol.Refresh{Token: "new"},
+		&protocol.Broadcast{Doc: "d", From: "s1", Data: []byte(`{"kind":"comment","text":"hi"}`)},
+		&protocol.Broadcast{Doc: "d", Data: []byte(`42`)},
 		&protocol.PresenceSet{Doc: "d", State: presence.State{Cursor: presence.Cursor{Root: "body", Anchor: []byte{1, 2}, Head: []byte{3}}, Meta: map[string]string{"typing": "1", "b": ""}}},
 		&protocol.PresenceSet{Doc: "d"},
 		&protocol.Presence{Doc: "d", Full: true, Peers: []presence.Peer{
@@ -78,7 +80,7 @@ func TestRoundTrip(t *testing.T) {
 
 func allTypes() []protocol.Type {
 	var ts []protocol.Type
-	for typ := protocol.TypeHello; typ <= protocol.TypeRefresh; typ++ {
+	for typ := protocol.TypeHello; typ <= protocol.TypeMessage; typ++ {
 		ts = append(ts, typ)
 	}
 	return ts

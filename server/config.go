@@ -75,6 +75,14 @@ type Config struct {
 	JoinRate        float64
 	JoinBurst       int
 
+	// Broadcast messages (ephemeral JSON to a document's other clients):
+	// at most MaxMessage bytes (default 16 KiB), and a connection, or the
+	// app over HTTP per document, may send MessageRate a second, burst
+	// MessageBurst (default 20/s, burst 40).
+	MaxMessage   int
+	MessageRate  float64
+	MessageBurst int
+
 	// MaxBodyBytes bounds the request bodies being read at once, server
 	// wide (edits, snapshot uploads, fallback frames); a request that does
 	// not fit is refused with 503 CodeOverloaded before anything is read
@@ -156,6 +164,11 @@ func (c Config) withDefaults() Config {
 		c.JoinRate = 20
 	}
 	def(&c.JoinBurst, c.MaxDocsPerConn)
+	def(&c.MaxMessage, 16<<10)
+	if c.MessageRate <= 0 {
+		c.MessageRate = 20
+	}
+	def(&c.MessageBurst, 40)
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 256 << 20
 	}

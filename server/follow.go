@@ -17,6 +17,7 @@ const (
 	feedDeleted                      // the document was deleted: the feed ends
 	feedError                        // the document is refused: the feed ends
 	feedCurrent                      // a resuming follower is up to date (nothing to send)
+	feedMessage                      // an ephemeral broadcast message
 )
 
 // feedItem is one thing an HTTP follower is told.
@@ -29,6 +30,8 @@ type feedItem struct {
 	cursors map[string][2]int  // presence: session -> anchor, head resolved in the follower's root (code points; -1 unknown)
 	code    protocol.Code      // error, deleted
 	msg     string
+	from    string // message: the sending session ("" from the app)
+	data    []byte // message: its JSON
 }
 
 // follower is an HTTP reader of one document (an SSE stream or a long
@@ -88,13 +91,18 @@ func (f *follower) Deliver(ev owner.Event) bool {
 }
 
 // DeliverSoft delivers presence to a follower that wants it, with the
-// cursors resolved in its root.
+// cursors resolved in its root, and broadcast messages.
 func (f *follower) DeliverSoft(ev owner.Event) bool {
-	p, ok := ev.(*owner.PresenceEvent)
-	if !ok || !f.presence {
-		return true
+	switch ev := ev.(type) {
+	case *owner.PresenceEvent:
+		if !f.presence {
+			return true
+		}
+		return f.push(feedItem{kind: feedPresence, pres: ev.Msg, cursors: ev.Cursors(f.root)})
+	case *owner.MessageEvent:
+		return f.push(feedItem{kind: feedMessage, from: ev.From, data: ev.Data})
 	}
-	return f.push(feedItem{kind: feedPresence, pres: p.Msg, cursors: p.Cursors(f.root)})
+	return true
 }
 
 func newFollower(root string, presence bool, queue int) *follower {

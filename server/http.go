@@ -33,6 +33,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /v1/docs/{id}/edits", s.postEdits)
 	mux.HandleFunc("GET /v1/docs/{id}/snapshot", s.getSnapshot)
 	mux.HandleFunc("PUT /v1/docs/{id}/snapshot", s.putSnapshot)
+	mux.HandleFunc("POST /v1/docs/{id}/messages", s.postMessage)
 	mux.HandleFunc("POST /v1/rt", s.rtCreate)
 	mux.HandleFunc("GET /v1/rt/{session}/events", s.rtEvents)
 	mux.HandleFunc("POST /v1/rt/{session}/frames", s.rtFrames)

@@ -401,3 +401,34 @@ func (s *Server) deleteDoc(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// postMessage is POST /v1/docs/{id}/messages: an ephemeral JSON message to
+// every client of the document (WebSocket and fallback sessions, SSE
+// followers, long polls waiting now). It is not stored: whoever is not
+// connected never sees it.
+func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.docRequest(w, r, AccessWrite)
+	if !ok || !requireJSON(w, r) {
+		return
+	}
+	data, release, ok := s.readBody(w, r, int64(s.cfg.MaxMessage))
+	if !ok {
+		return
+	}
+	defer release()
+	if !json.Valid(data) {
+		writeError(w, http.StatusBadRequest, protocol.CodeBadFrame, "the body is not JSON")
+		return
+	}
+	res, err := ask(r.Context(), s, id, func(reply chan<- owner.BroadcastResult) owner.Msg {
+		return owner.Broadcast{Data: bytes.Clone(data), Reply: reply}
+	})
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil {
+		answerErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]int{"delivered": res.Delivered})
+}

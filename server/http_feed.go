@@ -183,6 +183,8 @@ func (fw *feedWriter) event(it feedItem) (name, id string, data any) {
 		return "deleted", "", map[string]any{"code": it.code, "message": it.msg}
 	case feedCurrent:
 		return "", "", nil
+	case feedMessage:
+		return "message", "", messageOut{From: it.from, Data: json.RawMessage(it.data)}
 	}
 	return "error", "", map[string]any{"code": it.code, "message": it.msg}
 }
@@ -300,11 +302,18 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// messageOut is a broadcast message in a feed.
+type messageOut struct {
+	From string          `json:"from,omitempty"` // the sending session; absent: the app
+	Data json.RawMessage `json:"data"`
+}
+
 // pollAnswer is the JSON of GET /v1/docs/{id}/changes.
 type pollAnswer struct {
-	Version uint64         `json:"version"`
-	Changes []changeEvent  `json:"changes"`
-	Reset   *snapshotEvent `json:"reset,omitempty"`
+	Version  uint64         `json:"version"`
+	Changes  []changeEvent  `json:"changes"`
+	Reset    *snapshotEvent `json:"reset,omitempty"`
+	Messages []messageOut   `json:"messages,omitempty"`
 }
 
 // longPoll is GET /v1/docs/{id}/changes?since=V&wait=30s: the changes after
@@ -348,6 +357,8 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request) {
 		case changeEvent:
 			ans.Changes = append(ans.Changes, ev)
 			ans.Version = ev.Version
+		case messageOut:
+			ans.Messages = append(ans.Messages, ev)
 		}
 	}
 	// The first item is a reset, the first change after since, or (the
@@ -357,7 +368,7 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request) {
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	if ans.Reset == nil && len(ans.Changes) == 0 {
+	if ans.Reset == nil && len(ans.Changes) == 0 && len(ans.Messages) == 0 {
 		select {
 		case it, ok := <-f.ch:
 			if ok {
@@ -373,7 +384,7 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request) {
 		case it, ok := <-f.ch:
 			if !ok {
 				drained = true
-			} else if it.kind == feedChange {
+			} else if it.kind == feedChange || it.kind == feedMessage {
 				add(it)
 			}
 		default:

@@ -75,7 +75,7 @@ func New(cfg Config) (*Server, error) {
 		agents:       make(map[crdt.AgentID]*session),
 		perIP:        make(map[string]int),
 		rt:           make(map[string]*rtTransport),
-		decodeLimits: protocol.DecodeLimits{MaxFrame: cfg.MaxFrame},
+		decodeLimits: protocol.DecodeLimits{MaxFrame: cfg.MaxFrame, MaxMessage: cfg.MaxMessage},
 	}
 	s.metrics = newMetrics(s)
 	s.refusals = newRefusalLog()
@@ -84,7 +84,7 @@ func New(cfg Config) (*Server, error) {
 		IdleUnload: cfg.IdleUnload, CompactEntries: cfg.CompactEntries,
 		PresenceInterval: cfg.PresenceInterval, PresenceTTL: cfg.PresenceTTL, PresenceLimits: cfg.PresenceLimits,
 		HideReadOnlyCursors: cfg.HideReadOnlyCursors, ChangeLogEntries: cfg.ChangeLogEntries, ChangeLogBytes: cfg.ChangeLogBytes,
-		MaxReplicaBytes: cfg.MaxReplicaBytes, MaxColdJoinBytes: 8 << 20,
+		MaxReplicaBytes: cfg.MaxReplicaBytes, MaxColdJoinBytes: 8 << 20, MessageRate: cfg.MessageRate, MessageBurst: cfg.MessageBurst,
 	}, owner.RegistryLimits{MaxDocs: cfg.MaxLoadedDocs, MaxBytes: cfg.MaxReplicaBytes, EvictWait: 500 * time.Millisecond})
 	s.bodies = newBudget(cfg.MaxBodyBytes)
 	s.wg.Add(1)

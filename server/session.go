@@ -49,6 +49,7 @@ type session struct {
 	ops      *rate.Limiter
 	pres     *rate.Limiter
 	joins    *rate.Limiter
+	msgs     *rate.Limiter
 	presErr  time.Time // last CodeRateLimited sent for presence
 
 	lastSeen atomic.Int64 // unix nanos of the last frame or pong (read by owners)
@@ -67,6 +68,7 @@ func newSession(srv *Server, t transport, id string) *session {
 		ops:      rate.NewLimiter(rate.Limit(srv.cfg.OpRate), srv.cfg.OpBurst),
 		pres:     rate.NewLimiter(rate.Limit(srv.cfg.PresenceRate), srv.cfg.PresenceBurst),
 		joins:    rate.NewLimiter(rate.Limit(srv.cfg.JoinRate), srv.cfg.JoinBurst),
+		msgs:     rate.NewLimiter(rate.Limit(srv.cfg.MessageRate), srv.cfg.MessageBurst),
 	}
 }
 
@@ -154,16 +156,30 @@ func (s *session) Deliver(ev owner.Event) bool {
 		return ok
 	case *owner.PresenceEvent:
 		return s.enqueue(presenceFrame(ev))
+	case *owner.MessageEvent:
+		return s.enqueue(messageFrame(ev))
 	}
 	return true // follower events
 }
 
-// DeliverSoft queues presence unless the session is behind.
+// DeliverSoft queues presence and broadcast messages unless the session is
+// behind (then they are dropped, never the session).
 func (s *session) DeliverSoft(ev owner.Event) bool {
-	if p, ok := ev.(*owner.PresenceEvent); ok {
-		return s.enqueueSoft(presenceFrame(p))
+	switch ev := ev.(type) {
+	case *owner.PresenceEvent:
+		return s.enqueueSoft(presenceFrame(ev))
+	case *owner.MessageEvent:
+		return s.enqueueSoft(messageFrame(ev))
 	}
 	return s.Deliver(ev)
+}
+
+// messageFrame is the event's frame, encoded once for every session.
+func messageFrame(ev *owner.MessageEvent) []byte {
+	if ev.Memo == nil {
+		ev.Memo = protocol.Encode(&protocol.Broadcast{Doc: ev.Doc, From: ev.From, Data: ev.Data})
+	}
+	return ev.Memo
 }
 
 // presenceFrame is the event's frame, encoded once for every session.
@@ -409,6 +425,20 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 		o.Send(ctx, owner.Leave{Sub: s})
 		s.srv.reg.Release(o)
 		return true
+	case *protocol.Broadcast:
+		if _, ok := s.docs[m.Doc]; !ok {
+			s.sendError(protocol.CodeNotJoined, m.Doc, 0, "message for a document not joined")
+			return true
+		}
+		if s.readOnly[m.Doc] {
+			s.sendError(protocol.CodeReadOnly, m.Doc, 0, "document joined read-only: messages need write access")
+			return true
+		}
+		if !s.msgs.Allow() {
+			s.sendRetry(protocol.CodeRateLimited, m.Doc, 0, "message rate exceeded; message dropped", time.Second)
+			return true
+		}
+		return s.sendTo(ctx, m.Doc, owner.Broadcast{From: s, Data: m.Data})
 	case *protocol.Ping:
 		return s.enqueue(protocol.Encode(&protocol.Pong{Nonce: m.Nonce}))
 	case *protocol.Refresh:

@@ -20,6 +20,9 @@ import (
 var (
 	ErrClosed = errors.New("collab: client closed")
 	ErrLeft   = errors.New("collab: document left")
+	// ErrNotConnected: a message cannot be sent while the document is not
+	// synced on a live connection (messages are ephemeral, never queued).
+	ErrNotConnected = errors.New("collab: not connected")
 )
 
 // ClientName is sent in Hello.
@@ -525,6 +528,13 @@ func (c *Client) message(m protocol.Message) {
 	case *protocol.Presence:
 		if d := c.docs[m.Doc]; d != nil && (d.live || d.joining) {
 			d.pres.apply(m)
+		}
+	case *protocol.Broadcast:
+		if d := c.docs[m.Doc]; d != nil && !d.left {
+			select {
+			case d.messages <- Message{From: m.From, Data: m.Data}:
+			default: // the reader is behind: ephemeral messages are dropped
+			}
 		}
 	case *protocol.Error:
 		c.serverError(m)

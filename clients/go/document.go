@@ -2,6 +2,7 @@ package collab
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -54,6 +55,7 @@ type docState struct {
 	joinWaiters    []chan error
 	durableWaiters []durableWaiter
 	changes        chan struct{} // capacity 1
+	messages       chan Message  // broadcast messages; dropped when full
 	pres           docPresence
 }
 
@@ -74,7 +76,8 @@ func (c *Client) Join(ctx context.Context, id string) (*Document, error) {
 	err := c.do(func() {
 		d = c.docs[id]
 		if d == nil {
-			d = &docState{id: id, doc: crdt.NewDoc(crdt.Options{Agent: c.agent}), changes: make(chan struct{}, 1), pres: newDocPresence()}
+			d = &docState{id: id, doc: crdt.NewDoc(crdt.Options{Agent: c.agent}), changes: make(chan struct{}, 1),
+				messages: make(chan Message, messageQueue), pres: newDocPresence()}
 			c.docs[id] = d
 			if c.cn != nil && c.cn.welcome {
 				c.join(d)
@@ -393,6 +396,49 @@ func (d *Document) StateVector() crdt.StateVector {
 // Changes is signalled (capacity 1, coalesced) after remote ops changed the
 // local replica. It is never closed.
 func (d *Document) Changes() <-chan struct{} { return d.st.changes }
+
+// Message is an ephemeral broadcast on a document: From is the sending
+// session's id ("" when the app sent it over HTTP), Data its JSON.
+type Message struct {
+	From string
+	Data json.RawMessage
+}
+
+// messageQueue is how many received messages a document holds for its
+// reader; past it new ones are dropped (they are ephemeral).
+const messageQueue = 256
+
+// Messages delivers the broadcast messages other clients of the document
+// (and the app, POST /v1/docs/{id}/messages) send while this client is
+// connected. Messages are ephemeral: not stored, not replayed; if the
+// reader falls 256 behind, new ones are dropped. It is never closed.
+func (d *Document) Messages() <-chan Message { return d.st.messages }
+
+// SendMessage broadcasts v (marshalled to JSON, at most the server's 16 KiB)
+// to the document's other clients, if the client is connected and the
+// document joined; otherwise it returns ErrNotConnected (messages are never
+// queued). The server drops messages from read-only sessions and past its
+// rate (20/s by default, answering with an error frame the client logs):
+// such a message is lost, which is what ephemeral means.
+func (d *Document) SendMessage(v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("collab: message: %w", err)
+	}
+	if e := d.c.do(func() {
+		switch {
+		case d.st.left:
+			err = ErrLeft
+		case !d.st.live || d.c.cn == nil:
+			err = ErrNotConnected
+		default:
+			d.c.send(&protocol.Broadcast{Doc: d.id, Data: data})
+		}
+	}); e != nil {
+		return e
+	}
+	return err
+}
 
 // Status counts the batches the server has not yet acked.
 func (d *Document) Status() Status {

@@ -38,6 +38,36 @@ func (o *Owner) handle(m Msg) {
 		o.importFrom(m)
 	case Delete:
 		o.delete(m)
+	case Broadcast:
+		o.broadcast(m)
+	}
+}
+
+// broadcast delivers an ephemeral message to every subscriber but its
+// sender (a session must have joined to send one).
+func (o *Owner) broadcast(m Broadcast) {
+	from := ""
+	if m.From != nil {
+		if st := o.subs[m.From]; st == nil || !st.peer {
+			o.deliver(m.From, &ErrorEvent{Doc: o.id, Code: protocol.CodeNotJoined, Message: "message for a document not joined"})
+			return
+		}
+		from = m.From.ID()
+	} else if !o.appMsgs.Allow() {
+		answer(m.Reply, BroadcastResult{Err: &Refused{protocol.CodeRateLimited, "message rate exceeded for this document; retry later"}})
+		return
+	}
+	ev := &MessageEvent{Doc: o.id, From: from, Data: m.Data}
+	n := 0
+	for s := range o.subs {
+		if s != m.From {
+			if s.DeliverSoft(ev) {
+				n++
+			}
+		}
+	}
+	if m.Reply != nil {
+		answer(m.Reply, BroadcastResult{Delivered: n})
 	}
 }
 
@@ -59,6 +89,11 @@ func (o *Owner) refuse(m Msg) bool {
 		o.deliver(m.Sub, ev)
 	case Follow:
 		o.deliver(m.Sub, ev)
+	case Broadcast:
+		if m.From != nil {
+			o.deliver(m.From, ev)
+		}
+		failMsg(m, err)
 	default:
 		failMsg(m, err)
 	}
@@ -77,6 +112,10 @@ func failMsg(m Msg, err error) {
 		answer(m.Reply, ImportResult{Err: err})
 	case Delete:
 		answer(m.Reply, error(err))
+	case Broadcast:
+		if m.Reply != nil {
+			answer(m.Reply, BroadcastResult{Err: err})
+		}
 	}
 }
 

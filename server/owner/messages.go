@@ -113,6 +113,21 @@ type ImportResult struct {
 	Version uint64
 }
 
+// Broadcast delivers an ephemeral message to every subscriber of the
+// document but From (nil: from the app, over HTTP); it is not stored. The
+// reply (when set) says how many subscribers it reached.
+type Broadcast struct {
+	From  Subscriber
+	Data  []byte // JSON
+	Reply chan<- BroadcastResult
+}
+
+// BroadcastResult is a Broadcast's answer.
+type BroadcastResult struct {
+	Err       error
+	Delivered int
+}
+
 // Delete deletes the document: subscribers are told, the store keeps a
 // tombstone, and the document is refused from then on.
 type Delete struct{ Reply chan<- error }
@@ -128,3 +143,4 @@ func (Read) msg()        {}
 func (Edit) msg()        {}
 func (Import) msg()      {}
 func (Delete) msg()      {}
+func (Broadcast) msg()   {}

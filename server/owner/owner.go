@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/collabd/collabd/presence"
 	"github.com/collabd/collabd/protocol"
 )
@@ -33,6 +35,11 @@ type Config struct {
 	ChangeLogBytes      int   // the same, in bytes
 	MaxReplicaBytes     int64 // past this estimated total, growing updates are refused
 	MaxColdJoinBytes    int   // largest whole-history sync kept for the next cold join
+	// The app's broadcast messages (Broadcast without From) per document:
+	// MessageRate a second, burst MessageBurst; past it they are refused
+	// (sessions are limited by their connection).
+	MessageRate  float64
+	MessageBurst int
 }
 
 // An Owner is the one goroutine that touches a document's replica: it
@@ -71,6 +78,7 @@ type state struct {
 	pres     presenceState
 	changes  changeLog
 	idem     idemCache
+	appMsgs  *rate.Limiter // the app's broadcast messages
 	// coldJoin is the whole history split into sync chunks, kept for the
 	// next join with an empty state vector while the document is unchanged.
 	coldJoin struct {
@@ -95,6 +103,7 @@ func newState(cfg *Config) state {
 		pres:    newPresenceState(cfg),
 		changes: newChangeLog(cfg.ChangeLogEntries, cfg.ChangeLogBytes),
 		idem:    newIdemCache(1024),
+		appMsgs: rate.NewLimiter(rate.Limit(cfg.MessageRate), cfg.MessageBurst),
 		compacts: compactor{
 			done: make(chan error, 1),
 		},

@@ -116,6 +116,16 @@ type Step struct {
 	Changes  []Change
 }
 
+// MessageEvent is an ephemeral message: From is the sending session's id
+// ("" from the app), Data its JSON.
+type MessageEvent struct {
+	Doc  string
+	From string
+	Data []byte
+	Memo []byte
+}
+
+func (*MessageEvent) event()   {}
 func (*SyncEvent) event()      {}
 func (*UpdateEvent) event()    {}
 func (*AckEvent) event()       {}

@@ -455,6 +455,7 @@ export class Client {
       case 4:
       case 5:
       case 6:
+      case 12:
       case 33:
         this.docs.get(f.doc)?.frame(f);
         return;

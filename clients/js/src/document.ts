@@ -53,6 +53,14 @@ export interface DocumentEvents {
   version: number;
   /** A terminal error ended the document, the server refused this client's presence, or storing it (persist) failed. */
   error: Error;
+  /** An ephemeral broadcast message from another client or the app. */
+  message: BroadcastMessage;
+}
+
+/** An ephemeral message: `from` is the sending session's id ('' when the app sent it over HTTP). */
+export interface BroadcastMessage {
+  from: string;
+  data: unknown;
 }
 
 /** Thrown to waiters when the document was left. */
@@ -340,7 +348,32 @@ export class Document {
           this.emitPresence();
         }
         return;
+      case 12: {
+        let data: unknown;
+        try {
+          data = JSON.parse(f.data);
+        } catch {
+          return; // the server checks JSON: nothing else arrives
+        }
+        this.ev.emit('message', { from: f.from, data });
+        return;
+      }
     }
+  }
+
+  /**
+   * Broadcasts an ephemeral JSON message to the document's other clients
+   * (not stored, not part of the document). Returns false, sending nothing,
+   * when the document is not synced on a live connection: messages are
+   * never queued. The server drops messages from read-only sessions and
+   * past its rate (20/s by default) or size (16 KiB).
+   */
+  sendMessage(data: unknown): boolean {
+    const s = JSON.stringify(data);
+    if (s === undefined) throw new TypeError('collabd: a message must be JSON-serializable');
+    if (!this.live || !this.link.up) return false;
+    this.link.send({ type: 12, doc: this.id, from: '', data: s });
+    return true;
   }
 
   /** Applies an update, collecting the visible changes; false if the CRDT refused it. */

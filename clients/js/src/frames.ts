@@ -20,6 +20,7 @@ export const FrameType = {
   Ping: 9,
   Pong: 10,
   Refresh: 11,
+  Message: 12,
   PresenceSet: 32,
   Presence: 33,
 } as const;
@@ -78,6 +79,7 @@ export type Frame =
   | { type: 9; nonce: U64 }
   | { type: 10; nonce: U64 }
   | { type: 11; token: string }
+  | { type: 12; doc: string; from: string; data: string }
   | { type: 32; doc: string; root: string; anchor: Uint8Array; head: Uint8Array; meta: Meta | null }
   | { type: 33; doc: string; full: boolean; peers: WirePeer[]; moved: WireMoved[]; gone: string[] };
 
@@ -150,6 +152,9 @@ export function encodeFrame(f: Frame): Uint8Array {
       break;
     case 11:
       a = [11, f.token];
+      break;
+    case 12:
+      a = [12, f.doc, f.from, f.data];
       break;
     case 32:
       a = [32, f.doc, f.root, f.anchor, f.head, wMeta(f.meta)];
@@ -240,7 +245,7 @@ function tuple(v: unknown, n: number, what: string): Fields {
 
 const LAYOUT: Record<number, [string, number]> = {
   1: ['hello', 5], 2: ['welcome', 4], 3: ['join', 4], 4: ['sync', 6], 5: ['update', 4], 6: ['ack', 6], 7: ['leave', 2],
-  8: ['error', 6], 9: ['ping', 2], 10: ['pong', 2], 11: ['refresh', 2], 32: ['presence-set', 6], 33: ['presence', 6],
+  8: ['error', 6], 9: ['ping', 2], 10: ['pong', 2], 11: ['refresh', 2], 12: ['message', 4], 32: ['presence-set', 6], 33: ['presence', 6],
 };
 
 /** Decoding limits: the largest frame accepted (bytes). */
@@ -294,6 +299,8 @@ export function decodeFrame(b: Uint8Array, o: DecodeOptions = {}): Frame {
       return { type, nonce: f.u64(1) };
     case 11:
       return { type, token: f.str(1) };
+    case 12:
+      return { type, doc: f.str(1), from: f.str(2), data: f.str(3) };
     case 32:
       return { type, doc: f.str(1), root: f.str(2), anchor: f.bin(3), head: f.bin(4), meta: f.meta(5) };
     case 33:

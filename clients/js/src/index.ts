@@ -13,7 +13,7 @@ export { codePointLength, codePointToUtf16, utf16ToCodePoint, toCodePoints } fro
 export { lz4Compress, lz4Decompress } from './lz4.js';
 // The network client (docs/PROTOCOL.md).
 export { Client, type ClientOptions, type TransportMode, type ClientEvents, type ConnectionStatus, ClosedError, CLIENT_NAME } from './client.js';
-export { Document, type DocStatus, type DocumentEvents, type ChangeEvent, LeftError } from './document.js';
+export { Document, type DocStatus, type DocumentEvents, type ChangeEvent, type BroadcastMessage, LeftError } from './document.js';
 export { type Peer, type Cursor } from './peers.js';
 export { type Transport, type TransportEvents, type TransportFactory, type WebSocketConstructor, type WebSocketLike, webSocketTransport } from './transport.js';
 export { fallbackTransport, fallbackURL, type FallbackOptions, type FetchLike } from './fallback.js';

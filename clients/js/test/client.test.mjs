@@ -68,6 +68,32 @@ test('two clients: sync, fan-out with changes, acks applied then durable', { ski
   }
 });
 
+test('broadcast messages: client to client, and from the app over HTTP', { skip }, async () => {
+  const a = await connect();
+  const b = await connect();
+  try {
+    const da = await a.join('msgs');
+    const db = await b.join('msgs');
+    const gotA = [];
+    const gotB = [];
+    da.on('message', (m) => gotA.push(m));
+    db.on('message', (m) => gotB.push(m));
+    assert.equal(da.sendMessage({ kind: 'cursor-ping', n: 1 }), true);
+    await until(() => gotB.length === 1, { docs: [db], what: 'b gets a\'s message' });
+    assert.deepEqual(gotB[0], { from: a.session, data: { kind: 'cursor-ping', n: 1 } });
+    const base = srv.url.replace(/^ws/, 'http').replace(/\/v1\/ws$/, '');
+    const r = await fetch(`${base}/v1/docs/msgs/messages`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(['from', 'the app']) });
+    assert.equal(r.status, 202);
+    await until(() => gotA.length === 1 && gotB.length === 2, { docs: [da, db], what: 'both get the app\'s message' });
+    assert.deepEqual(gotA[0], { from: '', data: ['from', 'the app'] });
+    assert.equal(gotA.filter((m) => m.from === a.session).length, 0, 'the sender never gets its own message');
+    assert.throws(() => da.sendMessage(undefined), TypeError);
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
 test('presence: cursors resolved against the local replica, meta, gone on close', { skip }, async () => {
   const a = await connect();
   const b = await connect();

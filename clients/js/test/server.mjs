@@ -133,7 +133,7 @@ export function until(cond, { docs = [], clients = [], ms = 20_000, what = 'cond
       }
       if (ok) done();
     };
-    for (const d of docs) for (const k of ['change', 'version', 'status', 'unsaved', 'presence']) offs.push(d.on(k, check));
+    for (const d of docs) for (const k of ['change', 'version', 'status', 'unsaved', 'presence', 'message']) offs.push(d.on(k, check));
     for (const c of clients) offs.push(c.on('status', check));
     t = setTimeout(() => done(new Error(`timeout after ${ms} ms waiting for ${what}: ${describe()}`)), ms);
     check();
