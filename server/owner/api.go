@@ -170,6 +170,7 @@ func (o *Owner) importFrom(m Import) {
 // edits, imports), already applied (the document was at version before).
 func (o *Owner) serverUpdate(before uint64, updates [][]byte, changes []Change, reply func(error)) {
 	version := o.doc.Version()
+	o.markExists()
 	var chunks [][]byte
 	for _, u := range updates {
 		chunks = append(chunks, o.doc.Split(u)...)
@@ -177,6 +178,7 @@ func (o *Owner) serverUpdate(before uint64, updates [][]byte, changes []Change, 
 	if version != before {
 		o.metrics().Applied(version - before)
 		o.step(&UpdateEvent{Doc: o.id, Updates: chunks, From: before, Version: version, Changes: changes}, nil)
+		o.events().Changed(o.id, before, version, "")
 	}
 	o.store(chunks, commit{version: version, reply: reply})
 }
@@ -199,6 +201,7 @@ func (o *Owner) delete(m Delete) {
 			return
 		}
 		o.deleted()
+		o.events().Deleted(o.id)
 		answer(m.Reply, nil)
 	}})
 }

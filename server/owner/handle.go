@@ -263,6 +263,9 @@ func (o *Owner) update(m Update) {
 		return
 	}
 	version, pendAfter := o.doc.Version(), o.doc.Pending()
+	if version != before || pendAfter > pendBefore {
+		o.markExists()
+	}
 	if version != before {
 		o.metrics().Applied(version - before)
 		// Others get the update as it came (no re-encode). If it released
@@ -274,6 +277,11 @@ func (o *Owner) update(m Update) {
 			ev.Updates, author = [][]byte{res.Fanout}, nil
 		}
 		o.step(ev, author)
+		who := ""
+		if a, ok := m.Sub.(Authored); ok {
+			who = a.Subject()
+		}
+		o.events().Changed(o.id, before, version, who)
 	}
 	o.deliver(m.Sub, &AckEvent{Doc: o.id, Batch: m.Batch, Status: protocol.AckApplied, Applied: version})
 	if version == before && pendAfter <= pendBefore {
@@ -304,7 +312,7 @@ func (o *Owner) step(ev *UpdateEvent, author Subscriber) {
 // storage: the owner then drops its state and reloads (storageFailed), so
 // memory never holds an op that storage does not.
 func (o *Owner) store(updates [][]byte, last commit) {
-	o.exists = true
+	o.markExists()
 	for i, u := range updates {
 		p, err := o.cfg.Store.Submit(o.id, u)
 		if err != nil {
@@ -320,6 +328,14 @@ func (o *Owner) store(updates [][]byte, last commit) {
 			c.p = p
 		}
 		o.commits.push(c)
+	}
+}
+
+// markExists records the first write to a document that did not exist.
+func (o *Owner) markExists() {
+	if !o.exists {
+		o.exists = true
+		o.events().Created(o.id)
 	}
 }
 

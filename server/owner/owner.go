@@ -21,6 +21,7 @@ type Config struct {
 	Logger  *slog.Logger
 	Store   Store
 	Metrics Metrics // nil: none
+	Events  Events  // nil: none
 	// NewEngine loads a replica from a stored snapshot (nil: a new, empty
 	// document).
 	NewEngine func(snapshot []byte) (Engine, error)
@@ -177,6 +178,7 @@ func (o *Owner) start(ctx context.Context) {
 		return
 	}
 	o.account(o.estimate())
+	o.events().Loaded(o.id, o.exists)
 }
 
 // tick handles one event of the owner's loop. It reports whether the owner
@@ -360,6 +362,39 @@ func (o *Owner) shutdown() {
 	o.durable()
 	o.compacts.wait(o)
 }
+
+// Events receives what happens to documents (the server's webhooks and
+// hooks). The owner calls it on its own goroutine: it must not block.
+type Events interface {
+	// Loaded: the document was loaded (exists: it was stored before).
+	Loaded(doc string, exists bool)
+	// Created: the first write to a document that did not exist.
+	Created(doc string)
+	// Changed: the document went from version from to version to;
+	// authors are the subjects of the sessions whose updates made it ("" for
+	// the server's own edits).
+	Changed(doc string, from, to uint64, author string)
+	// Deleted: the document's tombstone is durable.
+	Deleted(doc string)
+}
+
+// Authored is implemented by subscribers that know who they are (a
+// session's token subject), for Events.Changed.
+type Authored interface{ Subject() string }
+
+func (o *Owner) events() Events {
+	if o.cfg.Events == nil {
+		return noEvents{}
+	}
+	return o.cfg.Events
+}
+
+type noEvents struct{}
+
+func (noEvents) Loaded(string, bool)                    {}
+func (noEvents) Created(string)                         {}
+func (noEvents) Changed(string, uint64, uint64, string) {}
+func (noEvents) Deleted(string)                         {}
 
 func (o *Owner) metrics() Metrics {
 	if o.cfg.Metrics == nil {
