@@ -134,7 +134,8 @@ func FuzzApplyUpdate(f *testing.F) {
 				t.Fatalf("root %q: String has %d code points, Len says %d", name, n, x.Len())
 			}
 		}
-		re, err := crdt.LoadSnapshot(d.EncodeSnapshot(), crdt.Options{Agent: 7})
+		// Anything accepted reloads under the same limits (issue 11 item 2).
+		re, err := crdt.LoadSnapshot(d.EncodeSnapshot(), crdt.Options{Agent: 7, Limits: fuzzLimits})
 		if err != nil {
 			t.Fatalf("snapshot of an accepted state does not load: %v", err)
 		}

@@ -9,7 +9,7 @@ type Limits struct {
 	MaxRootName    int // bytes in a root name (default 256)
 	MaxItems       int // items (visible and deleted code points) per document (default 1<<28)
 	MaxPending     int // ops waiting for their causal dependencies (default 4096)
-	MaxSnapshot    int // bytes of an uncompressed snapshot body (default 1<<30)
+	MaxSnapshot    int // bytes of an uncompressed snapshot body: the document size (default 256 MiB)
 	MaxInsertBytes int // bytes of text in one insert op (default 1<<24)
 }
 
@@ -25,7 +25,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.MaxRootName, 256)
 	def(&l.MaxItems, 1<<28)
 	def(&l.MaxPending, 4096)
-	def(&l.MaxSnapshot, 1<<30)
+	def(&l.MaxSnapshot, 256<<20)
 	def(&l.MaxInsertBytes, 1<<24)
 	return l
 }

@@ -63,22 +63,40 @@ const (
 func (d *Doc) EncodeSnapshot() []byte { return d.EncodeSnapshotWith(CompressFast) }
 
 // EncodeSnapshotWith is EncodeSnapshot with a choice of compression.
+//
+// Roots without items that no pending op names (such as a root that was only
+// read) are left out, so they count against no limit of the loader. The exact body size becomes the
+// document's SizeBound.
 func (d *Doc) EncodeSnapshotWith(c Compression) []byte {
+	// rm maps root indices to their index in the snapshot; keep says which
+	// roots are written.
+	rm := make([]uint32, len(d.roots))
+	keep := d.savedRoots()
+	nr := uint32(0)
+	for i := range d.roots {
+		if keep[i] {
+			rm[i] = nr
+			nr++
+		}
+	}
 	var w []byte
 	w = binary.AppendUvarint(w, uint64(len(d.agents)))
 	for _, a := range d.agents {
 		w = binary.AppendUvarint(w, uint64(a.id))
 		w = binary.AppendUvarint(w, uint64(a.next))
 	}
-	w = binary.AppendUvarint(w, uint64(len(d.roots)))
-	for _, x := range d.roots {
-		w = binary.AppendUvarint(w, uint64(len(x.name)))
-		w = append(w, x.name...)
+	w = binary.AppendUvarint(w, uint64(nr))
+	for i, x := range d.roots {
+		if keep[i] {
+			w = binary.AppendUvarint(w, uint64(len(x.name)))
+			w = append(w, x.name...)
+		}
 	}
 	for _, a := range d.agents {
 		w = binary.AppendUvarint(w, uint64(len(a.hist)))
 		root, tagent, tprev := uint32(0), uint32(0), uint32(0)
 		for _, h := range a.hist {
+			hroot := rm[h.root]
 			hd := uint64(h.n) << histHeaderBits
 			if h.del {
 				hd |= histDel
@@ -89,13 +107,13 @@ func (d *Doc) EncodeSnapshotWith(c Compression) []byte {
 					hd |= histAgent
 				}
 			}
-			if h.root != root {
+			if hroot != root {
 				hd |= histRoot
 			}
 			w = binary.AppendUvarint(w, hd)
-			if h.root != root {
-				w = binary.AppendUvarint(w, uint64(h.root))
-				root = h.root
+			if hroot != root {
+				w = binary.AppendUvarint(w, uint64(hroot))
+				root = hroot
 			}
 			if h.del {
 				if h.target.a != tagent {
@@ -113,7 +131,10 @@ func (d *Doc) EncodeSnapshotWith(c Compression) []byte {
 		w = binary.AppendUvarint(w, uint64(o.n))
 	}
 	var runs []byte
-	for _, x := range d.roots {
+	for i, x := range d.roots {
+		if !keep[i] {
+			continue
+		}
 		var text []byte
 		runs, text = x.appendRuns(runs)
 		w = binary.AppendUvarint(w, uint64(len(text)))
@@ -123,6 +144,7 @@ func (d *Doc) EncodeSnapshotWith(c Compression) []byte {
 	pend := d.encodePending()
 	w = binary.AppendUvarint(w, uint64(len(pend)))
 	w = append(w, pend...)
+	d.sizeEst = len(w) + d.latentRoots()
 	return packSnapshot(w, c)
 }
 
@@ -151,6 +173,21 @@ func packSnapshot(raw []byte, c Compression) []byte {
 	out = mp.AppendUint(out, kind)
 	out = mp.AppendUint(out, uint64(len(raw)))
 	return mp.AppendBin(out, body)
+}
+
+// savedRoots says which roots a snapshot keeps: those with items and those
+// named by pending ops.
+func (d *Doc) savedRoots() []bool {
+	keep := make([]bool, len(d.roots))
+	for i, x := range d.roots {
+		keep[i] = x.t.root.tot > 0
+	}
+	for i := range d.pending {
+		if ri, ok := d.rootIx[d.pending[i].rootName]; ok {
+			keep[ri] = true
+		}
+	}
+	return keep
 }
 
 // appendRuns writes the runs of x in columns (count, then flags, lengths,
@@ -315,9 +352,14 @@ func LoadSnapshot(b []byte, o Options) (*Doc, error) {
 	if err != nil {
 		return nil, err
 	}
-	rawLen, err := dec.uint("body length", uint64(lim.MaxSnapshot))
+	rawLen, err := dec.r.Uint()
 	if err != nil {
-		return nil, err
+		return nil, dec.fail("body length", err)
+	}
+	if rawLen > uint64(lim.MaxSnapshot) {
+		// Refused before anything is allocated or inflated.
+		return nil, &DecodeError{What: "snapshot", Offset: dec.r.Offset(), Err: ErrTooLarge,
+			Reason: fmt.Sprintf("body of %d bytes exceeds Limits.MaxSnapshot %d", rawLen, lim.MaxSnapshot)}
 	}
 	body, err := dec.r.Bin()
 	if err != nil {
@@ -326,32 +368,8 @@ func LoadSnapshot(b []byte, o Options) (*Doc, error) {
 	if err := dec.r.Done(); err != nil {
 		return nil, dec.fail("after body", err)
 	}
-	switch kind {
-	case snapRaw:
-		if uint64(len(body)) != rawLen {
-			return nil, dec.fail("body length differs from the header", nil)
-		}
-	case snapLZ4:
-		// LZ4 expands at most 255:1; a larger claim is a lie, refused before
-		// allocating for it.
-		if rawLen > 255*uint64(len(body))+16 {
-			return nil, dec.fail("body length impossible for its compressed size", nil)
-		}
-		raw := make([]byte, rawLen)
-		n, err := lz4.UncompressBlock(body, raw)
-		if err != nil || uint64(n) != rawLen {
-			return nil, &DecodeError{What: "snapshot", Reason: "decompress body", Err: err}
-		}
-		body = raw
-	case snapDeflate:
-		raw := make([]byte, 0, min(rawLen, 1032*uint64(len(body))+16))
-		buf := bytes.NewBuffer(raw)
-		zr := flate.NewReader(bytes.NewReader(body))
-		n, err := buf.ReadFrom(io.LimitReader(zr, int64(rawLen)+1))
-		if err != nil || uint64(n) != rawLen {
-			return nil, &DecodeError{What: "snapshot", Reason: "inflate body", Err: err}
-		}
-		body = buf.Bytes()
+	if body, err = unpackBody(kind, body, int(rawLen)); err != nil {
+		return nil, err
 	}
 	d, err := loadBody(body, o, lim)
 	if err != nil {
@@ -364,13 +382,153 @@ func LoadSnapshot(b []byte, o Options) (*Doc, error) {
 	return d, nil
 }
 
+// unpackBody decompresses a snapshot body of the given kind whose header
+// declares rawLen bytes (already checked against Limits.MaxSnapshot). It
+// never trusts rawLen: before allocating rawLen bytes it measures what the
+// body really decompresses to, in constant memory (an LZ4 block is scanned
+// without copying; DEFLATE is inflated into a discarding counter through a
+// hard cap of rawLen+1 bytes), and a body that decompresses to more or less
+// than declared is refused with a *DecodeError (wrapping ErrTooLarge when it
+// is more). So a lying header costs no memory, and a truthful one at most
+// rawLen.
+func unpackBody(kind uint64, body []byte, rawLen int) ([]byte, error) {
+	switch kind {
+	case snapRaw:
+		if len(body) != rawLen {
+			return nil, &DecodeError{What: "snapshot", Reason: "body length differs from the header"}
+		}
+		return body, nil
+	case snapLZ4:
+		// LZ4 expands at most 255:1; a larger claim is a lie.
+		if uint64(rawLen) > 255*uint64(len(body))+16 {
+			return nil, &DecodeError{What: "snapshot", Reason: "body length impossible for its compressed size"}
+		}
+		if n, ok := lz4BlockLen(body, rawLen); !ok || n != rawLen {
+			return nil, bodySizeError(n, rawLen, ok)
+		}
+		raw := make([]byte, rawLen)
+		n, err := lz4.UncompressBlock(body, raw)
+		if err != nil || n != rawLen {
+			return nil, &DecodeError{What: "snapshot", Reason: "decompress body", Err: err}
+		}
+		return raw, nil
+	case snapDeflate:
+		// DEFLATE expands at most 1032:1.
+		if uint64(rawLen) > 1032*uint64(len(body))+16 {
+			return nil, &DecodeError{What: "snapshot", Reason: "body length impossible for its compressed size"}
+		}
+		inflate := func(w io.Writer) (int64, error) {
+			zr := flate.NewReader(bytes.NewReader(body))
+			return io.Copy(w, io.LimitReader(zr, int64(rawLen)+1))
+		}
+		if rawLen > inflateCheckAbove {
+			n, err := inflate(io.Discard)
+			if err != nil {
+				return nil, &DecodeError{What: "snapshot", Reason: "inflate body", Err: err}
+			}
+			if n != int64(rawLen) {
+				return nil, bodySizeError(int(n), rawLen, true)
+			}
+		}
+		buf := bytes.NewBuffer(make([]byte, 0, rawLen+bytes.MinRead))
+		n, err := inflate(buf)
+		if err != nil {
+			return nil, &DecodeError{What: "snapshot", Reason: "inflate body", Err: err}
+		}
+		if n != int64(rawLen) {
+			return nil, bodySizeError(int(n), rawLen, true)
+		}
+		return buf.Bytes(), nil
+	}
+	return nil, &DecodeError{What: "snapshot", Reason: fmt.Sprintf("unknown compression %d", kind)}
+}
+
+// inflateCheckAbove is the declared size above which a DEFLATE body is
+// inflated once into a counter before memory is allocated for it (below it,
+// the cost of a lie is small).
+const inflateCheckAbove = 1 << 20
+
+func bodySizeError(n, rawLen int, ok bool) error {
+	switch {
+	case !ok:
+		return &DecodeError{What: "snapshot", Reason: "decompress body: malformed LZ4 block"}
+	case n > rawLen:
+		return &DecodeError{What: "snapshot", Err: ErrTooLarge,
+			Reason: fmt.Sprintf("body decompresses to more than the %d bytes declared", rawLen)}
+	}
+	return &DecodeError{What: "snapshot", Reason: fmt.Sprintf("body decompresses to %d bytes, header says %d", n, rawLen)}
+}
+
+// lz4BlockLen returns the length an LZ4 block decompresses to, scanning its
+// sequences without producing output, and stops (returning more than limit)
+// as soon as it passes limit. ok is false for a malformed block.
+func lz4BlockLen(src []byte, limit int) (n int, ok bool) {
+	si := 0
+	readLen := func(v int) (int, bool) {
+		for {
+			if si >= len(src) {
+				return 0, false
+			}
+			b := src[si]
+			si++
+			v += int(b)
+			if b != 255 {
+				return v, true
+			}
+			if v > limit {
+				return v, true // caught by the caller's limit check
+			}
+		}
+	}
+	for si < len(src) {
+		token := src[si]
+		si++
+		lit := int(token >> 4)
+		if lit == 15 {
+			if lit, ok = readLen(lit); !ok {
+				return n, false
+			}
+		}
+		if lit > len(src)-si {
+			return n, false
+		}
+		si += lit
+		n += lit
+		if n > limit {
+			return n, true
+		}
+		if si == len(src) {
+			return n, true // the last sequence has no match
+		}
+		if len(src)-si < 2 {
+			return n, false
+		}
+		off := int(src[si]) | int(src[si+1])<<8
+		si += 2
+		if off == 0 || off > n {
+			return n, false
+		}
+		ml := int(token & 15)
+		if ml == 15 {
+			if ml, ok = readLen(ml); !ok {
+				return n, false
+			}
+		}
+		n += ml + 4
+		if n > limit {
+			return n, true
+		}
+	}
+	return n, true
+}
+
 func loadBody(body []byte, o Options, lim Limits) (*Doc, error) {
 	r := &snapReader{b: body}
 	d := &Doc{lim: lim, agentIx: make(map[AgentID]uint32), rootIx: make(map[string]int)}
+	// Agents without ops (a replica's own agent before its first edit) are
+	// listed but do not count against MaxAgents; their number is bounded by
+	// the bytes of the body.
 	na := r.count(2)
-	if na > lim.MaxAgents {
-		return nil, &DecodeError{What: "snapshot", Reason: "too many agents"}
-	}
 	for range na {
 		id := AgentID(r.uv(math.MaxUint64))
 		next := uint32(r.uv(math.MaxUint32 - 1))
@@ -412,6 +570,19 @@ func loadBody(body []byte, o Options, lim Limits) (*Doc, error) {
 			return nil, err
 		}
 	}
+	for _, a := range d.agents {
+		if a.next > 0 {
+			d.active++
+		}
+	}
+	if d.active > lim.MaxAgents {
+		return nil, &DecodeError{What: "snapshot", Reason: "too many agents", Err: ErrTooLarge}
+	}
+	for _, x := range d.roots {
+		if x.t.root.tot > 0 {
+			d.live++
+		}
+	}
 	pend := r.bytes()
 	if r.err != nil {
 		return nil, r.err
@@ -423,17 +594,26 @@ func loadBody(body []byte, o Options, lim Limits) (*Doc, error) {
 		return nil, err
 	}
 	if len(pend) > 0 {
-		// Ops that were waiting for their dependencies wait again.
-		if err := d.ApplyUpdate(pend); err != nil {
+		// Ops that were waiting for their dependencies wait again. The
+		// pending buffer holds up to MaxPending ops, whatever MaxOps says.
+		d.loading = true
+		d.lim.MaxOps = max(d.lim.MaxOps, d.lim.MaxPending)
+		err := d.ApplyUpdate(pend)
+		d.loading, d.lim.MaxOps = false, lim.MaxOps
+		if err != nil {
 			return nil, fmt.Errorf("pending ops: %w", err)
 		}
 	}
+	d.sizeEst = len(body) + d.latentRoots()
 	if o.Agent == 0 {
 		o.Agent = NewAgentID()
 	}
 	d.agent = o.Agent
-	d.self = d.agentIndex(o.Agent)
-	d.localFrom = d.agents[d.self].next
+	d.self = noSelf // added at the first local op (see selfIndex)
+	if i, ok := d.lookupAgent(o.Agent); ok {
+		d.self = i
+		d.localFrom = d.agents[i].next
+	}
 	return d, nil
 }
 
