@@ -39,17 +39,26 @@ func (r *Report) add(format string, args ...any) {
 // The error is nil only if the report has no problems; otherwise it wraps
 // ErrCorrupt and names the first problem.
 //
-// A file damaged badly enough can make bbolt itself panic while it reads
-// pages; Verify turns such a panic in its own goroutine into ErrCorrupt.
-// (bbolt's page check runs in a goroutine of its own, where a panic cannot
-// be recovered: run Verify in a separate process, as `collabd verify` does,
-// when the file comes from an untrusted place.)
+// Before anything maps the file, CheckFile compares it with its own meta
+// pages: a truncated file, a damaged meta page, an empty file or a file that
+// is not a bbolt database is ErrCorrupt ("truncated or corrupt: …"), never a
+// SIGBUS. A file damaged badly enough can still make bbolt panic or fault
+// while it reads pages; in Verify's own goroutine both become ErrCorrupt
+// (debug.SetPanicOnFault). bbolt's page check (Tx.Check) runs in a goroutine
+// of its own, where neither can be recovered: a page id past the end of the
+// file inside an intact-looking tree would still crash the process there, so
+// verify a file from an untrusted place in a separate process, as the tests
+// of `collabd verify` do.
 func Verify(ctx context.Context, path string, opts Options) (rep Report, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: %s: reading the file panicked: %v", ErrCorrupt, path, p)
+			err = fmt.Errorf("%w: truncated or corrupt: %s: reading the file failed: %v", ErrCorrupt, path, p)
 		}
 	}()
+	defer faultsAsPanics()()
+	if err := CheckFile(path); err != nil {
+		return Report{}, err
+	}
 	opts.ReadOnly = true
 	s, err := Open(path, opts)
 	if err != nil {
