@@ -128,7 +128,7 @@ func checkBoltFile(path string, strict bool) (int64, error) {
 	}
 	buf := make([]byte, boltPageHeader+boltMetaSize)
 	read := func(off int64) error {
-		if off+int64(len(buf)) > size {
+		if off < 0 || int64(len(buf)) > size-off {
 			return io.ErrUnexpectedEOF
 		}
 		_, err := f.ReadAt(buf, off)
