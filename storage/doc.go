@@ -126,8 +126,10 @@
 // checks that the file holds every page they say is in use; a file that
 // fails is an error wrapping [ErrCorrupt] ("truncated or corrupt: …"), or
 // [ErrFormat] for a file that is not bbolt at all. [Verify] requires both
-// meta pages intact and turns a memory fault in its own goroutine into
-// ErrCorrupt; [Open] runs the same check but, like bbolt after a torn write,
+// meta pages intact, then reads every reachable page with ordinary reads and
+// checks its page ids and element bounds before bbolt's own page check
+// touches them through the memory map, and turns a memory fault in its own
+// goroutine into ErrCorrupt; [Open] runs the same check but, like bbolt after a torn write,
 // accepts one damaged meta page if the other is intact. An empty file is
 // corrupt, never initialised as a new store.
 //

@@ -42,13 +42,12 @@ func (r *Report) add(format string, args ...any) {
 // Before anything maps the file, CheckFile compares it with its own meta
 // pages: a truncated file, a damaged meta page, an empty file or a file that
 // is not a bbolt database is ErrCorrupt ("truncated or corrupt: …"), never a
-// SIGBUS. A file damaged badly enough can still make bbolt panic or fault
-// while it reads pages; in Verify's own goroutine both become ErrCorrupt
-// (debug.SetPanicOnFault). bbolt's page check (Tx.Check) runs in a goroutine
-// of its own, where neither can be recovered: a page id past the end of the
-// file inside an intact-looking tree would still crash the process there, so
-// verify a file from an untrusted place in a separate process, as the tests
-// of `collabd verify` do.
+// SIGBUS. Then every page reachable from the meta page is read with ordinary
+// reads and its page ids, overflow counts and element bounds checked
+// (walkBoltFile), because bbolt's page check (Tx.Check) reads them through
+// the memory map in a goroutine of its own, where a fault cannot be
+// recovered. A file damaged in a way that still makes bbolt panic or fault
+// in Verify's own goroutine gets ErrCorrupt (debug.SetPanicOnFault).
 func Verify(ctx context.Context, path string, opts Options) (rep Report, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -57,6 +56,11 @@ func Verify(ctx context.Context, path string, opts Options) (rep Report, err err
 	}()
 	defer faultsAsPanics()()
 	if err := CheckFile(path); err != nil {
+		return Report{}, err
+	}
+	// Every page bbolt will read, checked with ordinary reads first: a bad
+	// page id would otherwise fault inside Tx.Check's goroutine.
+	if err := walkBoltFile(path); err != nil {
 		return Report{}, err
 	}
 	opts.ReadOnly = true
