@@ -58,8 +58,10 @@ func (d *Doc) Limits() Limits { return d.lim }
 
 // SizeBound is an upper bound on the bytes of the document's uncompressed
 // snapshot body (the value checked against Limits.MaxSnapshot): exact right
-// after EncodeSnapshot or LoadSnapshot, then grown by a conservative bound
-// per admitted op.
+// after EncodeSnapshot or LoadSnapshot (plus room for roots named only by
+// pending ops), then grown by a conservative bound per admitted op. When an
+// op would pass MaxSnapshot by the estimate, the body is measured again
+// before the op is refused.
 func (d *Doc) SizeBound() int { return d.sizeEst }
 
 // usage counts what the pending buffer holds beyond the live roots and active
@@ -102,10 +104,21 @@ func (d *Doc) fits(roots, agents, size int) error {
 	if agents > d.lim.MaxAgents {
 		return fmt.Errorf("%w: %d agents (max %d)", ErrTooLarge, agents, d.lim.MaxAgents)
 	}
-	if !d.loading && (size < 0 || size > d.lim.MaxSnapshot-d.sizeEst) {
-		return fmt.Errorf("%w: snapshot would exceed %d bytes", ErrTooLarge, d.lim.MaxSnapshot)
+	if d.loading || (size >= 0 && size <= d.lim.MaxSnapshot-d.sizeEst) {
+		return nil
 	}
-	return nil
+	if !d.sizeExact {
+		// The estimate grows by a worst case per op (typing one character
+		// at a time adds about 1 byte, not opBound): measure the body and
+		// check again. Measuring costs a snapshot encoding without
+		// compression; it happens once per (MaxSnapshot - size) / opBound
+		// admitted ops, and never twice without an op admitted between.
+		d.encodeBody()
+		if size >= 0 && size <= d.lim.MaxSnapshot-d.sizeEst {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: snapshot would exceed %d bytes", ErrTooLarge, d.lim.MaxSnapshot)
 }
 
 // admitLocal checks a local op on x adding textBytes of text (0: a delete of
@@ -140,6 +153,7 @@ func (d *Doc) admitLocal(x *Text, textBytes, segs int) error {
 		return err
 	}
 	d.sizeEst += size
+	d.sizeExact = false
 	return nil
 }
 
@@ -192,6 +206,7 @@ func (d *Doc) admitUpdate(u *update, ov *overlay) error {
 		return err
 	}
 	d.sizeEst += size
+	d.sizeExact = false
 	return nil
 }
 

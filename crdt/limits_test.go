@@ -241,3 +241,44 @@ func TestWritesKeepLoaderLimits(t *testing.T) {
 		reload(t, d)
 	})
 }
+
+// TestSizeBoundMeasuresBeforeRefusing: the estimate adds a worst case per
+// op, but typing one character at a time grows a snapshot by about a byte;
+// before refusing, the document measures itself, so MaxSnapshot (not the
+// estimate) is what limits a document (BenchmarkTypeForward hit the
+// estimate after a million keystrokes before this).
+func TestSizeBoundMeasuresBeforeRefusing(t *testing.T) {
+	const limit = 64 << 10
+	lim := crdt.Limits{MaxSnapshot: limit}
+	d := crdt.NewDoc(crdt.Options{Agent: 1, Limits: lim})
+	x := d.Text("t")
+	var err error
+	typed := 0
+	for ; err == nil && typed < 1<<20; typed++ {
+		err = x.Insert(x.Len(), "a")
+	}
+	if !errors.Is(err, crdt.ErrTooLarge) {
+		t.Fatalf("typing = %v after %d characters, want ErrTooLarge", err, typed)
+	}
+	if typed < limit*3/4 {
+		t.Fatalf("refused after %d characters; a %d-byte snapshot holds about that many", typed, limit)
+	}
+	snap := d.EncodeSnapshot()
+	if d.SizeBound() > limit {
+		t.Fatalf("SizeBound %d > MaxSnapshot %d", d.SizeBound(), limit)
+	}
+	re, err := crdt.LoadSnapshot(snap, crdt.Options{Agent: 2, Limits: lim})
+	if err != nil {
+		t.Fatalf("a document at its limit does not reload: %v", err)
+	}
+	if re.Text("t").Len() != x.Len() {
+		t.Fatalf("reloaded %d characters, want %d", re.Text("t").Len(), x.Len())
+	}
+	// Refused ops do not measure again and again: the estimate is exact
+	// until an op is admitted.
+	for range 1000 {
+		if err := x.Insert(0, "b"); !errors.Is(err, crdt.ErrTooLarge) {
+			t.Fatalf("insert into a full document = %v", err)
+		}
+	}
+}

@@ -68,6 +68,12 @@ func (d *Doc) EncodeSnapshot() []byte { return d.EncodeSnapshotWith(CompressFast
 // read) are left out, so they count against no limit of the loader. The exact body size becomes the
 // document's SizeBound.
 func (d *Doc) EncodeSnapshotWith(c Compression) []byte {
+	return packSnapshot(d.encodeBody(), c)
+}
+
+// encodeBody returns the uncompressed snapshot body and makes SizeBound
+// exact.
+func (d *Doc) encodeBody() []byte {
 	// rm maps root indices to their index in the snapshot; keep says which
 	// roots are written.
 	rm := make([]uint32, len(d.roots))
@@ -144,8 +150,8 @@ func (d *Doc) EncodeSnapshotWith(c Compression) []byte {
 	pend := d.encodePending()
 	w = binary.AppendUvarint(w, uint64(len(pend)))
 	w = append(w, pend...)
-	d.sizeEst = len(w) + d.latentRoots()
-	return packSnapshot(w, c)
+	d.sizeEst, d.sizeExact = len(w)+d.latentRoots(), true
+	return w
 }
 
 // packSnapshot compresses a snapshot body and wraps it in the msgpack header.
@@ -604,7 +610,7 @@ func loadBody(body []byte, o Options, lim Limits) (*Doc, error) {
 			return nil, fmt.Errorf("pending ops: %w", err)
 		}
 	}
-	d.sizeEst = len(body) + d.latentRoots()
+	d.sizeEst, d.sizeExact = len(body)+d.latentRoots(), true
 	if o.Agent == 0 {
 		o.Agent = NewAgentID()
 	}
