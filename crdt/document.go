@@ -40,11 +40,11 @@ type Doc struct {
 	observe   func(Change)
 
 	// What the snapshot loader counts against Limits (see budget.go).
-	active  int  // agents with at least one op
-	live    int  // roots with at least one item
+	active    int  // agents with at least one op
+	live      int  // roots with at least one item
 	sizeEst   int  // upper bound on the bytes of an uncompressed snapshot body
 	sizeExact bool // sizeEst was measured, and no op was admitted since
-	loading bool // LoadSnapshot is replaying the pending buffer
+	loading   bool // LoadSnapshot is replaying the pending buffer
 }
 
 type agentState struct {
