@@ -298,3 +298,36 @@ func TestVerifyRefusesBadPageIDs(t *testing.T) {
 		t.Errorf("refused %d damaged branch pages and %d others; want some of each", refused[true], refused[false])
 	}
 }
+
+// TestImportCheck: ImportOptions.Check sees the decoded document before
+// anything is stored, and its refusal writes nothing.
+func TestImportCheck(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openStore(t, storage.Options{})
+	mustAppend(t, s, "src", "one")
+	mustAppend(t, s, "src", "two")
+	var exp bytes.Buffer
+	if err := s.Export(ctx, "src", &exp); err != nil {
+		t.Fatal(err)
+	}
+	refusal := errors.New("over the loader's limits")
+	var seen []string
+	_, err := s.Import(ctx, bytes.NewReader(exp.Bytes()), storage.ImportOptions{ID: "dst", Check: func(d *storage.Document) error {
+		for _, e := range d.Tail {
+			seen = append(seen, string(e.Data))
+		}
+		return refusal
+	}})
+	if !errors.Is(err, refusal) || strings.Join(seen, ",") != "one,two" {
+		t.Fatalf("Import = %v, Check saw %q", err, seen)
+	}
+	if _, err := s.Load(ctx, "dst"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Load after a refused import = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Import(ctx, bytes.NewReader(exp.Bytes()), storage.ImportOptions{ID: "dst", Check: func(*storage.Document) error { return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	if got := tailStrings(mustLoad(t, s, "dst")); strings.Join(got, ",") != "1:one,2:two" {
+		t.Fatalf("imported %q", got)
+	}
+}
