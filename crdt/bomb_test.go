@@ -4,7 +4,13 @@ import (
 	"bytes"
 	"compress/flate"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
 	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -139,4 +145,75 @@ func TestSnapshotHonestDeflate(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSnapshotBombPeakRSS measures what the issue reported: the peak RSS of
+// a fresh process (VmHWM, reset through /proc/self/clear_refs after the
+// bomb is built) while LoadSnapshot refuses a 1.3 MB container of 1 GiB of
+// zeros, claiming 1 GiB or 200 MiB, under default limits. Before the
+// checks the first took 3.16 GB, the second 622 MB. Each case runs in a
+// subprocess (this test binary) so that no other test's memory counts.
+//
+//	go test ./crdt -run TestSnapshotBombPeakRSS -v
+func TestSnapshotBombPeakRSS(t *testing.T) {
+	if c := os.Getenv("CRDT_BOMB_CHILD"); c != "" {
+		bombChild(c)
+		return
+	}
+	if testing.Short() {
+		t.Skip("runs subprocesses that build a 1 GiB DEFLATE stream")
+	}
+	if _, err := os.Stat("/proc/self/clear_refs"); err != nil {
+		t.Skip("needs Linux /proc")
+	}
+	for _, c := range []string{"claims-1GiB", "claims-200MiB"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestSnapshotBombPeakRSS$")
+		cmd.Env = append(os.Environ(), "CRDT_BOMB_CHILD="+c)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", c, err, out)
+		}
+		var base, peak int64
+		if _, err := fmt.Sscanf(lastLine(string(out), "rss "), "rss %d %d", &base, &peak); err != nil {
+			t.Fatalf("%s: no measurement in %q", c, out)
+		}
+		t.Logf("%s: VmHWM %d KiB before LoadSnapshot, %d KiB peak during it", c, base, peak)
+		if peak-base > 64<<10 {
+			t.Errorf("%s: peak RSS grew by %d KiB, want under 64 MiB", c, peak-base)
+		}
+	}
+}
+
+func lastLine(out, prefix string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return l
+		}
+	}
+	return ""
+}
+
+func vmHWM() int64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func bombChild(c string) {
+	rawLen := uint64(1 << 30)
+	if c == "claims-200MiB" {
+		rawLen = 200 << 20
+	}
+	in := bombContainer(bombDeflate, rawLen, deflateZeros())
+	runtime.GC()
+	debug.FreeOSMemory()
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // reset VmHWM to the current RSS
+	base := vmHWM()
+	_, err := crdt.LoadSnapshot(in, crdt.Options{Agent: 1})
+	fmt.Printf("err %v\nrss %d %d\n", err, base, vmHWM())
 }
