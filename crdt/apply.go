@@ -352,6 +352,11 @@ func (d *Doc) applyDecoded(u *update) error {
 			return fmt.Errorf("%w: op %d (%s) references ids that are not text items of %q", ErrInvalidOp, k, o.id, u.roots[o.root])
 		case opWaiting:
 			waiting++
+			if !o.del && !d.loading {
+				// Counted now: a waiting insert dropped later for want of
+				// room would be an acknowledged op lost.
+				newItems += int(o.n)
+			}
 		case opReady:
 			ov.advance(o.id.Agent, uint32(o.id.Seq)+o.n)
 			ov.ivs = append(ov.ivs, interval{agent: o.id.Agent, seq: uint32(o.id.Seq), n: o.n, root: int(o.root), del: o.del})
@@ -363,8 +368,8 @@ func (d *Doc) applyDecoded(u *update) error {
 	if len(d.pending)+waiting > d.lim.MaxPending {
 		return fmt.Errorf("%w: %d waiting, %d more", ErrPendingFull, len(d.pending), waiting)
 	}
-	if newItems > d.lim.MaxItems-d.items {
-		return fmt.Errorf("%w: %d items (max %d)", ErrTooLarge, d.items+newItems, d.lim.MaxItems)
+	if room := d.lim.MaxItems - d.items - d.pendingItems(); newItems > room {
+		return fmt.Errorf("%w: %d more items, room for %d (max %d)", ErrTooLarge, newItems, room, d.lim.MaxItems)
 	}
 	if err := d.admitUpdate(u, ov); err != nil {
 		return err

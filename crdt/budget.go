@@ -210,6 +210,24 @@ func (d *Doc) admitUpdate(u *update, ov *overlay) error {
 	return nil
 }
 
+// pendingItems is the number of items the inserts waiting in the pending
+// buffer will add: they were counted against MaxItems when they were
+// accepted, so that none is dropped for want of room when its dependencies
+// arrive. (While a snapshot's pending ops are replayed on load they are not
+// counted, as before this rule, so an older snapshot still loads.)
+func (d *Doc) pendingItems() int {
+	if d.loading {
+		return 0
+	}
+	n := 0
+	for i := range d.pending {
+		if !d.pending[i].del {
+			n += int(d.pending[i].n)
+		}
+	}
+	return n
+}
+
 // latentRoots bounds what the roots named only by pending ops add to the
 // snapshot once they exist (a read of the root creates it, and a snapshot
 // keeps an empty root that pending ops name).

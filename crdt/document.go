@@ -192,7 +192,7 @@ func (d *Doc) selfIndex() uint32 {
 // checkReserve checks that the local agent can take n more seqs for ops that
 // add the given number of items (n for an insert, 0 for a delete).
 func (d *Doc) checkReserve(n, items int) error {
-	if n < 0 || items < 0 || uint64(n) >= math.MaxUint32-uint64(d.selfNext()) || items > d.lim.MaxItems-d.items {
+	if n < 0 || items < 0 || uint64(n) >= math.MaxUint32-uint64(d.selfNext()) || items > d.lim.MaxItems-d.items-d.pendingItems() {
 		return fmt.Errorf("%w: %d more ops", ErrTooLarge, n)
 	}
 	return nil

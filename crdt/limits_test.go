@@ -282,3 +282,36 @@ func TestSizeBoundMeasuresBeforeRefusing(t *testing.T) {
 		}
 	}
 }
+
+// TestPendingInsertsHoldTheirRoom: a waiting insert counts against
+// MaxItems when it is accepted, so it is never dropped for want of room when
+// its dependencies arrive (it was acknowledged: dropping it would lose it,
+// and split replicas).
+func TestPendingInsertsHoldTheirRoom(t *testing.T) {
+	lim := crdt.Limits{MaxItems: 12}
+	d := crdt.NewDoc(crdt.Options{Agent: 1, Limits: lim})
+	p := crdt.NewDoc(crdt.Options{Agent: 2})
+	_ = p.Text("t").Insert(0, "aaaaa")
+	first := p.TakeUpdate()
+	_ = p.Text("t").Insert(5, "bbbbb")
+	if err := d.ApplyUpdate(p.TakeUpdate()); err != nil {
+		t.Fatal(err)
+	}
+	if d.Pending() != 1 {
+		t.Fatalf("pending = %d, want 1", d.Pending())
+	}
+	x := d.Text("u")
+	if err := x.Insert(0, "cc"); err != nil {
+		t.Fatal(err)
+	}
+	// 2 items, 5 held by the pending insert: 6 more do not fit in 12.
+	if err := x.Insert(0, "dddddd"); !errors.Is(err, crdt.ErrTooLarge) {
+		t.Fatalf("local insert into the room the pending insert holds = %v, want ErrTooLarge", err)
+	}
+	if err := d.ApplyUpdate(first); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Text("t").String(); got != "aaaaabbbbb" || d.Pending() != 0 {
+		t.Fatalf("text %q with %d pending, want aaaaabbbbb and none", got, d.Pending())
+	}
+}
