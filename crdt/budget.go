@@ -124,9 +124,15 @@ func (d *Doc) fits(roots, agents, size int) error {
 // admitLocal checks a local op on x adding textBytes of text (0: a delete of
 // segs visible runs), and on success adds its bound to the size estimate.
 func (d *Doc) admitLocal(x *Text, textBytes, segs int) error {
-	roots, agents := d.live, d.active
 	size := opBound*max(segs, 1) + textBytes
 	newRoot, newAgent := x.t.root.tot == 0, d.selfNext() == 0
+	if !newRoot && !newAgent && size <= d.lim.MaxSnapshot-d.sizeEst {
+		// The common case (typing): only the size estimate changes.
+		d.sizeEst += size
+		d.sizeExact = false
+		return nil
+	}
+	roots, agents := d.live, d.active
 	if newRoot {
 		if err := CheckRootName(x.name, d.lim); err != nil {
 			return err
@@ -216,7 +222,7 @@ func (d *Doc) admitUpdate(u *update, ov *overlay) error {
 // arrive. (While a snapshot's pending ops are replayed on load they are not
 // counted, as before this rule, so an older snapshot still loads.)
 func (d *Doc) pendingItems() int {
-	if d.loading {
+	if d.loading || len(d.pending) == 0 {
 		return 0
 	}
 	n := 0
@@ -251,8 +257,8 @@ func (d *Doc) latentRoots() int {
 // visibleRuns is the number of visible runs the range [pos, pos+n) of x
 // touches (the segments a local Delete records).
 func (x *Text) visibleRuns(pos, n int) int {
-	if n == 0 {
-		return 0
+	if n <= 1 {
+		return n // one code point lies in one run (backspace: no tree walk)
 	}
 	l, i, o := x.t.findVis(pos)
 	segs := 0
