@@ -21,7 +21,8 @@ import (
 //     pending ops;
 //   - MaxItems: items of all roots;
 //   - MaxSnapshot: an upper bound on the bytes of the uncompressed snapshot
-//     body, kept as the exact size at the last EncodeSnapshot or load plus a
+//     body, kept as the exact size at the last EncodeSnapshot or load plus
+//     what the pending ops may add when they apply (latent), plus a
 //     conservative bound per op admitted since (opBound bytes and its text).
 
 // Bounds used by the snapshot size estimate. Each is at least the number of
@@ -234,9 +235,26 @@ func (d *Doc) pendingItems() int {
 	return n
 }
 
+// latent bounds what the snapshot body can grow by without another op being
+// admitted: the pending ops may all apply when their dependencies arrive
+// (each by up to opBound and its text, more than its pending encoding), and
+// the roots named only by pending ops are written once they exist (a read of
+// the root creates it, and a snapshot keeps an empty root that pending ops
+// name). SizeBound includes it, so that an update that drains the pending
+// buffer cannot carry the body past MaxSnapshot.
+//
+// pendBytes is the size of the pending section the body already holds (it
+// goes away as the ops apply), so it is not counted twice.
+func (d *Doc) latent(pendBytes int) int {
+	n := 0
+	for i := range d.pending {
+		n += opBound + len(d.pending[i].text)
+	}
+	return d.latentRoots() + max(n-pendBytes, 0)
+}
+
 // latentRoots bounds what the roots named only by pending ops add to the
-// snapshot once they exist (a read of the root creates it, and a snapshot
-// keeps an empty root that pending ops name).
+// snapshot once they exist.
 func (d *Doc) latentRoots() int {
 	n := 0
 	var seen map[string]bool

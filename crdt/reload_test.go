@@ -10,6 +10,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/internal/mp"
 )
 
 // docState is what a reload must keep: the text of every root and the state
@@ -65,8 +66,11 @@ func TestAcceptedAlwaysReloads(t *testing.T) {
 		reload := func(label string) {
 			bound := d.SizeBound()
 			snap := d.EncodeSnapshot()
-			if exact := d.SizeBound(); exact > bound {
-				t.Fatalf("%s: SizeBound %d underestimated the snapshot body of %d bytes", label, bound, exact)
+			if body := bodyLen(t, snap); body > bound {
+				t.Fatalf("%s: SizeBound %d underestimated the snapshot body of %d bytes", label, bound, body)
+			}
+			if d.SizeBound() > lim.MaxSnapshot {
+				t.Fatalf("%s: SizeBound %d after encoding exceeds MaxSnapshot %d", label, d.SizeBound(), lim.MaxSnapshot)
 			}
 			want := stateOf(d)
 			agent++
@@ -138,4 +142,21 @@ func TestAcceptedAlwaysReloads(t *testing.T) {
 		}
 		reload("final")
 	})
+}
+
+// bodyLen is the uncompressed body length a snapshot's header declares
+// (docs/FORMATS.md: [1, compression, body_len, body]).
+func bodyLen(t cvT, snap []byte) int {
+	r := mp.NewReader(snap)
+	n, err := r.ArrayLen()
+	if err != nil || n != 4 {
+		t.Fatalf("snapshot header: %d elements, %v", n, err)
+	}
+	_, _ = r.Uint() // version
+	_, _ = r.Uint() // compression
+	v, err := r.Uint()
+	if err != nil {
+		t.Fatalf("snapshot header: %v", err)
+	}
+	return int(v)
 }

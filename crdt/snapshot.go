@@ -150,7 +150,7 @@ func (d *Doc) encodeBody() []byte {
 	pend := d.encodePending()
 	w = binary.AppendUvarint(w, uint64(len(pend)))
 	w = append(w, pend...)
-	d.sizeEst, d.sizeExact = len(w)+d.latentRoots(), true
+	d.sizeEst, d.sizeExact = len(w)+d.latent(len(pend)), true
 	return w
 }
 
@@ -610,7 +610,7 @@ func loadBody(body []byte, o Options, lim Limits) (*Doc, error) {
 			return nil, fmt.Errorf("pending ops: %w", err)
 		}
 	}
-	d.sizeEst, d.sizeExact = len(body)+d.latentRoots(), true
+	d.sizeEst, d.sizeExact = len(body)+d.latent(len(pend)), true
 	if o.Agent == 0 {
 		o.Agent = NewAgentID()
 	}
