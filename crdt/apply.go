@@ -2,7 +2,6 @@ package crdt
 
 import (
 	"fmt"
-	"slices"
 	"sort"
 	"unicode/utf8"
 )
@@ -50,10 +49,8 @@ type overlay struct {
 	built  int                    // ivs[:built] are in byAg
 	status []readiness
 	rootIx []int // update root -> document root index, or -1
-	fresh  []AgentID
 
-	nextIx  map[AgentID]int  // index into next, once it is larger than small
-	freshIx map[AgentID]bool // set of fresh, once it is larger than small
+	nextIx map[AgentID]int // index into next, once it is larger than small
 }
 
 type agentNext struct {
@@ -62,12 +59,11 @@ type agentNext struct {
 }
 
 func (ov *overlay) reset() {
-	ov.next, ov.ivs, ov.status, ov.rootIx, ov.fresh = ov.next[:0], ov.ivs[:0], ov.status[:0], ov.rootIx[:0], ov.fresh[:0]
+	ov.next, ov.ivs, ov.status, ov.rootIx = ov.next[:0], ov.ivs[:0], ov.status[:0], ov.rootIx[:0]
 	if ov.built > 0 {
 		clear(ov.byAg)
 	}
 	ov.built = 0
-	clear(ov.freshIx)
 }
 
 // small is how many agents an update may touch before the overlay indexes
@@ -113,28 +109,6 @@ func (ov *overlay) advance(a AgentID, next uint32) {
 		}
 	case n > small+1:
 		ov.nextIx[a] = n - 1
-	}
-}
-
-// addFresh records an agent the document does not know yet.
-func (ov *overlay) addFresh(a AgentID) {
-	if len(ov.fresh) < small {
-		if !slices.Contains(ov.fresh, a) {
-			ov.fresh = append(ov.fresh, a)
-		}
-		return
-	}
-	if ov.freshIx == nil {
-		ov.freshIx = make(map[AgentID]bool)
-	}
-	if len(ov.freshIx) == 0 {
-		for _, x := range ov.fresh {
-			ov.freshIx[x] = true
-		}
-	}
-	if !ov.freshIx[a] {
-		ov.freshIx[a] = true
-		ov.fresh = append(ov.fresh, a)
 	}
 }
 
@@ -399,9 +373,6 @@ func (d *Doc) applyDecoded(u *update) error {
 		ri, ok := d.rootIx[string(name)]
 		if !ok {
 			ri = -1
-			if len(d.roots) >= d.lim.MaxRoots {
-				return fmt.Errorf("%w: more than %d roots", ErrTooLarge, d.lim.MaxRoots)
-			}
 		}
 		ov.rootIx = append(ov.rootIx, ri)
 	}
@@ -417,6 +388,11 @@ func (d *Doc) applyDecoded(u *update) error {
 			return fmt.Errorf("%w: op %d (%s) references ids that are not text items of %q", ErrInvalidOp, k, o.id, u.roots[o.root])
 		case opWaiting:
 			waiting++
+			if !o.del && !d.loading {
+				// Counted now: a waiting insert dropped later for want of
+				// room would be an acknowledged op lost.
+				newItems += int(o.n)
+			}
 		case opReady:
 			ov.advance(o.id.Agent, uint32(o.id.Seq)+o.n)
 			ov.ivs = append(ov.ivs, interval{agent: o.id.Agent, seq: uint32(o.id.Seq), n: o.n, root: int(o.root), del: o.del})
@@ -424,15 +400,15 @@ func (d *Doc) applyDecoded(u *update) error {
 				newItems += int(o.n)
 			}
 		}
-		if _, ok := d.lookupAgent(o.id.Agent); !ok {
-			ov.addFresh(o.id.Agent)
-		}
 	}
 	if len(d.pending)+waiting > d.lim.MaxPending {
 		return fmt.Errorf("%w: %d waiting, %d more", ErrPendingFull, len(d.pending), waiting)
 	}
-	if d.items+newItems > d.lim.MaxItems || len(d.agents)+len(ov.fresh) > d.lim.MaxAgents {
-		return fmt.Errorf("%w: %d items, %d agents", ErrTooLarge, d.items+newItems, len(d.agents)+len(ov.fresh))
+	if room := d.lim.MaxItems - d.items - d.pendingItems(); newItems > room {
+		return fmt.Errorf("%w: %d more items, room for %d (max %d)", ErrTooLarge, newItems, room, d.lim.MaxItems)
+	}
+	if err := d.admitUpdate(u, ov); err != nil {
+		return err
 	}
 	applied := false
 	for k := range u.ops {
@@ -472,7 +448,7 @@ func (d *Doc) drainPending() {
 			c := checker{d: d, root: root}
 			switch c.check(&p.op) {
 			case opReady:
-				if d.items+int(p.n) > d.lim.MaxItems && !p.del {
+				if !p.del && int(p.n) > d.lim.MaxItems-d.items {
 					continue // dropped: over the document limit
 				}
 				d.applyOp(&p.op, d.Text(p.rootName))

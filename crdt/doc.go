@@ -70,7 +70,22 @@
 //     an invalid op or a limit rejects it and leaves the document unchanged.
 //   - Decoders check every declared length against the bytes that remain and
 //     against Limits before allocating, so allocation is proportional to the
-//     input; errors are *DecodeError.
+//     input; errors are *DecodeError. A compressed snapshot body is measured
+//     before memory is allocated for it (its declared size is capped by
+//     Limits.MaxSnapshot and never trusted); one that decompresses to more
+//     than declared is a *DecodeError wrapping ErrTooLarge.
+//   - Anything a Doc accepted can be saved and loaded again under the same
+//     Limits: every write path (Text.Insert, Text.Delete, ApplyUpdate) admits
+//     an op only if the document stays within what LoadSnapshot enforces
+//     (roots with items plus roots named by pending ops <= MaxRoots, root
+//     names <= MaxRootName bytes of UTF-8 (ErrRootName), agents with ops plus
+//     agents of pending ops <= MaxAgents, items <= MaxItems, and
+//     Doc.SizeBound, an upper bound on the snapshot body, <= MaxSnapshot);
+//     otherwise it returns ErrTooLarge or ErrRootName and changes nothing.
+//     CheckRootName lets a caller refuse a root name before it edits.
+//   - Positions and lengths are checked without overflow (CheckRange):
+//     negative values and ranges past the end, however large, are
+//     ErrPosition.
 //
 // # Encodings
 //

@@ -38,6 +38,13 @@ type Doc struct {
 	scratch   update  // reused by ApplyUpdate
 	ov        overlay // reused by ApplyUpdate
 	observe   func(Change)
+
+	// What the snapshot loader counts against Limits (see budget.go).
+	active    int  // agents with at least one op
+	live      int  // roots with at least one item
+	sizeEst   int  // upper bound on the bytes of an uncompressed snapshot body
+	sizeExact bool // sizeEst was measured, and no op was admitted since
+	loading   bool // LoadSnapshot is replaying the pending buffer
 }
 
 type agentState struct {
@@ -78,6 +85,7 @@ func NewDoc(o Options) *Doc {
 		lim:     o.Limits.withDefaults(),
 		agentIx: make(map[AgentID]uint32),
 		rootIx:  make(map[string]int),
+		sizeEst: emptyBodyBound,
 	}
 	d.self = d.agentIndex(o.Agent)
 	return d
@@ -159,17 +167,48 @@ func (d *Doc) agentIndex(a AgentID) uint32 {
 	return i
 }
 
-// reserve allocates n seqs of the local agent.
-func (d *Doc) reserve(n int) (ref, error) {
-	a := &d.agents[d.self]
-	if uint64(a.next)+uint64(n) >= math.MaxUint32 || d.items+n > d.lim.MaxItems {
-		return ref{}, fmt.Errorf("%w: %d more ops", ErrTooLarge, n)
+// noSelf is Doc.self of a loaded document whose own agent has made no op
+// yet: the agent is added to the agent table at its first op, so loading
+// and saving a document again and again does not grow it.
+const noSelf = ^uint32(0)
+
+// selfNext is the next seq of the local agent.
+func (d *Doc) selfNext() uint32 {
+	if d.self == noSelf {
+		return 0
 	}
-	return ref{d.self, a.next}, nil
+	return d.agents[d.self].next
+}
+
+// selfIndex is the index of the local agent, added to the table if needed.
+func (d *Doc) selfIndex() uint32 {
+	if d.self == noSelf {
+		d.self = d.agentIndex(d.agent)
+		d.localFrom = d.agents[d.self].next
+	}
+	return d.self
+}
+
+// checkReserve checks that the local agent can take n more seqs for ops that
+// add the given number of items (n for an insert, 0 for a delete).
+func (d *Doc) checkReserve(n, items int) error {
+	if n < 0 || items < 0 || uint64(n) >= math.MaxUint32-uint64(d.selfNext()) || items > d.lim.MaxItems-d.items-d.pendingItems() {
+		return fmt.Errorf("%w: %d more ops", ErrTooLarge, n)
+	}
+	return nil
+}
+
+// reserve returns the id of the local agent's next op.
+func (d *Doc) reserve() ref {
+	i := d.selfIndex()
+	return ref{i, d.agents[i].next}
 }
 
 func (d *Doc) recordInsert(root int, id ref, n uint32) {
 	d.items += int(n)
+	if d.roots[root].t.root.tot == int(n) {
+		d.live++ // the root's first items
+	}
 	d.record(histSpan{seq: id.s, n: n, root: uint32(root)}, id.a)
 }
 
@@ -179,6 +218,9 @@ func (d *Doc) recordDelete(root int, id ref, n uint32, target ref, rev bool) {
 
 func (d *Doc) record(h histSpan, a uint32) {
 	st := &d.agents[a]
+	if st.next == 0 {
+		d.active++ // the agent's first op
+	}
 	st.next = h.seq + h.n
 	if k := len(st.hist); k > 0 && mergeSpan(&st.hist[k-1], h) {
 	} else {

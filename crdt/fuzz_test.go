@@ -134,7 +134,14 @@ func FuzzApplyUpdate(f *testing.F) {
 				t.Fatalf("root %q: String has %d code points, Len says %d", name, n, x.Len())
 			}
 		}
-		re, err := crdt.LoadSnapshot(d.EncodeSnapshot(), crdt.Options{Agent: 7})
+		// Anything accepted reloads under the same limits (issue 11 item 2),
+		// and SizeBound never underestimates the snapshot body.
+		bound := d.SizeBound()
+		snap := d.EncodeSnapshot()
+		if body := bodyLen(t, snap); body > bound {
+			t.Fatalf("SizeBound %d underestimated the snapshot body of %d bytes", bound, body)
+		}
+		re, err := crdt.LoadSnapshot(snap, crdt.Options{Agent: 7, Limits: fuzzLimits})
 		if err != nil {
 			t.Fatalf("snapshot of an accepted state does not load: %v", err)
 		}

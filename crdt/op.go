@@ -136,7 +136,8 @@ func EncodeOps(ops []Op) ([]byte, error) {
 
 // check reports why o cannot be encoded, or nil.
 func (o Op) check() error {
-	if o.ID.IsZero() || o.Len <= 0 || o.ID.Seq+uint64(o.Len) >= math.MaxUint32 {
+	// Written without o.ID.Seq+o.Len, which wraps for hostile values.
+	if o.ID.IsZero() || o.Len <= 0 || o.ID.Seq >= math.MaxUint32 || uint64(o.Len) >= math.MaxUint32-o.ID.Seq {
 		return errors.New("zero agent, length out of range or seq overflow")
 	}
 	if !utf8.ValidString(o.Root) {
@@ -156,8 +157,11 @@ func (o Op) check() error {
 		if (o.Left.IsZero() && o.Left.Seq != 0) || (o.Right.IsZero() && o.Right.Seq != 0) {
 			return errors.New("origin none with a seq")
 		}
+		if o.Left.Seq >= math.MaxUint32 || o.Right.Seq >= math.MaxUint32 {
+			return errors.New("origin seq out of range")
+		}
 	case OpDelete:
-		if o.Target.IsZero() || o.Target.Seq+uint64(o.Len) > math.MaxUint32 {
+		if o.Target.IsZero() || o.Target.Seq >= math.MaxUint32 || uint64(o.Len) > math.MaxUint32-o.Target.Seq {
 			return errors.New("delete target missing or out of range")
 		}
 	default:

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"unicode/utf8"
 
@@ -63,22 +62,46 @@ const (
 func (d *Doc) EncodeSnapshot() []byte { return d.EncodeSnapshotWith(CompressFast) }
 
 // EncodeSnapshotWith is EncodeSnapshot with a choice of compression.
+//
+// Roots without items that no pending op names (such as a root that was only
+// read) are left out, so they count against no limit of the loader. The exact body size becomes the
+// document's SizeBound.
 func (d *Doc) EncodeSnapshotWith(c Compression) []byte {
+	return packSnapshot(d.encodeBody(), c)
+}
+
+// encodeBody returns the uncompressed snapshot body and makes SizeBound
+// exact.
+func (d *Doc) encodeBody() []byte {
+	// rm maps root indices to their index in the snapshot; keep says which
+	// roots are written.
+	rm := make([]uint32, len(d.roots))
+	keep := d.savedRoots()
+	nr := uint32(0)
+	for i := range d.roots {
+		if keep[i] {
+			rm[i] = nr
+			nr++
+		}
+	}
 	var w []byte
 	w = binary.AppendUvarint(w, uint64(len(d.agents)))
 	for _, a := range d.agents {
 		w = binary.AppendUvarint(w, uint64(a.id))
 		w = binary.AppendUvarint(w, uint64(a.next))
 	}
-	w = binary.AppendUvarint(w, uint64(len(d.roots)))
-	for _, x := range d.roots {
-		w = binary.AppendUvarint(w, uint64(len(x.name)))
-		w = append(w, x.name...)
+	w = binary.AppendUvarint(w, uint64(nr))
+	for i, x := range d.roots {
+		if keep[i] {
+			w = binary.AppendUvarint(w, uint64(len(x.name)))
+			w = append(w, x.name...)
+		}
 	}
 	for _, a := range d.agents {
 		w = binary.AppendUvarint(w, uint64(len(a.hist)))
 		root, tagent, tprev := uint32(0), uint32(0), uint32(0)
 		for _, h := range a.hist {
+			hroot := rm[h.root]
 			hd := uint64(h.n) << histHeaderBits
 			if h.del {
 				hd |= histDel
@@ -89,13 +112,13 @@ func (d *Doc) EncodeSnapshotWith(c Compression) []byte {
 					hd |= histAgent
 				}
 			}
-			if h.root != root {
+			if hroot != root {
 				hd |= histRoot
 			}
 			w = binary.AppendUvarint(w, hd)
-			if h.root != root {
-				w = binary.AppendUvarint(w, uint64(h.root))
-				root = h.root
+			if hroot != root {
+				w = binary.AppendUvarint(w, uint64(hroot))
+				root = hroot
 			}
 			if h.del {
 				if h.target.a != tagent {
@@ -113,7 +136,10 @@ func (d *Doc) EncodeSnapshotWith(c Compression) []byte {
 		w = binary.AppendUvarint(w, uint64(o.n))
 	}
 	var runs []byte
-	for _, x := range d.roots {
+	for i, x := range d.roots {
+		if !keep[i] {
+			continue
+		}
 		var text []byte
 		runs, text = x.appendRuns(runs)
 		w = binary.AppendUvarint(w, uint64(len(text)))
@@ -123,7 +149,8 @@ func (d *Doc) EncodeSnapshotWith(c Compression) []byte {
 	pend := d.encodePending()
 	w = binary.AppendUvarint(w, uint64(len(pend)))
 	w = append(w, pend...)
-	return packSnapshot(w, c)
+	d.sizeEst, d.sizeExact = len(w)+d.latent(len(pend)), true
+	return w
 }
 
 // packSnapshot compresses a snapshot body and wraps it in the msgpack header.
@@ -151,6 +178,21 @@ func packSnapshot(raw []byte, c Compression) []byte {
 	out = mp.AppendUint(out, kind)
 	out = mp.AppendUint(out, uint64(len(raw)))
 	return mp.AppendBin(out, body)
+}
+
+// savedRoots says which roots a snapshot keeps: those with items and those
+// named by pending ops.
+func (d *Doc) savedRoots() []bool {
+	keep := make([]bool, len(d.roots))
+	for i, x := range d.roots {
+		keep[i] = x.t.root.tot > 0
+	}
+	for i := range d.pending {
+		if ri, ok := d.rootIx[d.pending[i].rootName]; ok {
+			keep[ri] = true
+		}
+	}
+	return keep
 }
 
 // appendRuns writes the runs of x in columns (count, then flags, lengths,
@@ -315,9 +357,14 @@ func LoadSnapshot(b []byte, o Options) (*Doc, error) {
 	if err != nil {
 		return nil, err
 	}
-	rawLen, err := dec.uint("body length", uint64(lim.MaxSnapshot))
+	rawLen, err := dec.r.Uint()
 	if err != nil {
-		return nil, err
+		return nil, dec.fail("body length", err)
+	}
+	if rawLen > uint64(lim.MaxSnapshot) {
+		// Refused before anything is allocated or inflated.
+		return nil, &DecodeError{What: "snapshot", Offset: dec.r.Offset(), Err: ErrTooLarge,
+			Reason: fmt.Sprintf("body of %d bytes exceeds Limits.MaxSnapshot %d", rawLen, lim.MaxSnapshot)}
 	}
 	body, err := dec.r.Bin()
 	if err != nil {
@@ -326,32 +373,8 @@ func LoadSnapshot(b []byte, o Options) (*Doc, error) {
 	if err := dec.r.Done(); err != nil {
 		return nil, dec.fail("after body", err)
 	}
-	switch kind {
-	case snapRaw:
-		if uint64(len(body)) != rawLen {
-			return nil, dec.fail("body length differs from the header", nil)
-		}
-	case snapLZ4:
-		// LZ4 expands at most 255:1; a larger claim is a lie, refused before
-		// allocating for it.
-		if rawLen > 255*uint64(len(body))+16 {
-			return nil, dec.fail("body length impossible for its compressed size", nil)
-		}
-		raw := make([]byte, rawLen)
-		n, err := lz4.UncompressBlock(body, raw)
-		if err != nil || uint64(n) != rawLen {
-			return nil, &DecodeError{What: "snapshot", Reason: "decompress body", Err: err}
-		}
-		body = raw
-	case snapDeflate:
-		raw := make([]byte, 0, min(rawLen, 1032*uint64(len(body))+16))
-		buf := bytes.NewBuffer(raw)
-		zr := flate.NewReader(bytes.NewReader(body))
-		n, err := buf.ReadFrom(io.LimitReader(zr, int64(rawLen)+1))
-		if err != nil || uint64(n) != rawLen {
-			return nil, &DecodeError{What: "snapshot", Reason: "inflate body", Err: err}
-		}
-		body = buf.Bytes()
+	if body, err = unpackBody(kind, body, int(rawLen)); err != nil {
+		return nil, err
 	}
 	d, err := loadBody(body, o, lim)
 	if err != nil {
@@ -367,10 +390,10 @@ func LoadSnapshot(b []byte, o Options) (*Doc, error) {
 func loadBody(body []byte, o Options, lim Limits) (*Doc, error) {
 	r := &snapReader{b: body}
 	d := &Doc{lim: lim, agentIx: make(map[AgentID]uint32), rootIx: make(map[string]int)}
+	// Agents without ops (a replica's own agent before its first edit) are
+	// listed but do not count against MaxAgents; their number is bounded by
+	// the bytes of the body.
 	na := r.count(2)
-	if na > lim.MaxAgents {
-		return nil, &DecodeError{What: "snapshot", Reason: "too many agents"}
-	}
 	for range na {
 		id := AgentID(r.uv(math.MaxUint64))
 		next := uint32(r.uv(math.MaxUint32 - 1))
@@ -412,6 +435,19 @@ func loadBody(body []byte, o Options, lim Limits) (*Doc, error) {
 			return nil, err
 		}
 	}
+	for _, a := range d.agents {
+		if a.next > 0 {
+			d.active++
+		}
+	}
+	if d.active > lim.MaxAgents {
+		return nil, &DecodeError{What: "snapshot", Reason: "too many agents", Err: ErrTooLarge}
+	}
+	for _, x := range d.roots {
+		if x.t.root.tot > 0 {
+			d.live++
+		}
+	}
 	pend := r.bytes()
 	if r.err != nil {
 		return nil, r.err
@@ -423,17 +459,26 @@ func loadBody(body []byte, o Options, lim Limits) (*Doc, error) {
 		return nil, err
 	}
 	if len(pend) > 0 {
-		// Ops that were waiting for their dependencies wait again.
-		if err := d.ApplyUpdate(pend); err != nil {
+		// Ops that were waiting for their dependencies wait again. The
+		// pending buffer holds up to MaxPending ops, whatever MaxOps says.
+		d.loading = true
+		d.lim.MaxOps = max(d.lim.MaxOps, d.lim.MaxPending)
+		err := d.ApplyUpdate(pend)
+		d.loading, d.lim.MaxOps = false, lim.MaxOps
+		if err != nil {
 			return nil, fmt.Errorf("pending ops: %w", err)
 		}
 	}
+	d.sizeEst, d.sizeExact = len(body)+d.latent(len(pend)), true
 	if o.Agent == 0 {
 		o.Agent = NewAgentID()
 	}
 	d.agent = o.Agent
-	d.self = d.agentIndex(o.Agent)
-	d.localFrom = d.agents[d.self].next
+	d.self = noSelf // added at the first local op (see selfIndex)
+	if i, ok := d.lookupAgent(o.Agent); ok {
+		d.self = i
+		d.localFrom = d.agents[i].next
+	}
 	return d, nil
 }
 

@@ -21,8 +21,22 @@ type Text struct {
 	cached bool
 }
 
-// ErrPosition is returned for a position or length outside the text.
+// ErrPosition is returned for a position or length outside the text,
+// including negative values and values whose sum would overflow an int.
 var ErrPosition = errors.New("crdt: position out of range")
+
+// ErrOutOfRange is ErrPosition under the name the checks use elsewhere.
+var ErrOutOfRange = ErrPosition
+
+// CheckRange reports whether [pos, pos+n) lies within a sequence of length
+// size, without computing pos+n (which overflows for hostile values): it
+// returns nil or an error wrapping ErrPosition. Negative values are refused.
+func CheckRange(pos, n, size int) error {
+	if pos < 0 || n < 0 || size < 0 || pos > size || n > size-pos {
+		return fmt.Errorf("%w: range %d+%d in length %d", ErrPosition, pos, n, size)
+	}
+	return nil
+}
 
 // Name is the root name of the text in its document.
 func (x *Text) Name() string { return x.name }
@@ -78,10 +92,13 @@ func (x *Text) Insert(pos int, s string) error {
 		return nil
 	}
 	d := x.doc
-	id, err := d.reserve(n)
-	if err != nil {
+	if err := d.checkReserve(n, n); err != nil {
 		return err
 	}
+	if err := d.admitLocal(x, len(s), 1); err != nil {
+		return err
+	}
+	id := d.reserve()
 	off := uint32(len(x.arena))
 	for _, c := range s {
 		x.arena = append(x.arena, c)
@@ -123,19 +140,25 @@ func (x *Text) insertLocal(pos int, id ref, n, off uint32) {
 	t.insertRun(l, i+1, nr)
 }
 
-// Delete removes n code points starting at pos.
+// Delete removes n code points starting at pos. A negative pos or n, or a
+// range that does not lie within the text (checked without overflow, so
+// pos = math.MaxInt is refused like any other), returns an error wrapping
+// ErrPosition and changes nothing.
 func (x *Text) Delete(pos, n int) error {
+	if err := CheckRange(pos, n, x.Len()); err != nil {
+		return fmt.Errorf("%w: delete %d at %d in text of length %d", ErrPosition, n, pos, x.Len())
+	}
 	if n == 0 {
 		return nil
 	}
-	if pos < 0 || n < 0 || pos+n > x.Len() {
-		return fmt.Errorf("%w: delete %d at %d in text of length %d", ErrPosition, n, pos, x.Len())
-	}
 	d := x.doc
-	id, err := d.reserve(n)
-	if err != nil {
+	if err := d.checkReserve(n, 0); err != nil {
 		return err
 	}
+	if err := d.admitLocal(x, 0, x.visibleRuns(pos, n)); err != nil {
+		return err
+	}
+	id := d.reserve()
 	t := x.t
 	for n > 0 {
 		l, i, o := t.findVis(pos)

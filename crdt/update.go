@@ -404,6 +404,9 @@ func (e *encoder) emitRange(a uint32, from, to uint32) {
 // TakeUpdate returns the local ops made since the previous call, encoded as
 // one update, or nil if there are none. Send it to peers (and the server).
 func (d *Doc) TakeUpdate() []byte {
+	if d.self == noSelf {
+		return nil
+	}
 	a := &d.agents[d.self]
 	if a.next == d.localFrom {
 		return nil

@@ -91,6 +91,14 @@ type ImportOptions struct {
 	// tombstone). Sequence numbers come from the export, so a replaced
 	// document's LastSeq can go down.
 	Replace bool
+	// Check, if set, is called with the decoded document (after the
+	// structure, limits and checksum passed, before anything is stored);
+	// an error refuses the import and nothing is written. storage stores
+	// opaque bytes: this is where a caller applies the limits its own
+	// loader enforces (for collabd, crdt.LoadSnapshot of the snapshot and
+	// the tail applied under the server's crdt.Limits), so that whatever
+	// Import stores can be loaded again.
+	Check func(*Document) error
 }
 
 // Import reads one document in the export format from r, checks it
@@ -112,6 +120,11 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Do
 	}
 	if opts.ID != "" {
 		doc.Info.ID = opts.ID
+	}
+	if opts.Check != nil {
+		if err := opts.Check(doc); err != nil {
+			return DocInfo{}, fmt.Errorf("storage: import of %q refused: %w", doc.Info.ID, err)
+		}
 	}
 	op := &importOp{doc: doc, replace: opts.Replace}
 	if doc.Info.HasSnapshot {

@@ -118,6 +118,24 @@
 // copy read-only and runs bbolt's page check and a full load of every
 // document.
 //
+// # Truncated or corrupt files
+//
+// bbolt maps the file and trusts its meta pages, so a truncated file would
+// crash the process with SIGBUS on the first read past its end. [CheckFile]
+// reads both meta pages itself (magic, version, checksum, page numbers) and
+// checks that the file holds every page they say is in use; a file that
+// fails is an error wrapping [ErrCorrupt] ("truncated or corrupt: …"), or
+// [ErrFormat] for a file that is not bbolt at all. [Verify] requires both
+// meta pages intact, then reads every reachable page with ordinary reads and
+// checks its page ids and element bounds before bbolt's own page check
+// touches them through the memory map, and turns a memory fault in its own
+// goroutine into ErrCorrupt; [Open] runs the same check but, like bbolt after a torn write,
+// accepts one damaged meta page if the other is intact. An empty file is
+// corrupt, never initialised as a new store.
+//
+// Document ids follow one rule, [CheckID] (1 to [MaxIDBytes] bytes of UTF-8),
+// checked by every write before anything is stored.
+//
 // # Concurrency and lifetime
 //
 // A Store is safe for concurrent use. Reads run in their own bbolt read

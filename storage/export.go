@@ -168,7 +168,7 @@ func (d *decoder) blob(field string, limit int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n > uint64(limit) || d.off+int64(n) > d.lim.maxTotal {
+	if n > uint64(limit) || int64(n) > d.lim.maxTotal-d.off {
 		return nil, d.fail(field, fmt.Errorf("%w: %d bytes (max %d)", ErrTooLarge, n, limit))
 	}
 	const chunk = 64 << 10
@@ -277,7 +277,7 @@ func decodeExport(r io.Reader, lim exportLimits) (*Document, error) {
 		prev = seq
 	}
 	want := d.crc
-	if d.off+4 > d.lim.maxTotal {
+	if 4 > d.lim.maxTotal-d.off {
 		return nil, d.fail("crc", fmt.Errorf("%w: export longer than %d bytes", ErrTooLarge, d.lim.maxTotal))
 	}
 	var sum [4]byte

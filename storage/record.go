@@ -214,3 +214,10 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// CheckID reports whether id can name a stored document: nil, or an error
+// wrapping ErrInvalidID (empty, longer than MaxIDBytes bytes, or not UTF-8).
+// Every write checks it; callers that accept ids from clients should call it
+// first, so that a client gets a terminal "invalid id" refusal instead of a
+// storage failure.
+func CheckID(id string) error { return checkID(id) }

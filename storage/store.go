@@ -79,6 +79,12 @@ func open(path string, opts Options, h hooks) (*Store, error) {
 			return nil, err
 		}
 	}
+	// A file shorter than its meta pages say would be mapped and then crash
+	// the process with SIGBUS on the first read past its end; an empty file
+	// would be silently initialised by bbolt as a new database.
+	if _, err := checkBoltFile(path, false); err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+	}
 	db, err := openBolt(path, opts)
 	if err != nil {
 		return nil, err

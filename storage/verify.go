@@ -39,17 +39,30 @@ func (r *Report) add(format string, args ...any) {
 // The error is nil only if the report has no problems; otherwise it wraps
 // ErrCorrupt and names the first problem.
 //
-// A file damaged badly enough can make bbolt itself panic while it reads
-// pages; Verify turns such a panic in its own goroutine into ErrCorrupt.
-// (bbolt's page check runs in a goroutine of its own, where a panic cannot
-// be recovered: run Verify in a separate process, as `collabd verify` does,
-// when the file comes from an untrusted place.)
+// Before anything maps the file, CheckFile compares it with its own meta
+// pages: a truncated file, a damaged meta page, an empty file or a file that
+// is not a bbolt database is ErrCorrupt ("truncated or corrupt: …"), never a
+// SIGBUS. Then every page reachable from the meta page is read with ordinary
+// reads and its page ids, overflow counts and element bounds checked
+// (walkBoltFile), because bbolt's page check (Tx.Check) reads them through
+// the memory map in a goroutine of its own, where a fault cannot be
+// recovered. A file damaged in a way that still makes bbolt panic or fault
+// in Verify's own goroutine gets ErrCorrupt (debug.SetPanicOnFault).
 func Verify(ctx context.Context, path string, opts Options) (rep Report, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: %s: reading the file panicked: %v", ErrCorrupt, path, p)
+			err = fmt.Errorf("%w: truncated or corrupt: %s: reading the file failed: %v", ErrCorrupt, path, p)
 		}
 	}()
+	defer faultsAsPanics()()
+	if err := CheckFile(path); err != nil {
+		return Report{}, err
+	}
+	// Every page bbolt will read, checked with ordinary reads first: a bad
+	// page id would otherwise fault inside Tx.Check's goroutine.
+	if err := walkBoltFile(path); err != nil {
+		return Report{}, err
+	}
 	opts.ReadOnly = true
 	s, err := Open(path, opts)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/collabd/collabd/storage"
@@ -70,8 +71,10 @@ func backup(ctx context.Context, base, token, out string, verify bool, progress 
 		err = cerr
 	}
 	if err == nil && verify {
+		// The same check as `collabd verify`: the file against its meta
+		// pages, every page and record, and every document rebuilt.
 		var rep storage.Report
-		rep, err = storage.Verify(ctx, f.Name(), storage.Options{})
+		rep, err = verifyFile(ctx, f.Name())
 		if err == nil {
 			fmt.Fprintf(progress, "verified: %d documents, %d deleted\n", rep.Documents, rep.Deleted)
 		}
@@ -183,15 +186,17 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	rep, err := verifyFile(ctx, fs.Arg(0))
-	fmt.Fprintf(stdout, "documents=%d deleted=%d log_entries=%d journal_entries=%d problems=%d\n",
-		rep.Documents, rep.Deleted, rep.LogEntries, rep.JournalEntries, len(rep.Problems))
-	for _, p := range rep.Problems {
-		fmt.Fprintf(stdout, "problem: %s\n", p)
-	}
 	if err != nil {
+		// No summary line: a file that could not be read has no counts
+		// worth printing, and "problems=0" next to a failure misleads.
+		for _, p := range rep.Problems {
+			fmt.Fprintf(stdout, "problem: %s\n", p)
+		}
 		fmt.Fprintf(stderr, "collabd verify: %v\n", err)
 		return 1
 	}
+	fmt.Fprintf(stdout, "documents=%d deleted=%d log_entries=%d journal_entries=%d problems=%d\n",
+		rep.Documents, rep.Deleted, rep.LogEntries, rep.JournalEntries, len(rep.Problems))
 	fmt.Fprintln(stdout, "ok")
 	return 0
 }
@@ -209,9 +214,13 @@ func verifyFile(ctx context.Context, path string) (rep storage.Report, err error
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: %s: reading the file crashed: %v", storage.ErrCorrupt, path, p)
+			err = fmt.Errorf("%w: truncated or corrupt: %s: reading the file failed: %v", storage.ErrCorrupt, path, p)
 		}
 	}()
+	// A read past the end of the mapped file faults; make that a panic,
+	// recovered above (storage.Verify checks the size against the file's
+	// meta pages first, so this is the second line of defence).
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	rep, err = storage.Verify(ctx, path, storage.Options{LockTimeout: 2 * time.Second})
 	if err != nil {
 		if errors.Is(err, storage.ErrLocked) {

@@ -284,3 +284,157 @@ func TestVerifyCorruptCopy(t *testing.T) {
 		}
 	}
 }
+
+// goodBackup returns the bytes of a backup of a live server's store with a
+// few dozen documents.
+func goodBackup(t *testing.T) []byte {
+	t.Helper()
+	ls := startLive(t)
+	for i := range 30 {
+		if err := postEdits(context.Background(), ls.url, fmt.Sprintf("doc%02d", i), 0, strings.Repeat("z", 3000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "good.db")
+	if code, _, stderr := runCmd(t, "backup", "-url", ls.url, "-out", out); code != 0 {
+		t.Fatalf("backup = %d %q", code, stderr)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// runSub runs the command in a subprocess (the test binary as collabd) and
+// returns its exit code and output. A crash (SIGBUS, a Go fatal error) is
+// exit code 2 or a signal, never 1.
+func runSub(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "COLLABD_TEST_MAIN=1")
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("%v: still running after 60s", args)
+	}
+	code := 0
+	if err != nil {
+		code = -1
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+	}
+	return code, out.String(), errOut.String()
+}
+
+// TestTruncatedStoreCLI is issue 11 item 11 for the tools: verify, restore
+// and serve given a truncated or damaged file print "truncated or corrupt"
+// and exit 1 (in a subprocess: a SIGBUS would show as a crash, not exit 1);
+// verify prints no "problems=0" summary for it; restore writes nothing.
+func TestTruncatedStoreCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the command in subprocesses")
+	}
+	good := goodBackup(t)
+	ps := os.Getpagesize()
+	flipped := bytes.Clone(good)
+	flipped[16+40] ^= 1 // inside the first meta page: its checksum fails
+	cases := []struct {
+		name string
+		b    []byte
+		want string
+	}{
+		{"empty", nil, "truncated or corrupt"},
+		{"inside the meta pages", good[:ps+100], "truncated or corrupt"},
+		{"mid-file", good[:len(good)/2+123], "truncated or corrupt"},
+		{"last page missing", good[:len(good)-ps], "truncated or corrupt"},
+		{"flipped meta byte", flipped, "truncated or corrupt"},
+		{"not a bbolt file", bytes.Repeat([]byte("junk"), 10000), "not a bbolt database"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			bad := filepath.Join(dir, "t.db")
+			if err := os.WriteFile(bad, c.b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, stdout, stderr := runSub(t, "verify", bad)
+			if code != 1 || !strings.Contains(stderr, c.want) || strings.Contains(stdout, "problems=0") {
+				t.Errorf("verify = exit %d, stdout %q, stderr %q; want exit 1 and %q", code, stdout, stderr, c.want)
+			}
+			data := filepath.Join(dir, "restored")
+			code, _, stderr = runSub(t, "restore", "-in", bad, "-data", data)
+			if code != 1 || !strings.Contains(stderr, "nothing restored") || !strings.Contains(stderr, c.want) {
+				t.Errorf("restore = exit %d, stderr %q; want exit 1, nothing restored, %q", code, stderr, c.want)
+			}
+			if _, err := os.Stat(filepath.Join(data, "collabd.db")); !os.IsNotExist(err) {
+				t.Errorf("restore of a bad file wrote collabd.db (%v)", err)
+			}
+			if c.name == "flipped meta byte" {
+				return // serve opens it: bbolt uses the intact meta page
+			}
+			srvData := filepath.Join(dir, "serve")
+			if err := os.MkdirAll(srvData, 0o750); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(srvData, "collabd.db"), c.b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, _, stderr = runSub(t, "serve", "-addr", "127.0.0.1:0", "-data", srvData)
+			if code != 1 || !strings.Contains(stderr, c.want) {
+				t.Errorf("serve = exit %d, stderr %q; want exit 1 and %q", code, stderr, c.want)
+			}
+		})
+	}
+	// backup verifies what it wrote with the same check: a server that
+	// sends a truncated copy gets no backup file.
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write(good[:len(good)/2])
+	}))
+	defer hs.Close()
+	out := filepath.Join(t.TempDir(), "b.db")
+	code, _, stderr := runSub(t, "backup", "-url", hs.URL, "-out", out)
+	if code != 1 || !strings.Contains(stderr, "truncated or corrupt") {
+		t.Errorf("backup of a truncated stream = exit %d, stderr %q", code, stderr)
+	}
+	for _, p := range []string{out, out + ".tmp"} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("backup left %s (%v)", p, err)
+		}
+	}
+}
+
+// TestWeakSecretRefused is issue 11 item 10: serve and token refuse an
+// --auth-secret shorter than 32 bytes and say how to make one.
+func TestWeakSecretRefused(t *testing.T) {
+	for _, secret := range []string{"a", "s3cret", strings.Repeat("x", MinSecretBytes-1)} {
+		for _, args := range [][]string{
+			{"serve", "-addr", "127.0.0.1:0", "-data", t.TempDir(), "-auth-secret", secret},
+			{"token", "-auth-secret", secret, "-sub", "alice", "-doc", "*:rw"},
+		} {
+			code, stdout, stderr := runCmd(t, args...)
+			if code != 2 || !strings.Contains(stderr, "head -c 32 /dev/urandom | base64") || stdout != "" {
+				t.Errorf("%s with a %d-byte secret = exit %d, stdout %q, stderr %q; want 2 and how to make one",
+					args[0], len(secret), code, stdout, stderr)
+			}
+		}
+		t.Setenv("COLLABD_AUTH_SECRET", secret)
+		if code, _, stderr := runCmd(t, "token", "-sub", "alice", "-doc", "*:rw"); code != 2 || !strings.Contains(stderr, "at least 32") {
+			t.Errorf("token with a %d-byte COLLABD_AUTH_SECRET = exit %d %q", len(secret), code, stderr)
+		}
+	}
+	good := strings.Repeat("k", MinSecretBytes)
+	if code, stdout, stderr := runCmd(t, "token", "-auth-secret", good, "-sub", "alice", "-doc", "*:rw"); code != 0 || stdout == "" {
+		t.Errorf("token with a %d-byte secret = exit %d %q", len(good), code, stderr)
+	}
+	// A long enough secret passes the check; this serve then fails on its
+	// address, after the check.
+	code, _, stderr := runCmd(t, "serve", "-addr", "127.0.0.1:bad", "-data", t.TempDir(), "-auth-secret", good)
+	if code != 1 || strings.Contains(stderr, "auth-secret") {
+		t.Errorf("serve with a %d-byte secret = exit %d %q; want it past the secret check", len(good), code, stderr)
+	}
+}

@@ -91,7 +91,7 @@ func TestTokenCommand(t *testing.T) {
 	if parts := strings.Split(strings.TrimSpace(out.String()), "."); len(parts) != 3 {
 		t.Fatalf("not a JWT: %q", out.String())
 	}
-	if code := run([]string{"token", "-auth-secret", "x", "-sub", "a", "-doc", "bad-grant"}, &out, &errOut); code != 2 {
+	if code := run([]string{"token", "-auth-secret", "s3cret-s3cret-s3cret-s3cret-32by", "-sub", "a", "-doc", "bad-grant"}, &out, &errOut); code != 2 {
 		t.Errorf("bad grant: exit %d, want 2", code)
 	}
 	if code := run([]string{"token", "-sub", "a"}, &out, &errOut); code != 2 {

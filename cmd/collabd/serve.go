@@ -67,6 +67,12 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "collabd serve: bad -log-level: %v\n", err)
 		return 2
 	}
+	if *secret != "" {
+		if err := checkSecret(*secret); err != nil {
+			fmt.Fprintf(stderr, "collabd serve: %v\n", err)
+			return 2
+		}
+	}
 	var log *slog.Logger
 	switch *logFormat {
 	case "text":
@@ -101,9 +107,14 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "collabd serve: %v\n", err)
 		return 1
 	}
+	// storage.Open checks the file against its own meta pages first: a
+	// truncated or corrupt collabd.db is refused with a message, not mapped.
 	store, err := storage.Open(filepath.Join(*data, "collabd.db"), storage.Options{Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "collabd serve: %v\n", err)
+		if errors.Is(err, storage.ErrCorrupt) || errors.Is(err, storage.ErrFormat) {
+			fmt.Fprintln(stderr, "collabd serve: the store is damaged: restore a backup (collabd restore --in BACKUP --data DIR --force)")
+		}
 		return 1
 	}
 	defer store.Close()

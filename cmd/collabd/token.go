@@ -58,6 +58,10 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
+	if err := checkSecret(*secret); err != nil {
+		fmt.Fprintf(stderr, "collabd token: %v\n", err)
+		return 2
+	}
 	now := time.Now()
 	tok, err := server.NewToken([]byte(*secret), server.Claims{Name: *name, Docs: docs, RegisteredClaims: jwt.RegisteredClaims{
 		Subject: *sub, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(*ttl)),
@@ -68,4 +72,20 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, tok)
 	return 0
+}
+
+// MinSecretBytes is the shortest --auth-secret serve and token accept: an
+// HMAC-SHA256 key shorter than its 32-byte output can be guessed offline
+// from any one token.
+const MinSecretBytes = 32
+
+// checkSecret refuses a token signing secret that is too short, and says
+// how to make a good one.
+func checkSecret(secret string) error {
+	if len(secret) < MinSecretBytes {
+		return fmt.Errorf("--auth-secret is %d bytes; it must be at least %d random bytes: "+
+			"make one with `head -c 32 /dev/urandom | base64` and pass it with --auth-secret or COLLABD_AUTH_SECRET",
+			len(secret), MinSecretBytes)
+	}
+	return nil
 }

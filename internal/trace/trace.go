@@ -88,7 +88,9 @@ func Load(path string) (*Trace, error) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		defer zr.Close()
-		r = zr
+		// Inflated through a hard cap: a small .gz must not expand into
+		// gigabytes of JSON held in memory.
+		r = &capReader{r: zr, left: MaxTraceBytes}
 	}
 	t, err := Read(r)
 	if err != nil {
@@ -96,6 +98,32 @@ func Load(path string) (*Trace, error) {
 	}
 	t.Name = Name(path)
 	return t, nil
+}
+
+// MaxTraceBytes caps the decompressed size of a .json.gz trace (the largest
+// trace in shared/traces is a few tens of MB of JSON).
+const MaxTraceBytes = 1 << 30
+
+// ErrTooLarge is returned by Load for a compressed trace that inflates past
+// MaxTraceBytes.
+var ErrTooLarge = errors.New("trace: decompressed trace exceeds MaxTraceBytes")
+
+// capReader reads at most left bytes from r and then fails with ErrTooLarge.
+type capReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, ErrTooLarge
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 // Name is the trace name of a file path: its base name without .json(.gz).

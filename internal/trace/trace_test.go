@@ -115,3 +115,14 @@ func TestPatchOutOfRangeIsAnError(t *testing.T) {
 		t.Fatal("a patch past the end replayed without error")
 	}
 }
+
+// TestLoadCapsInflation: a .json.gz whose JSON would inflate past
+// MaxTraceBytes stops at the cap with ErrTooLarge (tested through capReader
+// with a small cap: building a 1 GiB stream is slow).
+func TestLoadCapsInflation(t *testing.T) {
+	src := strings.NewReader(`{"kind":"concurrent","endContent":"` + strings.Repeat("a", 1<<20) + `"}`)
+	_, err := Read(&capReader{r: src, left: 1 << 10})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Read through a 1 KiB cap = %v, want ErrTooLarge", err)
+	}
+}

@@ -132,7 +132,7 @@ test('demo page: concurrent typing, cursors with names, reload, server restart, 
 });
 
 test('demo page in auth mode: ?token=, names from the tokens, no token refused', { skip, timeout: 60_000 }, async () => {
-  const secret = 'browser-test-secret-of-32-bytes!!';
+  const secret = 'browser-test-secret-of-32-bytes!'; // serve refuses secrets under 32 bytes
   const auth = await startServer(build.bin, ['--auth-secret', secret]);
   const mint = (sub, name) => execFileSync(build.bin, ['token', '--auth-secret', secret, '--sub', sub, '--name', name, '--doc', 'team/*:rw'], { encoding: 'utf8' }).trim();
   try {

@@ -203,7 +203,7 @@ export function applyDecoded(d: Doc, u: Update): void {
   if (d.pending.length + waiting > d.lim.maxPending) {
     throw new CrdtError('pending-full', `pending buffer full: ${d.pending.length} waiting, ${waiting} more`);
   }
-  if (d.items + newItems > d.lim.maxItems || d.agents.length + fresh.size > d.lim.maxAgents) {
+  if (newItems > d.lim.maxItems - d.items || fresh.size > d.lim.maxAgents - d.agents.length) {
     throw new CrdtError('too-large', `document limit exceeded: ${d.items + newItems} items, ${d.agents.length + fresh.size} agents`);
   }
   let applied = false;

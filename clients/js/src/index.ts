@@ -2,7 +2,7 @@
 // crdt) ported to TypeScript, wire- and storage-compatible with it.
 
 export { Doc, type DocOptions, type StateVector } from './doc.js';
-export { Text, type RelPos, type Assoc, type Change, AssocAfter, AssocBefore } from './text.js';
+export { Text, type RelPos, type Assoc, type Change, AssocAfter, AssocBefore, inRange } from './text.js';
 export { type AgentID, type ID, newAgentID } from './ids.js';
 export { type Limits, DEFAULT_LIMITS } from './limits.js';
 export { DecodeError, CrdtError, type CrdtErrorCode } from './errors.js';
@@ -10,7 +10,7 @@ export { type Compression, encodeSnapshotBody } from './snapshot.js';
 export { type PublicOp, decodeUpdateOps, encodeOps, utf8CodePoints } from './update.js';
 export { encodeStateVector, decodeStateVector, encodeRelPos, decodeRelPos, svContains, svEqual } from './encoding.js';
 export { codePointLength, codePointToUtf16, utf16ToCodePoint, toCodePoints } from './utf16.js';
-export { lz4Compress, lz4Decompress } from './lz4.js';
+export { lz4Compress, lz4Decompress, lz4DecompressedLength } from './lz4.js';
 // The network client (docs/PROTOCOL.md).
 export { Client, type ClientOptions, type TransportMode, type ClientEvents, type ConnectionStatus, ClosedError, CLIENT_NAME } from './client.js';
 export { Document, type DocStatus, type DocumentEvents, type ChangeEvent, type BroadcastMessage, LeftError } from './document.js';

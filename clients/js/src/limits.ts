@@ -6,7 +6,7 @@ export interface Limits {
   maxRootName: number; // bytes in a root name
   maxItems: number; // items (visible and deleted code points) per document
   maxPending: number; // ops waiting for their causal dependencies
-  maxSnapshot: number; // bytes of an uncompressed snapshot body
+  maxSnapshot: number; // bytes of an uncompressed snapshot body: the document size
   maxInsertBytes: number; // bytes of text in one insert op
 }
 
@@ -17,7 +17,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxRootName: 256,
   maxItems: 1 << 28,
   maxPending: 4096,
-  maxSnapshot: 1 << 30,
+  maxSnapshot: 256 << 20,
   maxInsertBytes: 1 << 24,
 });
 

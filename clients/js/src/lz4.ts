@@ -24,12 +24,12 @@ export function lz4Decompress(src: Uint8Array, n: number): Uint8Array | null {
         if (b !== 255) break;
       }
     }
-    if (si + lit > src.length || di + lit > n) return null;
+    if (lit > src.length - si || lit > n - di) return null;
     dst.set(src.subarray(si, si + lit), di);
     si += lit;
     di += lit;
     if (si === src.length) break; // the last sequence has no match
-    if (si + 2 > src.length) return null;
+    if (src.length - si < 2) return null;
     const off = src[si]! | (src[si + 1]! << 8);
     si += 2;
     if (off === 0 || off > di) return null;
@@ -43,10 +43,48 @@ export function lz4Decompress(src: Uint8Array, n: number): Uint8Array | null {
       }
     }
     ml += MIN_MATCH;
-    if (di + ml > n) return null;
+    if (ml > n - di) return null;
     for (let k = 0; k < ml; k++, di++) dst[di] = dst[di - off]!;
   }
   return di === n ? dst : null;
+}
+
+/**
+ * The length an LZ4 block decompresses to, found by scanning its sequences
+ * without producing output, so a header's claim can be checked before memory
+ * is allocated for it. Stops as soon as the length passes limit (returning
+ * more than limit); null for a malformed block.
+ */
+export function lz4DecompressedLength(src: Uint8Array, limit: number): number | null {
+  let si = 0;
+  let n = 0;
+  const readLen = (v: number): number | null => {
+    for (;;) {
+      if (si >= src.length) return null;
+      const b = src[si++]!;
+      v += b;
+      if (b !== 255 || v > limit) return v;
+    }
+  };
+  while (si < src.length) {
+    const token = src[si++]!;
+    let lit: number | null = token >> 4;
+    if (lit === 15 && (lit = readLen(lit)) === null) return null;
+    if (lit > src.length - si) return null;
+    si += lit;
+    n += lit;
+    if (n > limit) return n;
+    if (si === src.length) return n; // the last sequence has no match
+    if (src.length - si < 2) return null;
+    const off = src[si]! | (src[si + 1]! << 8);
+    si += 2;
+    if (off === 0 || off > n) return null;
+    let ml: number | null = token & 15;
+    if (ml === 15 && (ml = readLen(ml)) === null) return null;
+    n += ml + MIN_MATCH;
+    if (n > limit) return n;
+  }
+  return n;
 }
 
 /** The worst-case size of a compressed block of n bytes. */

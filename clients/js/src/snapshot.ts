@@ -3,11 +3,11 @@
 // The body is byte-identical to Go's; the compressed bytes are not (other
 // compressors), but each side loads the other's.
 
-import { deflateSync, inflateSync } from 'fflate';
+import { Inflate, deflateSync } from 'fflate';
 import type { Doc } from './doc.js';
 import { CrdtError, DecodeError } from './errors.js';
 import { type AgentID, MAX_U32, NONE, type Ref, mkRef, refA, refS } from './ids.js';
-import { lz4Compress, lz4Decompress } from './lz4.js';
+import { lz4Compress, lz4Decompress, lz4DecompressedLength } from './lz4.js';
 import { Writer, writeRunes } from './mp.js';
 import type { Text } from './text.js';
 import { LEAF_CAP, NO_CONTENT, Run } from './tree.js';
@@ -29,15 +29,27 @@ export type Compression = 'fast' | 'small';
 
 /** The uncompressed snapshot body (exported for tests: it is byte-identical with Go). */
 export function encodeSnapshotBody(d: Doc): Uint8Array {
+  // Roots without items that no pending op names (a root that was only
+  // read) are left out; rm maps root indices to snapshot indices (Go:
+  // EncodeSnapshotWith, savedRoots).
+  const keep = d.roots.map((x) => x.t.tot > 0);
+  for (const p of d.pending) {
+    const i = d.rootIx.get(p.rootName);
+    if (i !== undefined) keep[i] = true;
+  }
+  const rm: number[] = [];
+  let nr = 0;
+  for (const k of keep) rm.push(k ? nr++ : 0);
   const w = new Writer();
   w.uvarint(d.agents.length);
   for (const a of d.agents) {
     w.uvarint(a.id);
     w.uvarint(a.next);
   }
-  w.uvarint(d.roots.length);
+  w.uvarint(nr);
   const enc = new TextEncoder();
   for (const x of d.roots) {
+    if (!keep[x.idx]) continue;
     const name = enc.encode(x.name);
     w.uvarint(name.length);
     w.bytes(name);
@@ -48,17 +60,18 @@ export function encodeSnapshotBody(d: Doc): Uint8Array {
     let tagent = 0;
     let tprev = 0;
     for (const h of a.hist) {
+      const hroot = rm[h.root]!;
       let flags = 0;
       if (h.del) {
         flags |= HIST_DEL;
         if (h.rev) flags |= HIST_REV;
         if (refA(h.target) !== tagent) flags |= HIST_AGENT;
       }
-      if (h.root !== root) flags |= HIST_ROOT;
+      if (hroot !== root) flags |= HIST_ROOT;
       w.uvarint(h.n * 16 + flags);
-      if (h.root !== root) {
-        w.uvarint(h.root);
-        root = h.root;
+      if (hroot !== root) {
+        w.uvarint(hroot);
+        root = hroot;
       }
       if (h.del) {
         if (refA(h.target) !== tagent) {
@@ -77,6 +90,7 @@ export function encodeSnapshotBody(d: Doc): Uint8Array {
   }
   const runs = new Writer();
   for (const x of d.roots) {
+    if (!keep[x.idx]) continue;
     const text = appendRuns(x, runs);
     w.uvarint(text.len);
     w.bytes(text.finish());
@@ -251,7 +265,17 @@ export function loadSnapshot(b: Uint8Array, d: Doc): Doc {
   dec.array('snapshot', 4);
   dec.uint('version', SNAPSHOT_VERSION);
   const kind = dec.uint('compression', SNAP_LZ4);
-  const rawLen = dec.uint('body length', lim.maxSnapshot);
+  let rawLen: number;
+  try {
+    rawLen = dec.r.uint();
+  } catch (e) {
+    throw dec.fail('body length', e);
+  }
+  if (rawLen > lim.maxSnapshot) {
+    // Refused before anything is allocated or inflated.
+    throw new DecodeError('snapshot', 0, `body of ${rawLen} bytes exceeds maxSnapshot ${lim.maxSnapshot}`,
+      new CrdtError('too-large', 'document limit exceeded'));
+  }
   let body: Uint8Array;
   try {
     body = dec.r.bin();
@@ -263,24 +287,7 @@ export function loadSnapshot(b: Uint8Array, d: Doc): Doc {
   } catch (e) {
     throw dec.fail('after body', e);
   }
-  if (kind === SNAP_RAW) {
-    if (body.length !== rawLen) throw dec.fail('body length differs from the header');
-  } else if (kind === SNAP_LZ4) {
-    if (rawLen > 255 * body.length + 16) throw dec.fail('body length impossible for its compressed size');
-    const raw = lz4Decompress(body, rawLen);
-    if (raw === null) throw new DecodeError('snapshot', 0, 'decompress body');
-    body = raw;
-  } else {
-    if (rawLen > 1032 * body.length + 16) throw dec.fail('body length impossible for its compressed size');
-    let raw: Uint8Array;
-    try {
-      raw = inflateSync(body);
-    } catch (e) {
-      throw new DecodeError('snapshot', 0, 'inflate body', e);
-    }
-    if (raw.length !== rawLen) throw new DecodeError('snapshot', 0, 'inflate body: length differs from the header');
-    body = raw;
-  }
+  body = unpackBody(kind, body, rawLen);
   try {
     loadBody(body, d);
   } catch (e) {
@@ -290,6 +297,78 @@ export function loadSnapshot(b: Uint8Array, d: Doc): Doc {
   return d;
 }
 
+/** Above this declared size a DEFLATE body is inflated once into a counter before memory is allocated for it. */
+const INFLATE_CHECK_ABOVE = 1 << 20;
+/** Input bytes per push into the inflater: DEFLATE expands at most 1032:1, so one push makes at most ~1 MiB. */
+const INFLATE_CHUNK = 1 << 10;
+
+function sizeError(n: number | null, rawLen: number): DecodeError {
+  if (n === null) return new DecodeError('snapshot', 0, 'decompress body: malformed block');
+  if (n > rawLen) {
+    return new DecodeError('snapshot', 0, `body decompresses to more than the ${rawLen} bytes declared`,
+      new CrdtError('too-large', 'document limit exceeded'));
+  }
+  return new DecodeError('snapshot', 0, `body decompresses to ${n} bytes, header says ${rawLen}`);
+}
+
+/**
+ * Inflates body through a hard cap of rawLen + 1 bytes, handing each piece
+ * of output to sink; returns the bytes produced (more than rawLen: stopped).
+ */
+function inflateCapped(body: Uint8Array, rawLen: number, sink: (chunk: Uint8Array, at: number) => void): number {
+  let n = 0;
+  const over = new Error('over');
+  const z = new Inflate((chunk: Uint8Array) => {
+    if (chunk.length > rawLen - n) {
+      n += chunk.length;
+      throw over;
+    }
+    sink(chunk, n);
+    n += chunk.length;
+  });
+  try {
+    for (let i = 0; i < body.length; i += INFLATE_CHUNK) {
+      const end = Math.min(i + INFLATE_CHUNK, body.length);
+      z.push(body.subarray(i, end), end === body.length);
+    }
+    if (body.length === 0) z.push(body, true);
+  } catch (e) {
+    if (e === over) return n;
+    throw new DecodeError('snapshot', 0, 'inflate body', e);
+  }
+  return n;
+}
+
+/**
+ * Decompresses a snapshot body whose header declares rawLen bytes (already
+ * checked against maxSnapshot) without trusting rawLen: an LZ4 block is
+ * scanned and a large DEFLATE body inflated into a counter before rawLen bytes
+ * are allocated, so a lying header costs no memory. Go: unpackBody.
+ */
+function unpackBody(kind: number, body: Uint8Array, rawLen: number): Uint8Array {
+  if (kind === SNAP_RAW) {
+    if (body.length !== rawLen) throw new DecodeError('snapshot', 0, 'body length differs from the header');
+    return body;
+  }
+  if (kind === SNAP_LZ4) {
+    if (rawLen > 255 * body.length + 16) throw new DecodeError('snapshot', 0, 'body length impossible for its compressed size');
+    const n = lz4DecompressedLength(body, rawLen);
+    if (n !== rawLen) throw sizeError(n, rawLen);
+    const raw = lz4Decompress(body, rawLen);
+    if (raw === null) throw new DecodeError('snapshot', 0, 'decompress body');
+    return raw;
+  }
+  if (rawLen > 1032 * body.length + 16) throw new DecodeError('snapshot', 0, 'body length impossible for its compressed size');
+  if (rawLen > INFLATE_CHECK_ABOVE) {
+    const n = inflateCapped(body, rawLen, () => {});
+    if (n !== rawLen) throw sizeError(n, rawLen);
+  }
+  const raw = new Uint8Array(rawLen);
+  const n = inflateCapped(body, rawLen, (chunk, at) => raw.set(chunk, at));
+  if (n !== rawLen) throw sizeError(n, rawLen);
+  return raw;
+}
+
 function bad(msg: string): never {
   throw new Error(msg);
 }
@@ -297,8 +376,9 @@ function bad(msg: string): never {
 function loadBody(body: Uint8Array, d: Doc): void {
   const lim = d.lim;
   const r = new SnapReader(body);
+  // Agents without ops (a replica's own agent before its first edit) are
+  // listed but do not count against maxAgents (Go: loadBody).
   const na = r.count(2);
-  if (na > lim.maxAgents) throw new DecodeError('snapshot', 0, 'too many agents');
   for (let k = 0; k < na; k++) {
     const id = r.uvBig();
     const next = r.uv(MAX_U32 - 1);
@@ -320,6 +400,9 @@ function loadBody(body: Uint8Array, d: Doc): void {
   loadHistory(r, d);
   const texts = d.roots.map(() => r.bytes());
   d.roots.forEach((x, i) => loadRuns(r, d, x, texts[i]!));
+  if (d.agents.filter((a) => a.next > 0).length > lim.maxAgents) {
+    throw new DecodeError('snapshot', 0, 'too many agents', new CrdtError('too-large', 'document limit exceeded'));
+  }
   const pend = r.bytes();
   if (r.err) throw r.err;
   if (r.off !== body.length) throw new DecodeError('snapshot', r.off, 'trailing bytes');
@@ -441,7 +524,7 @@ function loadRuns(r: SnapReader, d: Doc, x: Text, text: Uint8Array): void {
     }
     if (orig.err) bad('origin column truncated');
     if (!nr.deleted) {
-      if (content + n > x.arena.length) bad('runs hold more visible text than the snapshot has');
+      if (n > x.arena.length - content) bad('runs hold more visible text than the snapshot has');
       nr.content = content;
       content += n;
     }

@@ -130,10 +130,10 @@ export class Text {
 
   /** Removes n code points starting at pos. */
   delete(pos: number, n: number): void {
-    if (n === 0) return;
-    if (!Number.isInteger(pos) || !Number.isInteger(n) || pos < 0 || n < 0 || pos + n > this.length) {
+    if (!inRange(pos, n, this.length)) {
       throw new CrdtError('position', `delete ${n} at ${pos} in text of length ${this.length}`);
     }
+    if (n === 0) return;
     let id = this.doc.reserve(n);
     const t = this.t;
     while (n > 0) {
@@ -325,3 +325,11 @@ export class Text {
   }
 }
 
+/**
+ * Whether [pos, pos+n) lies within a sequence of length size: both integers,
+ * not negative, checked as n <= size - pos (never pos + n, which loses
+ * precision past 2^53 in a JavaScript number). Go: crdt.CheckRange.
+ */
+export function inRange(pos: number, n: number, size: number): boolean {
+  return Number.isSafeInteger(pos) && Number.isSafeInteger(n) && pos >= 0 && n >= 0 && pos <= size && n <= size - pos;
+}

@@ -150,7 +150,7 @@ export class Tree {
   hasAll(x: Ref, n: number): boolean {
     const ix = this.index[refA(x)];
     const s = refS(x);
-    if (ix === undefined || s + n > ix.length) return false;
+    if (ix === undefined || s > ix.length || n > ix.length - s) return false;
     for (let k = s; k < s + n; k++) if (ix[k] === 0) return false;
     return true;
   }
