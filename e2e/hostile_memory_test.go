@@ -8,6 +8,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"compress/flate"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/internal/mp"
 	"github.com/collabd/collabd/protocol"
 )
 
@@ -165,6 +167,46 @@ func TestHostileMemory(t *testing.T) {
 		}
 	})
 
+	// Item 3: snapshot uploads whose compressed body claims 1 GiB (DEFLATE
+	// of 1 GiB of zeros, 1.3 MB on the wire, and an LZ4 block), two at once.
+	t.Run("snapshot bombs", func(t *testing.T) {
+		srv := startBinary(t, bin)
+		bombs := [][]byte{bombContainer(1, 1<<30, deflateZeros(1<<30)), bombContainer(2, 1<<30, lz4Zeros(1<<30)),
+			bombContainer(1, 1<<20, deflateZeros(1<<30))} // an honest-looking header, a body that inflates past it
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		codes := map[int]int{}
+		for i := range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, _ := http.NewRequest("PUT", fmt.Sprintf("http://%s/v1/docs/bomb%d/snapshot", srv.addr, i), bytes.NewReader(bombs[i%len(bombs)]))
+				req.Header.Set("Content-Type", "application/octet-stream")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				mu.Lock()
+				codes[resp.StatusCode]++
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		rss := srv.peakRSS(t)
+		t.Logf("6 snapshot bombs claiming or inflating to 1 GiB, 2-3 at a time: statuses %v; peak RSS %.0f MiB", codes, rss)
+		for code, n := range codes {
+			if code < 400 || code >= 500 {
+				t.Errorf("%d bombs answered %d, want 4xx", n, code)
+			}
+		}
+		if rss > 160 {
+			t.Errorf("peak RSS %.0f MiB, want under 160 MiB", rss)
+		}
+	})
+
 	// Item 6: fallback sessions POST bodies of zeros (a million empty
 	// frames each), eight at once, repeatedly.
 	t.Run("fallback zeros", func(t *testing.T) {
@@ -209,4 +251,37 @@ func TestHostileMemory(t *testing.T) {
 			t.Errorf("peak RSS %.0f MiB, want under 160 MiB", rss)
 		}
 	})
+}
+
+// Snapshot containers as docs/FORMATS.md specifies them: msgpack
+// [version=1, compression (1 DEFLATE, 2 LZ4), body_len, body].
+func bombContainer(kind, rawLen uint64, body []byte) []byte {
+	b := []byte{0x94, 0x01}
+	b = mp.AppendUint(b, kind)
+	b = mp.AppendUint(b, rawLen)
+	return mp.AppendBin(b, body)
+}
+
+// deflateZeros is the DEFLATE stream of n zeros (1 GiB: about 1.3 MB).
+func deflateZeros(n int) []byte {
+	var buf bytes.Buffer
+	w, _ := flate.NewWriter(&buf, flate.BestSpeed)
+	zeros := make([]byte, 1<<20)
+	for range n >> 20 {
+		_, _ = w.Write(zeros)
+	}
+	_ = w.Close()
+	return buf.Bytes()
+}
+
+// lz4Zeros is an LZ4 block that decompresses to about n zeros: one literal,
+// one match of offset 1 and length ~n, then the five closing literals.
+func lz4Zeros(n int) []byte {
+	b := []byte{0x1f, 0x00, 0x01, 0x00}
+	ml := n - 1 - 5 - 4 - 15
+	for ; ml >= 255; ml -= 255 {
+		b = append(b, 255)
+	}
+	b = append(b, byte(ml))
+	return append(b, 0x50, 0, 0, 0, 0, 0)
 }

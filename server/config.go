@@ -122,6 +122,11 @@ type Config struct {
 	ChangeLogBytes   int
 	// MaxSnapshotBytes bounds a snapshot uploaded with PUT (default 64 MiB).
 	MaxSnapshotBytes int
+	// MaxDocBytes bounds a document's uncompressed snapshot body (its text,
+	// history and metadata, crdt.Limits.MaxSnapshot): a write that would
+	// pass it is refused (CodeDocTooLarge), and a compressed snapshot
+	// claiming more is refused before it is inflated (default 128 MiB).
+	MaxDocBytes int
 	// SSEHeartbeat is the period of SSE comment heartbeats (default 15s).
 	SSEHeartbeat time.Duration
 	// FollowerQueue is how many events an HTTP follower may have waiting;
@@ -187,6 +192,7 @@ func (c Config) withDefaults() Config {
 	def(&c.ChangeLogBytes, 4<<20)
 	def(&c.FollowerQueue, 256)
 	def(&c.MaxSnapshotBytes, 64<<20)
+	def(&c.MaxDocBytes, 128<<20)
 	dur(&c.SSEHeartbeat, 15*time.Second)
 	dur(&c.PresenceInterval, 50*time.Millisecond)
 	dur(&c.PresenceTTL, presence.DefaultTTL)

@@ -32,13 +32,20 @@ const (
 // fragmented range, a snapshot import) may hold far more ops than a client
 // batch (MaxOpsPerBatch is checked on client updates before they reach the
 // owner), so stored entries are bounded by the document size instead.
-func (s *Server) docLimits() crdt.Limits {
+func (s *Server) docLimits() crdt.Limits { return DocumentLimits(s.cfg) }
+
+// DocumentLimits are the crdt limits a server with cfg holds documents to:
+// tools that load stored documents (collabd verify, export) use the same,
+// so that they agree with the server on what loads.
+func DocumentLimits(cfg Config) crdt.Limits {
+	cfg = cfg.withDefaults()
 	return crdt.Limits{
-		MaxOps:      2*s.cfg.MaxDocItems + s.cfg.MaxPending,
-		MaxItems:    s.cfg.MaxDocItems,
-		MaxPending:  s.cfg.MaxPending,
+		MaxOps:      2*cfg.MaxDocItems + cfg.MaxPending,
+		MaxItems:    cfg.MaxDocItems,
+		MaxPending:  cfg.MaxPending,
 		MaxRoots:    maxRoots,
 		MaxRootName: maxRootName,
+		MaxSnapshot: cfg.MaxDocBytes,
 	}
 }
 
@@ -179,12 +186,12 @@ func (e *nativeEngine) Edit(root string, edits []owner.Prim) ([]byte, []owner.Ch
 	}
 	for i, p := range edits {
 		if p.Ins != "" {
-			if p.Pos < 0 || p.Pos > n {
+			if err := crdt.CheckRange(p.Pos, 0, n); err != nil {
 				return nil, nil, fmt.Errorf("%w: edit %d: position %d past the end (%d)", owner.ErrOutOfRange, i, p.Pos, n)
 			}
 			n += utf8.RuneCountInString(p.Ins)
 		} else {
-			if p.Pos < 0 || p.N < 0 || p.Pos > n || p.N > n-p.Pos {
+			if err := crdt.CheckRange(p.Pos, p.N, n); err != nil {
 				return nil, nil, fmt.Errorf("%w: edit %d: deletes %d at %d past the end (%d)", owner.ErrOutOfRange, i, p.N, p.Pos, n)
 			}
 			n -= p.N
@@ -200,9 +207,16 @@ func (e *nativeEngine) Edit(root string, edits []owner.Prim) ([]byte, []owner.Ch
 			err = x.Delete(p.Pos, p.N)
 		}
 		if err != nil {
-			// Only the document's size limit is left after the checks:
-			// what applied is taken and committed by the owner.
-			return e.doc.TakeUpdate(), e.takeChanges(), fmt.Errorf("%w: %v", owner.ErrTooLarge, err)
+			// What applied before the error is taken and committed by the
+			// owner; the edit fails with the error's kind.
+			kind := owner.ErrInvalid
+			switch {
+			case errors.Is(err, crdt.ErrTooLarge):
+				kind = owner.ErrTooLarge
+			case errors.Is(err, crdt.ErrPosition):
+				kind = owner.ErrOutOfRange
+			}
+			return e.doc.TakeUpdate(), e.takeChanges(), fmt.Errorf("%w: %v", kind, err)
 		}
 	}
 	return e.doc.TakeUpdate(), e.takeChanges(), nil

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/collabd/collabd/crdt"
 	"github.com/collabd/collabd/protocol"
 	"github.com/collabd/collabd/server/owner"
 	"github.com/collabd/collabd/storage"
@@ -53,13 +54,7 @@ func answerErr(w http.ResponseWriter, err error) {
 
 // checkRoot checks a root name from a request against the loader's rules.
 func checkRoot(root string) error {
-	switch {
-	case len(root) > maxRootName:
-		return fmt.Errorf("root name of %d bytes, more than %d", len(root), maxRootName)
-	case !utf8.ValidString(root):
-		return errors.New("root name is not UTF-8")
-	}
-	return nil
+	return crdt.CheckRootName(root, crdt.Limits{MaxRootName: maxRootName})
 }
 
 // rootOf reads the ?root= parameter (DefaultRoot when absent); on a bad
@@ -370,7 +365,11 @@ func (s *Server) putSnapshot(w http.ResponseWriter, r *http.Request) {
 	in, err := s.newNativeEngine(body)
 	release()
 	if err != nil {
-		writeError(w, 0, protocol.CodeInvalidOp, "snapshot: "+err.Error())
+		code := protocol.CodeInvalidOp
+		if errors.Is(err, crdt.ErrTooLarge) {
+			code = protocol.CodeDocTooLarge // a document, or a compressed body, past MaxDocBytes
+		}
+		writeError(w, 0, code, "snapshot: "+err.Error())
 		return
 	}
 	res, err := ask(r.Context(), s, id, func(reply chan<- owner.ImportResult) owner.Msg {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/server"
 	"github.com/collabd/collabd/storage"
 )
 
@@ -94,7 +95,9 @@ func inUseHint(err error, hint string) error {
 // loadDoc rebuilds a stored document as the server does: its snapshot
 // through crdt.LoadSnapshot, then every log entry of the tail applied.
 func loadDoc(d *storage.Document) (*crdt.Doc, error) {
-	opts := crdt.Options{}
+	// The limits of a server with default settings: verify and export agree
+	// with the server on what loads.
+	opts := crdt.Options{Limits: server.DocumentLimits(server.Config{})}
 	doc := crdt.NewDoc(opts)
 	if d.Snapshot != nil {
 		var err error

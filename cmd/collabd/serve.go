@@ -46,6 +46,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	maxReplica := fs.Int64("max-replica-bytes", 0, "estimated memory of the loaded documents' replicas (0: 2 GiB)")
 	joinRate := fs.Float64("join-rate", 0, "documents one connection may join per second (0: 20; burst: --max-docs-per-conn)")
 	bodyTimeout := fs.Duration("body-timeout", 0, "time a client has to send a request body (0: 30s)")
+	maxDocBytes := fs.Int("max-doc-bytes", 0, "largest document: bytes of its uncompressed snapshot body (0: 128 MiB)")
 	corsCreds := fs.Bool("cors-credentials", false, "allow credentials (cookies) in CORS answers to --allowed-origins (tokens in Authorization need none)")
 	tlsCert := fs.String("tls-cert", "", "TLS certificate `file` (PEM; with --tls-key: HTTPS, wss:// and HTTP/2; reloaded on SIGHUP)")
 	tlsKey := fs.String("tls-key", "", "TLS private key `file` (PEM)")
@@ -139,7 +140,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		AuthSecret: []byte(*secret), MaxFrame: *maxFrame, MaxDocsPerConn: *maxDocs, QueueBytes: *queue, MaxConns: *maxConns,
 		MaxConnsPerIP: *maxPerIP, OpRate: *opRate, OpBurst: *opBurst, MaxLoadedDocs: *maxLoaded, MaxReplicaBytes: *maxReplica,
 		JoinRate: *joinRate, BodyTimeout: *bodyTimeout, CORSCredentials: *corsCreds, PrivateMetrics: *metricsAddr != "",
-		TrustedProxies: trusted})
+		TrustedProxies: trusted, MaxDocBytes: *maxDocBytes})
 	if err != nil {
 		fmt.Fprintf(stderr, "collabd serve: %v\n", err)
 		return 1
