@@ -107,8 +107,12 @@ var table = map[string]row{
 		"presence":     "the presence.Set each owner holds",
 		"protocol":     "the frames it reads and writes",
 		"storage":      "documents are loaded from and committed to the bbolt store",
-		"server/owner": "the document owner, behind its Engine, Store and Subscriber interfaces",
+		"server/owner":   "the document owner, behind its Engine, Store and Subscriber interfaces",
+		"server/webhook": "signed webhook deliveries from a durable outbox",
 	}},
+
+	// Webhook deliveries: HTTP out, a bbolt outbox, nothing of the project.
+	"server/webhook": {},
 
 	// The document owner: a state machine that sees the replica, storage
 	// and subscribers only through interfaces it declares (issue 12).

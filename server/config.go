@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/collabd/collabd/presence"
+	"github.com/collabd/collabd/server/webhook"
 	"github.com/collabd/collabd/storage"
 )
 
@@ -28,6 +29,21 @@ type Config struct {
 	// Origin (native clients) are allowed. These origins also get CORS
 	// headers, so their pages can use the HTTP API, SSE and the fallback.
 	AllowedOrigins []string
+
+	// Webhooks, when set, is the outbox the server's document events go to
+	// (doc.created, doc.changed debounced per EventDebounce, doc.deleted);
+	// the server runs its deliveries until Shutdown (the caller opens and
+	// closes it, like Store). WebhookText adds the text of every root to
+	// doc.changed.
+	Webhooks    *webhook.Outbox
+	WebhookText bool
+	// Hooks are called on the server's event goroutine (see Hooks), each
+	// with HookTimeout (default 5s). EventDebounce is how long changes to a
+	// document gather before one OnChange and one doc.changed report them
+	// (default 2s).
+	Hooks         Hooks
+	HookTimeout   time.Duration
+	EventDebounce time.Duration
 
 	// PrivateMetrics keeps GET /metrics off Handler: serve MetricsHandler
 	// on a listener of its own (collabd serve --metrics-addr).
@@ -178,6 +194,8 @@ func (c Config) withDefaults() Config {
 		c.MaxBodyBytes = 256 << 20
 	}
 	dur(&c.BodyTimeout, 30*time.Second)
+	dur(&c.HookTimeout, 5*time.Second)
+	dur(&c.EventDebounce, 2*time.Second)
 	def(&c.OpBurst, 100000)
 	if c.OpRate <= 0 {
 		c.OpRate = 2000

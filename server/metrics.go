@@ -11,6 +11,7 @@ import (
 
 	"github.com/collabd/collabd/protocol"
 	"github.com/collabd/collabd/server/owner"
+	"github.com/collabd/collabd/server/webhook"
 	"github.com/collabd/collabd/storage"
 )
 
@@ -94,6 +95,30 @@ func newMetrics(s *Server) *metrics {
 		Name: "collabd_replica_bytes_estimated",
 		Help: "Estimated memory of the loaded documents' replicas (capped by MaxReplicaBytes).",
 	}, func() float64 { return float64(s.reg.Bytes()) })
+	whStat := func(f func(webhook.Stats) uint64) func() float64 {
+		return func() float64 {
+			if s.cfg.Webhooks == nil {
+				return 0
+			}
+			return float64(f(s.cfg.Webhooks.Stats()))
+		}
+	}
+	webhooks := []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "collabd_webhook_delivered_total",
+			Help: "Webhook events delivered (a 2xx answer)."}, whStat(func(st webhook.Stats) uint64 { return st.Delivered })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "collabd_webhook_retries_total",
+			Help: "Webhook delivery attempts that failed and will be retried."}, whStat(func(st webhook.Stats) uint64 { return st.Retried })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "collabd_webhook_dead_total",
+			Help: "Webhook events that failed every attempt (dead letters: GET /v1/webhooks?state=dead)."}, whStat(func(st webhook.Stats) uint64 { return st.Dead })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "collabd_webhook_pending",
+			Help: "Webhook records waiting for delivery in the outbox."}, func() float64 {
+			if s.cfg.Webhooks == nil {
+				return 0
+			}
+			p, _ := s.cfg.Webhooks.Counts()
+			return float64(p)
+		}),
+	}
 	connections := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "collabd_connections",
 		Help: "Open WebSocket connections.",
@@ -111,6 +136,7 @@ func newMetrics(s *Server) *metrics {
 	m.reg.MustRegister(m.ops, m.updates, m.durable, m.slow, m.presDrop, m.errors, m.followers,
 		m.backups, m.backupFail, m.panics, m.busy, m.refusals, replica, connections, loaded, storeCollector{store: s.cfg.Store},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(webhooks...)
 	return m
 }
 

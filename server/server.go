@@ -33,6 +33,7 @@ type Server struct {
 	decodeLimits protocol.DecodeLimits
 	metrics      *metrics // Prometheus metrics (GET /metrics), own registry
 	refusals     *refusalLog
+	events       *dispatcher // nil without webhooks and hooks
 	bodies       *budget // request body bytes being read (Config.MaxBodyBytes)
 
 	ctx    context.Context // cancelled by Shutdown: owners flush and exit
@@ -79,8 +80,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = newMetrics(s)
 	s.refusals = newRefusalLog()
+	var events owner.Events
+	if h := cfg.Hooks; cfg.Webhooks != nil || h.OnLoad != nil || h.OnChange != nil || h.OnDelete != nil {
+		s.events = newDispatcher(s)
+		events = s.events
+	}
 	s.reg = owner.NewRegistry(owner.Config{
-		Logger: cfg.Logger, Store: ownerStore{cfg.Store}, Metrics: s.metrics, NewEngine: s.newNativeEngine,
+		Logger: cfg.Logger, Store: ownerStore{cfg.Store}, Metrics: s.metrics, Events: events, NewEngine: s.newNativeEngine,
 		IdleUnload: cfg.IdleUnload, CompactEntries: cfg.CompactEntries,
 		PresenceInterval: cfg.PresenceInterval, PresenceTTL: cfg.PresenceTTL, PresenceLimits: cfg.PresenceLimits,
 		HideReadOnlyCursors: cfg.HideReadOnlyCursors, ChangeLogEntries: cfg.ChangeLogEntries, ChangeLogBytes: cfg.ChangeLogBytes,
@@ -92,6 +98,20 @@ func New(cfg Config) (*Server, error) {
 		defer s.wg.Done()
 		s.pinger()
 	}()
+	if s.events != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.events.run(s.ctx)
+		}()
+	}
+	if cfg.Webhooks != nil && cfg.Webhooks.Enabled() {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			cfg.Webhooks.Run(s.ctx)
+		}()
+	}
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:    1024, // a 1 KiB reader of its own (0 would keep the HTTP server's 4 KiB one); big frames bypass it
 		WriteBufferSize:   4096,

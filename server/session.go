@@ -46,6 +46,7 @@ type session struct {
 	docs     map[string]*owner.Owner
 	readOnly map[string]bool
 	claims   *Claims // nil in development mode (or before the Hello)
+	subject  string  // claims.Subject, fixed by the Hello (read by owners)
 	ops      *rate.Limiter
 	pres     *rate.Limiter
 	joins    *rate.Limiter
@@ -343,6 +344,7 @@ func (s *session) hello(h *protocol.Hello) bool {
 			s.claims = c
 		}
 		s.setExpiry(s.claims)
+		s.subject = s.claims.Subject
 	}
 	for _, a := range h.Agents {
 		if !s.srv.claimAgent(a, s) {
@@ -463,6 +465,13 @@ func (s *session) joinMsg(m *protocol.Join) owner.Join {
 }
 
 var _ owner.Author = (*session)(nil)
+
+var _ owner.Authored = (*session)(nil)
+
+// Subject is the token subject of the session's user ("" in development
+// mode): the author of its changes. Set before the session joins anything
+// (a refresh keeps the subject), so the owners may read it.
+func (s *session) Subject() string { return s.subject }
 
 // Admit checks a client update on the owner's one decode of it (owner
 // goroutine; agents is written only by the hello, before any join): every

@@ -10,6 +10,7 @@
 //	collabd verify FILE                             check a backup (pages and every document)
 //	collabd version                                 module version, VCS revision, Go version
 //	collabd healthcheck [-url URL]                  GET /healthz; exit 0 when healthy (no curl in the image)
+//	collabd webhooks list|retry -url URL -token T   the webhook outbox's dead letters
 //
 // See README.md and docs/TRACE.md.
 package main
@@ -40,6 +41,7 @@ commands:
   verify  check a backup file: every page, record and document
   version print the version, the VCS revision and the Go toolchain (also --version)
   healthcheck  GET the server's /healthz: exit 0 when healthy (the container's HEALTHCHECK)
+  webhooks list|retry  the webhook outbox of a running server: dead letters, send them again
 
 Run "collabd <command> -h" for a command's flags.
 `
@@ -69,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runRestore(args[1:], stdout, stderr)
 	case "verify":
 		return runVerify(args[1:], stdout, stderr)
+	case "webhooks":
+		return runWebhooks(args[1:], stdout, stderr)
 	case "healthcheck":
 		return runHealthcheck(args[1:], stdout, stderr)
 	case "version", "-version", "--version":

@@ -19,6 +19,7 @@ import (
 
 	"github.com/collabd/collabd/internal/demo"
 	"github.com/collabd/collabd/server"
+	"github.com/collabd/collabd/server/webhook"
 	"github.com/collabd/collabd/storage"
 )
 
@@ -47,6 +48,12 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	joinRate := fs.Float64("join-rate", 0, "documents one connection may join per second (0: 20; burst: --max-docs-per-conn)")
 	bodyTimeout := fs.Duration("body-timeout", 0, "time a client has to send a request body (0: 30s)")
 	maxDocBytes := fs.Int("max-doc-bytes", 0, "largest document: bytes of its uncompressed snapshot body (0: 128 MiB)")
+	var hooks listFlag
+	fs.Var(&hooks, "webhook", "POST signed document events to this `URL` (repeatable, or comma-separated; needs --webhook-secret)")
+	hookEvents := fs.String("webhook-events", "", "comma-separated event types the webhooks receive (doc.created, doc.changed, doc.deleted; doc.* for all; empty: all)")
+	hookSecret := fs.String("webhook-secret", "", "HMAC `secret` that signs webhook requests (at least 32 bytes)")
+	hookText := fs.Bool("webhook-text", false, "doc.changed carries the text of every root")
+	debounce := fs.Duration("event-debounce", 0, "how long changes to a document gather before one doc.changed (0: 2s)")
 	corsCreds := fs.Bool("cors-credentials", false, "allow credentials (cookies) in CORS answers to --allowed-origins (tokens in Authorization need none)")
 	tlsCert := fs.String("tls-cert", "", "TLS certificate `file` (PEM; with --tls-key: HTTPS, wss:// and HTTP/2; reloaded on SIGHUP)")
 	tlsKey := fs.String("tls-key", "", "TLS private key `file` (PEM)")
@@ -136,7 +143,24 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if *secret == "" {
 		log.Warn("development mode: no --auth-secret, every connection may read and write every document")
 	}
-	srv, err := server.New(server.Config{Store: store, Logger: log, AllowedOrigins: allowed, AllowedHosts: splitList(*hosts),
+	var outbox *webhook.Outbox
+	if len(hooks) > 0 {
+		if len(*hookSecret) < MinSecretBytes {
+			fmt.Fprintf(stderr, "collabd serve: --webhook needs --webhook-secret of at least %d random bytes "+
+				"(head -c 32 /dev/urandom | base64): receivers check every request's signature with it\n", MinSecretBytes)
+			return 2
+		}
+		var eps []webhook.Endpoint
+		for _, u := range hooks {
+			eps = append(eps, webhook.Endpoint{URL: u, Events: splitList(*hookEvents), Secret: []byte(*hookSecret)})
+		}
+		if outbox, err = webhook.Open(filepath.Join(*data, "webhooks.db"), webhook.Options{Endpoints: eps, Logger: log}); err != nil {
+			fmt.Fprintf(stderr, "collabd serve: %v\n", err)
+			return 1
+		}
+		defer outbox.Close()
+	}
+	srv, err := server.New(server.Config{Webhooks: outbox, WebhookText: *hookText, EventDebounce: *debounce, Store: store, Logger: log, AllowedOrigins: allowed, AllowedHosts: splitList(*hosts),
 		AuthSecret: []byte(*secret), MaxFrame: *maxFrame, MaxDocsPerConn: *maxDocs, QueueBytes: *queue, MaxConns: *maxConns,
 		MaxConnsPerIP: *maxPerIP, OpRate: *opRate, OpBurst: *opBurst, MaxLoadedDocs: *maxLoaded, MaxReplicaBytes: *maxReplica,
 		JoinRate: *joinRate, BodyTimeout: *bodyTimeout, CORSCredentials: *corsCreds, PrivateMetrics: *metricsAddr != "",
@@ -218,6 +242,17 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		log.Error("serve", "err", err)
 	}
 	return 0
+}
+
+// listFlag is a repeatable flag whose values may also be comma-separated
+// (so one COLLABD_* variable can hold several).
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, splitList(v)...)
+	return nil
 }
 
 // startInfo is what the start line tells.

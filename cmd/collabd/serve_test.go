@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/collabd/collabd/server/webhook"
 )
 
 // serveProc is "collabd serve" run by this test binary (see TestMain).
@@ -30,9 +33,19 @@ type serveProc struct {
 	cmd  *exec.Cmd
 	addr string
 
-	mu   sync.Mutex // guards logs
-	logs []string
-	more chan struct{} // a log line arrived (capacity 1)
+	mu     sync.Mutex // guards logs
+	logs   []string
+	more   chan struct{} // a log line arrived (capacity 1)
+	exited chan struct{} // closed when the process has exited
+}
+
+// kill sends SIGKILL and waits for the process to end.
+func (p *serveProc) kill() {
+	p.t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		p.t.Fatal(err)
+	}
+	<-p.exited
 }
 
 func startServeProc(t *testing.T, args ...string) *serveProc {
@@ -50,13 +63,12 @@ func startServeProc(t *testing.T, args ...string) *serveProc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &serveProc{t: t, cmd: cmd, more: make(chan struct{}, 1)}
-	exited := make(chan error, 1)
+	p := &serveProc{t: t, cmd: cmd, more: make(chan struct{}, 1), exited: make(chan struct{})}
 	go func() {
-		err := cmd.Wait()
+		_ = cmd.Wait()
 		_ = outW.Close()
 		_ = errW.Close()
-		exited <- err
+		close(p.exited)
 	}()
 	go func() { // the logs, read to the end
 		sc := bufio.NewScanner(errR)
@@ -73,7 +85,7 @@ func startServeProc(t *testing.T, args ...string) *serveProc {
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case <-p.exited:
 		case <-time.After(30 * time.Second):
 			_ = cmd.Process.Kill()
 			t.Error("collabd serve did not exit within 30 s of SIGTERM")
@@ -265,5 +277,81 @@ func TestServeJSONLogsRefusals(t *testing.T) {
 	line := p.waitLog(`"msg":"refused"`, `"reason":"origin"`)
 	if err := json.Unmarshal([]byte(line), &m); err != nil || m["origin"] != "https://evil.example" {
 		t.Fatalf("refusal line %q", line)
+	}
+}
+
+// Webhook events stored in the outbox survive kill -9: the receiver is
+// down while events are made, the server is killed, and the restarted
+// server delivers each of them, with the ids they had before.
+func TestWebhookOutboxSurvivesKill9(t *testing.T) {
+	secret := "kill9-webhook-secret-of-32-bytes"
+	var mu sync.Mutex
+	up := false
+	got := make(chan string, 64)
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := webhook.Verify([]byte(secret), r.Header.Get("Collabd-Signature"), body, time.Now(), time.Minute); err != nil {
+			t.Errorf("signature: %v", err)
+		}
+		mu.Lock()
+		ok := up
+		mu.Unlock()
+		if !ok {
+			w.WriteHeader(503)
+			return
+		}
+		got <- r.Header.Get("Collabd-Event-Id")
+	}))
+	defer rcv.Close()
+	data := t.TempDir()
+	args := []string{"--data", data, "--webhook", rcv.URL, "--webhook-secret", secret, "--event-debounce", "10ms"}
+	p := startServeProc(t, args...)
+	for i, id := range []string{"k1", "k2", "k3"} {
+		req, _ := http.NewRequest("POST", "http://"+p.addr+"/v1/docs/"+id+"/edits", strings.NewReader(`{"edits":[[0,0,"x"]]}`))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("edit %d: %v %v", i, resp, err)
+		}
+		resp.Body.Close()
+	}
+	// Wait until the outbox holds the six events (created + changed each).
+	pending := func(addr string) []string {
+		resp, err := http.Get("http://" + addr + "/v1/webhooks?state=pending")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct{ Records []struct{ Event struct{ ID string } } }
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		var ids []string
+		for _, r := range out.Records {
+			ids = append(ids, r.Event.ID)
+		}
+		return ids
+	}
+	var before []string
+	for deadline := time.Now().Add(15 * time.Second); len(before) < 6; before = pending(p.addr) {
+		if time.Now().After(deadline) {
+			t.Fatalf("outbox holds %d events, want 6", len(before))
+		}
+		p.waitLog("webhook delivery failed") // the receiver is down: attempts fail
+	}
+	p.kill()
+	mu.Lock()
+	up = true
+	mu.Unlock()
+	startServeProc(t, args...)
+	want := map[string]bool{}
+	for _, id := range before {
+		want[id] = true
+	}
+	for len(want) > 0 {
+		select {
+		case id := <-got:
+			delete(want, id)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("after the restart %d events never came: %v", len(want), want)
+		}
 	}
 }

@@ -15,7 +15,7 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"slices"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -64,9 +64,11 @@ type Options struct {
 	Backoff     time.Duration // first retry delay, doubled each attempt (default 1s)
 	MaxBackoff  time.Duration // the longest retry delay (default 10m)
 	Logger      *slog.Logger  // nil: none
-	// Delivered is called after each attempt (metrics): the outcome
-	// ("ok", "retry", "dead") and the attempt's latency.
-	Delivered func(outcome string, latency time.Duration)
+}
+
+// Stats count delivery attempts since Open.
+type Stats struct {
+	Delivered, Retried, Dead uint64
 }
 
 // Record is an event on its way to one endpoint.
@@ -92,9 +94,18 @@ type Outbox struct {
 	db   *bolt.DB
 	opts Options
 	wake chan struct{} // capacity 1: a record was added or made due
+	done chan struct{} // capacity 1: an attempt finished (Attempted)
 
-	mu       sync.Mutex // guards inFlight
-	inFlight uint64     // the record being delivered (0: none)
+	delivered, retried, dead atomic.Uint64
+}
+
+// Attempted is signalled (coalesced) after every delivery attempt, once
+// its outcome is recorded: a watcher of Stats or Counts waits on it.
+func (b *Outbox) Attempted() <-chan struct{} { return b.done }
+
+// Stats returns the delivery counters.
+func (b *Outbox) Stats() Stats {
+	return Stats{Delivered: b.delivered.Load(), Retried: b.retried.Load(), Dead: b.dead.Load()}
 }
 
 // Open opens (creating it if needed) the outbox file at path.
@@ -135,7 +146,7 @@ func Open(path string, o Options) (*Outbox, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("webhook: outbox: %w", err)
 	}
-	return &Outbox{db: db, opts: o, wake: make(chan struct{}, 1)}, nil
+	return &Outbox{db: db, opts: o, wake: make(chan struct{}, 1), done: make(chan struct{}, 1)}, nil
 }
 
 // Close closes the file (after Run has returned).
@@ -326,7 +337,6 @@ func (b *Outbox) firstDue() (*Record, time.Time, error) {
 
 // attempt POSTs one record and records the outcome.
 func (b *Outbox) attempt(ctx context.Context, r *Record) {
-	start := time.Now()
 	err := b.post(ctx, r)
 	if ctx.Err() != nil {
 		return // shutting down: the record stays as it was
@@ -359,8 +369,17 @@ func (b *Outbox) attempt(ctx context.Context, r *Record) {
 		b.opts.Logger.Warn("webhook delivery failed", "url", r.URL, "event", r.Event.ID, "type", r.Event.Type,
 			"attempt", r.Attempts, "outcome", outcome, "err", err)
 	}
-	if b.opts.Delivered != nil {
-		b.opts.Delivered(outcome, time.Since(start))
+	switch outcome {
+	case "ok":
+		b.delivered.Add(1)
+	case "retry":
+		b.retried.Add(1)
+	case "dead":
+		b.dead.Add(1)
+	}
+	select {
+	case b.done <- struct{}{}:
+	default:
 	}
 }
 
