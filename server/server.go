@@ -5,7 +5,6 @@ import (
 	crand "crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -27,6 +26,7 @@ import (
 // serve its Handler, and stop it with Shutdown.
 type Server struct {
 	cfg          Config
+	auth         *authenticator // nil: development mode
 	agent        crdt.AgentID // the server's own agent (for server-made edits)
 	reg          *owner.Registry
 	upgrader     websocket.Upgrader
@@ -60,14 +60,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("server: Config.Store is required")
 	}
-	if n := len(cfg.AuthSecret); n > 0 && n < MinSecretBytes {
-		return nil, fmt.Errorf("%w: %d bytes, at least %d are needed (make one with: head -c 32 /dev/urandom | base64)",
-			ErrWeakSecret, n, MinSecretBytes)
-	}
 	cfg = cfg.withDefaults()
+	auth, err := newAuthenticator(cfg)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg:          cfg,
+		auth:         auth,
 		agent:        crdt.NewAgentID(),
 		ctx:          ctx,
 		cancel:       cancel,
@@ -87,6 +88,7 @@ func New(cfg Config) (*Server, error) {
 		MaxReplicaBytes: cfg.MaxReplicaBytes, MaxColdJoinBytes: 8 << 20,
 	}, owner.RegistryLimits{MaxDocs: cfg.MaxLoadedDocs, MaxBytes: cfg.MaxReplicaBytes, EvictWait: 500 * time.Millisecond})
 	s.bodies = newBudget(cfg.MaxBodyBytes)
+	s.startAuth()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -138,12 +140,16 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// A token in the Authorization header or the token query parameter is
 	// checked before upgrading; otherwise the Hello must carry one.
 	var claims *Claims
-	if tok := requestToken(r); tok != "" && len(s.cfg.AuthSecret) > 0 {
-		c, err := verifyToken(s.cfg.AuthSecret, tok, time.Now())
+	if in := s.httpAuthInput(r, ""); s.auth.offered(in) {
+		c, err := s.auth.authenticate(r.Context(), in, time.Now())
 		if err != nil {
 			release()
 			s.refused(r, "auth", "err", err.Error())
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			code := authCode(err)
+			if code == protocol.CodeOverloaded {
+				w.Header().Set("Retry-After", "1")
+			}
+			http.Error(w, code.String(), httpStatus(code))
 			return
 		}
 		claims = c

@@ -303,7 +303,7 @@ func (s *session) frame(ctx context.Context, data []byte, hello *bool) bool {
 			s.close(protocol.CodeUnauthorized, "hello must be the first frame")
 			return false
 		}
-		if !s.hello(h) {
+		if !s.hello(ctx, h) {
 			return false
 		}
 		*hello = false
@@ -312,14 +312,14 @@ func (s *session) frame(ctx context.Context, data []byte, hello *bool) bool {
 	return s.route(ctx, m)
 }
 
-func (s *session) hello(h *protocol.Hello) bool {
+func (s *session) hello(ctx context.Context, h *protocol.Hello) bool {
 	if h.Version != protocol.Version {
 		s.close(protocol.CodeUnsupportedVersion, "unsupported protocol version")
 		return false
 	}
-	if secret := s.srv.cfg.AuthSecret; len(secret) > 0 {
+	if auth := s.srv.auth; auth != nil {
 		if s.claims == nil {
-			c, err := verifyToken(secret, h.Token, time.Now())
+			c, err := auth.authenticate(ctx, authInput{Token: h.Token, Source: "hello", IP: s.remote}, time.Now())
 			if err != nil {
 				s.close(authCode(err), "authentication failed")
 				return false
@@ -412,7 +412,7 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 	case *protocol.Ping:
 		return s.enqueue(protocol.Encode(&protocol.Pong{Nonce: m.Nonce}))
 	case *protocol.Refresh:
-		return s.refresh(m.Token)
+		return s.refresh(ctx, m.Token)
 	case *protocol.Pong:
 		return true
 	default:
@@ -474,7 +474,7 @@ func (s *session) leaveAll(ctx context.Context) {
 // access is what the session's token grants for doc (everything in
 // development mode).
 func (s *session) access(doc string) Access {
-	if len(s.srv.cfg.AuthSecret) == 0 {
+	if s.srv.auth == nil {
 		return AccessWrite
 	}
 	return s.claims.access(doc)
@@ -483,12 +483,12 @@ func (s *session) access(doc string) Access {
 // refresh replaces the session's token in-band, before it expires. The new
 // token must be for the same subject; documents already joined stay joined
 // only if still granted.
-func (s *session) refresh(token string) bool {
-	secret := s.srv.cfg.AuthSecret
-	if len(secret) == 0 {
+func (s *session) refresh(ctx context.Context, token string) bool {
+	auth := s.srv.auth
+	if auth == nil {
 		return true
 	}
-	c, err := verifyToken(secret, token, time.Now())
+	c, err := auth.authenticate(ctx, authInput{Token: token, Source: "refresh", IP: s.remote}, time.Now())
 	if err != nil {
 		s.close(authCode(err), "token refresh failed")
 		return false
@@ -531,11 +531,4 @@ func (s *session) setExpiry(c *Claims) {
 	s.expire = time.AfterFunc(time.Until(c.ExpiresAt.Time), func() {
 		s.close(protocol.CodeTokenExpired, "token expired; reconnect with a new token")
 	})
-}
-
-func authCode(err error) protocol.Code {
-	if errors.Is(err, errExpired) {
-		return protocol.CodeTokenExpired
-	}
-	return protocol.CodeUnauthorized
 }

@@ -122,8 +122,8 @@ func (s *Server) rtCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var claims *Claims
-	if tok := requestToken(r); tok != "" && len(s.cfg.AuthSecret) > 0 {
-		c, err := verifyToken(s.cfg.AuthSecret, tok, time.Now())
+	if in := s.httpAuthInput(r, ""); s.auth.offered(in) {
+		c, err := s.auth.authenticate(r.Context(), in, time.Now())
 		if err != nil {
 			release()
 			s.refused(r, "auth", "err", err.Error())
