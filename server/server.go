@@ -27,7 +27,7 @@ import (
 type Server struct {
 	cfg          Config
 	auth         *authenticator // nil: development mode
-	agent        crdt.AgentID // the server's own agent (for server-made edits)
+	agent        crdt.AgentID   // the server's own agent (for server-made edits)
 	reg          *owner.Registry
 	upgrader     websocket.Upgrader
 	decodeLimits protocol.DecodeLimits
