@@ -68,7 +68,10 @@ func parseHookAnswer(body []byte, now time.Time) (*Claims, error) {
 	}
 	ttl := defaultHookTTL
 	if a.TTL > 0 {
-		ttl = min(time.Duration(a.TTL*float64(time.Second)), maxHookTTL)
+		ttl = maxHookTTL
+		if a.TTL < maxHookTTL.Seconds() { // compare before converting: a huge float overflows a Duration
+			ttl = time.Duration(a.TTL * float64(time.Second))
+		}
 	}
 	if ttl < time.Second {
 		ttl = time.Second

@@ -129,7 +129,6 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, doc string
 	case protocol.CodeForbidden:
 		writeError(w, 0, code, "the credential does not grant this")
 	case protocol.CodeOverloaded:
-		w.Header().Set("Retry-After", "1")
 		writeError(w, 0, code, "authentication is unavailable; retry")
 	default:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="collabd"`)
