@@ -1,9 +1,13 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,7 +37,7 @@ func TestParseJWKSRejects(t *testing.T) {
 			t.Errorf("%s: %d keys, %v; want %d, %v", c.name, len(keys), err, c.keys, c.err)
 		}
 	}
-	many := `{"keys":[` + fmt.Sprintf(`{"kty":"oct"}`)
+	many := `{"keys":[{"kty":"oct"}`
 	for range maxJWKSKeys {
 		many += `,{"kty":"oct"}`
 	}
@@ -122,5 +126,56 @@ func TestClaimsCacheLRU(t *testing.T) {
 	}
 	if c.get(cacheKey("c", ""), now.Add(time.Second)) != nil || c.len() != 1 {
 		t.Fatal("an expired answer was served")
+	}
+}
+
+// Concurrent requests with one credential make one callback request.
+func TestAuthHookSingleFlight(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	release := make(chan struct{})
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+		<-release
+		_, _ = io.WriteString(w, `{"sub":"ann","docs":["d:rw"],"ttl":60}`)
+	}))
+	defer app.Close()
+	h, err := newAuthHook(app.URL, []byte("hook-secret-hook-secret-hook-sec"), 10*time.Second, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan struct{}, 10)
+	h.onWait = func() { waiting <- struct{}{} }
+	const n = 5
+	results := make(chan *Claims, n)
+	for range n {
+		go func() {
+			c, err := h.ask(context.Background(), hookRequest{Credential: "Bearer x", Document: "d"}, time.Now())
+			if err != nil {
+				c = nil
+			}
+			results <- c
+		}()
+	}
+	deadline := time.After(10 * time.Second)
+	for range n - 1 {
+		select {
+		case <-waiting:
+		case <-deadline:
+			t.Fatal("requests did not join the call in flight")
+		}
+	}
+	close(release)
+	for range n {
+		if c := <-results; c == nil || c.Subject != "ann" {
+			t.Fatalf("claims %v", c)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 1 {
+		t.Fatalf("callback requests: %d, want 1", calls)
 	}
 }

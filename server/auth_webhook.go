@@ -89,6 +89,18 @@ type authHook struct {
 	client *http.Client
 	slots  chan struct{} // one per call in flight
 	cache  *claimsCache
+
+	mu       sync.Mutex // guards inflight
+	inflight map[[sha256.Size]byte]*hookCall
+	onWait   func() // tests: a request joined a call in flight
+}
+
+// hookCall is one callback request in flight; requests for the same
+// credential and document wait for it instead of calling again.
+type hookCall struct {
+	done   chan struct{} // closed when claims and err are set
+	claims *Claims
+	err    error
 }
 
 func newAuthHook(raw string, secret []byte, timeout time.Duration, cacheSize int) (*authHook, error) {
@@ -107,12 +119,14 @@ func newAuthHook(raw string, secret []byte, timeout time.Duration, cacheSize int
 			Timeout:       timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		slots: make(chan struct{}, maxHookInflight),
-		cache: newClaimsCache(cacheSize),
+		slots:    make(chan struct{}, maxHookInflight),
+		cache:    newClaimsCache(cacheSize),
+		inflight: make(map[[sha256.Size]byte]*hookCall),
 	}, nil
 }
 
-// ask returns the claims for q.Credential: from the cache, or from the
+// ask returns the claims for q.Credential: from the cache, from the
+// call in flight for the same credential and document, or from the
 // callback (200: allowed; 401: errAuthRefused; 403: errAuthForbidden;
 // anything else, a timeout or a bad answer: errAuthUnavailable).
 func (h *authHook) ask(ctx context.Context, q hookRequest, now time.Time) (*Claims, error) {
@@ -120,6 +134,34 @@ func (h *authHook) ask(ctx context.Context, q hookRequest, now time.Time) (*Clai
 	if c := h.cache.get(key, now); c != nil {
 		return c, nil
 	}
+	h.mu.Lock()
+	if call, ok := h.inflight[key]; ok {
+		h.mu.Unlock()
+		if h.onWait != nil {
+			h.onWait()
+		}
+		select {
+		case <-call.done:
+			return call.claims, call.err
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %v", errAuthUnavailable, ctx.Err())
+		}
+	}
+	call := &hookCall{done: make(chan struct{})}
+	h.inflight[key] = call
+	h.mu.Unlock()
+	// The first request's cancellation must not fail the others waiting:
+	// the call is bounded by the client's timeout instead.
+	call.claims, call.err = h.call(context.WithoutCancel(ctx), q, key, now)
+	h.mu.Lock()
+	delete(h.inflight, key)
+	h.mu.Unlock()
+	close(call.done)
+	return call.claims, call.err
+}
+
+// call makes one callback request and caches an allowed answer.
+func (h *authHook) call(ctx context.Context, q hookRequest, key [sha256.Size]byte, now time.Time) (*Claims, error) {
 	select {
 	case h.slots <- struct{}{}:
 		defer func() { <-h.slots }()
