@@ -137,8 +137,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, code.String(), httpStatus(code))
 		return
 	}
-	// A token in the Authorization header or the token query parameter is
-	// checked before upgrading; otherwise the Hello must carry one.
+	// Credentials on the upgrade request (a token in the Authorization
+	// header or the token query parameter; with an auth callback also any
+	// Authorization header or the auth cookie) are checked before
+	// upgrading; otherwise the Hello must carry them.
 	var claims *Claims
 	if in := s.httpAuthInput(r, ""); s.auth.offered(in) {
 		c, err := s.auth.authenticate(r.Context(), in, time.Now())
