@@ -244,11 +244,12 @@ func checkJWKSURL(u *url.URL) error {
 // every `every` (run, owned by the Server) and when a token names an
 // unknown kid, at most once per minGap.
 type jwksSource struct {
-	url    string
-	client *http.Client
-	every  time.Duration
-	minGap time.Duration
-	log    *slog.Logger
+	url     string
+	client  *http.Client
+	every   time.Duration
+	minGap  time.Duration
+	log     *slog.Logger
+	metrics *authMetrics
 
 	mu         sync.Mutex // guards keys, lastDemand, inflight, lastErr
 	keys       []verifyKey
@@ -304,6 +305,7 @@ func (j *jwksSource) refresh(ctx context.Context) error {
 	j.mu.Unlock()
 
 	keys, err := j.fetch(ctx)
+	j.metrics.jwksFetch(err)
 	j.mu.Lock()
 	if err == nil {
 		j.keys = keys

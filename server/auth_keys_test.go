@@ -282,6 +282,10 @@ func TestJWKSRotation(t *testing.T) {
 	if n := j.count(); n != 2 {
 		t.Fatalf("fetches after unknown kids within the rate limit: %d, want 2", n)
 	}
+	_, metrics := request(t, "GET", ts.http.URL+"/metrics", nil, "")
+	if got := metricValue(metrics, `collabd_jwks_fetches_total{result="ok"}`); got != 2 {
+		t.Errorf("collabd_jwks_fetches_total{ok} = %v, want 2", got)
+	}
 }
 
 func TestJWKSPeriodicRefresh(t *testing.T) {

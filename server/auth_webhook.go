@@ -84,11 +84,12 @@ func parseHookAnswer(body []byte, now time.Time) (*Claims, error) {
 // authHook asks the application's auth callback about credentials that
 // are not collabd tokens, caching allowed answers for their ttl.
 type authHook struct {
-	url    string
-	secret []byte
-	client *http.Client
-	slots  chan struct{} // one per call in flight
-	cache  *claimsCache
+	url     string
+	secret  []byte
+	client  *http.Client
+	slots   chan struct{} // one per call in flight
+	cache   *claimsCache
+	metrics *authMetrics
 
 	mu       sync.Mutex // guards inflight
 	inflight map[[sha256.Size]byte]*hookCall
@@ -132,6 +133,7 @@ func newAuthHook(raw string, secret []byte, timeout time.Duration, cacheSize int
 func (h *authHook) ask(ctx context.Context, q hookRequest, now time.Time) (*Claims, error) {
 	key := cacheKey(q.Credential, q.Document)
 	if c := h.cache.get(key, now); c != nil {
+		h.metrics.hookHit()
 		return c, nil
 	}
 	h.mu.Lock()
@@ -179,6 +181,27 @@ func (h *authHook) call(ctx context.Context, q hookRequest, key [sha256.Size]byt
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "collabd")
 	req.Header.Set(SignatureHeader, Sign(h.secret, now, body))
+	start := time.Now()
+	c, err := h.do(req, now)
+	result := "allowed"
+	switch {
+	case errors.Is(err, errAuthRefused):
+		result = "unauthorized"
+	case errors.Is(err, errAuthForbidden):
+		result = "forbidden"
+	case err != nil:
+		result = "error"
+	}
+	h.metrics.hookCall(result, time.Since(start))
+	if err != nil {
+		return nil, err
+	}
+	h.cache.put(key, c)
+	return c, nil
+}
+
+// do sends the callback request and reads its answer.
+func (h *authHook) do(req *http.Request, now time.Time) (*Claims, error) {
 	resp, err := h.client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errAuthUnavailable, err)
@@ -200,12 +223,7 @@ func (h *authHook) call(ctx context.Context, q hookRequest, key [sha256.Size]byt
 	if len(answer) > maxHookAnswer {
 		return nil, fmt.Errorf("%w: answer over %d bytes", errAuthUnavailable, maxHookAnswer)
 	}
-	c, err := parseHookAnswer(answer, now)
-	if err != nil {
-		return nil, err
-	}
-	h.cache.put(key, c)
-	return c, nil
+	return parseHookAnswer(answer, now)
 }
 
 // cacheKey hashes the credential, so the cache holds no credentials, and

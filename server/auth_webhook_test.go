@@ -195,6 +195,16 @@ func TestAuthCallbackAllowsAndCaches(t *testing.T) {
 	if h.count() != n {
 		t.Fatalf("collabd tokens reached the callback (%d calls, want %d)", h.count(), n)
 	}
+	_, metrics := request(t, "GET", ts.http.URL+"/metrics", nil, "")
+	for name, want := range map[string]float64{
+		`collabd_auth_callback_requests_total{result="allowed"}`: 5, // d, ro, nope, the cookie, SSE
+		`collabd_auth_callback_cache_hits_total`:                  3,
+		`collabd_auth_callback_seconds_count`:                     5,
+	} {
+		if got := metricValue(metrics, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
 }
 
 func TestAuthCallbackSessions(t *testing.T) {
@@ -287,6 +297,16 @@ func TestAuthCallbackFailsClosed(t *testing.T) {
 				t.Fatalf("upgrade: %d, want %d", code, c.httpCode)
 			}
 		})
+	}
+	_, metrics := request(t, "GET", ts.http.URL+"/metrics", nil, "")
+	for name, want := range map[string]float64{
+		`collabd_auth_callback_requests_total{result="unauthorized"}`: 2 * 4, // denied and unknown, twice each over HTTP, then hello and upgrade
+		`collabd_auth_callback_requests_total{result="forbidden"}`:    4,
+		`collabd_auth_callback_requests_total{result="error"}`:        6 * 4,
+	} {
+		if got := metricValue(metrics, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
 	}
 	// Without any credential the callback is not asked.
 	n := h.count()

@@ -24,6 +24,7 @@ type authenticator struct {
 	audience string
 	hook     *authHook // nil: no auth callback
 	cookie   string    // cookie whose value is a credential for the hook
+	metrics  *authMetrics
 }
 
 // authInput is what one request offers.
@@ -48,7 +49,8 @@ func newAuthenticator(cfg Config) (*authenticator, error) {
 		return nil, fmt.Errorf("%w: %d bytes, at least %d are needed (make one with: head -c 32 /dev/urandom | base64)",
 			ErrWeakSecret, n, MinSecretBytes)
 	}
-	a := &authenticator{secret: cfg.AuthSecret, issuer: cfg.AuthIssuer, audience: cfg.AuthAudience, cookie: cfg.AuthCookie}
+	a := &authenticator{secret: cfg.AuthSecret, issuer: cfg.AuthIssuer, audience: cfg.AuthAudience, cookie: cfg.AuthCookie,
+		metrics: newAuthMetrics()}
 	for _, k := range cfg.AuthPublicKeys {
 		alg, err := keyAlg(k)
 		if err != nil {
@@ -61,6 +63,7 @@ func newAuthenticator(cfg Config) (*authenticator, error) {
 		if err != nil {
 			return nil, err
 		}
+		j.metrics = a.metrics
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.JWKSTimeout)
 		defer cancel()
 		if err := j.refresh(ctx); err != nil {
@@ -73,6 +76,7 @@ func newAuthenticator(cfg Config) (*authenticator, error) {
 		if err != nil {
 			return nil, err
 		}
+		h.metrics = a.metrics
 		a.hook = h
 	}
 	return a, nil

@@ -79,6 +79,9 @@ func New(cfg Config) (*Server, error) {
 		decodeLimits: protocol.DecodeLimits{MaxFrame: cfg.MaxFrame},
 	}
 	s.metrics = newMetrics(s)
+	if auth != nil {
+		s.metrics.reg.MustRegister(auth.metrics.collectors()...)
+	}
 	s.refusals = newRefusalLog()
 	s.reg = owner.NewRegistry(owner.Config{
 		Logger: cfg.Logger, Store: ownerStore{cfg.Store}, Metrics: s.metrics, NewEngine: s.newNativeEngine,
