@@ -198,8 +198,8 @@ func TestAuthCallbackAllowsAndCaches(t *testing.T) {
 	_, metrics := request(t, "GET", ts.http.URL+"/metrics", nil, "")
 	for name, want := range map[string]float64{
 		`collabd_auth_callback_requests_total{result="allowed"}`: 5, // d, ro, nope, the cookie, SSE
-		`collabd_auth_callback_cache_hits_total`:                  3,
-		`collabd_auth_callback_seconds_count`:                     5,
+		`collabd_auth_callback_cache_hits_total`:                 3,
+		`collabd_auth_callback_seconds_count`:                    5,
 	} {
 		if got := metricValue(metrics, name); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
