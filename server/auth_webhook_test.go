@@ -238,12 +238,12 @@ func TestAuthCallbackSessions(t *testing.T) {
 	}
 
 	// Credential in the hello.
-	if _, m, code := dialRaw(t, ts.url, nil, "opaque-hello", 5); code != 0 {
+	if _, m, code := dialRaw(t, ts.url, http.Header{"User-Agent": {"test-agent"}}, "opaque-hello", 5); code != 0 {
 		t.Fatalf("hello with an allowed credential: close %d", code)
 	} else if _, ok := m.(*protocol.Welcome); !ok {
 		t.Fatalf("hello: %T", m)
 	}
-	if got := h.last(); got.Credential != "opaque-hello" || got.Source != "hello" || got.IP != "127.0.0.1" {
+	if got := h.last(); got.Credential != "opaque-hello" || got.Source != "hello" || got.IP != "127.0.0.1" || got.UserAgent != "test-agent" {
 		t.Fatalf("hello callback = %+v", got)
 	}
 	// Fallback session create.

@@ -167,7 +167,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	var b [8]byte
 	_, _ = crand.Read(b[:])
 	sess := newSession(s, wsTransport{conn}, hex.EncodeToString(b[:]))
-	sess.claims, sess.remote = claims, ip
+	sess.claims, sess.remote, sess.userAgent = claims, ip, r.UserAgent()
 	s.cfg.Logger.Debug("session opened", "session", sess.id, "remote", ip, "transport", "websocket")
 	s.mu.Lock()
 	if s.closing {

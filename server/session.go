@@ -25,11 +25,12 @@ import (
 // Owners enqueue without blocking; a session whose queue overflows is closed
 // with CodeSlow and resyncs when it comes back.
 type session struct {
-	srv    *Server
-	t      transport
-	id     string
-	remote string    // the peer's address (logs)
-	opened time.Time // when the connection was accepted (logs)
+	srv       *Server
+	t         transport
+	id        string
+	remote    string    // the peer's address (logs, the auth callback)
+	userAgent string    // the User-Agent of the request that opened it (the auth callback)
+	opened    time.Time // when the connection was accepted (logs)
 
 	mu      sync.Mutex // guards queue, queued, writing, closed, code, reason, expire
 	queue   [][]byte
@@ -319,7 +320,7 @@ func (s *session) hello(ctx context.Context, h *protocol.Hello) bool {
 	}
 	if auth := s.srv.auth; auth != nil {
 		if s.claims == nil {
-			c, err := auth.authenticate(ctx, authInput{Token: h.Token, Source: "hello", IP: s.remote}, time.Now())
+			c, err := auth.authenticate(ctx, authInput{Token: h.Token, Source: "hello", IP: s.remote, UserAgent: s.userAgent}, time.Now())
 			if err != nil {
 				s.close(authCode(err), "authentication failed")
 				return false
@@ -488,7 +489,7 @@ func (s *session) refresh(ctx context.Context, token string) bool {
 	if auth == nil {
 		return true
 	}
-	c, err := auth.authenticate(ctx, authInput{Token: token, Source: "refresh", IP: s.remote}, time.Now())
+	c, err := auth.authenticate(ctx, authInput{Token: token, Source: "refresh", IP: s.remote, UserAgent: s.userAgent}, time.Now())
 	if err != nil {
 		s.close(authCode(err), "token refresh failed")
 		return false
