@@ -5,14 +5,16 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
 
 // Claims are what a collabd token grants: a user (subject and display name)
 // and documents by pattern, each read-only ("r") or read-write ("rw").
-// Tokens are JWTs signed with HS256 and the server's secret.
+// Tokens are JWTs signed with HS256 and the server's secret, or with RS256,
+// ES256 or EdDSA and a private key whose public half the server has
+// (Config.AuthPublicKeys, Config.AuthJWKSURL); the auth callback's answers
+// become Claims too (authn.go).
 type Claims struct {
 	Name  string   `json:"name,omitempty"`  // display name shown to others (presence); default: the subject
 	Color string   `json:"color,omitempty"` // cursor color (CSS); default: derived from the subject
@@ -45,34 +47,6 @@ func NewToken(secret []byte, c Claims) (string, error) {
 		}
 	}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
-}
-
-// verifyToken checks signature, algorithm and expiry, and returns the claims.
-func verifyToken(secret []byte, token string, now time.Time) (*Claims, error) {
-	if token == "" {
-		return nil, errNoToken
-	}
-	var c Claims
-	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return secret, nil },
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-		jwt.WithExpirationRequired(),
-		jwt.WithTimeFunc(func() time.Time { return now }),
-	)
-	switch {
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return nil, errExpired
-	case err != nil:
-		return nil, fmt.Errorf("%w: %v", errBadToken, err)
-	}
-	if c.Subject == "" {
-		return nil, fmt.Errorf("%w: no subject", errBadToken)
-	}
-	for _, g := range c.Docs {
-		if _, _, err := parseGrant(g); err != nil {
-			return nil, err
-		}
-	}
-	return &c, nil
 }
 
 // access returns the best access the claims grant to doc.

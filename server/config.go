@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -16,11 +17,46 @@ type Config struct {
 	Store  *storage.Store // where documents live (required)
 	Logger *slog.Logger   // nil: discard logs
 
-	// AuthSecret verifies tokens (JWT HS256, see Claims). Empty means
-	// development mode: no authentication, every session may read and
-	// write every document. cmd/collabd refuses to serve a non-loopback
-	// address in development mode unless told to.
+	// AuthSecret verifies HS256 tokens (see Claims). With none of
+	// AuthSecret, AuthPublicKeys, AuthJWKSURL and AuthWebhook set the
+	// server is in development mode: no authentication, every session may
+	// read and write every document. cmd/collabd refuses to serve a
+	// non-loopback address in development mode unless told to.
 	AuthSecret []byte
+
+	// Asymmetric tokens (docs/AUTH.md): AuthPublicKeys verify RS256 (RSA,
+	// 2048 to 8192 bits), ES256 (EC P-256) and EdDSA (Ed25519) tokens
+	// whatever their kid (ParsePublicKeys reads them from PEM);
+	// AuthJWKSURL is a JWK Set (https, or http on loopback) fetched by New
+	// (which fails if that fetch fails), refreshed every JWKSRefresh
+	// (default 10m) and when a token names an unknown kid, at most once per
+	// JWKSMinRefresh (default 30s); each fetch is bounded by JWKSTimeout
+	// (default 5s) and 1 MiB. Several of AuthSecret, AuthPublicKeys and
+	// AuthJWKSURL may be set: a token verifies if a key for its algorithm
+	// (and kid) verifies it. AuthIssuer and AuthAudience, when set, must
+	// match the token's iss and one of its aud.
+	AuthPublicKeys []crypto.PublicKey
+	AuthJWKSURL    string
+	AuthIssuer     string
+	AuthAudience   string
+	JWKSRefresh    time.Duration
+	JWKSMinRefresh time.Duration
+	JWKSTimeout    time.Duration
+
+	// AuthWebhook is the application's auth callback (docs/INTEGRATION.md):
+	// a request without a collabd token that verifies has its credential
+	// (the Authorization header, the AuthCookie cookie, or the token it
+	// offered) POSTed there, signed with WebhookSecret (Sign); the answer
+	// becomes the session's Claims, cached by credential and document for
+	// its ttl in an LRU of AuthCacheSize entries (default 10000). A timeout
+	// (AuthWebhookTimeout, default 3s) or an application error denies with
+	// the retryable CodeOverloaded. WebhookSecret (at least MinSecretBytes)
+	// is required with AuthWebhook.
+	AuthWebhook        string
+	AuthCookie         string
+	AuthWebhookTimeout time.Duration
+	AuthCacheSize      int
+	WebhookSecret      []byte
 
 	// AllowedOrigins is the exact-match allowlist for the Origin header of
 	// WebSocket upgrades and of every state-changing HTTP request (POST,
@@ -200,6 +236,11 @@ func (c Config) withDefaults() Config {
 	if c.OpRate <= 0 {
 		c.OpRate = 2000
 	}
+	dur(&c.JWKSRefresh, 10*time.Minute)
+	dur(&c.JWKSMinRefresh, defaultJWKSGap)
+	dur(&c.JWKSTimeout, 5*time.Second)
+	dur(&c.AuthWebhookTimeout, 3*time.Second)
+	def(&c.AuthCacheSize, 10000)
 	dur(&c.HelloTimeout, 10*time.Second)
 	dur(&c.PingInterval, 25*time.Second)
 	dur(&c.PongTimeout, 10*time.Second)

@@ -13,9 +13,12 @@
 // engine_native.go (crdt.Doc as an owner.Engine), store.go (bbolt as an
 // owner.Store), http_docs.go (the document API), http_feed.go + delta.go
 // (SSE and long poll), guard.go (the Host, Origin and request body rules
-// every HTTP request passes first), auth.go, config.go, metrics.go. The
-// document owner itself, its registry and memory governor are package
-// server/owner (see its doc.go for the state machine).
+// every HTTP request passes first), auth.go (claims and grants), authn.go
+// (the one authentication path: tokens, then the auth callback),
+// auth_keys.go (PEM and JWKS public keys), auth_webhook.go (the auth
+// callback and its cache), sign.go (the Collabd-Signature HMAC), config.go,
+// metrics.go. The document owner itself, its registry and memory governor
+// are package server/owner (see its doc.go for the state machine).
 //
 // # Concurrency
 //
@@ -34,6 +37,11 @@
 //     without blocking; a connection whose queue overflows is closed with
 //     CodeSlow and resyncs by state vector when it reconnects. An owner never
 //     blocks on a session.
+//   - Authentication runs on the goroutine of the request or of the
+//     session's read loop: a JWKS fetch for an unknown kid or a call to the
+//     auth callback blocks only that request or connection, bounded by its
+//     timeout. With a JWKS URL one more goroutine refreshes the keys
+//     periodically; the Server owns it and Shutdown stops it.
 //   - Owners never block on storage: they submit to the store's group
 //     commit without waiting (a full queue reloads the document and the
 //     sessions resend) and select on the oldest pending commit (commits

@@ -120,7 +120,7 @@ func (s *Server) hostAllowed(hostport string) bool {
 			return true
 		}
 	}
-	if len(s.cfg.AuthSecret) > 0 {
+	if s.auth != nil {
 		return len(s.cfg.AllowedHosts) == 0
 	}
 	return loopbackHost(host)

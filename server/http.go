@@ -2,7 +2,6 @@ package server
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"time"
 
@@ -112,34 +111,40 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// authenticate checks the request's token (Authorization: Bearer, or the
-// token query parameter); in development mode it returns nil claims. It
-// reads nothing but headers, so a refusal comes before any body is read. On
-// failure it has answered the request.
-func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*Claims, bool) {
-	if len(s.cfg.AuthSecret) == 0 {
+// authenticate checks the request's credentials (a token in
+// Authorization: Bearer or the token query parameter; else, with an auth
+// callback, the Authorization header or the auth cookie) for doc ("" when
+// the request is not about one document); in development mode it returns
+// nil claims. It reads nothing but headers, so a refusal comes before any
+// body is read. On failure it has answered the request.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, doc string) (*Claims, bool) {
+	if s.auth == nil {
 		return nil, true
 	}
-	c, err := verifyToken(s.cfg.AuthSecret, requestToken(r), time.Now())
-	switch {
-	case errors.Is(err, errExpired):
-		s.refused(r, "auth", "err", "token expired")
-		writeError(w, 0, protocol.CodeTokenExpired, "token expired")
-		return nil, false
-	case err != nil:
-		s.refused(r, "auth", "err", err.Error())
+	c, err := s.auth.authenticate(r.Context(), s.httpAuthInput(r, doc), time.Now())
+	if err == nil {
+		return c, true
+	}
+	s.refused(r, "auth", "err", err.Error())
+	switch code := authCode(err); code {
+	case protocol.CodeTokenExpired:
+		writeError(w, 0, code, "token expired")
+	case protocol.CodeForbidden:
+		writeError(w, 0, code, "the credential does not grant this")
+	case protocol.CodeOverloaded:
+		writeError(w, 0, code, "authentication is unavailable; retry")
+	default:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="collabd"`)
 		writeError(w, 0, protocol.CodeUnauthorized, "a valid token is required")
-		return nil, false
 	}
-	return c, true
+	return nil, false
 }
 
 // authorize authenticates the request and checks that its token grants
 // need on doc ("" for an endpoint about every document: a "*" grant). On
 // failure it has answered the request.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, doc string, need Access) (*Claims, bool) {
-	c, ok := s.authenticate(w, r)
+	c, ok := s.authenticate(w, r, doc)
 	if !ok || c == nil {
 		return c, ok
 	}

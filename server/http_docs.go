@@ -210,7 +210,7 @@ type listPage struct {
 
 func (s *Server) listDocs(w http.ResponseWriter, r *http.Request) {
 	// Any valid token may list: it sees the documents it may read.
-	claims, ok := s.authenticate(w, r)
+	claims, ok := s.authenticate(w, r, "")
 	if !ok {
 		return
 	}

@@ -5,7 +5,6 @@ import (
 	crand "crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -27,7 +26,8 @@ import (
 // serve its Handler, and stop it with Shutdown.
 type Server struct {
 	cfg          Config
-	agent        crdt.AgentID // the server's own agent (for server-made edits)
+	auth         *authenticator // nil: development mode
+	agent        crdt.AgentID   // the server's own agent (for server-made edits)
 	reg          *owner.Registry
 	upgrader     websocket.Upgrader
 	decodeLimits protocol.DecodeLimits
@@ -61,14 +61,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("server: Config.Store is required")
 	}
-	if n := len(cfg.AuthSecret); n > 0 && n < MinSecretBytes {
-		return nil, fmt.Errorf("%w: %d bytes, at least %d are needed (make one with: head -c 32 /dev/urandom | base64)",
-			ErrWeakSecret, n, MinSecretBytes)
-	}
 	cfg = cfg.withDefaults()
+	auth, err := newAuthenticator(cfg)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg:          cfg,
+		auth:         auth,
 		agent:        crdt.NewAgentID(),
 		ctx:          ctx,
 		cancel:       cancel,
@@ -79,6 +80,9 @@ func New(cfg Config) (*Server, error) {
 		decodeLimits: protocol.DecodeLimits{MaxFrame: cfg.MaxFrame, MaxMessage: cfg.MaxMessage},
 	}
 	s.metrics = newMetrics(s)
+	if auth != nil {
+		s.metrics.reg.MustRegister(auth.metrics.collectors()...)
+	}
 	s.refusals = newRefusalLog()
 	var events owner.Events
 	if h := cfg.Hooks; cfg.Webhooks != nil || h.OnLoad != nil || h.OnChange != nil || h.OnDelete != nil {
@@ -93,6 +97,7 @@ func New(cfg Config) (*Server, error) {
 		MaxReplicaBytes: cfg.MaxReplicaBytes, MaxColdJoinBytes: 8 << 20, MessageRate: cfg.MessageRate, MessageBurst: cfg.MessageBurst,
 	}, owner.RegistryLimits{MaxDocs: cfg.MaxLoadedDocs, MaxBytes: cfg.MaxReplicaBytes, EvictWait: 500 * time.Millisecond})
 	s.bodies = newBudget(cfg.MaxBodyBytes)
+	s.startAuth()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -155,15 +160,21 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, code.String(), httpStatus(code))
 		return
 	}
-	// A token in the Authorization header or the token query parameter is
-	// checked before upgrading; otherwise the Hello must carry one.
+	// Credentials on the upgrade request (a token in the Authorization
+	// header or the token query parameter; with an auth callback also any
+	// Authorization header or the auth cookie) are checked before
+	// upgrading; otherwise the Hello must carry them.
 	var claims *Claims
-	if tok := requestToken(r); tok != "" && len(s.cfg.AuthSecret) > 0 {
-		c, err := verifyToken(s.cfg.AuthSecret, tok, time.Now())
+	if in := s.httpAuthInput(r, ""); s.auth.offered(in) {
+		c, err := s.auth.authenticate(r.Context(), in, time.Now())
 		if err != nil {
 			release()
 			s.refused(r, "auth", "err", err.Error())
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			code := authCode(err)
+			if code == protocol.CodeOverloaded {
+				w.Header().Set("Retry-After", "1")
+			}
+			http.Error(w, code.String(), httpStatus(code))
 			return
 		}
 		claims = c
@@ -176,7 +187,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	var b [8]byte
 	_, _ = crand.Read(b[:])
 	sess := newSession(s, wsTransport{conn}, hex.EncodeToString(b[:]))
-	sess.claims, sess.remote = claims, ip
+	sess.claims, sess.remote, sess.userAgent = claims, ip, r.UserAgent()
 	s.cfg.Logger.Debug("session opened", "session", sess.id, "remote", ip, "transport", "websocket")
 	s.mu.Lock()
 	if s.closing {

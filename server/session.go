@@ -25,11 +25,12 @@ import (
 // Owners enqueue without blocking; a session whose queue overflows is closed
 // with CodeSlow and resyncs when it comes back.
 type session struct {
-	srv    *Server
-	t      transport
-	id     string
-	remote string    // the peer's address (logs)
-	opened time.Time // when the connection was accepted (logs)
+	srv       *Server
+	t         transport
+	id        string
+	remote    string    // the peer's address (logs, the auth callback)
+	userAgent string    // the User-Agent of the request that opened it (the auth callback)
+	opened    time.Time // when the connection was accepted (logs)
 
 	mu      sync.Mutex // guards queue, queued, writing, closed, code, reason, expire
 	queue   [][]byte
@@ -320,7 +321,7 @@ func (s *session) frame(ctx context.Context, data []byte, hello *bool) bool {
 			s.close(protocol.CodeUnauthorized, "hello must be the first frame")
 			return false
 		}
-		if !s.hello(h) {
+		if !s.hello(ctx, h) {
 			return false
 		}
 		*hello = false
@@ -329,14 +330,14 @@ func (s *session) frame(ctx context.Context, data []byte, hello *bool) bool {
 	return s.route(ctx, m)
 }
 
-func (s *session) hello(h *protocol.Hello) bool {
+func (s *session) hello(ctx context.Context, h *protocol.Hello) bool {
 	if h.Version != protocol.Version {
 		s.close(protocol.CodeUnsupportedVersion, "unsupported protocol version")
 		return false
 	}
-	if secret := s.srv.cfg.AuthSecret; len(secret) > 0 {
+	if auth := s.srv.auth; auth != nil {
 		if s.claims == nil {
-			c, err := verifyToken(secret, h.Token, time.Now())
+			c, err := auth.authenticate(ctx, authInput{Token: h.Token, Source: "hello", IP: s.remote, UserAgent: s.userAgent}, time.Now())
 			if err != nil {
 				s.close(authCode(err), "authentication failed")
 				return false
@@ -444,7 +445,7 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 	case *protocol.Ping:
 		return s.enqueue(protocol.Encode(&protocol.Pong{Nonce: m.Nonce}))
 	case *protocol.Refresh:
-		return s.refresh(m.Token)
+		return s.refresh(ctx, m.Token)
 	case *protocol.Pong:
 		return true
 	default:
@@ -513,7 +514,7 @@ func (s *session) leaveAll(ctx context.Context) {
 // access is what the session's token grants for doc (everything in
 // development mode).
 func (s *session) access(doc string) Access {
-	if len(s.srv.cfg.AuthSecret) == 0 {
+	if s.srv.auth == nil {
 		return AccessWrite
 	}
 	return s.claims.access(doc)
@@ -522,12 +523,12 @@ func (s *session) access(doc string) Access {
 // refresh replaces the session's token in-band, before it expires. The new
 // token must be for the same subject; documents already joined stay joined
 // only if still granted.
-func (s *session) refresh(token string) bool {
-	secret := s.srv.cfg.AuthSecret
-	if len(secret) == 0 {
+func (s *session) refresh(ctx context.Context, token string) bool {
+	auth := s.srv.auth
+	if auth == nil {
 		return true
 	}
-	c, err := verifyToken(secret, token, time.Now())
+	c, err := auth.authenticate(ctx, authInput{Token: token, Source: "refresh", IP: s.remote, UserAgent: s.userAgent}, time.Now())
 	if err != nil {
 		s.close(authCode(err), "token refresh failed")
 		return false
@@ -570,11 +571,4 @@ func (s *session) setExpiry(c *Claims) {
 	s.expire = time.AfterFunc(time.Until(c.ExpiresAt.Time), func() {
 		s.close(protocol.CodeTokenExpired, "token expired; reconnect with a new token")
 	})
-}
-
-func authCode(err error) protocol.Code {
-	if errors.Is(err, errExpired) {
-		return protocol.CodeTokenExpired
-	}
-	return protocol.CodeUnauthorized
 }

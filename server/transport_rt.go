@@ -122,8 +122,8 @@ func (s *Server) rtCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var claims *Claims
-	if tok := requestToken(r); tok != "" && len(s.cfg.AuthSecret) > 0 {
-		c, err := verifyToken(s.cfg.AuthSecret, tok, time.Now())
+	if in := s.httpAuthInput(r, ""); s.auth.offered(in) {
+		c, err := s.auth.authenticate(r.Context(), in, time.Now())
 		if err != nil {
 			release()
 			s.refused(r, "auth", "err", err.Error())
@@ -137,7 +137,7 @@ func (s *Server) rtCreate(w http.ResponseWriter, r *http.Request) {
 	t := &rtTransport{srv: s, id: hex.EncodeToString(b[:8]), key: hex.EncodeToString(b[8:]), inbound: make(chan []byte, 4), posting: make(chan struct{}, 1),
 		next: 1, postSeq: 1, wake: make(chan struct{}, 1), lastSeen: time.Now()}
 	sess := newSession(s, t, t.id)
-	sess.claims, sess.remote = claims, s.clientIP(r)
+	sess.claims, sess.remote, sess.userAgent = claims, s.clientIP(r), r.UserAgent()
 	s.cfg.Logger.Debug("session opened", "session", sess.id, "remote", sess.remote, "transport", "fallback")
 	t.s = sess
 	s.mu.Lock()

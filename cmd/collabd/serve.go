@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,6 +35,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	origins := fs.String("allowed-origins", "", "comma-separated exact Origin allowlist for browsers (empty: same host only)")
 	hosts := fs.String("allowed-hosts", "", "comma-separated Host names the server answers to (development mode: loopback names always; auth mode: empty allows any)")
 	secret := fs.String("auth-secret", "", "HMAC `secret` for tokens (empty: development mode, no authentication)")
+	publicKey := fs.String("auth-public-key", "", "PEM `file` of public keys (RSA, EC P-256, Ed25519) verifying RS256/ES256/EdDSA tokens")
+	jwksURL := fs.String("auth-jwks-url", "", "JWKS `URL` (https) of keys verifying RS256/ES256/EdDSA tokens; refreshed every 10m and on an unknown kid")
+	issuer := fs.String("auth-issuer", "", "required token issuer (iss), if set")
+	audience := fs.String("auth-audience", "", "required token audience (one of aud), if set")
+	authHook := fs.String("auth-webhook", "", "auth callback `URL`: credentials that are not collabd tokens are POSTed there (docs/INTEGRATION.md); needs --webhook-secret")
+	authCookie := fs.String("auth-cookie", "", "cookie `name` whose value is sent to the auth callback")
+	hookSecret := fs.String("webhook-secret", "", "HMAC `secret` (at least 32 bytes) signing the requests collabd sends to the app: webhooks and the auth callback (Collabd-Signature)")
 	insecure := fs.Bool("insecure-no-auth", false, "allow a non-loopback address without authentication")
 	maxFrame := fs.Int("max-frame", 0, "largest inbound frame in bytes (0: 1 MiB)")
 	maxDocs := fs.Int("max-docs-per-conn", 0, "documents joined at once per connection (0: 64)")
@@ -51,7 +59,6 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	var hooks listFlag
 	fs.Var(&hooks, "webhook", "POST signed document events to this `URL` (repeatable, or comma-separated; needs --webhook-secret)")
 	hookEvents := fs.String("webhook-events", "", "comma-separated event types the webhooks receive (doc.created, doc.changed, doc.deleted; doc.* for all; empty: all)")
-	hookSecret := fs.String("webhook-secret", "", "HMAC `secret` that signs webhook requests (at least 32 bytes)")
 	hookText := fs.Bool("webhook-text", false, "doc.changed carries the text of every root")
 	debounce := fs.Duration("event-debounce", 0, "how long changes to a document gather before one doc.changed (0: 2s)")
 	corsCreds := fs.Bool("cors-credentials", false, "allow credentials (cookies) in CORS answers to --allowed-origins (tokens in Authorization need none)")
@@ -106,7 +113,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	if *secret == "" && !*insecure && !loopback(*addr) {
+	authOn := *secret != "" || *publicKey != "" || *jwksURL != "" || *authHook != ""
+	if !authOn && !*insecure && !loopback(*addr) {
 		fmt.Fprintf(stderr, "collabd serve: %s is not a loopback address and authentication is not configured; "+
 			"pass --insecure-no-auth to serve it anyway\n", *addr)
 		return 2
@@ -140,8 +148,19 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		}
 		trusted = append(trusted, pfx)
 	}
-	if *secret == "" {
-		log.Warn("development mode: no --auth-secret, every connection may read and write every document")
+	var pubKeys []crypto.PublicKey
+	if *publicKey != "" {
+		pem, err := os.ReadFile(*publicKey)
+		if err == nil {
+			pubKeys, err = server.ParsePublicKeys(pem)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "collabd serve: --auth-public-key: %v\n", err)
+			return 2
+		}
+	}
+	if !authOn {
+		log.Warn("development mode: no --auth-secret, --auth-public-key, --auth-jwks-url or --auth-webhook; every connection may read and write every document")
 	}
 	var outbox *webhook.Outbox
 	if len(hooks) > 0 {
@@ -164,7 +183,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		AuthSecret: []byte(*secret), MaxFrame: *maxFrame, MaxDocsPerConn: *maxDocs, QueueBytes: *queue, MaxConns: *maxConns,
 		MaxConnsPerIP: *maxPerIP, OpRate: *opRate, OpBurst: *opBurst, MaxLoadedDocs: *maxLoaded, MaxReplicaBytes: *maxReplica,
 		JoinRate: *joinRate, BodyTimeout: *bodyTimeout, CORSCredentials: *corsCreds, PrivateMetrics: *metricsAddr != "",
-		TrustedProxies: trusted, MaxDocBytes: *maxDocBytes})
+		TrustedProxies: trusted, AuthPublicKeys: pubKeys, AuthJWKSURL: *jwksURL, AuthIssuer: *issuer, AuthAudience: *audience,
+		AuthWebhook: *authHook, AuthCookie: *authCookie, WebhookSecret: []byte(*hookSecret),
+		MaxDocBytes: *maxDocBytes})
 	if err != nil {
 		fmt.Fprintf(stderr, "collabd serve: %v\n", err)
 		return 1
@@ -201,7 +222,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	logStart(log, startInfo{addr: ln.Addr().String(), data: *data, auth: *secret != "", origins: allowed,
+	logStart(log, startInfo{addr: ln.Addr().String(), data: *data, auth: authOn, origins: allowed,
 		hosts: splitList(*hosts), tls: certs != nil, metrics: *metricsAddr})
 	fmt.Fprintf(stdout, "listening on %s\n", ln.Addr())
 	for running := true; running; {
