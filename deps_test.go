@@ -103,10 +103,10 @@ var table = map[string]row{
 
 	// The server (imports all of the above; never a client or a tool).
 	"server": {Allow: why{
-		"crdt":         "the document replica each owner holds",
-		"presence":     "the presence.Set each owner holds",
-		"protocol":     "the frames it reads and writes",
-		"storage":      "documents are loaded from and committed to the bbolt store",
+		"crdt":           "the document replica each owner holds",
+		"presence":       "the presence.Set each owner holds",
+		"protocol":       "the frames it reads and writes",
+		"storage":        "documents are loaded from and committed to the bbolt store",
 		"server/owner":   "the document owner, behind its Engine, Store and Subscriber interfaces",
 		"server/webhook": "signed webhook deliveries from a durable outbox",
 	}},
@@ -152,6 +152,7 @@ var table = map[string]row{
 	// The binary wires it together.
 	"cmd/collabd": {Allow: why{
 		"server":           "collabd serve",
+		"server/webhook":   "serve opens the webhook outbox; webhooks verifies signatures in its tests",
 		"storage":          "opens the store; offline backup, export, restore and verify",
 		"crdt":             "offline export rebuilds a document from snapshot and log",
 		"internal/demo":    "the demo page served at /",

@@ -31,7 +31,9 @@ func Example_embedding() {
 		Store:         store,
 		EventDebounce: 50 * time.Millisecond,
 		Hooks: server.Hooks{
-			OnLoad:   func(ctx context.Context, doc string, exists bool) { fmt.Printf("loaded %s (stored before: %v)\n", doc, exists) },
+			OnLoad: func(ctx context.Context, doc string, exists bool) {
+				fmt.Printf("loaded %s (stored before: %v)\n", doc, exists)
+			},
 			OnChange: func(ctx context.Context, c server.Change) { changed <- c },
 		},
 	})

@@ -34,7 +34,7 @@ type Server struct {
 	metrics      *metrics // Prometheus metrics (GET /metrics), own registry
 	refusals     *refusalLog
 	events       *dispatcher // nil without webhooks and hooks
-	bodies       *budget // request body bytes being read (Config.MaxBodyBytes)
+	bodies       *budget     // request body bytes being read (Config.MaxBodyBytes)
 
 	ctx    context.Context // cancelled by Shutdown: owners flush and exit
 	cancel context.CancelFunc

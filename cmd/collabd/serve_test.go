@@ -322,7 +322,9 @@ func TestWebhookOutboxSurvivesKill9(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var out struct{ Records []struct{ Event struct{ ID string } } }
+		var out struct {
+			Records []struct{ Event struct{ ID string } }
+		}
 		_ = json.NewDecoder(resp.Body).Decode(&out)
 		var ids []string
 		for _, r := range out.Records {

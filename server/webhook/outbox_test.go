@@ -29,11 +29,11 @@ func TestSignVerify(t *testing.T) {
 		now    time.Time
 		want   error
 	}{
-		"other body":   {secret, h, []byte(`{"id":"evt_2"}`), now, ErrBadSignature},
-		"other secret": {[]byte("another-secret-of-thirty-two-by!"), h, body, now, ErrBadSignature},
-		"replayed":     {secret, h, body, now.Add(time.Hour), ErrStale},
-		"no header":    {secret, "", body, now, ErrNoSignature},
-		"garbage":      {secret, "t=x,v1=zz", body, now, ErrNoSignature},
+		"other body":   {secret, h, []byte(`{"id":"evt_2"}`), now, ErrSignatureMismatch},
+		"other secret": {[]byte("another-secret-of-thirty-two-by!"), h, body, now, ErrSignatureMismatch},
+		"replayed":     {secret, h, body, now.Add(time.Hour), ErrSignatureStale},
+		"no header":    {secret, "", body, now, ErrSignatureMalformed},
+		"garbage":      {secret, "t=x,v1=zz", body, now, ErrSignatureMalformed},
 	} {
 		if err := Verify(c.secret, c.header, c.body, c.now, 5*time.Minute); !errors.Is(err, c.want) {
 			t.Errorf("%s: Verify = %v, want %v", name, err, c.want)
