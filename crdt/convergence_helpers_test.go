@@ -11,7 +11,7 @@ import (
 	"github.com/collabd/collabd/crdt"
 )
 
-// Convergence tests of package crdt (RELIABILITY.md §2 and §6 C1–C6):
+// Convergence tests of package crdt (convergence, causality, non-interleaving):
 //
 //   - TestDifferential (C5): seeded 1–5-peer histories replayed into a fresh
 //     Doc and into refDoc (reference_test.go); texts must match after every

@@ -94,7 +94,7 @@
 // columnar body, LZ4-compressed by default (DEFLATE with CompressSmall). The layouts are specified in
 // docs/FORMATS.md. The codec is hand-written (package internal/mp) rather
 // than reflection-based: no reflection per op, and no library allocation from
-// a declared length (see shared RELIABILITY.md §4). Tests cross-check the
+// a declared length (docs/SECURITY.md). Tests cross-check the
 // bytes with github.com/vmihailenco/msgpack/v5.
 //
 // # Observing changes

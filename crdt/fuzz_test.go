@@ -14,7 +14,7 @@ import (
 var fuzzLimits = crdt.Limits{MaxItems: 1 << 16, MaxSnapshot: 1 << 18, MaxPending: 256, MaxOps: 1 << 14}
 
 // killers are length-prefix bombs and deep nesting that make naive msgpack
-// decoders allocate gigabytes or overflow the stack (RELIABILITY.md §4.3).
+// decoders allocate gigabytes or overflow the stack (docs/SECURITY.md).
 func killers() [][]byte {
 	return [][]byte{
 		{0xdd, 0xff, 0xff, 0xff, 0xff},             // array32 of 2^32-1

@@ -9,7 +9,7 @@ import (
 
 // This file holds refDoc, a deliberately naive reference implementation of
 // the list CRDT that package crdt implements, used as the oracle of the
-// differential tests (RELIABILITY.md §6 C5). It shares no code with package
+// differential tests. It shares no code with package
 // crdt: it consumes ops decoded with crdt.DecodeUpdate and keeps every root as
 // a flat slice of items, one per code point, searched linearly. Integration is
 // reference-crdts' integrateYjsMod (FugueMax) transcribed literally; causal

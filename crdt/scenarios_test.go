@@ -171,7 +171,7 @@ func cvDel(pos, n int) func(*crdt.Text) error {
 }
 
 // TestRegressionScenarios ports divergence bugs of other CRDTs
-// (RELIABILITY.md §2.3, C3) to this API. Each scenario returns replicas that
+// (the classic concurrency anomalies) to this API. Each scenario returns replicas that
 // have all seen the same ops, and checks the intermediate states it cares
 // about; all must then equal want, and a reference fed the same updates.
 func TestRegressionScenarios(t *testing.T) {

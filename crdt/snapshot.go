@@ -267,8 +267,6 @@ type snapReader struct {
 	err error
 }
 
-var errSnapShort = errors.New("truncated")
-
 func (r *snapReader) fail(reason string) {
 	if r.err == nil {
 		r.err = &DecodeError{What: "snapshot", Offset: r.off, Reason: reason}

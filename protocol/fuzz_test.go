@@ -13,7 +13,7 @@ import (
 	"github.com/collabd/collabd/protocol"
 )
 
-// killers are the length-prefix bombs and deep nesting of RELIABILITY.md §4.3,
+// killers are the length-prefix bombs and deep nesting that make decoders allocate without bound,
 // bare and wrapped in otherwise valid frames.
 func killers(nest int) [][]byte {
 	bomb := func(h ...byte) []byte { return h }

@@ -14,7 +14,7 @@ import (
 
 // TestCorruptDocumentIsRefusedNotReplaced: a document whose stored snapshot
 // does not decode is refused to every client, and nothing is written over it
-// (RELIABILITY.md D6, hocuspocus#382).
+// (a thundering herd of joins: hocuspocus#382).
 func TestCorruptDocumentIsRefusedNotReplaced(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()

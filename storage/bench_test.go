@@ -21,7 +21,7 @@ import (
 // BENCHMARKS.md. Custom metrics: ops/s, ack latency percentiles in µs, and
 // ops/commit for group commit.
 
-const benchPayload = 200 // bytes per update, as in RELIABILITY.md §1.9
+const benchPayload = 200 // bytes per update: a typical typing batch
 
 func reportLatencies(b *testing.B, lat []time.Duration) {
 	if len(lat) == 0 {

@@ -2,7 +2,7 @@
 // hot wire types of collabd (CRDT updates, state vectors, snapshots headers).
 //
 // It exists because decoding untrusted bytes with a general msgpack library can
-// allocate from declared lengths before checking them (see RELIABILITY.md §4):
+// allocate from declared lengths before checking them (docs/SECURITY.md: every length is checked before it is allocated):
 // every length this Reader returns has already been checked against the bytes
 // that remain, so a caller that allocates at most one unit per returned element
 // allocates at most in proportion to its input. Reader never allocates; str and
