@@ -25,6 +25,8 @@ type authenticator struct {
 	hook     *authHook // nil: no auth callback
 	cookie   string    // cookie whose value is a credential for the hook
 	metrics  *authMetrics
+	onAuth      func(context.Context, AuthInfo) error // Hooks.OnAuthenticate; nil: none
+	hookTimeout time.Duration
 }
 
 // authInput is what one request offers.
@@ -50,7 +52,7 @@ func newAuthenticator(cfg Config) (*authenticator, error) {
 			ErrWeakSecret, n, MinSecretBytes)
 	}
 	a := &authenticator{secret: cfg.AuthSecret, issuer: cfg.AuthIssuer, audience: cfg.AuthAudience, cookie: cfg.AuthCookie,
-		metrics: newAuthMetrics()}
+		metrics: newAuthMetrics(), onAuth: cfg.Hooks.OnAuthenticate, hookTimeout: cfg.HookTimeout}
 	for _, k := range cfg.AuthPublicKeys {
 		alg, err := keyAlg(k)
 		if err != nil {
@@ -93,6 +95,31 @@ func (a *authenticator) hasKeys() bool {
 // grant) is refused as it is. Anything else (no token, not a JWT, an
 // unknown key) goes to the auth callback when there is one.
 func (a *authenticator) authenticate(ctx context.Context, in authInput, now time.Time) (*Claims, error) {
+	c, err := a.credentials(ctx, in, now)
+	if err != nil || a.onAuth == nil {
+		return c, err
+	}
+	// The embedding program's last word (Hooks.OnAuthenticate).
+	hctx, cancel := context.WithTimeout(ctx, a.hookTimeout)
+	defer cancel()
+	if err := a.onAuth(hctx, AuthInfo{Claims: c, Doc: in.Doc, IP: in.IP, UserAgent: in.UserAgent}); err != nil {
+		return nil, fmt.Errorf("%w: %v", errAuthForbidden, err)
+	}
+	return c, nil
+}
+
+// AuthInfo is what Hooks.OnAuthenticate is asked about: the verified
+// claims (from a token or the auth callback), the document when the entry
+// point names one, and the client.
+type AuthInfo struct {
+	Claims    *Claims
+	Doc       string
+	IP        string
+	UserAgent string
+}
+
+// credentials turns in into claims: a collabd token, else the callback.
+func (a *authenticator) credentials(ctx context.Context, in authInput, now time.Time) (*Claims, error) {
 	var tokenErr error = errNoToken
 	if in.Token != "" && a.hasKeys() {
 		c, err := a.verify(ctx, in.Token, now)

@@ -1,10 +1,13 @@
 package server_test
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/collabd/collabd/server"
 )
@@ -71,5 +74,38 @@ func TestCORSCredentials(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Credentials") != "true" {
 		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// Hooks.OnAuthenticate has the last word on authenticated requests.
+func TestOnAuthenticateHook(t *testing.T) {
+	var seen []string
+	ts := startServerWith(t, t.TempDir(), server.Config{AuthSecret: secret, Hooks: server.Hooks{
+		OnAuthenticate: func(_ context.Context, a server.AuthInfo) error {
+			seen = append(seen, a.Claims.Subject+" "+a.Doc)
+			if a.Claims.Subject == "mallory" {
+				return errors.New("suspended account")
+			}
+			return nil
+		},
+	}})
+	get := func(sub string) int {
+		req, _ := http.NewRequest("GET", httpURL(ts)+"/v1/docs/d/text", nil)
+		req.Header.Set("Authorization", "Bearer "+token(t, sub, time.Hour, "*:rw"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get("mallory"); code != 403 {
+		t.Errorf("refused by the hook: %d, want 403", code)
+	}
+	if code := get("alice"); code != 404 {
+		t.Errorf("allowed by the hook: %d, want 404 (no such document)", code)
+	}
+	if len(seen) != 2 || seen[0] != "mallory d" || seen[1] != "alice d" {
+		t.Errorf("hook saw %q", seen)
 	}
 }

@@ -17,6 +17,11 @@ import (
 // context that ends after Config.HookTimeout: a slow hook delays the next
 // hook and webhook, never an editor.
 type Hooks struct {
+	// OnAuthenticate has the last word on every authenticated connection
+	// and request (auth mode): called with the claims a token or the auth
+	// callback gave, on the connecting goroutine with HookTimeout; an
+	// error refuses it (forbidden, 4502 / 403).
+	OnAuthenticate func(ctx context.Context, a AuthInfo) error
 	// OnLoad: a document was loaded into memory (exists: it was stored
 	// before; false for a new document).
 	OnLoad func(ctx context.Context, doc string, exists bool)
