@@ -36,8 +36,15 @@ func TestWebhooksAndHooks(t *testing.T) {
 		got <- ev
 	}))
 	defer rcv.Close()
+	sess := make(chan webhook.Event, 16)
+	srcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev webhook.Event
+		_ = json.NewDecoder(r.Body).Decode(&ev)
+		sess <- ev
+	}))
+	defer srcv.Close()
 	out, err := webhook.Open(filepath.Join(t.TempDir(), "webhooks.db"), webhook.Options{
-		Endpoints: []webhook.Endpoint{{URL: rcv.URL, Secret: hookSecret}}})
+		Endpoints: []webhook.Endpoint{{URL: rcv.URL, Secret: hookSecret}, {URL: srcv.URL, Events: []string{"session.*"}, Secret: hookSecret}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,5 +101,24 @@ func TestWebhooksAndHooks(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no OnDelete")
+	}
+	// session.* events are opt-in: only the second endpoint gets them.
+	c := dialClient(t, ts.url(), 9, nil)
+	join(t, c, "s")
+	_ = c.Close()
+	for _, want := range []string{"session.joined", "session.left"} {
+		select {
+		case ev := <-sess:
+			if ev.Type != want || ev.Doc != "s" {
+				t.Fatalf("session endpoint got %+v, want %s", ev, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %s", want)
+		}
+	}
+	select {
+	case ev := <-got:
+		t.Fatalf("the doc endpoint got %+v", ev)
+	default:
 	}
 }

@@ -17,14 +17,14 @@ import (
 // hello, refresh, fallback session, HTTP request) takes to turn a request's
 // credentials into Claims. A nil *authenticator is development mode.
 type authenticator struct {
-	secret   []byte      // HS256; nil: no HS256
-	static   []verifyKey // from PEM (Config.AuthPublicKeys)
-	jwks     *jwksSource // nil: no JWKS URL
-	issuer   string
-	audience string
-	hook     *authHook // nil: no auth callback
-	cookie   string    // cookie whose value is a credential for the hook
-	metrics  *authMetrics
+	secret      []byte      // HS256; nil: no HS256
+	static      []verifyKey // from PEM (Config.AuthPublicKeys)
+	jwks        *jwksSource // nil: no JWKS URL
+	issuer      string
+	audience    string
+	hook        *authHook // nil: no auth callback
+	cookie      string    // cookie whose value is a credential for the hook
+	metrics     *authMetrics
 	onAuth      func(context.Context, AuthInfo) error // Hooks.OnAuthenticate; nil: none
 	hookTimeout time.Duration
 }

@@ -61,15 +61,56 @@ type docEvents struct {
 type dispatcher struct {
 	srv *Server
 
-	mu   sync.Mutex // guards docs
-	docs map[string]*docEvents
-	wake chan struct{} // capacity 1
+	mu       sync.Mutex // guards docs, sessions, dropped
+	docs     map[string]*docEvents
+	sessions []webhook.Event // session.joined / session.left, in order
+	dropped  int             // session events dropped past maxSessionEvents
+	wake     chan struct{}   // capacity 1
+
+	wantSessions bool // some webhook takes session.* events
 }
+
+// maxSessionEvents bounds the session events waiting for the dispatcher
+// (a burst of joins never grows memory without bound: past it they are
+// dropped, and counted in the log).
+const maxSessionEvents = 10000
 
 var _ owner.Events = (*dispatcher)(nil)
 
 func newDispatcher(s *Server) *dispatcher {
-	return &dispatcher{srv: s, docs: make(map[string]*docEvents), wake: make(chan struct{}, 1)}
+	d := &dispatcher{srv: s, docs: make(map[string]*docEvents), wake: make(chan struct{}, 1)}
+	if out := s.cfg.Webhooks; out != nil {
+		d.wantSessions = out.Wants("session.joined") || out.Wants("session.left")
+	}
+	return d
+}
+
+func (d *dispatcher) Joined(doc, session, subject string) {
+	d.session("session.joined", doc, map[string]string{"session": session, "subject": subject})
+}
+
+func (d *dispatcher) Left(doc, session string) {
+	d.session("session.left", doc, map[string]string{"session": session})
+}
+
+// session queues a session event (opt-in: only when a webhook takes it).
+func (d *dispatcher) session(typ, doc string, data map[string]string) {
+	if !d.wantSessions {
+		return
+	}
+	raw, _ := json.Marshal(data)
+	ev := webhook.Event{ID: webhook.NewID(), Type: typ, Doc: doc, Time: time.Now().UTC(), Data: raw}
+	d.mu.Lock()
+	if len(d.sessions) < maxSessionEvents {
+		d.sessions = append(d.sessions, ev)
+	} else {
+		d.dropped++
+	}
+	d.mu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (d *dispatcher) record(doc string, f func(e *docEvents)) {
@@ -164,9 +205,19 @@ func (d *dispatcher) flush(ctx context.Context, now time.Time, final bool) time.
 			next = at
 		}
 	}
+	sessions, dropped := d.sessions, d.dropped
+	d.sessions, d.dropped = nil, 0
 	d.mu.Unlock()
 	for _, x := range out {
 		d.report(ctx, x.doc, x.ev, now)
+	}
+	if dropped > 0 {
+		d.srv.cfg.Logger.Warn("session webhook events dropped: too many at once", "dropped", dropped)
+	}
+	for _, ev := range sessions {
+		if _, err := d.srv.cfg.Webhooks.Enqueue(ev); err != nil {
+			d.srv.cfg.Logger.Error("webhook event not stored", "doc", ev.Doc, "type", ev.Type, "err", err)
+		}
 	}
 	return next
 }

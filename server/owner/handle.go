@@ -147,6 +147,7 @@ func (o *Owner) drop(s Subscriber) {
 	delete(o.subs, s)
 	if st.peer {
 		o.presenceLeave(s, time.Now())
+		o.events().Left(o.id, s.ID())
 	}
 }
 
@@ -169,6 +170,7 @@ func (o *Owner) join(m Join) {
 	if st == nil {
 		st = &sub{peer: true}
 		o.subs[m.Sub] = st
+		o.events().Joined(o.id, m.Sub.ID(), m.User.ID)
 	}
 	st.readOnly, st.rejected = m.ReadOnly, false
 	chunks, err := o.syncChunks(m.SV)

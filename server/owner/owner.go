@@ -376,6 +376,11 @@ type Events interface {
 	Changed(doc string, from, to uint64, author string)
 	// Deleted: the document's tombstone is durable.
 	Deleted(doc string)
+	// Joined and Left: a session (by id; subject: its user, "" in
+	// development mode) joined the document or left it (or its connection
+	// ended).
+	Joined(doc, session, subject string)
+	Left(doc, session string)
 }
 
 // Authored is implemented by subscribers that know who they are (a
@@ -395,6 +400,8 @@ func (noEvents) Loaded(string, bool)                    {}
 func (noEvents) Created(string)                         {}
 func (noEvents) Changed(string, uint64, uint64, string) {}
 func (noEvents) Deleted(string)                         {}
+func (noEvents) Joined(string, string, string)          {}
+func (noEvents) Left(string, string)                    {}
 
 func (o *Owner) metrics() Metrics {
 	if o.cfg.Metrics == nil {

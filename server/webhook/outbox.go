@@ -15,6 +15,7 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -40,13 +41,13 @@ func NewID() string {
 // Endpoint is a URL that receives events.
 type Endpoint struct {
 	URL    string
-	Events []string // event types it takes (empty: all); "doc.*" takes every doc event
+	Events []string // event types it takes (empty: every doc.* event; session.* events are opt-in); "doc.*", "session.*" take a family
 	Secret []byte   // signs the requests (required)
 }
 
 func (e Endpoint) wants(typ string) bool {
 	if len(e.Events) == 0 {
-		return true
+		return strings.HasPrefix(typ, "doc.")
 	}
 	for _, f := range e.Events {
 		if f == typ || (len(f) > 1 && f[len(f)-1] == '*' && len(typ) >= len(f)-1 && typ[:len(f)-1] == f[:len(f)-1]) {
@@ -151,6 +152,16 @@ func Open(path string, o Options) (*Outbox, error) {
 
 // Close closes the file (after Run has returned).
 func (b *Outbox) Close() error { return b.db.Close() }
+
+// Wants reports whether some endpoint takes events of type typ.
+func (b *Outbox) Wants(typ string) bool {
+	for _, e := range b.opts.Endpoints {
+		if e.wants(typ) {
+			return true
+		}
+	}
+	return false
+}
 
 // Enabled reports whether any endpoint is configured.
 func (b *Outbox) Enabled() bool { return len(b.opts.Endpoints) > 0 }

@@ -236,3 +236,23 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestEndpointFilter(t *testing.T) {
+	for _, c := range []struct {
+		events []string
+		typ    string
+		want   bool
+	}{
+		{nil, "doc.changed", true},
+		{nil, "session.joined", false}, // session events are opt-in
+		{[]string{"session.*"}, "session.left", true},
+		{[]string{"session.*"}, "doc.created", false},
+		{[]string{"doc.deleted"}, "doc.deleted", true},
+		{[]string{"doc.deleted"}, "doc.changed", false},
+		{[]string{"doc.*", "session.joined"}, "session.joined", true},
+	} {
+		if got := (Endpoint{Events: c.events}).wants(c.typ); got != c.want {
+			t.Errorf("Endpoint{%v}.wants(%s) = %v, want %v", c.events, c.typ, got, c.want)
+		}
+	}
+}
