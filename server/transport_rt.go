@@ -341,7 +341,7 @@ func (s *Server) rtFrames(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, protocol.CodeBadFrame, fmt.Sprintf("expected POST %d", t.postSeq))
 		return
 	}
-	body, release, ok := s.readBody(w, r, int64(rtMaxFramesPerPost)*int64(4+s.cfg.MaxFrame))
+	body, release, ok := s.readBody(w, r, int64(4*s.cfg.MaxFrame)) // a few frames: a client posts what it has queued
 	if !ok {
 		return
 	}

@@ -49,7 +49,7 @@ func (o *Owner) broadcast(m Broadcast) {
 	from := ""
 	if m.From != nil {
 		if st := o.subs[m.From]; st == nil || !st.peer {
-			o.deliver(m.From, &ErrorEvent{Doc: o.id, Code: protocol.CodeNotJoined, Message: "message for a document not joined"})
+			o.deliver(m.From, notSubscribed(o.id, 0))
 			return
 		}
 		from = m.From.ID()
@@ -224,7 +224,12 @@ func (o *Owner) leave(s Subscriber) {
 func (o *Owner) update(m Update) {
 	st := o.subs[m.Sub]
 	if st == nil || !st.peer {
-		o.deliver(m.Sub, &ErrorEvent{Doc: o.id, Batch: m.Batch, Code: protocol.CodeNotJoined, Message: "update for a document not joined"})
+		// The session joined (it checks), but the owner does not know it:
+		// the owner dropped its state (a recovered panic, a refused write)
+		// and told it to rejoin. Until it has, its batches are refused as
+		// retryable, never as a terminal "not joined".
+		o.deliver(m.Sub, &AckEvent{Doc: o.id, Batch: m.Batch, Status: protocol.AckRejected})
+		o.deliver(m.Sub, notSubscribed(o.id, m.Batch))
 		return
 	}
 	if st.readOnly {
@@ -331,6 +336,12 @@ func (o *Owner) store(updates [][]byte, last commit) {
 		}
 		o.commits.push(c)
 	}
+}
+
+// notSubscribed is the refusal of a request from a session the owner does
+// not have: retryable, rejoin.
+func notSubscribed(doc string, batch uint64) *ErrorEvent {
+	return &ErrorEvent{Doc: doc, Batch: batch, Code: protocol.CodeDocUnloading, Message: "the document was reloaded: rejoin", RetryAfter: 0}
 }
 
 // markExists records the first write to a document that did not exist.

@@ -319,6 +319,21 @@ func TestPanicReloadsFromStorage(t *testing.T) {
 		if got := <-res; got.Err != nil || got.Text != "kept" {
 			t.Fatalf("after reload: %q %v, want \"kept\"", got.Text, got.Err)
 		}
+		// A batch the session sent before it rejoined is refused as
+		// retryable (never a terminal "not joined"); after the rejoin it
+		// applies.
+		o.Send(context.Background(), Update{Sub: s, Batch: 3, Update: []byte("again")})
+		synctest.Wait()
+		evs := s.take()
+		if e := errorsOf(evs); len(e) != 1 || e[0].Code != protocol.CodeDocUnloading || !e[0].Code.Retry() || len(acks(evs, protocol.AckRejected)) != 1 {
+			t.Fatalf("a batch before the rejoin: %v, want rejected with a retryable CodeDocUnloading", e)
+		}
+		o.Send(context.Background(), Join{Sub: s})
+		o.Send(context.Background(), Update{Sub: s, Batch: 4, Update: []byte("again")})
+		synctest.Wait()
+		if got := acks(s.take(), protocol.AckDurable); len(got) != 1 || got[0] != 4 {
+			t.Fatalf("after the rejoin: durable %v, want [4]", got)
+		}
 		edit := make(chan EditResult, 1)
 		o.Send(context.Background(), Edit{Root: "t", Edits: []Splice{{Ins: "panic"}}, Reply: edit})
 		if got := <-edit; got.Err != nil {

@@ -63,7 +63,7 @@ func (o *Owner) presenceLeave(s Subscriber, now time.Time) {
 // setPresence applies a session's own presence.
 func (o *Owner) setPresence(m SetPresence, now time.Time) {
 	if st := o.subs[m.Sub]; st == nil || !st.peer {
-		o.deliver(m.Sub, &ErrorEvent{Doc: o.id, Code: protocol.CodeNotJoined, Message: "presence for a document not joined"})
+		o.deliver(m.Sub, notSubscribed(o.id, 0))
 		return
 	}
 	if p, ok := o.pres.set.Get(m.Sub.ID()); ok && p.ReadOnly && o.cfg.HideReadOnlyCursors && !m.State.Cursor.IsZero() {
