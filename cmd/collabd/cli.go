@@ -115,7 +115,7 @@ func setUsageWithEnv(fs *flag.FlagSet, synopsis string) {
 // knows its own flags when it warns). TestEnvFlagsComplete checks them
 // against the commands' real flags.
 var envFlags = map[string][]string{
-	"token":    {"auth-secret", "sub", "name", "ttl", "doc"},
+	"token":    {"auth-secret", "sub", "name", "ttl", "doc", "color", "iss", "aud"},
 	"backup":   {"url", "token", "out", "verify"},
 	"export":   {"doc", "format", "root", "url", "token", "data", "out"},
 	"webhooks": {"url", "token", "state", "limit"},

@@ -44,6 +44,9 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 	sub := fs.String("sub", "", "subject: the user id (required)")
 	name := fs.String("name", "", "display name shown to other users")
 	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime")
+	color := fs.String("color", "", "cursor color (CSS), e.g. #e5484d (default: derived from the subject)")
+	issuer := fs.String("iss", "", "issuer claim (the server's --auth-issuer, when it checks one)")
+	audience := fs.String("aud", "", "audience claim (the server's --auth-audience, when it checks one)")
 	var docs docFlags
 	fs.Var(&docs, "doc", "document grant `pattern:r|rw` ('*' matches anything); repeatable")
 	if code, ok := parseFlags(fs, args); !ok {
@@ -63,9 +66,11 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	now := time.Now()
-	tok, err := server.NewToken([]byte(*secret), server.Claims{Name: *name, Docs: docs, RegisteredClaims: jwt.RegisteredClaims{
-		Subject: *sub, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(*ttl)),
-	}})
+	reg := jwt.RegisteredClaims{Subject: *sub, Issuer: *issuer, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(*ttl))}
+	if *audience != "" {
+		reg.Audience = jwt.ClaimStrings{*audience}
+	}
+	tok, err := server.NewToken([]byte(*secret), server.Claims{Name: *name, Color: *color, Docs: docs, RegisteredClaims: reg})
 	if err != nil {
 		fmt.Fprintf(stderr, "collabd token: %v\n", err)
 		return 2
