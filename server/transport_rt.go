@@ -218,6 +218,12 @@ func (s *Server) rtLookup(w http.ResponseWriter, r *http.Request) (*rtTransport,
 		writeError(w, http.StatusGone, protocol.CodeResync, "no such session: open a new one")
 		return nil, false
 	}
+	select {
+	case <-t.s.done: // closed, on its way out of the map
+		writeError(w, http.StatusGone, protocol.CodeResync, "session closed: open a new one")
+		return nil, false
+	default:
+	}
 	return t, true
 }
 
