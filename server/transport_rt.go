@@ -218,12 +218,7 @@ func (s *Server) rtLookup(w http.ResponseWriter, r *http.Request) (*rtTransport,
 		writeError(w, http.StatusGone, protocol.CodeResync, "no such session: open a new one")
 		return nil, false
 	}
-	select {
-	case <-t.s.done: // closed, on its way out of the map
-		writeError(w, http.StatusGone, protocol.CodeResync, "session closed: open a new one")
-		return nil, false
-	default:
-	}
+
 	return t, true
 }
 
@@ -321,6 +316,12 @@ func (s *Server) rtFrames(w http.ResponseWriter, r *http.Request) {
 	t, ok := s.rtLookup(w, r)
 	if !ok {
 		return
+	}
+	select {
+	case <-t.s.done: // closed, on its way out of the map (its stream says why)
+		writeError(w, http.StatusGone, protocol.CodeResync, "session closed: open a new one")
+		return
+	default:
 	}
 	seq, err := strconv.ParseUint(r.URL.Query().Get("seq"), 10, 64)
 	if err != nil || seq == 0 {
