@@ -1,6 +1,8 @@
 package owner
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/collabd/collabd/protocol"
@@ -8,9 +10,11 @@ import (
 
 // commit is an update on its way to disk and whom to tell when it lands.
 // A commit without a Pending stores nothing (a resend of ops already
-// stored): it is durable as soon as the commits before it are.
+// stored): it is durable as soon as the commits before it are. A commit
+// with data is not submitted yet: the store's queue was full (backlog).
 type commit struct {
 	p       Pending
+	data    []byte // the update, until it is submitted
 	sub     Subscriber // the session whose batch it is (nil: server-made)
 	batch   uint64
 	version uint64      // document version after it
@@ -19,18 +23,42 @@ type commit struct {
 }
 
 // commitQueue holds the commits in submission order; they complete in that
-// order (the store commits in order), and acks go out in that order.
+// order (the store commits in order), and acks go out in that order. When
+// the store's queue is full, commits wait here unsubmitted (the backlog)
+// and are submitted in order when the retry timer fires: a burst is
+// absorbed without blocking the owner and without refusing anything, up to
+// MaxBacklogBytes, past which new updates are refused before they apply.
 type commitQueue struct {
 	q       []commit
 	lastSeq uint64 // highest durable log sequence
+	backlog int    // bytes of unsubmitted commits
+	retry   *time.Timer
+	armed   bool // retry is running
 }
+
+// retryC is the backlog's retry timer channel while it is armed.
+func (q *commitQueue) retryC() <-chan time.Time {
+	if q.armed {
+		return q.retry.C
+	}
+	return nil
+}
+
+// backlogRetry is how soon a backlog is submitted again.
+const backlogRetry = 2 * time.Millisecond
+
+// MaxBacklogBytes bounds the updates one owner holds unsubmitted while the
+// store's queue is full; past it, updates are refused (retryable) before
+// they apply.
+const MaxBacklogBytes = 16 << 20
 
 // closedChan is the head of a queue whose first commit stores nothing.
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-// head is the first commit's Done (nil when the queue is empty).
+// head is the first commit's Done (nil when the queue is empty or its
+// first commit is not submitted yet).
 func (q *commitQueue) head() <-chan struct{} {
-	if len(q.q) == 0 {
+	if len(q.q) == 0 || q.q[0].data != nil {
 		return nil
 	}
 	if q.q[0].p == nil {
@@ -42,8 +70,8 @@ func (q *commitQueue) head() <-chan struct{} {
 func (q *commitQueue) push(c commit) { q.q = append(q.q, c) }
 func (q *commitQueue) empty() bool   { return len(q.q) == 0 }
 
-// waitAll waits until every queued commit has completed (shutdown, delete,
-// a reset: the owner must not drop acks of what was submitted).
+// waitAll waits until every submitted commit has completed (a reset: the
+// owner must not drop acks of what was submitted).
 func (q *commitQueue) waitAll() {
 	for _, c := range q.q {
 		if c.p != nil {
@@ -51,6 +79,69 @@ func (q *commitQueue) waitAll() {
 		}
 	}
 }
+
+// submit submits the backlog in order until the store's queue is full
+// again (then the retry timer is armed) or it is empty. It reports a store
+// failure other than a full queue.
+func (o *Owner) submit() error {
+	q := &o.commits
+	for i := range q.q {
+		c := &q.q[i]
+		if c.data == nil {
+			continue
+		}
+		p, err := o.cfg.Store.Submit(o.id, c.data)
+		if errors.Is(err, ErrBusy) {
+			if !q.armed {
+				if q.retry == nil {
+					q.retry = time.NewTimer(backlogRetry)
+				} else {
+					q.retry.Reset(backlogRetry)
+				}
+				q.armed = true
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		q.backlog -= len(c.data)
+		c.p, c.data = p, nil
+	}
+	return nil
+}
+
+// stopRetry stops the backlog's timer (the owner's state is dropped).
+func (q *commitQueue) stopRetry() {
+	if q.retry != nil {
+		q.retry.Stop()
+	}
+	q.armed = false
+}
+
+// drainBacklog submits what is left of the backlog, waiting for room in
+// the store's queue for at most drainTimeout (shutdown: what was applied is
+// stored, unless the store stays full).
+func (o *Owner) drainBacklog() error {
+	deadline := time.Now().Add(drainTimeout)
+	for o.commits.backlog > 0 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: still full after %v", ErrBusy, drainTimeout)
+		}
+		o.commits.armed = false
+		if err := o.submit(); err != nil {
+			return err
+		}
+		if o.commits.armed {
+			<-o.commits.retry.C
+			o.commits.armed = false
+		}
+	}
+	return nil
+}
+
+// drainTimeout bounds how long a shutdown waits for room in the store.
+const drainTimeout = 10 * time.Second
 
 // durable acks what has completed, then compacts if the log is long enough.
 func (o *Owner) durable() {
@@ -62,6 +153,9 @@ func (o *Owner) durable() {
 func (o *Owner) ackCommits() {
 	for len(o.commits.q) > 0 {
 		c := o.commits.q[0]
+		if c.data != nil {
+			return // not submitted yet
+		}
 		var err error
 		if c.p != nil {
 			select {

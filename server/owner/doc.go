@@ -65,9 +65,12 @@
 //   - The owner never blocks on a subscriber (Deliver must not block; a
 //     subscriber that reports false is dropped and its peer leaves presence
 //     at once) or on the store (Submit and Delete return a Pending; a full
-//     store queue is ErrBusy). It waits for the store only to finish commits
-//     already submitted before it drops its state (shutdown, panic, refused
-//     submit), and runs compactions on a goroutine the registry owns.
+//     store queue is ErrBusy: the update waits in the owner's backlog and is
+//     submitted, in order, when there is room; past MaxBacklogBytes new
+//     updates are refused before they apply, retryable). It waits for the
+//     store only to finish commits already submitted before it drops its
+//     state (shutdown, panic, a failed submit), and runs compactions on a
+//     goroutine the registry owns.
 //   - Time comes from the owner's timers only (tested under testing/synctest
 //     with fake engines, stores and subscribers: owner_test.go).
 //

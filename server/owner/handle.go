@@ -249,6 +249,11 @@ func (o *Owner) update(m Update) {
 		o.reject(m.Sub, m.Batch, protocol.CodeOverloaded, "server busy: replica memory cap reached; resend later", time.Second)
 		return
 	}
+	if o.commits.backlog > MaxBacklogBytes {
+		o.metrics().CapacityRefusal()
+		o.reject(m.Sub, m.Batch, protocol.CodeOverloaded, "server busy: storage is behind; resend later", time.Second)
+		return
+	}
 	before, pendBefore := o.doc.Version(), o.doc.Pending()
 	author, _ := m.Sub.(Author)
 	res, err := o.doc.Apply(m.Update, author)
@@ -313,28 +318,25 @@ func (o *Owner) step(ev *UpdateEvent, author Subscriber) {
 	}
 }
 
-// store submits updates (in order) to the store; last is the commit that
-// answers for them once the last one is durable. A submit the store
-// refuses (its queue is full, or it failed) leaves the replica ahead of
-// storage: the owner then drops its state and reloads (storageFailed), so
-// memory never holds an op that storage does not.
+// store queues updates (in order) for the store; last is the commit that
+// answers for them once the last one is durable. What the store's queue
+// has no room for waits in the owner's backlog (submit). A store failure
+// other than a full queue leaves the replica ahead of storage: the owner
+// then drops its state and reloads (storageFailed), so memory never holds
+// an op that storage does not.
 func (o *Owner) store(updates [][]byte, last commit) {
 	o.markExists()
 	for i, u := range updates {
-		p, err := o.cfg.Store.Submit(o.id, u)
-		if err != nil {
-			if last.reply != nil {
-				last.reply(err)
-			}
-			o.storageFailed(err)
-			return
-		}
-		c := commit{p: p, version: last.version}
+		c := commit{version: last.version}
 		if i == len(updates)-1 {
 			c = last
-			c.p = p
 		}
+		c.data = u
+		o.commits.backlog += len(u)
 		o.commits.push(c)
+	}
+	if err := o.submit(); err != nil {
+		o.storageFailed(err)
 	}
 }
 
@@ -342,6 +344,18 @@ func (o *Owner) store(updates [][]byte, last commit) {
 // not have: retryable, rejoin.
 func notSubscribed(doc string, batch uint64) *ErrorEvent {
 	return &ErrorEvent{Doc: doc, Batch: batch, Code: protocol.CodeDocUnloading, Message: "the document was reloaded: rejoin", RetryAfter: 0}
+}
+
+// dropBacklog answers the commits that were never submitted (the state is
+// being dropped): their sessions are told to rejoin anyway; server-made
+// updates get err.
+func (o *Owner) dropBacklog(err error) {
+	for _, c := range o.commits.q {
+		if c.data != nil && c.reply != nil {
+			c.reply(err)
+		}
+	}
+	o.commits.stopRetry()
 }
 
 // markExists records the first write to a document that did not exist.
@@ -360,6 +374,7 @@ func (o *Owner) storageFailed(err error) {
 	o.cfg.Logger.Error("store refused a write: state dropped, reloading from storage", "doc", o.id, "err", err)
 	o.commits.waitAll()
 	o.ackCommits()
+	o.dropBacklog(err)
 	o.compacts.wait(o)
 	ev := &ErrorEvent{Doc: o.id, Code: protocol.CodeStorageFailed, Message: "not stored; rejoin and resend", RetryAfter: time.Second, End: true}
 	for s := range o.subs {

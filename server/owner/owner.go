@@ -198,6 +198,11 @@ func (o *Owner) tick(ctx context.Context, idle *time.Timer, expiry <-chan time.T
 		o.current = nil
 	case <-o.commits.head():
 		o.durable()
+	case <-o.commits.retryC():
+		o.commits.armed = false
+		if err := o.submit(); err != nil {
+			o.storageFailed(err)
+		}
 	case err := <-o.compacts.done:
 		o.compacts.finished(o, err)
 	case now := <-o.pres.flushC():
@@ -304,6 +309,7 @@ func (o *Owner) crashed(p any) {
 	o.cfg.Logger.Error("document owner panicked: state dropped, reloading from storage", "doc", o.id, "panic", pv.v, "stack", string(pv.stack))
 	o.commits.waitAll()
 	o.ackCommits()
+	o.dropBacklog(&Refused{protocol.CodeDocUnloading, "document failed on the server and was reloaded; retry"})
 	o.compacts.wait(o)
 	if o.current != nil {
 		failMsg(o.current, &Refused{protocol.CodeDocUnloading, "document failed on the server and was reloaded; retry"})
@@ -355,12 +361,18 @@ func (o *Owner) refusal() *ErrorEvent {
 	return &ErrorEvent{Doc: o.id, Code: code, Message: msg, End: true}
 }
 
-// shutdown waits for in-flight commits so their durable acks go out.
+// shutdown stores the backlog and waits for the commits in flight, so
+// their durable acks go out.
 func (o *Owner) shutdown() {
 	o.reg.remove(o)
+	if err := o.drainBacklog(); err != nil {
+		o.cfg.Logger.Error("shutdown: backlog not stored", "doc", o.id, "err", err)
+		o.dropBacklog(err)
+	}
 	o.commits.waitAll()
 	o.durable()
 	o.compacts.wait(o)
+	o.commits.stopRetry()
 }
 
 // Events receives what happens to documents (the server's webhooks and

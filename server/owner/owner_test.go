@@ -2,6 +2,8 @@ package owner
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"io"
 	"log/slog"
 	"testing"
@@ -346,8 +348,8 @@ func TestPanicReloadsFromStorage(t *testing.T) {
 	})
 }
 
-// A write the store refuses (its queue is full) reloads the document, so
-// memory never holds what storage does not; the author is told to resend.
+// A write the store refuses (it failed) reloads the document, so memory
+// never holds what storage does not; the author is told to resend.
 func TestStoreRefusalReloads(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := &fakeStore{auto: true}
@@ -357,7 +359,7 @@ func TestStoreRefusalReloads(t *testing.T) {
 		o.Send(context.Background(), Update{Sub: s, Batch: 1, Update: []byte("kept")})
 		synctest.Wait()
 		st.mu.Lock()
-		st.refuse = ErrBusy
+		st.refuse = errors.New("fake store: disk failed")
 		st.mu.Unlock()
 		o.Send(context.Background(), Update{Sub: s, Batch: 2, Update: []byte("lost")})
 		synctest.Wait()
@@ -365,10 +367,48 @@ func TestStoreRefusalReloads(t *testing.T) {
 		if len(e) != 1 || e[0].Code != protocol.CodeStorageFailed || !e[0].Code.Retry() {
 			t.Fatalf("after the refusal: %v, want one retryable CodeStorageFailed", e)
 		}
+		st.mu.Lock()
+		st.refuse = nil
+		st.mu.Unlock()
 		res := make(chan ReadResult, 1)
 		o.Send(context.Background(), Read{Root: "t", What: ReadText, Reply: res})
 		if got := <-res; got.Text != "kept" {
 			t.Fatalf("text %q after the refusal, want only what was stored (\"kept\")", got.Text)
+		}
+	})
+}
+
+// A full store queue is backpressure, not a failure: updates wait in the
+// owner's backlog, unsubmitted, and are stored in order once there is
+// room; nothing is refused, acks stay in order.
+func TestStoreBacklog(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &fakeStore{auto: true, refuse: ErrBusy}
+		r := testRegistry(t, st, nil)
+		s := &fakeSub{id: "s"}
+		o := send(t, r, "d", Join{Sub: s})
+		for i, u := range []string{"a", "b", "c"} {
+			o.Send(context.Background(), Update{Sub: s, Batch: uint64(i + 1), Update: []byte(u)})
+		}
+		time.Sleep(time.Second) // the backlog retries every few milliseconds
+		synctest.Wait()
+		evs := s.take()
+		if got := acks(evs, protocol.AckApplied); len(got) != 3 {
+			t.Fatalf("applied %v, want all three", got)
+		}
+		if e := errorsOf(evs); len(e) != 0 || len(acks(evs, protocol.AckDurable)) != 0 {
+			t.Fatalf("while the store is full: errors %v, durable %v; want neither", e, acks(evs, protocol.AckDurable))
+		}
+		st.mu.Lock()
+		st.refuse = nil
+		st.mu.Unlock()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if got := acks(s.take(), protocol.AckDurable); len(got) != 3 || got[0] != 1 || got[2] != 3 {
+			t.Fatalf("once there is room: durable %v, want [1 2 3]", got)
+		}
+		if strings.Join(st.log, "") != "abc" {
+			t.Fatalf("stored %q, want abc in order", st.log)
 		}
 	})
 }
