@@ -1,0 +1,494 @@
+package yjs
+
+import (
+	"slices"
+)
+
+// ApplyResult says what an Apply did.
+type ApplyResult struct {
+	// Changed is true when the document's state vector or delete set moved
+	// (something new was integrated or deleted).
+	Changed bool
+	// Integrated counts the structs integrated, Pending the structs still
+	// waiting for missing dependencies afterwards (PendingDeletes likewise
+	// for delete ranges).
+	Integrated, Pending, PendingDeletes int
+	// Roots names the root types whose content changed, in the order they
+	// were first created in the document.
+	Roots []string
+}
+
+// planned is one struct the planner found ready, with the offset at which
+// it starts integrating (the part below the client's state is known).
+type planned struct {
+	s   *wireStruct
+	off int
+}
+
+// Apply decodes a Yjs update (v1) and integrates it. A malformed update, or
+// one that would exceed a limit, returns an error and leaves the document
+// unchanged. Structs whose dependencies are missing wait in the pending
+// buffer and integrate when a later update brings the dependencies.
+func (d *Doc) Apply(update []byte) (ApplyResult, error) {
+	u, err := decodeUpdateV1(update, &d.lim)
+	if err != nil {
+		return ApplyResult{}, err
+	}
+	return d.applyUpdate(u)
+}
+
+func (d *Doc) applyUpdate(u *update) (ApplyResult, error) {
+	var res ApplyResult
+	// Fast path: no pending structs, one client whose structs all fit on top of the state.
+	if d.pendingN == 0 && d.pendingDN == 0 && len(u.clients) == 1 && d.simpleReady(&u.clients[0]) {
+		cs := &u.clients[0]
+		nc := 1
+		if d.clients[cs.client] != nil {
+			nc = 0
+		}
+		if err := d.checkGrowth(cs.structs, nc); err != nil {
+			return res, err
+		}
+		if err := d.checkDeletes(u, nil); err != nil {
+			return res, err
+		}
+		d.beginTx()
+		st := d.state(cs.client)
+		for i := range cs.structs {
+			s := &cs.structs[i]
+			if s.ref == refSkip {
+				continue
+			}
+			end := s.id.Clock + uint64(s.length)
+			if end <= st {
+				continue
+			}
+			d.integrate(s, int(st-s.id.Clock))
+			st = end
+			res.Integrated++
+		}
+		d.applyDeletes(u.ds.clients, &res)
+		return d.finish(res), nil
+	}
+	plan, rest, restN, err := d.plan(u)
+	if err != nil {
+		return res, err
+	}
+	if err := d.checkDeletes(u, plan); err != nil {
+		return res, err
+	}
+	d.beginTx()
+	for _, p := range plan {
+		d.integrate(p.s, p.off)
+		res.Integrated++
+	}
+	d.pending, d.pendingN = rest, restN
+	// Deletes: pending ones first (they may now apply), then the update's.
+	pds := d.pendingDS
+	d.pendingDS, d.pendingDN = map[uint64][]dsRange{}, 0
+	var old []dsClient
+	for c, r := range pds {
+		old = append(old, dsClient{c, r})
+	}
+	d.applyDeletes(old, &res)
+	d.applyDeletes(u.ds.clients, &res)
+	return d.finish(res), nil
+}
+
+// simpleReady reports whether every item of cs starts at or below the
+// client's state and refers only to IDs the document has (or earlier ones of cs).
+func (d *Doc) simpleReady(cs *clientStructs) bool {
+	st := d.state(cs.client)
+	for i := range cs.structs {
+		s := &cs.structs[i]
+		if s.ref == refSkip {
+			return false
+		}
+		if s.id.Clock > st {
+			return false
+		}
+		if s.isItem() {
+			if s.hasOrigin() && s.origin.Client != cs.client && !d.has(s.origin) {
+				return false
+			}
+			if s.hasRightOrigin() && s.rightOrigin.Client != cs.client && !d.has(s.rightOrigin) {
+				return false
+			}
+			if s.parentKind == parentItem && s.parentID.Client != cs.client && !d.has(s.parentID) {
+				return false
+			}
+		}
+		if e := s.id.Clock + uint64(s.length); e > st {
+			st = e
+		}
+	}
+	return true
+}
+
+// checkGrowth bounds the document size and client count before anything changes.
+func (d *Doc) checkGrowth(structs []wireStruct, newClients int) error {
+	n := 0
+	for i := range structs {
+		n += structs[i].content.sizeBytes() + 96
+	}
+	if d.docBytes+n > d.lim.MaxDocBytes {
+		return ErrTooLarge
+	}
+	if len(d.clients)+newClients > d.lim.MaxClients {
+		return ErrTooLarge
+	}
+	return nil
+}
+
+// checkDeletes bounds the pending delete ranges the update would leave.
+func (d *Doc) checkDeletes(u *update, plan []planned) error {
+	after := func(c uint64) uint64 {
+		st := d.state(c)
+		for _, p := range plan {
+			if p.s.id.Client == c {
+				if e := p.s.id.Clock + uint64(p.s.length); e > st {
+					st = e
+				}
+			}
+		}
+		return st
+	}
+	n := 0
+	for _, c := range u.ds.clients {
+		st := uint64(0)
+		if len(plan) == 0 {
+			st = d.state(c.client)
+		} else {
+			st = after(c.client)
+		}
+		for _, r := range c.ranges {
+			if r.len > 0 && r.clock+r.len > st {
+				n++
+			}
+		}
+	}
+	if d.pendingDN+n > d.lim.MaxPendingDeletes {
+		return ErrPendingFull
+	}
+	return nil
+}
+
+// plan decides, without changing the document, which structs of u and of
+// the pending buffer integrate and in what order; the rest stays pending.
+func (d *Doc) plan(u *update) ([]planned, map[uint64][]wireStruct, int, error) {
+	queues := map[uint64][]wireStruct{}
+	for c, q := range d.pending {
+		queues[c] = q
+	}
+	var incoming []wireStruct
+	for i := range u.clients {
+		cs := &u.clients[i]
+		incoming = append(incoming, cs.structs...)
+		q := append(slices.Clip(queues[cs.client]), cs.structs...)
+		slices.SortStableFunc(q, func(a, b wireStruct) int {
+			switch {
+			case a.id.Clock < b.id.Clock:
+				return -1
+			case a.id.Clock > b.id.Clock:
+				return 1
+			}
+			return 0
+		})
+		queues[cs.client] = q
+	}
+	state := map[uint64]uint64{}
+	st := func(c uint64) uint64 {
+		if v, ok := state[c]; ok {
+			return v
+		}
+		v := d.state(c)
+		state[c] = v
+		return v
+	}
+	has := func(id ID) bool { return id.Clock < st(id.Client) }
+	waiting := map[uint64][]uint64{}
+	work := make([]uint64, 0, len(queues))
+	for c := range queues {
+		work = append(work, c)
+	}
+	slices.Sort(work)
+	var plan []planned
+	head := map[uint64]int{}
+	for len(work) > 0 {
+		c := work[len(work)-1]
+		work = work[:len(work)-1]
+		q := queues[c]
+		h := head[c]
+		for h < len(q) {
+			s := &q[h]
+			cur := st(c)
+			end := s.id.Clock + uint64(s.length)
+			if s.ref == refSkip || end <= cur {
+				h++
+				continue
+			}
+			if s.id.Clock > cur {
+				break // gap: an earlier struct of this client is missing
+			}
+			var missing ID
+			blocked := false
+			if s.isItem() {
+				switch {
+				case s.hasOrigin() && !has(s.origin):
+					missing, blocked = s.origin, true
+				case s.hasRightOrigin() && !has(s.rightOrigin):
+					missing, blocked = s.rightOrigin, true
+				case s.parentKind == parentItem && !has(s.parentID):
+					missing, blocked = s.parentID, true
+				}
+			}
+			if blocked {
+				waiting[missing.Client] = append(waiting[missing.Client], c)
+				break
+			}
+			plan = append(plan, planned{s, int(cur - s.id.Clock)})
+			state[c] = end
+			h++
+			if w := waiting[c]; len(w) > 0 {
+				work = append(work, w...)
+				delete(waiting, c)
+			}
+		}
+		head[c] = h
+	}
+	rest := map[uint64][]wireStruct{}
+	n := 0
+	for c, q := range queues {
+		q = q[head[c]:]
+		// drop what is known by now
+		cur := st(c)
+		q = slices.DeleteFunc(q, func(s wireStruct) bool { return s.id.Clock+uint64(s.length) <= cur })
+		if len(q) > 0 {
+			rest[c] = slices.Clip(q)
+			n += len(q)
+		}
+	}
+	if n > d.lim.MaxPendingStructs {
+		return nil, nil, 0, ErrPendingFull
+	}
+	newClients := 0
+	for c := range state {
+		if d.clients[c] == nil && state[c] > 0 {
+			newClients++
+		}
+	}
+	ps := make([]wireStruct, 0, len(plan))
+	for _, p := range plan {
+		ps = append(ps, *p.s)
+	}
+	_ = incoming
+	if err := d.checkGrowth(ps, newClients); err != nil {
+		return nil, nil, 0, err
+	}
+	return plan, rest, n, nil
+}
+
+// applyDeletes deletes the ranges below each client's state and keeps the
+// rest pending (readAndApplyDeleteSet).
+func (d *Doc) applyDeletes(cs []dsClient, res *ApplyResult) {
+	for _, c := range cs {
+		st := d.state(c.client)
+		l := d.clients[c.client]
+		for _, r := range c.ranges {
+			if r.len == 0 {
+				continue
+			}
+			end := r.clock + r.len
+			if r.clock >= st {
+				d.addPendingDelete(c.client, r)
+				continue
+			}
+			if st < end {
+				d.addPendingDelete(c.client, dsRange{st, end - st})
+				end = st
+			}
+			p := l.find(r.clock)
+			it := l.at(p)
+			if !it.deleted() && it.id.Clock < r.clock {
+				nr := d.splitItem(it, int(r.clock-it.id.Clock))
+				l.insertAfter(p, nr)
+				p, _ = l.next(p)
+			}
+			for ok := true; ok; p, ok = l.next(p) {
+				it = l.at(p)
+				if it.id.Clock >= end {
+					break
+				}
+				if !it.deleted() {
+					if end < it.end() {
+						l.insertAfter(p, d.splitItem(it, int(end-it.id.Clock)))
+					}
+					d.deleteItem(it)
+				}
+			}
+		}
+	}
+}
+
+func (d *Doc) addPendingDelete(client uint64, r dsRange) {
+	d.pendingDS[client] = append(d.pendingDS[client], r)
+	d.pendingDN++
+}
+
+// finish ends the transaction: garbage-collect deleted content, merge
+// neighbouring structs, and fill in the result.
+func (d *Doc) finish(res ApplyResult) ApplyResult {
+	tx := d.tx
+	for c, rs := range tx.deleted {
+		tx.deleted[c] = mergeRanges(rs)
+	}
+	d.gcDeleted()
+	// merge: deleted ranges, new structs, split halves
+	for c, rs := range tx.deleted {
+		for _, r := range rs {
+			d.mergeRange(c, r.clock, r.clock+r.len)
+		}
+	}
+	for c, before := range tx.before {
+		d.mergeRange(c, before, d.state(c))
+	}
+	for i := len(tx.merge) - 1; i >= 0; i-- {
+		it := tx.merge[i]
+		d.mergeRange(it.id.Client, it.id.Clock, it.id.Clock+1)
+	}
+	res.Changed = len(tx.before) > 0 || len(tx.deleted) > 0
+	if len(tx.changed) > 0 {
+		seen := map[*ytype]bool{}
+		for t := range tx.changed {
+			for t.item != nil && t.item.parent != nil {
+				t = t.item.parent
+			}
+			seen[t] = true
+		}
+		for _, name := range d.rootOrder {
+			if seen[d.roots[name]] {
+				res.Roots = append(res.Roots, name)
+			}
+		}
+	}
+	res.Pending = d.pendingN
+	res.PendingDeletes = d.pendingDN
+	if d.pendingDN > 0 {
+		for c, r := range d.pendingDS {
+			d.pendingDS[c] = mergeRanges(r)
+		}
+		d.pendingDN = 0
+		for _, r := range d.pendingDS {
+			d.pendingDN += len(r)
+		}
+		res.PendingDeletes = d.pendingDN
+	}
+	d.tx = nil
+	return res
+}
+
+// gcDeleted replaces the content of items deleted in this transaction with
+// ContentDeleted, and the children of deleted types with GC structs (tryGcDeleteSet).
+func (d *Doc) gcDeleted() {
+	for c, rs := range d.tx.deleted {
+		l := d.clients[c]
+		for _, r := range rs {
+			end := r.clock + r.len
+			for p, ok := l.find(r.clock), true; ok; p, ok = l.next(p) {
+				it := l.at(p)
+				if it.id.Clock >= end {
+					break
+				}
+				if !it.isGC() && it.deleted() && it.flags&fKeep == 0 {
+					d.gcItem(it, false)
+				}
+			}
+		}
+	}
+}
+
+func (d *Doc) gcItem(it *item, parentGCd bool) {
+	if it.ref == refType {
+		t := it.ext.typ
+		for c := t.start; c != nil; c = c.right {
+			d.gcItem(c, true)
+		}
+		t.start = nil
+		for _, c := range t.m {
+			for ; c != nil; c = c.left {
+				d.gcItem(c, true)
+			}
+		}
+		t.m = nil
+	}
+	d.docBytes -= it.content.sizeBytes()
+	if parentGCd {
+		l := d.clients[it.id.Client]
+		p := l.find(it.id.Clock)
+		l.blocks[p.b][p.i] = &item{id: it.id, length: it.length, flags: fGC | fDeleted}
+		return
+	}
+	if it.ref != refDeleted {
+		it.content = content{ref: refDeleted, ext: &contentExt{n: it.length}}
+	}
+}
+
+// mergeRange merges the structs of client c around [from, to) with their
+// left neighbours where Yjs would (tryToMergeWithLefts).
+func (d *Doc) mergeRange(c, from, to uint64) {
+	l := d.clients[c]
+	if l == nil || l.count < 2 || from >= l.state {
+		return
+	}
+	last := to - 1
+	if last >= l.state {
+		last = l.state - 1
+	}
+	p := l.find(last)
+	if n, ok := l.next(p); ok {
+		p = n
+	}
+	for {
+		it := l.at(p)
+		if it.id.Clock < from {
+			return
+		}
+		q, ok := l.prev(p)
+		if !ok {
+			return
+		}
+		if tryMerge(l.at(q), it) {
+			l.remove(p)
+		}
+		p = q
+	}
+}
+
+// tryMerge appends right to left when Yjs's mergeWith allows it.
+func tryMerge(left, right *item) bool {
+	if left.deleted() != right.deleted() || left.isGC() != right.isGC() {
+		return false
+	}
+	if left.isGC() {
+		left.length += right.length
+		return true
+	}
+	if right.flags&fOrigin == 0 || right.origin != left.lastID() || left.right != right ||
+		!sameOrigin(left.flags&fRightOrigin != 0, left.rightOrigin, right.flags&fRightOrigin != 0, right.rightOrigin) ||
+		left.id.Client != right.id.Client || left.end() != right.id.Clock ||
+		left.ref != right.ref || !left.content.mergeWith(&right.content) {
+		return false
+	}
+	if right.flags&fKeep != 0 {
+		left.flags |= fKeep
+	}
+	left.right = right.right
+	if left.right != nil {
+		left.right.left = left
+	}
+	left.length += right.length
+	if right.hasSub() && right.parent != nil && right.parent.m[right.parentSub] == right {
+		right.parent.m[right.parentSub] = left
+	}
+	return true
+}

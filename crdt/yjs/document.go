@@ -1,0 +1,360 @@
+package yjs
+
+import (
+	"slices"
+)
+
+// Doc is a Yjs document: the struct store of every client, the root types,
+// and the structs and deletes still waiting for their causal dependencies.
+// It is not safe for concurrent use (one owner goroutine holds it).
+type Doc struct {
+	lim       Limits
+	clients   map[uint64]*structList
+	roots     map[string]*ytype
+	rootOrder []string
+	pending   map[uint64][]wireStruct // per client, sorted by clock
+	pendingN  int
+	pendingDS map[uint64][]dsRange
+	pendingDN int
+	docBytes  int
+
+	tx      *txn
+	seenGen uint32
+	confGen uint32
+}
+
+// txn is the scratch state of one Apply or local edit (Yjs's Transaction).
+type txn struct {
+	before  map[uint64]uint64 // state of each client touched, before the transaction
+	deleted map[uint64][]dsRange
+	merge   []*item // right halves of splits: try to merge them back afterwards
+	changed map[*ytype]bool
+}
+
+// New returns an empty document.
+func New(lim Limits) *Doc {
+	return &Doc{
+		lim:       lim.withDefaults(),
+		clients:   map[uint64]*structList{},
+		roots:     map[string]*ytype{},
+		pending:   map[uint64][]wireStruct{},
+		pendingDS: map[uint64][]dsRange{},
+	}
+}
+
+// root returns the root type name, creating it (kind unknown) when missing.
+func (d *Doc) root(name string) *ytype {
+	t := d.roots[name]
+	if t == nil {
+		t = &ytype{name: name}
+		d.roots[name] = t
+		d.rootOrder = append(d.rootOrder, name)
+	}
+	return t
+}
+
+func (d *Doc) state(client uint64) uint64 {
+	if l := d.clients[client]; l != nil {
+		return l.state
+	}
+	return 0
+}
+
+func (d *Doc) list(client uint64) *structList {
+	l := d.clients[client]
+	if l == nil {
+		l = &structList{}
+		d.clients[client] = l
+	}
+	return l
+}
+
+// getItem returns the struct containing id (which must exist).
+func (d *Doc) getItem(id ID) *item {
+	l := d.clients[id.Client]
+	return l.at(l.find(id.Clock))
+}
+
+// getItemCleanStart returns the struct starting at id, splitting an item if needed.
+func (d *Doc) getItemCleanStart(id ID) *item {
+	l := d.clients[id.Client]
+	p := l.find(id.Clock)
+	it := l.at(p)
+	if it.id.Clock < id.Clock && !it.isGC() {
+		r := d.splitItem(it, int(id.Clock-it.id.Clock))
+		l.insertAfter(p, r)
+		return r
+	}
+	return it
+}
+
+// getItemCleanEnd returns the struct ending at id, splitting an item if needed.
+func (d *Doc) getItemCleanEnd(id ID) *item {
+	l := d.clients[id.Client]
+	p := l.find(id.Clock)
+	it := l.at(p)
+	if id.Clock != it.end()-1 && !it.isGC() {
+		r := d.splitItem(it, int(id.Clock-it.id.Clock)+1)
+		l.insertAfter(p, r)
+	}
+	return it
+}
+
+// splitItem cuts left at diff and returns the new right part (not yet in the store).
+func (d *Doc) splitItem(left *item, diff int) *item {
+	r := &item{
+		id:          ID{left.id.Client, left.id.Clock + uint64(diff)},
+		length:      left.length - diff,
+		left:        left,
+		right:       left.right,
+		origin:      ID{left.id.Client, left.id.Clock + uint64(diff) - 1},
+		rightOrigin: left.rightOrigin,
+		parent:      left.parent,
+		parentSub:   left.parentSub,
+		flags:       left.flags&(fDeleted|fKeep|fSub|fRightOrigin) | fOrigin,
+	}
+	r.content = left.content.splice(diff, left.length)
+	left.right = r
+	if r.right != nil {
+		r.right.left = r
+	}
+	if d.tx != nil {
+		d.tx.merge = append(d.tx.merge, r)
+	}
+	if r.hasSub() && r.right == nil && r.parent != nil {
+		r.parent.m[r.parentSub] = r
+	}
+	left.length = diff
+	return r
+}
+
+func (d *Doc) beginTx() *txn {
+	d.tx = &txn{before: map[uint64]uint64{}, deleted: map[uint64][]dsRange{}, changed: map[*ytype]bool{}}
+	return d.tx
+}
+
+func (t *txn) touch(d *Doc, client uint64) {
+	if _, ok := t.before[client]; !ok {
+		t.before[client] = d.state(client)
+	}
+}
+
+func (t *txn) addDelete(id ID, n int) {
+	r := t.deleted[id.Client]
+	if k := len(r); k > 0 && r[k-1].clock+r[k-1].len == id.Clock {
+		r[k-1].len += uint64(n)
+		return
+	}
+	t.deleted[id.Client] = append(r, dsRange{id.Clock, uint64(n)})
+}
+
+func (t *txn) markChanged(ty *ytype) {
+	if ty != nil {
+		t.changed[ty] = true
+	}
+}
+
+// deleteItem marks it deleted (Item.delete), recursing into a type's children.
+func (d *Doc) deleteItem(it *item) {
+	if it.deleted() {
+		return
+	}
+	p := it.parent
+	if it.countable() && !it.hasSub() && p != nil {
+		p.length -= it.length
+	}
+	it.flags |= fDeleted
+	d.tx.addDelete(it.id, it.length)
+	d.tx.markChanged(p)
+	if it.ref == refType {
+		t := it.ext.typ
+		for c := t.start; c != nil; c = c.right {
+			if !c.deleted() {
+				d.deleteItem(c)
+			}
+		}
+		for _, k := range sortedKeys(t.m) {
+			if c := t.m[k]; !c.deleted() {
+				d.deleteItem(c)
+			}
+		}
+		delete(d.tx.changed, t)
+	}
+}
+
+func sortedKeys(m map[string]*item) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// integrateGC adds a GC struct for [clock, clock+n).
+func (d *Doc) integrateGC(client, clock uint64, n int) {
+	d.tx.touch(d, client)
+	d.list(client).push(&item{id: ID{client, clock}, length: n, flags: fGC | fDeleted})
+}
+
+// integrate adds a decoded struct to the document from offset off; its
+// dependencies are present (Item.getMissing then Item.integrate).
+func (d *Doc) integrate(s *wireStruct, off int) {
+	if s.ref == refGC {
+		d.integrateGC(s.id.Client, s.id.Clock+uint64(off), s.length-off)
+		return
+	}
+	it := &item{id: s.id, length: s.length, content: s.content}
+	if s.ref == refDeleted || s.ref == refJSON || s.ref == refAny {
+		ext := *s.content.ext // splits must not touch the decoded struct
+		it.content.ext = &ext
+	}
+	var parent *ytype
+	var left, right *item
+	if s.hasOrigin() {
+		left = d.getItemCleanEnd(s.origin)
+		it.origin = left.lastID()
+		it.flags |= fOrigin
+	}
+	if s.hasRightOrigin() {
+		right = d.getItemCleanStart(s.rightOrigin)
+		it.rightOrigin = right.id
+		it.flags |= fRightOrigin
+	}
+	gc := (left != nil && left.isGC()) || (right != nil && right.isGC())
+	if !gc {
+		switch s.parentKind {
+		case parentNone:
+			if left != nil {
+				parent, it.parentSub, it.flags = left.parent, left.parentSub, it.flags|left.flags&fSub
+			} else if right != nil {
+				parent, it.parentSub, it.flags = right.parent, right.parentSub, it.flags|right.flags&fSub
+			}
+		case parentRoot:
+			parent = d.root(s.parentName)
+		case parentItem:
+			if pi := d.getItem(s.parentID); !pi.isGC() && pi.ref == refType {
+				parent = pi.ext.typ
+			}
+		}
+		if s.parentKind != parentNone && s.info&0x20 != 0 {
+			it.parentSub, it.flags = s.parentSub, it.flags|fSub
+		}
+	}
+	if off > 0 {
+		it.id.Clock += uint64(off)
+		left = d.getItemCleanEnd(ID{it.id.Client, it.id.Clock - 1})
+		it.origin = left.lastID()
+		it.flags |= fOrigin
+		r := it.content.splice(off, it.length)
+		it.content = r
+		it.length -= off
+	}
+	if parent == nil || (left != nil && left.isGC()) {
+		d.integrateGC(it.id.Client, it.id.Clock, it.length)
+		return
+	}
+	if it.hasSub() && parent.m == nil {
+		parent.m = map[string]*item{}
+	}
+	it.parent = parent
+	it.left, it.right = left, right
+	d.yata(it)
+	d.tx.touch(d, it.id.Client)
+	d.list(it.id.Client).push(it)
+	d.docBytes += it.content.sizeBytes() + 96
+	switch it.ref {
+	case refDeleted:
+		d.tx.addDelete(it.id, it.length)
+		it.flags |= fDeleted
+	case refType:
+		t := it.ext.typ
+		t.item = it
+		t.depth = parent.depth + 1
+	}
+	d.tx.markChanged(parent)
+	if (parent.item != nil && parent.item.deleted()) || (it.hasSub() && it.right != nil) {
+		d.deleteItem(it)
+	}
+}
+
+// yata finds it's place among concurrent inserts and links it in (the
+// conflict resolution of Yjs's Item.integrate).
+func (d *Doc) yata(it *item) {
+	parent := it.parent
+	left, right := it.left, it.right
+	if (left == nil && (right == nil || right.left != nil)) || (left != nil && left.right != right) {
+		var o *item
+		if left != nil {
+			o = left.right
+		} else if it.hasSub() {
+			o = parent.m[it.parentSub]
+			for o != nil && o.left != nil {
+				o = o.left
+			}
+		} else {
+			o = parent.start
+		}
+		d.seenGen++
+		d.confGen++
+		seen := d.seenGen
+		for o != nil && o != right {
+			o.seen = seen
+			o.conf = d.confGen
+			if sameOrigin(it.flags&fOrigin != 0, it.origin, o.flags&fOrigin != 0, o.origin) {
+				if o.id.Client < it.id.Client {
+					left = o
+					d.confGen++
+				} else if sameOrigin(it.flags&fRightOrigin != 0, it.rightOrigin, o.flags&fRightOrigin != 0, o.rightOrigin) {
+					break
+				}
+			} else if o.flags&fOrigin != 0 && d.has(o.origin) {
+				oo := d.getItem(o.origin)
+				if oo.seen != seen {
+					break
+				}
+				if oo.conf != d.confGen {
+					left = o
+					d.confGen++
+				}
+			} else {
+				break
+			}
+			o = o.right
+		}
+		it.left = left
+	}
+	if it.left != nil {
+		it.right = it.left.right
+		it.left.right = it
+	} else {
+		var r *item
+		if it.hasSub() {
+			r = parent.m[it.parentSub]
+			for r != nil && r.left != nil {
+				r = r.left
+			}
+		} else {
+			r = parent.start
+			parent.start = it
+		}
+		it.right = r
+	}
+	if it.right != nil {
+		it.right.left = it
+	} else if it.hasSub() {
+		parent.m[it.parentSub] = it
+		if it.left != nil {
+			d.deleteItem(it.left)
+		}
+	}
+	if !it.hasSub() && it.countable() && !it.deleted() {
+		parent.length += it.length
+	}
+}
+
+func (d *Doc) has(id ID) bool { return id.Clock < d.state(id.Client) }
+
+func sameOrigin(ha bool, a ID, hb bool, b ID) bool {
+	return ha == hb && (!ha || a == b)
+}

@@ -1,0 +1,119 @@
+package yjs
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+// TestDifferentialYjs runs seeded random multi-client histories made by real
+// Yjs (interop/yjs/histories.mjs) through the Go engine: in the original
+// order, then shuffled with duplicates and Y.mergeUpdates batches mixed in.
+// Go's views, state vector and delete set must equal Yjs's, and Go's
+// EncodeState and Diff, loaded back into Yjs (verify.mjs), must too.
+//
+// YJS_DIFF_CASES (default 300) and YJS_DIFF_SEED (default 1) set the run;
+// the long run is `make yjs-oracle YJS_DIFF_CASES=20000`.
+func TestDifferentialYjs(t *testing.T) {
+	dir := interopDir(t)
+	n := envInt("YJS_DIFF_CASES", 300)
+	seed := envInt("YJS_DIFF_SEED", 1)
+	if testing.Short() {
+		n = 50
+	}
+	tmp := t.TempDir()
+	casesPath := filepath.Join(tmp, "cases.jsonl")
+	runNode(t, dir, "histories.mjs", "--seed", strconv.Itoa(seed), "--cases", strconv.Itoa(n), "--out", casesPath)
+	cases := readCases(t, casesPath)
+	var out []byte
+	failed := 0
+	for i := range cases {
+		c := &cases[i]
+		if failed > 5 {
+			t.Fatal("too many failures")
+		}
+		ups := make([][]byte, len(c.Updates))
+		for j, s := range c.Updates {
+			ups[j] = b64(t, s)
+		}
+		// 1. original order
+		d := New(Limits{})
+		for j, u := range ups {
+			if _, err := d.Apply(u); err != nil {
+				t.Fatalf("seed %d: apply update %d: %v", c.Seed, j, err)
+			}
+		}
+		if !checkAgainst(t, "in order", d, c) {
+			failed++
+			continue
+		}
+		// 2. shuffled, with duplicates and merged batches
+		rng := rand.New(rand.NewPCG(uint64(c.Seed), 7))
+		all := append([][]byte{}, ups...)
+		for _, m := range c.Merged {
+			all = append(all, b64(t, m))
+		}
+		for j := 0; j < len(ups)/4; j++ {
+			all = append(all, ups[rng.IntN(len(ups))])
+		}
+		rng.Shuffle(len(all), func(a, b int) { all[a], all[b] = all[b], all[a] })
+		d2 := New(Limits{})
+		for j, u := range all {
+			if _, err := d2.Apply(u); err != nil {
+				t.Fatalf("seed %d: apply shuffled update %d: %v", c.Seed, j, err)
+			}
+		}
+		if !checkAgainst(t, "shuffled", d2, c) {
+			failed++
+			continue
+		}
+		// 3. Yjs's own final state loads into Go
+		d3 := New(Limits{})
+		if _, err := d3.Apply(b64(t, c.State)); err != nil {
+			t.Fatalf("seed %d: apply Yjs state: %v", c.Seed, err)
+		}
+		if !checkAgainst(t, "Yjs state", d3, c) {
+			failed++
+			continue
+		}
+		// 4. state and a diff for Yjs to check
+		k := rng.IntN(len(ups) + 1)
+		pre := New(Limits{})
+		for _, u := range ups[:k] {
+			if _, err := pre.Apply(u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		diff, err := d2.Diff(pre.StateVector())
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, _ := json.Marshal(map[string]any{
+			"seed":   c.Seed,
+			"state":  base64.StdEncoding.EncodeToString(d2.EncodeState()),
+			"prefix": k,
+			"diff":   base64.StdEncoding.EncodeToString(diff),
+		})
+		out = append(append(out, line...), '\n')
+	}
+	if t.Failed() {
+		return
+	}
+	goPath := filepath.Join(tmp, "go.jsonl")
+	if err := os.WriteFile(goPath, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := runNode(t, dir, "verify.mjs", casesPath, goPath)
+	t.Logf("%d cases (seed %d): %s", len(cases), seed, res)
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,39 @@
+// Checks the Go engine's output against real Yjs.
+//
+//   node verify.mjs cases.jsonl go.jsonl
+//
+// cases.jsonl is what histories.mjs wrote; go.jsonl has one line per case:
+// { seed, state: base64 (Go's EncodeState), prefix: k, diff: base64 (Go's
+// Diff against the state vector of the first k updates) }. Each Go state is
+// loaded into a fresh Y.Doc, and the first k updates plus Go's diff into
+// another; both must give the case's dump, toJSON, state vector and delete
+// set. Prints {"checked":n,"failures":[…]} and exits 1 on any failure.
+import { readFileSync } from 'node:fs'
+import { unb64, dumpDoc, jsonDoc, svOf, dsOf, loadAll } from './lib/dump.mjs'
+
+const [casesFile, goFile] = process.argv.slice(2)
+const lines = f => readFileSync(f, 'utf8').split('\n').filter(Boolean).map(l => JSON.parse(l))
+const cases = new Map(lines(casesFile).map(c => [c.seed, c]))
+const failures = []
+let checked = 0
+// Map key order follows integration order in Yjs, so objects compare with sorted keys.
+const canon = v => Array.isArray(v) ? v.map(canon) : (v !== null && typeof v === 'object') ? Object.fromEntries(Object.keys(v).sort().map(k => [k, canon(v[k])])) : v
+const same = (a, b) => JSON.stringify(canon(a)) === JSON.stringify(canon(b))
+for (const g of lines(goFile)) {
+  const c = cases.get(g.seed)
+  if (!c) { failures.push({ seed: g.seed, what: 'unknown seed' }); continue }
+  const check = (what, doc) => {
+    for (const [k, got, want] of [['dump', dumpDoc(doc, c.roots), c.dump], ['json', jsonDoc(doc, c.roots), c.json], ['sv', svOf(doc), c.sv], ['ds', dsOf(doc), c.ds]]) {
+      if (!same(got, want)) failures.push({ seed: c.seed, what: `${what} ${k}`, got, want })
+    }
+  }
+  try {
+    check('state', loadAll([unb64(g.state)]))
+    if (g.diff) check(`prefix ${g.prefix} + diff`, loadAll([...c.updates.slice(0, g.prefix).map(unb64), unb64(g.diff)]))
+  } catch (e) {
+    failures.push({ seed: c.seed, what: 'yjs threw', error: String(e && e.stack || e) })
+  }
+  checked++
+}
+process.stdout.write(JSON.stringify({ checked, failures: failures.slice(0, 20), failed: failures.length }) + '\n')
+process.exit(failures.length ? 1 : 0)
