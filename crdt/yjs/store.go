@@ -24,12 +24,12 @@ const (
 	fKeep
 )
 
-func (it *item) deleted() bool  { return it.flags&fDeleted != 0 }
-func (it *item) isGC() bool     { return it.flags&fGC != 0 }
-func (it *item) hasSub() bool   { return it.flags&fSub != 0 }
-func (it *item) lastID() ID     { return ID{it.id.Client, it.id.Clock + uint64(it.length) - 1} }
-func (it *item) end() uint64    { return it.id.Clock + uint64(it.length) }
-func (it *item) visible() bool  { return it.flags&(fDeleted|fGC) == 0 }
+func (it *item) deleted() bool   { return it.flags&fDeleted != 0 }
+func (it *item) isGC() bool      { return it.flags&fGC != 0 }
+func (it *item) hasSub() bool    { return it.flags&fSub != 0 }
+func (it *item) lastID() ID      { return ID{it.id.Client, it.id.Clock + uint64(it.length) - 1} }
+func (it *item) end() uint64     { return it.id.Clock + uint64(it.length) }
+func (it *item) visible() bool   { return it.flags&(fDeleted|fGC) == 0 }
 func (it *item) countable() bool { return it.content.countable() }
 
 // blockMax bounds a block of the per-client struct list; a full block splits in two.

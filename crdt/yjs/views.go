@@ -291,6 +291,9 @@ func (d *Doc) appendContent(b []byte, it *item, i int, mode, depth int) []byte {
 	case refString:
 		return appendJSONString(b, string(it.buf)) // not produced by Yjs's Array/Map APIs
 	case refDoc:
+		if mode == modeJSON { // an unloaded subdocument's toJSON
+			return append(b, "{}"...)
+		}
 		b = append(b, `{"guid":`...)
 		b = appendJSONString(b, it.ext.str)
 		return append(b, '}')
@@ -411,7 +414,8 @@ func (d *Doc) writeXML(sb *strings.Builder, t *ytype, depth int) {
 			sb.WriteString(`"`)
 		}
 		sb.WriteString(">")
-	case TypeXmlHook:
+	case TypeXmlHook: // a Y.Map: Object#toString
+		sb.WriteString("[object Object]")
 		return
 	}
 	for it := t.start; it != nil; it = it.right {

@@ -8,6 +8,7 @@ export const unb64 = s => new Uint8Array(Buffer.from(s, 'base64'))
 export function dumpVal (v) {
   if (v instanceof Y.AbstractType) return dumpType(v)
   if (v instanceof Uint8Array) return { $bin: b64(v) }
+  if (v instanceof Y.Doc) return { guid: v.guid }
   if (v === undefined) return { $undefined: true }
   if (typeof v === 'bigint') return { $bigint: v.toString() }
   if (Array.isArray(v)) return v.map(dumpVal)
@@ -64,7 +65,7 @@ export function dumpDoc (doc, roots) {
 export function jsonDoc (doc, roots) {
   const o = {}
   for (const name of Object.keys(roots).sort()) o[name] = rootOf(doc, name, roots[name]).toJSON()
-  return JSON.parse(JSON.stringify(o))
+  return JSON.parse(JSON.stringify(o, (k, v) => typeof v === 'bigint' ? Number(v) : v))
 }
 
 export function svOf (doc) {
