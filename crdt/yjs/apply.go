@@ -14,7 +14,7 @@ type ApplyResult struct {
 	// for delete ranges).
 	Integrated, Pending, PendingDeletes int
 	// Roots names the root types whose content changed, in the order they
-	// were first created in the document.
+	// were first created in the document. The slice may be shared: do not modify it.
 	Roots []string
 }
 
@@ -30,8 +30,8 @@ type planned struct {
 // unchanged. Structs whose dependencies are missing wait in the pending
 // buffer and integrate when a later update brings the dependencies.
 func (d *Doc) Apply(update []byte) (ApplyResult, error) {
-	u, err := decodeUpdateV1(update, &d.lim)
-	if err != nil {
+	u := &d.scratch
+	if err := decodeUpdateV1Into(u, update, &d.lim, d.roots); err != nil {
 		return ApplyResult{}, err
 	}
 	return d.applyUpdate(u)
@@ -40,6 +40,14 @@ func (d *Doc) Apply(update []byte) (ApplyResult, error) {
 func (d *Doc) applyUpdate(u *update) (ApplyResult, error) {
 	var res ApplyResult
 	// Fast path: no pending structs, one client whose structs all fit on top of the state.
+	if d.pendingN == 0 && d.pendingDN == 0 && len(u.clients) == 0 {
+		if err := d.checkDeletes(u, nil); err != nil {
+			return res, err
+		}
+		d.beginTx()
+		d.applyDeletes(u.ds.clients, &res)
+		return d.finish(res), nil
+	}
 	if d.pendingN == 0 && d.pendingDN == 0 && len(u.clients) == 1 && d.simpleReady(&u.clients[0]) {
 		cs := &u.clients[0]
 		nc := 1
@@ -311,8 +319,7 @@ func (d *Doc) applyDeletes(cs []dsClient, res *ApplyResult) {
 			it := l.at(p)
 			if !it.deleted() && it.id.Clock < r.clock {
 				nr := d.splitItem(it, int(r.clock-it.id.Clock))
-				l.insertAfter(p, nr)
-				p, _ = l.next(p)
+				_, p = l.insertAfter(p, nr)
 			}
 			for ok := true; ok; p, ok = l.next(p) {
 				it = l.at(p)
@@ -321,7 +328,7 @@ func (d *Doc) applyDeletes(cs []dsClient, res *ApplyResult) {
 				}
 				if !it.deleted() {
 					if end < it.end() {
-						l.insertAfter(p, d.splitItem(it, int(end-it.id.Clock)))
+						p, _ = l.insertAfter(p, d.splitItem(it, int(end-it.id.Clock)))
 					}
 					d.deleteItem(it)
 				}
@@ -339,18 +346,43 @@ func (d *Doc) addPendingDelete(client uint64, r dsRange) {
 // neighbouring structs, and fill in the result.
 func (d *Doc) finish(res ApplyResult) ApplyResult {
 	tx := d.tx
-	for c, rs := range tx.deleted {
-		tx.deleted[c] = mergeRanges(rs)
+	// normalize the deleted IDs: sorted by client and clock, merged
+	dels := tx.deleted
+	if len(dels) > 1 {
+		slices.SortFunc(dels, func(a, b txDel) int {
+			switch {
+			case a.client != b.client:
+				if a.client < b.client {
+					return -1
+				}
+				return 1
+			case a.r.clock < b.r.clock:
+				return -1
+			case a.r.clock > b.r.clock:
+				return 1
+			}
+			return 0
+		})
+		out := dels[:1]
+		for _, x := range dels[1:] {
+			l := &out[len(out)-1]
+			if l.client == x.client && l.r.clock+l.r.len >= x.r.clock {
+				if e := x.r.clock + x.r.len; e > l.r.clock+l.r.len {
+					l.r.len = e - l.r.clock
+				}
+				continue
+			}
+			out = append(out, x)
+		}
+		tx.deleted = out
 	}
 	d.gcDeleted()
 	// merge: deleted ranges, new structs, split halves
-	for c, rs := range tx.deleted {
-		for _, r := range rs {
-			d.mergeRange(c, r.clock, r.clock+r.len)
-		}
+	for _, x := range tx.deleted {
+		d.mergeRange(x.client, x.r.clock, x.r.clock+x.r.len)
 	}
-	for c, before := range tx.before {
-		d.mergeRange(c, before, d.state(c))
+	for _, b := range tx.before {
+		d.mergeRange(b.client, b.before, d.state(b.client))
 	}
 	for i := len(tx.merge) - 1; i >= 0; i-- {
 		it := tx.merge[i]
@@ -358,16 +390,26 @@ func (d *Doc) finish(res ApplyResult) ApplyResult {
 	}
 	res.Changed = len(tx.before) > 0 || len(tx.deleted) > 0
 	if len(tx.changed) > 0 {
-		seen := map[*ytype]bool{}
-		for t := range tx.changed {
+		var buf [8]*ytype
+		roots := buf[:0]
+		for _, t := range tx.changed {
 			for t.item != nil && t.item.parent != nil {
 				t = t.item.parent
 			}
-			seen[t] = true
+			if !slices.Contains(roots, t) {
+				roots = append(roots, t)
+			}
 		}
-		for _, name := range d.rootOrder {
-			if seen[d.roots[name]] {
-				res.Roots = append(res.Roots, name)
+		if len(roots) == 1 && roots[0].item == nil {
+			if roots[0].self == nil {
+				roots[0].self = []string{roots[0].name}
+			}
+			res.Roots = roots[0].self
+		} else {
+			for _, name := range d.rootOrder {
+				if slices.Contains(roots, d.roots[name]) {
+					res.Roots = append(res.Roots, name)
+				}
 			}
 		}
 	}
@@ -390,9 +432,9 @@ func (d *Doc) finish(res ApplyResult) ApplyResult {
 // gcDeleted replaces the content of items deleted in this transaction with
 // ContentDeleted, and the children of deleted types with GC structs (tryGcDeleteSet).
 func (d *Doc) gcDeleted() {
-	for c, rs := range d.tx.deleted {
-		l := d.clients[c]
-		for _, r := range rs {
+	for _, x := range d.tx.deleted {
+		l, r := d.clients[x.client], x.r
+		{
 			end := r.clock + r.len
 			for p, ok := l.find(r.clock), true; ok; p, ok = l.next(p) {
 				it := l.at(p)

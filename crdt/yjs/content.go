@@ -23,9 +23,9 @@ const (
 // content is an item's content. String text and Binary bytes live in buf;
 // everything rarer lives behind ext so the common item stays small.
 type content struct {
-	ref uint8
 	buf []byte // String: UTF-8 text (its UTF-16 length is the item length); Binary: the bytes
 	ext *contentExt
+	ref uint8
 }
 
 type contentExt struct {

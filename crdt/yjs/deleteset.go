@@ -15,13 +15,18 @@ type dsClient struct {
 // deleteSet lists deleted ID ranges per client (Yjs's DeleteSet).
 type deleteSet struct{ clients []dsClient }
 
-func decodeDeleteSet(d *decoder) deleteSet {
-	var ds deleteSet
+func decodeDeleteSet(d *decoder) deleteSet { return decodeDeleteSetInto(d, deleteSet{}) }
+
+// decodeDeleteSetInto reads a delete set, reusing ds's slices.
+func decodeDeleteSetInto(d *decoder, ds deleteSet) deleteSet {
 	n := d.length("delete set clients", 2, d.lim.MaxClients)
 	if d.err != nil {
 		return ds
 	}
-	ds.clients = make([]dsClient, 0, n)
+	if cap(ds.clients) < n {
+		ds.clients = make([]dsClient, 0, n)
+	}
+	ds.clients = ds.clients[:0]
 	total := 0
 	for i := 0; i < n && d.err == nil; i++ {
 		client := d.varUint("delete set client")
@@ -32,7 +37,15 @@ func decodeDeleteSet(d *decoder) deleteSet {
 		if d.err != nil {
 			break
 		}
-		dc := dsClient{client: client, ranges: make([]dsRange, 0, nr)}
+		var dc dsClient
+		if k := len(ds.clients); k < cap(ds.clients) {
+			dc = ds.clients[:k+1][k]
+		}
+		dc.client = client
+		if cap(dc.ranges) < nr {
+			dc.ranges = make([]dsRange, 0, nr)
+		}
+		dc.ranges = dc.ranges[:0]
 		for j := 0; j < nr && d.err == nil; j++ {
 			c := d.varUint("delete clock")
 			l := d.varUint("delete length")

@@ -19,16 +19,25 @@ type Doc struct {
 	docBytes  int
 
 	tx      *txn
-	seenGen uint32
-	confGen uint32
+	txBuf   txn
+	scratch update // decode buffer reused by Apply
+	setBefore   itemSet // scratch sets of the YATA conflict loop
+	setConflict itemSet
 }
 
 // txn is the scratch state of one Apply or local edit (Yjs's Transaction).
 type txn struct {
-	before  map[uint64]uint64 // state of each client touched, before the transaction
-	deleted map[uint64][]dsRange
-	merge   []*item // right halves of splits: try to merge them back afterwards
-	changed map[*ytype]bool
+	before  []txClient // state of each client touched, before the transaction
+	deleted []txDel    // IDs deleted by the transaction (normalized in finish)
+	merge   []*item    // right halves of splits: try to merge them back afterwards
+	changed []*ytype   // types whose content changed (may repeat)
+}
+
+type txClient struct{ client, before uint64 }
+
+type txDel struct {
+	client uint64
+	r      dsRange
 }
 
 // New returns an empty document.
@@ -129,28 +138,36 @@ func (d *Doc) splitItem(left *item, diff int) *item {
 }
 
 func (d *Doc) beginTx() *txn {
-	d.tx = &txn{before: map[uint64]uint64{}, deleted: map[uint64][]dsRange{}, changed: map[*ytype]bool{}}
-	return d.tx
+	t := &d.txBuf
+	clear(t.merge)
+	clear(t.changed)
+	t.before, t.deleted, t.merge, t.changed = t.before[:0], t.deleted[:0], t.merge[:0], t.changed[:0]
+	d.tx = t
+	return t
 }
 
 func (t *txn) touch(d *Doc, client uint64) {
-	if _, ok := t.before[client]; !ok {
-		t.before[client] = d.state(client)
+	for i := range t.before {
+		if t.before[i].client == client {
+			return
+		}
 	}
+	t.before = append(t.before, txClient{client, d.state(client)})
 }
 
 func (t *txn) addDelete(id ID, n int) {
-	r := t.deleted[id.Client]
-	if k := len(r); k > 0 && r[k-1].clock+r[k-1].len == id.Clock {
-		r[k-1].len += uint64(n)
-		return
+	if k := len(t.deleted); k > 0 {
+		if l := &t.deleted[k-1]; l.client == id.Client && l.r.clock+l.r.len == id.Clock {
+			l.r.len += uint64(n)
+			return
+		}
 	}
-	t.deleted[id.Client] = append(r, dsRange{id.Clock, uint64(n)})
+	t.deleted = append(t.deleted, txDel{id.Client, dsRange{id.Clock, uint64(n)}})
 }
 
 func (t *txn) markChanged(ty *ytype) {
-	if ty != nil {
-		t.changed[ty] = true
+	if ty != nil && (len(t.changed) == 0 || t.changed[len(t.changed)-1] != ty) {
+		t.changed = append(t.changed, ty)
 	}
 }
 
@@ -178,7 +195,6 @@ func (d *Doc) deleteItem(it *item) {
 				d.deleteItem(c)
 			}
 		}
-		delete(d.tx.changed, t)
 	}
 }
 
@@ -261,6 +277,9 @@ func (d *Doc) integrate(s *wireStruct, off int) {
 	it.left, it.right = left, right
 	d.yata(it)
 	d.tx.touch(d, it.id.Client)
+	if d.appendMerge(it) {
+		return
+	}
 	d.list(it.id.Client).push(it)
 	d.docBytes += it.content.sizeBytes() + 96
 	switch it.ref {
@@ -276,6 +295,73 @@ func (d *Doc) integrate(s *wireStruct, off int) {
 	if (parent.item != nil && parent.item.deleted()) || (it.hasSub() && it.right != nil) {
 		d.deleteItem(it)
 	}
+}
+
+// itemSet is a small set of items: a slice searched linearly, with a map
+// once it grows (conflict loops are short except under many concurrent inserts).
+type itemSet struct {
+	list []*item
+	m    map[*item]struct{}
+}
+
+func (s *itemSet) reset() {
+	clear(s.list)
+	s.list = s.list[:0]
+	s.m = nil
+}
+
+func (s *itemSet) add(it *item) {
+	if s.m != nil {
+		s.m[it] = struct{}{}
+		return
+	}
+	s.list = append(s.list, it)
+	if len(s.list) > 32 {
+		s.m = make(map[*item]struct{}, 64)
+		for _, x := range s.list {
+			s.m[x] = struct{}{}
+		}
+	}
+}
+
+func (s *itemSet) has(it *item) bool {
+	if s.m != nil {
+		_, ok := s.m[it]
+		return ok
+	}
+	for _, x := range s.list {
+		if x == it {
+			return true
+		}
+	}
+	return false
+}
+
+// appendMerge folds a just-linked item into its left neighbour when that is
+// the previous struct of the same client and Yjs would merge the two at the
+// end of the transaction anyway (the common case of typing): no new struct.
+func (d *Doc) appendMerge(it *item) bool {
+	left := it.left
+	if left == nil || left.id.Client != it.id.Client || left.end() != it.id.Clock ||
+		left.flags&(fDeleted|fGC) != 0 || it.flags&fDeleted != 0 || left.ref != it.ref ||
+		(it.ref != refString && it.ref != refAny && it.ref != refJSON) ||
+		it.flags&fOrigin == 0 || it.origin != left.lastID() ||
+		!sameOrigin(left.flags&fRightOrigin != 0, left.rightOrigin, it.flags&fRightOrigin != 0, it.rightOrigin) ||
+		left.parent != it.parent || left.hasSub() || it.hasSub() ||
+		(it.parent.item != nil && it.parent.item.deleted()) {
+		return false
+	}
+	left.content.mergeWith(&it.content)
+	left.length += it.length
+	left.right = it.right
+	if it.right != nil {
+		it.right.left = left
+	}
+	l := d.clients[it.id.Client]
+	l.state = left.end()
+	d.docBytes += it.content.sizeBytes()
+	d.tx.markChanged(it.parent)
+	return true
 }
 
 // yata finds it's place among concurrent inserts and links it in (the
@@ -295,27 +381,24 @@ func (d *Doc) yata(it *item) {
 		} else {
 			o = parent.start
 		}
-		d.seenGen++
-		d.confGen++
-		seen := d.seenGen
+		before := &d.setBefore // itemsBeforeOrigin
+		conflicting := &d.setConflict
+		before.reset()
+		conflicting.reset()
 		for o != nil && o != right {
-			o.seen = seen
-			o.conf = d.confGen
+			before.add(o)
+			conflicting.add(o)
 			if sameOrigin(it.flags&fOrigin != 0, it.origin, o.flags&fOrigin != 0, o.origin) {
 				if o.id.Client < it.id.Client {
 					left = o
-					d.confGen++
+					conflicting.reset()
 				} else if sameOrigin(it.flags&fRightOrigin != 0, it.rightOrigin, o.flags&fRightOrigin != 0, o.rightOrigin) {
 					break
 				}
-			} else if o.flags&fOrigin != 0 && d.has(o.origin) {
-				oo := d.getItem(o.origin)
-				if oo.seen != seen {
-					break
-				}
-				if oo.conf != d.confGen {
+			} else if o.flags&fOrigin != 0 && d.has(o.origin) && before.has(d.getItem(o.origin)) {
+				if !conflicting.has(d.getItem(o.origin)) {
 					left = o
-					d.confGen++
+					conflicting.reset()
 				}
 			} else {
 				break

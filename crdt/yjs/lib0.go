@@ -16,6 +16,25 @@ type decoder struct {
 	pos int
 	err error
 	lim *Limits
+	// intern maps root names to their types: a root name read from the
+	// input reuses the key's string instead of allocating.
+	intern map[string]*ytype
+}
+
+func (d *decoder) internString(field string) string {
+	v := d.bytesView(field)
+	if d.err != nil {
+		return ""
+	}
+	if t, ok := d.intern[string(v)]; ok {
+		return t.name
+	}
+	if !utf8.Valid(v) {
+		d.pos -= len(v)
+		d.fail(field, ErrMalformed)
+		return ""
+	}
+	return string(v)
 }
 
 func (d *decoder) fail(field string, err error) {

@@ -11,7 +11,6 @@ type item struct {
 	parent      *ytype
 	parentSub   string
 	flags       uint8
-	seen, conf  uint32 // integration scratch marks (see integrate)
 	content
 }
 
@@ -107,8 +106,9 @@ func (l *structList) push(it *item) {
 	l.count++
 }
 
-// insertAfter puts it right after the struct at p.
-func (l *structList) insertAfter(p pos, it *item) {
+// insertAfter puts it right after the struct at p and returns the positions
+// of the struct that was at p and of it (a full block splits, moving both).
+func (l *structList) insertAfter(p pos, it *item) (pos, pos) {
 	b := l.blocks[p.b]
 	b = append(b, nil)
 	copy(b[p.i+2:], b[p.i+1:])
@@ -124,7 +124,13 @@ func (l *structList) insertAfter(p pos, it *item) {
 		l.blocks = append(l.blocks, nil)
 		copy(l.blocks[p.b+2:], l.blocks[p.b+1:])
 		l.blocks[p.b+1] = nb
+		if p.i >= h {
+			p = pos{p.b + 1, p.i - h}
+		} else if p.i+1 >= h {
+			return p, pos{p.b + 1, p.i + 1 - h}
+		}
 	}
+	return p, pos{p.b, p.i + 1}
 }
 
 // remove deletes the struct at p.

@@ -58,5 +58,6 @@ type ytype struct {
 	start  *item
 	m      map[string]*item
 	length int // visible countable length of the sequence
-	depth  int // nesting depth (roots are 0)
+	depth  int      // nesting depth (roots are 0)
+	self   []string // a root's []string{name}, shared by ApplyResults
 }

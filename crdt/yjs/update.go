@@ -48,14 +48,26 @@ type update struct {
 
 // decodeUpdateV1 reads a whole v1 update; any error leaves nothing half-read.
 func decodeUpdateV1(b []byte, lim *Limits) (*update, error) {
-	if len(b) > lim.MaxUpdateBytes {
-		return nil, &DecodeError{Field: "update", Err: ErrTooLarge}
-	}
-	d := &decoder{b: b, lim: lim}
 	u := &update{}
+	if err := decodeUpdateV1Into(u, b, lim, nil); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// decodeUpdateV1Into decodes into u, reusing its slices. Root names equal to
+// a key of intern share that key's string.
+func decodeUpdateV1Into(u *update, b []byte, lim *Limits, intern map[string]*ytype) error {
+	if len(b) > lim.MaxUpdateBytes {
+		return &DecodeError{Field: "update", Err: ErrTooLarge}
+	}
+	d := &decoder{b: b, lim: lim, intern: intern}
 	total := 0
 	nc := d.length("client count", 3, lim.MaxClients)
-	u.clients = make([]clientStructs, 0, nc)
+	if cap(u.clients) < nc {
+		u.clients = make([]clientStructs, 0, nc)
+	}
+	u.clients = u.clients[:0]
 	for i := 0; i < nc && d.err == nil; i++ {
 		ns := d.length("struct count", 2, lim.MaxStructs)
 		client := d.varUint("client")
@@ -67,7 +79,16 @@ func decodeUpdateV1(b []byte, lim *Limits) (*update, error) {
 			d.fail("struct count", ErrTooLarge)
 			break
 		}
-		cs := clientStructs{client: client, structs: make([]wireStruct, 0, ns)}
+		var cs clientStructs
+		if k := len(u.clients); k < cap(u.clients) {
+			cs = u.clients[:k+1][k]
+			clear(cs.structs[:cap(cs.structs)])
+		}
+		cs.client = client
+		if cap(cs.structs) < ns {
+			cs.structs = make([]wireStruct, 0, ns)
+		}
+		cs.structs = cs.structs[:0]
 		for j := 0; j < ns && d.err == nil; j++ {
 			s := wireStruct{id: ID{client, clock}}
 			decodeStructV1(d, &s)
@@ -83,11 +104,8 @@ func decodeUpdateV1(b []byte, lim *Limits) (*update, error) {
 		}
 		u.clients = append(u.clients, cs)
 	}
-	u.ds = decodeDeleteSet(d)
-	if d.err != nil {
-		return nil, d.err
-	}
-	return u, nil
+	u.ds = decodeDeleteSetInto(d, u.ds)
+	return d.err
 }
 
 func decodeStructV1(d *decoder, s *wireStruct) {
@@ -111,7 +129,7 @@ func decodeStructV1(d *decoder, s *wireStruct) {
 	if s.info&0xC0 == 0 {
 		if d.varUint("parent info") == 1 {
 			s.parentKind = parentRoot
-			s.parentName = d.varString("parent name")
+			s.parentName = d.internString("parent name")
 		} else {
 			s.parentKind = parentItem
 			s.parentID = ID{d.varUint("parent client"), d.varUint("parent clock")}
