@@ -470,9 +470,7 @@ func (d *Doc) gcItem(it *item, parentGCd bool) {
 		l.blocks[p.b][p.i] = &item{id: it.id, length: it.length, flags: fGC | fDeleted}
 		return
 	}
-	if it.ref != refDeleted {
-		it.content = content{ref: refDeleted, ext: &contentExt{n: it.length}}
-	}
+	it.content = content{ref: refDeleted}
 }
 
 // mergeRange merges the structs of client c around [from, to) with their

@@ -34,17 +34,15 @@ type contentExt struct {
 	json []string // JSON: one JSON text per element ("undefined" kept literally)
 	anys []Any    // Any
 	typ  *ytype   // Type
-	opts Any      // Doc options
-	n    int      // Deleted: length
+	opts *Any     // Doc options
 }
 
 func (c *content) countable() bool { return c.ref != refDeleted && c.ref != refFormat }
 
 // length is the clock length of the content (UTF-16 units for strings).
+// A Deleted content carries no data: its length is the item's.
 func (c *content) length() int {
 	switch c.ref {
-	case refDeleted:
-		return c.ext.n
 	case refJSON:
 		return len(c.ext.json)
 	case refString:
@@ -100,9 +98,7 @@ func utf16Split(b []byte, off int, units int) (left, right []byte) {
 func (c *content) splice(off int, length int) content {
 	switch c.ref {
 	case refDeleted:
-		r := content{ref: refDeleted, ext: &contentExt{n: c.ext.n - off}}
-		c.ext.n = off
-		return r
+		return content{ref: refDeleted}
 	case refString:
 		l, r := utf16Split(c.buf, off, length)
 		c.buf = l
@@ -126,7 +122,6 @@ func (c *content) mergeWith(r *content) bool {
 	}
 	switch c.ref {
 	case refDeleted:
-		c.ext.n += r.ext.n
 		return true
 	case refString:
 		c.buf = append(c.buf, r.buf...)
@@ -154,16 +149,25 @@ func (c *content) sizeBytes() int {
 	return n
 }
 
-// decodeContent reads the content of an item with the given ref. depth is the
-// type nesting depth (for the type-ref bound).
-func decodeContent(d *decoder, ref uint8) content {
-	switch ref {
-	case refDeleted:
+// decodeContent reads the content of an item with the given ref and returns
+// it with its clock length.
+func decodeContent(d *decoder, ref uint8) (content, int) {
+	if ref == refDeleted {
 		n := d.varUint("deleted length")
-		if n == 0 || n > maxSafe {
+		if n == 0 {
 			d.fail("deleted length", ErrMalformed)
 		}
-		return content{ref: ref, ext: &contentExt{n: int(n)}}
+		return content{ref: ref}, int(n)
+	}
+	c := decodeContentData(d, ref)
+	if d.err != nil {
+		return c, 0
+	}
+	return c, c.length()
+}
+
+func decodeContentData(d *decoder, ref uint8) content {
+	switch ref {
 	case refJSON:
 		n := d.length("json count", 1, d.lim.MaxCollection)
 		if n == 0 {
@@ -226,7 +230,7 @@ func decodeContent(d *decoder, ref uint8) content {
 	case refDoc:
 		g := d.varString("doc guid")
 		o := d.any(0)
-		return content{ref: ref, ext: &contentExt{str: g, opts: o}}
+		return content{ref: ref, ext: &contentExt{str: g, opts: &o}}
 	}
 	d.fail("content ref", ErrMalformed)
 	return content{}
@@ -236,7 +240,7 @@ func decodeContent(d *decoder, ref uint8) content {
 func (c *content) write(e *encoder, off int, length int) {
 	switch c.ref {
 	case refDeleted:
-		e.varUint(uint64(c.ext.n - off))
+		e.varUint(uint64(length - off))
 	case refJSON:
 		e.varUint(uint64(len(c.ext.json) - off))
 		for _, s := range c.ext.json[off:] {
@@ -269,6 +273,6 @@ func (c *content) write(e *encoder, off int, length int) {
 		}
 	case refDoc:
 		e.varString(c.ext.str)
-		e.any(c.ext.opts)
+		e.any(*c.ext.opts)
 	}
 }

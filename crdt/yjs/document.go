@@ -221,7 +221,7 @@ func (d *Doc) integrate(s *wireStruct, off int) {
 		return
 	}
 	it := &item{id: s.id, length: s.length, content: s.content}
-	if s.ref == refDeleted || s.ref == refJSON || s.ref == refAny {
+	if s.ref == refJSON || s.ref == refAny {
 		ext := *s.content.ext // splits must not touch the decoded struct
 		it.content.ext = &ext
 	}

@@ -138,11 +138,10 @@ func decodeStructV1(d *decoder, s *wireStruct) {
 			s.parentSub = d.varString("parent sub")
 		}
 	}
-	s.content = decodeContent(d, s.ref)
+	s.content, s.length = decodeContent(d, s.ref)
 	if d.err != nil {
 		return
 	}
-	s.length = s.content.length()
 	// An item can only refer to earlier clocks of its own client.
 	own := s.id.Client
 	if (s.hasOrigin() && s.origin.Client == own && s.origin.Clock >= s.id.Clock) ||
