@@ -188,11 +188,13 @@ func (d *Doc) plan(u *update) ([]planned, map[uint64][]wireStruct, int, error) {
 	for c, q := range d.pending {
 		queues[c] = q
 	}
-	var incoming []wireStruct
 	for i := range u.clients {
 		cs := &u.clients[i]
-		incoming = append(incoming, cs.structs...)
-		q := append(slices.Clip(queues[cs.client]), cs.structs...)
+		// The update's own structs go before pending ones of the same clock:
+		// Yjs integrates an update first and retries its pending structs after.
+		// (always a fresh array: cs.structs is the decode scratch, reused by the next Apply)
+		q := make([]wireStruct, 0, len(cs.structs)+len(queues[cs.client]))
+		q = append(append(q, cs.structs...), queues[cs.client]...)
 		slices.SortStableFunc(q, func(a, b wireStruct) int {
 			switch {
 			case a.id.Clock < b.id.Clock:
@@ -238,16 +240,20 @@ func (d *Doc) plan(u *update) ([]planned, map[uint64][]wireStruct, int, error) {
 			if s.id.Clock > cur {
 				break // gap: an earlier struct of this client is missing
 			}
-			var missing ID
-			blocked := false
-			if s.isItem() {
-				switch {
-				case s.hasOrigin() && !has(s.origin):
-					missing, blocked = s.origin, true
-				case s.hasRightOrigin() && !has(s.rightOrigin):
-					missing, blocked = s.rightOrigin, true
-				case s.parentKind == parentItem && !has(s.parentID):
-					missing, blocked = s.parentID, true
+			missing, blocked := missingDep(s, has)
+			if blocked {
+				// Another delivery of these clocks may be ready (a GC struct
+				// from a state, say): Yjs would integrate it, so do we.
+				for j := h + 1; j < len(q) && q[j].id.Clock <= cur; j++ {
+					if q[j].ref == refSkip || q[j].id.Clock+uint64(q[j].length) <= cur {
+						continue
+					}
+					if _, b := missingDep(&q[j], has); !b {
+						q[h], q[j] = q[j], q[h]
+						s, blocked = &q[h], false
+						end = s.id.Clock + uint64(s.length)
+						break
+					}
 				}
 			}
 			if blocked {
@@ -270,7 +276,18 @@ func (d *Doc) plan(u *update) ([]planned, map[uint64][]wireStruct, int, error) {
 		q = q[head[c]:]
 		// drop what is known by now
 		cur := st(c)
-		q = slices.DeleteFunc(q, func(s wireStruct) bool { return s.id.Clock+uint64(s.length) <= cur })
+		// and what an earlier pending struct covers (the same update delivered twice)
+		covered := cur
+		q = slices.DeleteFunc(q, func(s wireStruct) bool {
+			end := s.id.Clock + uint64(s.length)
+			if end <= covered {
+				return true
+			}
+			if s.ref != refSkip && s.id.Clock <= covered {
+				covered = end
+			}
+			return false
+		})
 		if len(q) > 0 {
 			rest[c] = slices.Clip(q)
 			n += len(q)
@@ -289,11 +306,26 @@ func (d *Doc) plan(u *update) ([]planned, map[uint64][]wireStruct, int, error) {
 	for _, p := range plan {
 		ps = append(ps, *p.s)
 	}
-	_ = incoming
 	if err := d.checkGrowth(ps, newClients); err != nil {
 		return nil, nil, 0, err
 	}
 	return plan, rest, n, nil
+}
+
+// missingDep returns an ID s refers to that the (simulated) state lacks.
+func missingDep(s *wireStruct, has func(ID) bool) (ID, bool) {
+	if !s.isItem() {
+		return ID{}, false
+	}
+	switch {
+	case s.hasOrigin() && !has(s.origin):
+		return s.origin, true
+	case s.hasRightOrigin() && !has(s.rightOrigin):
+		return s.rightOrigin, true
+	case s.parentKind == parentItem && !has(s.parentID):
+		return s.parentID, true
+	}
+	return ID{}, false
 }
 
 // applyDeletes deletes the ranges below each client's state and keeps the

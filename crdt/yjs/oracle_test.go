@@ -1,6 +1,7 @@
 package yjs
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"math/rand/v2"
@@ -92,11 +93,32 @@ func TestDifferentialYjs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// 5. a random subset, shuffled: pending structs and deletes stay in
+		// the state Yjs checks (verify.mjs)
+		var subset []int
+		for j := range ups {
+			if rng.IntN(2) == 0 {
+				subset = append(subset, j)
+			}
+		}
+		part := New(Limits{})
+		for _, j := range rng.Perm(len(subset)) {
+			if _, err := part.Apply(ups[subset[j]]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if re, err := Load(part.EncodeState(), Limits{}); err != nil {
+			t.Fatalf("seed %d: own state with pending: %v", c.Seed, err)
+		} else if !bytes.Equal(re.StateVector(), part.StateVector()) {
+			t.Errorf("seed %d: state with pending does not reload the same (sv %x vs %x, pending %d vs %d)", c.Seed, re.StateVector(), part.StateVector(), re.Stats().Pending, part.Stats().Pending)
+		}
 		line, _ := json.Marshal(map[string]any{
-			"seed":   c.Seed,
-			"state":  base64.StdEncoding.EncodeToString(d2.EncodeState()),
-			"prefix": k,
-			"diff":   base64.StdEncoding.EncodeToString(diff),
+			"seed":        c.Seed,
+			"state":       base64.StdEncoding.EncodeToString(d2.EncodeState()),
+			"prefix":      k,
+			"diff":        base64.StdEncoding.EncodeToString(diff),
+			"subset":      subset,
+			"subsetState": base64.StdEncoding.EncodeToString(part.EncodeState()),
 		})
 		out = append(append(out, line...), '\n')
 	}

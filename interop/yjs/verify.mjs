@@ -30,6 +30,18 @@ for (const g of lines(goFile)) {
   try {
     check('state', loadAll([unb64(g.state)]))
     if (g.diff) check(`prefix ${g.prefix} + diff`, loadAll([...c.updates.slice(0, g.prefix).map(unb64), unb64(g.diff)]))
+    if (g.subset) {
+      // Go received only some updates (structs pending): its state, as Yjs
+      // loads it, equals a Yjs doc that received the same updates, and both
+      // complete to the case's result with the rest.
+      const part = g.subset.map(i => unb64(c.updates[i]))
+      const ref = loadAll(part); const got = loadAll([unb64(g.subsetState)])
+      for (const [k, a, b] of [['dump', dumpDoc(got, c.roots), dumpDoc(ref, c.roots)], ['sv', svOf(got), svOf(ref)], ['ds', dsOf(got), dsOf(ref)]]) {
+        if (!same(a, b)) failures.push({ seed: c.seed, what: `subset ${k}`, got: a, want: b })
+      }
+      const rest = c.updates.map(unb64)
+      check('subset state + all updates', loadAll([unb64(g.subsetState), ...rest]))
+    }
   } catch (e) {
     failures.push({ seed: c.seed, what: 'yjs threw', error: String(e && e.stack || e) })
   }
