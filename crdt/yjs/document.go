@@ -18,9 +18,9 @@ type Doc struct {
 	pendingDN int
 	docBytes  int
 
-	tx      *txn
-	txBuf   txn
-	scratch update // decode buffer reused by Apply
+	tx          *txn
+	txBuf       txn
+	scratch     update  // decode buffer reused by Apply
 	setBefore   itemSet // scratch sets of the YATA conflict loop
 	setConflict itemSet
 }

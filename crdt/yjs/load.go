@@ -36,4 +36,3 @@ func (d *Doc) Stats() Stats {
 
 // Roots lists the names of the document's root types, in creation order.
 func (d *Doc) Roots() []string { return append([]string(nil), d.rootOrder...) }
-

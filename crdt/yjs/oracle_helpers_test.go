@@ -19,6 +19,9 @@ type oracleCase struct {
 	Updates []string                   `json:"updates"`
 	Merged  []string                   `json:"merged"`
 	State   string                     `json:"state"`
+	StateV2 string                     `json:"stateV2"`
+	UpdV2   []string                   `json:"updatesV2"`
+	UpdV2V1 []string                   `json:"updatesV2V1"`
 	Dump    json.RawMessage            `json:"dump"`
 	JSON    map[string]json.RawMessage `json:"json"`
 	SV      map[string]uint64          `json:"sv"`

@@ -81,6 +81,30 @@ func TestDifferentialYjs(t *testing.T) {
 			failed++
 			continue
 		}
+		// 3b. the same in the v2 format, and the first updates converted to v2
+		if c.StateV2 != "" {
+			v2 := b64(t, c.StateV2)
+			d4 := New(Limits{})
+			if _, err := d4.ApplyV2(v2); err != nil {
+				t.Fatalf("seed %d: apply Yjs v2 state: %v", c.Seed, err)
+			}
+			if !checkAgainst(t, "Yjs v2 state", d4, c) {
+				failed++
+				continue
+			}
+			if got := d4.EncodeStateV2(); !bytes.Equal(got, v2) {
+				t.Errorf("seed %d: EncodeStateV2 differs from Yjs's encodeStateAsUpdateV2", c.Seed)
+			}
+			for j, s := range c.UpdV2 {
+				v1, err := ConvertV2ToV1(b64(t, s), Limits{})
+				if want := b64(t, c.UpdV2V1[j]); err != nil || !bytes.Equal(v1, want) {
+					t.Errorf("seed %d: update %d v2 → v1 = %v, differs from Yjs's convertUpdateFormatV2ToV1\n%q\n%q", c.Seed, j, err, v1, want)
+				}
+				if v2, err := ConvertV1ToV2(ups[j], Limits{}); err != nil || !bytes.Equal(v2, b64(t, s)) {
+					t.Errorf("seed %d: update %d v1 → v2 = %v, differs from Yjs's convertUpdateFormatV1ToV2", c.Seed, j, err)
+				}
+			}
+		}
 		// 4. state and a diff for Yjs to check
 		k := rng.IntN(len(ups) + 1)
 		pre := New(Limits{})
