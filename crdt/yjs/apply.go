@@ -184,45 +184,94 @@ func (d *Doc) checkDeletes(u *update, plan []planned) error {
 // plan decides, without changing the document, which structs of u and of
 // the pending buffer integrate and in what order; the rest stays pending.
 func (d *Doc) plan(u *update) ([]planned, map[uint64][]wireStruct, int, error) {
+	p := &planner{d: d, state: map[uint64]uint64{}}
+	// Phase 1: the update's own structs, against the document (Yjs's
+	// integrateStructs on the update). A fresh array per client: cs.structs
+	// is the decode scratch, reused by the next Apply.
 	queues := map[uint64][]wireStruct{}
-	for c, q := range d.pending {
-		queues[c] = q
-	}
 	for i := range u.clients {
 		cs := &u.clients[i]
-		// The update's own structs go before pending ones of the same clock:
-		// Yjs integrates an update first and retries its pending structs after.
-		// (always a fresh array: cs.structs is the decode scratch, reused by the next Apply)
-		q := make([]wireStruct, 0, len(cs.structs)+len(queues[cs.client]))
-		q = append(append(q, cs.structs...), queues[cs.client]...)
-		slices.SortStableFunc(q, func(a, b wireStruct) int {
-			switch {
-			case a.id.Clock < b.id.Clock:
-				return -1
-			case a.id.Clock > b.id.Clock:
-				return 1
-			}
-			return 0
-		})
-		queues[cs.client] = q
+		q := make([]wireStruct, 0, len(cs.structs))
+		queues[cs.client] = sortByClock(append(q, cs.structs...))
 	}
-	state := map[uint64]uint64{}
-	st := func(c uint64) uint64 {
-		if v, ok := state[c]; ok {
-			return v
+	rest := p.run(queues)
+	// Phase 2: the pending structs with what the update left, the older
+	// pending first at equal clocks (Yjs merges pendingStructs before the
+	// update's rest and retries the merge).
+	if len(d.pending) > 0 {
+		queues = map[uint64][]wireStruct{}
+		for c, q := range d.pending {
+			queues[c] = q
 		}
-		v := d.state(c)
-		state[c] = v
+		for c, r := range rest {
+			old := queues[c]
+			q := make([]wireStruct, 0, len(old)+len(r))
+			queues[c] = sortByClock(append(append(q, old...), r...))
+		}
+		rest = p.run(queues)
+	}
+	n := 0
+	for _, q := range rest {
+		n += len(q)
+	}
+	if n > d.lim.MaxPendingStructs {
+		return nil, nil, 0, ErrPendingFull
+	}
+	newClients := 0
+	for c := range p.state {
+		if d.clients[c] == nil && p.state[c] > 0 {
+			newClients++
+		}
+	}
+	ps := make([]wireStruct, 0, len(p.plan))
+	for _, x := range p.plan {
+		ps = append(ps, *x.s)
+	}
+	if err := d.checkGrowth(ps, newClients); err != nil {
+		return nil, nil, 0, err
+	}
+	return p.plan, rest, n, nil
+}
+
+func sortByClock(q []wireStruct) []wireStruct {
+	slices.SortStableFunc(q, func(a, b wireStruct) int {
+		switch {
+		case a.id.Clock < b.id.Clock:
+			return -1
+		case a.id.Clock > b.id.Clock:
+			return 1
+		}
+		return 0
+	})
+	return q
+}
+
+// planner simulates integration on the state vector alone.
+type planner struct {
+	d     *Doc
+	state map[uint64]uint64 // simulated client states
+	plan  []planned
+}
+
+func (p *planner) st(c uint64) uint64 {
+	if v, ok := p.state[c]; ok {
 		return v
 	}
-	has := func(id ID) bool { return id.Clock < st(id.Client) }
+	v := p.d.state(c)
+	p.state[c] = v
+	return v
+}
+
+// run integrates (in simulation) what it can from the per-client queues,
+// each sorted by clock, and returns what is left, deduplicated.
+func (p *planner) run(queues map[uint64][]wireStruct) map[uint64][]wireStruct {
+	has := func(id ID) bool { return id.Clock < p.st(id.Client) }
 	waiting := map[uint64][]uint64{}
 	work := make([]uint64, 0, len(queues))
 	for c := range queues {
 		work = append(work, c)
 	}
 	slices.Sort(work)
-	var plan []planned
 	head := map[uint64]int{}
 	for len(work) > 0 {
 		c := work[len(work)-1]
@@ -230,39 +279,29 @@ func (d *Doc) plan(u *update) ([]planned, map[uint64][]wireStruct, int, error) {
 		q := queues[c]
 		h := head[c]
 		for h < len(q) {
+			// The order of checks is Yjs's (integrateStructs): a gap blocks;
+			// then missing dependencies block, even for a struct whose
+			// clocks are all known already; only then is a known struct skipped.
 			s := &q[h]
-			cur := st(c)
+			cur := p.st(c)
 			end := s.id.Clock + uint64(s.length)
-			if s.ref == refSkip || end <= cur {
+			if s.ref == refSkip {
 				h++
 				continue
 			}
 			if s.id.Clock > cur {
 				break // gap: an earlier struct of this client is missing
 			}
-			missing, blocked := missingDep(s, has)
-			if blocked {
-				// Another delivery of these clocks may be ready (a GC struct
-				// from a state, say): Yjs would integrate it, so do we.
-				for j := h + 1; j < len(q) && q[j].id.Clock <= cur; j++ {
-					if q[j].ref == refSkip || q[j].id.Clock+uint64(q[j].length) <= cur {
-						continue
-					}
-					if _, b := missingDep(&q[j], has); !b {
-						q[h], q[j] = q[j], q[h]
-						s, blocked = &q[h], false
-						end = s.id.Clock + uint64(s.length)
-						break
-					}
-				}
-			}
-			if blocked {
+			if missing, blocked := missingDep(s, has); blocked {
 				waiting[missing.Client] = append(waiting[missing.Client], c)
 				break
 			}
-			plan = append(plan, planned{s, int(cur - s.id.Clock)})
-			state[c] = end
 			h++
+			if end <= cur {
+				continue
+			}
+			p.plan = append(p.plan, planned{s, int(cur - s.id.Clock)})
+			p.state[c] = end
 			if w := waiting[c]; len(w) > 0 {
 				work = append(work, w...)
 				delete(waiting, c)
@@ -271,45 +310,64 @@ func (d *Doc) plan(u *update) ([]planned, map[uint64][]wireStruct, int, error) {
 		head[c] = h
 	}
 	rest := map[uint64][]wireStruct{}
-	n := 0
 	for c, q := range queues {
-		q = q[head[c]:]
-		// drop what is known by now
-		cur := st(c)
-		// and what an earlier pending struct covers (the same update delivered twice)
-		covered := cur
-		q = slices.DeleteFunc(q, func(s wireStruct) bool {
-			end := s.id.Clock + uint64(s.length)
-			if end <= covered {
-				return true
-			}
-			if s.ref != refSkip && s.id.Clock <= covered {
-				covered = end
-			}
-			return false
-		})
-		if len(q) > 0 {
-			rest[c] = slices.Clip(q)
-			n += len(q)
+		if q = pendingMerge(q[head[c]:], p.st(c), has); len(q) > 0 {
+			rest[c] = q
 		}
 	}
-	if n > d.lim.MaxPendingStructs {
-		return nil, nil, 0, ErrPendingFull
-	}
-	newClients := 0
-	for c := range state {
-		if d.clients[c] == nil && state[c] > 0 {
-			newClients++
+	return rest
+}
+
+// pendingMerge turns what is left of a client's queue into its pending
+// list as Yjs's mergeUpdates would: an earlier struct wins over a later one
+// covering the same clocks, a partly covered struct is cut to its new part
+// (its origin becomes its own previous clock). Structs the document already
+// has are dropped unless their dependencies are missing (those still block
+// the client in Yjs).
+func pendingMerge(q []wireStruct, state uint64, has func(ID) bool) []wireStruct {
+	out := make([]wireStruct, 0, len(q))
+	var covered uint64
+	for _, s := range q {
+		if s.ref == refSkip {
+			continue
+		}
+		end := s.id.Clock + uint64(s.length)
+		if len(out) > 0 && end <= covered {
+			continue
+		}
+		if len(out) > 0 && s.id.Clock < covered {
+			s = cutStruct(s, int(covered-s.id.Clock))
+		}
+		if end <= state {
+			if _, blocked := missingDep(&s, has); !blocked {
+				continue
+			}
+		}
+		out = append(out, s)
+		if end > covered {
+			covered = end
 		}
 	}
-	ps := make([]wireStruct, 0, len(plan))
-	for _, p := range plan {
-		ps = append(ps, *p.s)
+	return slices.Clip(out)
+}
+
+// cutStruct drops the first diff clocks of s (Yjs's sliceStruct).
+func cutStruct(s wireStruct, diff int) wireStruct {
+	r := s
+	r.id.Clock += uint64(diff)
+	r.length -= diff
+	if s.isItem() {
+		c := s.content
+		if c.ext != nil && (c.ref == refJSON || c.ref == refAny) {
+			ext := *c.ext
+			c.ext = &ext
+		}
+		r.content = c.splice(diff, s.length)
+		r.origin = ID{s.id.Client, r.id.Clock - 1}
+		r.info = s.info&^0x20 | 0x80
+		r.parentKind, r.parentName, r.parentSub = parentNone, "", ""
 	}
-	if err := d.checkGrowth(ps, newClients); err != nil {
-		return nil, nil, 0, err
-	}
-	return plan, rest, n, nil
+	return r
 }
 
 // missingDep returns an ID s refers to that the (simulated) state lacks.
