@@ -148,7 +148,10 @@ func (d *Doc) textOf(t *ytype) string {
 
 // attr is one formatting attribute in effect (key, JSON value), in the
 // order Yjs's Map of current attributes holds them.
-type attr struct{ key, val string }
+type attr struct {
+	key, val string
+	src      *item // the format mark that set it (edits compare object values by identity)
+}
 
 func setAttr(attrs []attr, key, val string) []attr {
 	for i := range attrs {
@@ -156,14 +159,14 @@ func setAttr(attrs []attr, key, val string) []attr {
 			if val == "null" {
 				return append(attrs[:i], attrs[i+1:]...)
 			}
-			attrs[i].val = val
+			attrs[i].val, attrs[i].src = val, nil
 			return attrs
 		}
 	}
 	if val == "null" {
 		return attrs
 	}
-	return append(attrs, attr{key, val})
+	return append(attrs, attr{key: key, val: val})
 }
 
 func appendAttrs(b []byte, attrs []attr) []byte {
