@@ -90,7 +90,7 @@ func (d *Doc) applyUpdate(u *update) (ApplyResult, error) {
 		d.integrate(p.s, p.off)
 		res.Integrated++
 	}
-	d.pending, d.pendingN = rest, restN
+	d.pending, d.pendingN, d.pendingMissing = rest, restN, d.planMissing
 	// Deletes: pending ones first (they may now apply), then the update's.
 	pds := d.pendingDS
 	d.pendingDS, d.pendingDN = map[uint64][]dsRange{}, 0
@@ -185,33 +185,58 @@ func (d *Doc) checkDeletes(u *update, plan []planned) error {
 // the pending buffer integrate and in what order; the rest stays pending.
 func (d *Doc) plan(u *update) ([]planned, map[uint64][]wireStruct, int, error) {
 	p := &planner{d: d, state: map[uint64]uint64{}}
-	// Phase 1: the update's own structs, against the document (Yjs's
-	// integrateStructs on the update). A fresh array per client: cs.structs
-	// is the decode scratch, reused by the next Apply.
-	queues := map[uint64][]wireStruct{}
+	// Phase 1: the update's own structs (Yjs's integrateStructs). A fresh
+	// array per client: cs.structs is the decode scratch, reused by the next Apply.
+	refs := map[uint64][]wireStruct{}
 	for i := range u.clients {
 		cs := &u.clients[i]
-		q := make([]wireStruct, 0, len(cs.structs))
-		queues[cs.client] = sortByClock(append(q, cs.structs...))
+		// a later block of the same client replaces an earlier one, as in Yjs's Map
+		refs[cs.client] = append(make([]wireStruct, 0, len(cs.structs)), cs.structs...)
 	}
-	rest := p.run(queues)
-	// Phase 2: the pending structs with what the update left, the older
-	// pending first at equal clocks (Yjs merges pendingStructs before the
-	// update's rest and retries the merge).
+	rest, missing := p.integrateStructs(refs)
+	// Phase 2 (readUpdateV2): what the update left joins the pending
+	// structs, the older pending first (mergeUpdates); the merge is retried
+	// only when a clock recorded as missing has arrived.
 	if len(d.pending) > 0 {
-		queues = map[uint64][]wireStruct{}
-		for c, q := range d.pending {
-			queues[c] = q
+		retry := false
+		for c, k := range d.pendingMissing {
+			if k < p.st(c) {
+				retry = true
+			}
 		}
-		for c, r := range rest {
-			old := queues[c]
-			q := make([]wireStruct, 0, len(old)+len(r))
-			queues[c] = sortByClock(append(append(q, old...), r...))
+		merged := d.pending
+		if len(rest) > 0 {
+			merged = byClient(mergeStreams(streamOf(d.pending), streamOf(rest)))
 		}
-		rest = p.run(queues)
+		for c, k := range d.pendingMissing {
+			if m, ok := missing[c]; !ok || k < m {
+				missing[c] = k
+			}
+		}
+		rest = merged
+		if retry {
+			for c, q := range merged {
+				merged[c] = append([]wireStruct(nil), q...)
+			}
+			rest, missing = p.integrateStructs(merged)
+		}
 	}
 	n := 0
-	for _, q := range rest {
+	for c, q := range rest {
+		// what the document has by now and nothing blocks goes (Yjs would
+		// skip it on its next retry)
+		q = slices.DeleteFunc(q, func(s wireStruct) bool {
+			if s.ref == refSkip {
+				return false
+			}
+			_, blocked := missingDep(&s, p.has)
+			return !blocked && s.id.Clock+uint64(s.length) <= p.st(c)
+		})
+		if len(q) == 0 {
+			delete(rest, c)
+			continue
+		}
+		rest[c] = slices.Clip(q)
 		n += len(q)
 	}
 	if n > d.lim.MaxPendingStructs {
@@ -230,6 +255,7 @@ func (d *Doc) plan(u *update) ([]planned, map[uint64][]wireStruct, int, error) {
 	if err := d.checkGrowth(ps, newClients); err != nil {
 		return nil, nil, 0, err
 	}
+	d.planMissing = missing
 	return p.plan, rest, n, nil
 }
 
@@ -262,93 +288,101 @@ func (p *planner) st(c uint64) uint64 {
 	return v
 }
 
-// run integrates (in simulation) what it can from the per-client queues,
-// each sorted by clock, and returns what is left, deduplicated.
-func (p *planner) run(queues map[uint64][]wireStruct) map[uint64][]wireStruct {
-	has := func(id ID) bool { return id.Clock < p.st(id.Client) }
-	waiting := map[uint64][]uint64{}
-	work := make([]uint64, 0, len(queues))
-	for c := range queues {
-		work = append(work, c)
-	}
-	slices.Sort(work)
-	head := map[uint64]int{}
-	for len(work) > 0 {
-		c := work[len(work)-1]
-		work = work[:len(work)-1]
-		q := queues[c]
-		h := head[c]
-		for h < len(q) {
-			// The order of checks is Yjs's (integrateStructs): a gap blocks;
-			// then missing dependencies block, even for a struct whose
-			// clocks are all known already; only then is a known struct skipped.
-			s := &q[h]
-			cur := p.st(c)
-			end := s.id.Clock + uint64(s.length)
-			if s.ref == refSkip {
-				h++
-				continue
-			}
-			if s.id.Clock > cur {
-				break // gap: an earlier struct of this client is missing
-			}
-			if missing, blocked := missingDep(s, has); blocked {
-				waiting[missing.Client] = append(waiting[missing.Client], c)
-				break
-			}
-			h++
-			if end <= cur {
-				continue
-			}
-			p.plan = append(p.plan, planned{s, int(cur - s.id.Clock)})
-			p.state[c] = end
-			if w := waiting[c]; len(w) > 0 {
-				work = append(work, w...)
-				delete(waiting, c)
-			}
-		}
-		head[c] = h
-	}
-	rest := map[uint64][]wireStruct{}
-	for c, q := range queues {
-		if q = pendingMerge(q[head[c]:], p.st(c), has); len(q) > 0 {
-			rest[c] = q
-		}
-	}
-	return rest
-}
+func (p *planner) has(id ID) bool { return id.Clock < p.st(id.Client) }
 
-// pendingMerge turns what is left of a client's queue into its pending
-// list as Yjs's mergeUpdates would: an earlier struct wins over a later one
-// covering the same clocks, a partly covered struct is cut to its new part
-// (its origin becomes its own previous clock). Structs the document already
-// has are dropped unless their dependencies are missing (those still block
-// the client in Yjs).
-func pendingMerge(q []wireStruct, state uint64, has func(ID) bool) []wireStruct {
-	out := make([]wireStruct, 0, len(q))
-	var covered uint64
-	for _, s := range q {
-		if s.ref == refSkip {
-			continue
-		}
-		end := s.id.Clock + uint64(s.length)
-		if len(out) > 0 && end <= covered {
-			continue
-		}
-		if len(out) > 0 && s.id.Clock < covered {
-			s = cutStruct(s, int(covered-s.id.Clock))
-		}
-		if end <= state {
-			if _, blocked := missingDep(&s, has); !blocked {
-				continue
-			}
-		}
-		out = append(out, s)
-		if end > covered {
-			covered = end
+// integrateStructs follows Yjs's integrateStructs step by step (on the
+// simulated state): highest client first; a struct whose dependency is
+// missing sends the walk to that client's structs, and when those are used
+// up the whole chain waiting on the stack goes to the rest, with the clock
+// Yjs records as missing. The order matters: it decides what stays pending
+// and when Yjs retries it.
+func (p *planner) integrateStructs(refs map[uint64][]wireStruct) (map[uint64][]wireStruct, map[uint64]uint64) {
+	type target struct {
+		refs []wireStruct
+		i    int
+	}
+	targets := make(map[uint64]*target, len(refs))
+	ids := make([]uint64, 0, len(refs))
+	for c, r := range refs {
+		targets[c] = &target{refs: r}
+		ids = append(ids, c)
+	}
+	slices.Sort(ids)
+	rest := map[uint64][]wireStruct{}
+	missing := map[uint64]uint64{}
+	addMissing := func(c, k uint64) {
+		if m, ok := missing[c]; !ok || k < m {
+			missing[c] = k
 		}
 	}
-	return slices.Clip(out)
+	next := func() *target {
+		for len(ids) > 0 {
+			if t := targets[ids[len(ids)-1]]; t != nil && t.i < len(t.refs) {
+				return t
+			}
+			ids = ids[:len(ids)-1]
+		}
+		return nil
+	}
+	cur := next()
+	if cur == nil {
+		return rest, missing
+	}
+	var stack []*wireStruct
+	addStackToRest := func() {
+		for _, s := range stack {
+			c := s.id.Client
+			if t := targets[c]; t != nil {
+				t.i--
+				rest[c] = append([]wireStruct(nil), t.refs[t.i:]...)
+				delete(targets, c)
+				t.refs, t.i = nil, 0
+			} else {
+				rest[c] = []wireStruct{*s}
+			}
+			ids = slices.DeleteFunc(ids, func(x uint64) bool { return x == c })
+		}
+		stack = stack[:0]
+	}
+	head := &cur.refs[cur.i]
+	cur.i++
+	for {
+		if head.ref != refSkip {
+			c := head.id.Client
+			local := p.st(c)
+			if head.id.Clock > local {
+				stack = append(stack, head)
+				addMissing(c, head.id.Clock-1)
+				addStackToRest()
+			} else if m, blocked := missingDep(head, p.has); blocked {
+				stack = append(stack, head)
+				if t := targets[m.Client]; t == nil || t.i == len(t.refs) {
+					addMissing(m.Client, p.st(m.Client))
+					addStackToRest()
+				} else {
+					head = &t.refs[t.i]
+					t.i++
+					continue
+				}
+			} else if off := local - head.id.Clock; off < uint64(head.length) {
+				p.plan = append(p.plan, planned{head, int(off)})
+				p.state[c] = head.id.Clock + uint64(head.length)
+			}
+		}
+		if n := len(stack); n > 0 {
+			head = stack[n-1]
+			stack = stack[:n-1]
+		} else if cur != nil && cur.i < len(cur.refs) {
+			head = &cur.refs[cur.i]
+			cur.i++
+		} else if cur = next(); cur == nil {
+			break
+		} else {
+			head = &cur.refs[cur.i]
+			cur.i++
+		}
+	}
+	return rest, missing
 }
 
 // cutStruct drops the first diff clocks of s (Yjs's sliceStruct).

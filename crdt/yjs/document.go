@@ -14,9 +14,13 @@ type Doc struct {
 	rootOrder []string
 	pending   map[uint64][]wireStruct // per client, sorted by clock
 	pendingN  int
-	pendingDS map[uint64][]dsRange
-	pendingDN int
-	docBytes  int
+	// pendingMissing is Yjs's missing state vector of the pending structs:
+	// they are retried only when one of these clocks has arrived.
+	pendingMissing map[uint64]uint64
+	planMissing    map[uint64]uint64 // set by plan for the Apply that runs it
+	pendingDS      map[uint64][]dsRange
+	pendingDN      int
+	docBytes       int
 
 	tx          *txn
 	txBuf       txn
