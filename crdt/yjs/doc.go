@@ -49,13 +49,15 @@
 //     as opaque ContentDoc items (guid and options); they are not loaded.
 //   - Views: Text (Y.Text#toString), TextDelta (Y.Text#toDelta as JSON),
 //     JSON (Y.Map/Y.Array#toJSON, Y.Text as its string, XML types as their
-//     XML string, as Yjs's toJSON gives them).
+//     XML string, as Yjs's toJSON gives them), ProseMirrorJSON (an
+//     XmlFragment as y-prosemirror/TipTap read it; the schema's mark order
+//     is a parameter, attribute defaults are not filled in).
 //   - Server-side edits as a server client id: InsertText, DeleteText,
 //     SetMap, DeleteMap. Each returns the update a Yjs document loaded with
 //     the same state makes for the same call (byte for byte, search-marker
 //     positions and formatting-gap cleanup included).
 //
-// Not done: the ProseMirror JSON view of an XmlFragment, changes since a
+// Not done: changes since a
 // previous state as a delta, merging/diffing encoded updates without a
 // document, relative positions. A Yjs document that receives an update with
 // formatting runs a cleanup of redundant format marks as a new local
@@ -92,6 +94,7 @@
 // the tests run against them: golden vectors (golden.mjs →
 // testdata/golden), seeded random multi-client histories (histories.mjs,
 // checked both ways by verify.mjs), server edits (edits.mjs) and the trace
-// updates of the benchmarks (traces.mjs). `make yjs-oracle` installs them
+// updates of the benchmarks (traces.mjs), ProseMirror documents read back
+// by y-prosemirror (prosemirror.mjs). `make yjs-oracle` installs them
 // and runs these tests.
 package yjs

@@ -1,6 +1,7 @@
 package yjs
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -160,3 +161,37 @@ func textBoundary(d *Doc, idx int) int {
 }
 
 var _ = strconv.Itoa
+
+// TestProseMirrorYjs compares ProseMirrorJSON with what y-prosemirror reads
+// from the same documents (interop/yjs/prosemirror.mjs: prosemirror-schema-basic
+// documents made by prosemirrorJSONToYDoc, edited by two Yjs replicas).
+func TestProseMirrorYjs(t *testing.T) {
+	dir := interopDir(t)
+	p := filepath.Join(t.TempDir(), "pm.jsonl")
+	runNode(t, dir, "prosemirror.mjs", "--seed", "1", "--cases", "150", "--out", p)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+		var c struct {
+			Seed      int             `json:"seed"`
+			State     string          `json:"state"`
+			MarkOrder []string        `json:"markOrder"`
+			PM        json.RawMessage `json:"pm"`
+		}
+		if err := json.Unmarshal(line, &c); err != nil {
+			t.Fatal(err)
+		}
+		d, err := Load(b64(t, c.State), Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.ProseMirrorJSON("prosemirror", c.MarkOrder); !jsonEqual(got, c.PM) {
+			t.Errorf("seed %d: ProseMirrorJSON\n got %s\nwant %s", c.Seed, got, c.PM)
+		}
+		n++
+	}
+	t.Logf("%d documents", n)
+}
