@@ -16,6 +16,11 @@ type ApplyResult struct {
 	// Roots names the root types whose content changed, in the order they
 	// were first created in the document. The slice may be shared: do not modify it.
 	Roots []string
+	// Cleanup, when not nil, is an update the document made itself after
+	// the applied one: the deletion of format marks the applied update made
+	// redundant (Yjs's cleanupYTextAfterTransaction, which a Yjs server runs
+	// and broadcasts). Fan it out and store it like any update.
+	Cleanup []byte
 }
 
 // planned is one struct the planner found ready, with the offset at which
@@ -44,7 +49,7 @@ func (d *Doc) applyUpdate(u *update) (ApplyResult, error) {
 		if err := d.checkDeletes(u, nil); err != nil {
 			return res, err
 		}
-		d.beginTx()
+		d.beginTx().remote = true
 		d.applyDeletes(u.ds.clients, &res)
 		return d.finish(res), nil
 	}
@@ -60,7 +65,7 @@ func (d *Doc) applyUpdate(u *update) (ApplyResult, error) {
 		if err := d.checkDeletes(u, nil); err != nil {
 			return res, err
 		}
-		d.beginTx()
+		d.beginTx().remote = true
 		st := d.state(cs.client)
 		for i := range cs.structs {
 			s := &cs.structs[i]
@@ -85,7 +90,7 @@ func (d *Doc) applyUpdate(u *update) (ApplyResult, error) {
 	if err := d.checkDeletes(u, plan); err != nil {
 		return res, err
 	}
-	d.beginTx()
+	d.beginTx().remote = true
 	for _, p := range plan {
 		d.integrate(p.s, p.off)
 		res.Integrated++
@@ -470,35 +475,17 @@ func (d *Doc) addPendingDelete(client uint64, r dsRange) {
 // neighbouring structs, and fill in the result.
 func (d *Doc) finish(res ApplyResult) ApplyResult {
 	tx := d.tx
-	// normalize the deleted IDs: sorted by client and clock, merged
-	dels := tx.deleted
-	if len(dels) > 1 {
-		slices.SortFunc(dels, func(a, b txDel) int {
-			switch {
-			case a.client != b.client:
-				if a.client < b.client {
-					return -1
-				}
-				return 1
-			case a.r.clock < b.r.clock:
-				return -1
-			case a.r.clock > b.r.clock:
-				return 1
+	tx.deleted = normalizeDels(tx.deleted)
+	if tx.remote {
+		if n := len(tx.cleanup); d.formattingCleanup() && len(tx.cleanup) > n {
+			tx.deleted = normalizeDels(tx.deleted)
+			u := &update{}
+			for _, x := range tx.cleanup {
+				u.ds.clients = append(u.ds.clients, dsClient{x.client, []dsRange{x.r}})
 			}
-			return 0
-		})
-		out := dels[:1]
-		for _, x := range dels[1:] {
-			l := &out[len(out)-1]
-			if l.client == x.client && l.r.clock+l.r.len >= x.r.clock {
-				if e := x.r.clock + x.r.len; e > l.r.clock+l.r.len {
-					l.r.len = e - l.r.clock
-				}
-				continue
-			}
-			out = append(out, x)
+			u.ds.normalize()
+			res.Cleanup = u.encodeV1()
 		}
-		tx.deleted = out
 	}
 	d.gcDeleted()
 	// merge: deleted ranges, new structs, split halves
@@ -551,6 +538,136 @@ func (d *Doc) finish(res ApplyResult) ApplyResult {
 	}
 	d.tx = nil
 	return res
+}
+
+// normalizeDels sorts deleted ID ranges by client and clock and merges them.
+func normalizeDels(dels []txDel) []txDel {
+	if len(dels) < 2 {
+		return dels
+	}
+	slices.SortFunc(dels, func(a, b txDel) int {
+		switch {
+		case a.client != b.client:
+			if a.client < b.client {
+				return -1
+			}
+			return 1
+		case a.r.clock < b.r.clock:
+			return -1
+		case a.r.clock > b.r.clock:
+			return 1
+		}
+		return 0
+	})
+	out := dels[:1]
+	for _, x := range dels[1:] {
+		l := &out[len(out)-1]
+		if l.client == x.client && l.r.clock+l.r.len >= x.r.clock {
+			if e := x.r.clock + x.r.len; e > l.r.clock+l.r.len {
+				l.r.len = e - l.r.clock
+			}
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+// formattingCleanup is what a Yjs document does after a remote transaction
+// that touched a Y.Text / Y.XmlText with formatting
+// (cleanupYTextAfterTransaction): format marks made redundant are deleted,
+// in a transaction of the document's own whose update Yjs broadcasts. It
+// reports whether it ran.
+func (d *Doc) formattingCleanup() bool {
+	tx := d.tx
+	run := false
+	for _, t := range tx.changed {
+		if (t.kind == TypeText || t.kind == TypeXmlText) && t.hasFormatting && (t.item == nil || !t.item.deleted()) {
+			run = true
+		}
+	}
+	if !run {
+		return false
+	}
+	var need []*ytype
+	addNeed := func(t *ytype) {
+		if !slices.Contains(need, t) {
+			need = append(need, t)
+		}
+	}
+	for _, b := range tx.before {
+		l := d.clients[b.client]
+		if l == nil || b.before >= l.state {
+			continue
+		}
+		for p, ok := l.find(b.before), true; ok; p, ok = l.next(p) {
+			if it := l.at(p); !it.isGC() && !it.deleted() && it.ref == refFormat {
+				addNeed(it.parent)
+			}
+		}
+	}
+	tx.inCleanup = true
+	dels := append([]txDel(nil), tx.deleted...)
+	for _, x := range dels {
+		l := d.clients[x.client]
+		end := x.r.clock + x.r.len
+		for p, ok := l.find(x.r.clock), true; ok; p, ok = l.next(p) {
+			it := l.at(p)
+			if it.id.Clock >= end {
+				break
+			}
+			if it.isGC() || it.parent == nil || !it.parent.hasFormatting || slices.Contains(need, it.parent) {
+				continue
+			}
+			if it.ref == refFormat {
+				addNeed(it.parent)
+			} else {
+				d.cleanupContextlessGap(it)
+			}
+		}
+	}
+	for _, t := range need {
+		d.cleanupTextFormatting(t)
+	}
+	tx.inCleanup = false
+	return true
+}
+
+// cleanupContextlessGap deletes repeated format marks around a deleted
+// item (cleanupContextlessFormattingGap).
+func (d *Doc) cleanupContextlessGap(it *item) {
+	for it != nil && it.right != nil && (it.right.deleted() || !it.right.countable()) {
+		it = it.right
+	}
+	var seen []string
+	for it != nil && (it.deleted() || !it.countable()) {
+		if !it.deleted() && it.ref == refFormat {
+			if slices.Contains(seen, it.ext.str) {
+				d.deleteItem(it)
+			} else {
+				seen = append(seen, it.ext.str)
+			}
+		}
+		it = it.left
+	}
+}
+
+// cleanupTextFormatting runs cleanupFormattingGap over every gap of t (cleanupYTextFormatting).
+func (d *Doc) cleanupTextFormatting(t *ytype) {
+	start, end := t.start, t.start
+	var startAttrs, cur []attr
+	for ; end != nil; end = end.right {
+		if end.deleted() {
+			continue
+		}
+		if end.ref == refFormat {
+			cur = setAttrFrom(cur, end)
+			continue
+		}
+		cur = d.cleanupFormattingGap(start, end, startAttrs, cur)
+		startAttrs = append([]attr(nil), cur...)
+		start = end
+	}
 }
 
 // gcDeleted replaces the content of items deleted in this transaction with

@@ -57,13 +57,17 @@
 //     the same state makes for the same call (byte for byte, search-marker
 //     positions and formatting-gap cleanup included).
 //
-// Not done: changes since a
-// previous state as a delta, merging/diffing encoded updates without a
-// document, relative positions. A Yjs document that receives an update with
-// formatting runs a cleanup of redundant format marks as a new local
-// transaction (cleanupYTextAfterTransaction) and broadcasts it; this engine
-// does not: its views are the same, its delete set lacks those extra
-// deletions until some Yjs peer sends them.
+// After a remote update that touched a Y.Text or Y.XmlText with formatting,
+// a Yjs document deletes the format marks the update made redundant, in a
+// transaction of its own whose update it broadcasts
+// (cleanupYTextAfterTransaction). So does this engine: ApplyResult.Cleanup
+// carries that update. As in a Yjs server that never calls doc.getText, a
+// root type's kind is unknown, so only nested texts (XmlText in an
+// XmlFragment, Y.Text inside a map or array) are cleaned.
+//
+// Not done: changes since a previous state as a delta, merging/diffing
+// encoded updates without a document (only as Yjs does it internally for
+// pending structs), relative positions.
 //
 // # Invariants
 //

@@ -35,6 +35,11 @@ type txn struct {
 	deleted []txDel    // IDs deleted by the transaction (normalized in finish)
 	merge   []*item    // right halves of splits: try to merge them back afterwards
 	changed []*ytype   // types whose content changed (may repeat)
+	remote  bool       // an Apply (Yjs's non-local transaction)
+	// deletions made by the formatting cleanup that follows a remote
+	// transaction (Yjs runs it as a transaction of its own)
+	inCleanup bool
+	cleanup   []txDel
 }
 
 type txClient struct{ client, before uint64 }
@@ -146,6 +151,7 @@ func (d *Doc) beginTx() *txn {
 	clear(t.merge)
 	clear(t.changed)
 	t.before, t.deleted, t.merge, t.changed = t.before[:0], t.deleted[:0], t.merge[:0], t.changed[:0]
+	t.remote, t.inCleanup, t.cleanup = false, false, t.cleanup[:0]
 	d.tx = t
 	return t
 }
@@ -160,6 +166,9 @@ func (t *txn) touch(d *Doc, client uint64) {
 }
 
 func (t *txn) addDelete(id ID, n int) {
+	if t.inCleanup {
+		t.cleanup = append(t.cleanup, txDel{id.Client, dsRange{id.Clock, uint64(n)}})
+	}
 	if k := len(t.deleted); k > 0 {
 		if l := &t.deleted[k-1]; l.client == id.Client && l.r.clock+l.r.len == id.Clock {
 			l.r.len += uint64(n)
@@ -294,6 +303,8 @@ func (d *Doc) integrate(s *wireStruct, off int) {
 		t := it.ext.typ
 		t.item = it
 		t.depth = parent.depth + 1
+	case refFormat:
+		parent.hasFormatting = true
 	}
 	d.tx.markChanged(parent)
 	if (parent.item != nil && parent.item.deleted()) || (it.hasSub() && it.right != nil) {

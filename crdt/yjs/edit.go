@@ -223,7 +223,7 @@ func (d *Doc) DeleteText(client uint64, name string, index, length int) ([]byte,
 // effect (YText's cleanupFormattingGap). Attribute values compare as
 // JavaScript's === does: primitives by value, objects only when they come
 // from the same mark.
-func (d *Doc) cleanupFormattingGap(start, curr *item, startAttrs, currAttrs []attr) {
+func (d *Doc) cleanupFormattingGap(start, curr *item, startAttrs, currAttrs []attr) []attr {
 	end := start
 	endFormats := map[string]*item{}
 	for end != nil && (!end.countable() || end.deleted()) {
@@ -256,6 +256,7 @@ func (d *Doc) cleanupFormattingGap(start, curr *item, startAttrs, currAttrs []at
 			currAttrs = setAttrFrom(currAttrs, start)
 		}
 	}
+	return currAttrs
 }
 
 func lookupAttr(attrs []attr, key string) attr {

@@ -1,6 +1,7 @@
 package yjs
 
 import (
+	"math"
 	"slices"
 )
 
@@ -75,6 +76,9 @@ func (d *Doc) Diff(sv []byte) ([]byte, error) {
 }
 
 func (d *Doc) encodeDiff(sv map[uint64]uint64) []byte {
+	if len(d.pending) > 0 {
+		return d.encodeWithPending(sv)
+	}
 	e := &encoder{b: make([]byte, 0, 64)}
 	type plan struct {
 		client uint64
@@ -284,4 +288,63 @@ func (d *Doc) deleteSet() deleteSet {
 		}
 	}
 	return ds
+}
+
+// encodeWithPending is encodeStateAsUpdate of a document with pending
+// structs, as Yjs makes it: mergeUpdates of the store's update, the pending
+// delete set and diffUpdate(pending structs, sv).
+func (d *Doc) encodeWithPending(sv map[uint64]uint64) []byte {
+	saved := d.pending
+	d.pending = nil
+	base := d.encodeDiff(sv)
+	d.pending = saved
+	lim := Limits{MaxUpdateBytes: math.MaxInt, MaxStructs: math.MaxInt, MaxClients: math.MaxInt,
+		MaxCollection: math.MaxInt, MaxStringBytes: math.MaxInt, MaxDepth: math.MaxInt}
+	u, err := decodeUpdateV1(base, &lim)
+	if err != nil {
+		panic("yjs: own state does not decode: " + err.Error()) // an encoder bug, never input
+	}
+	var state []wireStruct
+	for _, cs := range u.clients {
+		state = append(state, cs.structs...)
+	}
+	merged := mergeStreams(state, diffStream(streamOf(d.pending), sv))
+	u.clients = u.clients[:0]
+	for _, s := range merged {
+		if n := len(u.clients); n > 0 && u.clients[n-1].client == s.id.Client {
+			u.clients[n-1].structs = append(u.clients[n-1].structs, s)
+			continue
+		}
+		u.clients = append(u.clients, clientStructs{client: s.id.Client, structs: []wireStruct{s}})
+	}
+	u.normalizeInfo()
+	return u.encodeV1()
+}
+
+// diffStream is Yjs's diffUpdate over a struct stream: what a peer at sv lacks.
+func diffStream(s []wireStruct, sv map[uint64]uint64) []wireStruct {
+	var out []wireStruct
+	for i := 0; i < len(s); {
+		cur := s[i]
+		c := cur.id.Client
+		svc := sv[c]
+		if cur.ref == refSkip {
+			i++
+			continue
+		}
+		if cur.id.Clock+uint64(cur.length) > svc {
+			if svc > cur.id.Clock {
+				cur = cutStruct(cur, int(svc-cur.id.Clock))
+			}
+			out = append(out, cur)
+			for i++; i < len(s) && s[i].id.Client == c; i++ {
+				out = append(out, s[i])
+			}
+			continue
+		}
+		for i < len(s) && s[i].id.Client == c && s[i].id.Clock+uint64(s[i].length) <= svc {
+			i++
+		}
+	}
+	return out
 }

@@ -60,4 +60,6 @@ type ytype struct {
 	length int      // visible countable length of the sequence
 	depth  int      // nesting depth (roots are 0)
 	self   []string // a root's []string{name}, shared by ApplyResults
+	// hasFormatting: a format mark was integrated here (YText._hasFormatting)
+	hasFormatting bool
 }

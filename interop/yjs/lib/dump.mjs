@@ -81,9 +81,10 @@ export function dsOf (doc) {
   return [...ds.clients.entries()].sort((a, b) => b[0] - a[0]).map(([c, rs]) => [c, rs.map(r => [r.clock, r.len])])
 }
 
-// A fresh doc holding all updates, applied in one local transaction so that
-// Yjs's receiver-side formatting cleanup (which would add deletions of its
-// own) does not run: the state is exactly the union of the updates.
+// A fresh doc holding all updates, applied in one transaction. (Yjs marks a
+// transaction that applies an update as remote even inside doc.transact, so
+// its receiver-side formatting cleanup runs here as in any Yjs peer; the Go
+// engine does the same and reports the cleanup as ApplyResult.Cleanup.)
 export function loadAll (updates) {
   const doc = new Y.Doc({ gc: true })
   doc.transact(() => { for (const u of updates) Y.applyUpdate(doc, u) })
