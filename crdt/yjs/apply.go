@@ -696,7 +696,7 @@ func (d *Doc) gcItem(it *item, parentGCd bool) {
 		for c := t.start; c != nil; c = c.right {
 			d.gcItem(c, true)
 		}
-		t.start = nil
+		t.start, t.posItem = nil, nil
 		for _, c := range t.m {
 			for ; c != nil; c = c.left {
 				d.gcItem(c, true)
@@ -762,6 +762,20 @@ func tryMerge(left, right *item) bool {
 	}
 	if right.flags&fKeep != 0 {
 		left.flags |= fKeep
+	}
+	if p := right.parent; p != nil {
+		if p.posItem == right {
+			p.posItem = left
+			if left.visible() && left.countable() {
+				p.posIndex -= left.length
+			}
+		}
+		if p.pendingPos == right {
+			p.pendingPos = left
+			if left.visible() && left.countable() {
+				p.pendingIndex -= left.length
+			}
+		}
 	}
 	left.right = right.right
 	if left.right != nil {

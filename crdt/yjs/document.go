@@ -179,6 +179,9 @@ func (t *txn) addDelete(id ID, n int) {
 }
 
 func (t *txn) markChanged(ty *ytype) {
+	if ty != nil {
+		ty.posItem = nil
+	}
 	if ty != nil && (len(t.changed) == 0 || t.changed[len(t.changed)-1] != ty) {
 		t.changed = append(t.changed, ty)
 	}

@@ -56,8 +56,23 @@ func (d *Doc) findPositionMarker(t *ytype, index int) *textPos {
 	if t.start == nil || index == 0 {
 		return d.findPosition(t, index)
 	}
-	p := t.start
-	pindex := 0
+	// p: the item after the last visible item ending at or before index, or
+	// the item holding index (found from the cached position when there is one)
+	p, pindex := t.start, 0
+	if t.posItem != nil {
+		p, pindex = t.posItem, t.posIndex
+		for p.left != nil && pindex > index {
+			p = p.left
+			if p.visible() && p.countable() {
+				pindex -= p.length
+			}
+		}
+		if pindex == index {
+			for p.left != nil && !(p.left.visible() && p.left.countable()) {
+				p = p.left
+			}
+		}
+	}
 	for p.right != nil && pindex < index {
 		if p.visible() && p.countable() {
 			if index < pindex+p.length {
@@ -74,6 +89,13 @@ func (d *Doc) findPositionMarker(t *ytype, index int) *textPos {
 		}
 	}
 	pos := &textPos{left: p.left, right: p, index: pindex}
+	// remember the item before p: an edit at index >= pindex leaves it and its index alone
+	if q := p.left; q != nil {
+		t.pendingPos, t.pendingIndex = q, pindex
+		if q.visible() && q.countable() {
+			t.pendingIndex -= q.length
+		}
+	}
 	d.findNext(pos, index-pindex)
 	return pos
 }
@@ -137,7 +159,15 @@ func (d *Doc) InsertText(client uint64, name string, index int, text string) ([]
 	s := wireStruct{ref: refString, info: refString, id: ID{client, d.state(client)},
 		content: content{ref: refString, buf: []byte(text)}, length: utf16Len([]byte(text))}
 	d.placeStruct(&s, t, p.left, p.right, "")
-	return d.commitEdit(&s), nil
+	u := d.commitEdit(&s)
+	t.keepPos()
+	return u, nil
+}
+
+// keepPos makes the position remembered before an edit the cached one.
+func (t *ytype) keepPos() {
+	t.posItem, t.posIndex = t.pendingPos, t.pendingIndex
+	t.pendingPos = nil
 }
 
 func attrValue(attrs []attr, key string) string {
@@ -216,7 +246,9 @@ func (d *Doc) DeleteText(client uint64, name string, index, length int) ([]byte,
 	if start != nil {
 		d.cleanupFormattingGap(start, p.right, startAttrs, p.attrs)
 	}
-	return d.commitEdit(nil), nil
+	u := d.commitEdit(nil)
+	t.keepPos()
+	return u, nil
 }
 
 // cleanupFormattingGap deletes the format marks a deletion left without

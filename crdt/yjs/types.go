@@ -62,4 +62,12 @@ type ytype struct {
 	self   []string // a root's []string{name}, shared by ApplyResults
 	// hasFormatting: a format mark was integrated here (YText._hasFormatting)
 	hasFormatting bool
+	// posItem/posIndex cache a position for server-side edits: posItem is in
+	// the list and posIndex is the visible length before it. Any change to
+	// the type drops it; merges keep it right (tryMerge).
+	posItem  *item
+	posIndex int
+	// the position findPositionMarker saw, cached once the edit is done
+	pendingPos   *item
+	pendingIndex int
 }
