@@ -20,6 +20,7 @@ type oracleCase struct {
 	Merged  []string                   `json:"merged"`
 	State   string                     `json:"state"`
 	StateV2 string                     `json:"stateV2"`
+	V2Again string                     `json:"stateV2Reloaded"`
 	UpdV2   []string                   `json:"updatesV2"`
 	UpdV2V1 []string                   `json:"updatesV2V1"`
 	Dump    json.RawMessage            `json:"dump"`

@@ -173,6 +173,8 @@ export function makeCase (seed, opts = {}) {
     merged,
     state: b64(Y.encodeStateAsUpdate(ref)),
     stateV2: b64(Y.encodeStateAsUpdateV2(ref)),
+    // a document loaded from the state re-encoded (merges can differ from ref's)
+    stateV2Reloaded: b64(Y.encodeStateAsUpdateV2(loadAll([Y.encodeStateAsUpdate(ref)]))),
     updatesV2: updates.slice(0, 8).map(u => b64(Y.convertUpdateFormatV1ToV2(u))),
     // what Yjs makes of those in v1 again (it drops the parentSub bit of items with an origin)
     updatesV2V1: updates.slice(0, 8).map(u => b64(Y.convertUpdateFormatV2ToV1(Y.convertUpdateFormatV1ToV2(u)))),

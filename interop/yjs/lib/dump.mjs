@@ -81,12 +81,13 @@ export function dsOf (doc) {
   return [...ds.clients.entries()].sort((a, b) => b[0] - a[0]).map(([c, rs]) => [c, rs.map(r => [r.clock, r.len])])
 }
 
-// A fresh doc holding all updates, applied in one transaction. (Yjs marks a
-// transaction that applies an update as remote even inside doc.transact, so
-// its receiver-side formatting cleanup runs here as in any Yjs peer; the Go
-// engine does the same and reports the cleanup as ApplyResult.Cleanup.)
+// A fresh doc holding all updates, applied one by one as a server receives
+// them: each in a transaction of its own. (Yjs marks a transaction that
+// applies an update as remote, so after each one its receiver-side
+// formatting cleanup runs, as in any Yjs peer; the Go engine does the same
+// and reports the cleanup as ApplyResult.Cleanup.)
 export function loadAll (updates) {
   const doc = new Y.Doc({ gc: true })
-  doc.transact(() => { for (const u of updates) Y.applyUpdate(doc, u) })
+  for (const u of updates) Y.applyUpdate(doc, u)
   return doc
 }
