@@ -4,7 +4,7 @@ package yjs
 // comment. Every bound is checked before the memory it protects is allocated.
 type Limits struct {
 	MaxUpdateBytes    int // bytes of one update, state vector or snapshot passed in (default 64 MiB)
-	MaxStructs        int // structs in one update (default 1<<22)
+	MaxStructs        int // structs in one update (default 1<<20; a v2 update may also hold at most 32 per input byte)
 	MaxPendingStructs int // structs waiting for causal dependencies, per document (default 65536)
 	MaxPendingDeletes int // delete ranges waiting for their structs, per document (default 65536)
 	MaxClients        int // distinct client ids in one update or document (default 1<<16)
@@ -21,7 +21,7 @@ func (l Limits) withDefaults() Limits {
 		}
 	}
 	def(&l.MaxUpdateBytes, 64<<20)
-	def(&l.MaxStructs, 1<<22)
+	def(&l.MaxStructs, 1<<20)
 	def(&l.MaxPendingStructs, 65536)
 	def(&l.MaxPendingDeletes, 65536)
 	def(&l.MaxClients, 1<<16)

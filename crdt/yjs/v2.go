@@ -106,7 +106,9 @@ func decodeUpdateV2(b []byte, lim *Limits) (*update, error) {
 		if colErr() != nil {
 			break
 		}
-		if total += ns; total > lim.MaxStructs {
+		// run-length columns let a few bytes declare many structs: at most
+		// 32 structs per input byte, so memory stays proportional to input
+		if total += ns; total > lim.MaxStructs || total > 32*len(b)+1024 {
 			d.fail("struct count", ErrTooLarge)
 			break
 		}

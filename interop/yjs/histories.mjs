@@ -155,9 +155,11 @@ export function makeCase (seed, opts = {}) {
   for (let round = 0; round < 2; round++) for (const a of docs) for (const b of docs) if (a !== b) sync(a, b)
   const ref = loadAll(updates)
   const dump = dumpDoc(ref, ROOTS)
-  for (const d of docs) {
-    if (JSON.stringify(dumpDoc(d, ROOTS)) !== JSON.stringify(dump)) { if (process.env.DEBUG) console.error(JSON.stringify(dumpDoc(d, ROOTS)), "\n", JSON.stringify(dump)); throw new Error(`seed ${seed}: Yjs replicas diverge`) }
-  }
+  // Yjs replicas themselves can end with different views: each one's
+  // formatting cleanup depends on the order it received updates in. The
+  // reference is a server's view: a fresh document receiving every update
+  // in the order they were made, one transaction each.
+  const replicasAgree = docs.every(d => JSON.stringify(dumpDoc(d, ROOTS)) === JSON.stringify(dump))
   // a few merged batches (mergeUpdates makes Skip structs for the gaps)
   const merged = []
   for (let i = 0; i < 3 && updates.length > 2; i++) {
@@ -168,6 +170,7 @@ export function makeCase (seed, opts = {}) {
   }
   return {
     seed,
+    replicasAgree,
     roots: ROOTS,
     updates: updates.map(b64),
     merged,
