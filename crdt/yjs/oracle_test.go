@@ -52,26 +52,43 @@ func TestDifferentialYjs(t *testing.T) {
 			failed++
 			continue
 		}
-		// 2. shuffled, with duplicates and merged batches
+		// 2. shuffled, with duplicates and merged batches. Yjs's formatting
+		// cleanup depends on the order updates arrive in, so the views and
+		// delete set are compared with Yjs fed the same order (verify.mjs);
+		// the state vector does not depend on it.
 		rng := rand.New(rand.NewPCG(uint64(c.Seed), 7))
-		all := append([][]byte{}, ups...)
-		for _, m := range c.Merged {
-			all = append(all, b64(t, m))
+		type ref struct {
+			U int `json:"u"` // an update, or
+			M int `json:"m"` // a merged batch (index+1)
+		}
+		var order []ref
+		for j := range ups {
+			order = append(order, ref{U: j})
+		}
+		for j := range c.Merged {
+			order = append(order, ref{M: j + 1})
 		}
 		for j := 0; j < len(ups)/4; j++ {
-			all = append(all, ups[rng.IntN(len(ups))])
+			order = append(order, ref{U: rng.IntN(len(ups))})
 		}
-		rng.Shuffle(len(all), func(a, b int) { all[a], all[b] = all[b], all[a] })
+		rng.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
 		d2 := New(Limits{})
-		for j, u := range all {
+		for j, r := range order {
+			u := ups[r.U]
+			if r.M > 0 {
+				u = b64(t, c.Merged[r.M-1])
+			}
 			if _, err := d2.Apply(u); err != nil {
 				t.Fatalf("seed %d: apply shuffled update %d: %v", c.Seed, j, err)
 			}
 		}
-		if !checkAgainst(t, "shuffled", d2, c) {
+		if !bytes.Equal(d2.StateVector(), d.StateVector()) {
+			t.Errorf("seed %d: shuffled delivery: state vector %x, in order %x", c.Seed, d2.StateVector(), d.StateVector())
 			failed++
 			continue
 		}
+		shuffledSV, _ := DecodeStateVector(d2.StateVector(), Limits{})
+		_ = shuffledSV
 		// 3. Yjs's own final state loads into Go
 		d3 := New(Limits{})
 		if _, err := d3.Apply(b64(t, c.State)); err != nil {
@@ -113,7 +130,7 @@ func TestDifferentialYjs(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		diff, err := d2.Diff(pre.StateVector())
+		diff, err := d.Diff(pre.StateVector())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,9 +143,9 @@ func TestDifferentialYjs(t *testing.T) {
 			}
 		}
 		part := New(Limits{})
-		order := make([]int, 0, len(subset))
+		subsetOrder := make([]int, 0, len(subset))
 		for _, j := range rng.Perm(len(subset)) {
-			order = append(order, subset[j])
+			subsetOrder = append(subsetOrder, subset[j])
 			if _, err := part.Apply(ups[subset[j]]); err != nil {
 				t.Fatal(err)
 			}
@@ -142,13 +159,15 @@ func TestDifferentialYjs(t *testing.T) {
 			svJSON[strconv.FormatUint(k, 10)] = v
 		}
 		line, _ := json.Marshal(map[string]any{
-			"seed":        c.Seed,
-			"state":       base64.StdEncoding.EncodeToString(d2.EncodeState()),
-			"prefix":      k,
-			"diff":        base64.StdEncoding.EncodeToString(diff),
-			"subset":      order,
-			"subsetSV":    svJSON,
-			"subsetState": base64.StdEncoding.EncodeToString(part.EncodeState()),
+			"seed":          c.Seed,
+			"state":         base64.StdEncoding.EncodeToString(d.EncodeState()),
+			"prefix":        k,
+			"diff":          base64.StdEncoding.EncodeToString(diff),
+			"shuffled":      order,
+			"shuffledState": base64.StdEncoding.EncodeToString(d2.EncodeState()),
+			"subset":        subsetOrder,
+			"subsetSV":      svJSON,
+			"subsetState":   base64.StdEncoding.EncodeToString(part.EncodeState()),
 		})
 		out = append(append(out, line...), '\n')
 	}
