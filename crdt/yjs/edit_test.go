@@ -195,3 +195,99 @@ func TestProseMirrorYjs(t *testing.T) {
 	}
 	t.Logf("%d documents", n)
 }
+
+// FuzzEdits drives server-side edits with arbitrary arguments on golden
+// documents interleaved with their remote updates: no panic, bad arguments
+// are ErrBadEdit, and a replica fed only the returned updates (and the same
+// remote updates) ends with the same text and state vector.
+func FuzzEdits(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, uint8(0))
+	f.Add([]byte{9, 200, 3, 0, 0, 1, 77, 2, 255, 13, 4, 4}, uint8(3))
+	data, err := os.ReadFile("testdata/golden/v1.jsonl")
+	if err != nil {
+		f.Fatal(err)
+	}
+	var goldens [][][]byte
+	for _, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+		var g goldenCase
+		if err := json.Unmarshal(line, &g.oracleCase); err != nil {
+			f.Fatal(err)
+		}
+		var ups [][]byte
+		for _, u := range g.Updates {
+			ups = append(ups, b64(f, u))
+		}
+		goldens = append(goldens, ups)
+	}
+	f.Fuzz(func(t *testing.T, ops []byte, which uint8) { runEdits(t, goldens, ops, which) })
+}
+
+var editGoldens [][][]byte
+
+func runEditsBody(t *testing.T, ops []byte, which uint8) {
+	if editGoldens == nil {
+		data, _ := os.ReadFile("testdata/golden/v1.jsonl")
+		for _, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+			var g goldenCase
+			_ = json.Unmarshal(line, &g.oracleCase)
+			var ups [][]byte
+			for _, u := range g.Updates {
+				ups = append(ups, b64(t, u))
+			}
+			editGoldens = append(editGoldens, ups)
+		}
+	}
+	runEdits(t, editGoldens, ops, which)
+}
+
+func runEdits(t *testing.T, goldens [][][]byte, ops []byte, which uint8) {
+	{
+		ups := goldens[int(which)%len(goldens)]
+		d, r := New(Limits{}), New(Limits{})
+		const me = 9999
+		texts := []string{"a", "é", "xyz", "\n", "中文", "b c"}
+		for i := 0; i+2 < len(ops); i += 3 {
+			op, a, b := ops[i], int(ops[i+1]), int(ops[i+2])
+			tl := 0
+			if tt := d.roots["t"]; tt != nil {
+				tl = tt.length
+			}
+			var u []byte
+			var err error
+			switch op % 5 {
+			case 0:
+				if len(ups) > 0 {
+					u = ups[a%len(ups)]
+					if _, err := d.Apply(u); err != nil {
+						t.Fatal(err)
+					}
+				}
+			case 1:
+				u, err = d.InsertText(me, "t", textBoundary(d, a%(tl+1)), texts[b%len(texts)])
+			case 2:
+				if tl > 0 {
+					idx := textBoundary(d, a%tl)
+					u, err = d.DeleteText(me, "t", idx, textBoundary(d, min(tl, idx+1+b%4))-idx)
+				}
+			case 3:
+				u, err = d.SetMap(me, "m", texts[a%len(texts)], AnyNumber(float64(b)))
+			case 4:
+				u, err = d.InsertText(me, "t", a, texts[b%len(texts)]) // may be out of range
+			}
+			if err != nil {
+				if !errors.Is(err, ErrBadEdit) {
+					t.Fatalf("op %d: %v", op, err)
+				}
+				continue
+			}
+			if u != nil {
+				if _, err := r.Apply(u); err != nil {
+					t.Fatalf("replica rejects update: %v", err)
+				}
+			}
+		}
+		if d.Text("t") != r.Text("t") || !bytes.Equal(d.StateVector(), r.StateVector()) {
+			t.Fatalf("replica differs: %q vs %q", d.Text("t"), r.Text("t"))
+		}
+	}
+}
