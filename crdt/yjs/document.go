@@ -165,6 +165,16 @@ func (t *txn) touch(d *Doc, client uint64) {
 	t.before = append(t.before, txClient{client, d.state(client)})
 }
 
+// existedBefore reports whether id was integrated before the transaction began.
+func (t *txn) existedBefore(id ID) bool {
+	for _, b := range t.before {
+		if b.client == id.Client {
+			return id.Clock < b.before
+		}
+	}
+	return true // the client was not touched: everything of it is older
+}
+
 func (t *txn) addDelete(id ID, n int) {
 	if t.inCleanup {
 		t.cleanup = append(t.cleanup, txDel{id.Client, dsRange{id.Clock, uint64(n)}})
@@ -179,10 +189,16 @@ func (t *txn) addDelete(id ID, n int) {
 }
 
 func (t *txn) markChanged(ty *ytype) {
-	if ty != nil {
-		ty.posItem = nil
+	if ty == nil {
+		return
 	}
-	if ty != nil && (len(t.changed) == 0 || t.changed[len(t.changed)-1] != ty) {
+	ty.posItem = nil
+	// Yjs's addChangedTypeToTransaction: only types that existed before the
+	// transaction and are not deleted count as changed
+	if it := ty.item; it != nil && (it.deleted() || !t.existedBefore(it.id)) {
+		return
+	}
+	if len(t.changed) == 0 || t.changed[len(t.changed)-1] != ty {
 		t.changed = append(t.changed, ty)
 	}
 }
