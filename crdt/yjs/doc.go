@@ -86,19 +86,26 @@
 //
 // # Limits
 //
-// Limits bounds update bytes, structs per update, pending structs and
-// deletes, clients, nesting depth of Any values and of views, document
-// content bytes, string bytes and collection sizes; a zero field means the
-// documented default. Type nesting in the document itself is not bounded
-// (Yjs does not bound it); views stop at MaxDepth.
+// Limits bounds update bytes, structs per update (and, for v2 whose
+// run-length columns let few bytes declare many structs, 32 per input
+// byte), pending structs and deletes, clients, nesting depth of Any values
+// and of views, document content bytes, string bytes and collection sizes;
+// a zero field means the documented default. Type nesting in the document
+// itself is not bounded (Yjs does not bound it); views stop at MaxDepth.
 //
 // # Oracle
 //
-// interop/yjs holds the pinned yjs and lib0 packages and the Node scripts
-// the tests run against them: golden vectors (golden.mjs →
-// testdata/golden), seeded random multi-client histories (histories.mjs,
-// checked both ways by verify.mjs), server edits (edits.mjs) and the trace
-// updates of the benchmarks (traces.mjs), ProseMirror documents read back
-// by y-prosemirror (prosemirror.mjs). `make yjs-oracle` installs them
+// interop/yjs holds the pinned yjs, lib0 and y-prosemirror packages and the
+// Node scripts the tests run against them: golden vectors (golden.mjs →
+// testdata/golden), seeded random multi-client histories (histories.mjs;
+// Go applies them in order, shuffled with duplicates and mergeUpdates
+// batches, as a random subset, and from Yjs's state in v1 and v2, and
+// verify.mjs loads Go's states and diffs back into Yjs and compares them
+// with Yjs fed the same sequence), server edits (edits.mjs), ProseMirror
+// documents read back by y-prosemirror (prosemirror.mjs) and the trace
+// updates of the benchmarks (traces.mjs). The reference for a history is a
+// server's view: a Yjs document receiving each update in a transaction of
+// its own (Yjs replicas themselves may end with different formatting
+// cleanups, which depend on the order they received updates in). `make yjs-oracle` installs them
 // and runs these tests.
 package yjs
