@@ -36,6 +36,7 @@ type planned struct {
 // buffer and integrate when a later update brings the dependencies.
 func (d *Doc) Apply(update []byte) (ApplyResult, error) {
 	u := &d.scratch
+	defer u.release()
 	if err := decodeUpdateV1Into(u, update, &d.lim, d.roots); err != nil {
 		return ApplyResult{}, err
 	}
@@ -192,11 +193,13 @@ func (d *Doc) plan(u *update) ([]planned, map[uint64][]wireStruct, int, error) {
 	p := &planner{d: d, state: map[uint64]uint64{}}
 	// Phase 1: the update's own structs (Yjs's integrateStructs). A fresh
 	// array per client: cs.structs is the decode scratch, reused by the next Apply.
-	refs := map[uint64][]wireStruct{}
+	refs := make(map[uint64][]wireStruct, len(u.clients))
 	for i := range u.clients {
 		cs := &u.clients[i]
-		// a later block of the same client replaces an earlier one, as in Yjs's Map
-		refs[cs.client] = append(make([]wireStruct, 0, len(cs.structs)), cs.structs...)
+		// a later block of the same client replaces an earlier one, as in
+		// Yjs's Map. (The decode scratch is not reused before this Apply
+		// ends, and what stays pending is copied out of it.)
+		refs[cs.client] = cs.structs
 	}
 	rest, missing := p.integrateStructs(refs)
 	// Phase 2 (readUpdateV2): what the update left joins the pending
@@ -253,15 +256,35 @@ func (d *Doc) plan(u *update) ([]planned, map[uint64][]wireStruct, int, error) {
 			newClients++
 		}
 	}
-	ps := make([]wireStruct, 0, len(p.plan))
+	grow := 0
 	for _, x := range p.plan {
-		ps = append(ps, *x.s)
+		grow += x.s.content.sizeBytes() + 96
 	}
-	if err := d.checkGrowth(ps, newClients); err != nil {
-		return nil, nil, 0, err
+	if d.docBytes+grow > d.lim.MaxDocBytes || len(d.clients)+newClients > d.lim.MaxClients {
+		return nil, nil, 0, ErrTooLarge
 	}
 	d.planMissing = missing
 	return p.plan, rest, n, nil
+}
+
+// release drops the scratch's references into the caller's bytes (decoded
+// strings are views), keeping the slices for the next decode.
+func (u *update) release() {
+	for i := range u.clients {
+		clear(u.clients[i].structs)
+	}
+}
+
+// ownStructs copies structs out of a decoded update, string contents
+// included (they are views into the caller's bytes), to keep them pending.
+func ownStructs(q []wireStruct) []wireStruct {
+	out := append([]wireStruct(nil), q...)
+	for i := range out {
+		if out[i].ref == refString {
+			out[i].content.buf = append([]byte(nil), out[i].content.buf...)
+		}
+	}
+	return out
 }
 
 func sortByClock(q []wireStruct) []wireStruct {
@@ -339,11 +362,11 @@ func (p *planner) integrateStructs(refs map[uint64][]wireStruct) (map[uint64][]w
 			c := s.id.Client
 			if t := targets[c]; t != nil {
 				t.i--
-				rest[c] = append([]wireStruct(nil), t.refs[t.i:]...)
+				rest[c] = ownStructs(t.refs[t.i:])
 				delete(targets, c)
 				t.refs, t.i = nil, 0
 			} else {
-				rest[c] = []wireStruct{*s}
+				rest[c] = ownStructs([]wireStruct{*s})
 			}
 			ids = slices.DeleteFunc(ids, func(x uint64) bool { return x == c })
 		}

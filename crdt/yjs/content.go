@@ -192,7 +192,9 @@ func decodeContentData(d *decoder, ref uint8) content {
 		if d.err == nil && !utf8.Valid(s) {
 			d.fail("string", ErrMalformed)
 		}
-		return content{ref: ref, buf: append([]byte(nil), s...)}
+		// a view into the input: integration copies what it keeps, and
+		// structs that wait in the pending buffer are copied (ownStructs)
+		return content{ref: ref, buf: s}
 	case refEmbed:
 		s := d.varString("embed")
 		if d.err == nil && !json.Valid([]byte(s)) {

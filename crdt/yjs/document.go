@@ -252,7 +252,13 @@ func (d *Doc) integrate(s *wireStruct, off int) {
 		d.integrateGC(s.id.Client, s.id.Clock+uint64(off), s.length-off)
 		return
 	}
+	if off == 0 && (s.ref == refString || s.ref == refAny || s.ref == refJSON) && s.hasOrigin() && d.fastAppend(s) {
+		return
+	}
 	it := &item{id: s.id, length: s.length, content: s.content}
+	if s.ref == refString { // decoded strings are views into the input
+		it.content.buf = append(make([]byte, 0, len(s.content.buf)), s.content.buf...)
+	}
 	if s.ref == refJSON || s.ref == refAny {
 		ext := *s.content.ext // splits must not touch the decoded struct
 		it.content.ext = &ext
@@ -369,6 +375,40 @@ func (s *itemSet) has(it *item) bool {
 		}
 	}
 	return false
+}
+
+// fastAppend integrates s by extending its client's last item when s
+// continues it exactly (typing): its origin is that item's last clock, its
+// right origin that item's right origin, and nothing was inserted between
+// them, so the YATA loop would place it right after and the end of the
+// transaction would merge the two. No item is allocated.
+func (d *Doc) fastAppend(s *wireStruct) bool {
+	l := d.clients[s.id.Client]
+	if l == nil || l.count == 0 || l.state != s.id.Clock {
+		return false
+	}
+	b := l.blocks[len(l.blocks)-1]
+	left := b[len(b)-1]
+	p := left.parent
+	if left.flags&(fDeleted|fGC|fSub) != 0 || left.ref != s.ref || s.origin != left.lastID() || p == nil ||
+		(p.item != nil && p.item.deleted()) {
+		return false
+	}
+	if s.hasRightOrigin() {
+		if left.flags&fRightOrigin == 0 || left.rightOrigin != s.rightOrigin || left.right == nil || left.right.id != s.rightOrigin {
+			return false
+		}
+	} else if left.flags&fRightOrigin != 0 || left.right != nil {
+		return false
+	}
+	d.tx.touch(d, s.id.Client)
+	left.content.mergeWith(&s.content)
+	left.length += s.length
+	p.length += s.length
+	l.state = left.end()
+	d.docBytes += s.content.sizeBytes()
+	d.tx.markChanged(p)
+	return true
 }
 
 // appendMerge folds a just-linked item into its left neighbour when that is

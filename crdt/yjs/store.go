@@ -40,6 +40,7 @@ type structList struct {
 	blocks [][]*item
 	state  uint64 // next expected clock
 	count  int
+	hint   pos // where the last find ended (edits cluster: checked first)
 }
 
 // pos addresses a struct in a structList.
@@ -49,6 +50,25 @@ func (l *structList) at(p pos) *item { return l.blocks[p.b][p.i] }
 
 // find returns the position of the struct containing clock (clock < state).
 func (l *structList) find(clock uint64) pos {
+	if h := l.hint; h.b < len(l.blocks) && h.i < len(l.blocks[h.b]) {
+		if it := l.blocks[h.b][h.i]; it.id.Clock <= clock {
+			if clock < it.end() {
+				return h
+			}
+			if n, ok := l.next(h); ok {
+				if it := l.at(n); it.id.Clock <= clock && clock < it.end() {
+					l.hint = n
+					return n
+				}
+			}
+		}
+	}
+	p := l.search(clock)
+	l.hint = p
+	return p
+}
+
+func (l *structList) search(clock uint64) pos {
 	bs := l.blocks
 	lo, hi := 0, len(bs)-1
 	for lo < hi { // last block whose first clock <= clock
