@@ -100,4 +100,3 @@ func (d *Doc) cleanupTextFormatting(t *ytype) {
 		start = end
 	}
 }
-

@@ -264,4 +264,3 @@ func missingDep(s *wireStruct, has func(ID) bool) (ID, bool) {
 	}
 	return ID{}, false
 }
-
