@@ -308,15 +308,7 @@ func (d *Doc) encodeWithPending(sv map[uint64]uint64) []byte {
 	for _, cs := range u.clients {
 		state = append(state, cs.structs...)
 	}
-	merged := mergeStreams(state, diffStream(streamOf(d.pending), sv))
-	u.clients = u.clients[:0]
-	for _, s := range merged {
-		if n := len(u.clients); n > 0 && u.clients[n-1].client == s.id.Client {
-			u.clients[n-1].structs = append(u.clients[n-1].structs, s)
-			continue
-		}
-		u.clients = append(u.clients, clientStructs{client: s.id.Client, structs: []wireStruct{s}})
-	}
+	u.clients = groupStream(mergeStreams(state, diffStream(streamOf(d.pending), sv)))
 	u.normalizeInfo()
 	return u.encodeV1()
 }

@@ -8,7 +8,10 @@ package yjs
 // down to the order its sort leaves two structs that start at the same
 // clock (its comparator answers -1 both ways for a GC and an item; V8's
 // sort then puts the second before the first).
-func mergeStreams(a, b []wireStruct) []wireStruct {
+func mergeStreams(a, b []wireStruct) []wireStruct { return mergeN([][]wireStruct{a, b}) }
+
+// mergeN is mergeUpdatesV2's struct merge over any number of updates.
+func mergeN(streams [][]wireStruct) []wireStruct {
 	type reader struct {
 		s []wireStruct
 		i int
@@ -29,10 +32,12 @@ func mergeStreams(a, b []wireStruct) []wireStruct {
 		skipSkips(r)
 		return curr(r)
 	}
-	ra, rb := &reader{s: a}, &reader{s: b}
-	skipSkips(ra)
-	skipSkips(rb)
-	decs := []*reader{ra, rb}
+	decs := make([]*reader, 0, len(streams))
+	for _, st := range streams {
+		r := &reader{s: st}
+		skipSkips(r)
+		decs = append(decs, r)
+	}
 	end := func(s *wireStruct) uint64 { return s.id.Clock + uint64(s.length) }
 	cmp := func(x, y *wireStruct) int {
 		if x.id.Client == y.id.Client {
@@ -63,9 +68,7 @@ func mergeStreams(a, b []wireStruct) []wireStruct {
 			}
 		}
 		decs = live
-		if len(decs) == 2 && cmp(curr(decs[1]), curr(decs[0])) < 0 {
-			decs[0], decs[1] = decs[1], decs[0]
-		}
+		v8Sort(decs, func(x, y *reader) int { return cmp(curr(x), curr(y)) })
 		if len(decs) == 0 {
 			break
 		}
@@ -157,4 +160,114 @@ func byClient(s []wireStruct) map[uint64][]wireStruct {
 		m[x.id.Client] = append(m[x.id.Client], x)
 	}
 	return m
+}
+
+// v8Sort sorts a short slice in place as V8's Array.prototype.sort does
+// (TimSort: the first run, reversed when descending, then binary
+// insertion). Yjs's mergeUpdates comparator is not consistent for a GC and
+// an item at the same clock, so only V8's exact steps give Yjs's order.
+func v8Sort[T any](a []T, cmp func(x, y T) int) {
+	n := len(a)
+	if n < 2 {
+		return
+	}
+	run := 2
+	if cmp(a[1], a[0]) < 0 {
+		for run < n && cmp(a[run], a[run-1]) < 0 {
+			run++
+		}
+		for i, j := 0, run-1; i < j; i, j = i+1, j-1 {
+			a[i], a[j] = a[j], a[i]
+		}
+	} else {
+		for run < n && cmp(a[run], a[run-1]) >= 0 {
+			run++
+		}
+	}
+	for i := run; i < n; i++ {
+		pivot := a[i]
+		lo, hi := 0, i
+		for lo < hi {
+			mid := lo + (hi-lo)/2
+			if cmp(pivot, a[mid]) < 0 {
+				hi = mid
+			} else {
+				lo = mid + 1
+			}
+		}
+		copy(a[lo+1:i+1], a[lo:i])
+		a[lo] = pivot
+	}
+}
+
+// MergeUpdates merges v1 updates into one without a document, as Yjs's
+// mergeUpdates does: structs of the same clocks are kept once, gaps become
+// Skip structs, delete sets are united. The result applies like the
+// updates applied one after the other.
+func MergeUpdates(updates [][]byte, lim Limits) ([]byte, error) {
+	lim = lim.withDefaults()
+	if len(updates) == 1 {
+		if _, err := decodeUpdateV1(updates[0], &lim); err != nil {
+			return nil, err
+		}
+		return append([]byte(nil), updates[0]...), nil
+	}
+	streams := make([][]wireStruct, 0, len(updates))
+	var ds deleteSet
+	total := 0
+	for _, b := range updates {
+		u, err := decodeUpdateV1(b, &lim)
+		if err != nil {
+			return nil, err
+		}
+		var st []wireStruct
+		for _, cs := range u.clients {
+			st = append(st, cs.structs...)
+		}
+		if total += len(st); total > lim.MaxStructs {
+			return nil, ErrTooLarge
+		}
+		streams = append(streams, st)
+		ds.clients = append(ds.clients, u.ds.clients...)
+	}
+	out := &update{clients: groupStream(mergeN(streams))}
+	ds.normalize()
+	out.ds = ds
+	out.normalizeInfo()
+	return out.encodeV1(), nil
+}
+
+// DiffUpdate returns what of a v1 update a peer at state vector sv lacks,
+// without a document (Yjs's diffUpdate). The delete set is kept whole.
+func DiffUpdate(update, sv []byte, lim Limits) ([]byte, error) {
+	lim = lim.withDefaults()
+	u, err := decodeUpdateV1(update, &lim)
+	if err != nil {
+		return nil, err
+	}
+	m, err := DecodeStateVector(sv, lim)
+	if err != nil {
+		return nil, err
+	}
+	var st []wireStruct
+	for _, cs := range u.clients {
+		st = append(st, cs.structs...)
+	}
+	u.clients = groupStream(diffStream(st, m))
+	u.normalizeInfo()
+	return u.encodeV1(), nil
+}
+
+// groupStream groups a struct stream into client runs as Yjs's lazy writer
+// writes them (a new run whenever the client changes).
+func groupStream(s []wireStruct) []clientStructs {
+	var out []clientStructs
+	for _, x := range s {
+		if n := len(out); n > 0 && out[n-1].client == x.id.Client {
+			out[n-1].structs = append(out[n-1].structs, x)
+			continue
+		}
+		out = append(out, clientStructs{client: x.id.Client, structs: []wireStruct{x}})
+	}
+	return out
 }

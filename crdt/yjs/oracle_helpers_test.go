@@ -18,6 +18,12 @@ type oracleCase struct {
 	Roots   map[string]string          `json:"roots"`
 	Updates []string                   `json:"updates"`
 	Merged  []string                   `json:"merged"`
+	MergedF [][]int                    `json:"mergedFrom"`
+	HalfSV  string                     `json:"halfSV"`
+	Diffs   []struct {
+		Update string `json:"update"`
+		Out    string `json:"out"`
+	} `json:"diffs"`
 	State   string                     `json:"state"`
 	StateV2 string                     `json:"stateV2"`
 	V2Again string                     `json:"stateV2Reloaded"`

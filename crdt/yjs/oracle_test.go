@@ -89,6 +89,30 @@ func TestDifferentialYjs(t *testing.T) {
 		}
 		shuffledSV, _ := DecodeStateVector(d2.StateVector(), Limits{})
 		_ = shuffledSV
+		// 2b. MergeUpdates of the same updates as Yjs's mergeUpdates: same bytes
+		for j, from := range c.MergedF {
+			var in [][]byte
+			for _, k := range from {
+				in = append(in, ups[k])
+			}
+			got, err := MergeUpdates(in, Limits{})
+			if err != nil {
+				t.Fatalf("seed %d: MergeUpdates: %v", c.Seed, err)
+			}
+			if want := b64(t, c.Merged[j]); !bytes.Equal(got, want) {
+				t.Errorf("seed %d: MergeUpdates(%v)\n got %x\nwant %x", c.Seed, from, got, want)
+			}
+		}
+		// 2c. DiffUpdate as Yjs's diffUpdate: same bytes
+		for _, df := range c.Diffs {
+			got, err := DiffUpdate(b64(t, df.Update), b64(t, c.HalfSV), Limits{})
+			if err != nil {
+				t.Fatalf("seed %d: DiffUpdate: %v", c.Seed, err)
+			}
+			if want := b64(t, df.Out); !bytes.Equal(got, want) {
+				t.Errorf("seed %d: DiffUpdate\n got %x\nwant %x", c.Seed, got, want)
+			}
+		}
 		// 3. Yjs's own final state loads into Go
 		d3 := New(Limits{})
 		if _, err := d3.Apply(b64(t, c.State)); err != nil {

@@ -243,8 +243,8 @@ func cutStruct(s wireStruct, diff int) wireStruct {
 		}
 		r.content = c.splice(diff, s.length)
 		r.origin = ID{s.id.Client, r.id.Clock - 1}
-		r.info = s.info&^0x20 | 0x80
-		r.parentKind, r.parentName, r.parentSub = parentNone, "", ""
+		r.info = s.info | 0x80 // the key, if known, stays (sliceStruct keeps parentSub)
+		r.parentKind, r.parentName = parentNone, ""
 	}
 	return r
 }

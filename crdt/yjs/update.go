@@ -26,6 +26,7 @@ type wireStruct struct {
 	parentName  string
 	parentID    ID
 	parentSub   string
+	subKnown    bool // parentSub was read (an item with an origin does not carry it)
 	content     content
 }
 
@@ -136,6 +137,7 @@ func decodeStructV1(d *decoder, s *wireStruct) {
 		}
 		if s.info&0x20 != 0 {
 			s.parentSub = d.varString("parent sub")
+			s.subKnown = true
 		}
 	}
 	s.content, s.length = decodeContent(d, s.ref)

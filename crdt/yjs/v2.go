@@ -197,6 +197,7 @@ func decodeStructV2(d *decoder, c *v2cols, s *wireStruct) {
 		}
 		if s.info&0x20 != 0 {
 			s.parentSub = c.str.read("parent sub")
+			s.subKnown = true
 		}
 	}
 	s.content, s.length = decodeContentV2(d, c, s.ref)
@@ -527,14 +528,18 @@ func ConvertV2ToV1(update []byte, lim Limits) ([]byte, error) {
 	return u.encodeV1(), nil
 }
 
-// normalizeInfo clears the parentSub bit of items with an origin, as Yjs's
-// re-encoding of decoded structs does (the key is not read for such items,
-// so Yjs no longer knows it).
+// normalizeInfo sets the parentSub bit as Yjs's re-encoding of decoded
+// structs does: only when the key was read (an item with an origin does not
+// carry it, so Yjs no longer knows it; a cut item keeps it).
 func (u *update) normalizeInfo() {
 	for i := range u.clients {
 		for j := range u.clients[i].structs {
-			if s := &u.clients[i].structs[j]; s.isItem() && s.info&0xC0 != 0 {
-				s.info &^= 0x20
+			if s := &u.clients[i].structs[j]; s.isItem() {
+				if s.subKnown {
+					s.info |= 0x20
+				} else {
+					s.info &^= 0x20
+				}
 			}
 		}
 	}

@@ -162,18 +162,27 @@ export function makeCase (seed, opts = {}) {
   const replicasAgree = docs.every(d => JSON.stringify(dumpDoc(d, ROOTS)) === JSON.stringify(dump))
   // a few merged batches (mergeUpdates makes Skip structs for the gaps)
   const merged = []
+  const mergedFrom = []
   for (let i = 0; i < 3 && updates.length > 2; i++) {
     const from = int(updates.length); const to = Math.min(updates.length, from + 1 + int(6))
     const pickIdx = []
     for (let j = from; j < to; j++) if (rnd() < 0.7) pickIdx.push(j)
-    if (pickIdx.length) merged.push(b64(Y.mergeUpdates(pickIdx.map(j => updates[j]))))
+    if (pickIdx.length) { merged.push(b64(Y.mergeUpdates(pickIdx.map(j => updates[j])))); mergedFrom.push(pickIdx) }
   }
+  // Y.diffUpdate of the state and of each merged batch against the state
+  // vector of the first half of the updates
+  const half = loadAll(updates.slice(0, updates.length >> 1))
+  const halfSV = Y.encodeStateVector(half)
+  const diffs = [Y.encodeStateAsUpdate(ref), ...merged.map(m => Buffer.from(m, 'base64'))].map(u => ({ update: b64(u), out: b64(Y.diffUpdate(u, halfSV)) }))
   return {
     seed,
     replicasAgree,
+    halfSV: b64(halfSV),
+    diffs,
     roots: ROOTS,
     updates: updates.map(b64),
     merged,
+    mergedFrom,
     state: b64(Y.encodeStateAsUpdate(ref)),
     stateV2: b64(Y.encodeStateAsUpdateV2(ref)),
     // a document loaded from the state re-encoded (merges can differ from ref's)
