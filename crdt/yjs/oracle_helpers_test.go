@@ -14,12 +14,12 @@ import (
 
 // oracleCase is one line of interop/yjs/histories.mjs output.
 type oracleCase struct {
-	Seed    int64                      `json:"seed"`
-	Roots   map[string]string          `json:"roots"`
-	Updates []string                   `json:"updates"`
-	Merged  []string                   `json:"merged"`
-	MergedF [][]int                    `json:"mergedFrom"`
-	HalfSV  string                     `json:"halfSV"`
+	Seed    int64             `json:"seed"`
+	Roots   map[string]string `json:"roots"`
+	Updates []string          `json:"updates"`
+	Merged  []string          `json:"merged"`
+	MergedF [][]int           `json:"mergedFrom"`
+	HalfSV  string            `json:"halfSV"`
 	Diffs   []struct {
 		Update string `json:"update"`
 		Out    string `json:"out"`
