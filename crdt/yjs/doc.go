@@ -55,7 +55,8 @@
 //   - Server-side edits as a server client id: InsertText, DeleteText,
 //     SetMap, DeleteMap. Each returns the update a Yjs document loaded with
 //     the same state makes for the same call (byte for byte, search-marker
-//     positions and formatting-gap cleanup included).
+//     positions and formatting-gap cleanup included). A cached position
+//     makes consecutive nearby edits O(distance), as Yjs's search markers do.
 //
 // After a remote update that touched a Y.Text or Y.XmlText with formatting,
 // a Yjs document deletes the format marks the update made redundant, in a
@@ -65,9 +66,13 @@
 // root type's kind is unknown, so only nested texts (XmlText in an
 // XmlFragment, Y.Text inside a map or array) are cleaned.
 //
-// Not done: changes since a previous state as a delta, merging/diffing
-// encoded updates without a document (only as Yjs does it internally for
-// pending structs), relative positions.
+//   - MergeUpdates and DiffUpdate work on encoded v1 updates without a
+//     document, byte for byte as Yjs's mergeUpdates and diffUpdate (for
+//     batching fan-out, and for answering a sync step 1 from a stored
+//     update without loading it).
+//
+// Not done: changes since a previous state as a delta, relative positions,
+// subdocument loading.
 //
 // # Invariants
 //
