@@ -356,27 +356,37 @@ func (d *Doc) gcDeleted() {
 }
 
 func (d *Doc) gcItem(it *item, parentGCd bool) {
-	if it.ref == refType {
-		t := it.ext.typ
-		for c := t.start; c != nil; c = c.right {
-			d.gcItem(c, true)
-		}
-		t.start, t.posItem = nil, nil
-		for _, c := range t.m {
-			for ; c != nil; c = c.left {
-				d.gcItem(c, true)
+	type job struct {
+		it        *item
+		parentGCd bool
+	}
+	stack := []job{{it, parentGCd}} // explicit: nesting depth is not bounded
+	for len(stack) > 0 {
+		j := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		it := j.it
+		if it.ref == refType {
+			t := it.ext.typ
+			for c := t.start; c != nil; c = c.right {
+				stack = append(stack, job{c, true})
 			}
+			t.start, t.posItem = nil, nil
+			for _, c := range t.m {
+				for ; c != nil; c = c.left {
+					stack = append(stack, job{c, true})
+				}
+			}
+			t.m = nil
 		}
-		t.m = nil
+		d.docBytes -= it.content.sizeBytes()
+		if j.parentGCd {
+			l := d.clients[it.id.Client]
+			p := l.find(it.id.Clock)
+			l.blocks[p.b][p.i] = &item{id: it.id, length: it.length, flags: fGC | fDeleted}
+			continue
+		}
+		it.content = content{ref: refDeleted}
 	}
-	d.docBytes -= it.content.sizeBytes()
-	if parentGCd {
-		l := d.clients[it.id.Client]
-		p := l.find(it.id.Clock)
-		l.blocks[p.b][p.i] = &item{id: it.id, length: it.length, flags: fGC | fDeleted}
-		return
-	}
-	it.content = content{ref: refDeleted}
 }
 
 // mergeRange merges the structs of client c around [from, to) with their

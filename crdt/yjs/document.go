@@ -205,26 +205,33 @@ func (t *txn) markChanged(ty *ytype) {
 
 // deleteItem marks it deleted (Item.delete), recursing into a type's children.
 func (d *Doc) deleteItem(it *item) {
-	if it.deleted() {
-		return
-	}
-	p := it.parent
-	if it.countable() && !it.hasSub() && p != nil {
-		p.length -= it.length
-	}
-	it.flags |= fDeleted
-	d.tx.addDelete(it.id, it.length)
-	d.tx.markChanged(p)
-	if it.ref == refType {
-		t := it.ext.typ
-		for c := t.start; c != nil; c = c.right {
-			if !c.deleted() {
-				d.deleteItem(c)
-			}
+	// an explicit stack: nested types are deleted with their children, and
+	// hostile nesting must not grow the goroutine stack
+	stack := []*item{it}
+	for len(stack) > 0 {
+		it := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if it.deleted() {
+			continue
 		}
-		for _, k := range sortedKeys(t.m) {
-			if c := t.m[k]; !c.deleted() {
-				d.deleteItem(c)
+		p := it.parent
+		if it.countable() && !it.hasSub() && p != nil {
+			p.length -= it.length
+		}
+		it.flags |= fDeleted
+		d.tx.addDelete(it.id, it.length)
+		d.tx.markChanged(p)
+		if it.ref == refType {
+			t := it.ext.typ
+			for c := t.start; c != nil; c = c.right {
+				if !c.deleted() {
+					stack = append(stack, c)
+				}
+			}
+			for _, k := range sortedKeys(t.m) {
+				if c := t.m[k]; !c.deleted() {
+					stack = append(stack, c)
+				}
 			}
 		}
 	}

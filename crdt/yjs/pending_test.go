@@ -121,3 +121,52 @@ func TestIdempotent(t *testing.T) {
 		t.Error("state changed")
 	}
 }
+
+// Hostile nesting: 200,000 maps each inside the previous one, then the
+// outermost deleted. Deletion and garbage collection must not recurse, and
+// views stop at MaxDepth.
+func TestDeepNesting(t *testing.T) {
+	const n = 200000
+	e := &encoder{}
+	e.varUint(1) // one client
+	e.varUint(n) // structs
+	e.varUint(1) // client 1
+	e.varUint(0) // clock
+	for i := 0; i < n; i++ {
+		e.uint8(refType | 0x20) // no origins, parentSub
+		if i == 0 {
+			e.varUint(1)
+			e.varString("m")
+		} else {
+			e.varUint(0)
+			e.varUint(1)
+			e.varUint(uint64(i - 1))
+		}
+		e.varString("k")
+		e.varUint(typeRefMap)
+	}
+	e.varUint(0) // no deletes
+	d := New(Limits{})
+	if _, err := d.Apply(e.b); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.JSON("m", TypeMap); len(got) == 0 {
+		t.Fatal("no view")
+	}
+	del := &encoder{}
+	del.varUint(0)
+	del.varUint(1)
+	del.varUint(1)
+	del.varUint(1)
+	del.varUint(0)
+	del.varUint(1)
+	if _, err := d.Apply(del.b); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(d.JSON("m", TypeMap)); got != "{}" {
+		t.Fatalf("JSON after delete = %.80s", got)
+	}
+	if s := d.Stats(); s.Structs > 2 {
+		t.Errorf("structs after GC = %d, want the deleted map and one GC run", s.Structs)
+	}
+}
