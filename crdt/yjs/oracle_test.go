@@ -17,8 +17,9 @@ import (
 // Go's views, state vector and delete set must equal Yjs's, and Go's
 // EncodeState and Diff, loaded back into Yjs (verify.mjs), must too.
 //
-// YJS_DIFF_CASES (default 300) and YJS_DIFF_SEED (default 1) set the run;
-// the long run is `make yjs-oracle YJS_DIFF_CASES=20000`.
+// YJS_DIFF_CASES (default 300), YJS_DIFF_SEED (default 1), YJS_DIFF_OPS
+// (operations per history, default 60) and YJS_DIFF_CLIENTS (default 3) set
+// the run; the long run is `make yjs-oracle YJS_DIFF_CASES=20000`.
 func TestDifferentialYjs(t *testing.T) {
 	dir := interopDir(t)
 	n := envInt("YJS_DIFF_CASES", 300)
@@ -28,7 +29,8 @@ func TestDifferentialYjs(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	casesPath := filepath.Join(tmp, "cases.jsonl")
-	runNode(t, dir, "histories.mjs", "--seed", strconv.Itoa(seed), "--cases", strconv.Itoa(n), "--out", casesPath)
+	runNode(t, dir, "histories.mjs", "--seed", strconv.Itoa(seed), "--cases", strconv.Itoa(n), "--out", casesPath,
+		"--ops", strconv.Itoa(envInt("YJS_DIFF_OPS", 60)), "--clients", strconv.Itoa(envInt("YJS_DIFF_CLIENTS", 3)))
 	cases := readCases(t, casesPath)
 	var out []byte
 	failed := 0
