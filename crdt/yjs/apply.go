@@ -92,21 +92,39 @@ func (d *Doc) applyUpdate(u *update) (ApplyResult, error) {
 		return res, err
 	}
 	d.beginTx().remote = true
-	for _, p := range plan {
+	// Yjs's order (readUpdateV2): the update's structs, its delete set,
+	// the pending delete set, then the retried pending structs and the
+	// pending delete set once more. The order decides the order of clients
+	// in the transaction's delete set, which the formatting cleanup follows.
+	split := d.planSplit
+	for _, p := range plan[:split] {
 		d.integrate(p.s, p.off)
 		res.Integrated++
 	}
 	d.pending, d.pendingN, d.pendingMissing = rest, restN, d.planMissing
-	// Deletes: pending ones first (they may now apply), then the update's.
-	pds := d.pendingDS
-	d.pendingDS, d.pendingDN = map[uint64][]dsRange{}, 0
-	var old []dsClient
-	for c, r := range pds {
-		old = append(old, dsClient{c, r})
-	}
-	d.applyDeletes(old, &res)
+	old := d.takePendingDeletes()
 	d.applyDeletes(u.ds.clients, &res)
+	d.applyDeletes(old, &res)
+	if split < len(plan) {
+		for _, p := range plan[split:] {
+			d.integrate(p.s, p.off)
+			res.Integrated++
+		}
+		d.applyDeletes(d.takePendingDeletes(), &res)
+	}
 	return d.finish(res), nil
+}
+
+// takePendingDeletes empties the pending delete set and returns it as Yjs
+// stores it (an encoded delete set: clients highest first).
+func (d *Doc) takePendingDeletes() []dsClient {
+	var ds deleteSet
+	for c, r := range d.pendingDS {
+		ds.clients = append(ds.clients, dsClient{c, r})
+	}
+	ds.normalize()
+	d.pendingDS, d.pendingDN = map[uint64][]dsRange{}, 0
+	return ds.clients
 }
 
 // simpleReady reports whether every item of cs starts at or below the
@@ -237,9 +255,10 @@ func (d *Doc) addPendingDelete(client uint64, r dsRange) {
 // neighbouring structs, and fill in the result.
 func (d *Doc) finish(res ApplyResult) ApplyResult {
 	tx := d.tx
+	order := delClientOrder(tx.deleted)
 	tx.deleted = normalizeDels(tx.deleted)
 	if tx.remote {
-		if n := len(tx.cleanup); d.formattingCleanup() && len(tx.cleanup) > n {
+		if n := len(tx.cleanup); d.formattingCleanup(order) && len(tx.cleanup) > n {
 			tx.deleted = normalizeDels(tx.deleted)
 			u := &update{}
 			for _, x := range tx.cleanup {
@@ -300,6 +319,18 @@ func (d *Doc) finish(res ApplyResult) ApplyResult {
 	}
 	d.tx = nil
 	return res
+}
+
+// delClientOrder lists the clients of deleted ranges in the order they were
+// first deleted (the insertion order of Yjs's DeleteSet map).
+func delClientOrder(dels []txDel) []uint64 {
+	var out []uint64
+	for _, x := range dels {
+		if !slices.Contains(out, x.client) {
+			out = append(out, x.client)
+		}
+	}
+	return out
 }
 
 // normalizeDels sorts deleted ID ranges by client and clock and merges them.

@@ -18,6 +18,7 @@ type Doc struct {
 	// they are retried only when one of these clocks has arrived.
 	pendingMissing map[uint64]uint64
 	planMissing    map[uint64]uint64 // set by plan for the Apply that runs it
+	planSplit      int               // plan[:planSplit] is the update's own structs, the rest the pending retry
 	pendingDS      map[uint64][]dsRange
 	pendingDN      int
 	docBytes       int
@@ -222,17 +223,21 @@ func (d *Doc) deleteItem(it *item) {
 		d.tx.addDelete(it.id, it.length)
 		d.tx.markChanged(p)
 		if it.ref == refType {
+			// children in Yjs's order (ContentType.delete): the sequence left
+			// to right, then the map in insertion order; pushed reversed
 			t := it.ext.typ
+			n := len(stack)
 			for c := t.start; c != nil; c = c.right {
 				if !c.deleted() {
 					stack = append(stack, c)
 				}
 			}
-			for _, k := range sortedKeys(t.m) {
-				if c := t.m[k]; !c.deleted() {
+			for _, k := range t.keys {
+				if c := t.m[k]; c != nil && !c.deleted() {
 					stack = append(stack, c)
 				}
 			}
+			slices.Reverse(stack[n:])
 		}
 	}
 }
@@ -507,6 +512,9 @@ func (d *Doc) yata(it *item) {
 	if it.right != nil {
 		it.right.left = it
 	} else if it.hasSub() {
+		if _, ok := parent.m[it.parentSub]; !ok {
+			parent.keys = append(parent.keys, it.parentSub)
+		}
 		parent.m[it.parentSub] = it
 		if it.left != nil {
 			d.deleteItem(it.left)

@@ -9,8 +9,9 @@ import (
 // (cleanupYTextAfterTransaction): format marks made redundant are deleted,
 // in a transaction of the document's own whose update Yjs broadcasts. It
 // reports whether it ran.
-func (d *Doc) formattingCleanup() bool {
+func (d *Doc) formattingCleanup(order []uint64) bool {
 	tx := d.tx
+
 	run := false
 	for _, t := range tx.changed {
 		if (t.kind == TypeText || t.kind == TypeXmlText) && t.hasFormatting && (t.item == nil || !t.item.deleted()) {
@@ -38,7 +39,16 @@ func (d *Doc) formattingCleanup() bool {
 		}
 	}
 	tx.inCleanup = true
-	dels := append([]txDel(nil), tx.deleted...)
+	// deleted structs client by client in the order Yjs's delete set holds
+	// them (first deletion first), clocks ascending
+	dels := make([]txDel, 0, len(tx.deleted))
+	for _, c := range order {
+		for _, x := range tx.deleted {
+			if x.client == c {
+				dels = append(dels, x)
+			}
+		}
+	}
 	for _, x := range dels {
 		l := d.clients[x.client]
 		end := x.r.clock + x.r.len

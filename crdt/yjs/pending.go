@@ -19,6 +19,7 @@ func (d *Doc) plan(u *update) ([]planned, map[uint64][]wireStruct, int, error) {
 		refs[cs.client] = cs.structs
 	}
 	rest, missing := p.integrateStructs(refs)
+	d.planSplit = len(p.plan)
 	// Phase 2 (readUpdateV2): what the update left joins the pending
 	// structs, the older pending first (mergeUpdates); the merge is retried
 	// only when a clock recorded as missing has arrived.

@@ -57,6 +57,7 @@ type ytype struct {
 	item   *item  // the item holding this type; nil for a root
 	start  *item
 	m      map[string]*item
+	keys   []string // the keys of m in insertion order (Yjs's Map order)
 	length int      // visible countable length of the sequence
 	depth  int      // nesting depth (roots are 0)
 	self   []string // a root's []string{name}, shared by ApplyResults
