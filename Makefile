@@ -11,9 +11,9 @@ RACE_PKGS = ./storage/... ./server/... ./clients/go/... ./e2e/... ./internal/raw
 
 FUZZTIME ?= 3s
 
-.PHONY: test vet unit race fuzz-smoke bench build js demo browser
+.PHONY: test vet unit race fuzz-smoke bench build js demo browser yjs-oracle
 # js runs before unit: it installs clients/js/node_modules, which the Go/JS interop test (e2e) needs.
-test: vet js unit race fuzz-smoke browser
+test: vet js yjs-oracle unit race fuzz-smoke browser
 
 build:
 	$(GO) build ./...
@@ -48,6 +48,12 @@ bench:
 # The JavaScript client (clients/js): npm ci when node_modules is missing or stale, build, test.
 js:
 	bash clients/js/scripts/check.sh
+
+# The Yjs oracle (interop/yjs: real yjs, npm ci when missing or stale) and the
+# crdt/yjs tests that compare the Go engine with it (golden vectors, seeded
+# differential histories). Long run: `make yjs-oracle YJS_DIFF_CASES=20000`.
+yjs-oracle:
+	GO=$(GO) bash interop/yjs/scripts/check.sh
 
 # The demo page served at / by `collabd serve`: rebuilds internal/demo/static
 # from clients/js/demo (commit the result: a fresh clone builds without Node).

@@ -91,8 +91,9 @@ var table = map[string]row{
 	// small internal codecs; storage imports nothing of the project).
 	"internal/mp": {Forbid: pure, Direct: pureClock},
 	"crdt":        {Allow: why{"internal/mp": "the hand-written msgpack codec of ops, updates and snapshots"}, Forbid: pure, Direct: pureClock},
-	"presence":    {Forbid: pure, Direct: noState}, // time: peers carry the caller's now
-	"storage":     {Forbid: transport},             // opaque bytes in bbolt; locks, files and logs are its job
+	"crdt/yjs":    {Forbid: pure, Direct: pureClock}, // the Yjs engine: pure, its own lib0 codec
+	"presence":    {Forbid: pure, Direct: noState},   // time: peers carry the caller's now
+	"storage":     {Forbid: transport},               // opaque bytes in bbolt; locks, files and logs are its job
 
 	// The wire contract (imports crdt and presence).
 	"protocol": {Allow: why{
@@ -146,7 +147,7 @@ var table = map[string]row{
 		"internal/loadgen":   "results, markers and bounded dialing shared with bench",
 		"internal/rawclient": "subscribers, and the narrow-socket slow consumer",
 	}},
-	"internal/trace": {Allow: why{"crdt": "traces are replayed into a crdt.Doc"}, Forbid: transport},
+	"internal/trace": {Allow: why{"crdt": "traces are replayed into a crdt.Doc", "crdt/yjs": "collabd trace -engine yjs replays them into the Yjs engine"}, Forbid: transport},
 	"internal/demo":  {}, // the embedded demo page: net/http and embed only
 
 	// The binary wires it together.

@@ -25,8 +25,9 @@ func runTrace(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("trace", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	runs := fs.Int("runs", 1, "replay each trace `N` times and report the median of each timing")
+	engine := fs.String("engine", "native", "the CRDT to replay into: native (collabd's crdt) or yjs (crdt/yjs, BMP-only traces)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: collabd trace [-runs N] FILE.json[.gz]|DIR ...\n\n"+
+		fmt.Fprintf(stderr, "usage: collabd trace [-runs N] [-engine native|yjs] FILE.json[.gz]|DIR ...\n\n"+
 			"Replays each trace through the CRDT and checks: local replay, remote apply of the\n"+
 			"recorded updates one by one, snapshot round trip, and (concurrent traces) that one\n"+
 			"replica per agent converges. A directory means every *.json and *.json.gz in it.\n\n")
@@ -34,6 +35,15 @@ func runTrace(args []string, stdout, stderr io.Writer) int {
 	}
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
+	}
+	run := trace.Run
+	switch *engine {
+	case "native":
+	case "yjs":
+		run = trace.RunYjs
+	default:
+		fmt.Fprintf(stderr, "collabd trace: unknown engine %q (native or yjs)\n", *engine)
+		return 2
 	}
 	if fs.NArg() == 0 || *runs < 1 {
 		fs.Usage()
@@ -46,7 +56,7 @@ func runTrace(args []string, stdout, stderr io.Writer) int {
 	}
 	status := 0
 	for _, f := range files {
-		res, err := replayFile(f, *runs)
+		res, err := replayFile(f, *runs, run)
 		if err != nil {
 			fmt.Fprintf(stderr, "collabd trace: %s: %v\n", f, err)
 			status = 1
@@ -57,14 +67,14 @@ func runTrace(args []string, stdout, stderr io.Writer) int {
 	return status
 }
 
-func replayFile(path string, runs int) (trace.Result, error) {
+func replayFile(path string, runs int, run func(*trace.Trace) (trace.Result, error)) (trace.Result, error) {
 	t, err := trace.Load(path)
 	if err != nil {
 		return trace.Result{}, err
 	}
 	results := make([]trace.Result, 0, runs)
 	for range runs {
-		r, err := trace.Run(t)
+		r, err := run(t)
 		if err != nil {
 			return trace.Result{}, err
 		}
