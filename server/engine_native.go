@@ -109,8 +109,9 @@ func (e *nativeEngine) Apply(update []byte, author owner.Author) (owner.Applied,
 	if err != nil {
 		return owner.Applied{}, engineErr(err)
 	}
-	res := owner.Applied{Changes: e.takeChanges()}
-	if pendBefore > 0 && e.doc.Version() != before {
+	version := e.doc.Version()
+	res := owner.Applied{Changes: e.takeChanges(), Visible: version != before, New: version != before || e.doc.Pending() > pendBefore}
+	if pendBefore > 0 && version != before {
 		res.Released, res.Fanout = true, e.doc.EncodeDiff(svBefore)
 	}
 	return res, nil
@@ -240,8 +241,10 @@ func (e *nativeEngine) Merge(from owner.Engine) ([][]byte, []owner.Change, error
 		if err != nil {
 			return updates, changes, err
 		}
-		updates = append(updates, u)
-		changes = append(changes, res.Changes...)
+		if res.New {
+			updates = append(updates, u)
+			changes = append(changes, res.Changes...)
+		}
 	}
 	return updates, changes, nil
 }

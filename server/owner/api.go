@@ -143,7 +143,7 @@ func (o *Owner) edit(m Edit) {
 
 // importFrom merges a replica loaded from a snapshot.
 func (o *Owner) importFrom(m Import) {
-	before, pending := o.doc.Version(), o.doc.Pending()
+	before := o.doc.Version()
 	updates, changes, err := o.doc.Merge(m.From)
 	if err != nil {
 		code := protocol.CodeInvalidOp
@@ -159,7 +159,7 @@ func (o *Owner) importFrom(m Import) {
 		}
 		answer(m.Reply, ImportResult{Err: stored, Version: version})
 	}
-	if len(updates) == 0 || (version == before && o.doc.Pending() <= pending) {
+	if len(updates) == 0 {
 		reply(nil)
 		return
 	}
@@ -175,11 +175,11 @@ func (o *Owner) serverUpdate(before uint64, updates [][]byte, changes []Change, 
 	for _, u := range updates {
 		chunks = append(chunks, o.doc.Split(u)...)
 	}
-	if version != before {
-		o.metrics().Applied(version - before)
-		o.step(&UpdateEvent{Doc: o.id, Updates: chunks, From: before, Version: version, Changes: changes}, nil)
-		o.events().Changed(o.id, before, version, "")
-	}
+	// Every update here brought something new (the engines say so): it is
+	// a step even when the version did not move (a Yjs delete).
+	o.metrics().Applied(version - before)
+	o.step(&UpdateEvent{Doc: o.id, Updates: chunks, From: before, Version: version, Changes: changes}, nil)
+	o.events().Changed(o.id, before, version, "")
 	o.store(chunks, commit{version: version, reply: reply})
 }
 

@@ -54,8 +54,8 @@ type Engine interface {
 	Split(update []byte) [][]byte
 	// Merge integrates everything from (a replica loaded by the same kind
 	// of engine) has: its diff, then its pending ops. It returns the
-	// updates applied, to store and fan out, in order, and the visible
-	// changes they made.
+	// updates that brought something new, to store and fan out, in order,
+	// and the visible changes they made.
 	Merge(from Engine) (updates [][]byte, changes []Change, err error)
 }
 
@@ -70,6 +70,18 @@ type Author interface {
 
 // Applied is what an update did.
 type Applied struct {
+	// New reports that the update held something the replica did not have
+	// (integrated, deleted, or waiting in the pending buffer): it must be
+	// stored. False for a resend of what the replica has.
+	New bool
+	// Visible reports that the document's content changed (its Version
+	// moved, or for engines whose deletes do not move it, content was
+	// deleted): subscribers get the update.
+	Visible bool
+	// Extra are updates the engine made itself while applying (a Yjs
+	// document's formatting cleanup): stored after the applied update and
+	// fanned out to every subscriber, the author too.
+	Extra [][]byte
 	// Changes lists the visible changes, in order.
 	Changes []Change
 	// Released reports that ops waiting in the pending buffer were

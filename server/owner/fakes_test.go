@@ -51,6 +51,7 @@ func (e *fakeEngine) Apply(update []byte, author Author) (Applied, error) {
 	case strings.HasPrefix(s, "wait:"):
 		if op := strings.TrimPrefix(s, "wait:"); !slices.Contains(e.pending, op) {
 			e.pending = append(e.pending, op)
+			return Applied{New: true}, nil
 		}
 		return Applied{}, nil
 	case s == "release":
@@ -59,10 +60,10 @@ func (e *fakeEngine) Apply(update []byte, author Author) (Applied, error) {
 			res.Changes = append(res.Changes, e.push(p))
 		}
 		e.pending = nil
-		res.Released, res.Fanout = true, []byte("released")
+		res.Released, res.Fanout, res.New, res.Visible = true, []byte("released"), true, true
 		return res, nil
 	}
-	return Applied{Changes: []Change{e.push(s)}}, nil
+	return Applied{Changes: []Change{e.push(s)}, New: true, Visible: true}, nil
 }
 
 func (e *fakeEngine) push(op string) Change {

@@ -254,7 +254,7 @@ func (o *Owner) update(m Update) {
 		o.reject(m.Sub, m.Batch, protocol.CodeOverloaded, "server busy: storage is behind; resend later", time.Second)
 		return
 	}
-	before, pendBefore := o.doc.Version(), o.doc.Pending()
+	before := o.doc.Version()
 	author, _ := m.Sub.(Author)
 	res, err := o.doc.Apply(m.Update, author)
 	if err != nil {
@@ -274,11 +274,11 @@ func (o *Owner) update(m Update) {
 		o.reject(m.Sub, m.Batch, code, err.Error(), after)
 		return
 	}
-	version, pendAfter := o.doc.Version(), o.doc.Pending()
-	if version != before || pendAfter > pendBefore {
+	version := o.doc.Version()
+	if res.New {
 		o.markExists()
 	}
-	if version != before {
+	if res.Visible {
 		o.metrics().Applied(version - before)
 		// Others get the update as it came (no re-encode). If it released
 		// ops that waited, everyone gets the diff that carries them, the
@@ -296,7 +296,7 @@ func (o *Owner) update(m Update) {
 		o.events().Changed(o.id, before, version, who)
 	}
 	o.deliver(m.Sub, &AckEvent{Doc: o.id, Batch: m.Batch, Status: protocol.AckApplied, Applied: version})
-	if version == before && pendAfter <= pendBefore {
+	if !res.New {
 		// Nothing new (a resend of ops already stored): durable once the
 		// commits before it are.
 		o.commits.push(commit{sub: m.Sub, batch: m.Batch, version: version})
@@ -305,6 +305,13 @@ func (o *Owner) update(m Update) {
 	// New ops (including ops that went pending: they are stored as they
 	// came, and a reload puts them back in the pending buffer).
 	o.store([][]byte{m.Update}, commit{sub: m.Sub, batch: m.Batch, version: version, sent: time.Now()})
+	if len(res.Extra) > 0 {
+		// What the engine made itself goes out and into the log after the
+		// update that caused it, to everyone (the author too).
+		after := o.doc.Version()
+		o.step(&UpdateEvent{Doc: o.id, Updates: res.Extra, From: version, Version: after}, nil)
+		o.store(res.Extra, commit{version: after})
+	}
 }
 
 // step records a version step and delivers it to every subscriber but
