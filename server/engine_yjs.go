@@ -1,0 +1,224 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/collabd/collabd/crdt/yjs"
+	"github.com/collabd/collabd/server/owner"
+)
+
+// yjsEngine is a Yjs document (crdt/yjs) as an owner.Engine. The doors
+// that speak y-websocket and Hocuspocus (issue 14) put sessions in front of
+// it; the owner, storage, limits and feeds are the same as for native
+// documents.
+//
+// Versions: Yjs deletes do not move a state vector, so a Yjs document's
+// version is the sum of its state vector plus the content it has seen
+// deleted since it was loaded: it grows with every change while the
+// document is loaded, and after a reload it restarts from the state
+// vector's sum (followers that resume across a reload get a reset).
+type yjsEngine struct {
+	doc     *yjs.Doc
+	lim     yjs.Limits
+	client  uint64 // the server's own Yjs client id, for server-side edits
+	deletes uint64 // changes that moved no state vector (deletes), since the load
+	pending int    // structs waiting after the last apply
+}
+
+var _ owner.Engine = (*yjsEngine)(nil)
+
+// yjsLimits are the Yjs limits of a server with cfg.
+func yjsLimits(cfg Config) yjs.Limits {
+	return yjs.Limits{MaxUpdateBytes: max(cfg.MaxSnapshotBytes, cfg.MaxFrame), MaxDocBytes: cfg.MaxDocBytes,
+		MaxPendingStructs: cfg.MaxPending * 16}
+}
+
+// newYjsEngine loads a Yjs document from a stored state (nil: a new one).
+func (s *Server) newYjsEngine(state []byte) (owner.Engine, error) {
+	lim := yjsLimits(s.cfg)
+	e := &yjsEngine{lim: lim, client: uint64(s.agent) & (1<<53 - 1)} // Yjs client ids are at most 2^53-1
+	if state == nil {
+		e.doc = yjs.New(lim)
+		return e, nil
+	}
+	d, err := yjs.Load(state, lim)
+	if err != nil {
+		return nil, err
+	}
+	e.doc, e.pending = d, d.Stats().Pending
+	return e, nil
+}
+
+func (e *yjsEngine) svSum() uint64 {
+	sv, err := yjs.DecodeStateVector(e.doc.StateVector(), e.lim)
+	if err != nil {
+		return 0
+	}
+	var n uint64
+	for _, c := range sv {
+		n += c
+	}
+	return n
+}
+
+func (e *yjsEngine) Version() uint64 { return e.svSum() + e.deletes }
+func (e *yjsEngine) Pending() int    { return e.pending }
+
+// yjsErr maps a crdt/yjs error to the owner's.
+func yjsErr(err error) error {
+	switch {
+	case errors.Is(err, yjs.ErrPendingFull):
+		return fmt.Errorf("%w: %v", owner.ErrPendingFull, err)
+	case errors.Is(err, yjs.ErrTooLarge):
+		return fmt.Errorf("%w: %v", owner.ErrTooLarge, err)
+	}
+	return fmt.Errorf("%w: %v", owner.ErrInvalid, err)
+}
+
+// Apply integrates an update. An author's claims on client ids come with
+// the Yjs doors; here it is asked to admit the update by its size.
+func (e *yjsEngine) Apply(update []byte, author owner.Author) (owner.Applied, error) {
+	if author != nil {
+		if err := author.Admit(nil, 1, len(update)); err != nil {
+			return owner.Applied{}, err
+		}
+	}
+	before := e.svSum()
+	res, err := e.doc.Apply(update)
+	if err != nil {
+		return owner.Applied{}, yjsErr(err)
+	}
+	after := e.svSum()
+	if res.Changed && after == before {
+		e.deletes++ // a delete: the content changed, the state vector did not
+	}
+	grew := res.Pending > e.pending
+	e.pending = res.Pending
+	out := owner.Applied{New: res.Changed || grew, Visible: res.Changed}
+	if res.Cleanup != nil {
+		out.Extra = [][]byte{res.Cleanup}
+		e.deletes++
+	}
+	return out, nil
+}
+
+func (e *yjsEngine) StateVector() []byte { return e.doc.StateVector() }
+
+func (e *yjsEngine) Diff(sv []byte) ([]byte, error) {
+	if len(sv) == 0 { // no state vector: the whole document
+		return e.doc.EncodeState(), nil
+	}
+	d, err := e.doc.Diff(sv)
+	if err != nil {
+		return nil, yjsErr(err)
+	}
+	return d, nil
+}
+
+// PendingUpdate is nil: a Yjs state (Snapshot, Diff) carries its pending
+// structs already, as Yjs's encodeStateAsUpdate does.
+func (e *yjsEngine) PendingUpdate() []byte { return nil }
+func (e *yjsEngine) Snapshot() []byte      { return e.doc.EncodeState() }
+func (e *yjsEngine) Roots() []string       { return e.doc.Roots() }
+
+func (e *yjsEngine) Text(root string) (string, bool) {
+	if !slices.Contains(e.doc.Roots(), root) {
+		return "", false
+	}
+	return e.doc.Text(root), true
+}
+
+func (e *yjsEngine) Clock() map[string]uint64 {
+	sv, err := yjs.DecodeStateVector(e.doc.StateVector(), e.lim)
+	out := make(map[string]uint64, len(sv))
+	if err != nil {
+		return out
+	}
+	for c, n := range sv {
+		out[strconv.FormatUint(c, 10)] = n
+	}
+	return out
+}
+
+// ResolveCursor: Yjs relative positions come with the doors (awareness);
+// none resolves yet.
+func (e *yjsEngine) ResolveCursor(string, []byte) int { return -1 }
+
+// Edit applies code-point edits to the Y.Text root as the server's client,
+// converting positions to the UTF-16 units Yjs counts. All positions are
+// checked against the text before anything applies.
+func (e *yjsEngine) Edit(root string, edits []owner.Prim) ([]byte, []owner.Change, error) {
+	text, _ := e.Text(root)
+	n := utf8.RuneCountInString(text)
+	for i, p := range edits {
+		size := 0
+		if p.Ins == "" {
+			size = p.N
+		}
+		if p.Pos < 0 || p.Pos > n || size < 0 || size > n-p.Pos {
+			return nil, nil, fmt.Errorf("%w: edit %d: position %d, length %d, text of %d", owner.ErrOutOfRange, i, p.Pos, size, n)
+		}
+		if p.Ins != "" {
+			n += utf8.RuneCountInString(p.Ins)
+		} else {
+			n -= p.N
+		}
+	}
+	var updates [][]byte
+	var changes []owner.Change
+	for _, p := range edits {
+		runes := []rune(text)
+		at := len(utf16.Encode(runes[:p.Pos]))
+		var u []byte
+		var err error
+		if p.Ins != "" {
+			u, err = e.doc.InsertText(e.client, root, at, p.Ins)
+			changes = append(changes, owner.Change{Root: root, Pos: p.Pos, Ins: p.Ins})
+		} else {
+			size := len(utf16.Encode(runes[p.Pos : p.Pos+p.N]))
+			u, err = e.doc.DeleteText(e.client, root, at, size)
+			e.deletes++
+			changes = append(changes, owner.Change{Root: root, Pos: p.Pos, Del: p.N})
+		}
+		if err != nil {
+			if len(updates) == 0 {
+				return nil, nil, yjsErr(err)
+			}
+			merged, _ := yjs.MergeUpdates(updates, e.lim) // what applied before the error
+			return merged, changes, yjsErr(err)
+		}
+		updates = append(updates, u)
+		text, _ = e.Text(root)
+	}
+	merged, err := yjs.MergeUpdates(updates, e.lim)
+	if err != nil {
+		return nil, nil, yjsErr(err)
+	}
+	return merged, changes, nil
+}
+
+// Split: a Yjs update goes out whole (the doors frame it).
+func (e *yjsEngine) Split(update []byte) [][]byte { return [][]byte{update} }
+
+// Merge integrates another Yjs replica's whole state (pending structs
+// included).
+func (e *yjsEngine) Merge(from owner.Engine) ([][]byte, []owner.Change, error) {
+	f, ok := from.(*yjsEngine)
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: not a Yjs document", owner.ErrInvalid)
+	}
+	u := f.doc.EncodeState()
+	res, err := e.Apply(u, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !res.New {
+		return nil, nil, nil
+	}
+	return append([][]byte{u}, res.Extra...), nil, nil
+}

@@ -1,0 +1,161 @@
+package server
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/collabd/collabd/crdt/yjs"
+	"github.com/collabd/collabd/server/owner"
+	"github.com/collabd/collabd/storage"
+)
+
+// recSub records what an owner delivers.
+type recSub struct {
+	id string
+	mu sync.Mutex
+	ch chan owner.Event
+}
+
+func newRecSub(id string) *recSub { return &recSub{id: id, ch: make(chan owner.Event, 256)} }
+
+func (r *recSub) ID() string                      { return r.id }
+func (r *recSub) Seen() time.Time                 { return time.Now() }
+func (r *recSub) Deliver(ev owner.Event) bool     { r.ch <- ev; return true }
+func (r *recSub) DeliverSoft(ev owner.Event) bool { return true }
+
+// next waits for the next event of type E.
+func next[E owner.Event](t *testing.T, r *recSub) E {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case ev := <-r.ch:
+			if e, ok := ev.(E); ok {
+				return e
+			}
+		case <-deadline:
+			var zero E
+			t.Fatalf("%s: no %T", r.id, zero)
+			return zero
+		}
+	}
+}
+
+// The Yjs engine behind a real owner and the bbolt store: a client's
+// updates (inserts, and a delete that moves no state vector) reach the
+// other subscriber and are acked durable; a REST-style edit is made as the
+// server's Yjs client; everything reloads from storage as it was.
+func TestYjsEngineBehindTheOwner(t *testing.T) {
+	store, err := storage.Open(filepath.Join(t.TempDir(), "c.db"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	srv := bareServer(Config{})
+	srv.agent = 0x1234
+	newReg := func() *owner.Registry {
+		return owner.NewRegistry(owner.Config{Logger: srv.cfg.Logger, Store: ownerStore{store}, NewEngine: srv.newYjsEngine,
+			IdleUnload: time.Minute, CompactEntries: 3, PresenceInterval: time.Millisecond, PresenceTTL: time.Minute,
+			ChangeLogEntries: 100, ChangeLogBytes: 1 << 20, MaxReplicaBytes: 1 << 30, MaxColdJoinBytes: 1 << 20,
+			MessageRate: 10, MessageBurst: 10}, owner.RegistryLimits{MaxDocs: 10, MaxBytes: 1 << 30, EvictWait: time.Second})
+	}
+	reg := newReg()
+	ctx := context.Background()
+	o, err := reg.Acquire(ctx, "y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, s2 := newRecSub("s1"), newRecSub("s2")
+	o.Send(ctx, owner.Join{Sub: s1})
+	o.Send(ctx, owner.Join{Sub: s2})
+	next[*owner.SyncEvent](t, s1)
+	next[*owner.SyncEvent](t, s2)
+
+	lim := yjs.Limits{}
+	a, b := yjs.New(lim), yjs.New(lim)
+	ins, err := a.InsertText(1, "body", 0, "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	del, err := a.DeleteText(1, "body", 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, u := range [][]byte{ins, del} {
+		o.Send(ctx, owner.Update{Sub: s1, Batch: uint64(i + 1), Update: u})
+		ev := next[*owner.UpdateEvent](t, s2)
+		for _, x := range ev.Updates {
+			if _, err := b.Apply(x); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if b.Text("body") != "ello" {
+		t.Fatalf("the other subscriber has %q, want \"ello\" (the delete moved no state vector and still went out)", b.Text("body"))
+	}
+	for batch := uint64(1); batch <= 2; {
+		if ack := next[*owner.AckEvent](t, s1); ack.Status == 2 && ack.Batch == batch {
+			batch++
+		}
+	}
+	// A server-side edit in code points (an emoji is 2 UTF-16 units).
+	edit := make(chan owner.EditResult, 1)
+	o.Send(ctx, owner.Edit{Root: "body", Edits: []owner.Splice{{Pos: 0, Ins: "😀 "}, {Pos: 6, Ins: "!"}}, Reply: edit})
+	if r := <-edit; r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	for _, sub := range []*recSub{s1, s2} {
+		ev := next[*owner.UpdateEvent](t, sub)
+		target := b
+		if sub == s1 {
+			target = a
+		}
+		for _, x := range ev.Updates {
+			if _, err := target.Apply(x); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if a.Text("body") != "😀 ello!" || b.Text("body") != "😀 ello!" {
+		t.Fatalf("after the server edit: %q / %q", a.Text("body"), b.Text("body"))
+	}
+	read := func(o *owner.Owner) string {
+		res := make(chan owner.ReadResult, 1)
+		o.Send(ctx, owner.Read{Root: "body", What: owner.ReadText, Reply: res})
+		r := <-res
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		return r.Text
+	}
+	if got := read(o); got != "😀 ello!" {
+		t.Fatalf("owner reads %q", got)
+	}
+	reg.Release(o)
+	if err := reg.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	reg = newReg()
+	defer func() { _ = reg.Shutdown(ctx) }()
+	o, err = reg.Acquire(ctx, "y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Release(o)
+	if got := read(o); got != "😀 ello!" {
+		t.Fatalf("after a reload from storage: %q", got)
+	}
+	// A join from an empty state vector gets the whole document.
+	s3 := newRecSub("s3")
+	o.Send(ctx, owner.Join{Sub: s3})
+	c := yjs.New(lim)
+	if _, err := c.Apply(next[*owner.SyncEvent](t, s3).Update); err != nil {
+		t.Fatal(err)
+	}
+	if c.Text("body") != "😀 ello!" {
+		t.Fatalf("cold join: %q", c.Text("body"))
+	}
+}
