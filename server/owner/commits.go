@@ -14,7 +14,7 @@ import (
 // with data is not submitted yet: the store's queue was full (backlog).
 type commit struct {
 	p       Pending
-	data    []byte // the update, until it is submitted
+	data    []byte     // the update, until it is submitted
 	sub     Subscriber // the session whose batch it is (nil: server-made)
 	batch   uint64
 	version uint64      // document version after it

@@ -3,9 +3,9 @@ package owner
 import (
 	"context"
 	"errors"
-	"strings"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
