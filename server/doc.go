@@ -10,7 +10,8 @@
 // (one connection: queue, writer, routing; an owner.Subscriber and
 // owner.Author), transport_ws.go and transport_rt.go (the WebSocket and the
 // SSE + POST fallback), follow.go (HTTP followers, also Subscribers),
-// engine_native.go (crdt.Doc as an owner.Engine), store.go (bbolt as an
+// engine_native.go (crdt.Doc as an owner.Engine), engine_yjs.go (the
+// crdt/yjs engine as an owner.Engine), store.go (bbolt as an
 // owner.Store), http_docs.go (the document API), http_feed.go + delta.go
 // (SSE and long poll), guard.go (the Host, Origin and request body rules
 // every HTTP request passes first), auth.go (claims and grants), authn.go
@@ -86,8 +87,11 @@
 //
 // # Auth and limits
 //
-// auth.go checks HS256 JWTs (header, token query parameter, or the hello
-// frame) and the exact-match Origin allowlist; config.go lists every limit
+// authn.go checks JWTs (HS256 with the shared secret; RS256, ES256 and
+// EdDSA with PEM or JWKS keys; header, token query parameter, or the hello
+// frame), then the auth callback when one is configured; auth.go turns
+// claims into grants and checks the exact-match Origin allowlist (docs/AUTH.md
+// and docs/INTEGRATION.md); config.go lists every limit
 // with its default. permessage-deflate is not offered: gorilla's read limit
 // counts compressed bytes, so a compressed frame could expand past
 // MaxFrame; collabd's updates are compact msgpack already.
