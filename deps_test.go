@@ -105,6 +105,7 @@ var table = map[string]row{
 	// The server (imports all of the above; never a client or a tool).
 	"server": {Allow: why{
 		"crdt":           "the document replica each owner holds",
+		"crdt/yjs":       "the Yjs document engine (engine_yjs.go) behind owner.Engine",
 		"presence":       "the presence.Set each owner holds",
 		"protocol":       "the frames it reads and writes",
 		"storage":        "documents are loaded from and committed to the bbolt store",
