@@ -21,6 +21,9 @@ type ApplyResult struct {
 	// redundant (Yjs's cleanupYTextAfterTransaction, which a Yjs server runs
 	// and broadcasts). Fan it out and store it like any update.
 	Cleanup []byte
+	// Changes holds the change to each observed Y.Text root (Doc.Observe)
+	// the transaction changed.
+	Changes []TextChange
 }
 
 // planned is one struct the planner found ready, with the offset at which
@@ -257,6 +260,9 @@ func (d *Doc) finish(res ApplyResult) ApplyResult {
 	tx := d.tx
 	order := delClientOrder(tx.deleted)
 	tx.deleted = normalizeDels(tx.deleted)
+	if len(d.observed) > 0 && len(tx.changed) > 0 {
+		res.Changes = d.observeChanges(tx)
+	}
 	if tx.remote {
 		if n := len(tx.cleanup); d.formattingCleanup(order) && len(tx.cleanup) > n {
 			tx.deleted = normalizeDels(tx.deleted)

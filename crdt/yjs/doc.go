@@ -52,6 +52,14 @@
 //     XML string, as Yjs's toJSON gives them), ProseMirrorJSON (an
 //     XmlFragment as y-prosemirror/TipTap read it; the schema's mark order
 //     is a parameter, attribute defaults are not filled in).
+//   - Changes: Observe(root) makes every Apply report the change it made to
+//     that Y.Text as a delta (ApplyResult.Changes; retain/insert/delete with
+//     attributes, exactly Yjs's YTextEvent.delta), so feeds and webhooks
+//     can send what changed instead of the whole text; for Map, Array and
+//     XML roots the change is their new JSON (ApplyResult.Roots names
+//     them). A change since an arbitrary earlier state is not offered:
+//     like Yjs with gc on, the document drops deleted content, so the
+//     change is taken per applied update and composed by the reader.
 //   - Server-side edits as a server client id: InsertText, DeleteText,
 //     SetMap, DeleteMap. Each returns the update a Yjs document loaded with
 //     the same state makes for the same call (byte for byte, search-marker
@@ -71,8 +79,7 @@
 //     batching fan-out, and for answering a sync step 1 from a stored
 //     update without loading it).
 //
-// Not done: changes since a previous state as a delta, relative positions,
-// subdocument loading.
+// Not done: relative positions, subdocument loading.
 //
 // # Invariants
 //
@@ -107,7 +114,8 @@
 // batches, as a random subset, and from Yjs's state in v1 and v2, and
 // verify.mjs loads Go's states and diffs back into Yjs and compares them
 // with Yjs fed the same sequence), server edits (edits.mjs), ProseMirror
-// documents read back by y-prosemirror (prosemirror.mjs) and the trace
+// documents read back by y-prosemirror (prosemirror.mjs), text change
+// deltas as a Yjs observer sees them (changes.mjs) and the trace
 // updates of the benchmarks (traces.mjs). The reference for a history is a
 // server's view: a Yjs document receiving each update in a transaction of
 // its own (Yjs replicas themselves may end with different formatting

@@ -22,6 +22,7 @@ type Doc struct {
 	pendingDS      map[uint64][]dsRange
 	pendingDN      int
 	docBytes       int
+	observed       map[string]bool // Y.Text roots whose changes Apply reports (Observe)
 
 	tx          *txn
 	txBuf       txn

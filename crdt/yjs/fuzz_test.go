@@ -82,13 +82,22 @@ func FuzzApply(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte, cut uint16) {
 		d := New(fuzzLimits())
+		for _, name := range []string{"t", "text", "txt", "x", "a", "m", "prosemirror", "default", ""} {
+			d.Observe(name) // change deltas of hostile histories are valid JSON
+		}
 		parts := [][]byte{b}
 		if c := int(cut); c > 0 && c < len(b) {
 			parts = [][]byte{b[:c], b[c:], b}
 		}
 		for _, p := range parts {
 			before := d.EncodeState()
-			if _, err := d.Apply(p); err != nil {
+			res, err := d.Apply(p)
+			for _, c := range res.Changes {
+				if !json.Valid(c.Delta) {
+					t.Fatalf("change of %q is not JSON: %q", c.Root, c.Delta)
+				}
+			}
+			if err != nil {
 				if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrPendingFull) {
 					t.Fatalf("untyped error %v", err)
 				}
