@@ -100,6 +100,10 @@ func Load(path string) (*Trace, error) {
 	return t, nil
 }
 
+// MaxAgents bounds numAgents of a concurrent trace (replay keeps one slot
+// per agent).
+const MaxAgents = 1 << 16
+
 // MaxTraceBytes caps the decompressed size of a .json.gz trace (the largest
 // trace in shared/traces is a few tens of MB of JSON).
 const MaxTraceBytes = 1 << 30
@@ -155,8 +159,8 @@ func (t *Trace) validate() error {
 	if t.StartContent != "" {
 		return errors.New("concurrent trace with start content")
 	}
-	if t.NumAgents <= 0 {
-		return fmt.Errorf("concurrent trace with %d agents", t.NumAgents)
+	if t.NumAgents <= 0 || t.NumAgents > MaxAgents {
+		return fmt.Errorf("concurrent trace with %d agents (1 to %d)", t.NumAgents, MaxAgents)
 	}
 	for i, x := range t.Txns {
 		if x.Agent < 0 || x.Agent >= t.NumAgents {
