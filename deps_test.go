@@ -102,6 +102,10 @@ var table = map[string]row{
 		"internal/mp": "the hand-written msgpack codec of frames",
 	}, Forbid: pure, Direct: noState},
 
+	// The y-websocket wire (y-protocols messages): pure framing, payloads
+	// are opaque bytes crdt/yjs decodes.
+	"protocol/yjs": {Forbid: pure, Direct: noState},
+
 	// The server (imports all of the above; never a client or a tool).
 	"server": {Allow: why{
 		"crdt":           "the document replica each owner holds",

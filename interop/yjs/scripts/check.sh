@@ -10,4 +10,4 @@ set -euo pipefail
 cd "$(dirname "$0")"
 bash ./install.sh
 cd ../../..
-COLLABD_YJS_ORACLE=1 ${GO:-go} test -count=1 -run 'Yjs|Golden' ./crdt/yjs/
+COLLABD_YJS_ORACLE=1 ${GO:-go} test -count=1 -run 'Yjs|Golden' ./crdt/yjs/ ./protocol/yjs/
