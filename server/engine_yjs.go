@@ -172,18 +172,26 @@ func (e *yjsEngine) Edit(root string, edits []owner.Prim) ([]byte, []owner.Chang
 	var updates [][]byte
 	var changes []owner.Change
 	for _, p := range edits {
+		if p.Ins == "" && p.N == 0 {
+			continue // deletes nothing: no update, no change
+		}
 		runes := []rune(text)
 		at := len(utf16.Encode(runes[:p.Pos]))
 		var u []byte
 		var err error
+		change := owner.Change{Root: root, Pos: p.Pos, Ins: p.Ins}
 		if p.Ins != "" {
 			u, err = e.doc.InsertText(e.client, root, at, p.Ins)
-			changes = append(changes, owner.Change{Root: root, Pos: p.Pos, Ins: p.Ins})
 		} else {
 			size := len(utf16.Encode(runes[p.Pos : p.Pos+p.N]))
 			u, err = e.doc.DeleteText(e.client, root, at, size)
-			e.deletes++
-			changes = append(changes, owner.Change{Root: root, Pos: p.Pos, Del: p.N})
+			change = owner.Change{Root: root, Pos: p.Pos, Del: p.N}
+		}
+		if err == nil {
+			changes = append(changes, change)
+			if p.Ins == "" {
+				e.deletes++
+			}
 		}
 		if err != nil {
 			if len(updates) == 0 {
@@ -194,6 +202,9 @@ func (e *yjsEngine) Edit(root string, edits []owner.Prim) ([]byte, []owner.Chang
 		}
 		updates = append(updates, u)
 		text, _ = e.Text(root)
+	}
+	if len(updates) == 0 {
+		return nil, nil, nil
 	}
 	merged, err := yjs.MergeUpdates(updates, e.lim)
 	if err != nil {

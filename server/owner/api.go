@@ -129,6 +129,10 @@ func (o *Owner) edit(m Edit) {
 	if m.Key != "" && err == nil {
 		o.idem.put(m.Key, res)
 	}
+	if len(update) == 0 && err == nil { // the edits changed nothing: nothing to store or send
+		answer(m.Reply, res)
+		return
+	}
 	o.serverUpdate(now, [][]byte{update}, changes, func(stored error) {
 		switch {
 		case stored != nil:
