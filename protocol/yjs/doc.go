@@ -29,10 +29,27 @@
 // ErrTooLarge. FuzzDecode and FuzzDecodeAwareness cover both decoders with
 // seed corpora made by y-protocols.
 //
+// # Awareness
+//
+// Awareness is the per-document awareness a y-websocket server holds: it
+// merges client updates by y-protocols' clock rules, reports the clients
+// added, updated and removed (what the server re-broadcasts, Encode), gives
+// a joiner every state, and removes clients whose connection closed or
+// whose state went quiet for OutdatedTimeout (30 s). It is pure state for
+// the document's owner goroutine: the time is an argument. MaxAwareness
+// bounds the clients it holds; the clocks of removed clients are forgotten
+// OutdatedTimeout after their removal, so its tables stay bounded.
+//
 // # Oracle
 //
 // testdata/golden.json is written by interop/yjs/protocol.mjs with the
 // real y-protocols and lib0 packages: every message kind, empty and large
 // payloads, awareness updates with removals (state null) and non-ASCII
 // states. The tests decode each and re-encode it byte for byte.
+// interop/yjs/awareness.mjs runs random awareness histories (drops,
+// duplicates, reordering, merged updates, server-side removals) through
+// y-protocols' Awareness held as y-websocket's server holds it;
+// TestAwarenessYjs checks every re-broadcast and the final full state
+// byte for byte (200 cases in make test; YJS_AWARENESS_CASES and
+// YJS_AWARENESS_SEED for long runs).
 package yjs
