@@ -17,6 +17,19 @@
 // with lib0's encodings (unsigned LEB128 up to 2^53-1, length-prefixed byte
 // arrays and UTF-8 strings).
 //
+// # Hocuspocus
+//
+// DecodeHocuspocus and AppendHocuspocus read and write the Hocuspocus
+// framing (@hocuspocus/provider 4.x): every frame starts with the
+// document's name (optionally "\x00" and a session id, for several
+// providers of one document on one socket), then a type — the y-protocols
+// sync, awareness and query-awareness bodies, Hocuspocus's own auth (token
+// with the provider's version, "send your token", permission denied with a
+// reason, authenticated with a scope), stateless payloads, close (with a
+// reason from a server), sync status (a lib0 varInt, 1 when the server
+// stored the client's update) — except Ping and Pong, which are bare
+// one-byte frames.
+//
 // # Hostile input
 //
 // Decode checks every declared length against the bytes that remain
@@ -26,8 +39,15 @@
 // them with a clear error rather than guess). Payloads are views into the
 // input, not copies. Limits bounds the frame, the awareness entries and the
 // bytes of one state; errors are a *DecodeError wrapping ErrMalformed or
-// ErrTooLarge. FuzzDecode and FuzzDecodeAwareness cover both decoders with
+// ErrTooLarge. FuzzDecode, FuzzDecodeAwareness and FuzzDecodeHocuspocus cover the decoders with
 // seed corpora made by y-protocols.
+//
+// testdata/hocuspocus.json is written by interop/yjs/hocuspocus.mjs: a
+// real HocuspocusProvider runs over a fake WebSocket; every frame it sends
+// is captured, and every frame a server would send is fed to it with what
+// the provider made of it (authenticated scope, stateless payload, denial
+// reason, text after a sync). TestHocuspocusFrames decodes each and
+// re-encodes it byte for byte; TestHocuspocusFreshYjs reruns the script.
 //
 // # Awareness
 //
