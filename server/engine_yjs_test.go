@@ -107,18 +107,25 @@ func TestYjsEngineBehindTheOwner(t *testing.T) {
 	if r := <-edit; r.Err != nil {
 		t.Fatal(r.Err)
 	}
-	for _, sub := range []*recSub{s1, s2} {
-		ev := next[*owner.UpdateEvent](t, sub)
-		target := b
-		if sub == s1 {
-			target = a
-		}
-		for _, x := range ev.Updates {
-			if _, err := target.Apply(x); err != nil {
-				t.Fatal(err)
+	// each subscriber's replica applies the server's update it was sent
+	deliver := func(check func(*owner.UpdateEvent)) {
+		t.Helper()
+		for _, p := range []struct {
+			sub *recSub
+			doc *yjs.Doc
+		}{{s1, a}, {s2, b}} {
+			ev := next[*owner.UpdateEvent](t, p.sub)
+			if check != nil {
+				check(ev)
+			}
+			for _, x := range ev.Updates {
+				if _, err := p.doc.Apply(x); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 	}
+	deliver(nil)
 	if a.Text("body") != "😀 ello!" || b.Text("body") != "😀 ello!" {
 		t.Fatalf("after the server edit: %q / %q", a.Text("body"), b.Text("body"))
 	}
@@ -132,21 +139,11 @@ func TestYjsEngineBehindTheOwner(t *testing.T) {
 	if r := <-edit; r.Err != nil {
 		t.Fatal(r.Err)
 	}
-	for _, sub := range []*recSub{s1, s2} {
-		ev := next[*owner.UpdateEvent](t, sub)
+	deliver(func(ev *owner.UpdateEvent) {
 		if len(ev.Changes) != 1 || ev.Changes[0].Del != 1 || ev.Changes[0].Pos != 6 {
 			t.Fatalf("next update after a no-op edit: %+v", ev.Changes)
 		}
-		target := b
-		if sub == s1 {
-			target = a
-		}
-		for _, x := range ev.Updates {
-			if _, err := target.Apply(x); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	})
 	if a.Text("body") != "😀 ello" || b.Text("body") != "😀 ello" {
 		t.Fatalf("after the delete: %q / %q", a.Text("body"), b.Text("body"))
 	}

@@ -155,6 +155,15 @@ func (r *reader) str(field string, max int) string {
 	return string(v)
 }
 
+// syncBody reads a y-protocols sync message: subtype, then payload.
+func (r *reader) syncBody(lim Limits) (SyncType, []byte) {
+	t := SyncType(r.varUint("sync type"))
+	if r.err == nil && t > SyncUpdate {
+		r.fail("sync type", ErrMalformed)
+	}
+	return t, r.bytes("sync payload", lim.MaxMessage)
+}
+
 func (r *reader) end(field string) {
 	if r.err == nil && r.pos != len(r.b) {
 		r.fail(field, ErrMalformed)
@@ -173,11 +182,7 @@ func Decode(b []byte, lim Limits) (Message, error) {
 	switch {
 	case r.err != nil:
 	case m.Type == TypeSync:
-		m.Sync = SyncType(r.varUint("sync type"))
-		if r.err == nil && m.Sync > SyncUpdate {
-			r.fail("sync type", ErrMalformed)
-		}
-		m.Payload = r.bytes("sync payload", lim.MaxMessage)
+		m.Sync, m.Payload = r.syncBody(lim)
 	case m.Type == TypeAwareness:
 		m.Payload = r.bytes("awareness update", lim.MaxMessage)
 	case m.Type == TypeAuth:

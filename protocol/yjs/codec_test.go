@@ -7,7 +7,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 )
 
@@ -112,33 +111,26 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// TestGoldenFresh: with the Yjs oracle installed (`make yjs-oracle`), the
-// checked-in vectors are what y-protocols makes today.
-func TestGoldenFreshYjs(t *testing.T) {
-	dir, err := filepath.Abs("../../interop/yjs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err1 := os.Stat(filepath.Join(dir, "node_modules", "y-protocols"))
-	_, err2 := exec.LookPath("node")
-	if err1 != nil || err2 != nil {
-		if os.Getenv("COLLABD_YJS_ORACLE") == "1" {
-			t.Fatalf("Yjs oracle not installed: %v %v", err1, err2)
-		}
-		t.Skip("Yjs oracle not installed; `make yjs-oracle` installs it and runs this test")
-	}
-	cmd := exec.Command("node", "protocol.mjs")
-	cmd.Dir = dir
+// TestGoldenFreshYjs: with the Yjs oracle installed (`make yjs-oracle`),
+// the checked-in vectors are what y-protocols makes today.
+func TestGoldenFreshYjs(t *testing.T) { checkFresh(t, "protocol.mjs", "testdata/golden.json") }
+
+// checkFresh reruns an interop/yjs script and compares its output with the
+// checked-in file it wrote.
+func checkFresh(t *testing.T, script, file string) {
+	t.Helper()
+	cmd := exec.Command("node", script)
+	cmd.Dir = oracleDir(t)
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("node protocol.mjs: %v", err)
+		t.Fatalf("node %s: %v", script, err)
 	}
-	want, err := os.ReadFile("testdata/golden.json")
+	want, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(out, want) {
-		t.Fatal("testdata/golden.json differs from what y-protocols makes: run `node protocol.mjs > ../../protocol/yjs/testdata/golden.json` in interop/yjs")
+		t.Fatalf("%s differs from what the pinned packages make: run `node %s > ../../protocol/yjs/%s` in interop/yjs", file, script, file)
 	}
 }
 

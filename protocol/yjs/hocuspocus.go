@@ -79,11 +79,7 @@ func DecodeHocuspocus(b []byte, lim Limits) (HMessage, error) {
 	switch {
 	case r.err != nil:
 	case m.Type == HSync:
-		m.Sync = SyncType(r.varUint("sync type"))
-		if r.err == nil && m.Sync > SyncUpdate {
-			r.fail("sync type", ErrMalformed)
-		}
-		m.Payload = r.bytes("sync payload", lim.MaxMessage)
+		m.Sync, m.Payload = r.syncBody(lim)
 	case m.Type == HAwareness:
 		m.Payload = r.bytes("awareness update", lim.MaxMessage)
 	case m.Type == HAuth:

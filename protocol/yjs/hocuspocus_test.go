@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
 	"testing"
 )
 
@@ -101,20 +100,7 @@ func TestHocuspocusFrames(t *testing.T) {
 // TestHocuspocusFreshYjs: the checked-in frames are what the pinned
 // provider makes today.
 func TestHocuspocusFreshYjs(t *testing.T) {
-	dir := oracleDir(t)
-	cmd := exec.Command("node", "hocuspocus.mjs")
-	cmd.Dir = dir
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node hocuspocus.mjs: %v", err)
-	}
-	want, err := os.ReadFile("testdata/hocuspocus.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(out, want) {
-		t.Fatal("testdata/hocuspocus.json differs from what @hocuspocus/provider makes: run `node hocuspocus.mjs > ../../protocol/yjs/testdata/hocuspocus.json` in interop/yjs")
-	}
+	checkFresh(t, "hocuspocus.mjs", "testdata/hocuspocus.json")
 }
 
 func TestHocuspocusHostile(t *testing.T) {
