@@ -20,6 +20,13 @@ type commit struct {
 	version uint64      // document version after it
 	reply   func(error) // server-made updates: told when durable or failed
 	sent    time.Time   // a session's update: when it was submitted
+	// held: the batch left ops of its own in the engine's pending buffer
+	// (they wait for an op the document does not have). Stored is not
+	// enough then: after a crash that loses the dependency they could never
+	// show. Its durable ack waits until the buffer has emptied and every
+	// commit pushed up to then has landed (docs/design/durable-pending.md).
+	held bool
+	idx  uint64 // position in push order (1-based)
 }
 
 // commitQueue holds the commits in submission order; they complete in that
@@ -34,6 +41,12 @@ type commitQueue struct {
 	backlog int    // bytes of unsubmitted commits
 	retry   *time.Timer
 	armed   bool // retry is running
+	// held batches: landed, their durable acks kept back until releaseAt
+	// (the push count when the pending buffer was last seen empty) has
+	// landed too
+	pushed, popped uint64
+	held           []commit
+	releaseAt      uint64
 }
 
 // retryC is the backlog's retry timer channel while it is armed.
@@ -67,8 +80,12 @@ func (q *commitQueue) head() <-chan struct{} {
 	return q.q[0].p.Done()
 }
 
-func (q *commitQueue) push(c commit) { q.q = append(q.q, c) }
-func (q *commitQueue) empty() bool   { return len(q.q) == 0 }
+func (q *commitQueue) push(c commit) {
+	q.pushed++
+	c.idx = q.pushed
+	q.q = append(q.q, c)
+}
+func (q *commitQueue) empty() bool { return len(q.q) == 0 }
 
 // waitAll waits until every submitted commit has completed (a reset: the
 // owner must not drop acks of what was submitted).
@@ -149,8 +166,54 @@ func (o *Owner) durable() {
 	o.maybeCompact()
 }
 
-// ackCommits acks every completed commit, oldest first.
+// ackCommits acks every completed commit, oldest first, then the held
+// batches that are whole now.
 func (o *Owner) ackCommits() {
+	q := &o.commits
+	if o.doc != nil && o.doc.Pending() == 0 {
+		// every op in memory has its commit pushed already (store runs
+		// right after apply): once those have landed, held ops are whole
+		q.releaseAt = q.pushed
+	}
+	o.ackCompleted()
+	o.flushHeld()
+}
+
+// flushHeld acks the held batches that are whole and stored: pushed
+// before the pending buffer was last seen empty, and everything up to then
+// landed.
+func (o *Owner) flushHeld() {
+	q := &o.commits
+	if len(q.held) == 0 || q.popped < q.releaseAt {
+		return
+	}
+	kept := q.held[:0]
+	for _, c := range q.held {
+		if c.idx > q.releaseAt {
+			kept = append(kept, c)
+			continue
+		}
+		o.ackDurable(c)
+	}
+	clear(q.held[len(kept):])
+	q.held = kept
+}
+
+// ackDurable tells a landed commit's session (or caller) it is durable.
+func (o *Owner) ackDurable(c commit) {
+	if !c.sent.IsZero() {
+		o.metrics().DurableAck(c.sent)
+	}
+	if c.sub != nil {
+		o.deliver(c.sub, &AckEvent{Doc: o.id, Batch: c.batch, Status: protocol.AckDurable, Applied: c.version, Durable: c.version})
+	}
+	if c.reply != nil {
+		c.reply(nil)
+	}
+}
+
+// ackCompleted acks the completed commits at the head of the queue.
+func (o *Owner) ackCompleted() {
 	for len(o.commits.q) > 0 {
 		c := o.commits.q[0]
 		if c.data != nil {
@@ -171,6 +234,7 @@ func (o *Owner) ackCommits() {
 		}
 		o.commits.q[0] = commit{}
 		o.commits.q = o.commits.q[1:]
+		o.commits.popped = c.idx
 		if err != nil {
 			o.cfg.Logger.Error("commit failed", "doc", o.id, "err", err)
 			if c.sub != nil {
@@ -181,15 +245,12 @@ func (o *Owner) ackCommits() {
 			}
 			continue
 		}
-		if !c.sent.IsZero() {
-			o.metrics().DurableAck(c.sent)
+		if c.held {
+			o.commits.held = append(o.commits.held, c)
+			continue
 		}
-		if c.sub != nil {
-			o.deliver(c.sub, &AckEvent{Doc: o.id, Batch: c.batch, Status: protocol.AckDurable, Applied: c.version, Durable: c.version})
-		}
-		if c.reply != nil {
-			c.reply(nil)
-		}
+		o.flushHeld() // held batches before this one first: acks stay in order where they can
+		o.ackDurable(c)
 	}
 }
 

@@ -254,7 +254,7 @@ func (o *Owner) update(m Update) {
 		o.reject(m.Sub, m.Batch, protocol.CodeOverloaded, "server busy: storage is behind; resend later", time.Second)
 		return
 	}
-	before := o.doc.Version()
+	before, pendBefore := o.doc.Version(), o.doc.Pending()
 	author, _ := m.Sub.(Author)
 	res, err := o.doc.Apply(m.Update, author)
 	if err != nil {
@@ -298,13 +298,15 @@ func (o *Owner) update(m Update) {
 	o.deliver(m.Sub, &AckEvent{Doc: o.id, Batch: m.Batch, Status: protocol.AckApplied, Applied: version})
 	if !res.New {
 		// Nothing new (a resend of ops already stored): durable once the
-		// commits before it are.
-		o.commits.push(commit{sub: m.Sub, batch: m.Batch, version: version})
+		// commits before it are — held if it may be a resend of ops that
+		// still wait in the pending buffer.
+		o.commits.push(commit{sub: m.Sub, batch: m.Batch, version: version, held: !res.Visible && o.doc.Pending() > 0})
 		return
 	}
 	// New ops (including ops that went pending: they are stored as they
-	// came, and a reload puts them back in the pending buffer).
-	o.store([][]byte{m.Update}, commit{sub: m.Sub, batch: m.Batch, version: version, sent: time.Now()})
+	// came, and a reload puts them back in the pending buffer; their
+	// durable ack is held until they integrate).
+	o.store([][]byte{m.Update}, commit{sub: m.Sub, batch: m.Batch, version: version, sent: time.Now(), held: o.doc.Pending() > pendBefore})
 	if len(res.Extra) > 0 {
 		// What the engine made itself goes out and into the log after the
 		// update that caused it, to everyone (the author too).

@@ -100,15 +100,16 @@ func TestDurableAcksInSubmissionOrder(t *testing.T) {
 		if e := errorsOf(evs); len(e) != 1 || e[0].Code != protocol.CodeInvalidOp {
 			t.Fatalf("errors %v, want one invalid op", e)
 		}
-		// An op that waits for a dependency is new: it is stored, and
-		// durable once its commit lands.
+		// An op that waits for a dependency is new: it is stored, but it
+		// is durable only once it can show: after a crash that loses the
+		// dependency it never would (docs/design/durable-pending.md).
 		if got := acks(evs, protocol.AckDurable); len(got) != 0 {
 			t.Fatalf("pending op acked durable before its commit: %v", got)
 		}
 		st.complete(3)
 		synctest.Wait()
-		if got := acks(s.take(), protocol.AckDurable); len(got) != 1 || got[0] != 4 {
-			t.Fatalf("durable acks %v, want [4]", got)
+		if got := acks(s.take(), protocol.AckDurable); len(got) != 0 {
+			t.Fatalf("durable acks %v for an op still pending", got)
 		}
 		// After a rejected batch the session's later batches are rejected
 		// too (they may build on it) until it rejoins.
@@ -124,14 +125,38 @@ func TestDurableAcksInSubmissionOrder(t *testing.T) {
 		o.Send(context.Background(), Join{Sub: s, SV: []byte("99")})
 		synctest.Wait()
 		s.take()
-		// A resend of what is stored stores nothing: durable at once.
+		// A resend of what is stored stores nothing; a resend of an op
+		// still pending is held like the op.
 		o.Send(context.Background(), Update{Sub: s, Batch: 6, Update: []byte("wait:x")})
 		synctest.Wait()
 		if len(st.waiting) != 4 {
 			t.Fatalf("a resend was submitted again")
 		}
-		if got := acks(s.take(), protocol.AckDurable); len(got) != 1 || got[0] != 6 {
-			t.Fatalf("resend: durable acks %v, want [6] at once", got)
+		if got := acks(s.take(), protocol.AckDurable); len(got) != 0 {
+			t.Fatalf("resend of a pending op: durable acks %v, want none yet", got)
+		}
+		// Another session brings the dependency: once its commit lands,
+		// the held batches are durable, in order, then its own.
+		s2 := &fakeSub{id: "s2"}
+		o.Send(context.Background(), Join{Sub: s2})
+		o.Send(context.Background(), Update{Sub: s2, Batch: 1, Update: []byte("release")})
+		o.Send(context.Background(), Update{Sub: s, Batch: 8, Update: []byte("z")})
+		synctest.Wait()
+		if got := acks(s.take(), protocol.AckDurable); len(got) != 0 {
+			t.Fatalf("durable acks %v before the releasing commit landed", got)
+		}
+		st.complete(5) // "z" lands first: acked, the held ones still wait
+		synctest.Wait()
+		if got := acks(s.take(), protocol.AckDurable); len(got) != 0 {
+			t.Fatalf("durable acks %v while the releasing commit is in flight", got)
+		}
+		st.complete(4)
+		synctest.Wait()
+		if got := acks(s.take(), protocol.AckDurable); len(got) != 3 || got[0] != 4 || got[1] != 6 || got[2] != 8 {
+			t.Fatalf("durable acks %v, want [4 6 8]", got)
+		}
+		if got := acks(s2.take(), protocol.AckDurable); len(got) != 1 || got[0] != 1 {
+			t.Fatalf("releasing session: durable acks %v, want [1]", got)
 		}
 	})
 }
