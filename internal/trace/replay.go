@@ -192,18 +192,7 @@ func replayConcurrent(t *Trace) (*crdt.Doc, [][]byte, time.Duration, error) {
 			reps[txn.Agent] = r
 		}
 		// Bring the replica to exactly the parents' version.
-		stack, todo = append(stack[:0], txn.Parents...), todo[:0]
-		for len(stack) > 0 {
-			p := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			if r.seen[p] {
-				continue
-			}
-			r.seen[p] = true
-			todo = append(todo, p)
-			stack = append(stack, t.Txns[p].Parents...)
-		}
-		slices.Sort(todo)
+		stack, todo = t.unseenAncestors(txn.Parents, r.seen, stack, todo)
 		for _, p := range todo {
 			if err := r.doc.ApplyUpdate(updates[p]); err != nil {
 				return nil, nil, 0, fmt.Errorf("%s: txn %d: merge txn %d: %w", t.Name, i, p, err)
@@ -252,4 +241,24 @@ func replayConcurrent(t *Trace) (*crdt.Doc, [][]byte, time.Duration, error) {
 // emptyUpdate is a valid update with no ops (a pure merge txn).
 func emptyUpdate(d *crdt.Doc) []byte {
 	return d.EncodeDiff(d.StateVector())
+}
+
+// unseenAncestors returns, in file order, the txns among parents and their
+// ancestors that seen does not mark yet, and marks them: what a replica
+// must apply to reach exactly the parents' version. stack and todo are
+// scratch slices, returned for reuse.
+func (t *Trace) unseenAncestors(parents []int, seen []bool, stack, todo []int) ([]int, []int) {
+	stack, todo = append(stack[:0], parents...), todo[:0]
+	for len(stack) > 0 {
+		p := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		todo = append(todo, p)
+		stack = append(stack, t.Txns[p].Parents...)
+	}
+	slices.Sort(todo)
+	return stack, todo
 }

@@ -130,18 +130,7 @@ func yjsConcurrent(t *Trace) (*yjs.Doc, [][]byte, error) {
 			r = &replica{doc: yjs.New(yjs.Limits{}), seen: make([]bool, n)}
 			reps[txn.Agent] = r
 		}
-		stack, todo = append(stack[:0], txn.Parents...), todo[:0]
-		for len(stack) > 0 {
-			p := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			if r.seen[p] {
-				continue
-			}
-			r.seen[p] = true
-			todo = append(todo, p)
-			stack = append(stack, t.Txns[p].Parents...)
-		}
-		slices.Sort(todo)
+		stack, todo = t.unseenAncestors(txn.Parents, r.seen, stack, todo)
 		for _, p := range todo {
 			for _, u := range perTxn[p] {
 				if _, err := r.doc.Apply(u); err != nil {
