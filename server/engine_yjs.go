@@ -54,19 +54,7 @@ func (s *Server) newYjsEngine(state []byte) (owner.Engine, error) {
 	return e, nil
 }
 
-func (e *yjsEngine) svSum() uint64 {
-	sv, err := yjs.DecodeStateVector(e.doc.StateVector(), e.lim)
-	if err != nil {
-		return 0
-	}
-	var n uint64
-	for _, c := range sv {
-		n += c
-	}
-	return n
-}
-
-func (e *yjsEngine) Version() uint64 { return e.svSum() + e.deletes }
+func (e *yjsEngine) Version() uint64 { return e.doc.StateSum() + e.deletes }
 func (e *yjsEngine) Pending() int    { return e.pending }
 
 // yjsErr maps a crdt/yjs error to the owner's.
@@ -88,12 +76,12 @@ func (e *yjsEngine) Apply(update []byte, author owner.Author) (owner.Applied, er
 			return owner.Applied{}, err
 		}
 	}
-	before := e.svSum()
+	before := e.doc.StateSum()
 	res, err := e.doc.Apply(update)
 	if err != nil {
 		return owner.Applied{}, yjsErr(err)
 	}
-	after := e.svSum()
+	after := e.doc.StateSum()
 	if res.Changed && after == before {
 		e.deletes++ // a delete: the content changed, the state vector did not
 	}

@@ -18,6 +18,17 @@ func (d *Doc) StateVector() []byte {
 	return e.b
 }
 
+// StateSum returns the sum of the state vector's clocks (every struct
+// integrated, counted in Yjs's units) without encoding it: a version
+// number that grows with every insert.
+func (d *Doc) StateSum() uint64 {
+	var n uint64
+	for _, l := range d.clients {
+		n += l.state
+	}
+	return n
+}
+
 // sortedClients lists the clients with structs, highest id first.
 func (d *Doc) sortedClients() []uint64 {
 	cs := make([]uint64, 0, len(d.clients))

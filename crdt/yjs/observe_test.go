@@ -155,4 +155,16 @@ func TestObserveEdits(t *testing.T) {
 	if res, err := r.Apply(u); err != nil || len(res.Changes) != 0 {
 		t.Fatalf("a map edit reports %+v, %v", res.Changes, err)
 	}
+	// StateSum is the sum of the encoded state vector's clocks
+	sv, err := DecodeStateVector(r.StateVector(), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum uint64
+	for _, n := range sv {
+		sum += n
+	}
+	if r.StateSum() != sum || sum == 0 {
+		t.Fatalf("StateSum %d, state vector sums to %d", r.StateSum(), sum)
+	}
 }
