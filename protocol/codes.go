@@ -51,6 +51,7 @@ const (
 	CodeTooManyOps         Code = 4514 // a batch with more than Limits.MaxOpsPerBatch ops
 	CodeBadDocID           Code = 4515 // a document id that breaks the id rules
 	CodePresenceRefused    Code = 4516 // a PresenceSet over a presence limit or invalid; the document stays joined
+	CodeWrongKind          Code = 4517 // the document is of the other kind (native or Yjs) than the door it was opened through
 )
 
 // Code ranges.
@@ -70,7 +71,7 @@ func Codes() []Code {
 		CodeBadFrame, CodeUnauthorized, CodeForbidden, CodeTokenExpired, CodeUnsupportedVersion,
 		CodeFrameTooLarge, CodeTooManyDocs, CodeDocTooLarge, CodeNotJoined, CodeForgedAgent,
 		CodeInvalidOp, CodeDocDeleted, CodeDocCorrupt, CodeReadOnly, CodeTooManyOps, CodeBadDocID,
-		CodePresenceRefused,
+		CodePresenceRefused, CodeWrongKind,
 	}
 }
 
@@ -153,6 +154,8 @@ func (c Code) String() string {
 		return "bad doc id"
 	case CodePresenceRefused:
 		return "presence refused"
+	case CodeWrongKind:
+		return "wrong kind"
 	}
 	switch {
 	case c >= CodeRetryFirst && c <= CodeRetryLast:

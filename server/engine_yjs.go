@@ -38,6 +38,14 @@ func yjsLimits(cfg Config) yjs.Limits {
 		MaxPendingStructs: cfg.MaxPending * 16}
 }
 
+// newEngine loads a document of kind from a stored snapshot (nil: new).
+func (s *Server) newEngine(kind owner.Kind, snapshot []byte) (owner.Engine, error) {
+	if kind == owner.KindYjs {
+		return s.newYjsEngine(snapshot)
+	}
+	return s.newNativeEngine(snapshot)
+}
+
 // newYjsEngine loads a Yjs document from a stored state (nil: a new one).
 func (s *Server) newYjsEngine(state []byte) (owner.Engine, error) {
 	lim := yjsLimits(s.cfg)

@@ -57,7 +57,7 @@ func TestYjsEngineBehindTheOwner(t *testing.T) {
 	srv := bareServer(Config{})
 	srv.agent = 0x1234
 	newReg := func() *owner.Registry {
-		return owner.NewRegistry(owner.Config{Logger: srv.cfg.Logger, Store: ownerStore{store}, NewEngine: srv.newYjsEngine,
+		return owner.NewRegistry(owner.Config{Logger: srv.cfg.Logger, Store: ownerStore{store}, NewEngine: srv.newEngine,
 			IdleUnload: time.Minute, CompactEntries: 3, PresenceInterval: time.Millisecond, PresenceTTL: time.Minute,
 			ChangeLogEntries: 100, ChangeLogBytes: 1 << 20, MaxReplicaBytes: 1 << 30, MaxColdJoinBytes: 1 << 20,
 			MessageRate: 10, MessageBurst: 10}, owner.RegistryLimits{MaxDocs: 10, MaxBytes: 1 << 30, EvictWait: time.Second})
@@ -69,8 +69,8 @@ func TestYjsEngineBehindTheOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	s1, s2 := newRecSub("s1"), newRecSub("s2")
-	o.Send(ctx, owner.Join{Sub: s1})
-	o.Send(ctx, owner.Join{Sub: s2})
+	o.Send(ctx, owner.Join{Sub: s1, Kind: owner.KindYjs})
+	o.Send(ctx, owner.Join{Sub: s2, Kind: owner.KindYjs})
 	next[*owner.SyncEvent](t, s1)
 	next[*owner.SyncEvent](t, s2)
 
@@ -175,7 +175,7 @@ func TestYjsEngineBehindTheOwner(t *testing.T) {
 	}
 	// A join from an empty state vector gets the whole document.
 	s3 := newRecSub("s3")
-	o.Send(ctx, owner.Join{Sub: s3})
+	o.Send(ctx, owner.Join{Sub: s3, Kind: owner.KindYjs})
 	c := yjs.New(lim)
 	if _, err := c.Apply(next[*owner.SyncEvent](t, s3).Update); err != nil {
 		t.Fatal(err)

@@ -90,7 +90,7 @@ func New(cfg Config) (*Server, error) {
 		events = s.events
 	}
 	s.reg = owner.NewRegistry(owner.Config{
-		Logger: cfg.Logger, Store: ownerStore{cfg.Store}, Metrics: s.metrics, Events: events, NewEngine: s.newNativeEngine,
+		Logger: cfg.Logger, Store: ownerStore{cfg.Store}, Metrics: s.metrics, Events: events, NewEngine: s.newEngine,
 		IdleUnload: cfg.IdleUnload, CompactEntries: cfg.CompactEntries,
 		PresenceInterval: cfg.PresenceInterval, PresenceTTL: cfg.PresenceTTL, PresenceLimits: cfg.PresenceLimits,
 		HideReadOnlyCursors: cfg.HideReadOnlyCursors, ChangeLogEntries: cfg.ChangeLogEntries, ChangeLogBytes: cfg.ChangeLogBytes,

@@ -1,6 +1,7 @@
 package yjs
 
 import (
+	"maps"
 	"slices"
 	"time"
 )
@@ -149,3 +150,6 @@ func (a *Awareness) Expire(now time.Time, timeout time.Duration) []uint64 {
 	}
 	return a.Remove(stale, now)
 }
+
+// States returns every present client's state JSON.
+func (a *Awareness) States() map[uint64]string { return maps.Clone(a.states) }

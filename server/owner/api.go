@@ -65,7 +65,7 @@ func (o *Owner) read(m Read) ReadResult {
 	if !o.exists && o.doc.Version() == 0 {
 		return ReadResult{Err: ErrNoDocument}
 	}
-	r := ReadResult{Version: o.doc.Version()}
+	r := ReadResult{Kind: o.kind, Version: o.doc.Version()}
 	switch m.What {
 	case ReadSnapshot:
 		r.Snapshot = o.doc.Snapshot()
@@ -75,6 +75,7 @@ func (o *Owner) read(m Read) ReadResult {
 		r.Text, _ = o.doc.Text(m.Root)
 		r.Roots, r.Clock, r.Pending = o.doc.Roots(), o.doc.Clock(), o.doc.Pending()
 		r.Peers = o.pres.set.Len()
+		r.Awareness = o.awarenessStates()
 		for _, st := range o.subs {
 			if st.peer {
 				r.Sessions++
@@ -147,6 +148,10 @@ func (o *Owner) edit(m Edit) {
 
 // importFrom merges a replica loaded from a snapshot.
 func (o *Owner) importFrom(m Import) {
+	if err := o.ensureKind(m.Kind); err != nil {
+		answer(m.Reply, ImportResult{Err: err})
+		return
+	}
 	before := o.doc.Version()
 	updates, changes, err := o.doc.Merge(m.From)
 	if err != nil {

@@ -268,7 +268,7 @@ func (o *Owner) maybeCompact() {
 	if o.failed != nil || o.compacts.running || o.compacts.logTail < int64(o.cfg.CompactEntries) || !o.commits.empty() {
 		return
 	}
-	snap, through := o.doc.Snapshot(), o.commits.lastSeq
+	snap, through := record(o.kind, o.doc.Snapshot()), o.commits.lastSeq
 	o.compacts.running = true
 	o.compacts.logTail = 0
 	store, id, ctx, done := o.cfg.Store, o.id, o.reg.ctx, o.compacts.done

@@ -21,12 +21,13 @@ import (
 //   - "bad": Apply fails (ErrInvalid);
 //   - "wait:X": op X waits in the pending buffer until an update "release".
 type fakeEngine struct {
+	kind    Kind
 	ops     []string
 	pending []string
 }
 
-func newFakeEngine(snapshot []byte) (Engine, error) {
-	e := &fakeEngine{}
+func newFakeEngine(kind Kind, snapshot []byte) (Engine, error) {
+	e := &fakeEngine{kind: kind}
 	if len(snapshot) > 0 {
 		e.ops = strings.Split(string(snapshot), "\n")
 	}

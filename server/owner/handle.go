@@ -26,6 +26,8 @@ func (o *Owner) handle(m Msg) {
 		o.update(m)
 	case SetPresence:
 		o.setPresence(m, time.Now())
+	case Awareness:
+		o.setAwareness(m, time.Now())
 	case Follow:
 		o.follow(m)
 	case Unfollow:
@@ -87,6 +89,8 @@ func (o *Owner) refuse(m Msg) bool {
 		o.deliver(m.Sub, &e)
 	case SetPresence:
 		o.deliver(m.Sub, ev)
+	case Awareness:
+		o.deliver(m.Sub, ev)
 	case Follow:
 		o.deliver(m.Sub, ev)
 	case Broadcast:
@@ -146,7 +150,9 @@ func (o *Owner) drop(s Subscriber) {
 	}
 	delete(o.subs, s)
 	if st.peer {
-		o.presenceLeave(s, time.Now())
+		now := time.Now()
+		o.presenceLeave(s, now)
+		o.awarenessLeave(s, now)
 		o.events().Left(o.id, s.ID())
 	}
 }
@@ -166,6 +172,10 @@ func (o *Owner) reject(s Subscriber, batch uint64, code protocol.Code, msg strin
 // vector so the client can send what the server lacks, then presence. A
 // rejoin restarts the sync; the subscription stays.
 func (o *Owner) join(m Join) {
+	if err := o.ensureKind(m.Kind); err != nil {
+		o.deliver(m.Sub, &ErrorEvent{Doc: o.id, Code: err.Code, Message: err.Message, End: true})
+		return
+	}
 	st := o.subs[m.Sub]
 	if st == nil {
 		st = &sub{peer: true}
@@ -189,7 +199,9 @@ func (o *Owner) join(m Join) {
 			return
 		}
 	}
-	o.presenceJoin(m, time.Now())
+	now := time.Now()
+	o.presenceJoin(m, now)
+	o.awarenessJoin(m.Sub, now)
 }
 
 // syncChunks is what a replica with state vector sv lacks, in chunks. The
@@ -340,8 +352,8 @@ func (o *Owner) store(updates [][]byte, last commit) {
 		if i == len(updates)-1 {
 			c = last
 		}
-		c.data = u
-		o.commits.backlog += len(u)
+		c.data = record(o.kind, u)
+		o.commits.backlog += len(c.data)
 		o.commits.push(c)
 	}
 	if err := o.submit(); err != nil {

@@ -11,6 +11,7 @@ type Msg interface{ msg() }
 // (SV is its state vector), then the server's state vector, then presence.
 type Join struct {
 	Sub      Subscriber
+	Kind     Kind // the door's: a document of the other kind refuses the join
 	SV       []byte
 	ReadOnly bool
 	User     presence.User
@@ -19,6 +20,13 @@ type Join struct {
 // ReadOnly makes a joined session read-only (its token was refreshed to a
 // read-only grant): its later updates are rejected.
 type ReadOnly struct{ Sub Subscriber }
+
+// Awareness is a Yjs session's awareness update (y-protocols encoding),
+// already checked and stamped by the session.
+type Awareness struct {
+	Sub    Subscriber
+	Update []byte
+}
 
 // Leave unsubscribes a session (its peer disappears at once).
 type Leave struct{ Sub Subscriber }
@@ -71,6 +79,7 @@ const (
 // ReadResult is a Read's answer.
 type ReadResult struct {
 	Err      error // ErrNoDocument, or the document's refusal
+	Kind     Kind
 	Version  uint64
 	Text     string
 	Roots    []string
@@ -79,6 +88,8 @@ type ReadResult struct {
 	Peers    int
 	Sessions int
 	Snapshot []byte
+	// Awareness is a Yjs document's awareness: client -> state JSON (ReadInfo).
+	Awareness map[uint64]string
 }
 
 // Edit applies position-based edits to Root as the server (a REST edit):
@@ -103,6 +114,7 @@ type EditResult struct {
 // Import merges a replica loaded from a snapshot into the document; the
 // reply comes when what it added is durable.
 type Import struct {
+	Kind  Kind // From's kind: a new document takes it, another kind refuses
 	From  Engine
 	Reply chan<- ImportResult
 }
@@ -134,6 +146,7 @@ type Delete struct{ Reply chan<- error }
 
 func (Join) msg()        {}
 func (Leave) msg()       {}
+func (Awareness) msg()   {}
 func (ReadOnly) msg()    {}
 func (Update) msg()      {}
 func (SetPresence) msg() {}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/collabd/collabd/presence"
 	"github.com/collabd/collabd/protocol"
+	yproto "github.com/collabd/collabd/protocol/yjs"
 )
 
 // Config is what every owner of a Registry shares. Zero durations and
@@ -22,15 +23,16 @@ type Config struct {
 	Store   Store
 	Metrics Metrics // nil: none
 	Events  Events  // nil: none
-	// NewEngine loads a replica from a stored snapshot (nil: a new, empty
-	// document).
-	NewEngine func(snapshot []byte) (Engine, error)
+	// NewEngine loads a replica of kind from a stored snapshot (nil: a
+	// new, empty document).
+	NewEngine func(kind Kind, snapshot []byte) (Engine, error)
 
 	IdleUnload          time.Duration // a document nobody uses unloads after this
 	CompactEntries      int           // log entries after the snapshot that trigger a compaction
 	PresenceInterval    time.Duration // at most one presence flush per interval
 	PresenceTTL         time.Duration // a peer whose subscriber shows no life this long is removed
 	PresenceLimits      presence.Limits
+	AwarenessLimits     yproto.Limits // a Yjs document's awareness (zero: y-protocols-sized defaults)
 	HideReadOnlyCursors bool
 	ChangeLogEntries    int   // recent steps kept for followers that resume
 	ChangeLogBytes      int   // the same, in bytes
@@ -71,12 +73,14 @@ type Owner struct {
 // after a recovered panic it is replaced whole by a fresh load.
 type state struct {
 	doc      Engine
+	kind     Kind  // the document's kind (a new document's may change until its first write)
 	failed   error // load failure or deletion: every request is refused with it
 	exists   bool  // stored, or written since the load
 	subs     map[Subscriber]*sub
 	commits  commitQueue
 	compacts compactor
 	pres     presenceState
+	aware    awarenessState
 	changes  changeLog
 	idem     idemCache
 	appMsgs  *rate.Limiter // the app's broadcast messages
@@ -102,6 +106,7 @@ func newState(cfg *Config) state {
 	return state{
 		subs:    make(map[Subscriber]*sub),
 		pres:    newPresenceState(cfg),
+		aware:   newAwarenessState(cfg.AwarenessLimits),
 		changes: newChangeLog(cfg.ChangeLogEntries, cfg.ChangeLogBytes),
 		idem:    newIdemCache(1024),
 		appMsgs: rate.NewLimiter(rate.Limit(cfg.MessageRate), cfg.MessageBurst),
@@ -330,12 +335,16 @@ func (o *Owner) load(ctx context.Context) error {
 	stored, err := o.cfg.Store.Load(ctx, o.id)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		o.doc, err = o.cfg.NewEngine(nil)
+		o.kind = KindNative
+		o.doc, err = o.cfg.NewEngine(KindNative, nil)
 		return err
 	case err != nil:
 		return err
 	}
-	if o.doc, err = o.cfg.NewEngine(stored.Snapshot); err != nil {
+	if o.kind, err = storedKind(&stored); err != nil {
+		return err
+	}
+	if o.doc, err = o.cfg.NewEngine(o.kind, stored.Snapshot); err != nil {
 		return fmt.Errorf("%w: snapshot: %w", ErrCorrupt, err)
 	}
 	for _, e := range stored.Tail {

@@ -93,6 +93,7 @@ func (o *Owner) expirePresence(now time.Time) {
 	if gone := o.pres.set.Expire(now); len(gone) > 0 {
 		o.cfg.Logger.Debug("presence expired", "doc", o.id, "sessions", gone)
 	}
+	o.expireAwareness(now)
 	o.schedulePresence(now)
 }
 
@@ -100,7 +101,7 @@ func (o *Owner) expirePresence(now time.Time) {
 // arms the timer for the end of the interval.
 func (o *Owner) schedulePresence(now time.Time) {
 	p := &o.pres
-	if p.armed || (!p.set.Dirty() && len(p.stale) == 0) {
+	if p.armed || (!p.set.Dirty() && len(p.stale) == 0 && !o.aware.pending()) {
 		return
 	}
 	wait := o.cfg.PresenceInterval - now.Sub(p.last)
@@ -151,7 +152,7 @@ func (o *Owner) flushPresence(now time.Time) {
 			o.metrics().PresenceDropped()
 		}
 	}
-	if len(p.stale) > 0 {
+	if o.flushAwareness() || len(p.stale) > 0 {
 		o.schedulePresence(now)
 	}
 }

@@ -99,6 +99,16 @@ func (e *PresenceEvent) Cursors(root string) map[string][2]int {
 	return c
 }
 
+// AwarenessEvent is a Yjs document's awareness change: an awareness update
+// (y-protocols encoding) with the states that changed, or (Full) every
+// state. Memo is a subscriber kind's encoding, shared by all of that kind.
+type AwarenessEvent struct {
+	Doc    string
+	Update []byte
+	Full   bool
+	Memo   []byte
+}
+
 // FeedStartEvent starts a follower: the text of its root at Version
 // (Reset: its resume point was gone), or the steps since its resume point,
 // or (Current) nothing to catch up.
@@ -132,6 +142,7 @@ func (*AckEvent) event()       {}
 func (*ErrorEvent) event()     {}
 func (*PresenceEvent) event()  {}
 func (*FeedStartEvent) event() {}
+func (*AwarenessEvent) event() {}
 
 // Peer is how a session appears in presence.
 type Peer struct {

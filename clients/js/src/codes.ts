@@ -17,6 +17,7 @@ export const Code = {
   NotJoined: 4508,
   ReadOnly: 4513,
   PresenceRefused: 4516,
+  WrongKind: 4517,
 } as const;
 
 /**
