@@ -97,7 +97,10 @@ type Config struct {
 	// mode an empty list allows every Host.
 	AllowedHosts []string
 
-	MaxFrame       int // bytes in one inbound frame (default 1 MiB)
+	MaxFrame int // bytes in one inbound frame (default 1 MiB)
+	// MaxYjsFrame bounds one inbound frame of the Yjs doors (default 16
+	// MiB): a Yjs client's first sync carries its whole offline history.
+	MaxYjsFrame    int
 	MaxDocsPerConn int // documents joined at once on one connection (default 64)
 	MaxOpsPerBatch int // ops in one update (default 16384)
 	MaxDocItems    int // code points, visible and deleted, per document (default 1<<24)
@@ -205,6 +208,7 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	def(&c.MaxFrame, 1<<20)
+	def(&c.MaxYjsFrame, 16<<20)
 	def(&c.MaxDocsPerConn, 64)
 	def(&c.MaxOpsPerBatch, 1<<14)
 	def(&c.MaxDocItems, 1<<24)

@@ -23,6 +23,8 @@ func (s *Server) Handler() http.Handler { return s.guard(s.routes()) }
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/ws", s.serveWS)
+	mux.HandleFunc("GET /v1/yjs/{doc...}", s.serveYWebsocket)
+	mux.HandleFunc("GET /v1/hocuspocus", s.serveHocuspocus)
 	mux.HandleFunc("GET /v1/docs", s.listDocs)
 	mux.HandleFunc("GET /v1/docs/{id}", s.getDoc)
 	mux.HandleFunc("DELETE /v1/docs/{id}", s.deleteDoc)

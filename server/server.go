@@ -184,16 +184,28 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		release()
 		return // the upgrader has answered
 	}
-	var b [8]byte
-	_, _ = crand.Read(b[:])
-	sess := newSession(s, wsTransport{conn}, hex.EncodeToString(b[:]))
+	sess := newSession(s, wsTransport{conn}, newSessionID())
 	sess.claims, sess.remote, sess.userAgent = claims, ip, r.UserAgent()
 	s.cfg.Logger.Debug("session opened", "session", sess.id, "remote", ip, "transport", "websocket")
+	s.runSession(sess, release, func() { sess.wsReadLoop(s.ctx, conn) })
+}
+
+// newSessionID is a random session id.
+func newSessionID() string {
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// runSession registers sess (pings, shutdown) and runs its read loop on a
+// goroutine of the server's; release gives back its connection slot when
+// the loop ends. A server shutting down closes it at once.
+func (s *Server) runSession(sess *session, release func(), loop func()) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		release()
-		_ = conn.Close()
+		sess.t.closeWith(protocol.CodeGoingAway, "server shutting down")
 		return
 	}
 	s.sessions[sess] = true
@@ -209,7 +221,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			s.mu.Unlock()
 		}()
 		defer sess.recoverPanic()
-		sess.wsReadLoop(s.ctx, conn)
+		loop()
 	}()
 }
 
@@ -344,8 +356,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, sess := range sessions {
 		// Spread reconnects: each client gets its own retry hint.
 		retry := time.Duration(rand.Int64N(int64(s.cfg.ShutdownRetry)))
-		sess.enqueue(protocol.Encode(&protocol.Error{Code: protocol.CodeGoingAway, Message: "server restarting",
-			RetryAfterMs: int(retry / time.Millisecond)}))
+		if !sess.yjs { // Yjs doors have no error frame: the close code says it
+			sess.enqueue(protocol.Encode(&protocol.Error{Code: protocol.CodeGoingAway, Message: "server restarting",
+				RetryAfterMs: int(retry / time.Millisecond)}))
+		}
 		sess.close(protocol.CodeGoingAway, "server shutting down")
 	}
 	if err := s.reg.Shutdown(ctx); err != nil {

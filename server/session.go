@@ -31,6 +31,11 @@ type session struct {
 	remote    string    // the peer's address (logs, the auth callback)
 	userAgent string    // the User-Agent of the request that opened it (the auth callback)
 	opened    time.Time // when the connection was accepted (logs)
+	// yjs is set for a Yjs door's connection (y-websocket, Hocuspocus):
+	// its frames are that door's, and keepalive is its door's ping.
+	yjs       bool
+	keepalive func()
+	yjsSubs   int // Yjs subs made on this connection (read loop; names them)
 
 	mu      sync.Mutex // guards queue, queued, writing, closed, code, reason, expire
 	queue   [][]byte
@@ -298,6 +303,10 @@ func (s *session) writer() {
 // control frames, hear the server on an idle document. The peer's Pong (any
 // frame) renews its read deadline.
 func (s *session) ping() {
+	if s.keepalive != nil {
+		s.keepalive()
+		return
+	}
 	s.enqueue(protocol.Encode(&protocol.Ping{Nonce: uint64(time.Now().UnixNano())}))
 }
 

@@ -60,6 +60,13 @@ func (o *Owner) setAwareness(m Awareness, now time.Time) {
 		return
 	}
 	a := &o.aware
+	if m.Update == nil { // a query: every state with the next flush
+		if a.aw != nil && len(a.aw.Clients()) > 0 {
+			a.stale[m.Sub] = true
+			o.schedulePresence(now)
+		}
+		return
+	}
 	entries, err := yproto.DecodeAwareness(m.Update, a.lim)
 	if err != nil {
 		o.deliver(m.Sub, &ErrorEvent{Doc: o.id, Code: protocol.CodePresenceRefused, Message: "awareness: " + err.Error()})

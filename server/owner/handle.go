@@ -28,6 +28,8 @@ func (o *Owner) handle(m Msg) {
 		o.setPresence(m, time.Now())
 	case Awareness:
 		o.setAwareness(m, time.Now())
+	case Sync:
+		o.sync(m)
 	case Follow:
 		o.follow(m)
 	case Unfollow:
@@ -90,6 +92,8 @@ func (o *Owner) refuse(m Msg) bool {
 	case SetPresence:
 		o.deliver(m.Sub, ev)
 	case Awareness:
+		o.deliver(m.Sub, ev)
+	case Sync:
 		o.deliver(m.Sub, ev)
 	case Follow:
 		o.deliver(m.Sub, ev)
@@ -183,25 +187,44 @@ func (o *Owner) join(m Join) {
 		o.events().Joined(o.id, m.Sub.ID(), m.User.ID)
 	}
 	st.readOnly, st.rejected = m.ReadOnly, false
-	chunks, err := o.syncChunks(m.SV)
-	if err != nil {
-		o.deliver(m.Sub, &ErrorEvent{Doc: o.id, Code: protocol.CodeInvalidOp, Message: "sync failed: " + err.Error()})
+	if !m.NoSync && !o.sendSync(m.Sub, m.SV) {
 		return
-	}
-	sv := o.doc.StateVector()
-	for i, c := range chunks {
-		ev := &SyncEvent{Doc: o.id, Chunk: i, Final: i == len(chunks)-1, Update: c}
-		if ev.Final {
-			ev.SV = sv
-		}
-		if !m.Sub.Deliver(ev) {
-			o.drop(m.Sub)
-			return
-		}
 	}
 	now := time.Now()
 	o.presenceJoin(m, now)
 	o.awarenessJoin(m.Sub, now)
+}
+
+// sync answers a session's sync request (it must have joined).
+func (o *Owner) sync(m Sync) {
+	if st := o.subs[m.Sub]; st == nil || !st.peer {
+		o.deliver(m.Sub, notSubscribed(o.id, 0))
+		return
+	}
+	o.sendSync(m.Sub, m.SV)
+}
+
+// sendSync sends s what a replica with state vector sv lacks, in chunks,
+// the last one with the document's state vector. It reports false if s is
+// gone (then forgotten).
+func (o *Owner) sendSync(s Subscriber, sv []byte) bool {
+	chunks, err := o.syncChunks(sv)
+	if err != nil {
+		o.deliver(s, &ErrorEvent{Doc: o.id, Code: protocol.CodeInvalidOp, Message: "sync failed: " + err.Error()})
+		return true
+	}
+	own := o.doc.StateVector()
+	for i, c := range chunks {
+		ev := &SyncEvent{Doc: o.id, Chunk: i, Final: i == len(chunks)-1, Update: c}
+		if ev.Final {
+			ev.SV = own
+		}
+		if !s.Deliver(ev) {
+			o.drop(s)
+			return false
+		}
+	}
+	return true
 }
 
 // syncChunks is what a replica with state vector sv lacks, in chunks. The

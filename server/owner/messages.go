@@ -10,8 +10,11 @@ type Msg interface{ msg() }
 // Join subscribes a session as an editor and peer: it gets what it lacks
 // (SV is its state vector), then the server's state vector, then presence.
 type Join struct {
-	Sub      Subscriber
-	Kind     Kind // the door's: a document of the other kind refuses the join
+	Sub  Subscriber
+	Kind Kind // the door's: a document of the other kind refuses the join
+	// NoSync subscribes without a sync: the session asks for one (Sync)
+	// when its peer sends its state vector (the Yjs doors).
+	NoSync   bool
 	SV       []byte
 	ReadOnly bool
 	User     presence.User
@@ -21,8 +24,18 @@ type Join struct {
 // read-only grant): its later updates are rejected.
 type ReadOnly struct{ Sub Subscriber }
 
+// Sync asks for what a replica with state vector SV lacks: SyncEvents
+// with the update chunks, the last one Final and carrying the document's
+// state vector (a Yjs peer's sync step 1, answered by step 2 and the
+// server's step 1).
+type Sync struct {
+	Sub Subscriber
+	SV  []byte
+}
+
 // Awareness is a Yjs session's awareness update (y-protocols encoding),
-// already checked and stamped by the session.
+// already checked and stamped by the session; a nil Update asks for every
+// state (query awareness).
 type Awareness struct {
 	Sub    Subscriber
 	Update []byte
@@ -147,6 +160,7 @@ type Delete struct{ Reply chan<- error }
 func (Join) msg()        {}
 func (Leave) msg()       {}
 func (Awareness) msg()   {}
+func (Sync) msg()        {}
 func (ReadOnly) msg()    {}
 func (Update) msg()      {}
 func (SetPresence) msg() {}
