@@ -233,6 +233,9 @@ func (s *session) readYjs(conn *websocket.Conn, handle func([]byte) bool) {
 			}
 			return
 		}
+		if s.isClosed() {
+			continue // draining until the peer closes (closeWith)
+		}
 		deadline()
 		if typ != websocket.BinaryMessage {
 			s.close(protocol.CodeBadFrame, "text frames are not part of the protocol")

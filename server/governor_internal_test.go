@@ -265,6 +265,8 @@ func TestJoinRate(t *testing.T) {
 type panicTransport struct{ closed chan protocol.Code }
 
 func (p panicTransport) writeFrames([][]byte, time.Time) error { panic("injected write panic") }
+func (panicTransport) finish(<-chan struct{})                  {}
+
 func (p panicTransport) closeWith(code protocol.Code, _ string) {
 	select {
 	case p.closed <- code:

@@ -206,6 +206,8 @@ func (s *Server) runSession(sess *session, release func(), loop func()) {
 		s.mu.Unlock()
 		release()
 		sess.t.closeWith(protocol.CodeGoingAway, "server shutting down")
+		sess.markFlushed()
+		sess.t.finish(sess.flushed)
 		return
 	}
 	s.sessions[sess] = true
@@ -216,6 +218,7 @@ func (s *Server) runSession(sess *session, release func(), loop func()) {
 		defer release()
 		defer func() {
 			sess.close(protocol.CodeGoingAway, "closed")
+			sess.t.finish(sess.flushed)
 			s.mu.Lock()
 			delete(s.sessions, sess)
 			s.mu.Unlock()

@@ -46,6 +46,10 @@ type session struct {
 	reason  string
 	expire  *time.Timer   // closes the session when the token expires
 	done    chan struct{} // closed by close()
+	// flushed is closed once the close frame has been written (or the
+	// writer gave up): the connection may then be released.
+	flushed   chan struct{}
+	flushOnce sync.Once
 
 	// owned by the read loop
 	agents   map[crdt.AgentID]bool
@@ -69,6 +73,7 @@ func newSession(srv *Server, t transport, id string) *session {
 		id:       id,
 		opened:   time.Now(),
 		done:     make(chan struct{}),
+		flushed:  make(chan struct{}),
 		agents:   make(map[crdt.AgentID]bool),
 		docs:     make(map[string]*owner.Owner),
 		readOnly: make(map[string]bool),
@@ -231,8 +236,12 @@ func (s *session) recoverPanic() {
 		s.srv.cfg.Logger.Error("session panicked: connection closed", "session", s.id, "panic", v, "stack", string(debug.Stack()))
 		s.close(protocol.CodeInternal, "internal error")
 		s.t.closeWith(protocol.CodeInternal, "internal error")
+		s.markFlushed()
 	}
 }
+
+// markFlushed records that the close frame is out.
+func (s *session) markFlushed() { s.flushOnce.Do(func() { close(s.flushed) }) }
 
 func (s *session) sendError(code protocol.Code, doc string, batch uint64, msg string) {
 	s.srv.metrics.ErrorSent(code)
@@ -292,7 +301,8 @@ func (s *session) writer() {
 			}
 		}
 		if closed {
-			s.t.closeWith(code, protocol.CloseReason(code, reason)) // unblocks the read loop
+			s.t.closeWith(code, protocol.CloseReason(code, reason)) // the read loop drains, then ends
+			s.markFlushed()
 			return
 		}
 	}

@@ -28,6 +28,8 @@ func (r *recordTransport) writeFrames(f [][]byte, _ time.Time) error {
 	return nil
 }
 
+func (*recordTransport) finish(<-chan struct{}) {}
+
 func (r *recordTransport) closeWith(code protocol.Code, _ string) {
 	r.mu.Lock()
 	r.code = code

@@ -90,6 +90,8 @@ func (t *rtTransport) writeFrames(frames [][]byte, _ time.Time) error {
 
 var errRTClosed = errors.New("fallback session closed")
 
+func (t *rtTransport) finish(<-chan struct{}) {}
+
 func (t *rtTransport) closeWith(code protocol.Code, reason string) {
 	t.mu.Lock()
 	if !t.closed {

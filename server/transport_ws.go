@@ -16,8 +16,15 @@ import (
 // writer.
 type transport interface {
 	writeFrames(frames [][]byte, deadline time.Time) error
-	closeWith(code protocol.Code, reason string) // best-effort close frame, then release the connection
+	closeWith(code protocol.Code, reason string) // best-effort close frame; the read loop then ends
+	// finish releases the connection once the read loop has ended and the
+	// close frame is out (flushed closed) or could not be sent in time.
+	finish(flushed <-chan struct{})
 }
+
+// closeLinger bounds how long a closed WebSocket waits for its peer to
+// close too (see wsTransport.closeWith).
+const closeLinger = 2 * time.Second
 
 // wsTransport is a session over a WebSocket.
 type wsTransport struct{ conn *websocket.Conn }
@@ -32,10 +39,50 @@ func (t wsTransport) writeFrames(frames [][]byte, deadline time.Time) error {
 	return nil
 }
 
+// closeWith sends the close frame and half-closes the connection: the
+// peer gets everything written, the close frame and then the end of the
+// stream. Closing the socket at once would make the kernel answer what the
+// peer sent meanwhile (and the server never read) with a reset, which can
+// destroy data the peer had not read yet (the close frame with its reason,
+// a denial before it). The read loop drains until the peer closes or
+// closeLinger passes; finish then releases the connection.
 func (t wsTransport) closeWith(code protocol.Code, reason string) {
 	msg := websocket.FormatCloseMessage(int(code), reason)
 	_ = t.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)) // best effort
+	if hc, ok := t.conn.NetConn().(interface{ CloseWrite() error }); ok && hc.CloseWrite() == nil {
+		_ = t.conn.NetConn().SetReadDeadline(time.Now().Add(closeLinger))
+		return
+	}
 	_ = t.conn.Close()
+}
+
+func (t wsTransport) finish(flushed <-chan struct{}) {
+	wait := time.NewTimer(closeLinger + time.Second)
+	defer wait.Stop()
+	select {
+	case <-flushed:
+		// Drain what the peer still sends until it closes or the linger
+		// deadline closeWith set passes (a read error is sticky: a dead
+		// connection returns at once).
+		for {
+			if _, _, err := t.conn.NextReader(); err != nil {
+				break
+			}
+		}
+	case <-wait.C:
+	}
+	_ = t.conn.Close()
+}
+
+// isClosed reports whether the session has been closed: its read loop then
+// only drains what the peer still sends.
+func (s *session) isClosed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // wsReadLoop authenticates the connection with its hello, then routes
@@ -68,6 +115,9 @@ func (s *session) wsReadLoop(ctx context.Context, conn *websocket.Conn) {
 				s.close(protocol.CodeGoingAway, "connection lost")
 			}
 			return
+		}
+		if s.isClosed() {
+			continue // draining until the peer closes (closeWith)
 		}
 		deadline()
 		if typ != websocket.BinaryMessage {

@@ -1,0 +1,281 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/collabd/collabd/protocol"
+	"github.com/collabd/collabd/server"
+)
+
+// The Yjs doors with the real providers: interop/yjs/doors.mjs runs
+// y-websocket's WebsocketProvider and @hocuspocus/provider (pinned in
+// interop/yjs/package.json, installed by `make yjs-oracle`) against a
+// server started here; these tests check both sides.
+
+// runDoors runs a doors.mjs scenario against ts and decodes its output.
+func runDoors(t *testing.T, ts *testServer, scenario string, args map[string]any, out any) {
+	t.Helper()
+	if err := tryDoors(t, ts, scenario, args, out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func tryDoors(t *testing.T, ts *testServer, scenario string, args map[string]any, out any) error {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("node is not on PATH (the Yjs door tests need it)")
+	}
+	dir, _ := filepath.Abs("../interop/yjs")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "y-websocket")); err != nil {
+		t.Fatal("interop/yjs/node_modules missing: run make yjs-oracle (or bash interop/yjs/scripts/install.sh)")
+	}
+	raw, _ := json.Marshal(args)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "doors.mjs", scenario, "http://"+ts.addr, string(raw))
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("doors.mjs %s %s: %v\n%s", scenario, raw, err, stderr.String())
+	}
+	if err := json.Unmarshal(stdout.Bytes(), out); err != nil {
+		return fmt.Errorf("doors.mjs %s output %q: %v", scenario, stdout.String(), err)
+	}
+	return nil
+}
+
+// httpGet reads a path of ts (with a token when set).
+func httpGet(t *testing.T, ts *testServer, path, token string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+ts.addr+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, body
+}
+
+// serverText is the text of root of a document, as the server has it.
+func serverText(t *testing.T, ts *testServer, doc, root, token string) string {
+	t.Helper()
+	code, body := httpGet(t, ts, "/v1/docs/"+url.PathEscape(doc)+"/text?root="+url.QueryEscape(root), token)
+	if code != http.StatusOK {
+		t.Fatalf("GET text of %s: %d %s", doc, code, body)
+	}
+	return string(body)
+}
+
+// Three y-websocket and three Hocuspocus providers edit a text, a map, an
+// array and a ProseMirror fragment of one document concurrently, dropping
+// their connections at random; every replica ends the same, and the
+// server's text is theirs.
+func TestYjsDoorsConverge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts node")
+	}
+	seed := time.Now().UnixNano() % 1_000_000
+	t.Logf("seed %d", seed)
+	ts := startServer(t, server.Config{})
+	var view struct {
+		T string `json:"t"`
+	}
+	runDoors(t, ts, "converge", map[string]any{"doc": "notes/today", "seed": seed, "steps": 300}, &view)
+	if got := serverText(t, ts, "notes/today", "t", ""); got != view.T {
+		t.Fatalf("server text %q, clients %q", got, view.T)
+	}
+	// And after a restart, from storage.
+	ts.restart()
+	if got := serverText(t, ts, "notes/today", "t", ""); got != view.T {
+		t.Fatalf("after restart the server text is %q, clients had %q", got, view.T)
+	}
+	var again struct {
+		T string `json:"t"`
+	}
+	runDoors(t, ts, "read", map[string]any{"doc": "notes/today", "door": "hocuspocus"}, &again)
+	if again.T != view.T {
+		t.Fatalf("a new provider after restart reads %q, want %q", again.T, view.T)
+	}
+}
+
+// yjsToken is a token for sub named name with grants.
+func yjsToken(t *testing.T, secret []byte, sub, name string, grants ...string) string {
+	t.Helper()
+	tok, err := server.NewToken(secret, server.Claims{Name: name, Docs: grants,
+		RegisteredClaims: jwt.RegisteredClaims{Subject: sub, ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// In auth mode a peer's awareness shows the name of its token, whatever
+// it claims, through either door; its state is gone from the others within
+// a flush of its connection closing.
+func TestYjsDoorsAwareness(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts node")
+	}
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	ts := startServer(t, server.Config{AuthSecret: secret})
+	alice := yjsToken(t, secret, "alice", "Alice", "team/*:rw")
+	bob := yjsToken(t, secret, "bob", "Bob", "team/*:r")
+	for _, pair := range [][2]string{{"hocuspocus", "y-websocket"}, {"y-websocket", "hocuspocus"}} {
+		var out struct {
+			User      map[string]string `json:"user"`
+			RemovedMs int               `json:"removedMs"`
+		}
+		runDoors(t, ts, "awareness", map[string]any{"doc": "team/aware-" + pair[0], "a": pair[0], "b": pair[1], "tokenA": alice, "tokenB": bob}, &out)
+		if out.User["name"] != "Alice" || out.User["id"] != "alice" || out.User["color"] == "#000000" {
+			t.Fatalf("%s -> %s: the peer appears as %v, want the token's Alice", pair[0], pair[1], out.User)
+		}
+		if out.RemovedMs > 2000 {
+			t.Fatalf("%s -> %s: a closed peer's state stayed %d ms", pair[0], pair[1], out.RemovedMs)
+		}
+		t.Logf("%s -> %s: stamped %v, removed after %d ms", pair[0], pair[1], out.User, out.RemovedMs)
+	}
+}
+
+// Who may do what through each door: no token, a bad one, one for another
+// document, a read-only one that writes, a good one.
+func TestYjsDoorsAuthMatrix(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts node")
+	}
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	ts := startServer(t, server.Config{AuthSecret: secret})
+	rw := yjsToken(t, secret, "w", "Writer", "team/*:rw")
+	ro := yjsToken(t, secret, "r", "Reader", "team/*:r")
+	other := yjsToken(t, secret, "o", "Other", "elsewhere/*:rw")
+	bad := yjsToken(t, []byte("another secret of at least 32 bytes!"), "w", "Writer", "team/*:rw")
+	admin := yjsToken(t, secret, "admin", "Admin", "*:rw")
+	cases := []struct {
+		name, token string
+		deny        bool
+		readOnly    bool
+	}{
+		{"no token", "", true, false},
+		{"bad signature", bad, true, false},
+		{"another document", other, true, false},
+		{"read-only writes", ro, false, true},
+		{"read-write", rw, false, false},
+	}
+	for _, door := range []string{"hocuspocus", "y-websocket"} {
+		for _, c := range cases {
+			doc := "team/auth-" + door + "-" + strings.ReplaceAll(c.name, " ", "-")
+			var out struct {
+				Denied   []string `json:"denied"`
+				Scope    *string  `json:"scope"`
+				Synced   bool     `json:"synced"`
+				Closes   []int    `json:"closes"`
+				Unsynced int      `json:"unsynced"`
+			}
+			runDoors(t, ts, "auth", map[string]any{"door": door, "doc": doc, "token": c.token}, &out)
+			written := false
+			if code, body := httpGet(t, ts, "/v1/docs/"+url.PathEscape(doc)+"/text?root=t", admin); code == http.StatusOK {
+				written = strings.Contains(string(body), "written")
+			}
+			switch {
+			case c.deny:
+				if len(out.Denied) == 0 || written || out.Synced || out.Scope != nil {
+					t.Errorf("%s, %s: want a denial, got %+v (written %v)", door, c.name, out, written)
+				}
+			case c.readOnly:
+				if written || len(out.Denied) == 0 && door == "y-websocket" {
+					t.Errorf("%s, %s: want the write refused, got %+v (written %v)", door, c.name, out, written)
+				}
+				if door == "hocuspocus" && (out.Scope == nil || *out.Scope != "readonly" || out.Unsynced == 0) {
+					t.Errorf("%s, %s: want scope readonly and the change unsynced, got %+v", door, c.name, out)
+				}
+			default:
+				if !written || len(out.Denied) != 0 {
+					t.Errorf("%s, %s: want the write stored, got %+v (written %v)", door, c.name, out, written)
+				}
+				if door == "hocuspocus" && (out.Scope == nil || *out.Scope != "read-write" || out.Unsynced != 0) {
+					t.Errorf("%s, %s: want scope read-write and synced, got %+v", door, c.name, out)
+				}
+			}
+		}
+	}
+}
+
+// A Hocuspocus provider's stateless message reaches the document's other
+// providers; the app's broadcast over HTTP reaches them too.
+func TestYjsDoorsStateless(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts node")
+	}
+	ts := startServer(t, server.Config{})
+	var out struct {
+		Got []string `json:"got"`
+	}
+	runDoors(t, ts, "stateless", map[string]any{"doc": "st"}, &out)
+	if len(out.Got) != 1 || out.Got[0] != `{"hello":"world"}` {
+		t.Fatalf("stateless: got %q", out.Got)
+	}
+}
+
+// A document is native or Yjs: each door refuses the other kind with a
+// typed error (4517), and nothing is lost or converted.
+func TestYjsDoorsWrongKind(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts node")
+	}
+	ts := startServer(t, server.Config{})
+	// A native document, written by the Go client.
+	c := dialToken(t, ts.url(), "", nil)
+	d, err := c.Join(context.Background(), "native-doc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Insert("t", 0, "native text"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.WaitDurable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Denied []string `json:"denied"`
+		Scope  *string  `json:"scope"`
+	}
+	if err := tryDoors(t, ts, "auth", map[string]any{"door": "hocuspocus", "doc": "native-doc"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Denied) == 0 || !strings.Contains(out.Denied[0], "native") {
+		t.Fatalf("hocuspocus on a native document: %+v", out)
+	}
+	if got := serverText(t, ts, "native-doc", "t", ""); got != "native text" {
+		t.Fatalf("native document after the refused door: %q", got)
+	}
+	// A Yjs document, opened natively.
+	var w struct{ Text string }
+	runDoors(t, ts, "write", map[string]any{"doc": "yjs-doc", "markers": 3}, &w)
+	_, err = c.Join(ctx, "yjs-doc")
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code != protocol.CodeWrongKind {
+		t.Fatalf("native open of a Yjs document: %v, want code %d", err, protocol.CodeWrongKind)
+	}
+}
