@@ -279,3 +279,104 @@ func TestYjsDoorsWrongKind(t *testing.T) {
 		t.Fatalf("native open of a Yjs document: %v, want code %d", err, protocol.CodeWrongKind)
 	}
 }
+
+// do sends a request to ts with a body and content type.
+func doReq(t *testing.T, ts *testServer, method, path, ctype string, body []byte) (int, http.Header, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://"+ts.addr+path, bytes.NewReader(body))
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, out
+}
+
+// The HTTP views of a Yjs document: its JSON (text and delta, ProseMirror
+// JSON, maps and arrays), its snapshot as a Yjs update that imports into a
+// new document (a migration), kinds fixed by POST /v1/docs.
+func TestYjsDoorsHTTPViews(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts node")
+	}
+	ts := startServer(t, server.Config{})
+	var view struct {
+		T string `json:"t"`
+	}
+	runDoors(t, ts, "converge", map[string]any{"doc": "views", "clients": 1, "steps": 60, "seed": 7}, &view)
+	code, body := httpGet(t, ts, "/v1/docs/views", "")
+	if code != http.StatusOK {
+		t.Fatalf("GET doc: %d %s", code, body)
+	}
+	var info struct {
+		Kind    string `json:"kind"`
+		Content map[string]json.RawMessage
+	}
+	if err := json.Unmarshal(body, &info); err != nil {
+		t.Fatal(err)
+	}
+	var text struct {
+		Text  string            `json:"text"`
+		Delta []json.RawMessage `json:"delta"`
+	}
+	var pm struct {
+		Type    string            `json:"type"`
+		Content []json.RawMessage `json:"content"`
+	}
+	_ = json.Unmarshal(info.Content["t"], &text)
+	_ = json.Unmarshal(info.Content["prosemirror"], &pm)
+	if info.Kind != "yjs" || text.Text != view.T || pm.Type != "doc" || info.Content["m"] == nil || info.Content["a"] == nil {
+		t.Fatalf("GET /v1/docs/views: %s", body)
+	}
+
+	// The snapshot is a Yjs update; it imports into a new document.
+	code, hdr, snap := doReq(t, ts, "GET", "/v1/docs/views/snapshot", "", nil)
+	if code != http.StatusOK || hdr.Get("Content-Type") != "application/vnd.yjs.update" {
+		t.Fatalf("GET snapshot: %d %s", code, hdr.Get("Content-Type"))
+	}
+	if code, _, body := doReq(t, ts, "PUT", "/v1/docs/migrated/snapshot", "application/vnd.yjs.update", snap); code != http.StatusOK {
+		t.Fatalf("PUT Yjs snapshot: %d %s", code, body)
+	}
+	if got := serverText(t, ts, "migrated", "t", ""); got != view.T {
+		t.Fatalf("imported document text %q, want %q", got, view.T)
+	}
+	var read struct {
+		T string `json:"t"`
+	}
+	runDoors(t, ts, "read", map[string]any{"doc": "migrated", "door": "y-websocket"}, &read)
+	if read.T != view.T {
+		t.Fatalf("a provider reads the imported document as %q, want %q", read.T, view.T)
+	}
+	// A Yjs update into a native document, and garbage, are refused.
+	if code, _, body := doReq(t, ts, "POST", "/v1/docs", "application/json", []byte(`{"id":"native","kind":"native"}`)); code != http.StatusCreated {
+		t.Fatalf("create native: %d %s", code, body)
+	}
+	if code, _, body := doReq(t, ts, "PUT", "/v1/docs/native/snapshot", "application/vnd.yjs.update", snap); code != http.StatusConflict || !strings.Contains(string(body), "4517") {
+		t.Fatalf("Yjs snapshot into a native document: %d %s", code, body)
+	}
+	for _, garbage := range [][]byte{{0x01, 0x01}, {0xff, 0xff, 0xff, 0xff, 0x0f}, []byte("not yjs")} {
+		code, _, body := doReq(t, ts, "PUT", "/v1/docs/garbage/snapshot", "application/vnd.yjs.update", garbage)
+		if code != http.StatusBadRequest && code != http.StatusRequestEntityTooLarge {
+			t.Fatalf("garbage Yjs snapshot % x: %d %s", garbage, code, body)
+		}
+	}
+	if code, body := httpGet(t, ts, "/v1/docs/garbage", ""); code != http.StatusNotFound {
+		t.Fatalf("a refused import left a document: %d %s", code, body)
+	}
+	// POST /v1/docs fixes a kind: the native door then refuses the document.
+	if code, _, body := doReq(t, ts, "POST", "/v1/docs", "application/json", []byte(`{"id":"made","kind":"yjs"}`)); code != http.StatusCreated {
+		t.Fatalf("create yjs: %d %s", code, body)
+	}
+	if code, _, _ := doReq(t, ts, "POST", "/v1/docs", "application/json", []byte(`{"id":"made","kind":"yjs"}`)); code != http.StatusConflict {
+		t.Fatalf("second create: %d, want 409", code)
+	}
+	ts.restart()
+	code, body = httpGet(t, ts, "/v1/docs/made", "")
+	if code != http.StatusOK || !strings.Contains(string(body), `"kind":"yjs"`) {
+		t.Fatalf("created Yjs document after restart: %d %s", code, body)
+	}
+}

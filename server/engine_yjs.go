@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -228,4 +229,25 @@ func (e *yjsEngine) Merge(from owner.Engine) ([][]byte, []owner.Change, error) {
 		return nil, nil, nil
 	}
 	return append([][]byte{u}, res.Extra...), nil, nil
+}
+
+// Content is every root as JSON: a Y.Text as its text and rich-text delta,
+// an XmlFragment as ProseMirror JSON (TipTap's getJSON()), a Map or Array
+// as Yjs's toJSON(); a root no update has typed yet is null.
+func (e *yjsEngine) Content() map[string][]byte {
+	out := make(map[string][]byte, len(e.doc.Roots()))
+	for _, r := range e.doc.Roots() {
+		switch k := e.doc.RootKind(r); k {
+		case yjs.TypeText:
+			text, _ := json.Marshal(e.doc.Text(r))
+			out[r] = slices.Concat([]byte(`{"text":`), text, []byte(`,"delta":`), e.doc.TextDelta(r), []byte("}"))
+		case yjs.TypeXmlFrag:
+			out[r] = e.doc.ProseMirrorJSON(r, nil)
+		case yjs.TypeUnknown:
+			out[r] = []byte("null")
+		default:
+			out[r] = e.doc.JSON(r, k)
+		}
+	}
+	return out
 }

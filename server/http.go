@@ -26,6 +26,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /v1/yjs/{doc...}", s.serveYWebsocket)
 	mux.HandleFunc("GET /v1/hocuspocus", s.serveHocuspocus)
 	mux.HandleFunc("GET /v1/docs", s.listDocs)
+	mux.HandleFunc("POST /v1/docs", s.createDoc)
 	mux.HandleFunc("GET /v1/docs/{id}", s.getDoc)
 	mux.HandleFunc("DELETE /v1/docs/{id}", s.deleteDoc)
 	mux.HandleFunc("GET /v1/docs/{id}/text", s.getText)
@@ -68,7 +69,7 @@ func httpStatus(c protocol.Code) int {
 		return http.StatusTooManyRequests
 	case protocol.CodeFrameTooLarge, protocol.CodeDocTooLarge, protocol.CodeTooManyOps:
 		return http.StatusRequestEntityTooLarge
-	case protocol.CodeResync:
+	case protocol.CodeResync, protocol.CodeWrongKind:
 		return http.StatusConflict
 	case protocol.CodeGoingAway, protocol.CodeOverloaded, protocol.CodeStorageFailed, protocol.CodeDocUnloading:
 		return http.StatusServiceUnavailable

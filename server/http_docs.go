@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/crdt/yjs"
 	"github.com/collabd/collabd/protocol"
 	"github.com/collabd/collabd/server/owner"
 	"github.com/collabd/collabd/storage"
@@ -161,6 +162,12 @@ type docInfo struct {
 	Pending     int               `json:"pending"`      // ops waiting for dependencies
 	Presence    int               `json:"presence"`     // peers connected
 	Sessions    int               `json:"sessions"`
+	Kind        string            `json:"kind"` // "native" or "yjs"
+	// Yjs documents: every root as JSON (Y.Text: {text, delta}; XmlFragment:
+	// ProseMirror JSON; Map, Array: their JSON) and the awareness states by
+	// client id.
+	Content   map[string]json.RawMessage `json:"content,omitempty"`
+	Awareness map[string]json.RawMessage `json:"awareness,omitempty"`
 }
 
 func (s *Server) getDoc(w http.ResponseWriter, r *http.Request) {
@@ -172,8 +179,19 @@ func (s *Server) getDoc(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, docInfo{ID: id, Version: res.Version, Root: root, Text: res.Text, Length: utf8.RuneCountInString(res.Text),
-		Roots: res.Roots, StateVector: res.Clock, Pending: res.Pending, Presence: res.Peers, Sessions: res.Sessions})
+	info := docInfo{ID: id, Version: res.Version, Root: root, Text: res.Text, Length: utf8.RuneCountInString(res.Text),
+		Roots: res.Roots, StateVector: res.Clock, Pending: res.Pending, Presence: res.Peers, Sessions: res.Sessions, Kind: res.Kind.String()}
+	if res.Kind == owner.KindYjs {
+		info.Content = map[string]json.RawMessage{}
+		for r, v := range res.Content {
+			info.Content[r] = v
+		}
+		info.Awareness = map[string]json.RawMessage{}
+		for c, st := range res.Awareness {
+			info.Awareness[strconv.FormatUint(c, 10)] = json.RawMessage(st)
+		}
+	}
+	writeJSON(w, http.StatusOK, info)
 }
 
 func (s *Server) getText(w http.ResponseWriter, r *http.Request) {
@@ -343,9 +361,13 @@ func (s *Server) getSnapshot(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	w.Header().Set("Content-Type", "application/octet-stream")
+	ctype, ext := "application/octet-stream", "collabd"
+	if res.Kind == owner.KindYjs {
+		ctype, ext = yjsUpdateType, "yjs"
+	}
+	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("X-Collabd-Version", strconv.FormatUint(res.Version, 10))
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.collabd"`, hex.EncodeToString([]byte(id))))
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.%s"`, hex.EncodeToString([]byte(id)), ext))
 	_, _ = w.Write(res.Snapshot)
 }
 
@@ -362,18 +384,19 @@ func (s *Server) putSnapshot(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	in, err := s.newNativeEngine(body)
+	kind := snapshotKind(r)
+	in, err := s.newEngine(kind, body)
 	release()
 	if err != nil {
 		code := protocol.CodeInvalidOp
-		if errors.Is(err, crdt.ErrTooLarge) {
+		if errors.Is(err, crdt.ErrTooLarge) || errors.Is(err, yjs.ErrTooLarge) {
 			code = protocol.CodeDocTooLarge // a document, or a compressed body, past MaxDocBytes
 		}
 		writeError(w, 0, code, "snapshot: "+err.Error())
 		return
 	}
 	res, err := ask(r.Context(), s, id, func(reply chan<- owner.ImportResult) owner.Msg {
-		return owner.Import{From: in, Reply: reply}
+		return owner.Import{Kind: kind, From: in, Reply: reply}
 	})
 	if err == nil {
 		err = res.Err

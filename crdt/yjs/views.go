@@ -563,3 +563,37 @@ func forInKeys(v any) ([]string, []any) {
 	}
 	return nil, nil
 }
+
+// RootKind is the kind of root name: as a client typed it, or, since
+// updates do not carry a root's type, as its content shows it (what a
+// schema-less server can know): map entries make a Map; strings, embeds
+// or formatting a Text; XML elements or XML text an XmlFragment; other
+// content an Array. TypeUnknown for a missing root or one with no live
+// content to tell.
+func (d *Doc) RootKind(name string) TypeKind {
+	t := d.roots[name]
+	if t == nil {
+		return TypeUnknown
+	}
+	if t.kind != TypeUnknown {
+		return t.kind
+	}
+	kind := TypeUnknown
+	for it := t.start; it != nil; it = it.right {
+		switch it.ref {
+		case refString, refEmbed, refFormat:
+			return TypeText
+		case refType:
+			if k := it.ext.typ.kind; k == TypeXmlElement || k == TypeXmlText || k == TypeXmlHook {
+				return TypeXmlFrag
+			}
+			kind = TypeArray
+		case refJSON, refAny, refBinary, refDoc:
+			kind = TypeArray
+		}
+	}
+	if kind == TypeUnknown && len(t.m) > 0 {
+		return TypeMap
+	}
+	return kind
+}

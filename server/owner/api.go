@@ -76,6 +76,9 @@ func (o *Owner) read(m Read) ReadResult {
 		r.Roots, r.Clock, r.Pending = o.doc.Roots(), o.doc.Clock(), o.doc.Pending()
 		r.Peers = o.pres.set.Len()
 		r.Awareness = o.awarenessStates()
+		if v, ok := o.doc.(Viewer); ok {
+			r.Content = v.Content()
+		}
 		for _, st := range o.subs {
 			if st.peer {
 				r.Sessions++

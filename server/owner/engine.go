@@ -59,6 +59,12 @@ type Engine interface {
 	Merge(from Engine) (updates [][]byte, changes []Change, err error)
 }
 
+// Viewer is an Engine with structured content beyond text (a Yjs
+// document): each root as JSON (ReadInfo's Content).
+type Viewer interface {
+	Content() map[string][]byte
+}
+
 // Author is who sent an update: the engine asks it to admit the update's
 // ops once decoded, before anything applies.
 type Author interface {

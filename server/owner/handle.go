@@ -30,6 +30,8 @@ func (o *Owner) handle(m Msg) {
 		o.setAwareness(m, time.Now())
 	case Sync:
 		o.sync(m)
+	case Create:
+		o.create(m)
 	case Follow:
 		o.follow(m)
 	case Unfollow:
@@ -119,6 +121,8 @@ func failMsg(m Msg, err error) {
 	case Import:
 		answer(m.Reply, ImportResult{Err: err})
 	case Delete:
+		answer(m.Reply, error(err))
+	case Create:
 		answer(m.Reply, error(err))
 	case Broadcast:
 		if m.Reply != nil {

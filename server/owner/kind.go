@@ -132,3 +132,22 @@ func (o *Owner) hasPeers() bool {
 	}
 	return false
 }
+
+// create stores a new document of kind m.Kind: one empty update, so that
+// its kind is in storage before anyone writes.
+func (o *Owner) create(m Create) {
+	if o.exists || o.doc.Version() != 0 || o.doc.Pending() != 0 {
+		answer(m.Reply, error(ErrExists))
+		return
+	}
+	if err := o.ensureKind(m.Kind); err != nil {
+		answer(m.Reply, fmt.Errorf("%w: %s", ErrExists, err.Message))
+		return
+	}
+	empty, err := o.doc.Diff(o.doc.StateVector()) // nothing: the empty update in the engine's encoding
+	if err != nil {
+		answer(m.Reply, err)
+		return
+	}
+	o.store([][]byte{empty}, commit{version: o.doc.Version(), reply: func(err error) { answer(m.Reply, err) }})
+}

@@ -1,6 +1,10 @@
 package owner
 
-import "github.com/collabd/collabd/presence"
+import (
+	"errors"
+
+	"github.com/collabd/collabd/presence"
+)
 
 // Msg is what the owner's inbox takes: one of the types below, handled by
 // one type switch (Owner.handle). Requests that need an answer carry a
@@ -103,6 +107,8 @@ type ReadResult struct {
 	Snapshot []byte
 	// Awareness is a Yjs document's awareness: client -> state JSON (ReadInfo).
 	Awareness map[uint64]string
+	// Content is each root as JSON, for engines that are Viewers (ReadInfo).
+	Content map[string][]byte
 }
 
 // Edit applies position-based edits to Root as the server (a REST edit):
@@ -138,6 +144,17 @@ type ImportResult struct {
 	Version uint64
 }
 
+// Create makes a new, empty document of Kind and stores it (so its kind
+// is fixed before anyone writes). The reply is ErrExists for a document
+// that exists (or was joined as the other kind), else nil once durable.
+type Create struct {
+	Kind  Kind
+	Reply chan<- error
+}
+
+// ErrExists answers a Create of a document that exists.
+var ErrExists = errors.New("owner: document exists")
+
 // Broadcast delivers an ephemeral message to every subscriber of the
 // document but From (nil: from the app, over HTTP); it is not stored. The
 // reply (when set) says how many subscribers it reached.
@@ -161,6 +178,7 @@ func (Join) msg()        {}
 func (Leave) msg()       {}
 func (Awareness) msg()   {}
 func (Sync) msg()        {}
+func (Create) msg()      {}
 func (ReadOnly) msg()    {}
 func (Update) msg()      {}
 func (SetPresence) msg() {}
