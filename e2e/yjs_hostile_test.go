@@ -1,0 +1,123 @@
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/collabd/collabd/protocol"
+	yproto "github.com/collabd/collabd/protocol/yjs"
+	"github.com/collabd/collabd/server"
+)
+
+// dialYjs opens a raw WebSocket to a Yjs door path of ts.
+func dialYjs(t *testing.T, ts *testServer, path string) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+ts.addr+path, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", path, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// closeCode reads until the server closes c and returns its close code
+// (0 if the connection stayed open for 5 s).
+func closeCode(t *testing.T, c *websocket.Conn) int {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := c.ReadMessage()
+		var ce *websocket.CloseError
+		switch {
+		case errors.As(err, &ce):
+			return ce.Code
+		case err != nil:
+			return 0
+		}
+	}
+}
+
+// readUntil reads frames until one satisfies match (5 s at most).
+func readUntil(t *testing.T, c *websocket.Conn, what string, match func([]byte) bool) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, data, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+		if match(data) {
+			return
+		}
+	}
+}
+
+// Hostile frames through both Yjs doors: each gets its typed close code
+// (or is dropped when it harms nobody), nothing is allocated for lengths
+// the frame does not hold, and the server goes on serving.
+func TestYjsDoorsHostileFrames(t *testing.T) {
+	ts := startServer(t, server.Config{MaxYjsFrame: 64 << 10})
+	step1 := yproto.AppendSync(nil, yproto.SyncStep1, []byte{0})
+	big := make([]byte, 70<<10)
+	cases := []struct {
+		name  string
+		frame []byte
+		text  bool
+		want  protocol.Code
+	}{
+		{"truncated varint", []byte{0x80}, false, protocol.CodeBadFrame},
+		{"huge length", []byte{0, 2, 0xff, 0xff, 0xff, 0xff, 0x0f}, false, protocol.CodeBadFrame},
+		{"length past the frame", []byte{0, 2, 0x40, 1, 2}, false, protocol.CodeBadFrame},
+		{"unknown message type", []byte{9}, false, protocol.CodeBadFrame},
+		{"unknown sync type", []byte{0, 7, 0}, false, protocol.CodeBadFrame},
+		{"trailing bytes", append(append([]byte{}, step1...), 0), false, protocol.CodeBadFrame},
+		{"an update that is not Yjs", yproto.AppendSync(nil, yproto.SyncUpdate, []byte{1, 1, 0xff, 0xff}), false, protocol.CodeInvalidOp},
+		{"text frame", []byte("hello"), true, protocol.CodeBadFrame},
+		{"frame past the limit", big, false, websocket.CloseMessageTooBig}, // 1009, as Hocuspocus closes it
+	}
+	for _, c := range cases {
+		for _, door := range []string{"y-websocket", "hocuspocus"} {
+			var conn *websocket.Conn
+			frame := c.frame
+			if door == "y-websocket" {
+				conn = dialYjs(t, ts, "/v1/yjs/hostile")
+			} else {
+				conn = dialYjs(t, ts, "/v1/hocuspocus")
+				auth := yproto.AppendHocuspocus(nil, yproto.HMessage{Type: yproto.HAuth, Doc: "hostile", Auth: yproto.AuthToken, Text: "", HasText: true})
+				_ = conn.WriteMessage(websocket.BinaryMessage, auth)
+				readUntil(t, conn, "authenticated", func(b []byte) bool { return bytes.Contains(b, []byte("read-write")) })
+				if !c.text && len(frame) < 1000 {
+					frame = append(yproto.AppendHocuspocus(nil, yproto.HMessage{Type: yproto.HQueryAwareness, Doc: "hostile"})[:8], frame...)
+				}
+			}
+			typ := websocket.BinaryMessage
+			if c.text {
+				typ = websocket.TextMessage
+			}
+			_ = conn.WriteMessage(typ, frame)
+			if got := closeCode(t, conn); protocol.Code(got) != c.want {
+				t.Errorf("%s, %s: closed with %d, want %d", door, c.name, got, c.want)
+			}
+		}
+	}
+	// Malformed awareness and frames for documents not opened are dropped;
+	// the connection and the document go on.
+	conn := dialYjs(t, ts, "/v1/yjs/hostile-ok")
+	_ = conn.WriteMessage(websocket.BinaryMessage, yproto.AppendAwareness(nil, []byte{5, 1, 2, 3}))
+	_ = conn.WriteMessage(websocket.BinaryMessage, yproto.AppendAwareness(nil, yproto.AppendAwarenessUpdate(nil, []yproto.AwarenessEntry{{Client: 1, Clock: 1, State: "{not json"}})))
+	_ = conn.WriteMessage(websocket.BinaryMessage, step1)
+	readUntil(t, conn, "sync step 2", func(b []byte) bool { return len(b) > 1 && b[0] == 0 && b[1] == byte(yproto.SyncStep2) })
+	h := dialYjs(t, ts, "/v1/hocuspocus")
+	_ = h.WriteMessage(websocket.BinaryMessage, yproto.AppendHocuspocus(nil, yproto.HMessage{Type: yproto.HSync, Doc: "never-opened", Sync: yproto.SyncUpdate, Payload: []byte{0, 0}}))
+	_ = h.WriteMessage(websocket.BinaryMessage, yproto.AppendHocuspocus(nil, yproto.HMessage{Type: yproto.HAuth, Doc: "bad\x01id", Auth: yproto.AuthToken, HasText: true}))
+	readUntil(t, h, "permission denied for a bad id", func(b []byte) bool {
+		m, err := yproto.DecodeHocuspocus(b, yproto.Limits{})
+		return err == nil && m.Type == yproto.HAuth && m.Auth == yproto.AuthPermissionDenied
+	})
+	_ = h.WriteMessage(websocket.BinaryMessage, yproto.AppendHocuspocus(nil, yproto.HMessage{Type: yproto.HPing}))
+	readUntil(t, h, "pong", func(b []byte) bool { return len(b) == 1 && b[0] == byte(yproto.HPong) })
+}
