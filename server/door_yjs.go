@@ -55,7 +55,7 @@ func (s *Server) openYjs(w http.ResponseWriter, r *http.Request, door string) (s
 	}
 	conn.SetReadLimit(int64(s.cfg.MaxYjsFrame))
 	sess = newSession(s, wsTransport{conn}, newSessionID())
-	sess.remote, sess.userAgent, sess.yjs = ip, r.UserAgent(), true
+	sess.remote, sess.userAgent, sess.yjs, sess.door = ip, r.UserAgent(), true, door
 	s.cfg.Logger.Debug("session opened", "session", sess.id, "remote", ip, "transport", door)
 	return sess, conn, release, claims, authErr
 }

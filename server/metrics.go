@@ -127,6 +127,8 @@ func newMetrics(s *Server) *metrics {
 		defer s.mu.Unlock()
 		return float64(len(s.sessions))
 	})
+	byDoor := doorCollector{s: s, desc: prometheus.NewDesc("collabd_door_connections",
+		"Open WebSocket connections by door: native (/v1/ws), y-websocket (/v1/yjs), hocuspocus (/v1/hocuspocus).", []string{"door"}, nil)}
 	loaded := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "collabd_documents_loaded",
 		Help: "Documents loaded in memory (one owner goroutine each).",
@@ -134,7 +136,7 @@ func newMetrics(s *Server) *metrics {
 		return float64(s.reg.Loaded())
 	})
 	m.reg.MustRegister(m.ops, m.updates, m.durable, m.slow, m.presDrop, m.errors, m.followers,
-		m.backups, m.backupFail, m.panics, m.busy, m.refusals, replica, connections, loaded, storeCollector{store: s.cfg.Store},
+		m.backups, m.backupFail, m.panics, m.busy, m.refusals, replica, connections, byDoor, loaded, storeCollector{store: s.cfg.Store},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(webhooks...)
 	return m
@@ -289,5 +291,29 @@ func (m *metrics) closed(code protocol.Code) {
 	}
 	if code != protocol.CodeGoingAway {
 		m.ErrorSent(code)
+	}
+}
+
+// doorCollector counts the open connections of each door at scrape time.
+type doorCollector struct {
+	s    *Server
+	desc *prometheus.Desc
+}
+
+func (c doorCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c doorCollector) Collect(ch chan<- prometheus.Metric) {
+	n := map[string]int{"native": 0, "y-websocket": 0, "hocuspocus": 0}
+	c.s.mu.Lock()
+	for sess := range c.s.sessions {
+		door := sess.door
+		if door == "" {
+			door = "native"
+		}
+		n[door]++
+	}
+	c.s.mu.Unlock()
+	for door, k := range n {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(k), door)
 	}
 }

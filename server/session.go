@@ -34,6 +34,7 @@ type session struct {
 	// yjs is set for a Yjs door's connection (y-websocket, Hocuspocus):
 	// its frames are that door's, and keepalive is its door's ping.
 	yjs       bool
+	door      string // "y-websocket" or "hocuspocus" for a Yjs door, "" for native (metrics)
 	keepalive func()
 	yjsSubs   int // Yjs subs made on this connection (read loop; names them)
 
