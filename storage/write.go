@@ -113,6 +113,8 @@ type batch struct {
 	open    map[string]*docState
 	next    uint64 // next journal key
 	jcount  int64  // journal entries
+
+	formatBumped bool // the format marker was checked (versions.go)
 }
 
 // docState is one document inside a batch.
