@@ -31,7 +31,7 @@ type versionJSON struct {
 	Kind    string            `json:"kind"` // auto or named
 	Label   string            `json:"label,omitempty"`
 	Authors []string          `json:"authors"`
-	Bytes   int               `json:"bytes"`           // size of its snapshot
+	Bytes   int               `json:"bytes"`          // size of its snapshot
 	Text    map[string]string `json:"text,omitempty"` // root -> text (GET …/versions/{seq} only)
 }
 
