@@ -398,13 +398,25 @@ func (o *versionOp) apply(b *batch) (uint64, error) {
 	if err := vb.Put(seqKey(seq), o.rec); err != nil {
 		return 0, err
 	}
-	// Pruning, bounded per commit; what is left goes with the next version.
-	for _, k := range b.s.opts.VersionRetention.prunable(vb, b.now, b.s.opts.VersionPrune) {
-		if err := vb.Delete(k); err != nil {
-			return 0, err
-		}
+	if err := b.pruneVersions(vb); err != nil {
+		return 0, err
 	}
 	return seq, nil
+}
+
+// pruneVersions deletes up to Options.VersionPrune automatic versions that
+// retention no longer keeps (in the commits that add a version or compact
+// the document; what is left goes with the next one).
+func (b *batch) pruneVersions(vb *bolt.Bucket) error {
+	if vb == nil {
+		return nil
+	}
+	for _, k := range b.s.opts.VersionRetention.prunable(vb, b.now, b.s.opts.VersionPrune) {
+		if err := vb.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // bumpFormat marks the file as format 2 (it may hold versions) the first
@@ -518,6 +530,34 @@ func (s *Store) Version(ctx context.Context, id string, seq uint64) (Version, er
 		})
 		return out, err
 	})
+}
+
+// allVersions reads every version of id with its snapshot, ascending
+// (export), at most MaxImportVersions.
+func (s *Store) allVersions(ctx context.Context, id string) ([]Version, error) {
+	var out []Version
+	err := s.readView(ctx, id, func(tx *bolt.Tx, jv *jview) error {
+		vb, err := versionsTx(tx, jv, id)
+		if err != nil || vb == nil {
+			return err
+		}
+		c := vb.Cursor()
+		for k, val := c.First(); k != nil; k, val = c.Next() {
+			if len(out) == MaxImportVersions {
+				return fmt.Errorf("%w: %q has more than %d versions to export", ErrTooLarge, id, MaxImportVersions)
+			}
+			if len(k) != 8 {
+				return fmt.Errorf("%w: document %q: version key %x", ErrCorrupt, id, k)
+			}
+			v, err := decodeVersion(binary.BigEndian.Uint64(k), val, true)
+			if err != nil {
+				return fmt.Errorf("document %q: %w", id, err)
+			}
+			out = append(out, v)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // verifyVersions checks every version record of a document bucket.

@@ -1,6 +1,7 @@
 package storage_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"path/filepath"
@@ -262,4 +263,44 @@ func TestVersionFormatBump(t *testing.T) {
 		t.Fatalf("reopen after the format bump: %v", err)
 	}
 	s2.Close()
+}
+
+// Export with Versions carries the history; Import stores it, and new
+// versions continue after the imported sequences. A plain export has none.
+func TestExportImportVersions(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openStore(t, storage.Options{})
+	mustAppend(t, s, "doc", "a")
+	mustSaveVersion(t, s, "doc", storage.NewVersion{Version: 1, Kind: storage.VersionNamed, Label: "one", Authors: []string{"al"}, Snapshot: []byte("s1")})
+	mustSaveVersion(t, s, "doc", storage.NewVersion{Version: 1, Kind: storage.VersionAuto, Snapshot: []byte("s2")})
+	var with, without bytes.Buffer
+	if err := s.ExportWith(ctx, "doc", &with, storage.ExportOptions{Versions: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Export(ctx, "doc", &without); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Import(ctx, bytes.NewReader(with.Bytes()), storage.ImportOptions{ID: "copy"}); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := s.Versions(ctx, "copy", 0, 0)
+	if err != nil || !slices.Equal(seqsOf(vs), []uint64{2, 1}) || vs[1].Label != "one" || !slices.Equal(vs[1].Authors, []string{"al"}) {
+		t.Fatalf("imported versions = %+v, %v", vs, err)
+	}
+	if v, err := s.Version(ctx, "copy", 1); err != nil || string(v.Snapshot) != "s1" {
+		t.Fatalf("imported version 1 = %+v, %v", v, err)
+	}
+	if seq := mustSaveVersion(t, s, "copy", storage.NewVersion{Kind: storage.VersionAuto}); seq != 3 {
+		t.Fatalf("next version after import: seq %d, want 3", seq)
+	}
+	// Replacing with a plain export drops the history.
+	if _, err := s.Import(ctx, bytes.NewReader(without.Bytes()), storage.ImportOptions{ID: "copy", Replace: true}); err != nil {
+		t.Fatal(err)
+	}
+	if vs, _ := s.Versions(ctx, "copy", 0, 0); len(vs) != 0 {
+		t.Fatalf("versions after a replace without them: %+v", vs)
+	}
+	if with.Len() <= without.Len() {
+		t.Fatalf("export with versions %d bytes, without %d", with.Len(), without.Len())
+	}
 }

@@ -401,6 +401,9 @@ func (o *compactOp) apply(b *batch) (uint64, error) {
 		d.info.LogEntries = max(d.info.LogEntries-int64(len(keys)), 0)
 		d.info.LogBytes = max(d.info.LogBytes-bytes, 0)
 	}
+	if err := b.pruneVersions(d.bkt.Bucket(keyVersions)); err != nil {
+		return 0, err
+	}
 	d.info.HasSnapshot = true
 	d.info.SnapshotSeq = o.through
 	d.info.SnapshotBytes = int64(o.size())
