@@ -65,7 +65,15 @@ func TestNamedVersionSurvivesKill9(t *testing.T) {
 	_ = cmd.Wait()
 
 	cmd, ws = startServe(t, bin, data)
-	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			_ = cmd.Wait()
+		}
+	}
+	defer stop()
 	base = "http://" + strings.TrimSuffix(strings.TrimPrefix(ws, "ws://"), "/v1/ws")
 	var out, errb bytes.Buffer
 	if code := run([]string{"history", "notes/k9", "--url", base}, &out, &errb); code != 0 {
@@ -100,6 +108,14 @@ func TestNamedVersionSurvivesKill9(t *testing.T) {
 	errb.Reset()
 	if code := run([]string{"restore-version", "notes/k9", "99", "--url", base}, io.Discard, &errb); code != 1 || !strings.Contains(errb.String(), "no such version") {
 		t.Errorf("restore of a missing version: exit %d: %s", code, errb.String())
+	}
+	// The stopped store verifies, every version's snapshot loading: the
+	// named one, the automatic one the restore took first, and the one the
+	// shutdown took after the restore.
+	stop()
+	out.Reset()
+	if code := run([]string{"verify", filepath.Join(data, "collabd.db")}, &out, &errb); code != 0 || !strings.Contains(out.String(), "versions=3 ") {
+		t.Fatalf("verify: exit %d: %s%s", code, out.String(), errb.String())
 	}
 }
 

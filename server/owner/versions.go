@@ -212,14 +212,16 @@ func (o *Owner) checkpoint(m Checkpoint) {
 }
 
 // restore answers a Restore: first an automatic version of what is there
-// now (if it moved since the last one: a restore never loses the state it
-// replaces), then per root the edits that turn its text into the wanted one.
+// now (if it moved since the last one, or if the owner cannot know: nothing
+// changed since the load, and the stored state may never have been taken;
+// a restore never loses the state it replaces), then per root the edits
+// that turn its text into the wanted one.
 func (o *Owner) restore(m Restore) {
 	if !o.exists && o.doc.Version() == 0 {
 		answer(m.Reply, RestoreResult{Err: ErrNoDocument})
 		return
 	}
-	if o.versionDue() {
+	if o.cfg.Versions != nil && (o.versionDue() || !o.vers.started) {
 		if err := o.takeVersion("", nil); err != nil {
 			o.cfg.Logger.Warn("version before restore not taken", "doc", o.id, "err", err)
 		}

@@ -230,3 +230,25 @@ func TestDiffText(t *testing.T) {
 		t.Fatalf("replacement deletes %d of %d", ss[0].Del, n)
 	}
 }
+
+// A restore first keeps the state it replaces as an automatic version, also
+// right after a load (the owner cannot know whether the stored state was
+// ever taken), and answers once its edits are durable.
+func TestRestoreKeepsReplacedState(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		vs := &fakeVersions{}
+		st := &fakeStore{auto: true, log: []string{"a", "b"}, seq: 2}
+		r := testRegistry(t, st, func(c *Config) { c.Versions, c.VersionQuiet = vs, time.Hour })
+		reply := make(chan RestoreResult, 1)
+		o := send(t, r, "d", Restore{Texts: map[string]string{"t": "abc"}, Reply: reply})
+		res := <-reply
+		if res.Err != nil || res.Applied == 0 {
+			t.Fatalf("restore = %+v", res)
+		}
+		got := vs.list()
+		if len(got) != 1 || string(got[0].Snapshot) != "a\nb" || got[0].Named {
+			t.Fatalf("versions before the restore = %+v, want the loaded state", got)
+		}
+		r.Release(o)
+	})
+}
