@@ -33,8 +33,8 @@ import (
 // Nothing may follow the checksum.
 
 const (
-	exportMagic    = "collabd\x00"
-	exportVersion  = 1
+	exportMagic        = "collabd\x00"
+	exportVersion      = 1
 	exportFlagSnap     = 1 << 1
 	exportFlagVersions = 1 << 2
 )
