@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/collabd/collabd/crdt"
 	"github.com/collabd/collabd/protocol"
@@ -249,5 +251,43 @@ func TestVersionsDisabled(t *testing.T) {
 	}
 	if code := getJSON(t, "GET", base+"/versions", nil, "", nil); code != 404 {
 		t.Fatalf("GET versions with history off: %d", code)
+	}
+}
+
+// Reading history needs read access; taking and restoring versions needs
+// write access; a named version records who took it.
+func TestVersionsAuth(t *testing.T) {
+	ts := startServerWith(t, t.TempDir(), server.Config{AuthSecret: secret})
+	rw := token(t, "writer", time.Hour, "d:rw")
+	ro := token(t, "reader", time.Hour, "d:r")
+	other := token(t, "o", time.Hour, "elsewhere:rw")
+	base := httpURL(ts) + "/v1/docs/d"
+	if code := getJSON(t, "POST", base+"/edits", map[string]any{"edits": [][]any{{0, 0, "x"}}}, rw, nil); code != 200 {
+		t.Fatalf("write with rw: %d", code)
+	}
+	var v versionOut
+	if code := getJSON(t, "POST", base+"/versions", map[string]string{"label": "mine"}, rw, &v); code != 201 || !slices.Equal(v.Authors, []string{"writer"}) {
+		t.Fatalf("named version with rw: %d %+v", code, v)
+	}
+	for _, c := range []struct {
+		method, path, tok string
+		body              any
+		want              int
+	}{
+		{"GET", "/versions", "", nil, 401},
+		{"GET", "/versions", other, nil, 403},
+		{"GET", "/versions/1", other, nil, 403},
+		{"GET", "/diff?from=1", other, nil, 403},
+		{"POST", "/versions", ro, map[string]string{"label": "x"}, 403},
+		{"POST", "/restore", ro, map[string]any{"version": 1}, 403},
+		{"POST", "/restore", "", map[string]any{"version": 1}, 401},
+		{"GET", "/versions", ro, nil, 200},
+		{"GET", "/versions/1", ro, nil, 200},
+		{"GET", "/diff?from=1", ro, nil, 200},
+		{"POST", "/restore", rw, map[string]any{"version": 1}, 200},
+	} {
+		if code := getJSON(t, c.method, base+c.path, c.body, c.tok, nil); code != c.want {
+			t.Errorf("%s %s: %d, want %d", c.method, c.path, code, c.want)
+		}
 	}
 }
