@@ -5,6 +5,8 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/collabd/collabd/protocol"
 )
 
@@ -40,6 +42,14 @@ type NewVersion struct {
 
 // MaxVersionAuthors bounds the authors one version names.
 const MaxVersionAuthors = 256
+
+// Named versions are never pruned and each copies the whole document: a
+// document takes at most NamedVersionBurst at once and NamedVersionRate a
+// second after that; past it a Checkpoint is refused (CodeRateLimited).
+const (
+	NamedVersionRate  = 1.0 / 10
+	NamedVersionBurst = 20
+)
 
 // Checkpoint asks for a named version of the document as it is now; the
 // reply comes once it is durable.
@@ -83,7 +93,8 @@ type versionState struct {
 	changes int      // visible changes since
 	authors []string // their authors, up to MaxVersionAuthors
 	timer   *time.Timer
-	armed   bool // the quiet timer is running
+	armed   bool          // the quiet timer is running
+	named   *rate.Limiter // named versions (created with the first)
 }
 
 // quietC is the quiet-period timer's channel while it runs.
@@ -197,6 +208,13 @@ func (o *Owner) checkpoint(m Checkpoint) {
 	}
 	if !o.exists && o.doc.Version() == 0 {
 		answer(m.Reply, CheckpointResult{Err: ErrNoDocument})
+		return
+	}
+	if o.vers.named == nil {
+		o.vers.named = rate.NewLimiter(NamedVersionRate, NamedVersionBurst)
+	}
+	if !o.vers.named.Allow() {
+		answer(m.Reply, CheckpointResult{Err: &Refused{protocol.CodeRateLimited, "too many named versions of this document; retry later"}})
 		return
 	}
 	if m.Author != "" && !slices.Contains(o.vers.authors, m.Author) && len(o.vers.authors) < MaxVersionAuthors {

@@ -2,6 +2,7 @@ package owner
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"testing/synctest"
 	"time"
 	"unicode/utf8"
+
+	"github.com/collabd/collabd/protocol"
 )
 
 // fakeVersions keeps versions in memory; with manual set a version stays
@@ -249,6 +252,38 @@ func TestRestoreKeepsReplacedState(t *testing.T) {
 		if len(got) != 1 || string(got[0].Snapshot) != "a\nb" || got[0].Named {
 			t.Fatalf("versions before the restore = %+v, want the loaded state", got)
 		}
+		r.Release(o)
+	})
+}
+
+// Named versions are rate limited per document: a burst, then one per
+// NamedVersionRate; time (synctest's) refills the bucket.
+func TestNamedVersionRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		vs := &fakeVersions{}
+		r := versionRegistry(t, vs, time.Hour, 0)
+		s := &fakeSub{id: "s"}
+		o := send(t, r, "d", Join{Sub: s})
+		o.Send(context.Background(), Update{Sub: s, Batch: 1, Update: []byte("a")})
+		ask := func() error {
+			reply := make(chan CheckpointResult, 1)
+			o.Send(context.Background(), Checkpoint{Label: "x", Reply: reply})
+			return (<-reply).Err
+		}
+		for i := range NamedVersionBurst {
+			if err := ask(); err != nil {
+				t.Fatalf("named version %d: %v", i, err)
+			}
+		}
+		var ref *Refused
+		if err := ask(); !errors.As(err, &ref) || ref.Code != protocol.CodeRateLimited {
+			t.Fatalf("past the burst: %v, want rate limited", err)
+		}
+		time.Sleep(time.Duration(float64(time.Second) / NamedVersionRate))
+		if err := ask(); err != nil {
+			t.Fatalf("after the refill: %v", err)
+		}
+		o.Send(context.Background(), Leave{Sub: s})
 		r.Release(o)
 	})
 }
