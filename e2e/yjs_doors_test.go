@@ -380,3 +380,44 @@ func TestYjsDoorsHTTPViews(t *testing.T) {
 		t.Fatalf("created Yjs document after restart: %d %s", code, body)
 	}
 }
+
+// Version history of a Yjs document: a named version, more edits through
+// a door, a restore: the Y.Text is back to the version's text, and a
+// provider that connects afterwards reads it.
+func TestYjsDoorsVersions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts node")
+	}
+	ts := startServer(t, server.Config{})
+	var w struct{ Text string }
+	runDoors(t, ts, "write", map[string]any{"doc": "hist", "markers": 5, "prefix": "a"}, &w)
+	code, _, body := doReq(t, ts, "POST", "/v1/docs/hist/versions", "application/json", []byte(`{"label":"five"}`))
+	if code != http.StatusOK && code != http.StatusCreated {
+		t.Fatalf("named version: %d %s", code, body)
+	}
+	var v struct {
+		Seq uint64 `json:"seq"`
+	}
+	if err := json.Unmarshal(body, &v); err != nil || v.Seq == 0 {
+		t.Fatalf("named version answer %s: %v", body, err)
+	}
+	runDoors(t, ts, "write", map[string]any{"doc": "hist", "markers": 3, "prefix": "b"}, &w)
+	if got := serverText(t, ts, "hist", "t", ""); !strings.Contains(got, "<b2>") {
+		t.Fatalf("before restore: %q", got)
+	}
+	code, _, body = doReq(t, ts, "POST", "/v1/docs/hist/restore", "application/json", []byte(fmt.Sprintf(`{"version":%d}`, v.Seq)))
+	if code != http.StatusOK {
+		t.Fatalf("restore: %d %s", code, body)
+	}
+	want := "<a0><a1><a2><a3><a4>"
+	if got := serverText(t, ts, "hist", "t", ""); got != want {
+		t.Fatalf("after restore the server has %q, want %q", got, want)
+	}
+	var r struct {
+		T string `json:"t"`
+	}
+	runDoors(t, ts, "read", map[string]any{"doc": "hist", "door": "y-websocket"}, &r)
+	if r.T != want {
+		t.Fatalf("a provider reads %q after the restore, want %q", r.T, want)
+	}
+}

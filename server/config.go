@@ -81,6 +81,17 @@ type Config struct {
 	HookTimeout   time.Duration
 	EventDebounce time.Duration
 
+	// Version history (docs/HTTP.md, "Versions"). A document's automatic
+	// version is taken after VersionQuiet without a change (default 60s) and
+	// every VersionEvery changes (default 1000), whichever comes first, and
+	// before it unloads, each only if it changed since its last version;
+	// a negative value turns that trigger off. Which versions are kept is
+	// the store's (storage.Options.VersionRetention). DisableVersions turns
+	// history off: no versions are taken and the endpoints answer 404.
+	VersionQuiet    time.Duration
+	VersionEvery    int
+	DisableVersions bool
+
 	// PrivateMetrics keeps GET /metrics off Handler: serve MetricsHandler
 	// on a listener of its own (collabd serve --metrics-addr).
 	PrivateMetrics bool
@@ -215,6 +226,12 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxPending, 4096)
 	def(&c.QueueBytes, 4<<20)
 	def(&c.CompactEntries, 1000)
+	if c.VersionQuiet == 0 {
+		c.VersionQuiet = time.Minute
+	}
+	if c.VersionEvery == 0 {
+		c.VersionEvery = 1000
+	}
 	def(&c.MaxConns, 10000)
 	def(&c.MaxConnsPerIP, 256)
 	def(&c.MaxLoadedDocs, 20000)

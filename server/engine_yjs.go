@@ -33,6 +33,10 @@ type yjsEngine struct {
 
 var _ owner.Engine = (*yjsEngine)(nil)
 
+// YjsLimits are the limits a server with cfg loads Yjs documents with
+// (the CLI's verify and export load them the same way).
+func YjsLimits(cfg Config) yjs.Limits { return yjsLimits(cfg.withDefaults()) }
+
 // yjsLimits are the Yjs limits of a server with cfg.
 func yjsLimits(cfg Config) yjs.Limits {
 	return yjs.Limits{MaxUpdateBytes: max(cfg.MaxSnapshotBytes, cfg.MaxFrame), MaxDocBytes: cfg.MaxDocBytes,
@@ -247,6 +251,18 @@ func (e *yjsEngine) Content() map[string][]byte {
 			out[r] = []byte("null")
 		default:
 			out[r] = e.doc.JSON(r, k)
+		}
+	}
+	return out
+}
+
+// TextRoots lists the roots that are Y.Text (version history restores
+// those as text).
+func (e *yjsEngine) TextRoots() []string {
+	var out []string
+	for _, r := range e.doc.Roots() {
+		if e.doc.RootKind(r) == yjs.TypeText {
+			out = append(out, r)
 		}
 	}
 	return out

@@ -36,6 +36,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /v1/docs/{id}/snapshot", s.getSnapshot)
 	mux.HandleFunc("PUT /v1/docs/{id}/snapshot", s.putSnapshot)
 	mux.HandleFunc("POST /v1/docs/{id}/messages", s.postMessage)
+	s.versionRoutes(mux)
 	mux.HandleFunc("GET /v1/webhooks", s.listWebhooks)
 	mux.HandleFunc("POST /v1/webhooks/retry", s.retryWebhooks)
 	mux.HandleFunc("POST /v1/rt", s.rtCreate)

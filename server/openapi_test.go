@@ -154,7 +154,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	for _, r := range documented {
 		method, path, _ := strings.Cut(r, " ")
 		concrete := path
-		for _, seg := range []string{"{id}", "{session}"} {
+		for _, seg := range []string{"{id}", "{session}", "{seq}"} {
 			concrete = strings.ReplaceAll(concrete, seg, "x%2Fy")
 		}
 		req := httptest.NewRequest(method, concrete, nil)

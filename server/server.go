@@ -95,6 +95,7 @@ func New(cfg Config) (*Server, error) {
 		PresenceInterval: cfg.PresenceInterval, PresenceTTL: cfg.PresenceTTL, PresenceLimits: cfg.PresenceLimits,
 		HideReadOnlyCursors: cfg.HideReadOnlyCursors, ChangeLogEntries: cfg.ChangeLogEntries, ChangeLogBytes: cfg.ChangeLogBytes,
 		MaxReplicaBytes: cfg.MaxReplicaBytes, MaxColdJoinBytes: 8 << 20, MessageRate: cfg.MessageRate, MessageBurst: cfg.MessageBurst,
+		Versions: s.ownerVersions(), VersionQuiet: cfg.VersionQuiet, VersionEvery: cfg.VersionEvery,
 	}, owner.RegistryLimits{MaxDocs: cfg.MaxLoadedDocs, MaxBytes: cfg.MaxReplicaBytes, EvictWait: 500 * time.Millisecond})
 	s.bodies = newBudget(cfg.MaxBodyBytes)
 	s.startAuth()

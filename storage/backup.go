@@ -71,9 +71,27 @@ func (c ctxWriter) Write(p []byte) (int, error) {
 // transaction) to w in the export format described in doc.go. A tombstone is
 // ErrDeleted.
 func (s *Store) Export(ctx context.Context, id string, w io.Writer) error {
+	return s.ExportWith(ctx, id, w, ExportOptions{})
+}
+
+// ExportOptions controls ExportWith.
+type ExportOptions struct {
+	// Versions includes the document's versions (at most MaxImportVersions;
+	// off by default, so exports of documents with long histories stay
+	// small). Import stores them with the document.
+	Versions bool
+}
+
+// ExportWith is Export with options.
+func (s *Store) ExportWith(ctx context.Context, id string, w io.Writer, opts ExportOptions) error {
 	doc, err := s.Load(ctx, id)
 	if err != nil {
 		return err
+	}
+	if opts.Versions {
+		if doc.Versions, err = s.allVersions(ctx, id); err != nil {
+			return err
+		}
 	}
 	if len(doc.Tail) > MaxImportEntries {
 		return fmt.Errorf("%w: %q has %d log entries (max %d for export); compact it first",
@@ -137,7 +155,13 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Do
 		op.recs[i], op.seqs[i] = encodeRecord(e.Seq, e.Data), e.Seq
 		op.bytes += len(e.Data)
 	}
-	doc.Snapshot, doc.Tail = nil, nil // the records hold the bytes now
+	for _, v := range doc.Versions {
+		op.vrecs = append(op.vrecs, encodeVersionRecord(v.Seq, unixNano(v.Time), &NewVersion{
+			Version: v.Version, Kind: v.Kind, Label: v.Label, Authors: v.Authors, Snapshot: v.Snapshot}))
+		op.vseqs = append(op.vseqs, v.Seq)
+		op.bytes += len(v.Snapshot)
+	}
+	doc.Snapshot, doc.Tail, doc.Versions = nil, nil, nil // the records hold the bytes now
 	p, err := s.submit(ctx, op, true)
 	if err != nil {
 		return DocInfo{}, err
@@ -177,6 +201,8 @@ type importOp struct {
 	snap    []byte
 	recs    [][]byte
 	seqs    []uint64 // sequence of each record in recs
+	vrecs   [][]byte // version records (sealed)
+	vseqs   []uint64 // and their sequences, ascending
 	bytes   int
 	replace bool
 	info    DocInfo // result, valid once the request completed without error
@@ -223,6 +249,23 @@ func (o *importOp) apply(b *batch) (uint64, error) {
 	// Entries arrive in key order, so bbolt appends to the rightmost page.
 	for i, rec := range o.recs {
 		if err := d.log.Put(seqKey(o.seqs[i]), rec); err != nil {
+			return 0, err
+		}
+	}
+	if len(o.vrecs) > 0 {
+		if err := b.bumpFormat(); err != nil {
+			return 0, err
+		}
+		vb, err := d.bkt.CreateBucket(keyVersions)
+		if err != nil {
+			return 0, err
+		}
+		for i, rec := range o.vrecs {
+			if err := vb.Put(seqKey(o.vseqs[i]), rec); err != nil {
+				return 0, err
+			}
+		}
+		if err := vb.SetSequence(o.vseqs[len(o.vseqs)-1]); err != nil {
 			return 0, err
 		}
 	}

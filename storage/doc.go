@@ -148,12 +148,23 @@
 // Byte slices passed in are copied before the call returns; byte slices
 // returned belong to the caller.
 //
-// # On-disk layout (format 1)
+// # Versions
+//
+// [Store.SubmitVersion] and [Store.SaveVersion] store an immutable copy of a
+// document (its snapshot, the document version, a label, authors, a kind)
+// through the committer; [Store.Versions] lists them newest first and
+// [Store.Version] reads one. Options.VersionRetention prunes automatic
+// versions in the commit that adds a version (at most Options.VersionPrune
+// per commit); named versions stay until the document is deleted. Delete
+// and Import with Replace drop a document's versions; Compact keeps them.
+//
+// # On-disk layout (format 2)
 //
 // The file is a bbolt database with three top-level buckets:
 //
 //	collabd/                        store records
-//	    "format" -> 0x01            format version; Open refuses anything else
+//	    "format" -> 0x01 or 0x02    format version; 2 once a version was written;
+//	                                Open refuses anything else
 //	journal/                        recent appends of all documents
 //	    <gseq: 8 bytes big-endian> -> journal value
 //	docs/                           one nested bucket per document, named by its id
@@ -163,6 +174,9 @@
 //	        "s" -> snapshot record  (present iff the metadata says so)
 //	        "l"/                    the document's own log
 //	            <seq: 8 bytes big-endian> -> log record
+//	        "v"/                    the document's versions (format 2), bbolt
+//	                                bucket sequence = last version seq given
+//	            <seq: 8 bytes big-endian> -> version record (versions.go)
 //
 // Ids are 1 to 255 bytes of UTF-8. Sequence numbers start at 1, grow by one
 // per Append and are never reused, so the log's key order is append order.

@@ -25,15 +25,22 @@ import (
 //	count    uvarint  number of log entries, = lastSeq - snapSeq
 //	entries  count × (seq uvarint, length uvarint, bytes); seqs are
 //	         snapSeq+1, snapSeq+2, …, lastSeq
+//	versions (only with flags bit 2) uvarint count (<= MaxImportVersions),
+//	         then count × (seq uvarint, length uvarint, version record as
+//	         stored, versions.go); seqs strictly ascending
 //	crc      4 bytes  big-endian CRC-32C of every byte before it
 //
 // Nothing may follow the checksum.
 
 const (
-	exportMagic    = "collabd\x00"
-	exportVersion  = 1
-	exportFlagSnap = 1 << 1
+	exportMagic        = "collabd\x00"
+	exportVersion      = 1
+	exportFlagSnap     = 1 << 1
+	exportFlagVersions = 1 << 2
 )
+
+// MaxImportVersions is the most versions one export may hold.
+const MaxImportVersions = 1 << 16
 
 // MaxImportEntries is the most log entries one export may hold. It bounds the
 // memory Import spends on entry headers; compact a document with a longer
@@ -71,18 +78,31 @@ func encodeExport(w io.Writer, doc *Document) error {
 	varint(unixNano(info.Created))
 	varint(unixNano(info.Updated))
 	uvarint(info.LastSeq)
+	var flags byte
+	if len(doc.Versions) > 0 {
+		flags |= exportFlagVersions
+	}
 	if info.HasSnapshot {
-		put([]byte{exportFlagSnap})
+		put([]byte{flags | exportFlagSnap})
 		uvarint(info.SnapshotSeq)
 		blob(doc.Snapshot)
 	} else {
-		put([]byte{0})
+		put([]byte{flags})
 		uvarint(0)
 	}
 	uvarint(uint64(len(doc.Tail)))
 	for _, e := range doc.Tail {
 		uvarint(e.Seq)
 		blob(e.Data)
+	}
+	if len(doc.Versions) > 0 {
+		uvarint(uint64(len(doc.Versions)))
+		for i := range doc.Versions {
+			v := &doc.Versions[i]
+			uvarint(v.Seq)
+			blob(encodeVersionRecord(v.Seq, unixNano(v.Time), &NewVersion{
+				Version: v.Version, Kind: v.Kind, Label: v.Label, Authors: v.Authors, Snapshot: v.Snapshot}))
+		}
 	}
 	if err != nil {
 		return err
@@ -187,6 +207,45 @@ func (d *decoder) blob(field string, limit int) ([]byte, error) {
 	return buf, nil
 }
 
+// versions reads the versions section of an export into doc.Versions.
+func (d *decoder) versions(doc *Document) error {
+	count, err := d.uvarint("versions")
+	if err != nil {
+		return err
+	}
+	if count > MaxImportVersions {
+		return d.fail("versions", fmt.Errorf("%w: %d versions (max %d)", ErrTooLarge, count, MaxImportVersions))
+	}
+	if count == 0 {
+		return d.corrupt("versions", "versions flag without versions")
+	}
+	var prev uint64
+	for range count {
+		seq, err := d.uvarint("version.seq")
+		if err != nil {
+			return err
+		}
+		if seq <= prev {
+			return d.corrupt("version.seq", "seq %d after %d", seq, prev)
+		}
+		rec, err := d.blob("version.record", d.lim.maxSnapshot+versionOverhead)
+		if err != nil {
+			return err
+		}
+		v, err := decodeVersion(seq, rec, true)
+		if err != nil {
+			return d.fail("version.record", err)
+		}
+		doc.Versions = append(doc.Versions, v)
+		prev = seq
+	}
+	return nil
+}
+
+// versionOverhead bounds a version record's bytes besides its snapshot.
+const versionOverhead = versionHeaderLen + 2 + 3*binary.MaxVarintLen64 + MaxVersionLabel +
+	MaxVersionAuthors*(binary.MaxVarintLen64+MaxAuthorBytes)
+
 // decodeExport reads one document in the export format. It checks the
 // structure, every limit and the checksum, and never panics.
 func decodeExport(r io.Reader, lim exportLimits) (*Document, error) {
@@ -232,7 +291,7 @@ func decodeExport(r io.Reader, lim exportLimits) (*Document, error) {
 	if err != nil {
 		return nil, err
 	}
-	if flags&^exportFlagSnap != 0 {
+	if flags&^(exportFlagSnap|exportFlagVersions) != 0 {
 		return nil, d.corrupt("flags", "unknown flags %#x", flags)
 	}
 	info.HasSnapshot = flags&exportFlagSnap != 0
@@ -275,6 +334,11 @@ func decodeExport(r io.Reader, lim exportLimits) (*Document, error) {
 		info.LogEntries++
 		info.LogBytes += int64(len(data))
 		prev = seq
+	}
+	if flags&exportFlagVersions != 0 {
+		if err := d.versions(doc); err != nil {
+			return nil, err
+		}
 	}
 	want := d.crc
 	if 4 > d.lim.maxTotal-d.off {

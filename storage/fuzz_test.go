@@ -96,6 +96,13 @@ func FuzzDecodeExport(f *testing.F) {
 		Tail:     []Entry{{Seq: 2, Data: []byte("a")}, {Seq: 3, Data: []byte("b")}},
 	})
 	f.Add(seed.Bytes())
+	seed.Reset()
+	_ = encodeExport(&seed, &Document{
+		Info:     DocInfo{ID: "doc", LastSeq: 1, LogEntries: 1, LogBytes: 1},
+		Tail:     []Entry{{Seq: 1, Data: []byte("a")}},
+		Versions: []Version{{Seq: 2, Version: 1, Kind: VersionNamed, Label: "v", Authors: []string{"al"}, Snapshot: []byte("s"), SnapshotBytes: 1}},
+	})
+	f.Add(seed.Bytes())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		doc, err := decodeExport(bytes.NewReader(b), fuzzLimits)
 		doc1, err1 := decodeExport(iotest.OneByteReader(bytes.NewReader(b)), fuzzLimits)

@@ -63,6 +63,12 @@ type Options struct {
 	// 1 GiB.
 	MaxImportBytes int64
 
+	// VersionRetention decides which automatic versions are pruned (see
+	// Retention); the zero value keeps every version. VersionPrune bounds
+	// the versions one commit deletes. Zero means 256.
+	VersionRetention Retention
+	VersionPrune     int
+
 	// Now returns the time stamped on documents (created, updated,
 	// deleted). Nil means time.Now.
 	Now func() time.Time
@@ -76,7 +82,8 @@ type Options struct {
 func (o Options) withDefaults() (Options, error) {
 	if o.LockTimeout < 0 || o.InitialMmapSize < 0 || o.MaxSize < 0 || o.MaxBatchOps < 0 ||
 		o.MaxBatchBytes < 0 || o.QueueLen < 0 || o.JournalEntries < 0 || o.MaxUpdateBytes < 0 ||
-		o.MaxSnapshotBytes < 0 || o.MaxImportBytes < 0 {
+		o.MaxSnapshotBytes < 0 || o.MaxImportBytes < 0 || o.VersionPrune < 0 ||
+		o.VersionRetention.All < 0 || o.VersionRetention.Daily < 0 {
 		return o, errors.New("storage: negative value in Options")
 	}
 	def := func(v *int, d int) {
@@ -94,6 +101,7 @@ func (o Options) withDefaults() (Options, error) {
 	def(&o.JournalEntries, 1<<16)
 	def(&o.MaxUpdateBytes, 8<<20)
 	def(&o.MaxSnapshotBytes, 256<<20)
+	def(&o.VersionPrune, 256)
 	if o.MaxImportBytes == 0 {
 		o.MaxImportBytes = 1 << 30
 	}

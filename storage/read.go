@@ -24,6 +24,9 @@ type Document struct {
 	Info     DocInfo
 	Snapshot []byte  // nil unless Info.HasSnapshot; covers entries <= Info.SnapshotSeq
 	Tail     []Entry // entries with Seq > Info.SnapshotSeq, ascending
+	// Versions, ascending by Seq, with their snapshots: set only by
+	// ExportWith with Versions (in the stream) and by Import's decoder.
+	Versions []Version
 }
 
 // ctxCheckEvery is how many log entries a read visits between ctx checks.

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,9 +14,15 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 )
 
-// formatVersion is stored under bucket "collabd", key "format". Open refuses
-// any other value.
-const formatVersion = 1
+// formatVersion is stored under bucket "collabd", key "format". Open accepts
+// minFormatVersion up to formatVersion and refuses anything else. Format 2
+// adds the documents' versions buckets (versions.go); a new file starts at
+// format 1 and is marked 2 by the commit that writes its first version, so
+// a file without versions stays readable by a binary that knows format 1.
+const (
+	minFormatVersion = 1
+	formatVersion    = 2
+)
 
 var (
 	bucketRoot = []byte("collabd") // store-level records
@@ -148,8 +153,8 @@ func checkFormat(tx *bolt.Tx) error {
 	if root == nil || tx.Bucket(bucketDocs) == nil || tx.Bucket(bucketJournal) == nil {
 		return fmt.Errorf("%w: not a collabd store", ErrFormat)
 	}
-	if v := root.Get(keyFormat); !bytes.Equal(v, []byte{formatVersion}) {
-		return fmt.Errorf("%w: format %x, want %d", ErrFormat, v, formatVersion)
+	if v := root.Get(keyFormat); len(v) != 1 || v[0] < minFormatVersion || v[0] > formatVersion {
+		return fmt.Errorf("%w: format %x, want %d to %d", ErrFormat, v, minFormatVersion, formatVersion)
 	}
 	return nil
 }
@@ -181,7 +186,7 @@ func createIfMissing(path string, opts Options) error {
 		if _, err := tx.CreateBucket(bucketJournal); err != nil {
 			return err
 		}
-		return root.Put(keyFormat, []byte{formatVersion})
+		return root.Put(keyFormat, []byte{minFormatVersion})
 	})
 	if cerr := db.Close(); err == nil {
 		err = cerr

@@ -16,6 +16,7 @@ type Report struct {
 	Documents      int64    // live documents that loaded cleanly
 	Deleted        int64    // tombstones
 	LogEntries     int64    // log entries read and checked (own logs and journal)
+	Versions       int64    // version records read and checked
 	JournalEntries int64    // entries in the journal, live or dead
 	Problems       []string // every problem found, up to 100; empty when the file is sound
 }
@@ -30,7 +31,8 @@ func (r *Report) add(format string, args ...any) {
 // marker and every journal entry (as Open always does), bbolt's page
 // consistency check (Tx.Check), the shape of every document bucket, and then
 // every document as Load reads it (metadata, snapshot, log and journal
-// checksums, sequences without gaps, counts). It never writes.
+// checksums, sequences without gaps, counts) and every version record
+// (checksum, fields, sequence). It never writes.
 //
 // Point it at a copy made by Backup or BackupFile, or at a store no process
 // has open: a store open for writing holds an exclusive lock, and Verify
@@ -103,8 +105,11 @@ func verifyDocs(ctx context.Context, tx *bolt.Tx, v *jview, rep *Report) error {
 		}
 		bkt := tx.Bucket(bucketDocs).Bucket(k)
 		bc := bkt.Cursor()
-		for key, _ := bc.First(); key != nil; key, _ = bc.Next() {
-			if !bytes.Equal(key, keyMeta) && !bytes.Equal(key, keySnapshot) && !bytes.Equal(key, keyLog) {
+		for key, kv := bc.First(); key != nil; key, kv = bc.Next() {
+			switch {
+			case bytes.Equal(key, keyVersions) && kv == nil:
+				verifyVersions(id, bkt.Bucket(keyVersions), rep)
+			case !bytes.Equal(key, keyMeta) && !bytes.Equal(key, keySnapshot) && !bytes.Equal(key, keyLog):
 				rep.add("document %q: unknown key %x", id, key)
 			}
 		}
@@ -113,8 +118,8 @@ func verifyDocs(ctx context.Context, tx *bolt.Tx, v *jview, rep *Report) error {
 			continue // reported when the document is loaded below
 		}
 		switch {
-		case info.Deleted && (bkt.Get(keySnapshot) != nil || bkt.Bucket(keyLog) != nil):
-			rep.add("document %q: tombstone still holds a snapshot or log", id)
+		case info.Deleted && (bkt.Get(keySnapshot) != nil || bkt.Bucket(keyLog) != nil || bkt.Bucket(keyVersions) != nil):
+			rep.add("document %q: tombstone still holds a snapshot, log or versions", id)
 		case !info.HasSnapshot && bkt.Get(keySnapshot) != nil:
 			rep.add("document %q: snapshot stored but metadata has none", id)
 		}

@@ -113,6 +113,8 @@ type batch struct {
 	open    map[string]*docState
 	next    uint64 // next journal key
 	jcount  int64  // journal entries
+
+	formatBumped bool // the format marker was checked (versions.go)
 }
 
 // docState is one document inside a batch.
@@ -398,6 +400,9 @@ func (o *compactOp) apply(b *batch) (uint64, error) {
 		}
 		d.info.LogEntries = max(d.info.LogEntries-int64(len(keys)), 0)
 		d.info.LogBytes = max(d.info.LogBytes-bytes, 0)
+	}
+	if err := b.pruneVersions(d.bkt.Bucket(keyVersions)); err != nil {
+		return 0, err
 	}
 	d.info.HasSnapshot = true
 	d.info.SnapshotSeq = o.through

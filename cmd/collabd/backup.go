@@ -195,15 +195,37 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "collabd verify: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "documents=%d deleted=%d log_entries=%d journal_entries=%d problems=%d\n",
-		rep.Documents, rep.Deleted, rep.LogEntries, rep.JournalEntries, len(rep.Problems))
+	fmt.Fprintf(stdout, "documents=%d deleted=%d log_entries=%d journal_entries=%d versions=%d problems=%d\n",
+		rep.Documents, rep.Deleted, rep.LogEntries, rep.JournalEntries, rep.Versions, len(rep.Problems))
 	fmt.Fprintln(stdout, "ok")
 	return 0
 }
 
+// loadVersions loads the snapshot of every version of document id as the
+// server would show or restore it.
+func loadVersions(ctx context.Context, s *storage.Store, id string) error {
+	for before := uint64(0); ; {
+		page, err := s.Versions(ctx, id, before, 1000)
+		if err != nil || len(page) == 0 {
+			return err
+		}
+		for _, v := range page {
+			full, err := s.Version(ctx, id, v.Seq)
+			if err == nil {
+				_, _, err = loadStored(&storage.Document{Info: storage.DocInfo{ID: id}, Snapshot: full.Snapshot})
+			}
+			if err != nil {
+				return fmt.Errorf("version %d: %w", v.Seq, err)
+			}
+			before = v.Seq
+		}
+	}
+}
+
 // verifyFile runs storage.Verify (bbolt's page check, every record's
 // checksum, every document's shape) and then rebuilds every live document
-// through crdt.LoadSnapshot and its log tail, as the server would.
+// through crdt.LoadSnapshot and its log tail, as the server would, and
+// loads every version's snapshot.
 //
 // bbolt may panic on a mangled page instead of returning an error; a panic
 // on this goroutine is reported as corruption (one inside bbolt's Check
@@ -246,7 +268,10 @@ func verifyFile(ctx context.Context, path string) (rep storage.Report, err error
 			after = d.ID
 			stored, err := s.Load(ctx, d.ID)
 			if err == nil {
-				_, err = loadDoc(stored)
+				_, _, err = loadStored(stored)
+			}
+			if err == nil {
+				err = loadVersions(ctx, s, d.ID)
 			}
 			if err != nil {
 				rep.Problems = append(rep.Problems, err.Error())

@@ -115,10 +115,12 @@ func setUsageWithEnv(fs *flag.FlagSet, synopsis string) {
 // knows its own flags when it warns). TestEnvFlagsComplete checks them
 // against the commands' real flags.
 var envFlags = map[string][]string{
-	"token":    {"auth-secret", "sub", "name", "ttl", "doc", "color", "iss", "aud"},
-	"backup":   {"url", "token", "out", "verify"},
-	"export":   {"doc", "format", "root", "url", "token", "data", "out"},
-	"webhooks": {"url", "token", "state", "limit"},
+	"token":           {"auth-secret", "sub", "name", "ttl", "doc", "color", "iss", "aud"},
+	"backup":          {"url", "token", "out", "verify"},
+	"export":          {"doc", "format", "root", "url", "token", "data", "out"},
+	"webhooks":        {"url", "token", "state", "limit"},
+	"history":         {"url", "token", "limit", "before"},
+	"restore-version": {"url", "token"},
 }
 
 // otherEnv are COLLABD_* variables that are not flags: read by the tests and

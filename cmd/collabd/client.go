@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/crdt/yjs"
 	"github.com/collabd/collabd/server"
+	"github.com/collabd/collabd/server/owner"
 	"github.com/collabd/collabd/storage"
 )
 
@@ -94,6 +96,59 @@ func inUseHint(err error, hint string) error {
 
 // loadDoc rebuilds a stored document as the server does: its snapshot
 // through crdt.LoadSnapshot, then every log entry of the tail applied.
+// loadStored loads a stored document of either kind (the kind from its
+// records' prefix, as the server reads it): a native document as a
+// crdt.Doc, a Yjs document as a yjs.Doc (the other one nil).
+func loadStored(d *storage.Document) (*crdt.Doc, *yjs.Doc, error) {
+	kind := owner.KindNative
+	first := d.Snapshot
+	if first == nil && len(d.Tail) > 0 {
+		first = d.Tail[0].Data
+	}
+	if first != nil {
+		k, _, err := owner.RecordKind(first)
+		if err != nil {
+			return nil, nil, fmt.Errorf("document %q: %w", d.Info.ID, err)
+		}
+		kind = k
+	}
+	if kind == owner.KindNative {
+		doc, err := loadDoc(d)
+		return doc, nil, err
+	}
+	lim := server.YjsLimits(server.Config{})
+	strip := func(rec []byte, what string) ([]byte, error) {
+		k, data, err := owner.RecordKind(rec)
+		if err == nil && k != owner.KindYjs {
+			err = fmt.Errorf("a %s record in a Yjs document", k)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("document %q: %s: %w", d.Info.ID, what, err)
+		}
+		return data, nil
+	}
+	doc := yjs.New(lim)
+	if d.Snapshot != nil {
+		data, err := strip(d.Snapshot, "snapshot")
+		if err != nil {
+			return nil, nil, err
+		}
+		if doc, err = yjs.Load(data, lim); err != nil {
+			return nil, nil, fmt.Errorf("document %q: snapshot: %w", d.Info.ID, err)
+		}
+	}
+	for _, e := range d.Tail {
+		data, err := strip(e.Data, fmt.Sprintf("log entry %d", e.Seq))
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, err := doc.Apply(data); err != nil {
+			return nil, nil, fmt.Errorf("document %q: log entry %d: %w", d.Info.ID, e.Seq, err)
+		}
+	}
+	return nil, doc, nil
+}
+
 func loadDoc(d *storage.Document) (*crdt.Doc, error) {
 	// The limits of a server with default settings: verify and export agree
 	// with the server on what loads.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/collabd/collabd/crdt/yjs"
 	"io"
 	"net/url"
 	"os"
@@ -110,9 +111,12 @@ func exportOffline(ctx context.Context, path, id, format, root string) ([]byte, 
 	if err != nil {
 		return nil, err
 	}
-	doc, err := loadDoc(stored)
+	doc, ydoc, err := loadStored(stored)
 	if err != nil {
 		return nil, err
+	}
+	if ydoc != nil {
+		return exportYjs(id, ydoc, format, root)
 	}
 	if root == "" {
 		root = "body"
@@ -173,4 +177,35 @@ func finishTmp(f *os.File, path string) error {
 		return err
 	}
 	return nil
+}
+
+// exportYjs exports a Yjs document: its Y.Text root as text, its whole
+// state as a Yjs update (snapshot: what PUT …/snapshot with
+// application/vnd.yjs.update imports), or JSON with its roots as the
+// server's GET /v1/docs/{id} shows them.
+func exportYjs(id string, d *yjs.Doc, format, root string) ([]byte, error) {
+	switch format {
+	case "text":
+		if root == "" {
+			root = "body"
+		}
+		return []byte(d.Text(root)), nil
+	case "snapshot":
+		return d.EncodeState(), nil
+	}
+	content := map[string]json.RawMessage{}
+	for _, r := range d.Roots() {
+		switch k := d.RootKind(r); k {
+		case yjs.TypeText:
+			content[r], _ = json.Marshal(map[string]any{"text": d.Text(r), "delta": json.RawMessage(d.TextDelta(r))})
+		case yjs.TypeXmlFrag:
+			content[r] = d.ProseMirrorJSON(r, nil)
+		case yjs.TypeUnknown:
+			content[r] = json.RawMessage("null")
+		default:
+			content[r] = d.JSON(r, k)
+		}
+	}
+	b, err := json.Marshal(map[string]any{"id": id, "kind": "yjs", "roots": d.Roots(), "content": content})
+	return append(b, '\n'), err
 }

@@ -11,6 +11,8 @@
 //	collabd version                                 module version, VCS revision, Go version
 //	collabd healthcheck [-url URL]                  GET /healthz; exit 0 when healthy (no curl in the image)
 //	collabd webhooks list|retry -url URL -token T   the webhook outbox's dead letters
+//	collabd history DOC -url URL [-token T]         a document's versions, newest first
+//	collabd restore-version DOC SEQ -url URL        restore a version (CRDT-safe)
 //
 // See README.md and docs/TRACE.md.
 package main
@@ -42,6 +44,8 @@ commands:
   version print the version, the VCS revision and the Go toolchain (also --version)
   healthcheck  GET the server's /healthz: exit 0 when healthy (the container's HEALTHCHECK)
   webhooks list|retry  the webhook outbox of a running server: dead letters, send them again
+  history DOC          a document's versions on a running server, newest first
+  restore-version DOC SEQ  restore a version on a running server (CRDT-safe: concurrent edits merge)
 
 Run "collabd <command> -h" for a command's flags.
 `
@@ -73,6 +77,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runVerify(args[1:], stdout, stderr)
 	case "webhooks":
 		return runWebhooks(args[1:], stdout, stderr)
+	case "history":
+		return runHistory(args[1:], stdout, stderr)
+	case "restore-version":
+		return runRestoreVersion(args[1:], stdout, stderr)
 	case "healthcheck":
 		return runHealthcheck(args[1:], stdout, stderr)
 	case "version", "-version", "--version":

@@ -57,6 +57,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	joinRate := fs.Float64("join-rate", 0, "documents one connection may join per second (0: 20; burst: --max-docs-per-conn)")
 	bodyTimeout := fs.Duration("body-timeout", 0, "time a client has to send a request body (0: 30s)")
 	maxDocBytes := fs.Int("max-doc-bytes", 0, "largest document: bytes of its uncompressed snapshot body (0: 128 MiB)")
+	versionQuiet := fs.Duration("version-quiet", 0, "take a document's automatic version after this long without a change (0: 60s; negative: never)")
+	versionEvery := fs.Int("version-every", 0, "take a document's automatic version every N changes (0: 1000; negative: never)")
+	versionRetention := fs.String("version-retention", "all:7d,daily:90d", "automatic versions kept: every one for all:D, then one a day until daily:D, then one a week; or forever (named versions are always kept)")
+	noVersions := fs.Bool("no-versions", false, "turn version history off (no versions taken; the history endpoints answer 404)")
 	var hooks listFlag
 	fs.Var(&hooks, "webhook", "POST signed document events to this `URL` (repeatable, or comma-separated; needs --webhook-secret)")
 	hookEvents := fs.String("webhook-events", "", "comma-separated event types the webhooks receive (doc.created, doc.changed, doc.deleted; doc.* for all; empty: all)")
@@ -126,7 +130,12 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	// storage.Open checks the file against its own meta pages first: a
 	// truncated or corrupt collabd.db is refused with a message, not mapped.
-	store, err := storage.Open(filepath.Join(*data, "collabd.db"), storage.Options{Logger: log})
+	retention, err := parseRetention(*versionRetention)
+	if err != nil {
+		fmt.Fprintf(stderr, "collabd serve: %v\n", err)
+		return 2
+	}
+	store, err := storage.Open(filepath.Join(*data, "collabd.db"), storage.Options{Logger: log, VersionRetention: retention})
 	if err != nil {
 		fmt.Fprintf(stderr, "collabd serve: %v\n", err)
 		if errors.Is(err, storage.ErrCorrupt) || errors.Is(err, storage.ErrFormat) {
@@ -186,7 +195,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		JoinRate: *joinRate, BodyTimeout: *bodyTimeout, CORSCredentials: *corsCreds, PrivateMetrics: *metricsAddr != "",
 		TrustedProxies: trusted, AuthPublicKeys: pubKeys, AuthJWKSURL: *jwksURL, AuthIssuer: *issuer, AuthAudience: *audience,
 		AuthWebhook: *authHook, AuthCookie: *authCookie, WebhookSecret: []byte(*hookSecret),
-		MaxDocBytes: *maxDocBytes})
+		MaxDocBytes: *maxDocBytes, VersionQuiet: *versionQuiet, VersionEvery: *versionEvery, DisableVersions: *noVersions})
 	if err != nil {
 		fmt.Fprintf(stderr, "collabd serve: %v\n", err)
 		return 1

@@ -87,4 +87,20 @@ func TestKillDashNineYjs(t *testing.T) {
 		t.Fatalf("%d of %d markers acked by SyncStatus were lost across %d SIGKILLs", lost, len(want), cycles)
 	}
 	t.Logf("%d markers synced through Hocuspocus across %d SIGKILLs: lost 0", len(want), cycles)
+
+	// The stopped server's file verifies, Yjs document included, and
+	// exports offline as the providers see it.
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
+	if out, err := exec.Command(bin, "verify", filepath.Join(data, "collabd.db")).CombinedOutput(); err != nil {
+		t.Fatalf("verify of a file with a Yjs document: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "export", "--data", data, "--doc", "notes/kill", "--root", "t").Output()
+	if err != nil || string(out) != r.T {
+		t.Fatalf("offline export of the Yjs document: %v, %d bytes, want the %d the providers read", err, len(out), len(r.T))
+	}
+	js, err := exec.Command(bin, "export", "--data", data, "--doc", "notes/kill", "--format", "json").Output()
+	if err != nil || !strings.Contains(string(js), `"kind":"yjs"`) {
+		t.Fatalf("offline JSON export: %v %s", err, js)
+	}
 }

@@ -193,6 +193,7 @@ func (o *Owner) serverUpdate(before uint64, updates [][]byte, changes []Change, 
 	o.step(&UpdateEvent{Doc: o.id, Updates: chunks, From: before, Version: version, Changes: changes}, nil)
 	o.events().Changed(o.id, before, version, "")
 	o.store(chunks, commit{version: version, reply: reply})
+	o.noteChange(before, "")
 }
 
 // delete deletes the document: from now on every new request is refused;

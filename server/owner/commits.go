@@ -27,6 +27,8 @@ type commit struct {
 	// commit pushed up to then has landed (docs/design/durable-pending.md).
 	held bool
 	idx  uint64 // position in push order (1-based)
+	// notLog: the Pending's sequence is not a log sequence (a version)
+	notLog bool
 }
 
 // commitQueue holds the commits in submission order; they complete in that
@@ -227,7 +229,7 @@ func (o *Owner) ackCompleted() {
 				return
 			}
 			var seq uint64
-			if seq, err = c.p.Result(); err == nil {
+			if seq, err = c.p.Result(); err == nil && !c.notLog {
 				o.commits.lastSeq = seq
 				o.compacts.logTail++
 			}

@@ -21,8 +21,10 @@
 // Everything reaches an owner as a typed message (messages.go) in its
 // inbox, handled by one type switch (Owner.handle): Join, Leave, Update,
 // SetPresence (sessions); Follow, Unfollow (HTTP followers); Read, Edit,
-// Import, Delete (the HTTP API: each carries a reply channel of capacity 1,
-// answered without blocking). No closure ever runs on the owner.
+// Import, Delete, Checkpoint, Restore (the HTTP API: each carries a reply
+// channel of capacity 1, answered without blocking). No closure ever runs
+// on the owner. Version history (versions.go) reaches the store through a
+// fourth interface, VersionStore.
 //
 // # States
 //
@@ -47,8 +49,10 @@
 // While serving, the owner's loop selects on: its inbox; the head of its
 // commit queue (commits complete in submission order; acks "durable" go out
 // in that order); a finished compaction; the presence flush timer (at most
-// one flush per PresenceInterval) and expiry ticker; the registry's
-// eviction request; the idle timer; shutdown.
+// one flush per PresenceInterval) and expiry ticker; the version quiet
+// timer (an automatic version after VersionQuiet without a change); the
+// registry's eviction request; the idle timer; shutdown. An unload or a
+// shutdown first takes the automatic version the document owes.
 //
 // # Invariants
 //

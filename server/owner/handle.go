@@ -46,6 +46,10 @@ func (o *Owner) handle(m Msg) {
 		o.delete(m)
 	case Broadcast:
 		o.broadcast(m)
+	case Checkpoint:
+		o.checkpoint(m)
+	case Restore:
+		o.restore(m)
 	}
 }
 
@@ -128,6 +132,10 @@ func failMsg(m Msg, err error) {
 		if m.Reply != nil {
 			answer(m.Reply, BroadcastResult{Err: err})
 		}
+	case Checkpoint:
+		answer(m.Reply, CheckpointResult{Err: err})
+	case Restore:
+		answer(m.Reply, RestoreResult{Err: err})
 	}
 }
 
@@ -333,6 +341,7 @@ func (o *Owner) update(m Update) {
 			who = a.Subject()
 		}
 		o.events().Changed(o.id, before, version, who)
+		defer o.noteChange(before, who) // after the update's commit is queued
 	}
 	o.deliver(m.Sub, &AckEvent{Doc: o.id, Batch: m.Batch, Status: protocol.AckApplied, Applied: version})
 	if !res.New {
@@ -429,6 +438,7 @@ func (o *Owner) storageFailed(err error) {
 		s.Deliver(ev)
 	}
 	o.pres.timer.Stop()
+	o.vers.stop()
 	o.state = newState(o.cfg)
 	o.start(o.reg.ctx)
 }

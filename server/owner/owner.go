@@ -43,6 +43,12 @@ type Config struct {
 	// (sessions are limited by their connection).
 	MessageRate  float64
 	MessageBurst int
+	// Version history (versions.go): nil Versions takes none. An automatic
+	// version is taken after VersionQuiet without a change and every
+	// VersionEvery changes (0: never for either).
+	Versions     VersionStore
+	VersionQuiet time.Duration
+	VersionEvery int
 }
 
 // An Owner is the one goroutine that touches a document's replica: it
@@ -84,6 +90,7 @@ type state struct {
 	changes  changeLog
 	idem     idemCache
 	appMsgs  *rate.Limiter // the app's broadcast messages
+	vers     versionState  // automatic versions (versions.go)
 	// coldJoin is the whole history split into sync chunks, kept for the
 	// next join with an empty state vector while the document is unchanged.
 	coldJoin struct {
@@ -162,6 +169,7 @@ func (o *Owner) run(ctx context.Context) {
 	expiry := time.NewTicker(max(o.cfg.PresenceTTL/3, time.Millisecond))
 	defer expiry.Stop()
 	defer func() { o.pres.timer.Stop() }()
+	defer func() { o.vers.stop() }()
 	for {
 		exit, crashed := o.tick(ctx, idle, expiry.C)
 		if crashed != nil {
@@ -210,6 +218,8 @@ func (o *Owner) tick(ctx context.Context, idle *time.Timer, expiry <-chan time.T
 		}
 	case err := <-o.compacts.done:
 		o.compacts.finished(o, err)
+	case <-o.vers.quietC():
+		o.quietPassed()
 	case now := <-o.pres.flushC():
 		o.flushPresence(now)
 	case now := <-expiry:
@@ -236,6 +246,9 @@ func (o *Owner) tick(ctx context.Context, idle *time.Timer, expiry <-chan time.T
 // commit or compaction; no reference and an empty inbox). It reports
 // whether the owner must exit.
 func (o *Owner) unloadIfIdle() bool {
+	if len(o.subs) == 0 && o.versionBeforeUnload() {
+		return false // unloads once the version is stored
+	}
 	if len(o.subs) == 0 && o.commits.empty() && !o.compacts.running && o.reg.tryRemove(o) {
 		o.cfg.Logger.Debug("document unloaded", "doc", o.id, "evicted", o.evicting)
 		return true
@@ -325,6 +338,7 @@ func (o *Owner) crashed(p any) {
 		s.Deliver(ev)
 	}
 	o.pres.timer.Stop()
+	o.vers.stop()
 	o.state = newState(o.cfg)
 }
 
@@ -374,6 +388,7 @@ func (o *Owner) refusal() *ErrorEvent {
 // their durable acks go out.
 func (o *Owner) shutdown() {
 	o.reg.remove(o)
+	o.versionBeforeUnload()
 	if err := o.drainBacklog(); err != nil {
 		o.cfg.Logger.Error("shutdown: backlog not stored", "doc", o.id, "err", err)
 		o.dropBacklog(err)

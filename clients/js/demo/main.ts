@@ -4,9 +4,12 @@
 // mode), token (auth mode), transport (auto, websocket or fallback), persist
 // (0 turns off keeping the document in IndexedDB, on by default: a page
 // reloaded offline shows its last state and sends its edits when online).
+// The history panel lists the document's versions (GET …/versions), shows
+// one (preview), takes a named one and restores one (CRDT-safe: the server's
+// edits arrive here as remote changes).
 import { basicSetup } from 'codemirror';
 import { EditorView } from '@codemirror/view';
-import { Client, type TransportMode } from '../src/index.js';
+import { Client, type Document, type TransportMode, type Version } from '../src/index.js';
 import { collabd, fallbackColor, peerColor, peerName } from '../src/codemirror.js';
 
 const q = new URLSearchParams(location.search);
@@ -59,7 +62,74 @@ async function main(): Promise<void> {
   show();
   showPeers();
   view.focus();
-  Object.assign(window, { collabdDemo: { client, doc, view } });
+  const history = historyPanel(doc);
+  Object.assign(window, { collabdDemo: { client, doc, view, history } });
+}
+
+/** The history panel: list, preview, save, restore. */
+function historyPanel(doc: Document): { refresh: () => Promise<void> } {
+  const list = $('versions');
+  const preview = $('preview');
+  const note = $('history-status');
+  const say = (s: string): void => {
+    note.textContent = s;
+  };
+  const button = (label: string, cls: string, f: () => Promise<void>): HTMLButtonElement => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = label;
+    b.className = cls;
+    b.addEventListener('click', () => {
+      f().catch((e: unknown) => say(`error: ${e instanceof Error ? e.message : String(e)}`));
+    });
+    return b;
+  };
+  const row = (v: Version): HTMLLIElement => {
+    const li = document.createElement('li');
+    li.dataset.seq = String(v.seq);
+    li.className = v.kind;
+    const what = document.createElement('span');
+    what.className = 'what';
+    const when = new Date(v.time).toLocaleString();
+    what.textContent = `#${v.seq} ${v.kind === 'named' ? v.label : 'auto'} · ${when}${v.authors.length ? ` · ${v.authors.join(', ')}` : ''}`;
+    li.append(
+      what,
+      button('preview', 'preview', async () => {
+        const full = await doc.version(v.seq);
+        preview.textContent = full.text?.body ?? '';
+        preview.dataset.seq = String(v.seq);
+      }),
+      button('restore', 'restore', async () => {
+        await doc.whenDurable();
+        const r = await doc.restore(v.seq);
+        say(`restored #${r.restored} (${r.applied} edits)`);
+        preview.textContent = '';
+        await refresh();
+      }),
+    );
+    return li;
+  };
+  const refresh = async (): Promise<void> => {
+    const page = await doc.versions({ limit: 50 });
+    list.replaceChildren(...page.versions.map(row));
+    list.dataset.count = String(page.versions.length);
+  };
+  $('save-version').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const input = $('version-label') as HTMLInputElement;
+    (async () => {
+      await doc.whenDurable();
+      const v = await doc.saveVersion(input.value || 'saved from the demo');
+      input.value = '';
+      say(`saved #${v.seq}`);
+      await refresh();
+    })().catch((err: unknown) => say(`error: ${err instanceof Error ? err.message : String(err)}`));
+  });
+  $('refresh-versions').addEventListener('click', () => {
+    refresh().catch((err: unknown) => say(`error: ${err instanceof Error ? err.message : String(err)}`));
+  });
+  refresh().catch(() => {}); // a new document has no history yet (404)
+  return { refresh };
 }
 
 main().catch((e: unknown) => {

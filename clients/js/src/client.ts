@@ -11,6 +11,7 @@ import { type AgentID, newAgentID, toAgent } from './ids.js';
 import { type Transport, type TransportFactory, type WebSocketConstructor, webSocketTransport } from './transport.js';
 import { type FetchLike, fallbackTransport } from './fallback.js';
 import { type Persistence, indexedDBPersistence } from './persist.js';
+import { httpAPI } from './versions.js';
 
 export const CLIENT_NAME = 'collab-js/0.1';
 
@@ -162,6 +163,7 @@ export class Client {
         if (this.docs.get(d.id) === d) this.docs.delete(d.id);
       },
       store: null,
+      api: httpAPI(url, () => this.token, opts.fetch),
     };
     if (opts.persist) {
       this.store = opts.persist === 'indexeddb' ? indexedDBPersistence(url, { indexedDB: opts.indexedDB }) : opts.persist;

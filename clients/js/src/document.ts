@@ -14,6 +14,7 @@ import { decodeUpdateOps, encodeOps } from './update.js';
 import { codePointToUtf16, utf16ToCodePoint } from './utf16.js';
 import { peerList, type Peer } from './peers.js';
 import type { Persistence, StoredDoc } from './persist.js';
+import { type API, History, type RestoreResult, type Version, type VersionPage } from './versions.js';
 
 /** A document's link to the connection, as the client gives it. */
 export interface Link {
@@ -29,6 +30,8 @@ export interface Link {
   forget(d: Document): void;
   /** Where documents are kept between page loads (ClientOptions.persist), or null. */
   store: Persistence | null;
+  /** The server's HTTP API (version history). */
+  api?: API;
 }
 
 /**
@@ -125,7 +128,7 @@ export class Document {
       this.loading = true;
       store
         .load(id)
-        .then((s) => this.restore(s), (e: unknown) => this.storeFailed(e))
+        .then((s) => this.restoreStored(s), (e: unknown) => this.storeFailed(e))
         .finally(() => {
           this.loading = false;
           if (this.joinWanted && this.link.up) this.join();
@@ -139,7 +142,7 @@ export class Document {
    * sent after the join). A stored document is ready at once, before any
    * sync: a page reloaded offline shows its last state.
    */
-  private restore(s: StoredDoc): void {
+  private restoreStored(s: StoredDoc): void {
     if (this.left || this.err) return;
     if (s.snapshot) {
       try {
@@ -284,6 +287,38 @@ export class Document {
     const d = deferred<void>();
     this.durableWaiters.push({ upto: this.unacked[this.unacked.length - 1]!.id, d });
     return d.promise;
+  }
+
+  /** The document's version history on the server (HTTP API, docs/HTTP.md "Versions"). */
+  get history(): History {
+    if (!this.link.api) throw new Error('collabd: no HTTP API for this document');
+    return new History(this.link.api, this.id);
+  }
+
+  /** The document's versions, newest first (a page; pass its next as before for the next one). */
+  versions(o: { limit?: number; before?: number } = {}): Promise<VersionPage> {
+    return this.history.list(o);
+  }
+
+  /** One version with the text of every root. */
+  version(seq: number): Promise<Version> {
+    return this.history.get(seq);
+  }
+
+  /** Takes a named version of the document as the server has it; resolves once durable. */
+  saveVersion(label: string): Promise<Version> {
+    return this.history.save(label);
+  }
+
+  /**
+   * Restores version seq, CRDT-safe: the server edits the document back to
+   * the version's text; the edits arrive here as remote changes, and local
+   * edits not yet sent merge with them. Resolves once the server's edits are
+   * durable (send pending local edits first with whenDurable() if they
+   * should be part of what is replaced).
+   */
+  restore(seq: number): Promise<RestoreResult> {
+    return this.history.restore(seq);
   }
 
   /** Leaves the document. Edits not yet durable are dropped: await whenDurable() first. */

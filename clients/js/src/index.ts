@@ -20,5 +20,6 @@ export { fallbackTransport, fallbackURL, type FallbackOptions, type FetchLike } 
 export { type Frame, type ServerLimits, type WirePeer, type WireMoved, type U64, FrameType, FrameError, encodeFrame, decodeFrame, PROTOCOL_VERSION, AckApplied, AckDurable, AckRejected } from './frames.js';
 export { Code, ServerError, isRetryCode, backoffDelay, type BackoffOptions, BACKOFF_BASE_MS, BACKOFF_MAX_MS } from './codes.js';
 export { splitUpdate } from './split.js';
+export { History, httpAPI, httpBase, type API, type Version, type VersionPage, type Diff, type Splice, type RestoreResult } from './versions.js';
 export { type Persistence, type StoredDoc, type IndexedDBOptions, indexedDBPersistence } from './persist.js';
 export { PRESENCE_INTERVAL_MS, PRESENCE_HEARTBEAT_MS } from './presence.js';
