@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -99,11 +100,29 @@ func TestYjsDoorsConverge(t *testing.T) {
 	t.Logf("seed %d", seed)
 	ts := startServer(t, server.Config{})
 	var view struct {
-		T string `json:"t"`
+		T  string          `json:"t"`
+		M  json.RawMessage `json:"m"`
+		A  json.RawMessage `json:"a"`
+		PM string          `json:"prosemirror"`
 	}
 	runDoors(t, ts, "converge", map[string]any{"doc": "notes/today", "seed": seed, "steps": 300}, &view)
 	if got := serverText(t, ts, "notes/today", "t", ""); got != view.T {
 		t.Fatalf("server text %q, clients %q", got, view.T)
+	}
+	// The server's JSON of every root is the clients' toJSON(): the map and
+	// the array as they are, the ProseMirror fragment's text in order.
+	_, body := httpGet(t, ts, "/v1/docs/notes%2Ftoday", "")
+	var info struct {
+		Content map[string]json.RawMessage `json:"content"`
+	}
+	if err := json.Unmarshal(body, &info); err != nil {
+		t.Fatal(err)
+	}
+	if !sameJSON(t, info.Content["m"], view.M) || !sameJSON(t, info.Content["a"], view.A) {
+		t.Fatalf("server map %s array %s; clients map %s array %s", info.Content["m"], info.Content["a"], view.M, view.A)
+	}
+	if got, want := pmText(t, info.Content["prosemirror"]), xmlText(view.PM); got != want {
+		t.Fatalf("server fragment text %q, clients %q", got, want)
 	}
 	// And after a restart, from storage.
 	ts.restart()
@@ -420,4 +439,58 @@ func TestYjsDoorsVersions(t *testing.T) {
 	if r.T != want {
 		t.Fatalf("a provider reads %q after the restore, want %q", r.T, want)
 	}
+}
+
+// sameJSON compares two JSON texts as values (map keys in any order).
+func sameJSON(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+// pmText is the text of a ProseMirror JSON document, its text nodes in
+// order, one line per top-level node.
+func pmText(t *testing.T, raw []byte) string {
+	t.Helper()
+	var doc struct {
+		Content []json.RawMessage `json:"content"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("ProseMirror JSON %s: %v", raw, err)
+	}
+	var lines []string
+	for _, n := range doc.Content {
+		var sb strings.Builder
+		var walk func(json.RawMessage)
+		walk = func(r json.RawMessage) {
+			var node struct {
+				Text    string            `json:"text"`
+				Content []json.RawMessage `json:"content"`
+			}
+			_ = json.Unmarshal(r, &node)
+			sb.WriteString(node.Text)
+			for _, c := range node.Content {
+				walk(c)
+			}
+		}
+		walk(n)
+		lines = append(lines, sb.String())
+	}
+	return strings.Join(lines, "\n")
+}
+
+// xmlText is the text of Y.XmlFragment#toString() output for a fragment of
+// flat elements: each element's text, one line per element.
+func xmlText(s string) string {
+	var lines []string
+	for _, part := range strings.Split(s, "</paragraph>") {
+		if part == "" {
+			continue
+		}
+		lines = append(lines, strings.TrimPrefix(part, "<paragraph>"))
+	}
+	return strings.Join(lines, "\n")
 }

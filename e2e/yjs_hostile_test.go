@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"errors"
+	"net/http"
 	"testing"
 	"time"
 
@@ -120,4 +121,64 @@ func TestYjsDoorsHostileFrames(t *testing.T) {
 	})
 	_ = h.WriteMessage(websocket.BinaryMessage, yproto.AppendHocuspocus(nil, yproto.HMessage{Type: yproto.HPing}))
 	readUntil(t, h, "pong", func(b []byte) bool { return len(b) == 1 && b[0] == byte(yproto.HPong) })
+}
+
+// A browser page of another origin cannot open either door (the Origin
+// allowlist applies to the upgrade, as for /v1/ws).
+func TestYjsDoorsOrigin(t *testing.T) {
+	ts := startServer(t, server.Config{})
+	for _, path := range []string{"/v1/yjs/doc", "/v1/hocuspocus"} {
+		h := http.Header{"Origin": []string{"https://evil.example"}}
+		_, resp, err := websocket.DefaultDialer.Dial("ws://"+ts.addr+path, h)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+			code := 0
+			if resp != nil {
+				code = resp.StatusCode
+			}
+			t.Fatalf("%s from another origin: err %v, status %d, want 403", path, err, code)
+		}
+		h = http.Header{"Origin": []string{"http://" + ts.addr}}
+		c, _, err := websocket.DefaultDialer.Dial("ws://"+ts.addr+path, h)
+		if err != nil {
+			t.Fatalf("%s from the same origin: %v", path, err)
+		}
+		_ = c.Close()
+	}
+}
+
+// Deleting a Yjs document tells its providers in their protocol's words:
+// y-websocket gets a permission-denied message and close 4511; a
+// Hocuspocus provider gets PermissionDenied for that document and its
+// connection stays.
+func TestYjsDoorsDelete(t *testing.T) {
+	ts := startServer(t, server.Config{})
+	step1 := yproto.AppendSync(nil, yproto.SyncStep1, []byte{0})
+	y := dialYjs(t, ts, "/v1/yjs/gone")
+	_ = y.WriteMessage(websocket.BinaryMessage, step1)
+	_ = y.WriteMessage(websocket.BinaryMessage, yproto.AppendSync(nil, yproto.SyncUpdate, []byte{1, 1, 5, 0, 4, 1, 1, 116, 1, 120, 0}))
+	readUntil(t, y, "sync step 2", func(b []byte) bool { return len(b) > 1 && b[0] == 0 && b[1] == byte(yproto.SyncStep2) })
+	h := dialYjs(t, ts, "/v1/hocuspocus")
+	for _, doc := range []string{"gone", "stays"} {
+		_ = h.WriteMessage(websocket.BinaryMessage, yproto.AppendHocuspocus(nil, yproto.HMessage{Type: yproto.HAuth, Doc: doc, Auth: yproto.AuthToken, HasText: true}))
+		_ = h.WriteMessage(websocket.BinaryMessage, yproto.AppendHocuspocus(nil, yproto.HMessage{Type: yproto.HSync, Doc: doc, Sync: yproto.SyncStep1, Payload: []byte{0}}))
+	}
+	readUntil(t, h, "the second document's sync", func(b []byte) bool {
+		m, err := yproto.DecodeHocuspocus(b, yproto.Limits{})
+		return err == nil && m.Doc == "stays" && m.Type == yproto.HSync && m.Sync == yproto.SyncStep1
+	})
+	if code, _, body := doReq(t, ts, "DELETE", "/v1/docs/gone", "", nil); code != http.StatusOK && code != http.StatusNoContent {
+		t.Fatalf("DELETE: %d %s", code, body)
+	}
+	if got := closeCode(t, y); protocol.Code(got) != protocol.CodeDocDeleted {
+		t.Fatalf("y-websocket after delete: close %d, want %d", got, protocol.CodeDocDeleted)
+	}
+	readUntil(t, h, "permission denied for the deleted document", func(b []byte) bool {
+		m, err := yproto.DecodeHocuspocus(b, yproto.Limits{})
+		return err == nil && m.Doc == "gone" && m.Type == yproto.HAuth && m.Auth == yproto.AuthPermissionDenied
+	})
+	_ = h.WriteMessage(websocket.BinaryMessage, yproto.AppendHocuspocus(nil, yproto.HMessage{Type: yproto.HSync, Doc: "stays", Sync: yproto.SyncStep1, Payload: []byte{0}}))
+	readUntil(t, h, "the other document still served", func(b []byte) bool {
+		m, err := yproto.DecodeHocuspocus(b, yproto.Limits{})
+		return err == nil && m.Doc == "stays" && m.Type == yproto.HSync && m.Sync == yproto.SyncStep2
+	})
 }
