@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -493,4 +494,91 @@ func xmlText(s string) string {
 		lines = append(lines, strings.TrimPrefix(part, "<paragraph>"))
 	}
 	return strings.Join(lines, "\n")
+}
+
+// SSE and long-poll followers of a Yjs map or fragment root get its JSON
+// (a snapshot, then a json event per change, coalesced when behind); the
+// last one equals the server's view.
+func TestYjsDoorsJSONFeeds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts node")
+	}
+	ts := startServer(t, server.Config{})
+	var view struct {
+		M json.RawMessage `json:"m"`
+	}
+	runDoors(t, ts, "converge", map[string]any{"doc": "feed", "clients": 1, "steps": 20, "seed": 3}, &view)
+	req, _ := http.NewRequest("GET", "http://"+ts.addr+"/v1/docs/feed/events?root=m", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	events := make(chan [2]string, 100)
+	go func() {
+		defer close(events)
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 1<<20)
+		var name string
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "event: "):
+				name = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				events <- [2]string{name, strings.TrimPrefix(line, "data: ")}
+			}
+		}
+	}()
+	next := func(want string) json.RawMessage {
+		t.Helper()
+		for ev := range events {
+			if ev[0] != want {
+				continue
+			}
+			var e struct {
+				JSON json.RawMessage `json:"json"`
+			}
+			if err := json.Unmarshal([]byte(ev[1]), &e); err != nil {
+				t.Fatalf("%s event %s: %v", want, ev[1], err)
+			}
+			return e.JSON
+		}
+		t.Fatalf("the feed ended before a %s event", want)
+		return nil
+	}
+	if got := next("snapshot"); !sameJSON(t, got, view.M) {
+		t.Fatalf("snapshot of the map root %s, want %s", got, view.M)
+	}
+	runDoors(t, ts, "converge", map[string]any{"doc": "feed", "clients": 1, "steps": 40, "seed": 4}, &view)
+	for {
+		got := next("json")
+		if sameJSON(t, got, view.M) {
+			break
+		}
+	}
+	code, body := httpGet(t, ts, "/v1/docs/feed/changes?root=m&since=1&wait=0s", "")
+	var poll struct {
+		JSON *struct {
+			JSON json.RawMessage `json:"json"`
+		} `json:"json"`
+		Reset *struct {
+			JSON json.RawMessage `json:"json"`
+		} `json:"reset"`
+	}
+	if err := json.Unmarshal(body, &poll); code != http.StatusOK || err != nil {
+		t.Fatalf("long poll: %d %s", code, body)
+	}
+	got := json.RawMessage(nil)
+	if poll.Reset != nil {
+		got = poll.Reset.JSON
+	}
+	if poll.JSON != nil {
+		got = poll.JSON.JSON
+	}
+	if !sameJSON(t, got, view.M) {
+		t.Fatalf("long poll of the map root: %s, want %s", body, view.M)
+	}
 }

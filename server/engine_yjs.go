@@ -235,6 +235,22 @@ func (e *yjsEngine) Merge(from owner.Engine) ([][]byte, []owner.Change, error) {
 	return append([][]byte{u}, res.Extra...), nil, nil
 }
 
+// RootJSON is a root that is not a Y.Text as JSON (ProseMirror JSON for
+// an XML fragment).
+func (e *yjsEngine) RootJSON(root string) ([]byte, bool) {
+	if !slices.Contains(e.doc.Roots(), root) {
+		return nil, false
+	}
+	switch k := e.doc.RootKind(root); k {
+	case yjs.TypeText, yjs.TypeUnknown:
+		return nil, false
+	case yjs.TypeXmlFrag:
+		return e.doc.ProseMirrorJSON(root, nil), true
+	default:
+		return e.doc.JSON(root, k), true
+	}
+}
+
 // Content is every root as JSON: a Y.Text as its text and rich-text delta,
 // an XmlFragment as ProseMirror JSON (TipTap's getJSON()), a Map or Array
 // as Yjs's toJSON(); a root no update has typed yet is null.

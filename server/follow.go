@@ -18,6 +18,7 @@ const (
 	feedError                        // the document is refused: the feed ends
 	feedCurrent                      // a resuming follower is up to date (nothing to send)
 	feedMessage                      // an ephemeral broadcast message
+	feedJSON                         // a non-text root's JSON after a step (Yjs maps, arrays, fragments)
 )
 
 // feedItem is one thing an HTTP follower is told.
@@ -31,7 +32,7 @@ type feedItem struct {
 	code    protocol.Code      // error, deleted
 	msg     string
 	from    string // message: the sending session ("" from the app)
-	data    []byte // message: its JSON
+	data    []byte // message: its JSON; json, snapshot of a non-text root: the root's JSON
 }
 
 // follower is an HTTP reader of one document (an SSE stream or a long
@@ -70,11 +71,16 @@ func (f *follower) Deliver(ev owner.Event) bool {
 				}
 			}
 			return true
+		case ev.JSON != nil:
+			return f.push(feedItem{kind: feedSnapshot, version: ev.Version, data: ev.JSON})
 		case ev.Reset:
 			return f.push(feedItem{kind: feedReset, version: ev.Version, text: ev.Text})
 		}
 		return f.push(feedItem{kind: feedSnapshot, version: ev.Version, text: ev.Text})
 	case *owner.UpdateEvent:
+		if js, ok := ev.JSON(f.root); ok {
+			return f.push(feedItem{kind: feedJSON, version: ev.Version, data: js})
+		}
 		return f.push(feedItem{kind: feedChange, version: ev.Version, step: owner.Step{From: ev.From, To: ev.Version, Changes: ev.Changes}})
 	case *owner.ErrorEvent:
 		if !ev.End {

@@ -126,10 +126,18 @@ type feedWriter struct {
 }
 
 type snapshotEvent struct {
-	Version uint64 `json:"version"`
-	Root    string `json:"root"`
-	Text    string `json:"text"`
-	Reset   bool   `json:"reset,omitempty"`
+	Version uint64          `json:"version"`
+	Root    string          `json:"root"`
+	Text    string          `json:"text"`
+	JSON    json.RawMessage `json:"json,omitempty"` // a Yjs map, array or XML fragment root: its JSON (text is empty)
+	Reset   bool            `json:"reset,omitempty"`
+}
+
+// jsonEvent is a non-text root's new JSON (event "json").
+type jsonEvent struct {
+	Version uint64          `json:"version"`
+	Root    string          `json:"root"`
+	JSON    json.RawMessage `json:"json"`
 }
 
 type changeEvent struct {
@@ -164,7 +172,9 @@ func (fw *feedWriter) event(it feedItem) (name, id string, data any) {
 		if it.kind == feedReset {
 			name = "reset"
 		}
-		return name, strconv.FormatUint(it.version, 10), snapshotEvent{Version: it.version, Root: fw.p.root, Text: it.text, Reset: it.kind == feedReset}
+		return name, strconv.FormatUint(it.version, 10), snapshotEvent{Version: it.version, Root: fw.p.root, Text: it.text, JSON: it.data, Reset: it.kind == feedReset}
+	case feedJSON:
+		return "json", strconv.FormatUint(it.version, 10), jsonEvent{Version: it.version, Root: fw.p.root, JSON: it.data}
 	case feedChange:
 		ss := stepSplices(it.step, fw.p.root)
 		if fw.shadow != nil {
@@ -287,8 +297,10 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 			if !ok { // fell behind: the browser reconnects with Last-Event-ID
 				return
 			}
-			if !send(it) {
-				return
+			for _, it := range coalesceJSON(it, f.ch) {
+				if !send(it) {
+					return
+				}
 			}
 		case <-heartbeat.C:
 			if !write([]byte(": heartbeat\n\n")) {
@@ -300,6 +312,30 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// coalesceJSON takes first and whatever else is already queued on ch, and
+// keeps of consecutive json items only the last (each is the whole root:
+// a follower that is behind skips to the newest).
+func coalesceJSON(first feedItem, ch <-chan feedItem) []feedItem {
+	items := []feedItem{first}
+	for len(items) < cap(ch)+1 {
+		select {
+		case it, ok := <-ch:
+			if !ok {
+				return items
+			}
+			if n := len(items); it.kind == feedJSON && items[n-1].kind == feedJSON {
+				items[n-1] = it
+				continue
+			}
+			items = append(items, it)
+			continue
+		default:
+		}
+		break
+	}
+	return items
 }
 
 // messageOut is a broadcast message in a feed.
@@ -314,6 +350,7 @@ type pollAnswer struct {
 	Changes  []changeEvent  `json:"changes"`
 	Reset    *snapshotEvent `json:"reset,omitempty"`
 	Messages []messageOut   `json:"messages,omitempty"`
+	JSON     *jsonEvent     `json:"json,omitempty"` // a Yjs map, array or fragment root: its JSON after the last change
 }
 
 // longPoll is GET /v1/docs/{id}/changes?since=V&wait=30s: the changes after
@@ -357,6 +394,8 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request) {
 		case changeEvent:
 			ans.Changes = append(ans.Changes, ev)
 			ans.Version = ev.Version
+		case jsonEvent:
+			ans.JSON, ans.Version = &ev, ev.Version
 		case messageOut:
 			ans.Messages = append(ans.Messages, ev)
 		}
@@ -368,7 +407,7 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request) {
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	if ans.Reset == nil && len(ans.Changes) == 0 && len(ans.Messages) == 0 {
+	if ans.Reset == nil && ans.JSON == nil && len(ans.Changes) == 0 && len(ans.Messages) == 0 {
 		select {
 		case it, ok := <-f.ch:
 			if ok {
@@ -384,7 +423,7 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request) {
 		case it, ok := <-f.ch:
 			if !ok {
 				drained = true
-			} else if it.kind == feedChange || it.kind == feedMessage {
+			} else if it.kind == feedChange || it.kind == feedMessage || it.kind == feedJSON {
 				add(it)
 			}
 		default:

@@ -18,7 +18,15 @@ func (o *Owner) follow(m Follow) {
 	version := o.doc.Version()
 	start := &FeedStartEvent{Version: version}
 	text, _ := o.doc.Text(m.Root)
+	var js []byte
+	if v, ok := o.doc.(Viewer); ok {
+		js, _ = v.RootJSON(m.Root)
+	}
 	switch steps, ok := o.resume(m.Since, version); {
+	case js != nil && m.Since != nil && *m.Since == version:
+		start.Current = true
+	case js != nil: // a map, array or fragment: its JSON now, never steps
+		start.JSON = js
 	case m.Since == nil:
 		start.Text = text
 	case ok && len(steps) == 0:

@@ -63,6 +63,10 @@ type Engine interface {
 // document): each root as JSON (ReadInfo's Content).
 type Viewer interface {
 	Content() map[string][]byte
+	// RootJSON is a root that is not a text (a map, an array, an XML
+	// fragment) as JSON; ok is false for text roots, which followers see
+	// as changes instead.
+	RootJSON(root string) (json []byte, ok bool)
 }
 
 // Author is who sent an update: the engine asks it to admit the update's

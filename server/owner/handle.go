@@ -368,6 +368,9 @@ func (o *Owner) update(m Update) {
 // author: sessions forward the update, followers show the changes.
 func (o *Owner) step(ev *UpdateEvent, author Subscriber) {
 	o.changes.add(Step{From: ev.From, To: ev.Version, Changes: ev.Changes})
+	if v, ok := o.doc.(Viewer); ok {
+		ev.rootJSON = v.RootJSON
+	}
 	for s := range o.subs {
 		if s != author {
 			o.deliver(s, ev)

@@ -52,6 +52,31 @@ type UpdateEvent struct {
 	From, Version uint64
 	Changes       []Change
 	Memo          [][]byte // a subscriber kind's encoding, shared by all of that kind
+	// rootJSON resolves a non-text root's JSON after the step (owner
+	// goroutine only; memoised per root across the subscribers of one step)
+	rootJSON func(root string) ([]byte, bool)
+	jsonMemo map[string][]byte
+}
+
+// JSON is root as JSON after the step, for a root that is not a text (a
+// Yjs map, array or XML fragment); ok is false for text roots and native
+// documents. Call it from Deliver only.
+func (e *UpdateEvent) JSON(root string) ([]byte, bool) {
+	if e.rootJSON == nil {
+		return nil, false
+	}
+	if j, ok := e.jsonMemo[root]; ok {
+		return j, j != nil
+	}
+	j, ok := e.rootJSON(root)
+	if !ok {
+		j = nil
+	}
+	if e.jsonMemo == nil {
+		e.jsonMemo = map[string][]byte{}
+	}
+	e.jsonMemo[root] = j
+	return j, ok
 }
 
 // AckEvent acknowledges a subscriber's update batch.
@@ -115,6 +140,7 @@ type AwarenessEvent struct {
 type FeedStartEvent struct {
 	Version uint64
 	Text    string
+	JSON    []byte // a non-text root's JSON (then Text is empty and no steps are sent)
 	Reset   bool
 	Current bool
 	Steps   []Step
