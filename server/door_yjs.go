@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -207,42 +206,10 @@ func (s *session) yjsAwareness(ctx context.Context, sub *yjsSub, update []byte) 
 	return sub.o.Send(ctx, owner.Awareness{Sub: sub, Update: stamped})
 }
 
-// readYjs reads frames until the connection ends or handle reports false.
-// Any frame or pong renews the read deadline (the server pings every
-// PingInterval).
+// readYjs reads frames until the connection ends or handle reports false
+// (the server pings every PingInterval; any frame or pong renews the
+// deadline).
 func (s *session) readYjs(conn *websocket.Conn, handle func([]byte) bool) {
 	cfg := s.srv.cfg
-	deadline := func() {
-		now := time.Now()
-		s.lastSeen.Store(now.UnixNano())
-		_ = conn.SetReadDeadline(now.Add(cfg.PingInterval + cfg.PongTimeout))
-	}
-	deadline()
-	conn.SetPongHandler(func(string) error { deadline(); return nil })
-	for {
-		typ, data, err := conn.ReadMessage()
-		if err != nil {
-			var ne net.Error
-			switch {
-			case errors.Is(err, websocket.ErrReadLimit):
-				s.close(protocol.CodeFrameTooLarge, "frame too large")
-			case errors.As(err, &ne) && ne.Timeout():
-				s.close(protocol.CodeNoPong, "no pong in time")
-			default:
-				s.close(protocol.CodeGoingAway, "connection lost")
-			}
-			return
-		}
-		if s.isClosed() {
-			continue // draining until the peer closes (closeWith)
-		}
-		deadline()
-		if typ != websocket.BinaryMessage {
-			s.close(protocol.CodeBadFrame, "text frames are not part of the protocol")
-			return
-		}
-		if !handle(data) {
-			return
-		}
-	}
+	s.readWS(conn, cfg.PingInterval+cfg.PongTimeout, nil, handle)
 }

@@ -205,11 +205,15 @@ func presenceFrame(ev *owner.PresenceEvent) []byte {
 
 // user is who the session is, for presence: from the token, or a guest
 // named after the session in development mode.
-func (s *session) user() presence.User {
-	if s.claims == nil {
-		return presence.User{Name: "Guest " + s.id[max(0, len(s.id)-4):], Color: presence.ColorFor(s.id)}
+func (s *session) user() presence.User { return userOf(s.claims, s.id) }
+
+// userOf is who a peer is in presence: from its token, or a guest named
+// after its session id in development mode.
+func userOf(c *Claims, id string) presence.User {
+	if c == nil {
+		return presence.User{Name: "Guest " + id[max(0, len(id)-4):], Color: presence.ColorFor(id)}
 	}
-	u := presence.User{ID: s.claims.Subject, Name: s.claims.Name, Color: s.claims.Color}
+	u := presence.User{ID: c.Subject, Name: c.Name, Color: c.Color}
 	if u.Name == "" {
 		u.Name = u.ID
 	}

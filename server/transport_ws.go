@@ -88,8 +88,19 @@ func (s *session) isClosed() bool {
 // wsReadLoop authenticates the connection with its hello, then routes
 // frames, until the connection ends.
 func (s *session) wsReadLoop(ctx context.Context, conn *websocket.Conn) {
+	conn.SetReadLimit(int64(s.srv.cfg.MaxFrame))
+	defer s.leaveAll(ctx)
+	hello := true
+	s.readWS(conn, s.srv.cfg.HelloTimeout, &hello, func(data []byte) bool { return s.frame(ctx, data, &hello) })
+}
+
+// readWS reads binary frames and hands them to handle until the connection
+// ends or handle reports false. The first frame must come within first
+// (while *hello is true a timeout is CodeHelloTimeout); after that any
+// frame or pong renews the read deadline to a ping interval plus the pong
+// timeout. Once the session is closed it only drains (see closeWith).
+func (s *session) readWS(conn *websocket.Conn, first time.Duration, hello *bool, handle func([]byte) bool) {
 	cfg := s.srv.cfg
-	conn.SetReadLimit(int64(cfg.MaxFrame))
 	deadline := func() {
 		now := time.Now()
 		s.lastSeen.Store(now.UnixNano())
@@ -97,9 +108,7 @@ func (s *session) wsReadLoop(ctx context.Context, conn *websocket.Conn) {
 	}
 	s.lastSeen.Store(time.Now().UnixNano())
 	conn.SetPongHandler(func(string) error { deadline(); return nil }) // control pongs from clients that send control pings
-	defer s.leaveAll(ctx)
-	_ = conn.SetReadDeadline(time.Now().Add(cfg.HelloTimeout))
-	hello := true
+	_ = conn.SetReadDeadline(time.Now().Add(first))
 	for {
 		typ, data, err := conn.ReadMessage()
 		if err != nil {
@@ -107,7 +116,7 @@ func (s *session) wsReadLoop(ctx context.Context, conn *websocket.Conn) {
 			switch {
 			case errors.Is(err, websocket.ErrReadLimit):
 				s.close(protocol.CodeFrameTooLarge, "frame too large")
-			case hello && errors.As(err, &ne) && ne.Timeout():
+			case hello != nil && *hello && errors.As(err, &ne) && ne.Timeout():
 				s.close(protocol.CodeHelloTimeout, "no hello in time")
 			case errors.As(err, &ne) && ne.Timeout():
 				s.close(protocol.CodeNoPong, "no pong in time")
@@ -124,7 +133,7 @@ func (s *session) wsReadLoop(ctx context.Context, conn *websocket.Conn) {
 			s.close(protocol.CodeBadFrame, "text frames are not part of the protocol")
 			return
 		}
-		if !s.frame(ctx, data, &hello) {
+		if !handle(data) {
 			return
 		}
 	}

@@ -64,19 +64,7 @@ func (y *yjsSub) Admit(_ []uint64, _, length int) error {
 }
 
 // user is who the sub is in presence and in its awareness states.
-func (y *yjsSub) user() presence.User {
-	if y.claims == nil {
-		return presence.User{Name: "Guest " + y.id[max(0, len(y.id)-4):], Color: presence.ColorFor(y.id)}
-	}
-	u := presence.User{ID: y.claims.Subject, Name: y.claims.Name, Color: y.claims.Color}
-	if u.Name == "" {
-		u.Name = u.ID
-	}
-	if u.Color == "" {
-		u.Color = presence.ColorFor(u.ID)
-	}
-	return u
-}
+func (y *yjsSub) user() presence.User { return userOf(y.claims, y.id) }
 
 // frame is body as a frame of the sub's door: as it is for y-websocket,
 // after the routing key for Hocuspocus (whose bodies are y-websocket's).

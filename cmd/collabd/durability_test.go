@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,10 +27,7 @@ func TestKillDashNine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills a subprocess")
 	}
-	bin := filepath.Join(t.TempDir(), "collabd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildCollabd(t)
 	data := t.TempDir()
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 9))
@@ -214,10 +210,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and signals a subprocess")
 	}
-	bin := filepath.Join(t.TempDir(), "collabd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildCollabd(t)
 	data := t.TempDir()
 	cmd, url := startServe(t, bin, data)
 	c := dialProto(t, url, 7)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -40,10 +39,7 @@ func TestNamedVersionSurvivesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills a subprocess")
 	}
-	bin := filepath.Join(t.TempDir(), "collabd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildCollabd(t)
 	data := t.TempDir()
 	cmd, ws := startServe(t, bin, data)
 	base := "http://" + strings.TrimSuffix(strings.TrimPrefix(ws, "ws://"), "/v1/ws")

@@ -46,10 +46,7 @@ func TestKillDashNineYjs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills a subprocess")
 	}
-	bin := filepath.Join(t.TempDir(), "collabd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildCollabd(t)
 	data := t.TempDir()
 	const cycles, markers = 3, 200
 	var want []string
