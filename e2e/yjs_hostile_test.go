@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/collabd/collabd/crdt/yjs"
 	"github.com/collabd/collabd/protocol"
 	yproto "github.com/collabd/collabd/protocol/yjs"
 	"github.com/collabd/collabd/server"
@@ -181,4 +183,54 @@ func TestYjsDoorsDelete(t *testing.T) {
 		m, err := yproto.DecodeHocuspocus(b, yproto.Limits{})
 		return err == nil && m.Doc == "stays" && m.Type == yproto.HSync && m.Sync == yproto.SyncStep2
 	})
+}
+
+// A fresh client loads a Yjs document larger than its connection's queue
+// (the sync borrows from the server's sync budget); with the budget spent
+// it is closed as slow (retryable), never served half a document.
+func TestYjsLargeColdJoin(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		budget int64
+		want   protocol.Code // 0: synced
+	}{{"within the sync budget", 0, 0}, {"budget spent", 1 << 10, protocol.CodeSlow}} {
+		ts := startServer(t, server.Config{QueueBytes: 64 << 10, SyncBudget: c.budget})
+		d := yjs.New(yjs.Limits{})
+		if _, err := d.InsertText(77, "t", 0, strings.Repeat("collabd ", 64<<10)); err != nil {
+			t.Fatal(err)
+		}
+		state := d.EncodeState()
+		if code, _, body := doReq(t, ts, "PUT", "/v1/docs/big/snapshot", "application/vnd.yjs.update", state); code != http.StatusOK {
+			t.Fatalf("%s: import: %d %s", c.name, code, body)
+		}
+		conn := dialYjs(t, ts, "/v1/yjs/big")
+		_ = conn.WriteMessage(websocket.BinaryMessage, yproto.AppendSync(nil, yproto.SyncStep1, []byte{0}))
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		received := 0
+		for {
+			_, data, err := conn.ReadMessage()
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				if c.want == 0 || protocol.Code(ce.Code) != c.want {
+					t.Fatalf("%s: closed with %d after %d bytes, want %d", c.name, ce.Code, received, c.want)
+				}
+				break
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			received += len(data)
+			if len(data) > 1 && data[0] == 0 && data[1] == byte(yproto.SyncStep2) {
+				if c.want != 0 {
+					t.Fatalf("%s: synced %d bytes with the budget spent", c.name, received)
+				}
+				if received < len(state) {
+					t.Fatalf("%s: synced with %d bytes of a %d-byte document", c.name, received, len(state))
+				}
+				break
+			}
+		}
+		_ = conn.Close()
+		ts.stop()
+	}
 }

@@ -117,8 +117,14 @@ type Config struct {
 	MaxDocItems    int // code points, visible and deleted, per document (default 1<<24)
 	MaxPending     int // ops waiting for dependencies per document (default 4096)
 	QueueBytes     int // outbound bytes queued per connection before it is closed as slow (default 4 MiB)
-	MaxConns       int // connections in total (default 10000)
-	MaxConnsPerIP  int // connections from one remote address (default 256)
+	// SyncBudget is how many bytes of document syncs (what joining clients
+	// lack) may wait in connections' queues beyond their QueueBytes, all
+	// connections together (default 256 MiB): a fresh client can load a
+	// document larger than its queue; past the budget it is closed as slow
+	// (retryable) and loads it when it reconnects.
+	SyncBudget    int64
+	MaxConns      int // connections in total (default 10000)
+	MaxConnsPerIP int // connections from one remote address (default 256)
 
 	// TrustedProxies are the reverse proxies (addresses or CIDR ranges)
 	// whose X-Forwarded-For the server believes: behind them, per-address
@@ -225,6 +231,9 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxDocItems, 1<<24)
 	def(&c.MaxPending, 4096)
 	def(&c.QueueBytes, 4<<20)
+	if c.SyncBudget <= 0 {
+		c.SyncBudget = 256 << 20
+	}
 	def(&c.CompactEntries, 1000)
 	if c.VersionQuiet == 0 {
 		c.VersionQuiet = time.Minute

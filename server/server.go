@@ -35,6 +35,7 @@ type Server struct {
 	refusals     *refusalLog
 	events       *dispatcher // nil without webhooks and hooks
 	bodies       *budget     // request body bytes being read (Config.MaxBodyBytes)
+	syncs        *budget     // sync bytes queued beyond connections' QueueBytes (Config.SyncBudget)
 
 	ctx    context.Context // cancelled by Shutdown: owners flush and exit
 	cancel context.CancelFunc
@@ -98,6 +99,7 @@ func New(cfg Config) (*Server, error) {
 		Versions: s.ownerVersions(), VersionQuiet: cfg.VersionQuiet, VersionEvery: cfg.VersionEvery,
 	}, owner.RegistryLimits{MaxDocs: cfg.MaxLoadedDocs, MaxBytes: cfg.MaxReplicaBytes, EvictWait: 500 * time.Millisecond})
 	s.bodies = newBudget(cfg.MaxBodyBytes)
+	s.syncs = newBudget(cfg.SyncBudget)
 	s.startAuth()
 	s.wg.Add(1)
 	go func() {

@@ -38,15 +38,16 @@ type session struct {
 	keepalive func()
 	yjsSubs   int // Yjs subs made on this connection (read loop; names them)
 
-	mu      sync.Mutex // guards queue, queued, writing, closed, code, reason, expire
-	queue   [][]byte
-	queued  int
-	writing bool // a writer goroutine is running (only it writes data frames)
-	closed  bool
-	code    protocol.Code
-	reason  string
-	expire  *time.Timer   // closes the session when the token expires
-	done    chan struct{} // closed by close()
+	mu       sync.Mutex // guards queue, queued, borrowed, writing, closed, code, reason, expire
+	queue    [][]byte
+	queued   int
+	borrowed int  // bytes of queued sync frames beyond QueueBytes, taken from the server's sync budget
+	writing  bool // a writer goroutine is running (only it writes data frames)
+	closed   bool
+	code     protocol.Code
+	reason   string
+	expire   *time.Timer   // closes the session when the token expires
+	done     chan struct{} // closed by close()
 	// flushed is closed once the close frame has been written (or the
 	// writer gave up): the connection may then be released.
 	flushed   chan struct{}
@@ -89,6 +90,29 @@ func newSession(srv *Server, t transport, id string) *session {
 // blocks. It reports false if the session is closed or was just closed for
 // being slow.
 func (s *session) enqueue(frame []byte) bool { return s.push(frame, s.srv.cfg.QueueBytes, true) }
+
+// enqueueSync queues a frame of a document's sync (what a joining client
+// lacks). A sync may be larger than the connection's queue (a big
+// document, a fresh client): what does not fit in QueueBytes is borrowed
+// from the server-wide sync budget (Config.SyncBudget) until it is
+// written. Only when that is spent too is the session closed as slow
+// (retryable), as for any frame.
+func (s *session) enqueueSync(frame []byte) bool {
+	s.mu.Lock()
+	if !s.closed && s.queued+len(frame) > s.srv.cfg.QueueBytes && s.srv.syncs.take(int64(len(frame))) {
+		s.queue = append(s.queue, frame)
+		s.borrowed += len(frame)
+		start := !s.writing
+		s.writing = true
+		s.mu.Unlock()
+		if start {
+			s.startWriter()
+		}
+		return true
+	}
+	s.mu.Unlock()
+	return s.enqueue(frame)
+}
 
 // enqueueSoft queues a frame the session can do without (presence): if the
 // queue is over half full the frame is dropped, never the connection. It
@@ -144,7 +168,7 @@ func (s *session) Deliver(ev owner.Event) bool {
 			}
 			m.SV = sv
 		}
-		return s.enqueue(protocol.Encode(m))
+		return s.enqueueSync(protocol.Encode(m))
 	case *owner.UpdateEvent:
 		if ev.Memo == nil {
 			for _, u := range ev.Updates {
@@ -284,8 +308,8 @@ func (s *session) writer() {
 	timeout := s.srv.cfg.WriteTimeout
 	for {
 		s.mu.Lock()
-		frames := s.queue
-		s.queue, s.queued = nil, 0
+		frames, borrowed := s.queue, s.borrowed
+		s.queue, s.queued, s.borrowed = nil, 0, 0
 		closed, code, reason := s.closed, s.code, s.reason
 		if len(frames) == 0 && !closed {
 			s.writing = false
@@ -304,6 +328,9 @@ func (s *session) writer() {
 			} else if err != nil {
 				s.close(protocol.CodeGoingAway, "write failed")
 			}
+		}
+		if borrowed > 0 {
+			s.srv.syncs.give(int64(borrowed))
 		}
 		if closed {
 			s.t.closeWith(code, protocol.CloseReason(code, reason)) // the read loop drains, then ends

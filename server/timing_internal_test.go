@@ -42,7 +42,10 @@ func (r *recordTransport) closed() protocol.Code {
 	return r.code
 }
 
-func bareServer(cfg Config) *Server { return &Server{cfg: cfg.withDefaults()} }
+func bareServer(cfg Config) *Server {
+	cfg = cfg.withDefaults()
+	return &Server{cfg: cfg, syncs: newBudget(cfg.SyncBudget)}
+}
 
 // A session is closed with CodeTokenExpired exactly when its token expires;
 // a refresh moves the deadline.

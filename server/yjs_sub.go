@@ -104,7 +104,7 @@ func (y *yjsSub) Deliver(ev owner.Event) bool {
 			if ev.Final {
 				t = yproto.SyncStep2
 			}
-			if !c.enqueue(y.frame(yproto.AppendSync(nil, t, ev.Update))) {
+			if !c.enqueueSync(y.frame(yproto.AppendSync(nil, t, ev.Update))) {
 				return false
 			}
 		}

@@ -44,6 +44,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	hookSecret := fs.String("webhook-secret", "", "HMAC `secret` (at least 32 bytes) signing the requests collabd sends to the app: webhooks and the auth callback (Collabd-Signature)")
 	insecure := fs.Bool("insecure-no-auth", false, "allow a non-loopback address without authentication")
 	maxFrame := fs.Int("max-frame", 0, "largest inbound frame in bytes (0: 1 MiB)")
+	syncBudget := fs.Int64("sync-budget", 0, "bytes of document syncs that may wait in connections' queues beyond --queue-bytes, all connections together: lets fresh clients load documents larger than their queue (0: 256 MiB)")
 	maxYjsFrame := fs.Int("max-yjs-frame", 0, "largest inbound frame of the Yjs doors in bytes: a Yjs client's first sync carries its offline history (0: 16 MiB)")
 	maxDocs := fs.Int("max-docs-per-conn", 0, "documents joined at once per connection (0: 64)")
 	queue := fs.Int("queue-bytes", 0, "outbound bytes queued per connection before it is closed as slow (0: 4 MiB)")
@@ -190,7 +191,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		defer outbox.Close()
 	}
 	srv, err := server.New(server.Config{Webhooks: outbox, WebhookText: *hookText, EventDebounce: *debounce, Store: store, Logger: log, AllowedOrigins: allowed, AllowedHosts: splitList(*hosts),
-		AuthSecret: []byte(*secret), MaxFrame: *maxFrame, MaxYjsFrame: *maxYjsFrame, MaxDocsPerConn: *maxDocs, QueueBytes: *queue, MaxConns: *maxConns,
+		AuthSecret: []byte(*secret), MaxFrame: *maxFrame, MaxYjsFrame: *maxYjsFrame, SyncBudget: *syncBudget, MaxDocsPerConn: *maxDocs, QueueBytes: *queue, MaxConns: *maxConns,
 		MaxConnsPerIP: *maxPerIP, OpRate: *opRate, OpBurst: *opBurst, MaxLoadedDocs: *maxLoaded, MaxReplicaBytes: *maxReplica,
 		JoinRate: *joinRate, BodyTimeout: *bodyTimeout, CORSCredentials: *corsCreds, PrivateMetrics: *metricsAddr != "",
 		TrustedProxies: trusted, AuthPublicKeys: pubKeys, AuthJWKSURL: *jwksURL, AuthIssuer: *issuer, AuthAudience: *audience,
