@@ -112,6 +112,7 @@ var table = map[string]row{
 		"crdt/yjs":       "the Yjs document engine (engine_yjs.go) behind owner.Engine",
 		"presence":       "the presence.Set each owner holds",
 		"protocol":       "the frames it reads and writes",
+		"protocol/yjs":   "the y-websocket and Hocuspocus frames of the Yjs doors",
 		"storage":        "documents are loaded from and committed to the bbolt store",
 		"server/owner":   "the document owner, behind its Engine, Store and Subscriber interfaces",
 		"server/webhook": "signed webhook deliveries from a durable outbox",
@@ -123,8 +124,9 @@ var table = map[string]row{
 	// The document owner: a state machine that sees the replica, storage
 	// and subscribers only through interfaces it declares (issue 12).
 	"server/owner": {Allow: why{
-		"presence": "the presence.Set it owns",
-		"protocol": "error and ack codes, and the presence message it builds",
+		"presence":     "the presence.Set it owns",
+		"protocol":     "error and ack codes, and the presence message it builds",
+		"protocol/yjs": "the awareness of a Yjs document it keeps (a pure codec and state)",
 	}, Forbid: transport},
 
 	// Clients (crdt, presence, protocol; never server or storage).
@@ -161,6 +163,8 @@ var table = map[string]row{
 		"server/webhook":   "serve opens the webhook outbox; webhooks verifies signatures in its tests",
 		"storage":          "opens the store; offline backup, export, restore and verify",
 		"crdt":             "offline export rebuilds a document from snapshot and log",
+		"crdt/yjs":         "offline export and verify rebuild Yjs documents",
+		"server/owner":     "the kind prefix of stored records (owner.RecordKind)",
 		"internal/demo":    "the demo page served at /",
 		"internal/loadgen": "collabd bench",
 		"internal/chaos":   "collabd chaos",

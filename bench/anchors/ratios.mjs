@@ -81,6 +81,9 @@ if (runs.some(x => DOORS.includes(x.srv))) {
     ['coldjoin 100k random, median ms', 's4-coldjoin-random', r => r.fullTextMs.p50, { ratio: 1 }],
     ['coldjoin 100k append, median ms', 's4-coldjoin-append', r => r.fullTextMs.p50, { ratio: 1 }],
     ['burst ingest of 20,000 updates (coldjoin build), ms until an observer has all', 's4-coldjoin-append', r => r.build.untilObserverHasAllMs, { max: 1000 }],
+    ['  of that, the generator making the 20,000 updates, ms', 's4-coldjoin-append', r => r.build.localMs, null],
+    ['  of that, the server behind the generator\'s last update, ms', 's4-coldjoin-append', r => r.build.untilObserverHasAllMs - r.build.localMs, null],
+    ['burst ingest, random positions: server behind the last update, ms', 's4-coldjoin-random', r => r.build.untilObserverHasAllMs - r.build.localMs, null],
     ['idle own doc, KiB/conn at 5,000', 's3-idle-own', idleAt(5000), { vs: 'ywebsocket' }]
   ]
   const ALL = [...DOORS, 'hocuspocus', 'ywebsocket']
