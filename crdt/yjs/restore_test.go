@@ -2,8 +2,12 @@ package yjs
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 )
@@ -349,4 +353,65 @@ func TestRestoreRootRefuses(t *testing.T) {
 	if len(small.roots) != 0 || small.state(5) != 0 {
 		t.Error("a refused restore changed the document")
 	}
+}
+
+// TestRestoreRootYjs: documents with a map, an array and a ProseMirror-shaped
+// fragment built and edited by real Yjs (interop/yjs/restore.mjs gen); the
+// Go restore of the later state to the version, applied by Yjs to the later
+// state, gives the version's toJSON(), dump and ProseMirror JSON
+// (y-prosemirror); an edit made concurrently by Yjs merges in either order,
+// to the document Go computes (restore.mjs check).
+//
+// YJS_RESTORE_CASES (default 200) and YJS_DIFF_SEED (default 1) set the run.
+func TestRestoreRootYjs(t *testing.T) {
+	dir := interopDir(t)
+	n := envInt("YJS_RESTORE_CASES", 200)
+	if testing.Short() {
+		n = 40
+	}
+	tmp := t.TempDir()
+	in := filepath.Join(tmp, "cases.jsonl")
+	runNode(t, dir, "restore.mjs", "gen", "--seed", strconv.Itoa(envInt("YJS_DIFF_SEED", 1)), "--cases", strconv.Itoa(n), "--out", in)
+	f, err := os.ReadFile(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	restored := 0
+	for _, line := range bytes.Split(bytes.TrimSpace(f), []byte("\n")) {
+		var c struct {
+			Seed       int64  `json:"seed"`
+			Version    string `json:"version"`
+			Later      string `json:"later"`
+			Concurrent string `json:"concurrent"`
+		}
+		if err := json.Unmarshal(line, &c); err != nil {
+			t.Fatal(err)
+		}
+		v := mustLoad(t, b64(t, c.Version))
+		d := mustLoad(t, b64(t, c.Later))
+		ups := restoreAll(t, d, v, 1000)
+		if len(ups) > 0 {
+			restored++
+		}
+		if got, want := d.dump(restoreRoots), v.dump(restoreRoots); !jsonEqual(got, want) {
+			t.Fatalf("seed %d: Go after restore\n got %s\nwant %s", c.Seed, got, want)
+		}
+		x := mustLoad(t, append(append([][]byte{b64(t, c.Later)}, ups...), b64(t, c.Concurrent))...)
+		enc := make([]string, len(ups))
+		for i, u := range ups {
+			enc[i] = base64.StdEncoding.EncodeToString(u)
+		}
+		b, _ := json.Marshal(map[string]any{"seed": c.Seed, "version": c.Version, "later": c.Later, "concurrent": c.Concurrent,
+			"updates": enc, "goConcurrent": string(x.dump(restoreRoots))})
+		out.Write(append(b, '\n'))
+	}
+	if restored < n/2 {
+		t.Fatalf("only %d of %d cases had anything to restore", restored, n)
+	}
+	p := filepath.Join(tmp, "restored.jsonl")
+	if err := os.WriteFile(p, out.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s", runNode(t, dir, "restore.mjs", "check", p))
 }
