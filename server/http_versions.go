@@ -293,7 +293,7 @@ func (s *Server) postVersion(w http.ResponseWriter, r *http.Request) {
 type restoreAnswer struct {
 	Restored uint64 `json:"restored"` // the version restored
 	Version  uint64 `json:"version"`  // the document version after the restore's edits
-	Applied  int    `json:"applied"`  // primitive edits applied
+	Applied  int    `json:"applied"`  // primitive text edits applied, plus one per structured (Yjs map, array, fragment) root restored
 }
 
 // postRestore is POST /v1/docs/{id}/restore {"version": seq}: the document's
