@@ -210,7 +210,7 @@ func restoreAll(t testing.TB, d, v *Doc, client uint64) [][]byte {
 // the document edited on; RestoreRoot brings each root back to the
 // version's, its updates applied to a replica of the edited document give
 // the version's content too, and an edit made concurrently converges in
-// either order.
+// either order. Failures name the seed (FuzzRestoreRoot runs one).
 func TestRestoreRootProperty(t *testing.T) {
 	seeds := 300
 	if testing.Short() {
@@ -218,49 +218,62 @@ func TestRestoreRootProperty(t *testing.T) {
 	}
 	restored := 0
 	for seed := range seeds {
-		rng := rand.New(rand.NewPCG(uint64(seed), 99))
-		a := New(Limits{})
-		var hist [][]byte
-		for range 5 + rng.IntN(25) {
-			hist = append(hist, randomEdit(rng, a, 1))
-		}
-		v := mustLoad(t, a.EncodeState())
-		for range rng.IntN(25) {
-			hist = append(hist, randomEdit(rng, a, uint64(1+rng.IntN(2))))
-		}
-		later := a.EncodeState()
-		// a concurrent replica edits the later state
-		c := mustLoad(t, later)
-		var conc [][]byte
-		for range 1 + rng.IntN(4) {
-			conc = append(conc, randomEdit(rng, c, 3))
-		}
-		ups := restoreAll(t, a, v, 1000)
-		if len(ups) > 0 {
+		if checkRestoreSeed(t, uint64(seed)) {
 			restored++
-		}
-		if got, want := a.dump(restoreRoots), v.dump(restoreRoots); !bytes.Equal(got, want) {
-			t.Fatalf("seed %d: after restore\n got %s\nwant %s", seed, got, want)
-		}
-		// the updates apply elsewhere: a replica of the later state
-		r := mustLoad(t, append([][]byte{later}, ups...)...)
-		if got, want := r.dump(restoreRoots), v.dump(restoreRoots); !bytes.Equal(got, want) {
-			t.Fatalf("seed %d: replica after the restore updates\n got %s\nwant %s", seed, got, want)
-		}
-		// concurrent: both orders give the same document
-		x := mustLoad(t, append(append([][]byte{later}, ups...), conc...)...)
-		y := mustLoad(t, append(append([][]byte{later}, conc...), ups...)...)
-		if !bytes.Equal(x.dump(restoreRoots), y.dump(restoreRoots)) || !bytes.Equal(x.StateVector(), y.StateVector()) {
-			t.Fatalf("seed %d: concurrent orders differ\n%s\n%s", seed, x.dump(restoreRoots), y.dump(restoreRoots))
-		}
-		// restoring again changes nothing
-		if again := restoreAll(t, a, v, 1000); len(again) != 0 {
-			t.Fatalf("seed %d: a second restore made %d updates", seed, len(again))
 		}
 	}
 	if restored < seeds/2 {
 		t.Fatalf("only %d of %d seeds had anything to restore", restored, seeds)
 	}
+}
+
+func FuzzRestoreRoot(f *testing.F) {
+	for _, s := range []uint64{0, 1, 7, 1 << 40} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, seed uint64) { checkRestoreSeed(t, seed) })
+}
+
+// checkRestoreSeed runs one case of TestRestoreRootProperty and reports
+// whether the restore had anything to do.
+func checkRestoreSeed(t *testing.T, seed uint64) bool {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 99))
+	a := New(Limits{})
+	for range 5 + rng.IntN(25) {
+		randomEdit(rng, a, 1)
+	}
+	v := mustLoad(t, a.EncodeState())
+	for range rng.IntN(25) {
+		randomEdit(rng, a, uint64(1+rng.IntN(2)))
+	}
+	later := a.EncodeState()
+	// a concurrent replica edits the later state
+	c := mustLoad(t, later)
+	var conc [][]byte
+	for range 1 + rng.IntN(4) {
+		conc = append(conc, randomEdit(rng, c, 3))
+	}
+	ups := restoreAll(t, a, v, 1000)
+	if got, want := a.dump(restoreRoots), v.dump(restoreRoots); !bytes.Equal(got, want) {
+		t.Fatalf("seed %d: after restore\n got %s\nwant %s", seed, got, want)
+	}
+	// the updates apply elsewhere: a replica of the later state
+	r := mustLoad(t, append([][]byte{later}, ups...)...)
+	if got, want := r.dump(restoreRoots), v.dump(restoreRoots); !bytes.Equal(got, want) {
+		t.Fatalf("seed %d: replica after the restore updates\n got %s\nwant %s", seed, got, want)
+	}
+	// concurrent: both orders give the same document
+	x := mustLoad(t, append(append([][]byte{later}, ups...), conc...)...)
+	y := mustLoad(t, append(append([][]byte{later}, conc...), ups...)...)
+	if !bytes.Equal(x.dump(restoreRoots), y.dump(restoreRoots)) || !bytes.Equal(x.StateVector(), y.StateVector()) {
+		t.Fatalf("seed %d: concurrent orders differ\n%s\n%s", seed, x.dump(restoreRoots), y.dump(restoreRoots))
+	}
+	// restoring again changes nothing
+	if again := restoreAll(t, a, v, 1000); len(again) != 0 {
+		t.Fatalf("seed %d: a second restore made %d updates", seed, len(again))
+	}
+	return len(ups) > 0
 }
 
 // TestRestoreRootKeepsUnchanged: unchanged paragraphs stay in place, so an
