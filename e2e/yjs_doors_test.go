@@ -582,3 +582,75 @@ func TestYjsDoorsJSONFeeds(t *testing.T) {
 		t.Fatalf("long poll of the map root: %s, want %s", body, view.M)
 	}
 }
+
+// Version history of a Yjs document's structured roots: a Y.Map with a
+// nested map, a Y.Array with a nested array and a ProseMirror document
+// (y-prosemirror) are written through the Hocuspocus door and versioned,
+// then all three are edited, then restored: providers of both doors read
+// exactly the version's content again (toJSON, and the ProseMirror JSON
+// y-prosemirror makes of the fragment), and so do the server's views.
+func TestYjsDoorsRestoreStructured(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts node")
+	}
+	ts := startServer(t, server.Config{})
+	type view struct {
+		M  json.RawMessage `json:"m"`
+		A  json.RawMessage `json:"a"`
+		PM json.RawMessage `json:"pm"`
+	}
+	var want, later view
+	runDoors(t, ts, "structured", map[string]any{"doc": "rich", "stage": "version"}, &want)
+	if !strings.Contains(string(want.PM), `"Title"`) || !strings.Contains(string(want.M), `"nested"`) {
+		t.Fatalf("version content: %+v", want)
+	}
+	code, _, body := doReq(t, ts, "POST", "/v1/docs/rich/versions", "application/json", []byte(`{"label":"before edits"}`))
+	if code != http.StatusOK && code != http.StatusCreated {
+		t.Fatalf("named version: %d %s", code, body)
+	}
+	var v struct {
+		Seq uint64 `json:"seq"`
+	}
+	if err := json.Unmarshal(body, &v); err != nil || v.Seq == 0 {
+		t.Fatalf("named version answer %s: %v", body, err)
+	}
+	runDoors(t, ts, "structured", map[string]any{"doc": "rich", "stage": "later"}, &later)
+	if sameJSON(t, later.M, want.M) || sameJSON(t, later.A, want.A) || sameJSON(t, later.PM, want.PM) {
+		t.Fatalf("the later edits left a root as it was: %+v", later)
+	}
+	code, _, body = doReq(t, ts, "POST", "/v1/docs/rich/restore", "application/json", []byte(fmt.Sprintf(`{"version":%d}`, v.Seq)))
+	if code != http.StatusOK {
+		t.Fatalf("restore: %d %s", code, body)
+	}
+	var res struct {
+		Applied int `json:"applied"`
+	}
+	if err := json.Unmarshal(body, &res); err != nil || res.Applied < 3 {
+		t.Fatalf("restore answer %s, want the three roots restored", body)
+	}
+	for _, door := range []string{"y-websocket", "hocuspocus"} {
+		var got view
+		runDoors(t, ts, "readStructured", map[string]any{"doc": "rich", "door": door}, &got)
+		if !sameJSON(t, got.M, want.M) || !sameJSON(t, got.A, want.A) || !sameJSON(t, got.PM, want.PM) {
+			t.Fatalf("%s reads after the restore\nm  %s\na  %s\npm %s\nwant\nm  %s\na  %s\npm %s", door, got.M, got.A, got.PM, want.M, want.A, want.PM)
+		}
+	}
+	code, body = httpGet(t, ts, "/v1/docs/rich", "")
+	if code != http.StatusOK {
+		t.Fatalf("GET doc: %d %s", code, body)
+	}
+	var info struct {
+		Content map[string]json.RawMessage
+	}
+	if err := json.Unmarshal(body, &info); err != nil {
+		t.Fatal(err)
+	}
+	if !sameJSON(t, info.Content["m"], want.M) || !sameJSON(t, info.Content["a"], want.A) || pmText(t, info.Content["prosemirror"]) != pmText(t, want.PM) {
+		t.Fatalf("the server's content after the restore: %s", body)
+	}
+	// restoring the same version again changes nothing
+	code, _, body = doReq(t, ts, "POST", "/v1/docs/rich/restore", "application/json", []byte(fmt.Sprintf(`{"version":%d}`, v.Seq)))
+	if code != http.StatusOK || !strings.Contains(string(body), `"applied":0`) {
+		t.Fatalf("second restore: %d %s", code, body)
+	}
+}

@@ -31,7 +31,10 @@ type yjsEngine struct {
 	pending int    // structs waiting after the last apply
 }
 
-var _ owner.Engine = (*yjsEngine)(nil)
+var (
+	_ owner.Engine       = (*yjsEngine)(nil)
+	_ owner.RootRestorer = (*yjsEngine)(nil)
+)
 
 // YjsLimits are the limits a server with cfg loads Yjs documents with
 // (the CLI's verify and export load them the same way).
@@ -282,4 +285,52 @@ func (e *yjsEngine) TextRoots() []string {
 		}
 	}
 	return out
+}
+
+// structured reports whether a root of kind is restored as a whole
+// structure (RestoreRoot) rather than as text.
+func structured(k yjs.TypeKind) bool {
+	return k != yjs.TypeText && k != yjs.TypeXmlText && k != yjs.TypeUnknown
+}
+
+// StructuredRoots lists the roots of the document or of from (a Yjs
+// version) that are maps, arrays or XML fragments on one side and not text
+// on the other: RestoreRoot restores them. A root that is text on one side
+// and structured on the other goes the text way (a Yjs root has one type).
+func (e *yjsEngine) StructuredRoots(from owner.Engine) []string {
+	f, ok := from.(*yjsEngine)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, r := range slices.Concat(e.doc.Roots(), f.doc.Roots()) {
+		a, b := e.doc.RootKind(r), f.doc.RootKind(r)
+		if slices.Contains(out, r) || a == yjs.TypeText || b == yjs.TypeText || !(structured(a) || structured(b)) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// RestoreRoot makes a map, array or XML fragment root equal to the same
+// root of from (a Yjs version) as the server's client: keys set and deleted
+// one by one, elements and fragment children that differ deleted and
+// inserted as deep copies, equal ones kept (crdt/yjs RestoreRoot). Yjs
+// changes of these roots are not text changes: changes is nil, followers
+// read the root's JSON.
+func (e *yjsEngine) RestoreRoot(root string, from owner.Engine) ([]byte, []owner.Change, error) {
+	f, ok := from.(*yjsEngine)
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: not a Yjs document", owner.ErrInvalid)
+	}
+	before := e.doc.StateSum()
+	u, err := e.doc.RestoreRoot(e.client, root, f.doc)
+	if err != nil {
+		return nil, nil, yjsErr(err)
+	}
+	if u != nil && e.doc.StateSum() == before {
+		e.deletes++ // deletes only: the version must still move
+	}
+	return u, nil, nil
 }

@@ -293,13 +293,14 @@ func (s *Server) postVersion(w http.ResponseWriter, r *http.Request) {
 type restoreAnswer struct {
 	Restored uint64 `json:"restored"` // the version restored
 	Version  uint64 `json:"version"`  // the document version after the restore's edits
-	Applied  int    `json:"applied"`  // primitive edits applied
+	Applied  int    `json:"applied"`  // primitive text edits applied, plus one per structured (Yjs map, array, fragment) root restored
 }
 
 // postRestore is POST /v1/docs/{id}/restore {"version": seq}: the document's
-// roots become the version's texts by server edits (a diff per root),
-// merged with concurrent edits like any edit; answered once durable, then
-// a doc.restored webhook.
+// roots become the version's by server edits (texts: a diff per root; a
+// Yjs document's maps, arrays and XML fragments: restored structurally from
+// the loaded version, owner.RootRestorer), merged with concurrent edits
+// like any edit; answered once durable, then a doc.restored webhook.
 func (s *Server) postRestore(w http.ResponseWriter, r *http.Request) {
 	id, ok := docID(w, r)
 	if !ok {
@@ -317,13 +318,18 @@ func (s *Server) postRestore(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, protocol.CodeBadFrame, "version must be a version's seq (an integer from 1)")
 		return
 	}
-	_, texts, err := s.loadVersion(r, id, body.Version)
+	v, err := s.cfg.Store.Version(r.Context(), id, body.Version)
+	if err != nil {
+		answerErr(w, versionErr(err))
+		return
+	}
+	texts, from, err := s.versionEngine(v.Snapshot)
 	if err != nil {
 		answerErr(w, err)
 		return
 	}
 	res, err := ask(r.Context(), s, id, func(reply chan<- owner.RestoreResult) owner.Msg {
-		return owner.Restore{Texts: texts, Reply: reply}
+		return owner.Restore{Texts: texts, From: from, Reply: reply}
 	})
 	if err == nil {
 		err = res.Err

@@ -44,16 +44,24 @@ func (s *Server) ownerVersions() owner.VersionStore {
 // every document is loaded with; its kind from the record prefix, as the
 // owner stores every record) and returns the text of each of its text
 // roots (of a Yjs document: its Y.Text roots; maps, arrays and XML
-// fragments are not texts and are left out, so a restore leaves them as
-// they are).
+// fragments are not texts and are left out).
 func (s *Server) versionTexts(snapshot []byte) (map[string]string, error) {
+	texts, _, err := s.versionEngine(snapshot)
+	return texts, err
+}
+
+// versionEngine loads a version's snapshot as versionTexts does and returns
+// its texts and the loaded engine: a restore sends both to the owner, whose
+// engine restores from it the roots that are not texts (a Yjs document's
+// maps, arrays and XML fragments: owner.RootRestorer).
+func (s *Server) versionEngine(snapshot []byte) (map[string]string, owner.Engine, error) {
 	kind, data, err := owner.RecordKind(snapshot)
 	if err != nil {
-		return nil, fmt.Errorf("%w: version snapshot: %w", storage.ErrCorrupt, err)
+		return nil, nil, fmt.Errorf("%w: version snapshot: %w", storage.ErrCorrupt, err)
 	}
 	e, err := s.newEngine(kind, data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: version snapshot: %w", storage.ErrCorrupt, err)
+		return nil, nil, fmt.Errorf("%w: version snapshot: %w", storage.ErrCorrupt, err)
 	}
 	roots := e.Roots()
 	if t, ok := e.(interface{ TextRoots() []string }); ok {
@@ -63,7 +71,7 @@ func (s *Server) versionTexts(snapshot []byte) (map[string]string, error) {
 	for _, r := range roots {
 		out[r], _ = e.Text(r)
 	}
-	return out, nil
+	return out, e, nil
 }
 
 // rootDiff is the diff of one root between two texts.

@@ -242,6 +242,77 @@ const scenarios = {
   }
 }
 
+// Structured roots (the restore test): a Y.Map "m" with a nested Y.Map, a
+// Y.Array "a" with a nested Y.Array, and a ProseMirror document in the
+// XmlFragment "prosemirror" as y-prosemirror stores it (basic schema).
+const structuredVersion = {
+  type: 'doc',
+  content: [
+    { type: 'paragraph', content: [{ type: 'text', text: 'Hello ' }, { type: 'text', text: 'world', marks: [{ type: 'strong' }] }] },
+    { type: 'heading', attrs: { level: 1 }, content: [{ type: 'text', text: 'Title' }] },
+    { type: 'blockquote', content: [{ type: 'paragraph', content: [{ type: 'text', text: 'quoted', marks: [{ type: 'em' }, { type: 'link', attrs: { href: 'https://x/', title: null } }] }] }] },
+    { type: 'paragraph', content: [{ type: 'text', text: 'last' }] }
+  ]
+}
+
+async function structuredView (d) {
+  const { schema } = await import('prosemirror-schema-basic')
+  const { yXmlFragmentToProseMirrorRootNode } = await import('y-prosemirror')
+  return {
+    m: canonical(d.getMap('m').toJSON()),
+    a: canonical(d.getArray('a').toJSON()),
+    pm: yXmlFragmentToProseMirrorRootNode(d.getXmlFragment('prosemirror'), schema).toJSON()
+  }
+}
+
+// structured: stage "version" writes the structured roots, stage "later"
+// edits all three (keys set, deleted and added, nested values changed,
+// elements inserted and deleted, a paragraph's text and marks, a heading's
+// level, a block removed, a paragraph added); returns the provider's view
+// once the server has it stored (Hocuspocus: unsyncedChanges 0).
+scenarios.structured = async function () {
+  const c = make[args.door ?? 'hocuspocus'](args.doc, { token: args.token })
+  await until('sync', () => c.synced())
+  const d = c.doc
+  if (args.stage === 'version') {
+    const { schema } = await import('prosemirror-schema-basic')
+    const { prosemirrorJSONToYXmlFragment } = await import('y-prosemirror')
+    d.transact(() => {
+      const m = d.getMap('m')
+      m.set('title', 'first'); m.set('count', 1); m.set('tags', ['x', 'y'])
+      const nested = new Y.Map(); m.set('nested', nested); nested.set('a', [1, 2]); nested.set('b', { deep: true })
+      const a = d.getArray('a'); const inner = new Y.Array()
+      a.insert(0, [1, 'two', { three: 3 }, inner]); inner.insert(0, ['deep'])
+    })
+    prosemirrorJSONToYXmlFragment(schema, structuredVersion, d.getXmlFragment('prosemirror'))
+  } else {
+    d.transact(() => {
+      const m = d.getMap('m')
+      m.set('title', 'second'); m.delete('count'); m.set('added', true); m.get('nested').set('a', [9])
+      const a = d.getArray('a')
+      a.get(3).push(['more']); a.delete(1, 1); a.insert(0, ['new'])
+      const f = d.getXmlFragment('prosemirror')
+      f.get(0).get(0).insert(0, 'EDITED ', { em: {} })
+      f.get(1).setAttribute('level', 3)
+      f.delete(2, 1)
+      const p = new Y.XmlElement('paragraph'); p.insert(0, [new Y.XmlText('added later')]); f.insert(f.length, [p])
+    })
+  }
+  await until('durable', () => c.synced(), 20000)
+  const out = await structuredView(d)
+  c.destroy()
+  return out
+}
+
+// readStructured: the structured roots as a provider of a door reads them.
+scenarios.readStructured = async function () {
+  const c = make[args.door ?? 'y-websocket'](args.doc, { token: args.token })
+  await until('sync', () => c.synced())
+  const out = await structuredView(c.doc)
+  c.destroy()
+  return out
+}
+
 const run = scenarios[scenario]
 if (!run) throw new Error(`unknown scenario ${scenario}`)
 const out = await run()

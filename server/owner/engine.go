@@ -69,6 +69,20 @@ type Viewer interface {
 	RootJSON(root string) (json []byte, ok bool)
 }
 
+// RootRestorer is an Engine whose roots are not all texts (a Yjs
+// document's maps, arrays and XML fragments): a Restore makes those equal
+// to the version's with RestoreRoot, and only the others with text edits.
+type RootRestorer interface {
+	// StructuredRoots lists the roots, of the replica or of from (a
+	// version loaded by the same kind of engine), that RestoreRoot restores.
+	StructuredRoots(from Engine) []string
+	// RestoreRoot makes root equal to from's root (a root from lacks is
+	// emptied) with edits as the server's own replica, merging like any
+	// edit with concurrent ones, and returns their update (nil when the
+	// root is equal already) and visible changes. On error nothing changed.
+	RestoreRoot(root string, from Engine) (update []byte, changes []Change, err error)
+}
+
 // Author is who sent an update: the engine asks it to admit the update's
 // ops once decoded, before anything applies.
 type Author interface {

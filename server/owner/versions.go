@@ -21,7 +21,9 @@ import (
 //
 // Reading versions needs no owner (the server reads the store); a restore
 // does: the server loads the version's texts off the owner and sends them in
-// a Restore, which the owner turns into server edits (a diff per root).
+// a Restore, which the owner turns into server edits (a diff per root;
+// for engines that are RootRestorers, the roots that are not texts are
+// made equal to the loaded version's structurally).
 
 // VersionStore is where versions go (server: bbolt's versions bucket).
 type VersionStore interface {
@@ -69,10 +71,15 @@ type CheckpointResult struct {
 // Restore makes the document's text roots equal to Texts (a version's
 // roots; a root missing there is emptied) with server edits: a diff of the
 // current text of each root against the wanted one, applied like a REST
-// edit, so edits made concurrently merge as with any edit. The reply comes
-// when the edits are durable.
+// edit, so edits made concurrently merge as with any edit. From is the
+// version loaded (by the document's kind of engine; nil: texts only): when
+// the document's engine is a RootRestorer, the roots it lists
+// (StructuredRoots: a Yjs document's maps, arrays and XML fragments) are
+// made equal to From's with RestoreRoot instead. The reply comes when the
+// edits are durable.
 type Restore struct {
 	Texts map[string]string
+	From  Engine
 	Reply chan<- RestoreResult
 }
 
@@ -80,7 +87,7 @@ type Restore struct {
 type RestoreResult struct {
 	Err     error
 	Version uint64 // the document version after the restore's edits
-	Applied int    // primitive edits applied
+	Applied int    // primitive edits applied (a structured root restored counts one)
 }
 
 func (Checkpoint) msg() {}
@@ -233,7 +240,9 @@ func (o *Owner) checkpoint(m Checkpoint) {
 // now (if it moved since the last one, or if the owner cannot know: nothing
 // changed since the load, and the stored state may never have been taken;
 // a restore never loses the state it replaces), then per root the edits
-// that turn its text into the wanted one.
+// that turn its text into the wanted one, or, for the roots a RootRestorer
+// engine restores itself, its RestoreRoot; all of them go out, and to the
+// store, through serverUpdate like a REST edit's.
 func (o *Owner) restore(m Restore) {
 	if !o.exists && o.doc.Version() == 0 {
 		answer(m.Reply, RestoreResult{Err: ErrNoDocument})
@@ -244,8 +253,18 @@ func (o *Owner) restore(m Restore) {
 			o.cfg.Logger.Warn("version before restore not taken", "doc", o.id, "err", err)
 		}
 	}
+	rr, _ := o.doc.(RootRestorer)
+	var structured []string
+	if rr != nil && m.From != nil {
+		structured = rr.StructuredRoots(m.From)
+	}
 	roots := slices.Clone(o.doc.Roots())
 	for r := range m.Texts {
+		if !slices.Contains(roots, r) {
+			roots = append(roots, r)
+		}
+	}
+	for _, r := range structured {
 		if !slices.Contains(roots, r) {
 			roots = append(roots, r)
 		}
@@ -257,6 +276,19 @@ func (o *Owner) restore(m Restore) {
 	applied := 0
 	var editErr error
 	for _, root := range roots {
+		if slices.Contains(structured, root) {
+			u, ch, err := rr.RestoreRoot(root, m.From)
+			if err != nil {
+				editErr = &Refused{protocol.CodeInvalidOp, fmt.Sprintf("restore of root %q: %v", root, err)}
+				break
+			}
+			if len(u) > 0 {
+				updates = append(updates, u)
+				changes = append(changes, ch...)
+				applied++
+			}
+			continue
+		}
 		cur, _ := o.doc.Text(root)
 		want := m.Texts[root]
 		if cur == want {

@@ -287,3 +287,78 @@ func TestNamedVersionRate(t *testing.T) {
 		r.Release(o)
 	})
 }
+
+// structEngine is a fakeEngine with a structured root "m" it restores
+// itself (a RootRestorer, as a Yjs document's maps and fragments are).
+type structEngine struct {
+	*fakeEngine
+	restored []string // roots RestoreRoot was asked for
+}
+
+func (e *structEngine) StructuredRoots(from Engine) []string {
+	if _, ok := from.(*structEngine); !ok {
+		return nil
+	}
+	return []string{"m"}
+}
+
+func (e *structEngine) RestoreRoot(root string, from Engine) ([]byte, []Change, error) {
+	e.restored = append(e.restored, root)
+	return []byte("struct:" + root), nil, nil
+}
+
+// Version counts the restores too (the text of "t" holds only its ops).
+func (e *structEngine) Version() uint64 { return e.fakeEngine.Version() + uint64(len(e.restored)) }
+
+// A RootRestorer's structured roots are restored with RestoreRoot from the
+// version the Restore carries, the text roots with text edits; every update
+// goes to the store and the subscribers, and the answer comes once durable.
+func TestRestoreStructuredRoots(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &fakeStore{log: []string{"a", "b"}, seq: 2}
+		var eng *structEngine
+		r := testRegistry(t, st, func(c *Config) {
+			c.NewEngine = func(kind Kind, snap []byte) (Engine, error) {
+				e, err := newFakeEngine(kind, snap)
+				eng = &structEngine{fakeEngine: e.(*fakeEngine)}
+				return eng, err
+			}
+		})
+		from, _ := newFakeEngine(KindNative, nil)
+		reply := make(chan RestoreResult, 1)
+		o := send(t, r, "d", Restore{Texts: map[string]string{"t": "abx"}, From: &structEngine{fakeEngine: from.(*fakeEngine)}, Reply: reply})
+		synctest.Wait()
+		select {
+		case res := <-reply:
+			t.Fatalf("answered before the edits were durable: %+v", res)
+		default:
+		}
+		st.mu.Lock()
+		queued := slices.Clone(st.queued)
+		n := len(st.waiting)
+		st.mu.Unlock()
+		if !slices.Contains(queued, "struct:m") || !slices.Contains(queued, "x") {
+			t.Fatalf("stored %q, want the text edit and the structured root's update", queued)
+		}
+		for i := range n {
+			st.complete(i)
+		}
+		res := <-reply
+		if res.Err != nil || res.Applied != 2 {
+			t.Fatalf("restore = %+v, want 2 applied (one text edit, one structured root)", res)
+		}
+		if !slices.Equal(eng.restored, []string{"m"}) {
+			t.Fatalf("RestoreRoot asked for %q, want [m]", eng.restored)
+		}
+		// without a version engine (texts only) nothing is restored structurally
+		reply2 := make(chan RestoreResult, 1)
+		if !o.Send(context.Background(), Restore{Texts: map[string]string{"t": eng.text()}, Reply: reply2}) {
+			t.Fatal("owner gone")
+		}
+		synctest.Wait()
+		if res := <-reply2; res.Err != nil || res.Applied != 0 || len(eng.restored) != 1 {
+			t.Fatalf("texts-only restore = %+v, RestoreRoot calls %q", res, eng.restored)
+		}
+		r.Release(o)
+	})
+}
