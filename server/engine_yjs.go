@@ -29,6 +29,7 @@ type yjsEngine struct {
 	client  uint64 // the server's own Yjs client id, for server-side edits
 	deletes uint64 // changes that moved no state vector (deletes), since the load
 	pending int    // structs waiting after the last apply
+	pendDel int    // delete ranges waiting after the last apply
 }
 
 var (
@@ -66,7 +67,8 @@ func (s *Server) newYjsEngine(state []byte) (owner.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.doc, e.pending = d, d.Stats().Pending
+	st := d.Stats()
+	e.doc, e.pending, e.pendDel = d, st.Pending, st.PendingDeletes
 	return e, nil
 }
 
@@ -93,6 +95,14 @@ func (e *yjsEngine) Apply(update []byte, author owner.Author) (owner.Applied, er
 		}
 	}
 	before := e.doc.StateSum()
+	// With structs or deletes waiting, this update may release them: the
+	// others must then get them too, not only this update (they never got
+	// the update that went pending). The state vector before the apply
+	// lets the fan-out be everything new since (Diff).
+	var svBefore []byte
+	if e.pending > 0 || e.pendDel > 0 {
+		svBefore = e.doc.StateVector()
+	}
 	res, err := e.doc.Apply(update)
 	if err != nil {
 		return owner.Applied{}, yjsErr(err)
@@ -101,9 +111,18 @@ func (e *yjsEngine) Apply(update []byte, author owner.Author) (owner.Applied, er
 	if res.Changed && after == before {
 		e.deletes++ // a delete: the content changed, the state vector did not
 	}
-	grew := res.Pending > e.pending
-	e.pending = res.Pending
+	grew := res.Pending > e.pending || res.PendingDeletes > e.pendDel
+	released := svBefore != nil && res.Changed && (res.Pending < e.pending || res.PendingDeletes < e.pendDel ||
+		res.Integrated > 0 && e.pending > 0)
+	e.pending, e.pendDel = res.Pending, res.PendingDeletes
 	out := owner.Applied{New: res.Changed || grew, Visible: res.Changed}
+	if released {
+		fan, err := e.doc.Diff(svBefore)
+		if err != nil {
+			return owner.Applied{}, yjsErr(err) // unreachable: the state vector is the document's own
+		}
+		out.Released, out.Fanout = true, fan
+	}
 	if res.Cleanup != nil {
 		out.Extra = [][]byte{res.Cleanup}
 		e.deletes++

@@ -184,3 +184,73 @@ func TestYjsEngineBehindTheOwner(t *testing.T) {
 		t.Fatalf("cold join: %q", c.Text("body"))
 	}
 }
+
+// An update that goes pending (its dependency has not arrived) and is
+// released by a later one reaches the other replicas: the releasing
+// apply's fan-out carries both (found by the Yjs doors' convergence test:
+// a provider's edit sent before its reconnect's sync step 2 went pending,
+// and the others never got it).
+func TestYjsEngineReleasedPendingFansOut(t *testing.T) {
+	srv := bareServer(Config{})
+	writer := yjs.New(yjs.Limits{})
+	u1, err := writer.InsertText(5, "t", 0, "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u2, err := writer.InsertText(5, "t", 5, " world") // depends on u1
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := srv.newEngine(owner.KindYjs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.Apply(u2, nil)
+	if err != nil || res.Visible || e.Pending() == 0 {
+		t.Fatalf("u2 before u1: %+v, %v, pending %d; want it pending", res, err, e.Pending())
+	}
+	res, err = e.Apply(u1, nil)
+	if err != nil || !res.Released || res.Fanout == nil {
+		t.Fatalf("u1 released u2: %+v, %v; want Released with a fan-out", res, err)
+	}
+	observer := yjs.New(yjs.Limits{})
+	if _, err := observer.Apply(res.Fanout); err != nil {
+		t.Fatal(err)
+	}
+	if got := observer.Text("t"); got != "hello world" {
+		t.Fatalf("a replica that got the fan-out has %q, want %q", got, "hello world")
+	}
+	// Deletes waiting for their structs are released the same way.
+	del, err := writer.DeleteText(5, "t", 0, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writer2 := yjs.New(yjs.Limits{})
+	_, _ = writer2.Apply(u1)
+	_, _ = writer2.Apply(u2)
+	e2, _ := srv.newEngine(owner.KindYjs, nil)
+	if _, err := e2.Apply(u1, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e2.Apply(del, nil); err != nil { // deletes " world"'s neighbour range, part of it not there yet
+		t.Fatal(err)
+	}
+	res, err = e2.Apply(u2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fan := u2
+	if res.Released {
+		fan = res.Fanout
+	}
+	if _, err := writer2.Apply(fan); err != nil {
+		t.Fatal(err)
+	}
+	obs := yjs.New(yjs.Limits{})
+	_, _ = obs.Apply(u1)
+	_, _ = obs.Apply(fan)
+	want, _ := e2.Text("t")
+	if got := obs.Text("t"); got != want {
+		t.Fatalf("after a released delete a replica has %q, the server %q", got, want)
+	}
+}
