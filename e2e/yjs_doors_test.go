@@ -430,6 +430,15 @@ func TestYjsDoorsVersions(t *testing.T) {
 		t.Fatalf("restore: %d %s", code, body)
 	}
 	want := "<a0><a1><a2><a3><a4>"
+	code, view := httpGet(t, ts, fmt.Sprintf("/v1/docs/hist/versions/%d", v.Seq), "")
+	var vv struct {
+		Content map[string]struct {
+			Text string `json:"text"`
+		} `json:"content"`
+	}
+	if err := json.Unmarshal(view, &vv); code != http.StatusOK || err != nil || vv.Content["t"].Text != want {
+		t.Fatalf("the version's view: %d %s", code, view)
+	}
 	if got := serverText(t, ts, "hist", "t", ""); got != want {
 		t.Fatalf("after restore the server has %q, want %q", got, want)
 	}

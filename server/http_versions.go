@@ -33,6 +33,9 @@ type versionJSON struct {
 	Authors []string          `json:"authors"`
 	Bytes   int               `json:"bytes"`          // size of its snapshot
 	Text    map[string]string `json:"text,omitempty"` // root -> text (GET …/versions/{seq} only)
+	// Content is a Yjs document's every root as JSON, as GET /v1/docs/{id}
+	// shows it (GET …/versions/{seq} only).
+	Content map[string]json.RawMessage `json:"content,omitempty"`
 }
 
 func toVersionJSON(v storage.Version) versionJSON {
@@ -137,13 +140,24 @@ func (s *Server) getVersion(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	v, texts, err := s.loadVersion(r, id, seq)
+	v, err := s.cfg.Store.Version(r.Context(), id, seq)
+	if err != nil {
+		answerErr(w, versionErr(err))
+		return
+	}
+	texts, e, err := s.versionEngine(v.Snapshot)
 	if err != nil {
 		answerErr(w, err)
 		return
 	}
 	out := toVersionJSON(v)
 	out.Text = texts
+	if viewer, ok := e.(owner.Viewer); ok {
+		out.Content = map[string]json.RawMessage{}
+		for root, j := range viewer.Content() {
+			out.Content[root] = j
+		}
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 
