@@ -57,6 +57,10 @@ type row struct {
 	Allow  why      // the project packages it imports, each with its reason
 	Forbid []string // imports it must not depend on, directly or through other packages
 	Direct []string // imports its own files must not use (its dependencies may)
+	// Tolerate lists imports of forbidAll that the package may depend on
+	// through a third-party dependency (never in its own files), each with
+	// its reason; an entry no longer needed fails, like an unused Allow.
+	Tolerate why
 }
 
 // Forbidden sets.
@@ -83,6 +87,13 @@ var forbidAll = []string{"net/http/pprof"}
 // imports it: collabd never serves the default mux); math/rand (v1) has a
 // process-wide source (use math/rand/v2 with a seeded source, or crypto/rand).
 var directAll = []string{"expvar", "math/rand"}
+
+// natsPprof: nats-server (the embedded NATS node of cluster mode, issue 15)
+// imports net/http/pprof for its own profiling port, which collabd never
+// enables (natsembed leaves Options.ProfPort 0); the handlers its init
+// registers on http.DefaultServeMux are never served, since collabd serves
+// its own mux. Tolerated for the packages that embed the server only.
+var natsPprof = why{"net/http/pprof": "nats-server's import, for its profiling port that natsembed never enables"}
 
 // table: one row per package of the module, by path relative to the module
 // root ("." is the module root).
@@ -154,6 +165,10 @@ var table = map[string]row{
 	}},
 	"internal/trace": {Allow: why{"crdt": "traces are replayed into a crdt.Doc", "crdt/yjs": "collabd trace -engine yjs replays them into the Yjs engine"}, Forbid: transport},
 	"internal/demo":  {}, // the embedded demo page: net/http and embed only
+
+	// Cluster mode (issue 15): the embedded NATS server and its test helper.
+	"internal/natsembed":          {Tolerate: natsPprof}, // nats-server and nats.go only
+	"internal/natsembed/natstest": {Allow: why{"internal/natsembed": "the nodes it starts for tests"}, Tolerate: natsPprof},
 
 	// The binary wires it together.
 	"cmd/collabd": {Allow: why{
@@ -296,7 +311,22 @@ func TestDepsTable(t *testing.T) {
 		for _, d := range p.Deps {
 			deps[d] = true
 		}
+		for _, f := range sortedKeys(r.Tolerate) {
+			switch {
+			case !slices.Contains(forbidAll, f):
+				t.Errorf("%s tolerates %s, which is not in forbidAll: delete it", name, f)
+			case strings.TrimSpace(r.Tolerate[f]) == "":
+				t.Errorf("%s tolerates %s without a reason", name, f)
+			case !deps[f]:
+				t.Errorf("%s no longer depends on %s: delete it from its row's Tolerate", name, f)
+			case slices.Contains(p.Imports, f):
+				t.Errorf("%s imports %s in its own files: Tolerate covers a dependency's import only", name, f)
+			}
+		}
 		for _, f := range slices.Concat(forbidAll, r.Forbid) {
+			if _, ok := r.Tolerate[f]; ok && !slices.Contains(r.Forbid, f) {
+				continue
+			}
 			if deps[f] {
 				t.Errorf("%s depends on %s (forbidden for it, directly or through %s)", name, f, importersOf(module, pkgs, name, f))
 			}
