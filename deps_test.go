@@ -105,6 +105,9 @@ var table = map[string]row{
 	"crdt/yjs":    {Forbid: pure, Direct: pureClock}, // the Yjs engine: pure, its own lib0 codec
 	"presence":    {Forbid: pure, Direct: noState},   // time: peers carry the caller's now
 	"storage":     {Forbid: transport},               // opaque bytes in bbolt; locks, files and logs are its job
+	// The replicated store of cluster mode (issue 15): opaque bytes in a
+	// JetStream stream and object store, through nats.go (no server code).
+	"storage/jetstream": {Forbid: []string{"github.com/nats-io/nats-server/v2/server", "go.etcd.io/bbolt"}},
 
 	// The wire contract (imports crdt and presence).
 	"protocol": {Allow: why{
