@@ -141,6 +141,11 @@ var table = map[string]row{
 		"protocol": "error and ack codes, and the presence message it builds",
 	}, Forbid: transport},
 
+	// Cluster mode (issue 15): membership, placement and leases on NATS
+	// JetStream (and, later, session forwarding). Not the embedded server:
+	// the binary starts that.
+	"server/cluster": {Forbid: []string{"github.com/nats-io/nats-server/v2/server"}},
+
 	// Clients (crdt, presence, protocol; never server or storage).
 	"clients/go": {Allow: why{
 		"crdt":     "the replica of each joined document",
@@ -206,7 +211,7 @@ var policy = []struct {
 	{[]string{"clients/..."}, []string{"server/...", "storage/...", "cmd/...", "internal/..."}, []string{"internal/mp"}, "clients/go imports crdt, presence and protocol, never server or storage"},
 	{[]string{"server/..."}, []string{"clients/...", "cmd/...", "internal/chaos/...", "internal/loadgen/...", "internal/rawclient/...", "internal/trace/..."}, nil, "the server never depends on a client or a tool"},
 	{[]string{"internal/chaos/...", "internal/loadgen/...", "internal/rawclient/..."}, []string{"server/...", "storage/..."}, nil, "the load and fault tools reach the server over the wire only"},
-	{[]string{"server/owner/..."}, []string{"storage/...", "server"}, nil, "the owner sees storage through its Store interface and sessions through Subscriber (issue 12); its row must also Forbid transport"},
+	{[]string{"server/owner/..."}, []string{"storage/...", "server", "server/cluster/..."}, nil, "the owner sees storage through its Store interface and sessions through Subscriber (issue 12), and does not know whether it runs in a cluster; its row must also Forbid transport"},
 }
 
 // forbids reports the reason policy forbids from → to ("" if it does not).
@@ -376,7 +381,7 @@ func TestDepsPolicyCatches(t *testing.T) {
 	forbidden := [][2]string{
 		{"crdt", "protocol"}, {"crdt/yjs", "server"}, {"presence", "crdt"}, {"storage", "crdt"}, {"storage", "internal/mp"},
 		{"protocol", "server"}, {"protocol/yjs", "storage"}, {"clients/go", "server"}, {"clients/go", "storage/x"},
-		{"server/owner", "clients/go"}, {"server/owner", "storage"}, {"server/owner", "server"}, {"internal/chaos", "server"}, {"internal/rawclient", "storage"},
+		{"server/owner", "clients/go"}, {"server/owner", "storage"}, {"server/owner", "server"}, {"server/owner", "server/cluster"}, {"server/owner", "storage/jetstream"}, {"storage/jetstream", "server/owner"}, {"internal/chaos", "server"}, {"internal/rawclient", "storage"},
 	}
 	for _, e := range forbidden {
 		if forbids(e[0], e[1]) == "" {

@@ -1,0 +1,29 @@
+// Package cluster is collabd's cluster mode machinery on NATS JetStream
+// (issue 15, docs/CLUSTER.md): which nodes are live, which node should own
+// a document, and the lease that makes one node its only owner.
+//
+//   - Members: the live nodes, one key per node in the KV bucket
+//     "<Prefix>_nodes", heartbeated every TTL/3 and expiring TTL after the
+//     last heartbeat (the servers put a marker, so watchers see it); Leave
+//     deletes it at once.
+//   - Place and Rank: rendezvous hashing of a document over the live
+//     nodes: even spread, and a join or leave moves only the documents the
+//     node wins or held.
+//   - Leases: one key per document in the KV bucket "<Prefix>_leases"
+//     (keys expire TTL after their last write, default 5 s). Acquire
+//     creates the key if absent; a goroutine renews held leases by
+//     revision every TTL/3; Release (and Close, on a graceful stop)
+//     deletes the key for an immediate hand-over; AwaitFree waits for a
+//     lease to be released or to expire. The revision that created a lease
+//     is its fencing epoch, which storage/jetstream stamps on the
+//     document's log: epochs of later owners are higher.
+//
+// Leases, Members and their Leases are safe for concurrent use. Each
+// Leases and Members owns one or two goroutines, stopped by Close and
+// Leave; timing is driven by tickers that tests can replace (Renew, Beat)
+// and a clock (Now) for the local expiry check.
+//
+// Not here yet: session forwarding to the owner, the failover loop that
+// acquires the leases of a dead node's documents, and the server's wiring
+// (docs/CLUSTER.md lists what is missing).
+package cluster
