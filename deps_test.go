@@ -144,7 +144,10 @@ var table = map[string]row{
 	// Cluster mode (issue 15): membership, placement and leases on NATS
 	// JetStream (and, later, session forwarding). Not the embedded server:
 	// the binary starts that.
-	"server/cluster": {Forbid: []string{"github.com/nats-io/nats-server/v2/server"}},
+	"server/cluster": {Allow: why{
+		"server/owner":      "the owner.Store it adapts the replicated store to",
+		"storage/jetstream": "the replicated document store, opened at the lease's epoch",
+	}, Forbid: []string{"github.com/nats-io/nats-server/v2/server"}},
 
 	// Clients (crdt, presence, protocol; never server or storage).
 	"clients/go": {Allow: why{

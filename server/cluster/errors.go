@@ -14,6 +14,8 @@ var (
 	ErrLeaseLost = errors.New("cluster: lease lost")
 	// ErrReleased: the lease was released (Lease.Err).
 	ErrReleased = errors.New("cluster: lease released")
+	// ErrNotOwner: this node does not hold the document's lease.
+	ErrNotOwner = errors.New("cluster: not the document's owner (no lease)")
 	// ErrClosed: the Leases or Members is closed.
 	ErrClosed = errors.New("cluster: closed")
 )

@@ -164,6 +164,14 @@ func (l *Leases) Acquire(ctx context.Context, doc string) (*Lease, error) {
 	return lease, nil
 }
 
+// Held is the lease this node holds on the document, if any.
+func (l *Leases) Held(doc string) (*Lease, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h := l.held[doc]
+	return h, h != nil && h.err == nil
+}
+
 // Holder is the node holding the document's lease and the revision of its
 // last renewal (ErrKeyNotFound-wrapping error if free).
 func (l *Leases) Holder(ctx context.Context, doc string) (string, uint64, error) {
