@@ -115,6 +115,24 @@ func TestConformance(t *testing.T) {
 	if err := s.Compact(ctx, doc, []byte("S1234"), s4); err != nil {
 		t.Fatalf("Compact 2: %v", err)
 	}
+	js, err := njs.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, err := js.ObjectStore(ctx, "collabd_snapshots")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if infos, err := obs.List(ctx); err != nil || len(infos) != 1 {
+		t.Errorf("snapshot objects after two compactions: %d, %v; want 1 (the replaced one deleted)", len(infos), err)
+	}
+	str, err := js.Stream(ctx, "collabd_ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := str.Info(ctx, njs.WithSubjectFilter(s.Subject(doc))); err != nil || info.State.Msgs != 1 {
+		t.Errorf("records after compaction through the last: %+v, %v; want the snapshot record only", info.State, err)
+	}
 	submit(t, s, doc, "u5")
 
 	// Another Store (a restarted node, or the next owner) sees it all.
@@ -382,4 +400,70 @@ func TestFencing(t *testing.T) {
 		t.Errorf("log = %v: want b1 and not late", inLog)
 	}
 	t.Logf("the deposed writer had %d updates acked", len(acked))
+}
+
+// TestLargeSnapshot: a snapshot larger than the object store's chunks and
+// than a record round-trips; one past MaxSnapshotBytes is refused.
+func TestLargeSnapshot(t *testing.T) {
+	c := natstest.Single(t)
+	s := newStore(t, c.Connect(), jetstream.Options{MaxSnapshotBytes: 3 << 20})
+	ctx := ctxT(t)
+	if _, err := s.Open(ctx, "big", 1); !errors.Is(err, jetstream.ErrNotFound) {
+		t.Fatal(err)
+	}
+	seq := submit(t, s, "big", "u")
+	snap := make([]byte, 2<<20+17)
+	for i := range snap {
+		snap[i] = byte(i * 7)
+	}
+	if err := s.Compact(ctx, "big", snap, seq); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Load(ctx, "big")
+	if err != nil || string(st.Snapshot) != string(snap) || len(st.Tail) != 0 {
+		t.Fatalf("Load = %d snapshot bytes, %d updates, %v", len(st.Snapshot), len(st.Tail), err)
+	}
+	if err := s.Compact(ctx, "big", make([]byte, 3<<20+1), seq); !errors.Is(err, jetstream.ErrTooLarge) {
+		t.Errorf("Compact past MaxSnapshotBytes = %v, want ErrTooLarge", err)
+	}
+	if _, err := s.Submit("big", make([]byte, 2<<20)); !errors.Is(err, jetstream.ErrTooLarge) {
+		t.Errorf("Submit of an update past a record = %v, want ErrTooLarge", err)
+	}
+}
+
+// TestMissingSnapshot: a snapshot record whose object is gone refuses the
+// document (ErrCorrupt), never loads it without its snapshot.
+func TestMissingSnapshot(t *testing.T) {
+	c := natstest.Single(t)
+	nc := c.Connect()
+	s := newStore(t, nc, jetstream.Options{})
+	ctx := ctxT(t)
+	if _, err := s.Open(ctx, "d", 1); !errors.Is(err, jetstream.ErrNotFound) {
+		t.Fatal(err)
+	}
+	seq := submit(t, s, "d", "u")
+	if err := s.Compact(ctx, "d", []byte("snap"), seq); err != nil {
+		t.Fatal(err)
+	}
+	js, err := njs.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, err := js.ObjectStore(ctx, "collabd_snapshots")
+	if err != nil {
+		t.Fatal(err)
+	}
+	infos, err := obs.List(ctx)
+	if err != nil || len(infos) != 1 {
+		t.Fatalf("snapshot objects: %d, %v; want 1", len(infos), err)
+	}
+	if err := obs.Delete(ctx, infos[0].Name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(ctx, "d"); !errors.Is(err, jetstream.ErrCorrupt) {
+		t.Errorf("Load with the snapshot gone = %v, want ErrCorrupt", err)
+	}
+	if _, err := s.Open(ctx, "d", 2); !errors.Is(err, jetstream.ErrCorrupt) {
+		t.Errorf("Open with the snapshot gone = %v, want ErrCorrupt", err)
+	}
 }
