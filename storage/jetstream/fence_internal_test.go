@@ -56,7 +56,10 @@ func TestStaleFence(t *testing.T) {
 	if _, err := s.Open(ctx, doc, 4); !errors.Is(err, ErrFenced) {
 		t.Errorf("Open at a lower epoch = %v, want ErrFenced", err)
 	}
+	// A newer writer's fence, then a stale one after it: the stale one
+	// must not let the deposed writer step over the newer one.
 	fence(9)
+	fence(2)
 	if err := put("u3"); !errors.Is(err, ErrFenced) {
 		t.Fatalf("write after a newer fence = %v, want ErrFenced", err)
 	}
@@ -68,5 +71,9 @@ func TestStaleFence(t *testing.T) {
 	}
 	if err := put("u5"); err != nil {
 		t.Fatalf("write of the reopened writer: %v", err)
+	}
+	st, err = s.Load(ctx, doc)
+	if err != nil || len(st.Tail) != 3 || string(st.Tail[2].Data) != "u5" {
+		t.Fatalf("Load = %+v, %v; want u1, u2, u5", st, err)
 	}
 }

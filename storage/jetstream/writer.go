@@ -394,7 +394,20 @@ func (s *Store) publish(w *writer, batch []item, last uint64, synced bool) (uint
 		case lastRec != nil && lastRec.writer == w.id && lastRec.epoch == w.epoch:
 			last, synced = seq, true // an earlier record of ours landed late
 		case lastRec != nil && lastRec.kind == recFence && lastRec.epoch < w.epoch:
-			last, synced = seq, true // a stale Open's fence: step over it
+			// A stale Open's fence: step over it, but only if every record
+			// since ours is one (a newer writer's fence may lie between).
+			ctx, cancel := context.WithTimeout(s.ctx, s.opts.WriteTimeout)
+			ok, verr := s.onlyStaleFences(ctx, w, last, seq)
+			cancel()
+			if verr != nil {
+				s.unsync(w)
+				return 0, fmt.Errorf("%w: %s: %w", ErrUnavailable, w.doc, verr)
+			}
+			if !ok {
+				s.fence(w)
+				return 0, fmt.Errorf("%w: %s: epoch %d found a newer record before record %d", ErrFenced, w.doc, w.epoch, seq)
+			}
+			last, synced = seq, true
 		default:
 			who := "an empty log"
 			if lastRec != nil {
@@ -406,6 +419,30 @@ func (s *Store) publish(w *writer, batch []item, last uint64, synced bool) (uint
 	}
 	s.unsync(w)
 	return 0, fmt.Errorf("%w: %s: %w", ErrUnavailable, w.doc, err)
+}
+
+// onlyStaleFences reports whether every record of w's subject after
+// sequence from, up to and including to, is a fence of an epoch lower than
+// w's.
+func (s *Store) onlyStaleFences(ctx context.Context, w *writer, from, to uint64) (bool, error) {
+	for seq := from + 1; seq <= to; {
+		m, err := s.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(w.subj))
+		if err != nil {
+			return false, err
+		}
+		if m.Sequence > to {
+			return true, nil
+		}
+		rec, err := decodeRecord(m.Data, s.opts.MaxRecordBytes+4096, s.opts.MaxUpdates)
+		if err != nil {
+			return false, fmt.Errorf("record %d: %w", m.Sequence, err)
+		}
+		if rec.kind != recFence || rec.epoch >= w.epoch {
+			return false, nil
+		}
+		seq = m.Sequence + 1
+	}
+	return true, nil
 }
 
 func (s *Store) unsync(w *writer) {
