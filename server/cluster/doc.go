@@ -17,6 +17,10 @@
 //     lease to be released or to expire. The revision that created a lease
 //     is its fencing epoch, which storage/jetstream stamps on the
 //     document's log: epochs of later owners are higher.
+//   - Store: storage/jetstream as the owner's owner.Store. A document loads
+//     only under this node's lease (ErrNotOwner otherwise) and is opened
+//     for writing at the lease's epoch, so a deposed owner's writes fail
+//     and its reload is refused.
 //
 // Leases, Members and their Leases are safe for concurrent use. Each
 // Leases and Members owns one or two goroutines, stopped by Close and
