@@ -36,7 +36,7 @@ func TestTakeoverRace(t *testing.T) {
 
 	var mu sync.Mutex
 	acked := map[string]bool{}
-	epochOf := make([]uint64, writers)       // the epoch each writer last opened at; guarded by mu
+	epochOf := make([]uint64, writers)         // the epoch each writer last opened at; guarded by mu
 	reopened := make([]chan struct{}, writers) // closed and replaced when a writer is opened; guarded by mu
 	for w := range reopened {
 		reopened[w] = make(chan struct{})
