@@ -159,6 +159,13 @@ func (l *Leases) Acquire(ctx context.Context, doc string) (*Lease, error) {
 	}
 	lease := &Lease{Doc: doc, Epoch: rev, ls: l, lost: make(chan struct{}), rev: rev, renewed: start}
 	l.mu.Lock()
+	select {
+	case <-l.stop: // closed meanwhile: nobody would renew or release it
+		l.mu.Unlock()
+		_ = l.Release(ctx, lease) // best effort: it expires anyway
+		return nil, ErrClosed
+	default:
+	}
 	l.held[doc] = lease
 	l.mu.Unlock()
 	return lease, nil

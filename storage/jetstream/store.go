@@ -20,6 +20,8 @@ import (
 const MaxIDBytes = 255
 
 // Options configures a Store. A zero field is the documented default.
+// Every node of a cluster must use the same Prefix, Replicas and
+// MaxRecordBytes: New creates or updates the shared stream with them.
 type Options struct {
 	// Prefix names the stream ("<Prefix>_ops", subjects
 	// "<Prefix>.ops.<token>") and the snapshot bucket

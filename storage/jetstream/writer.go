@@ -195,6 +195,8 @@ func (s *Store) Compact(ctx context.Context, doc string, snapshot []byte, throug
 	var epoch uint64
 	var err error
 	switch {
+	case s.closed:
+		err = ErrClosed
 	case w == nil:
 		err = ErrNotOpen
 	case w.fenced != nil:
