@@ -16,7 +16,8 @@ import (
 // TestNoAckedLossOnNodeKill: a three-node cluster, a stream of three
 // replicas; the stream leader's node is killed while updates are being
 // written. Every update acked before, during and after is loaded back from
-// the survivors, once, in order.
+// the survivors, once, in order. The node then restarts, catches up, and
+// carries the quorum when another node is killed.
 func TestNoAckedLossOnNodeKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node cluster")
@@ -97,8 +98,28 @@ func TestNoAckedLossOnNodeKill(t *testing.T) {
 	write(200)
 	t.Logf("killed the stream leader %s; 200 more acked after %v (%d unconfirmed)", info.Cluster.Leader, time.Since(start), failed)
 
-	s2 := newStore(t, c.Connect(), jetstream.Options{Replicas: 3})
-	st, err := s2.Load(ctx, doc)
+	check(t, ctx, newStore(t, c.Connect(), jetstream.Options{Replicas: 3}), doc, acked, 400)
+
+	// The killed node comes back and catches up; then another node dies,
+	// so that the restarted one is needed for a quorum.
+	start = time.Now()
+	c.Restart(leader)
+	t.Logf("restarted %s in %v", info.Cluster.Leader, time.Since(start))
+	write(100)
+	start, failed = time.Now(), 0
+	c.Kill((leader + 1) % 3)
+	write(100)
+	t.Logf("killed another node; 100 more acked after %v (%d unconfirmed)", time.Since(start), failed)
+	start = time.Now()
+	check(t, ctx, s, doc, acked, 600)
+	t.Logf("loaded in %v", time.Since(start))
+}
+
+// check loads doc and checks that every acked update is in it, once, in
+// order.
+func check(t *testing.T, ctx context.Context, s *jetstream.Store, doc string, acked []string, want int) {
+	t.Helper()
+	st, err := s.Load(ctx, doc)
 	if err != nil {
 		t.Fatalf("Load from the survivors: %v", err)
 	}
@@ -121,7 +142,7 @@ func TestNoAckedLossOnNodeKill(t *testing.T) {
 			prev = pos[u]
 		}
 	}
-	if len(acked) < 400 {
-		t.Errorf("%d acked, want 400", len(acked))
+	if len(acked) < want {
+		t.Errorf("%d acked, want %d", len(acked), want)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -95,7 +96,7 @@ func (s *Store) Open(ctx context.Context, doc string, epoch uint64) (Stored, err
 	}
 	fence := appendRecord(nil, &record{kind: recFence, epoch: epoch, writer: w.id, n: w.n})
 	w.n++
-	ack, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: w.subj, Data: fence}, jetstream.WithExpectStream(s.opts.Prefix+"_ops"))
+	ack, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: w.subj, Data: fence}, s.pubOpts()...)
 	if err != nil {
 		return Stored{}, fmt.Errorf("%w: %s: fence: %w", ErrUnavailable, doc, err)
 	}
@@ -375,7 +376,7 @@ func (s *Store) publish(w *writer, batch []item, last uint64, synced bool) (uint
 			ctx, cancel := context.WithTimeout(s.ctx, s.opts.WriteTimeout)
 			var ack *jetstream.PubAck
 			ack, err = s.js.PublishMsg(ctx, &nats.Msg{Subject: w.subj, Data: data},
-				jetstream.WithExpectStream(s.opts.Prefix+"_ops"), jetstream.WithExpectLastSequencePerSubject(last))
+				append(s.pubOpts(), jetstream.WithExpectLastSequencePerSubject(last))...)
 			cancel()
 			if err == nil {
 				return ack.Sequence, nil
@@ -421,6 +422,18 @@ func (s *Store) publish(w *writer, batch []item, last uint64, synced bool) (uint
 	}
 	s.unsync(w)
 	return 0, fmt.Errorf("%w: %s: %w", ErrUnavailable, w.doc, err)
+}
+
+// pubOpts are every append's options: the stream, and while the stream
+// has no leader (an election: nobody received the message, so nothing
+// was stored) retries every 50 ms for WriteTimeout (the publish's ctx
+// ends it), rather than failing at once.
+func (s *Store) pubOpts() []jetstream.PublishOpt {
+	return []jetstream.PublishOpt{
+		jetstream.WithExpectStream(s.opts.Prefix + "_ops"),
+		jetstream.WithRetryWait(50 * time.Millisecond),
+		jetstream.WithRetryAttempts(int(s.opts.WriteTimeout/(50*time.Millisecond))+1),
+	}
 }
 
 // onlyStaleFences reports whether every record of w's subject after

@@ -117,7 +117,9 @@ func (c *Cluster) ConnectTo(i int, opts ...nats.Option) *nats.Conn {
 	return nc
 }
 
-// Kill stops node i at once.
+// Kill stops node i (nats-server's Shutdown, in-process: the node closes
+// its connections at once, though a stream leader may first hand its
+// leadership over; a SIGKILL needs a subprocess, the chaos tool's job).
 func (c *Cluster) Kill(i int) {
 	c.t.Helper()
 	if c.Nodes[i] == nil {
