@@ -238,3 +238,44 @@ func TestLeaseExclusive(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaseSurvivesNodeLoss: the NATS node a holder is connected to
+// stops; the client moves to another node and renewals go on (the bucket
+// has three replicas), within the TTL: the lease is kept.
+func TestLeaseSurvivesNodeLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node cluster")
+	}
+	c := natstest.Start(t, 3)
+	nc := c.Connect()
+	renew := make(chan time.Time)
+	l := newLeases(t, nc, cluster.LeaseOptions{Node: "a", Replicas: 3, Renew: renew})
+	ctx := ctxT(t, 30*time.Second)
+	lease, err := l.Acquire(ctx, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range c.Nodes {
+		if n.Name() == nc.ConnectedServerName() {
+			c.Kill(i)
+		}
+	}
+	start := time.Now()
+	for {
+		renew <- time.Now() // returns once the renewer takes it: the previous renewal is done
+		_, rev, err := l.Holder(ctx, "d")
+		if err == nil && rev > lease.Epoch {
+			break
+		}
+		if lease.Err() != nil {
+			t.Fatalf("lease lost after the node loss: %v", lease.Err())
+		}
+		if ctx.Err() != nil {
+			t.Fatal("no renewal after the node loss")
+		}
+	}
+	t.Logf("renewed %v after the node loss", time.Since(start))
+	if lease.Err() != nil {
+		t.Fatal(lease.Err())
+	}
+}

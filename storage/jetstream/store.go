@@ -49,7 +49,9 @@ type Options struct {
 	// MaxDocBytes caps what Load reads for one document (snapshot and log
 	// tail); 0 is 512 MiB.
 	MaxDocBytes int64
-	// WriteTimeout bounds the wait for one publish's ack; 0 is 5 s.
+	// WriteTimeout bounds the wait for one publish's ack; 0 is 5 s. A
+	// record that is neither confirmed nor found stored is published up to
+	// three times before its updates fail (ErrUnavailable).
 	WriteTimeout time.Duration
 	// Logger gets warnings (failed cleanups); nil discards them.
 	Logger *slog.Logger
