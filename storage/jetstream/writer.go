@@ -60,11 +60,11 @@ func (p *Pending) complete(seq uint64, err error) {
 
 // Open loads a document and makes this Store its writer at epoch (the
 // fencing epoch of the caller's lease; epochs of successive owners
-// increase). It first appends a fence record expecting the subject's last
-// sequence, so that from then on any writer that loaded the document
-// before cannot append (its appends expect an older sequence); only then
-// does it read the snapshot. It returns ErrFenced if the log already has a
-// record of a higher epoch (a newer owner wrote it).
+// increase). It first appends a fence record, so that from then on any
+// writer that loaded the document before cannot append (its appends
+// expect an older last sequence); only then does it read the log and the
+// snapshot. It returns ErrFenced if the log has a record of a higher epoch
+// (a newer owner wrote it), before or after the fence.
 //
 // A document never written returns ErrNotFound with the writer in place
 // (updates may be submitted); a deleted one returns ErrDeleted and no
