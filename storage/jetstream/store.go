@@ -142,7 +142,10 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardNew, // never drop acked records to make room
 		MaxMsgSize:  int32(opts.MaxRecordBytes),
-		AllowDirect: true,
+		// No direct gets: they may be answered by a lagging follower, and
+		// the last-record reads that settle unconfirmed appends and check
+		// epochs want the leader's view.
+		AllowDirect: false,
 		DenyDelete:  true, // records are only purged, by compaction and deletion
 	}
 	if err := retry(ctx, func(ctx context.Context) error {
@@ -310,7 +313,7 @@ func (s *Store) Load(ctx context.Context, doc string) (Stored, error) {
 	var err error
 	for range 3 { // a compaction may delete the snapshot between the reads
 		var f folded
-		if f, err = s.read(ctx, doc); err != nil {
+		if f, err = s.read(ctx, doc, 0); err != nil {
 			return Stored{}, err
 		}
 		var st Stored
@@ -323,9 +326,10 @@ func (s *Store) Load(ctx context.Context, doc string) (Stored, error) {
 
 var errSnapGone = errors.New("snapshot object missing")
 
-// read reads and folds a document's subject.
-func (s *Store) read(ctx context.Context, doc string) (folded, error) {
-	recs, err := s.readSubject(ctx, s.Subject(doc))
+// read reads and folds a document's subject, at least up to sequence
+// atLeast.
+func (s *Store) read(ctx context.Context, doc string, atLeast uint64) (folded, error) {
+	recs, err := s.readSubject(ctx, s.Subject(doc), atLeast)
 	if err != nil {
 		return folded{}, fmt.Errorf("%s: %w", doc, err)
 	}
@@ -400,14 +404,19 @@ func (s *Store) getSnapshot(ctx context.Context, ref snapRef) ([]byte, error) {
 }
 
 // readSubject reads every record of a subject, in order, with an ordered
-// consumer (nothing if the subject is empty).
-func (s *Store) readSubject(ctx context.Context, subj string) ([]seqRecord, error) {
+// consumer (nothing if the subject is empty), at least up to sequence
+// atLeast (a record this Store has just appended).
+func (s *Store) readSubject(ctx context.Context, subj string, atLeast uint64) ([]seqRecord, error) {
 	last, err := s.stream.GetLastMsgForSubject(ctx, subj)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
+	if errors.Is(err, jetstream.ErrMsgNotFound) && atLeast == 0 {
 		return nil, nil
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, fmt.Errorf("last record: %w", err)
+	}
+	target := atLeast
+	if last != nil {
+		target = max(target, last.Sequence)
 	}
 	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}})
 	if err != nil {
@@ -452,7 +461,7 @@ func (s *Store) readSubject(ctx context.Context, subj string) ([]seqRecord, erro
 			}
 			recs = append(recs, seqRecord{md.Sequence.Stream, rec})
 			pending = md.NumPending
-			if md.Sequence.Stream >= last.Sequence || pending == 0 {
+			if md.Sequence.Stream >= target || pending == 0 {
 				return recs, nil
 			}
 		}

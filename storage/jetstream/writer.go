@@ -100,7 +100,7 @@ func (s *Store) Open(ctx context.Context, doc string, epoch uint64) (Stored, err
 	if err != nil {
 		return Stored{}, fmt.Errorf("%w: %s: fence: %w", ErrUnavailable, doc, err)
 	}
-	f, err := s.read(ctx, doc)
+	f, err := s.read(ctx, doc, ack.Sequence)
 	if err != nil {
 		return Stored{}, err
 	}
