@@ -40,7 +40,7 @@ func TestCluster(t *testing.T) {
 	start := time.Now()
 	var s jetstream.Stream
 	for {
-		tctx, tcancel := context.WithTimeout(ctx, 2*time.Second)
+		tctx, tcancel := context.WithTimeout(ctx, time.Second)
 		s, err = js.CreateStream(tctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3})
 		tcancel()
 		if err == nil {

@@ -58,7 +58,7 @@ func bucket(ctx context.Context, js jetstream.JetStream, name, desc string, ttl 
 func retry(ctx context.Context, f func(context.Context) error) error {
 	backoff := 50 * time.Millisecond
 	for {
-		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		actx, cancel := context.WithTimeout(ctx, time.Second)
 		err := f(actx)
 		cancel()
 		if err == nil {

@@ -176,7 +176,7 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 func retry(ctx context.Context, f func(context.Context) error) error {
 	backoff := 50 * time.Millisecond
 	for {
-		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		actx, cancel := context.WithTimeout(ctx, time.Second)
 		err := f(actx)
 		cancel()
 		if err == nil {
