@@ -25,7 +25,7 @@
 // Leases, Members and their Leases are safe for concurrent use. Each
 // Leases and Members owns one or two goroutines, stopped by Close and
 // Leave; timing is driven by tickers that tests can replace (Renew, Beat)
-// and a clock (Now) for the local expiry check.
+// whose ticks carry the time renewals count from, and a clock (Now).
 //
 // Not here yet: session forwarding to the owner, the failover loop that
 // acquires the leases of a dead node's documents, and the server's wiring

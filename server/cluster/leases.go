@@ -26,9 +26,13 @@ type LeaseOptions struct {
 	// RenewEvery is the renewal period; 0 is TTL/3.
 	RenewEvery time.Duration
 	// Renew, if set, drives renewals instead of a ticker every RenewEvery
-	// (tests send on it to renew at chosen moments).
+	// (tests send on it to renew at chosen moments); each renewal counts
+	// from the time received.
 	Renew <-chan time.Time
-	// Now is the clock of the local expiry check; nil is time.Now.
+	// RenewParallel bounds the renewals in flight at once; 0 is 64.
+	RenewParallel int
+	// Now is the clock of acquisitions and of the expiry check after a
+	// failed renewal; nil is time.Now.
 	Now func() time.Time
 	// Logger gets renewal failures; nil discards them.
 	Logger *slog.Logger
@@ -100,6 +104,9 @@ func NewLeases(ctx context.Context, nc *nats.Conn, opts LeaseOptions) (*Leases, 
 	}
 	if opts.RenewEvery >= opts.TTL {
 		return nil, fmt.Errorf("cluster: renewing every %v with a TTL of %v", opts.RenewEvery, opts.TTL)
+	}
+	if opts.RenewParallel <= 0 {
+		opts.RenewParallel = 64
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -285,40 +292,48 @@ func (l *Leases) renewer() {
 		select {
 		case <-l.stop:
 			return
-		case <-tick:
-			l.renewAll()
+		case now := <-tick:
+			l.renewAll(now)
 		}
 	}
 }
 
-// renewAll renews every held lease once, one at a time (each within a
-// third of the TTL).
-func (l *Leases) renewAll() {
+// renewAll renews every held lease once, RenewParallel at a time (each
+// within a third of the TTL), on goroutines it waits for. now is the
+// tick's time: a renewal counts from it (no later than its request).
+func (l *Leases) renewAll(now time.Time) {
 	l.mu.Lock()
 	held := make([]*Lease, 0, len(l.held))
 	for _, h := range l.held {
 		held = append(held, h)
 	}
 	l.mu.Unlock()
+	sem := make(chan struct{}, l.opts.RenewParallel)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for _, h := range held {
 		select {
 		case <-l.stop:
 			return
-		default:
+		case sem <- struct{}{}:
 		}
-		l.renew(h)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			l.renew(h, now)
+		}()
 	}
 }
 
-// renew renews one lease, or declares it lost.
-func (l *Leases) renew(h *Lease) {
+// renew renews one lease at start, or declares it lost.
+func (l *Leases) renew(h *Lease, start time.Time) {
 	l.mu.Lock()
 	rev, renewed, live := h.rev, h.renewed, h.err == nil
 	l.mu.Unlock()
 	if !live {
 		return
 	}
-	start := l.opts.Now()
 	if l.expired(renewed, start) {
 		l.lose(h, rev, fmt.Errorf("%w: %q: not renewed since %v", ErrLeaseLost, h.Doc, renewed))
 		return

@@ -159,28 +159,20 @@ func TestLeaseExpiry(t *testing.T) {
 func TestLeaseLocalExpiry(t *testing.T) {
 	c := natstest.Single(t)
 	nc := c.Connect()
-	var mu sync.Mutex
-	now := time.Unix(1000, 0)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	t0 := time.Unix(1000, 0)
 	renew := make(chan time.Time)
-	a := newLeases(t, nc, cluster.LeaseOptions{Node: "a", TTL: time.Minute, Renew: renew, Now: clock})
+	a := newLeases(t, nc, cluster.LeaseOptions{Node: "a", TTL: time.Minute, Renew: renew, Now: func() time.Time { return t0 }})
 	ctx := ctxT(t, 20*time.Second)
-	la, err := a.Acquire(ctx, "d")
+	la, err := a.Acquire(ctx, "d") // renewed at t0
 	if err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	now = now.Add(30 * time.Second)
-	mu.Unlock()
-	renew <- now // a renewal within the TTL: kept
-	renew <- now // (the second send returns once the first renewal is done)
+	renew <- t0.Add(30 * time.Second) // within the TTL: renewed at t0+30s
+	renew <- t0.Add(30 * time.Second) // taken once the first renewal is done
 	if la.Err() != nil {
 		t.Fatalf("lease renewed within the TTL lost: %v", la.Err())
 	}
-	mu.Lock()
-	now = now.Add(55 * time.Second) // past TTL less a tenth since the last renewal
-	mu.Unlock()
-	renew <- now
+	renew <- t0.Add(85 * time.Second) // past TTL less a tenth since t0+30s
 	waitClosed(t, la.Lost(), "lease not renewed in time")
 	if !errors.Is(la.Err(), cluster.ErrLeaseLost) {
 		t.Errorf("Err = %v, want ErrLeaseLost", la.Err())
@@ -314,5 +306,32 @@ func TestLeaseSurvivesNodeLoss(t *testing.T) {
 	t.Logf("renewed %v after the node loss (now on %s)", time.Since(start), nc.ConnectedServerName())
 	if lease.Err() != nil {
 		t.Fatal(lease.Err())
+	}
+}
+
+// TestLeaseRenewMany: one renewal round renews every held lease (in
+// parallel, so that many leases fit in a third of the TTL).
+func TestLeaseRenewMany(t *testing.T) {
+	c := natstest.Single(t)
+	renew := make(chan time.Time)
+	l := newLeases(t, c.Connect(), cluster.LeaseOptions{Node: "a", Renew: renew, RenewParallel: 8})
+	ctx := ctxT(t, 30*time.Second)
+	var leases []*cluster.Lease
+	for i := range 100 {
+		lease, err := l.Acquire(ctx, fmt.Sprintf("doc-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		leases = append(leases, lease)
+	}
+	start := time.Now()
+	renew <- time.Now()
+	renew <- time.Now() // taken once the first round is done
+	t.Logf("two rounds over %d leases in %v", len(leases), time.Since(start))
+	for _, lease := range leases {
+		_, rev, err := l.Holder(ctx, lease.Doc)
+		if err != nil || rev == lease.Epoch || lease.Err() != nil {
+			t.Fatalf("%s: revision %d (epoch %d), %v, %v: not renewed", lease.Doc, rev, lease.Epoch, err, lease.Err())
+		}
 	}
 }
