@@ -22,9 +22,10 @@
 //     for writing at the lease's epoch, so a deposed owner's writes fail
 //     and its reload is refused.
 //
-// Leases, Members and their Leases are safe for concurrent use. Each
-// Leases and Members owns one or two goroutines, stopped by Close and
-// Leave; timing is driven by tickers that tests can replace (Renew, Beat)
+// Leases, Lease and Members are safe for concurrent use. A Leases owns its
+// renewer goroutine (and the renewals of each round, which it waits for),
+// a Members its heartbeat and watch goroutines; Close and Leave stop them.
+// Timing is driven by tickers that tests can replace (Renew, Beat)
 // whose ticks carry the time renewals count from, and a clock (Now).
 //
 // Not here yet: session forwarding to the owner, the failover loop that

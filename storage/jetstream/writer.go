@@ -432,7 +432,7 @@ func (s *Store) pubOpts() []jetstream.PublishOpt {
 	return []jetstream.PublishOpt{
 		jetstream.WithExpectStream(s.opts.Prefix + "_ops"),
 		jetstream.WithRetryWait(50 * time.Millisecond),
-		jetstream.WithRetryAttempts(int(s.opts.WriteTimeout/(50*time.Millisecond))+1),
+		jetstream.WithRetryAttempts(int(s.opts.WriteTimeout/(50*time.Millisecond)) + 1),
 	}
 }
 
