@@ -36,6 +36,10 @@ type Config struct {
 	// MaxStore caps JetStream's file storage in bytes; 0 is nats-server's
 	// default (a share of the disk).
 	MaxStore int64
+	// MaxPayload caps one message in bytes; 0 is 8 MiB (nats-server's
+	// default is 1 MiB, which a document update of a full 1 MiB frame,
+	// grouped into a record, would not fit).
+	MaxPayload int32
 	// ReadyTimeout bounds the wait for the server to accept connections;
 	// 0 is 10 s.
 	ReadyTimeout time.Duration
@@ -97,6 +101,10 @@ func (cfg Config) options() (*server.Options, error) {
 	}
 	if cfg.MaxStore > 0 {
 		opts.JetStreamMaxStore = cfg.MaxStore
+	}
+	opts.MaxPayload = cfg.MaxPayload
+	if opts.MaxPayload <= 0 {
+		opts.MaxPayload = 8 << 20
 	}
 	if cfg.Listen != "" {
 		host, port, err := splitHostPort(cfg.Listen)

@@ -39,8 +39,10 @@ type Options struct {
 	MaxQueueBytes int64
 	// MaxRecordBytes caps one record (one JetStream message): updates
 	// queued together are grouped up to it, and a larger update is refused
-	// (ErrTooLarge); 0 is the server's max payload less 4 KiB of room, at
-	// most 1 MiB.
+	// (ErrTooLarge); 0 (and anything larger) is the server's max payload
+	// less 4 KiB of room, at most 8 MiB. The server's max payload must
+	// therefore exceed the largest update (the server's MaxFrame, 1 MiB by
+	// default): natsembed sets 8 MiB, nats-server's default is 1 MiB.
 	MaxRecordBytes int
 	// MaxUpdates caps the updates in one record; 0 is 4096.
 	MaxUpdates int
@@ -82,7 +84,7 @@ func (o *Options) setDefaults(nc *nats.Conn) error {
 	}
 	def(&o.MaxActiveDocs, 1024)
 	def64(&o.MaxQueueBytes, 64<<20)
-	maxRec := min(int(nc.MaxPayload())-4096, 1<<20)
+	maxRec := min(int(nc.MaxPayload())-4096, 8<<20)
 	if o.MaxRecordBytes <= 0 || o.MaxRecordBytes > maxRec {
 		o.MaxRecordBytes = maxRec
 	}

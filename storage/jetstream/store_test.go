@@ -426,7 +426,16 @@ func TestLargeSnapshot(t *testing.T) {
 	if err := s.Compact(ctx, "big", make([]byte, 3<<20+1), seq); !errors.Is(err, jetstream.ErrTooLarge) {
 		t.Errorf("Compact past MaxSnapshotBytes = %v, want ErrTooLarge", err)
 	}
-	if _, err := s.Submit("big", make([]byte, 2<<20)); !errors.Is(err, jetstream.ErrTooLarge) {
+	// A full 1 MiB update fits a record (natsembed's 8 MiB payloads); one
+	// past the payload does not.
+	p, err := s.Submit("big", make([]byte, 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wait(t, p); err != nil {
+		t.Fatalf("a 1 MiB update: %v", err)
+	}
+	if _, err := s.Submit("big", make([]byte, 8<<20)); !errors.Is(err, jetstream.ErrTooLarge) {
 		t.Errorf("Submit of an update past a record = %v, want ErrTooLarge", err)
 	}
 }
