@@ -331,7 +331,23 @@ var errSnapGone = errors.New("snapshot object missing")
 // read reads and folds a document's subject, at least up to sequence
 // atLeast.
 func (s *Store) read(ctx context.Context, doc string, atLeast uint64) (folded, error) {
-	recs, err := s.readSubject(ctx, s.Subject(doc), atLeast)
+	var recs []seqRecord
+	var err error
+	for attempt := 0; ; attempt++ {
+		recs, err = s.readSubject(ctx, s.Subject(doc), atLeast)
+		// A consumer just created may not answer yet (a cluster placing it,
+		// a leader moving): nothing was read, read again.
+		if err == nil || !errors.Is(err, nats.ErrNoResponders) || attempt == 5 {
+			break
+		}
+		t := time.NewTimer(time.Duration(attempt+1) * 20 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return folded{}, fmt.Errorf("%s: %w (last: %w)", doc, ctx.Err(), err)
+		case <-t.C:
+		}
+	}
 	if err != nil {
 		return folded{}, fmt.Errorf("%s: %w", doc, err)
 	}
