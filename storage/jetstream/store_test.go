@@ -168,6 +168,15 @@ func TestConformance(t *testing.T) {
 	if _, err := s.Open(ctx, doc, 3); !errors.Is(err, jetstream.ErrDeleted) {
 		t.Fatalf("Open after Delete = %v, want ErrDeleted", err)
 	}
+
+	// Release forgets a writer.
+	if _, err := s2nd.Open(ctx, "other", 2); !errors.Is(err, jetstream.ErrNotFound) {
+		t.Fatal(err)
+	}
+	s2nd.Release("other")
+	if _, err := s2nd.Submit("other", []byte("x")); !errors.Is(err, jetstream.ErrNotOpen) {
+		t.Errorf("Submit after Release = %v, want ErrNotOpen", err)
+	}
 }
 
 // TestDocIDs: any bytes make a valid, distinct subject.
