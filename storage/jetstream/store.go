@@ -441,8 +441,8 @@ func (s *Store) readSubject(ctx context.Context, subj string, atLeast uint64) ([
 		return nil, fmt.Errorf("consumer: %w", err)
 	}
 	defer func() {
-		if name := cons.CachedInfo().Name; name != "" {
-			_ = s.stream.DeleteConsumer(context.WithoutCancel(ctx), name) // best effort: it expires anyway
+		if info := cons.CachedInfo(); info != nil && info.Name != "" {
+			_ = s.stream.DeleteConsumer(context.WithoutCancel(ctx), info.Name) // best effort: it expires anyway
 		}
 	}()
 	var recs []seqRecord
