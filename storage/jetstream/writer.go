@@ -77,6 +77,12 @@ func (s *Store) Open(ctx context.Context, doc string, epoch uint64) (Stored, err
 	if epoch == 0 {
 		return Stored{}, fmt.Errorf("jetstream: %s: epoch 0 (epochs start at 1)", doc)
 	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return Stored{}, ErrClosed
+	}
 	w := &writer{doc: doc, subj: s.Subject(doc), epoch: epoch, id: randomID(), synced: true}
 	// The fence is appended unconditionally, so that a writer still
 	// appending cannot starve it: appends expect the last sequence, so
