@@ -77,3 +77,58 @@ func TestStaleFence(t *testing.T) {
 		t.Fatalf("Load = %+v, %v; want u1, u2, u5", st, err)
 	}
 }
+
+// TestLoadDuringCompaction: a compaction that purges between a read's two
+// requests (the last record, then the records) with its snapshot record
+// past the last record seen: the read goes on to the snapshot record
+// instead of returning the tail without the snapshot that covers the
+// purged records. It failed before (the owner-on-cluster test saw it).
+func TestLoadDuringCompaction(t *testing.T) {
+	c := natstest.Single(t)
+	nc := c.Connect()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := New(ctx, nc, Options{Replicas: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close(ctx) }()
+	if _, err := s.Open(ctx, "d", 1); !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for _, u := range []string{"u1", "u2", "u3"} {
+		p, err := s.Submit("d", []byte(u))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq, err := p.Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, seq)
+	}
+	reader, err := New(ctx, nc, Options{Replicas: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = reader.Close(ctx) }()
+	once := false
+	reader.testHookRead = func() {
+		if once {
+			return
+		}
+		once = true
+		// The owner compacted after u2 while u3 was being written.
+		if err := s.Compact(ctx, "d", []byte("u1u2"), seqs[1]); err != nil {
+			t.Error(err)
+		}
+	}
+	st, err := reader.Load(ctx, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(st.Snapshot) != "u1u2" || len(st.Tail) != 1 || string(st.Tail[0].Data) != "u3" {
+		t.Errorf("Load = snapshot %q, %d updates; want u1u2 then u3", st.Snapshot, len(st.Tail))
+	}
+}

@@ -116,6 +116,8 @@ type Store struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the publishing goroutines
 
+	testHookRead func() // tests: runs between a read's two requests
+
 	mu     sync.Mutex         // guards the fields below and every writer's
 	docs   map[string]*writer // open documents
 	active int                // writers with a publishing goroutine
@@ -436,6 +438,9 @@ func (s *Store) readSubject(ctx context.Context, subj string, atLeast uint64) ([
 	if last != nil {
 		target = max(target, last.Sequence)
 	}
+	if s.testHookRead != nil {
+		s.testHookRead()
+	}
 	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}})
 	if err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
@@ -479,7 +484,11 @@ func (s *Store) readSubject(ctx context.Context, subj string, atLeast uint64) ([
 			}
 			recs = append(recs, seqRecord{md.Sequence.Stream, rec})
 			pending = md.NumPending
-			if md.Sequence.Stream >= target || pending == 0 {
+			// Read to the end as the consumer sees it, not only to the
+			// last record seen before: a compaction may purge records
+			// between the two reads, and its snapshot record, appended
+			// before the purge, can lie past that last record.
+			if md.Sequence.Stream >= target && pending == 0 {
 				return recs, nil
 			}
 		}
@@ -489,7 +498,7 @@ func (s *Store) readSubject(ctx context.Context, subj string, atLeast uint64) ([
 		if got == 0 {
 			return nil, fmt.Errorf("fetch: no records within %v", wait)
 		}
-		want = int(min(pending, 256))
+		want = int(min(max(pending, 1), 256))
 	}
 }
 
