@@ -192,7 +192,8 @@ func (s *Store) Delete(doc string) (*Pending, error) {
 // so a deposed writer never overwrites the current one), appends a
 // snapshot record pointing to it (fenced like any append), then purges the
 // subject's records up to through and deletes the snapshot it replaces.
-// It blocks; a fenced writer gets ErrFenced and its object is deleted.
+// It blocks; a fenced writer gets ErrFenced and its object is deleted
+// (an unconfirmed one, ErrUnavailable, keeps it: its record may land).
 func (s *Store) Compact(ctx context.Context, doc string, snapshot []byte, through uint64) error {
 	if int64(len(snapshot)) > s.opts.MaxSnapshotBytes {
 		return fmt.Errorf("%w: %s: snapshot of %d bytes (limit %d)", ErrTooLarge, doc, len(snapshot), s.opts.MaxSnapshotBytes)
@@ -232,7 +233,12 @@ func (s *Store) Compact(ctx context.Context, doc string, snapshot []byte, throug
 		}
 	}
 	if err != nil {
-		s.deleteSnapshot(name)
+		// An unconfirmed snapshot record may still land and point to the
+		// object: keep it (an orphan at worst). A refused or never
+		// published one cannot.
+		if !errors.Is(err, ErrUnavailable) {
+			s.deleteSnapshot(name)
+		}
 		return fmt.Errorf("%s: compact: %w", doc, err)
 	}
 	if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(w.subj), jetstream.WithPurgeSequence(through+1)); err != nil {
