@@ -136,7 +136,11 @@ func (l *Leases) TTL() time.Duration { return l.opts.TTL }
 
 // Acquire takes the document's lease if nobody holds it. It returns the
 // lease this node already holds, or an error wrapping ErrHeld (a
-// *HeldError) if another node holds it.
+// *HeldError) if another node holds it. The holder named can be this
+// node's own id: a lease of a previous run of this node (restarted before
+// its leases expired), or one whose creation was not confirmed (a
+// timeout); nobody renews those, and they expire within the TTL
+// (AwaitFree waits for that).
 func (l *Leases) Acquire(ctx context.Context, doc string) (*Lease, error) {
 	l.mu.Lock()
 	select {
