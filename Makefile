@@ -7,7 +7,7 @@ export COLLABD_TRACES = $(TRACES)
 
 # Packages with goroutines run under the race detector; pure packages run without it
 # (the race detector slows the trace replays tenfold and finds nothing in code without goroutines).
-RACE_PKGS = ./storage/... ./server/... ./clients/go/... ./e2e/... ./internal/rawclient/...
+RACE_PKGS = ./storage/... ./server/... ./clients/go/... ./e2e/... ./internal/rawclient/... ./internal/natsembed/...
 
 FUZZTIME ?= 3s
 

@@ -57,6 +57,10 @@ type row struct {
 	Allow  why      // the project packages it imports, each with its reason
 	Forbid []string // imports it must not depend on, directly or through other packages
 	Direct []string // imports its own files must not use (its dependencies may)
+	// Tolerate lists imports of forbidAll that the package may depend on
+	// through a third-party dependency (never in its own files), each with
+	// its reason; an entry no longer needed fails, like an unused Allow.
+	Tolerate why
 }
 
 // Forbidden sets.
@@ -84,6 +88,13 @@ var forbidAll = []string{"net/http/pprof"}
 // process-wide source (use math/rand/v2 with a seeded source, or crypto/rand).
 var directAll = []string{"expvar", "math/rand"}
 
+// natsPprof: nats-server (the embedded NATS node of cluster mode, issue 15)
+// imports net/http/pprof for its own profiling port, which collabd never
+// enables (natsembed leaves Options.ProfPort 0); the handlers its init
+// registers on http.DefaultServeMux are never served, since collabd serves
+// its own mux. Tolerated for the packages that embed the server only.
+var natsPprof = why{"net/http/pprof": "nats-server's import, for its profiling port that natsembed never enables"}
+
 // table: one row per package of the module, by path relative to the module
 // root ("." is the module root).
 var table = map[string]row{
@@ -94,6 +105,9 @@ var table = map[string]row{
 	"crdt/yjs":    {Forbid: pure, Direct: pureClock}, // the Yjs engine: pure, its own lib0 codec
 	"presence":    {Forbid: pure, Direct: noState},   // time: peers carry the caller's now
 	"storage":     {Forbid: transport},               // opaque bytes in bbolt; locks, files and logs are its job
+	// The replicated store of cluster mode (issue 15): opaque bytes in a
+	// JetStream stream and object store, through nats.go (no server code).
+	"storage/jetstream": {Forbid: []string{"github.com/nats-io/nats-server/v2/server", "go.etcd.io/bbolt"}},
 
 	// The wire contract (imports crdt and presence).
 	"protocol": {Allow: why{
@@ -129,6 +143,14 @@ var table = map[string]row{
 		"protocol/yjs": "the awareness of a Yjs document it keeps (a pure codec and state)",
 	}, Forbid: transport},
 
+	// Cluster mode (issue 15): membership, placement and leases on NATS
+	// JetStream (and, later, session forwarding). Not the embedded server:
+	// the binary starts that.
+	"server/cluster": {Allow: why{
+		"server/owner":      "the owner.Store it adapts the replicated store to",
+		"storage/jetstream": "the replicated document store, opened at the lease's epoch",
+	}, Forbid: []string{"github.com/nats-io/nats-server/v2/server"}},
+
 	// Clients (crdt, presence, protocol; never server or storage).
 	"clients/go": {Allow: why{
 		"crdt":     "the replica of each joined document",
@@ -156,6 +178,10 @@ var table = map[string]row{
 	}},
 	"internal/trace": {Allow: why{"crdt": "traces are replayed into a crdt.Doc", "crdt/yjs": "collabd trace -engine yjs replays them into the Yjs engine"}, Forbid: transport},
 	"internal/demo":  {}, // the embedded demo page: net/http and embed only
+
+	// Cluster mode (issue 15): the embedded NATS server and its test helper.
+	"internal/natsembed":          {Tolerate: natsPprof}, // nats-server and nats.go only
+	"internal/natsembed/natstest": {Allow: why{"internal/natsembed": "the nodes it starts for tests"}, Tolerate: natsPprof},
 
 	// The binary wires it together.
 	"cmd/collabd": {Allow: why{
@@ -192,7 +218,7 @@ var policy = []struct {
 	{[]string{"clients/..."}, []string{"server/...", "storage/...", "cmd/...", "internal/..."}, []string{"internal/mp"}, "clients/go imports crdt, presence and protocol, never server or storage"},
 	{[]string{"server/..."}, []string{"clients/...", "cmd/...", "internal/chaos/...", "internal/loadgen/...", "internal/rawclient/...", "internal/trace/..."}, nil, "the server never depends on a client or a tool"},
 	{[]string{"internal/chaos/...", "internal/loadgen/...", "internal/rawclient/..."}, []string{"server/...", "storage/..."}, nil, "the load and fault tools reach the server over the wire only"},
-	{[]string{"server/owner/..."}, []string{"storage/...", "server"}, nil, "the owner sees storage through its Store interface and sessions through Subscriber (issue 12); its row must also Forbid transport"},
+	{[]string{"server/owner/..."}, []string{"storage/...", "server", "server/cluster/..."}, nil, "the owner sees storage through its Store interface and sessions through Subscriber (issue 12), and does not know whether it runs in a cluster; its row must also Forbid transport"},
 }
 
 // forbids reports the reason policy forbids from → to ("" if it does not).
@@ -300,7 +326,22 @@ func TestDepsTable(t *testing.T) {
 		for _, d := range p.Deps {
 			deps[d] = true
 		}
+		for _, f := range sortedKeys(r.Tolerate) {
+			switch {
+			case !slices.Contains(forbidAll, f):
+				t.Errorf("%s tolerates %s, which is not in forbidAll: delete it", name, f)
+			case strings.TrimSpace(r.Tolerate[f]) == "":
+				t.Errorf("%s tolerates %s without a reason", name, f)
+			case !deps[f]:
+				t.Errorf("%s no longer depends on %s: delete it from its row's Tolerate", name, f)
+			case slices.Contains(p.Imports, f):
+				t.Errorf("%s imports %s in its own files: Tolerate covers a dependency's import only", name, f)
+			}
+		}
 		for _, f := range slices.Concat(forbidAll, r.Forbid) {
+			if _, ok := r.Tolerate[f]; ok && !slices.Contains(r.Forbid, f) {
+				continue
+			}
 			if deps[f] {
 				t.Errorf("%s depends on %s (forbidden for it, directly or through %s)", name, f, importersOf(module, pkgs, name, f))
 			}
@@ -347,7 +388,7 @@ func TestDepsPolicyCatches(t *testing.T) {
 	forbidden := [][2]string{
 		{"crdt", "protocol"}, {"crdt/yjs", "server"}, {"presence", "crdt"}, {"storage", "crdt"}, {"storage", "internal/mp"},
 		{"protocol", "server"}, {"protocol/yjs", "storage"}, {"clients/go", "server"}, {"clients/go", "storage/x"},
-		{"server/owner", "clients/go"}, {"server/owner", "storage"}, {"server/owner", "server"}, {"internal/chaos", "server"}, {"internal/rawclient", "storage"},
+		{"server/owner", "clients/go"}, {"server/owner", "storage"}, {"server/owner", "server"}, {"server/owner", "server/cluster"}, {"server/owner", "storage/jetstream"}, {"storage/jetstream", "server/owner"}, {"internal/chaos", "server"}, {"internal/rawclient", "storage"},
 	}
 	for _, e := range forbidden {
 		if forbids(e[0], e[1]) == "" {

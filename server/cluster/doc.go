@@ -1,0 +1,34 @@
+// Package cluster is collabd's cluster mode machinery on NATS JetStream
+// (issue 15, docs/CLUSTER.md): which nodes are live, which node should own
+// a document, and the lease that makes one node its only owner.
+//
+//   - Members: the live nodes, one key per node in the KV bucket
+//     "<Prefix>_nodes", heartbeated every TTL/3 and expiring TTL after the
+//     last heartbeat (the servers put a marker, so watchers see it); Leave
+//     deletes it at once.
+//   - Place and Rank: rendezvous hashing of a document over the live
+//     nodes: even spread, and a join or leave moves only the documents the
+//     node wins or held.
+//   - Leases: one key per document in the KV bucket "<Prefix>_leases"
+//     (keys expire TTL after their last write, default 5 s). Acquire
+//     creates the key if absent; a goroutine renews held leases by
+//     revision every TTL/3; Release (and Close, on a graceful stop)
+//     deletes the key for an immediate hand-over; AwaitFree waits for a
+//     lease to be released or to expire. The revision that created a lease
+//     is its fencing epoch, which storage/jetstream stamps on the
+//     document's log: epochs of later owners are higher.
+//   - Store: storage/jetstream as the owner's owner.Store. A document loads
+//     only under this node's lease (ErrNotOwner otherwise) and is opened
+//     for writing at the lease's epoch, so a deposed owner's writes fail
+//     and its reload is refused.
+//
+// Leases, Lease and Members are safe for concurrent use. A Leases owns its
+// renewer goroutine (and the renewals of each round, which it waits for),
+// a Members its heartbeat and watch goroutines; Close and Leave stop them.
+// Timing is driven by tickers that tests can replace (Renew, Beat)
+// whose ticks carry the time renewals count from, and a clock (Now).
+//
+// Not here yet: session forwarding to the owner, the failover loop that
+// acquires the leases of a dead node's documents, and the server's wiring
+// (docs/CLUSTER.md lists what is missing).
+package cluster
