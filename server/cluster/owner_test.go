@@ -23,7 +23,7 @@ type listEngine struct {
 	seen map[string]bool
 }
 
-func newListEngine(snapshot []byte) (owner.Engine, error) {
+func newListEngine(_ owner.Kind, snapshot []byte) (owner.Engine, error) {
 	e := &listEngine{seen: map[string]bool{}}
 	if len(snapshot) > 0 {
 		for _, op := range strings.Split(string(snapshot), "\x00") {
@@ -228,7 +228,7 @@ func TestOwnerOnCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, _ := newListEngine(st.Snapshot)
+	e, _ := newListEngine(owner.KindNative, st.Snapshot)
 	for _, u := range st.Tail {
 		if _, err := e.Apply(u.Data, nil); err != nil {
 			t.Fatal(err)
