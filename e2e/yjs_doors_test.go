@@ -284,8 +284,8 @@ func TestYjsDoorsWrongKind(t *testing.T) {
 	if err := tryDoors(t, ts, "auth", map[string]any{"door": "hocuspocus", "doc": "native-doc"}, &out); err != nil {
 		t.Fatal(err)
 	}
-	if len(out.Denied) == 0 || !strings.Contains(out.Denied[0], "native") {
-		t.Fatalf("hocuspocus on a native document: %+v", out)
+	if len(out.Denied) == 0 || !strings.Contains(out.Denied[0], "native") || out.Scope != nil {
+		t.Fatalf("hocuspocus on a native document: %+v, want PermissionDenied only", out)
 	}
 	if got := serverText(t, ts, "native-doc", "t", ""); got != "native text" {
 		t.Fatalf("native document after the refused door: %q", got)

@@ -160,11 +160,11 @@ func (h *hocuspocusConn) auth(ctx context.Context, m yproto.HMessage, key string
 		h.expireWith(claims)
 	}
 	sub = s.newYjsSub(m.Doc, hocusKey(m), claims)
-	// Authenticated goes out before anything the owner sends for the
-	// document (the provider syncs once authenticated).
-	if !reply(yproto.AuthAuthenticated, scope(access == AccessRead)) {
-		return false
-	}
+	sub.scope = scope(access == AccessRead)
+	// Authenticated goes out when the owner has accepted the join
+	// (JoinedEvent), before anything else it sends for the document; a
+	// document of the other kind, deleted or refused is PermissionDenied
+	// alone.
 	if !s.joinYjs(ctx, sub, access == AccessRead) {
 		return false
 	}

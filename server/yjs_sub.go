@@ -24,6 +24,7 @@ type yjsSub struct {
 	doc    string
 	key    []byte  // Hocuspocus: the routing key as the provider sent it, encoded (varString); nil for y-websocket
 	claims *Claims // the token that opened it (nil in development mode)
+	scope  string  // Hocuspocus: the scope its Authenticated answer names
 	ended  atomic.Bool
 
 	// read loop only
@@ -126,6 +127,12 @@ func (y *yjsSub) Deliver(ev owner.Event) bool {
 		return true
 	case *owner.AwarenessEvent:
 		return c.enqueue(y.frame(awarenessBody(ev)))
+	case *owner.JoinedEvent:
+		if !y.hocus() {
+			return true
+		}
+		// The document is open: only now is the provider told it is authenticated.
+		return c.enqueue(y.hframe(yproto.HMessage{Type: yproto.HAuth, Auth: yproto.AuthAuthenticated, Text: y.scope, HasText: true}))
 	case *owner.AckEvent:
 		if !y.hocus() {
 			return true // y-websocket has no acks: its clients get the same durability untold

@@ -199,6 +199,10 @@ func (o *Owner) join(m Join) {
 		o.events().Joined(o.id, m.Sub.ID(), m.User.ID)
 	}
 	st.readOnly, st.rejected = m.ReadOnly, false
+	if m.NoSync && !m.Sub.Deliver(&JoinedEvent{Doc: o.id}) {
+		o.drop(m.Sub)
+		return
+	}
 	if !m.NoSync && !o.sendSync(m.Sub, m.SV) {
 		return
 	}

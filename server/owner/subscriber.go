@@ -124,6 +124,12 @@ func (e *PresenceEvent) Cursors(root string) map[string][2]int {
 	return c
 }
 
+// JoinedEvent tells a NoSync joiner that its join was accepted (the
+// document is of its kind and loaded): a Hocuspocus door answers the
+// provider's Auth only then, so a refused document is never first
+// announced as open.
+type JoinedEvent struct{ Doc string }
+
 // AwarenessEvent is a Yjs document's awareness change: an awareness update
 // (y-protocols encoding) with the states that changed, or (Full) every
 // state. Memo is a subscriber kind's encoding, shared by all of that kind.
@@ -169,6 +175,7 @@ func (*ErrorEvent) event()     {}
 func (*PresenceEvent) event()  {}
 func (*FeedStartEvent) event() {}
 func (*AwarenessEvent) event() {}
+func (*JoinedEvent) event()    {}
 
 // Peer is how a session appears in presence.
 type Peer struct {
