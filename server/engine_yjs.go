@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/collabd/collabd/crdt/yjs"
+	"github.com/collabd/collabd/protocol"
 	"github.com/collabd/collabd/server/owner"
 )
 
@@ -30,6 +31,12 @@ type yjsEngine struct {
 	deletes uint64 // changes that moved no state vector (deletes), since the load
 	pending int    // structs waiting after the last apply
 	pendDel int    // delete ranges waiting after the last apply
+	// claims binds Yjs client ids to the token subject that first wrote
+	// structs of them while the document is loaded (auth mode only): a
+	// session of another subject writing under a claimed id is refused as
+	// forged (4509). Yjs assumes a client id is one writer's: two writers
+	// of one (id, clock) would leave replicas that never converge.
+	claims map[uint64]string
 }
 
 var (
@@ -86,14 +93,40 @@ func yjsErr(err error) error {
 	return fmt.Errorf("%w: %v", owner.ErrInvalid, err)
 }
 
-// Apply integrates an update. An author's claims on client ids come with
-// the Yjs doors; here it is asked to admit the update by its size.
-func (e *yjsEngine) Apply(update []byte, author owner.Author) (owner.Applied, error) {
-	if author != nil {
-		if err := author.Admit(nil, 1, len(update)); err != nil {
-			return owner.Applied{}, err
+// admit checks an update of author against its limits and the client-id
+// claims (see yjsEngine.claims).
+func (e *yjsEngine) admit(author owner.Author, length int, clients []uint64) error {
+	if author == nil {
+		return nil // the store's own entries, the server's edits
+	}
+	if err := author.Admit(nil, 1, length); err != nil {
+		return err
+	}
+	a, ok := author.(owner.Authored)
+	if !ok || a.Subject() == "" {
+		return nil // development mode: no subjects to bind
+	}
+	subject := a.Subject()
+	for _, c := range clients {
+		switch held := e.claims[c]; {
+		case c == e.client:
+			return &owner.Refused{Code: protocol.CodeForgedAgent, Message: "structs under the server's own Yjs client id"}
+		case held != "" && held != subject:
+			return &owner.Refused{Code: protocol.CodeForgedAgent, Message: fmt.Sprintf("structs under Yjs client id %d, which another user writes", c)}
 		}
 	}
+	if e.claims == nil {
+		e.claims = map[uint64]string{}
+	}
+	for _, c := range clients {
+		e.claims[c] = subject
+	}
+	return nil
+}
+
+// Apply integrates an update. In auth mode the client ids it brings new
+// structs of are bound to its author's subject (claims).
+func (e *yjsEngine) Apply(update []byte, author owner.Author) (owner.Applied, error) {
 	before := e.doc.StateSum()
 	// With structs or deletes waiting, this update may release them: the
 	// others must then get them too, not only this update (they never got
@@ -103,7 +136,14 @@ func (e *yjsEngine) Apply(update []byte, author owner.Author) (owner.Applied, er
 	if e.pending > 0 || e.pendDel > 0 {
 		svBefore = e.doc.StateVector()
 	}
-	res, err := e.doc.Apply(update)
+	var refused error
+	res, err := e.doc.ApplyAdmitted(update, func(clients []uint64) error {
+		refused = e.admit(author, len(update), clients)
+		return refused
+	})
+	if refused != nil {
+		return owner.Applied{}, refused
+	}
 	if err != nil {
 		return owner.Applied{}, yjsErr(err)
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"context"
 	"path/filepath"
 	"sync"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/collabd/collabd/crdt/yjs"
+	"github.com/collabd/collabd/protocol"
 	"github.com/collabd/collabd/server/owner"
 	"github.com/collabd/collabd/storage"
 )
@@ -252,5 +254,54 @@ func TestYjsEngineReleasedPendingFansOut(t *testing.T) {
 	want, _ := e2.Text("t")
 	if got := obs.Text("t"); got != want {
 		t.Fatalf("after a released delete a replica has %q, the server %q", got, want)
+	}
+}
+
+// authorOf is an Author with a token subject.
+type authorOf string
+
+func (authorOf) Admit([]uint64, int, int) error { return nil }
+func (a authorOf) Subject() string              { return string(a) }
+
+// In auth mode a Yjs client id belongs to the subject that first wrote it:
+// another user writing under it (or under the server's own id) is refused
+// as forged and nothing applies; its own writer goes on, and development
+// mode (no subjects) binds nothing.
+func TestYjsEngineClientClaims(t *testing.T) {
+	srv := bareServer(Config{})
+	srv.agent = 0x77
+	e, _ := srv.newEngine(owner.KindYjs, nil)
+	alice, mallory := yjs.New(yjs.Limits{}), yjs.New(yjs.Limits{})
+	a1, _ := alice.InsertText(10, "t", 0, "alice")
+	if _, err := e.Apply(a1, authorOf("alice")); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = mallory.Apply(a1)
+	forged, _ := mallory.InsertText(10, "t", 5, " (forged)") // alice's client id, next clock
+	var ref *owner.Refused
+	if _, err := e.Apply(forged, authorOf("mallory")); !errors.As(err, &ref) || ref.Code != protocol.CodeForgedAgent {
+		t.Fatalf("structs under alice's client id from mallory: %v, want 4509", err)
+	}
+	if got, _ := e.Text("t"); got != "alice" {
+		t.Fatalf("after a refused forgery the text is %q", got)
+	}
+	server, _ := mallory.InsertText(0x77, "t", 0, "x")
+	if _, err := e.Apply(server, authorOf("mallory")); !errors.As(err, &ref) || ref.Code != protocol.CodeForgedAgent {
+		t.Fatalf("structs under the server's client id: %v, want 4509", err)
+	}
+	a2, _ := alice.InsertText(10, "t", 5, "!")
+	if _, err := e.Apply(a2, authorOf("alice")); err != nil {
+		t.Fatalf("alice's next update: %v", err)
+	}
+	// A resend of alice's structs by someone else brings nothing new: admitted.
+	if _, err := e.Apply(a1, authorOf("bob")); err != nil {
+		t.Fatalf("a resend of known structs: %v", err)
+	}
+	dev, _ := srv.newEngine(owner.KindYjs, nil)
+	if _, err := dev.Apply(a1, authorOf("")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dev.Apply(forged, authorOf("")); err != nil {
+		t.Fatalf("development mode binds nothing: %v", err)
 	}
 }

@@ -499,3 +499,35 @@ func tryMerge(left, right *item) bool {
 	}
 	return true
 }
+
+// ApplyAdmitted is Apply with a check between decoding and integrating:
+// admit gets the clients the update brings new structs of (clocks past the
+// document's state for that client), in the update's order, and a non-nil
+// error from it refuses the update whole, the document unchanged. A server
+// uses it to bind client ids to their authors.
+func (d *Doc) ApplyAdmitted(update []byte, admit func(clients []uint64) error) (ApplyResult, error) {
+	u := &d.scratch
+	defer u.release()
+	if err := decodeUpdateV1Into(u, update, &d.lim, d.roots); err != nil {
+		return ApplyResult{}, err
+	}
+	var fresh []uint64
+	for i := range u.clients {
+		cs := &u.clients[i]
+		if len(cs.structs) == 0 {
+			continue
+		}
+		last := cs.structs[len(cs.structs)-1]
+		var state uint64
+		if l := d.clients[cs.client]; l != nil {
+			state = l.state
+		}
+		if last.id.Clock+uint64(last.length) > state {
+			fresh = append(fresh, cs.client)
+		}
+	}
+	if err := admit(fresh); err != nil {
+		return ApplyResult{}, err
+	}
+	return d.applyUpdate(u)
+}
