@@ -139,6 +139,30 @@ func TestYjsDoorsConverge(t *testing.T) {
 	}
 }
 
+// In auth mode, three users (each a y-websocket and a Hocuspocus
+// provider) converge too: their client ids are bound to them, and their
+// own reconnects are never taken for forgery.
+func TestYjsDoorsConvergeAuth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts node")
+	}
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	ts := startServer(t, server.Config{AuthSecret: secret})
+	var tokens []string
+	for _, u := range []string{"ann", "ben", "cat"} {
+		tokens = append(tokens, yjsToken(t, secret, u, u, "team/*:rw"))
+	}
+	seed := time.Now().UnixNano() % 1_000_000
+	t.Logf("seed %d", seed)
+	var view struct {
+		T string `json:"t"`
+	}
+	runDoors(t, ts, "converge", map[string]any{"doc": "team/auth", "seed": seed, "steps": 200, "tokens": tokens}, &view)
+	if got := serverText(t, ts, "team/auth", "t", yjsToken(t, secret, "admin", "Admin", "*:rw")); got != view.T {
+		t.Fatalf("server text %q, clients %q", got, view.T)
+	}
+}
+
 // yjsToken is a token for sub named name with grants.
 func yjsToken(t *testing.T, secret []byte, sub, name string, grants ...string) string {
 	t.Helper()

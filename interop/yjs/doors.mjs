@@ -125,7 +125,9 @@ const scenarios = {
   async converge () {
     const name = args.doc ?? 'converge'
     const clients = []
-    for (let i = 0; i < (args.clients ?? 3); i++) clients.push(yws(name), hocus(name))
+    // args.tokens (auth mode): client i uses tokens[i % tokens.length]
+    const tok = (i) => args.tokens ? { token: args.tokens[i % args.tokens.length] } : {}
+    for (let i = 0; i < (args.clients ?? 3); i++) clients.push(yws(name, tok(2 * i)), hocus(name, tok(2 * i + 1)))
     await until('first sync', () => clients.every(c => c.synced()))
     for (let step = 0; step < (args.steps ?? 200); step++) {
       const c = clients[rand(clients.length)]
