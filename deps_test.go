@@ -165,6 +165,8 @@ var table = map[string]row{
 	}},
 	"internal/loadgen": {Allow: why{
 		"clients/go":         "full clients: what an app runs",
+		"crdt/yjs":           "the Yjs replicas of the Yjs-wire scenarios",
+		"protocol/yjs":       "y-websocket and Hocuspocus frames of the Yjs-wire scenarios",
 		"crdt":               "markers are read from ops and replicas",
 		"presence":           "the presence storm's cursor states",
 		"protocol":           "presence and ack frames of the light clients",

@@ -66,8 +66,12 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fs.IntVar(&p.Subscribers, "subs", 100, "subscribers")
 		fs.IntVar(&p.Full, "full", 5, "subscribers that are clients/go clients (the rest are raw-protocol light clients)")
 		fs.IntVar(&p.Rate, "rate", 50, "writer inserts per second")
+		proto := fs.String("proto", "collabd", "wire: collabd (the native protocol, --url ws://…/v1/ws), y-websocket (--url ws://…/v1/yjs, or a y-websocket server's) or hocuspocus (--url ws://…/v1/hocuspocus, or a Hocuspocus server's); the Yjs wires use Go Yjs clients for every subscriber")
 		run = func(ctx context.Context) (*loadgen.Result, error) {
 			p.Duration = *dur
+			if *proto != "collabd" {
+				return loadgen.RunYjsFanout(ctx, cfg, *proto, p)
+			}
 			return loadgen.RunFanout(ctx, cfg, p)
 		}
 	case "manydocs":

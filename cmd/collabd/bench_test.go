@@ -134,3 +134,36 @@ func TestBenchRefusesRemote(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestBenchFanoutYjs: the fan-out scenario over both Yjs wires against the
+// in-process server's doors (the same generator drives Hocuspocus and
+// y-websocket servers: BENCHMARKS.md). Every subscriber's Go Yjs replica
+// must end equal to the writer's.
+func TestBenchFanoutYjs(t *testing.T) {
+	base := strings.TrimSuffix(benchServer(t), "/v1/ws")
+	for _, tc := range []struct{ proto, path string }{{"y-websocket", "/v1/yjs"}, {"hocuspocus", "/v1/hocuspocus"}} {
+		t.Run(tc.proto, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out.json")
+			var stdout, stderr bytes.Buffer
+			args := []string{"bench", "fanout", "--proto", tc.proto, "--url", base + tc.path, "--subs", "6", "--rate", "40",
+				"--duration", "1s", "--json", out, "--settle", "10s", "--max-time", "1m", "--progress", "0"}
+			if code := run(args, &stdout, &stderr); code != 0 {
+				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res loadgen.Result
+			if err := json.Unmarshal(b, &res); err != nil {
+				t.Fatal(err)
+			}
+			if !res.OK() {
+				t.Fatalf("checks failed: %v\n%s", res.Checks, stdout.String())
+			}
+			if v, ok := res.Lookup("latency all p99"); !ok || v <= 0 {
+				t.Errorf("latency all p99 = %v, %v", v, ok)
+			}
+		})
+	}
+}
