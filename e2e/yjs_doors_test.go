@@ -687,3 +687,29 @@ func TestYjsDoorsRestoreStructured(t *testing.T) {
 		t.Fatalf("second restore: %d %s", code, body)
 	}
 }
+
+// Many documents share one Hocuspocus connection (one
+// HocuspocusProviderWebsocket), including two providers of one document
+// with sessionAwareness: every edit reaches its document only.
+func TestYjsDoorsMultiplex(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts node")
+	}
+	ts := startServer(t, server.Config{})
+	var out struct {
+		Texts map[string]string `json:"texts"`
+	}
+	runDoors(t, ts, "multiplex", map[string]any{}, &out)
+	for doc, want := range map[string][]string{"mux/a": {"[0]"}, "mux/b": {"[1]"}, "mux/c": {"[2]"}, "mux/same": {"[3]", "[4]"}} {
+		got := out.Texts[doc]
+		n := 0
+		for _, w := range want {
+			if strings.Contains(got, w) {
+				n += len(w)
+			}
+		}
+		if n != len(got) {
+			t.Errorf("%s reads %q, want exactly %v", doc, got, want)
+		}
+	}
+}

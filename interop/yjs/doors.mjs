@@ -10,7 +10,7 @@
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
-import { HocuspocusProvider } from '@hocuspocus/provider'
+import { HocuspocusProvider, HocuspocusProviderWebsocket } from '@hocuspocus/provider'
 
 const [scenario, base, rawArgs] = process.argv.slice(2)
 const args = rawArgs ? JSON.parse(rawArgs) : {}
@@ -228,6 +228,39 @@ const scenarios = {
     console.warn = warn
     c.destroy()
     return out
+  },
+
+  // Many documents on one Hocuspocus connection: one
+  // HocuspocusProviderWebsocket, a provider per document, and two providers
+  // of the same document told apart by sessionAwareness; each writes, and
+  // y-websocket readers see every document's text.
+  async multiplex () {
+    const socket = new HocuspocusProviderWebsocket({ url: `${wsBase}/v1/hocuspocus`, WebSocketPolyfill: WebSocket, delay: 20, minDelay: 20, maxDelay: 200 })
+    const names = ['mux/a', 'mux/b', 'mux/c', 'mux/same', 'mux/same']
+    const ps = names.map((name, i) => {
+      const doc = new Y.Doc()
+      const p = new HocuspocusProvider({ websocketProvider: socket, name, document: doc, token: args.token ?? '', sessionAwareness: name === 'mux/same' })
+      p.attach()
+      return { name, doc, p, i }
+    })
+    await until('every provider synced', () => ps.every(x => x.p.synced))
+    for (const x of ps) x.doc.getText('t').insert(0, `[${x.i}]`)
+    await until('every provider durable', () => ps.every(x => x.p.unsyncedChanges === 0))
+    const texts = {}
+    for (const name of new Set(names)) {
+      const r = yws(name)
+      await until(`reader of ${name}`, () => r.synced())
+      texts[name] = r.doc.getText('t').toString()
+      r.destroy()
+    }
+    const same = ps.filter(x => x.name === 'mux/same').map(x => x.doc.getText('t').toString())
+    await until('the two providers of one document converge', () => {
+      const t = ps.filter(x => x.name === 'mux/same').map(x => x.doc.getText('t').toString())
+      return t[0] === t[1] && t[0].length === 6
+    })
+    ps.forEach(x => x.p.destroy())
+    socket.destroy()
+    return { texts, same }
   },
 
   // Stateless messages: A sends one, B gets it.
