@@ -79,9 +79,13 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fs.IntVar(&p.Docs, "docs", 200, "documents")
 		fs.IntVar(&p.PerDoc, "per-doc", 5, "clients per document")
 		fs.Float64Var(&p.Rate, "rate", 2, "inserts per second per client")
-		fs.BoolVar(&p.Cursors, "cursors", true, "move the cursor after every insert")
+		fs.BoolVar(&p.Cursors, "cursors", true, "move the cursor after every insert (native protocol only)")
+		proto := fs.String("proto", "collabd", "wire: collabd, y-websocket or hocuspocus (as for fanout)")
 		run = func(ctx context.Context) (*loadgen.Result, error) {
 			p.Duration = *dur
+			if *proto != "collabd" {
+				return loadgen.RunYjsManyDocs(ctx, cfg, *proto, p)
+			}
 			return loadgen.RunManyDocs(ctx, cfg, p)
 		}
 	case "idle":

@@ -150,6 +150,15 @@ func TestBenchFanoutYjs(t *testing.T) {
 			if code := run(args, &stdout, &stderr); code != 0 {
 				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 			}
+			many := filepath.Join(t.TempDir(), "many.json")
+			margs := []string{"bench", "manydocs", "--proto", tc.proto, "--url", base + tc.path, "--docs", "3", "--per-doc", "3",
+				"--rate", "5", "--duration", "1s", "--json", many, "--settle", "10s", "--max-time", "1m", "--progress", "0"}
+			if code := run(margs, &stdout, &stderr); code != 0 {
+				t.Fatalf("manydocs: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+			}
+			if b, err := os.ReadFile(many); err != nil || !strings.Contains(string(b), `"latency p99"`) {
+				t.Fatalf("manydocs result: %v %s", err, b)
+			}
 			b, err := os.ReadFile(out)
 			if err != nil {
 				t.Fatal(err)

@@ -121,8 +121,9 @@ func (c *yjsConn) text() string {
 }
 
 // run reads until the connection ends, applying updates; seen is told the
-// text's length after each one (at its arrival time).
-func (c *yjsConn) run(seen func(n int, at time.Time)) error {
+// text's length after each one (at its arrival time), and texts (if not
+// nil) the text itself.
+func (c *yjsConn) run(seen func(n int, at time.Time), texts func(text string, at time.Time)) error {
 	for {
 		_, data, err := c.ws.ReadMessage()
 		if err != nil {
@@ -178,6 +179,10 @@ func (c *yjsConn) run(seen func(n int, at time.Time)) error {
 		c.mu.Lock()
 		_, err = c.doc.Apply(payload)
 		n := c.textLen()
+		var text string
+		if texts != nil {
+			text = c.doc.Text(yjsRoot)
+		}
 		c.mu.Unlock()
 		if err != nil {
 			return err
@@ -186,6 +191,9 @@ func (c *yjsConn) run(seen func(n int, at time.Time)) error {
 			c.once.Do(func() { close(c.synced) })
 		}
 		seen(n, at)
+		if texts != nil {
+			texts(text, at)
+		}
 	}
 }
 
@@ -253,7 +261,7 @@ func RunYjsFanout(ctx context.Context, cfg Config, proto string, p Fanout) (*Res
 				pmu.Lock()
 				progress[i] = last
 				pmu.Unlock()
-			})
+			}, nil)
 		}()
 		select {
 		case <-c.synced:
