@@ -1,9 +1,11 @@
-// Package demo serves the demo page of `collabd serve`: a document in
-// CodeMirror with everyone's cursors and a status line, built from
-// clients/js/demo by `make demo` into static/ (committed, so the binary
-// builds without Node). The page talks to the server's public API only
-// (/v1/ws, or /v1/rt when WebSockets are blocked); in auth mode it takes
-// ?token=.
+// Package demo serves the demo page of `collabd serve`: a document with
+// everyone's cursors and a status line, built from clients/js/demo by `make
+// demo` into static/ (committed, so the binary builds without Node). The
+// page talks to the server's public API only; ?mode= picks the editor:
+// plain text in CodeMirror on collabd's client (the default: /v1/ws, or
+// /v1/rt when WebSockets are blocked), rich text in TipTap on a
+// HocuspocusProvider (mode=rich: /v1/hocuspocus), or CodeMirror on
+// y-websocket (mode=yjs-code: /v1/yjs). In auth mode it takes ?token=.
 //
 // Handler is stateless and safe for concurrent use.
 package demo

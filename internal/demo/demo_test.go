@@ -18,7 +18,10 @@ func TestHandler(t *testing.T) {
 		status         int
 	}{
 		{"/", `src="/demo/app.js"`, http.StatusOK},
-		{"/demo/app.js", "collabd", http.StatusOK},
+		{"/demo/app.js", `import("./rich.js")`, http.StatusOK}, // the entry loads one mode
+		{"/demo/plain.js", `"/v1/ws"`, http.StatusOK},
+		{"/demo/rich.js", `"/v1/hocuspocus"`, http.StatusOK},
+		{"/demo/code.js", `"/v1/yjs"`, http.StatusOK},
 		{"/demo/", "", http.StatusNotFound},
 		{"/demo/missing.js", "", http.StatusNotFound},
 	}

@@ -5,9 +5,12 @@
 // tsconfig.build.json` (npm run build runs both).
 // With --demo it builds the demo page instead, minified, into
 // internal/demo/static (committed, so a fresh clone builds without Node), or
-// into the directory after --out (test/demo-assets.test.mjs compares).
+// into the directory after --out (test/demo-assets.test.mjs compares): the
+// small entry app.js loads one mode's module (plain.js, rich.js, code.js);
+// code they share goes into chunk-<hash>.js files. The directory's old .js
+// files are removed first, so no stale chunk stays behind.
 import { build } from 'esbuild';
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const here = (p) => fileURLToPath(new URL(`../${p}`, import.meta.url));
@@ -16,7 +19,18 @@ const common = { bundle: true, format: 'esm', target: 'es2020', logLevel: 'warni
 if (process.argv.includes('--demo')) {
   const o = process.argv.indexOf('--out');
   const out = o > 0 ? process.argv[o + 1] : here('../../internal/demo/static');
-  await build({ ...common, entryPoints: [here('demo/main.ts')], outfile: `${out}/app.js`, platform: 'browser', minify: true, legalComments: 'none' });
+  mkdirSync(out, { recursive: true });
+  for (const f of readdirSync(out)) if (f.endsWith('.js')) rmSync(`${out}/${f}`);
+  await build({
+    ...common,
+    entryPoints: { app: here('demo/main.ts'), plain: here('demo/plain.ts'), rich: here('demo/rich.ts'), code: here('demo/code.ts') },
+    outdir: out,
+    splitting: true,
+    chunkNames: 'chunk-[hash]',
+    platform: 'browser',
+    minify: true,
+    legalComments: 'none',
+  });
   copyFileSync(here('demo/index.html'), `${out}/index.html`);
 } else {
   const lib = { ...common, platform: 'neutral', mainFields: ['module', 'main'], sourcemap: true };

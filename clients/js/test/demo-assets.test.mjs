@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,9 +14,13 @@ test('internal/demo/static is up to date (run `make demo`)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'collabd-demo-'));
   try {
     execFileSync(process.execPath, [here('scripts/build.mjs'), '--demo', '--out', dir], { stdio: 'inherit' });
-    for (const f of ['index.html', 'app.js']) {
+    const static_ = here('../../internal/demo/static');
+    const files = readdirSync(dir).sort();
+    // the same files (chunk names carry a content hash), with the same bytes
+    assert.deepEqual(readdirSync(static_).sort(), files, 'internal/demo/static has other files than a fresh build: run `make demo` and commit it (git add -A)');
+    for (const f of files) {
       const built = readFileSync(join(dir, f));
-      const committed = readFileSync(here(`../../internal/demo/static/${f}`));
+      const committed = readFileSync(join(static_, f));
       assert.ok(built.equals(committed), `internal/demo/static/${f} differs from a fresh build: run \`make demo\` and commit it`);
     }
   } finally {
