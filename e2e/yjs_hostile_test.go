@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -234,3 +235,55 @@ func TestYjsLargeColdJoin(t *testing.T) {
 		ts.stop()
 	}
 }
+
+// A Yjs client that stops reading is closed as slow (4008) once its queue
+// overflows; the writer and a reader that keeps up are not held up (the
+// writer sends each update once the live reader has the one before).
+func TestYjsDoorsSlowConsumer(t *testing.T) {
+	// The op rate is lifted: 8 MiB from one writer in seconds is past the
+	// default (one op per 16 bytes, 2,000/s, burst 100,000).
+	ts := startServer(t, server.Config{QueueBytes: 64 << 10, OpRate: 1e9, OpBurst: 1 << 30, WriteTimeout: time.Second})
+	step1 := yproto.AppendSync(nil, yproto.SyncStep1, []byte{0})
+	slow := dialYjs(t, ts, "/v1/yjs/slow")
+	if tc, ok := slow.NetConn().(interface{ SetReadBuffer(int) error }); ok {
+		_ = tc.SetReadBuffer(4 << 10) // a small window: the server's writes to it stall
+	}
+	_ = slow.WriteMessage(websocket.BinaryMessage, step1)
+	reader := dialYjs(t, ts, "/v1/yjs/slow")
+	_ = reader.WriteMessage(websocket.BinaryMessage, step1)
+	readUntil(t, reader, "sync step 2", func(b []byte) bool { return len(b) > 1 && b[1] == byte(yproto.SyncStep2) })
+	writer := dialYjs(t, ts, "/v1/yjs/slow")
+	_ = writer.WriteMessage(websocket.BinaryMessage, step1)
+	d := yjs.New(yjs.Limits{})
+	chunk := strings.Repeat("z", 8<<10)
+	const updates = 1000 // 8 MiB: past the kernel's socket buffers (tcp_wmem max is 4 MiB here) and the 64 KiB queue
+	for i := range updates {
+		u, err := d.InsertText(99, "t", i*len(chunk), chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := writer.WriteMessage(websocket.BinaryMessage, yproto.AppendSync(nil, yproto.SyncUpdate, u)); err != nil {
+			t.Fatal(err)
+		}
+		readUntil(t, reader, fmt.Sprintf("update %d at the live reader", i), func(b []byte) bool {
+			return len(b) > 1 && b[0] == 0 && b[1] == byte(yproto.SyncUpdate)
+		})
+	}
+	// The server closed it as slow and let go of it: its connection is gone
+	// from the server once the stalled write times out (a peer whose
+	// buffers are full may never read the close frame; what its kernel does
+	// with the rest is not the server's to hold).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, metrics := httpGet(t, ts, "/metrics", "")
+		m := string(metrics)
+		if strings.Contains(m, "\ncollabd_slow_closes_total 1\n") && strings.Contains(m, `collabd_door_connections{door="y-websocket"} 2`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the slow client was not closed and released:\n%s", m)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a metric: the server offers no event for it
+	}
+}
+
