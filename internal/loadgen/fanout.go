@@ -21,10 +21,7 @@ type Fanout struct {
 
 const fanRoot = "body"
 
-// RunFanout measures end-to-end latency from the writer's edit to each
-// subscriber seeing it, and checks that every subscriber converges.
-func RunFanout(ctx context.Context, cfg Config, p Fanout) (*Result, error) {
-	cfg = cfg.withDefaults()
+func (p Fanout) withDefaults() Fanout {
 	if p.Subscribers <= 0 {
 		p.Subscribers = 100
 	}
@@ -37,6 +34,13 @@ func RunFanout(ctx context.Context, cfg Config, p Fanout) (*Result, error) {
 	if p.Duration <= 0 {
 		p.Duration = 20 * time.Second
 	}
+	return p
+}
+
+// RunFanout measures end-to-end latency from the writer's edit to each
+// subscriber seeing it, and checks that every subscriber converges.
+func RunFanout(ctx context.Context, cfg Config, p Fanout) (*Result, error) {
+	cfg, p = cfg.withDefaults(), p.withDefaults()
 	start := time.Now()
 	res := newResult("fanout", param("subscribers", p.Subscribers), param("full", p.Full), param("rate", p.Rate), param("duration", p.Duration))
 	doc := "fanout-" + runID()

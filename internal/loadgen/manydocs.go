@@ -18,19 +18,7 @@ type ManyDocs struct {
 	Cursors  bool          // move the cursor after every insert
 }
 
-// typist is one full client of one document with its observer; owned by
-// one goroutine at a time.
-type typist struct {
-	f   *full
-	doc int
-	obs *observer
-	rng *rand.Rand
-}
-
-// RunManyDocs measures latency from an insert to each other client of its
-// document seeing it, and checks that every document converges.
-func RunManyDocs(ctx context.Context, cfg Config, p ManyDocs) (*Result, error) {
-	cfg = cfg.withDefaults()
+func (p ManyDocs) withDefaults() ManyDocs {
 	if p.Docs <= 0 {
 		p.Docs = 200
 	}
@@ -43,6 +31,22 @@ func RunManyDocs(ctx context.Context, cfg Config, p ManyDocs) (*Result, error) {
 	if p.Duration <= 0 {
 		p.Duration = 30 * time.Second
 	}
+	return p
+}
+
+// typist is one full client of one document with its observer; owned by
+// one goroutine at a time.
+type typist struct {
+	f   *full
+	doc int
+	obs *observer
+	rng *rand.Rand
+}
+
+// RunManyDocs measures latency from an insert to each other client of its
+// document seeing it, and checks that every document converges.
+func RunManyDocs(ctx context.Context, cfg Config, p ManyDocs) (*Result, error) {
+	cfg, p = cfg.withDefaults(), p.withDefaults()
 	start := time.Now()
 	res := newResult("manydocs", param("docs", p.Docs), param("per-doc", p.PerDoc), param("rate", p.Rate),
 		param("duration", p.Duration), param("cursors", p.Cursors))

@@ -18,22 +18,10 @@ import (
 // client of its document having it; every document must converge.
 // (Cursors are not sent over the Yjs wires.)
 func RunYjsManyDocs(ctx context.Context, cfg Config, proto string, p ManyDocs) (*Result, error) {
-	cfg = cfg.withDefaults()
-	if proto != ProtoYWebsocket && proto != ProtoHocuspocus {
-		return nil, fmt.Errorf("loadgen: unknown Yjs protocol %q (%s or %s)", proto, ProtoYWebsocket, ProtoHocuspocus)
+	if err := checkProto(proto); err != nil {
+		return nil, err
 	}
-	if p.Docs <= 0 {
-		p.Docs = 200
-	}
-	if p.PerDoc <= 0 {
-		p.PerDoc = 5
-	}
-	if p.Rate <= 0 {
-		p.Rate = 2
-	}
-	if p.Duration <= 0 {
-		p.Duration = 30 * time.Second
-	}
+	cfg, p = cfg.withDefaults(), p.withDefaults()
 	start := time.Now()
 	res := newResult("manydocs", param("protocol", proto), param("docs", p.Docs), param("per-doc", p.PerDoc),
 		param("rate", p.Rate), param("duration", p.Duration))
@@ -59,16 +47,9 @@ func RunYjsManyDocs(ctx context.Context, cfg Config, proto string, p ManyDocs) (
 	var readers sync.WaitGroup
 	t0 := time.Now()
 	cfg.stage("connecting %d clients to %d documents over %s", n, p.Docs, proto)
-	if err := Bounded(ctx, n, cfg.Dial, func(ctx context.Context, i int) error {
-		d := i / p.PerDoc
-		c, err := dialYjs(ctx, cfg, proto, fmt.Sprintf("%s%d", prefix, d))
-		if err != nil {
-			return err
-		}
-		conns[i] = c
-		readers.Add(1)
-		go func() { // ends when the connection is closed
-			defer readers.Done()
+	err := connectYjs(ctx, cfg, proto, conns, func(i int) string { return fmt.Sprintf("%s%d", prefix, i/p.PerDoc) }, &readers,
+		func(i int, c *yjsConn) {
+			d := i / p.PerDoc
 			got := make([]bool, len(clks[d].sent))
 			count := 0
 			_ = c.run(func(int, time.Time) {}, func(text string, at time.Time) {
@@ -87,16 +68,8 @@ func RunYjsManyDocs(ctx context.Context, cfg Config, proto string, p ManyDocs) (
 				}
 				seen[i].Store(int64(count))
 			})
-		}()
-		select {
-		case <-c.synced:
-			return nil
-		case <-time.After(30 * time.Second):
-			return errNotSynced
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}); err != nil {
+		})
+	if err != nil {
 		return nil, err
 	}
 	res.add(metric("clients connected in", time.Since(t0).Seconds(), "s"))

@@ -199,6 +199,42 @@ func (c *yjsConn) run(seen func(n int, at time.Time), texts func(text string, at
 
 func (c *yjsConn) close() { _ = c.ws.Close() }
 
+// checkProto refuses an unknown Yjs wire.
+func checkProto(proto string) error {
+	if proto != ProtoYWebsocket && proto != ProtoHocuspocus {
+		return fmt.Errorf("loadgen: unknown Yjs protocol %q (%s or %s)", proto, ProtoYWebsocket, ProtoHocuspocus)
+	}
+	return nil
+}
+
+// connectYjs dials len(conns) Yjs clients, client i of document doc(i),
+// runs watch(i, c) on a goroutine for each (its read loop: it ends when the
+// connection is closed; readers counts them) and returns once every one
+// has its first sync.
+func connectYjs(ctx context.Context, cfg Config, proto string, conns []*yjsConn, doc func(int) string,
+	readers *sync.WaitGroup, watch func(i int, c *yjsConn)) error {
+	return Bounded(ctx, len(conns), cfg.Dial, func(ctx context.Context, i int) error {
+		c, err := dialYjs(ctx, cfg, proto, doc(i))
+		if err != nil {
+			return err
+		}
+		conns[i] = c
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			watch(i, c)
+		}()
+		select {
+		case <-c.synced:
+			return nil
+		case <-time.After(30 * time.Second):
+			return errNotSynced
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+}
+
 // errNotSynced: a client did not get its first sync in time.
 var errNotSynced = errors.New("loadgen: no sync step 2 in time")
 
@@ -207,19 +243,10 @@ var errNotSynced = errors.New("loadgen: no sync step 2 in time")
 // a Yjs replica; latency runs from an insert's send to each subscriber's
 // text reaching its length; every replica must end equal to the writer's.
 func RunYjsFanout(ctx context.Context, cfg Config, proto string, p Fanout) (*Result, error) {
-	cfg = cfg.withDefaults()
-	if proto != ProtoYWebsocket && proto != ProtoHocuspocus {
-		return nil, fmt.Errorf("loadgen: unknown Yjs protocol %q (%s or %s)", proto, ProtoYWebsocket, ProtoHocuspocus)
+	if err := checkProto(proto); err != nil {
+		return nil, err
 	}
-	if p.Subscribers <= 0 {
-		p.Subscribers = 100
-	}
-	if p.Rate <= 0 {
-		p.Rate = 50
-	}
-	if p.Duration <= 0 {
-		p.Duration = 20 * time.Second
-	}
+	cfg, p = cfg.withDefaults(), p.withDefaults()
 	start := time.Now()
 	res := newResult("fanout", param("protocol", proto), param("subscribers", p.Subscribers), param("rate", p.Rate), param("duration", p.Duration))
 	doc := "fanout-" + runID()
@@ -241,37 +268,21 @@ func RunYjsFanout(ctx context.Context, cfg Config, proto string, p Fanout) (*Res
 	var wg sync.WaitGroup
 	t0 := time.Now()
 	cfg.stage("connecting %d subscribers and the writer over %s", p.Subscribers, proto)
-	if err := Bounded(ctx, len(all), cfg.Dial, func(ctx context.Context, i int) error {
-		c, err := dialYjs(ctx, cfg, proto, doc)
-		if err != nil {
-			return err
-		}
-		all[i] = c
-		wg.Add(1)
-		go func() { // ends when the connection is closed
-			defer wg.Done()
-			last := 0
-			_ = c.run(func(n int, at time.Time) {
-				for k := last; k < n; k++ {
-					if d, ok := clk.since(k, at); ok && i > 0 {
-						lat[i].add(d)
-					}
+	err := connectYjs(ctx, cfg, proto, all, func(int) string { return doc }, &wg, func(i int, c *yjsConn) {
+		last := 0
+		_ = c.run(func(n int, at time.Time) {
+			for k := last; k < n; k++ {
+				if d, ok := clk.since(k, at); ok && i > 0 {
+					lat[i].add(d)
 				}
-				last = max(last, n)
-				pmu.Lock()
-				progress[i] = last
-				pmu.Unlock()
-			}, nil)
-		}()
-		select {
-		case <-c.synced:
-			return nil
-		case <-time.After(30 * time.Second):
-			return errNotSynced
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}); err != nil {
+			}
+			last = max(last, n)
+			pmu.Lock()
+			progress[i] = last
+			pmu.Unlock()
+		}, nil)
+	})
+	if err != nil {
 		return nil, err
 	}
 	res.add(metric("subscribers connected in", time.Since(t0).Seconds(), "s"))
