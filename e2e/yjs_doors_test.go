@@ -713,3 +713,39 @@ func TestYjsDoorsMultiplex(t *testing.T) {
 		}
 	}
 }
+
+// REST edits apply to a Yjs document's Y.Text roots only: a map or a
+// ProseMirror fragment is refused (400) and left as it was.
+func TestYjsDoorsRESTEditsTextOnly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts node")
+	}
+	ts := startServer(t, server.Config{})
+	var view struct {
+		T string `json:"t"`
+	}
+	runDoors(t, ts, "converge", map[string]any{"doc": "rest", "clients": 1, "steps": 60, "seed": 9}, &view)
+	code, _, body := doReq(t, ts, "POST", "/v1/docs/rest/edits", "application/json", []byte(`{"root":"t","edits":[[0,0,"REST "]]}`))
+	if code != http.StatusOK {
+		t.Fatalf("edit of the Y.Text: %d %s", code, body)
+	}
+	if got := serverText(t, ts, "rest", "t", ""); got != "REST "+view.T {
+		t.Fatalf("after a REST edit: %q", got)
+	}
+	for _, root := range []string{"prosemirror", "m"} {
+		_, before := httpGet(t, ts, "/v1/docs/rest", "")
+		code, _, body := doReq(t, ts, "POST", "/v1/docs/rest/edits", "application/json", []byte(`{"root":"`+root+`","edits":[[0,0,"x"]]}`))
+		if code != http.StatusBadRequest {
+			t.Fatalf("text edit of the %s root: %d %s", root, code, body)
+		}
+		_, after := httpGet(t, ts, "/v1/docs/rest", "")
+		var b, a struct {
+			Content map[string]json.RawMessage `json:"content"`
+		}
+		_ = json.Unmarshal(before, &b)
+		_ = json.Unmarshal(after, &a)
+		if !sameJSON(t, b.Content[root], a.Content[root]) {
+			t.Fatalf("a refused edit changed the %s root: %s -> %s", root, b.Content[root], a.Content[root])
+		}
+	}
+}

@@ -216,6 +216,11 @@ func (e *yjsEngine) ResolveCursor(string, []byte) int { return -1 }
 // converting positions to the UTF-16 units Yjs counts. All positions are
 // checked against the text before anything applies.
 func (e *yjsEngine) Edit(root string, edits []owner.Prim) ([]byte, []owner.Change, error) {
+	if k := e.doc.RootKind(root); k != yjs.TypeText && k != yjs.TypeUnknown {
+		// Text edits inside a map, an array or an XML fragment (a TipTap
+		// document) would put strings where its editors expect elements.
+		return nil, nil, fmt.Errorf("%w: root %q is a %s, not a text", owner.ErrInvalid, root, k)
+	}
 	text, _ := e.Text(root)
 	n := utf8.RuneCountInString(text)
 	for i, p := range edits {
