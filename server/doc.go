@@ -32,7 +32,10 @@
 //   - Each connection has a read loop (decodes and routes frames; waits when
 //     an owner's inbox is full, which slows that connection only) and a
 //     writer goroutine that exists only while its queue (bounded in bytes)
-//     has frames, so an idle connection costs one goroutine. One server-wide
+//     has frames, so an idle connection costs one goroutine. The writer
+//     drains the whole queue at once and, on a WebSocket, corks the
+//     connection around it (corkconn.go), so several frames go out in one
+//     writev; pings and pongs written meanwhile queue behind them. One server-wide
 //     pinger queues protocol Ping frames (not WebSocket control pings, which
 //     browsers never see); token expiry is a timer. Owners enqueue
 //     without blocking; a connection whose queue overflows is closed with

@@ -47,13 +47,13 @@ func (s *Server) openYjs(w http.ResponseWriter, r *http.Request, door string) (s
 			claims = nil
 		}
 	}
-	conn, err := s.upgrader.Upgrade(w, r, nil)
+	conn, t, err := s.upgradeWS(w, r)
 	if err != nil {
 		release()
 		return nil, nil, nil, nil, nil // the upgrader has answered
 	}
 	conn.SetReadLimit(int64(s.cfg.MaxYjsFrame))
-	sess = newSession(s, wsTransport{conn}, newSessionID())
+	sess = newSession(s, t, newSessionID())
 	sess.remote, sess.userAgent, sess.yjs, sess.door = ip, r.UserAgent(), true, door
 	s.cfg.Logger.Debug("session opened", "session", sess.id, "remote", ip, "transport", door)
 	return sess, conn, release, claims, authErr

@@ -182,12 +182,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 		claims = c
 	}
-	conn, err := s.upgrader.Upgrade(w, r, nil)
+	conn, t, err := s.upgradeWS(w, r)
 	if err != nil {
 		release()
 		return // the upgrader has answered
 	}
-	sess := newSession(s, wsTransport{conn}, newSessionID())
+	sess := newSession(s, t, newSessionID())
 	sess.claims, sess.remote, sess.userAgent = claims, ip, r.UserAgent()
 	s.cfg.Logger.Debug("session opened", "session", sess.id, "remote", ip, "transport", "websocket")
 	s.runSession(sess, release, func() { sess.wsReadLoop(s.ctx, conn) })

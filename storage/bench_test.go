@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -169,6 +170,7 @@ func BenchmarkAppendConcurrent(b *testing.B) {
 			var next atomic.Int64
 			lats := make([][]time.Duration, c.writers)
 			before, _ := s.Stats(ctx)
+			cpu0 := processCPU(b)
 			b.ResetTimer()
 			var wg sync.WaitGroup
 			for w := range c.writers {
@@ -186,14 +188,29 @@ func BenchmarkAppendConcurrent(b *testing.B) {
 			}
 			wg.Wait()
 			b.StopTimer()
+			cpu := processCPU(b) - cpu0
 			after, _ := s.Stats(ctx)
 			reportLatencies(b, slices.Concat(lats...))
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 			if commits := after.Commits - before.Commits; commits > 0 {
 				b.ReportMetric(float64(after.Requests-before.Requests)/float64(commits), "ops/commit")
+				b.ReportMetric(float64((after.CommitTime-before.CommitTime).Microseconds())/float64(commits), "commit-µs")
 			}
+			// CPU of the whole process (committer, writers, GC) per append:
+			// less sensitive than ops/s to other tenants of a shared machine.
+			b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
+			b.ReportMetric(float64(after.JournalEntries), "journal-end")
 		})
 	}
+}
+
+// processCPU is the user+system CPU time the process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // fillJournal brings the journal to its default target (65,536 entries)

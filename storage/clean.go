@@ -11,24 +11,51 @@ import (
 // document would spend the commit's budget on one of them.
 const migrateChunk = 64
 
+// cleanMode says which kind of commit cleans the journal.
+type cleanMode int
+
+const (
+	// cleanInline: a commit of requests. It cleans only while the journal
+	// is past twice its target, the backstop for writers that leave the
+	// committer no idle time.
+	cleanInline cleanMode = iota + 1
+	// cleanIdle: a cleaning-only commit the committer makes when no request
+	// is queued. Its size bounds how long a request arriving meanwhile waits.
+	cleanIdle
+	// cleanDrain: Close empties the journal.
+	cleanDrain
+)
+
+// idleMoves is how many live entries an idle cleaning commit migrates at
+// most: about a millisecond of work on the reference machine, so a request
+// that arrives during one waits about as long as behind one busy commit.
+const idleMoves = 512
+
 // cleanBudget returns how much journal cleaning one commit of n requests may
 // do: the journal size to get under, at most how many live entries to migrate
 // into per-document logs, and at most how many dead entries to delete.
-// Migrating costs page writes, so near the target a commit migrates about
-// twice as many entries as it appends: each entry is migrated once, so that
-// keeps up, and the cost is spread over commits instead of arriving as one
-// long commit. When writers outpace it the budget grows. On Close (drain)
-// the journal is emptied.
-func (s *Store) cleanBudget(drain bool, n int) (target int64, moves, deletes int) {
-	if drain {
-		return 0, 1 << 14, 1 << 16
-	}
+//
+// Cleaning happens in the committer's idle time (cleanIdle), so it does not
+// delay acks. Only when writers leave no idle time and the journal passes
+// twice its target do commits of requests clean too: then a commit migrates
+// about twice as many entries as it appends (each entry is migrated once, so
+// that keeps up), and the budget grows when writers outpace it. On Close
+// (cleanDrain) the journal is emptied.
+func (s *Store) cleanBudget(mode cleanMode, n int) (target int64, moves, deletes int) {
 	target = int64(s.opts.JournalEntries)
+	switch mode {
+	case cleanDrain:
+		return 0, 1 << 14, 1 << 16
+	case cleanIdle:
+		return target, idleMoves, 4 * idleMoves
+	}
 	moves = min(max(2*n, 256), 1<<12)
 	switch j := s.jcount.Load(); {
-	case j > 4*target:
+	case j <= 2*target:
+		return target, 0, 0
+	case j > 8*target:
 		moves = 1 << 14
-	case j > 2*target:
+	case j > 4*target:
 		moves *= 4
 	}
 	return target, moves, max(4*moves, 1<<12)
@@ -41,7 +68,7 @@ func (s *Store) cleanBudget(drain bool, n int) (target int64, moves, deletes int
 // the next document written since. Every deletion is at the head, where whole
 // pages empty out, so cleaning dirties few pages.
 func (b *batch) clean(target int64, moves, deletes int) error {
-	if b.jcount <= target {
+	if b.jcount <= target || deletes == 0 {
 		return nil
 	}
 	// After each delete, Seek to the next key: First would walk over every

@@ -16,6 +16,13 @@ import (
 // meta page), and only then completes the requests. There is no batching
 // window: a lone request commits at once, and requests that arrive while a
 // commit is in flight make up the next batch.
+//
+// Journal cleaning (clean.go) runs mostly in the committer's idle time: when
+// no request is queued and the journal is over its target, the committer
+// commits a cleaning-only transaction of bounded size and then looks at the
+// queue again, so a request waits for at most one such transaction. Commits
+// of requests clean only while the journal is past twice its target (the
+// backstop when writers leave no idle time).
 
 // op is the work of one write request inside the committer's transaction.
 type op interface {
@@ -107,27 +114,54 @@ func (s *Store) run() {
 	defer close(s.stopped)
 	batch := make([]*request, 0, s.opts.MaxBatchOps)
 	for {
+		if s.idleWork() {
+			select {
+			case r := <-s.reqs:
+				batch = s.collect(append(batch[:0], r), r.op.size())
+				s.commit(batch, cleanInline)
+			case <-s.closing:
+				// Close drains below; an idle clean now would only delay it.
+				s.drain(batch)
+				return
+			default:
+				s.commit(nil, cleanIdle)
+			}
+			clear(batch)
+			continue
+		}
 		select {
 		case r := <-s.reqs:
 			batch = s.collect(append(batch[:0], r), r.op.size())
-			s.commit(batch, false)
+			s.commit(batch, cleanInline)
 		case <-s.closing:
-			// Close waited for every Submit to finish sending, so the queue
-			// holds everything that will ever arrive.
-			for {
-				batch = s.collect(batch[:0], 0)
-				if len(batch) == 0 {
-					break
-				}
-				s.commit(batch, false)
-			}
-			// Leave an empty journal behind, so the next Open is quick.
-			for s.jcount.Load() > 0 && s.failure.Load() == nil {
-				s.commit(nil, true)
-			}
+			s.drain(batch)
 			return
 		}
 		clear(batch) // drop references so committed payloads can be freed
+	}
+}
+
+// idleWork reports whether the journal is over its target, so that the
+// committer should clean it when no request is waiting.
+func (s *Store) idleWork() bool {
+	return s.jcount.Load() > int64(s.opts.JournalEntries) && s.failure.Load() == nil
+}
+
+// drain commits what is queued after Close and empties the journal. Close
+// waited for every Submit to finish sending, so the queue holds everything
+// that will ever arrive.
+func (s *Store) drain(batch []*request) {
+	for {
+		batch = s.collect(batch[:0], 0)
+		if len(batch) == 0 {
+			break
+		}
+		s.commit(batch, cleanInline)
+	}
+	clear(batch)
+	// Leave an empty journal behind, so the next Open is quick.
+	for s.jcount.Load() > 0 && s.failure.Load() == nil {
+		s.commit(nil, cleanDrain)
 	}
 }
 
@@ -148,7 +182,7 @@ func (s *Store) collect(batch []*request, n int) []*request {
 // commit applies batch in one transaction and completes its requests. On a
 // commit error every request of the batch fails and the store fails: no
 // request is completed without error unless its transaction committed.
-func (s *Store) commit(reqs []*request, drain bool) {
+func (s *Store) commit(reqs []*request, mode cleanMode) {
 	defer func() {
 		for _, r := range reqs {
 			close(r.done)
@@ -178,7 +212,7 @@ func (s *Store) commit(reqs []*request, drain bool) {
 			r.seq, r.err = seq, nil
 			bytes += r.op.size()
 		}
-		if err := b.clean(s.cleanBudget(drain, len(reqs))); err != nil {
+		if err := b.clean(s.cleanBudget(mode, len(reqs))); err != nil {
 			return err
 		}
 		if err := b.flush(); err != nil {
@@ -197,6 +231,9 @@ func (s *Store) commit(reqs []*request, drain bool) {
 		return
 	}
 	b.publish()
+	if len(reqs) == 0 {
+		s.stats.cleanCommits.Add(1)
+	}
 	s.stats.record(len(reqs), bytes, time.Since(start))
 }
 
@@ -207,11 +244,13 @@ type commitStats struct {
 	bytes    atomic.Uint64
 	maxBatch atomic.Uint64
 	nanos    atomic.Uint64 // total time inside Update
+
+	cleanCommits atomic.Uint64 // cleaning-only transactions (idle time and Close)
 }
 
 func (c *commitStats) record(n, bytes int, d time.Duration) {
 	if n == 0 {
-		return // a cleaning-only commit on Close
+		return // a cleaning-only commit (idle time or Close)
 	}
 	c.commits.Add(1)
 	c.requests.Add(uint64(n))

@@ -287,3 +287,102 @@ func TestSubmitCanceled(t *testing.T) {
 		}
 	})
 }
+
+// TestIdleMigration checks the committer's idle-time cleaning: a burst of
+// appends leaves the journal past its target (below twice the target, where
+// commits of requests do not clean at all, and far past it, where they do);
+// with no request queued, cleaning-only commits bring it back under the
+// target and then stop. Appends and compactions racing with the idle
+// cleaning still commit, and every acknowledged update is stored exactly
+// once, in order, before and after a reopen.
+func TestIdleMigration(t *testing.T) {
+	for _, c := range []struct{ target, docs, burst int }{
+		{1000, 37, 1900}, // only idle commits clean
+		{64, 37, 3000},   // commits of requests clean too
+		{8, 1, 500},      // one document: migration in chunks of migrateChunk
+	} {
+		t.Run(fmt.Sprintf("target=%d/docs=%d/burst=%d", c.target, c.docs, c.burst), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := context.Background()
+				s, path := openWithHooks(t, Options{JournalEntries: c.target}, hooks{})
+				want := make(map[string][]string) // per document, every acked update in order
+				snapped := make(map[string]uint64)
+				burst := func(from, n int) {
+					t.Helper()
+					ps := make([]*Pending, n)
+					for i := range n {
+						id := fmt.Sprintf("doc-%d", (from+i)%c.docs)
+						p, err := s.Submit(ctx, id, fmt.Appendf(nil, "u%d", from+i))
+						if err != nil {
+							t.Fatalf("Submit(%s) = %v", id, err)
+						}
+						ps[i] = p
+					}
+					for i, p := range ps {
+						id := fmt.Sprintf("doc-%d", (from+i)%c.docs)
+						seq, err := p.Result()
+						if err != nil || seq != uint64(len(want[id])+1) {
+							t.Fatalf("append %d to %s: Result() = %d, %v; want %d, nil", from+i, id, seq, err, len(want[id])+1)
+						}
+						want[id] = append(want[id], fmt.Sprintf("u%d", from+i))
+					}
+				}
+				check := func(s *Store, when string) {
+					t.Helper()
+					for id, us := range want {
+						d, err := s.Load(ctx, id)
+						if err != nil {
+							t.Fatalf("%s: Load(%s) = %v", when, id, err)
+						}
+						from := snapped[id]
+						if d.Info.LastSeq != uint64(len(us)) || len(d.Tail) != len(us)-int(from) {
+							t.Fatalf("%s: Load(%s): LastSeq %d, %d tail entries; want %d, %d", when, id, d.Info.LastSeq, len(d.Tail), len(us), len(us)-int(from))
+						}
+						for j, e := range d.Tail {
+							if e.Seq != from+uint64(j)+1 || string(e.Data) != us[int(from)+j] {
+								t.Fatalf("%s: Load(%s).Tail[%d] = %d %q, want %d %q", when, id, j, e.Seq, e.Data, from+uint64(j)+1, us[int(from)+j])
+							}
+						}
+					}
+				}
+
+				burst(0, c.burst)
+				// While the committer cleans in its idle time, more appends
+				// and a compaction arrive; each waits for at most one
+				// cleaning commit.
+				burst(c.burst, c.docs)
+				if err := s.Compact(ctx, "doc-0", []byte("snapshot"), 2); err != nil {
+					t.Fatalf("Compact(doc-0) = %v", err)
+				}
+				snapped["doc-0"] = 2
+				synctest.Wait() // the committer is idle: blocked on its queue
+				st, err := s.Stats(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.JournalEntries > int64(c.target) || st.CleanCommits == 0 {
+					t.Errorf("idle: %d journal entries, %d cleaning commits; want at most %d, more than 0", st.JournalEntries, st.CleanCommits, c.target)
+				}
+				cleans := st.CleanCommits
+				check(s, "idle")
+				synctest.Wait()
+				if st, _ := s.Stats(ctx); st.CleanCommits != cleans {
+					t.Errorf("an idle committer under its target made %d more cleaning commits", st.CleanCommits-cleans)
+				}
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				rep, err := Verify(ctx, path, Options{})
+				if err != nil || len(rep.Problems) > 0 || rep.JournalEntries != 0 {
+					t.Fatalf("Verify() = %+v, %v", rep, err)
+				}
+				s2, err := Open(path, Options{JournalEntries: c.target})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s2.Close()
+				check(s2, "reopened")
+			})
+		})
+	}
+}

@@ -59,14 +59,16 @@
 // few pages (1.3 ms for the same commit).
 //
 // The committer then moves ("migrates") journal entries into the
-// per-document logs: whenever the journal holds more than
-// Options.JournalEntries entries, each commit deletes dead entries at the
-// journal's head and, when the head entry is live, first copies the oldest
-// live journal entries of that document (at most 64) into its log, in the same
-// transaction. A commit migrates about twice as many entries as it appends (at
-// least 256), so migration keeps up and its cost is spread evenly over
-// commits; the budget grows if the journal runs past twice its target. Close
-// empties the journal. A document's metadata records how far its
+// per-document logs in its idle time: whenever the journal holds more than
+// Options.JournalEntries entries and no request is queued, it commits a
+// cleaning-only transaction that deletes dead entries at the journal's head
+// and, when the head entry is live, first copies the oldest live journal
+// entries of that document (at most 64) into its log, at most 512 per
+// transaction; then it looks at its queue again. Acks do not wait for
+// migration. Writers that leave no idle time let the journal grow; past twice
+// its target, commits of requests migrate too, about twice as many entries as
+// they append (at least 256), so migration keeps up; the budget grows if the
+// journal runs past four times its target. Close empties the journal. A document's metadata records how far its
 // own log reaches (its stored LastSeq, the "log watermark"); its journal
 // entries above the watermark are its live tail and the ones at or below are
 // dead. Open rebuilds the in-memory index of the journal (which entries

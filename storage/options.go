@@ -46,8 +46,9 @@ type Options struct {
 	QueueLen int
 
 	// JournalEntries is the journal size, in entries, above which the
-	// committer starts moving entries into the per-document logs (see
-	// doc.go, "Journal"). A larger journal makes that cheaper per entry, when
+	// committer moves entries into the per-document logs in its idle time
+	// (and in commits of requests past twice this size; see doc.go,
+	// "Journal"). A larger journal makes that cheaper per entry, when
 	// many documents are written at once, and makes Open slower (Open reads
 	// the whole journal; Close empties it). Zero means 65536.
 	JournalEntries int

@@ -366,6 +366,7 @@ type Stats struct {
 	MaxBatch      uint64        // most requests in one transaction
 	CommitTime    time.Duration // total time spent in Update (apply, write, fsync)
 	CommittedData uint64        // payload bytes committed
+	CleanCommits  uint64        // journal-cleaning transactions without requests (idle time, Close); not in Commits
 }
 
 // Stats sums the metadata of every document (one pass over the metadata
@@ -395,5 +396,6 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	st.MaxBatch = s.stats.maxBatch.Load()
 	st.CommitTime = time.Duration(s.stats.nanos.Load())
 	st.CommittedData = s.stats.bytes.Load()
+	st.CleanCommits = s.stats.cleanCommits.Load()
 	return st, err
 }

@@ -424,15 +424,18 @@ func TestNotAStore(t *testing.T) {
 }
 
 // TestJournalStaysBounded checks that the committer keeps moving journal
-// entries into the per-document logs as it commits, and that Close empties
-// the journal.
+// entries into the per-document logs, and that Close empties the journal.
+// Cleaning runs in the committer's idle time (TestIdleMigration checks that
+// it gets back under the target); a writer that comes back at once may find
+// it not done, but commits of requests clean past twice the target, so the
+// journal never holds more than 2×8+1 entries here.
 func TestJournalStaysBounded(t *testing.T) {
 	ctx := context.Background()
 	s, path := openStore(t, storage.Options{JournalEntries: 8})
 	for i := range 300 {
 		mustAppend(t, s, fmt.Sprintf("doc-%d", i%20), fmt.Sprint(i))
-		if st, err := s.Stats(ctx); err != nil || st.JournalEntries > 9 {
-			t.Fatalf("after %d appends: Stats() = %+v, %v; want at most 9 journal entries", i+1, st, err)
+		if st, err := s.Stats(ctx); err != nil || st.JournalEntries > 17 {
+			t.Fatalf("after %d appends: Stats() = %+v, %v; want at most 17 journal entries", i+1, st, err)
 		}
 	}
 	d := mustLoad(t, s, "doc-7")

@@ -85,7 +85,7 @@ func BenchmarkPresenceStorm(b *testing.B) {
 				}
 			}()
 		}
-		cpu0, t0 := cpuTicks(b, cmd.Process.Pid), time.Now()
+		cpu0, w0, t0 := cpuTicks(b, cmd.Process.Pid), writeCalls(b, cmd.Process.Pid), time.Now()
 		counting.Store(true)
 		profDone := make(chan error, 1)
 		if prof != "" {
@@ -123,6 +123,7 @@ func BenchmarkPresenceStorm(b *testing.B) {
 		secs := time.Since(t0).Seconds()
 		cpu := float64(cpuTicks(b, cmd.Process.Pid)-cpu0) / 100 / secs // USER_HZ is 100 on Linux
 		b.ReportMetric(cpu*100, "server-cpu-%")
+		b.ReportMetric(float64(writeCalls(b, cmd.Process.Pid)-w0)/secs, "server-writes/s")
 		b.ReportMetric(float64(bytes.Load())/peers/secs, "B/s/client")
 		b.ReportMetric(float64(frames.Load())/peers/secs, "frames/s/client")
 		for _, c := range conns {
@@ -147,6 +148,24 @@ func cpuTicks(b *testing.B, pid int) int64 {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	s, _ := strconv.ParseInt(f[12], 10, 64)
 	return u + s
+}
+
+// writeCalls is the number of write-family syscalls (write, writev, …) a
+// process made: syscw in /proc/PID/io.
+func writeCalls(b *testing.B, pid int) int64 {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "syscw: "); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	b.Fatalf("no syscw in /proc/%d/io", pid)
+	return 0
 }
 
 // fetchProfile saves the server's CPU profile over d (see --debug-addr).

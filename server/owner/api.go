@@ -39,7 +39,7 @@ func (o *Owner) follow(m Follow) {
 	if !m.Sub.Deliver(start) {
 		return
 	}
-	o.subs[m.Sub] = &sub{follows: true, root: m.Root}
+	o.putSub(m.Sub, &sub{follows: true, root: m.Root})
 	o.pres.stale[m.Sub] = true // the whole presence with the next flush
 	o.schedulePresence(time.Now())
 }
@@ -51,15 +51,30 @@ func (o *Owner) resume(since *uint64, now uint64) ([]Step, bool) {
 	return o.changes.since(*since, now)
 }
 
-// followerCount and trackFollowers keep the followers gauge.
-func (o *Owner) followerCount() int {
-	n := 0
-	for _, st := range o.subs {
-		if st.follows {
-			n++
-		}
+// followerCount and trackFollowers keep the followers gauge. The count is
+// kept by putSub and dropSub: handle asks for it around every message, and
+// counting the subscribers each time was a tenth of the server's CPU in a
+// presence storm (100 subscribers, 3,000 messages/s).
+func (o *Owner) followerCount() int { return o.followers }
+
+// putSub adds or replaces subscriber s; every change of o.subs goes through
+// putSub or dropSub, which keep o.followers.
+func (o *Owner) putSub(s Subscriber, st *sub) {
+	if old := o.subs[s]; old != nil && old.follows {
+		o.followers--
 	}
-	return n
+	if st.follows {
+		o.followers++
+	}
+	o.subs[s] = st
+}
+
+// dropSub forgets subscriber s (see putSub).
+func (o *Owner) dropSub(s Subscriber) {
+	if old := o.subs[s]; old != nil && old.follows {
+		o.followers--
+	}
+	delete(o.subs, s)
 }
 
 func (o *Owner) trackFollowers(before int) {
@@ -233,7 +248,7 @@ func (o *Owner) deleted() {
 	now := time.Now()
 	for s, st := range o.subs {
 		o.deliver(s, ev)
-		delete(o.subs, s)
+		o.dropSub(s)
 		if st.peer {
 			o.presenceLeave(s, now)
 		}

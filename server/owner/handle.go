@@ -35,7 +35,7 @@ func (o *Owner) handle(m Msg) {
 	case Follow:
 		o.follow(m)
 	case Unfollow:
-		delete(o.subs, m.Sub)
+		o.dropSub(m.Sub)
 	case Read:
 		answer(m.Reply, o.read(m))
 	case Edit:
@@ -164,7 +164,7 @@ func (o *Owner) drop(s Subscriber) {
 	if !ok {
 		return
 	}
-	delete(o.subs, s)
+	o.dropSub(s)
 	if st.peer {
 		now := time.Now()
 		o.presenceLeave(s, now)
@@ -195,7 +195,7 @@ func (o *Owner) join(m Join) {
 	st := o.subs[m.Sub]
 	if st == nil {
 		st = &sub{peer: true}
-		o.subs[m.Sub] = st
+		o.putSub(m.Sub, st)
 		o.events().Joined(o.id, m.Sub.ID(), m.User.ID)
 	}
 	st.readOnly, st.rejected = m.ReadOnly, false

@@ -78,19 +78,20 @@ type Owner struct {
 // state is everything the owner goroutine holds about the loaded document;
 // after a recovered panic it is replaced whole by a fresh load.
 type state struct {
-	doc      Engine
-	kind     Kind  // the document's kind (a new document's may change until its first write)
-	failed   error // load failure or deletion: every request is refused with it
-	exists   bool  // stored, or written since the load
-	subs     map[Subscriber]*sub
-	commits  commitQueue
-	compacts compactor
-	pres     presenceState
-	aware    awarenessState
-	changes  changeLog
-	idem     idemCache
-	appMsgs  *rate.Limiter // the app's broadcast messages
-	vers     versionState  // automatic versions (versions.go)
+	doc       Engine
+	kind      Kind  // the document's kind (a new document's may change until its first write)
+	failed    error // load failure or deletion: every request is refused with it
+	exists    bool  // stored, or written since the load
+	subs      map[Subscriber]*sub
+	followers int // subscribers in subs that follow (HTTP followers); kept by putSub and dropSub
+	commits   commitQueue
+	compacts  compactor
+	pres      presenceState
+	aware     awarenessState
+	changes   changeLog
+	idem      idemCache
+	appMsgs   *rate.Limiter // the app's broadcast messages
+	vers      versionState  // automatic versions (versions.go)
 	// coldJoin is the whole history split into sync chunks, kept for the
 	// next join with an empty state vector while the document is unchanged.
 	coldJoin struct {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -521,5 +522,59 @@ func TestReadOnlyAfterJoin(t *testing.T) {
 		if e := errorsOf(evs); len(e) != 1 || e[0].Code != protocol.CodeReadOnly {
 			t.Fatalf("errors %v, want read only", e)
 		}
+	})
+}
+
+// followerMetrics sums the followers gauge's deltas.
+type followerMetrics struct {
+	noMetrics
+	mu sync.Mutex
+	n  int
+}
+
+func (m *followerMetrics) Followers(d int) {
+	m.mu.Lock()
+	m.n += d
+	m.mu.Unlock()
+}
+
+func (m *followerMetrics) get() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.n
+}
+
+// The followers gauge follows Follow, Unfollow, a follower dropped on a
+// failed delivery and a delete, and sessions joining and leaving do not
+// move it (the owner keeps a count instead of counting its subscribers on
+// every message).
+func TestFollowersGauge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := &followerMetrics{}
+		r := testRegistry(t, &fakeStore{auto: true}, func(c *Config) { c.Metrics = m })
+		step := func(what string, want int, msgs ...Msg) {
+			t.Helper()
+			for _, msg := range msgs {
+				send(t, r, "d", msg)
+			}
+			synctest.Wait()
+			if got := m.get(); got != want {
+				t.Fatalf("%s: followers gauge = %d, want %d", what, got, want)
+			}
+		}
+		f1, f2, f3 := &fakeSub{id: "f1"}, &fakeSub{id: "f2"}, &fakeSub{id: "f3"}
+		s := &fakeSub{id: "s"}
+		step("two follows", 2, Follow{Sub: f1, Root: "t"}, Follow{Sub: f2, Root: "t"})
+		step("the same follower again", 2, Follow{Sub: f1, Root: "t"})
+		step("a session joins", 2, Join{Sub: s})
+		step("an update", 2, Update{Sub: s, Batch: 1, Update: []byte("a")})
+		step("unfollow", 1, Unfollow{Sub: f1})
+		step("a session leaves", 1, Leave{Sub: s})
+		step("a third", 2, Follow{Sub: f3, Root: "t"})
+		f2.mu.Lock()
+		f2.slow = true // its next delivery fails: the owner drops it
+		f2.mu.Unlock()
+		step("a slow follower dropped", 1, Join{Sub: s}, Update{Sub: s, Batch: 2, Update: []byte("b")})
+		step("unfollow the last", 0, Unfollow{Sub: f3})
 	})
 }
