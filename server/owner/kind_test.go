@@ -3,11 +3,13 @@ package owner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/collabd/collabd/presence"
 	"github.com/collabd/collabd/protocol"
 	yproto "github.com/collabd/collabd/protocol/yjs"
 )
@@ -239,4 +241,36 @@ func TestAwarenessRefusals(t *testing.T) {
 			t.Fatalf("malformed updates left states %v", res.Awareness)
 		}
 	})
+}
+
+// A crowded document flushes presence less often: one more interval per
+// 50 peers (100 peers: every 100 ms at a 50 ms interval), so its frames
+// per second grow with the peers, not with their square.
+func TestPresenceIntervalGrowsWithPeers(t *testing.T) {
+	for _, c := range []struct {
+		peers, wantMax int
+	}{{2, 21}, {100, 11}} {
+		synctest.Test(t, func(t *testing.T) {
+			r := testRegistry(t, &fakeStore{auto: true}, func(cfg *Config) { cfg.PresenceLimits.MaxPeers = 1000 })
+			subs := make([]*fakeSub, c.peers)
+			var o *Owner
+			for i := range subs {
+				subs[i] = &fakeSub{id: fmt.Sprintf("s%d", i)}
+				o = send(t, r, "d", Join{Sub: subs[i]})
+				r.Release(o)
+			}
+			synctest.Wait()
+			time.Sleep(time.Second)
+			synctest.Wait()
+			subs[1].take()
+			for i := range 100 { // 100 moves over one second
+				o.Send(context.Background(), SetPresence{Sub: subs[0], State: presence.State{Meta: map[string]string{"i": fmt.Sprint(i)}}})
+				time.Sleep(10 * time.Millisecond)
+				synctest.Wait()
+			}
+			if got := len(presenceOf(subs[1].take())); got > c.wantMax || got < c.wantMax/2 {
+				t.Fatalf("%d peers: %d presence flushes in a second, want about %d", c.peers, got, c.wantMax-1)
+			}
+		})
+	}
 }
