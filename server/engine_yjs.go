@@ -152,8 +152,10 @@ func (e *yjsEngine) Apply(update []byte, author owner.Author) (owner.Applied, er
 		e.deletes++ // a delete: the content changed, the state vector did not
 	}
 	grew := res.Pending > e.pending || res.PendingDeletes > e.pendDel
-	released := svBefore != nil && res.Changed && (res.Pending < e.pending || res.PendingDeletes < e.pendDel ||
-		res.Integrated > 0 && e.pending > 0)
+	// Only a real release costs a Diff (which carries the whole delete
+	// set): a struct stuck in the buffer must not turn every later
+	// update's fan-out into a copy of the document's deletes.
+	released := svBefore != nil && res.Changed && (res.Released > 0 || res.PendingDeletes < e.pendDel)
 	e.pending, e.pendDel = res.Pending, res.PendingDeletes
 	out := owner.Applied{New: res.Changed || grew, Visible: res.Changed}
 	if released {

@@ -305,3 +305,26 @@ func TestYjsEngineClientClaims(t *testing.T) {
 		t.Fatalf("development mode binds nothing: %v", err)
 	}
 }
+
+// A struct stuck in the pending buffer (its dependency never comes) does
+// not turn later updates into releases: their fan-out stays the update
+// itself, not a diff carrying the document's whole delete set.
+func TestYjsEngineStuckPendingFansOutUpdatesAsThey(t *testing.T) {
+	srv := bareServer(Config{})
+	e, _ := srv.newEngine(owner.KindYjs, nil)
+	ghost := yjs.New(yjs.Limits{})
+	g1, _ := ghost.InsertText(66, "t", 0, "never")
+	g2, _ := ghost.InsertText(66, "t", 5, " sent") // depends on g1, which never arrives
+	if _, err := e.Apply(g2, nil); err != nil || e.Pending() == 0 {
+		t.Fatalf("g2 should wait: %v, pending %d", err, e.Pending())
+	}
+	_ = g1
+	w := yjs.New(yjs.Limits{})
+	for i := range 5 {
+		u, _ := w.InsertText(7, "x", i, "a")
+		res, err := e.Apply(u, nil)
+		if err != nil || res.Released || !res.Visible {
+			t.Fatalf("update %d with a stuck struct pending: %+v, %v; want a plain visible update", i, res, err)
+		}
+	}
+}

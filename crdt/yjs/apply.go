@@ -11,8 +11,11 @@ type ApplyResult struct {
 	Changed bool
 	// Integrated counts the structs integrated, Pending the structs still
 	// waiting for missing dependencies afterwards (PendingDeletes likewise
-	// for delete ranges).
-	Integrated, Pending, PendingDeletes int
+	// for delete ranges). Released counts the structs integrated from the
+	// pending buffer (of earlier updates, or of this one once the buffer's
+	// structs made them ready): a server must send those to its other
+	// replicas too, which never got the update they came in.
+	Integrated, Pending, PendingDeletes, Released int
 	// Roots names the root types whose content changed, in the order they
 	// were first created in the document. The slice may be shared: do not modify it.
 	Roots []string
@@ -113,6 +116,7 @@ func (d *Doc) applyUpdate(u *update) (ApplyResult, error) {
 			d.integrate(p.s, p.off)
 			res.Integrated++
 		}
+		res.Released = len(plan) - split
 		d.applyDeletes(d.takePendingDeletes(), &res)
 	}
 	return d.finish(res), nil
