@@ -18,6 +18,7 @@ type Awareness struct {
 	states map[uint64]string // client → state JSON (present clients only)
 	meta   map[uint64]awMeta // client → clock, kept after removal as y-protocols does
 	order  []uint64          // clients with a state, in the order Yjs's Map holds them
+	bytes  int               // the states' total length (bounded by MaxAwarenessBytes)
 }
 
 type awMeta struct {
@@ -46,14 +47,21 @@ func (a *Awareness) Apply(update []byte, now time.Time) ([]uint64, error) {
 	if err != nil {
 		return nil, err
 	}
-	grow := 0
+	grow, growBytes := 0, 0
 	for _, e := range entries {
-		if _, ok := a.states[e.Client]; !ok && !e.Removed() {
+		old, ok := a.states[e.Client]
+		if !ok && !e.Removed() {
 			grow++
+		}
+		if !e.Removed() {
+			growBytes += len(e.State) - len(old) // an over-estimate when a later entry of the same client replaces it
 		}
 	}
 	if len(a.states)+grow > a.lim.MaxAwareness {
 		return nil, &DecodeError{Field: "awareness clients", Err: ErrTooLarge}
+	}
+	if growBytes > 0 && a.bytes+growBytes > a.lim.MaxAwarenessBytes {
+		return nil, &DecodeError{Field: "awareness bytes", Err: ErrTooLarge}
 	}
 	var added, updated, removed []uint64
 	for _, e := range entries {
@@ -81,16 +89,20 @@ func (a *Awareness) Apply(update []byte, now time.Time) ([]uint64, error) {
 }
 
 func (a *Awareness) set(c uint64, state string) {
-	if _, ok := a.states[c]; !ok {
+	old, ok := a.states[c]
+	if !ok {
 		a.order = append(a.order, c)
 	}
+	a.bytes += len(state) - len(old)
 	a.states[c] = state
 }
 
 func (a *Awareness) drop(c uint64) {
-	if _, ok := a.states[c]; !ok {
+	old, ok := a.states[c]
+	if !ok {
 		return
 	}
+	a.bytes -= len(old)
 	delete(a.states, c)
 	if i := slices.Index(a.order, c); i >= 0 {
 		a.order = slices.Delete(a.order, i, i+1)

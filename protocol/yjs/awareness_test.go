@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -154,5 +155,26 @@ func TestAwarenessLimitsAndExpiry(t *testing.T) {
 	a.Expire(t0.Add(2*OutdatedTimeout), OutdatedTimeout)
 	if len(a.meta) != 1 { // client 2, expired by this call, is remembered; 1, removed 30 s ago, is forgotten
 		t.Fatalf("clock table %v", a.meta)
+	}
+}
+
+// The states an Awareness holds are bounded in bytes: an update past
+// MaxAwarenessBytes is refused whole; removals always pass.
+func TestAwarenessBytesBound(t *testing.T) {
+	a := NewAwareness(Limits{MaxAwarenessBytes: 100})
+	big := `{"x":"` + strings.Repeat("a", 60) + `"}`
+	now := time.Unix(0, 0)
+	if _, err := a.Apply(AppendAwarenessUpdate(nil, []AwarenessEntry{{Client: 1, Clock: 1, State: big}}), now); err != nil {
+		t.Fatal(err)
+	}
+	_, err := a.Apply(AppendAwarenessUpdate(nil, []AwarenessEntry{{Client: 2, Clock: 1, State: big}}), now)
+	if !errors.Is(err, ErrTooLarge) || len(a.Clients()) != 1 {
+		t.Fatalf("past the bound: %v, clients %v", err, a.Clients())
+	}
+	if _, err := a.Apply(AppendAwarenessUpdate(nil, []AwarenessEntry{{Client: 1, Clock: 2, State: "null"}}), now); err != nil {
+		t.Fatalf("a removal: %v", err)
+	}
+	if _, err := a.Apply(AppendAwarenessUpdate(nil, []AwarenessEntry{{Client: 2, Clock: 1, State: big}}), now); err != nil {
+		t.Fatalf("after the removal there is room: %v", err)
 	}
 }

@@ -44,10 +44,13 @@ type Message struct {
 // Limits bounds what Decode and DecodeAwareness accept. A zero field
 // means its default.
 type Limits struct {
-	MaxMessage     int // bytes of one message (default 16 MiB)
-	MaxAwareness   int // entries of one awareness update (default 1024)
-	MaxStateBytes  int // bytes of one awareness state JSON (default 64 KiB)
-	MaxReasonBytes int // bytes of an auth reason (default 4 KiB)
+	MaxMessage    int // bytes of one message (default 16 MiB)
+	MaxAwareness  int // entries of one awareness update (default 1024)
+	MaxStateBytes int // bytes of one awareness state JSON (default 64 KiB)
+	// MaxAwarenessBytes bounds the states an Awareness holds together
+	// (default 1 MiB): carets and names, not a document's worth of data.
+	MaxAwarenessBytes int
+	MaxReasonBytes    int // bytes of an auth reason (default 4 KiB)
 }
 
 func (l Limits) withDefaults() Limits {
@@ -59,6 +62,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxStateBytes <= 0 {
 		l.MaxStateBytes = 64 << 10
+	}
+	if l.MaxAwarenessBytes <= 0 {
+		l.MaxAwarenessBytes = 1 << 20
 	}
 	if l.MaxReasonBytes <= 0 {
 		l.MaxReasonBytes = 4 << 10
