@@ -122,14 +122,16 @@ var table = map[string]row{
 
 	// The server (imports all of the above; never a client or a tool).
 	"server": {Allow: why{
-		"crdt":           "the document replica each owner holds",
-		"crdt/yjs":       "the Yjs document engine (engine_yjs.go) behind owner.Engine",
-		"presence":       "the presence.Set each owner holds",
-		"protocol":       "the frames it reads and writes",
-		"protocol/yjs":   "the y-websocket and Hocuspocus frames of the Yjs doors",
-		"storage":        "documents are loaded from and committed to the bbolt store",
-		"server/owner":   "the document owner, behind its Engine, Store and Subscriber interfaces",
-		"server/webhook": "signed webhook deliveries from a durable outbox",
+		"crdt":              "the document replica each owner holds",
+		"crdt/yjs":          "the Yjs document engine (engine_yjs.go) behind owner.Engine",
+		"presence":          "the presence.Set each owner holds",
+		"protocol":          "the frames it reads and writes",
+		"protocol/yjs":      "the y-websocket and Hocuspocus frames of the Yjs doors",
+		"storage":           "documents are loaded from and committed to the bbolt store",
+		"server/owner":      "the document owner, behind its Engine, Store and Subscriber interfaces",
+		"server/webhook":    "signed webhook deliveries from a durable outbox",
+		"server/cluster":    "cluster mode: leases, placement, forwarding to the owner node (issue 15)",
+		"storage/jetstream": "cluster mode's replicated document store (its writers, handed to server/cluster)",
 	}},
 
 	// Webhook deliveries: HTTP out, a bbolt outbox, nothing of the project.
@@ -149,6 +151,8 @@ var table = map[string]row{
 	"server/cluster": {Allow: why{
 		"server/owner":      "the owner.Store it adapts the replicated store to",
 		"storage/jetstream": "the replicated document store, opened at the lease's epoch",
+		"protocol":          "codes, ack statuses and the presence frames a forwarded subscriber's messages carry",
+		"presence":          "the user a forwarded Join carries",
 	}, Forbid: []string{"github.com/nats-io/nats-server/v2/server"}},
 
 	// Clients (crdt, presence, protocol; never server or storage).

@@ -50,7 +50,27 @@ func (o *Owner) handle(m Msg) {
 		o.checkpoint(m)
 	case Restore:
 		o.restore(m)
+	case Disown:
+		o.disown(m)
 	}
+}
+
+// disown gives the document up at once (see Disown): what is in flight is
+// waited for and acked, subscribers are told to rejoin, and the owner
+// leaves the registry; run exits after this message.
+func (o *Owner) disown(m Disown) {
+	o.cfg.Logger.Info("document disowned", "doc", o.id, "reason", m.Message)
+	o.reg.remove(o)
+	o.commits.waitAll()
+	o.ackCommits()
+	o.dropBacklog(&Refused{m.Code, m.Message})
+	o.compacts.wait(o)
+	ev := &ErrorEvent{Doc: o.id, Code: m.Code, Message: m.Message, End: true}
+	for s := range o.subs {
+		s.Deliver(ev)
+	}
+	o.subs = make(map[Subscriber]*sub)
+	o.disowned = true
 }
 
 // broadcast delivers an ephemeral message to every subscriber but its
@@ -87,7 +107,7 @@ func (o *Owner) refuse(m Msg) bool {
 	ev := o.refusal()
 	err := &Refused{Code: ev.Code, Message: ev.Message}
 	switch m := m.(type) {
-	case Leave, Unfollow, ReadOnly:
+	case Leave, Unfollow, ReadOnly, Disown:
 		return false
 	case Join:
 		o.deliver(m.Sub, ev)

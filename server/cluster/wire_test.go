@@ -1,0 +1,129 @@
+package cluster
+
+import (
+	"bytes"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/collabd/collabd/presence"
+	"github.com/collabd/collabd/protocol"
+	"github.com/collabd/collabd/server/owner"
+)
+
+func fwdSamples() []*fwd {
+	since := uint64(7)
+	return []*fwd{
+		{kind: fwdJoin, origin: "n1", key: 1, doc: "d\x00.*>", subID: "abcd", docKind: owner.KindYjs, noSync: true, readOnly: true,
+			sv: []byte{1, 2}, user: presence.User{ID: "u", Name: "U", Color: "#fff"}, subject: "u", checkOps: true, agents: []uint64{1, 1 << 40}},
+		{kind: fwdUpdate, origin: "n2", key: 2, doc: "d", batch: 9, data: []byte("upd")},
+		{kind: fwdPresence, origin: "n2", key: 2, doc: "d", data: protocol.Encode(&protocol.PresenceSet{Doc: "d", State: presence.State{Meta: map[string]string{"a": "b"}}})},
+		{kind: fwdSync, origin: "n2", key: 2, doc: "d", sv: []byte{0}},
+		{kind: fwdAwareness, origin: "n2", key: 2, doc: "d", data: []byte{3}, hasData: true},
+		{kind: fwdAwareness, origin: "n2", key: 2, doc: "d"},
+		{kind: fwdFollow, origin: "n3", key: 3, doc: "d", root: "body", since: &since, maxSteps: 100},
+		{kind: fwdFollow, origin: "n3", key: 3, doc: "d", root: "body"},
+		{kind: fwdBroadcast, origin: "n3", key: 3, doc: "d", data: []byte(`{"x":1}`)},
+		{kind: fwdLeave, origin: "n3", key: 3, doc: "d"},
+		{kind: fwdUnfollow, origin: "n3", key: 3, doc: "d"},
+		{kind: fwdReadOnly, origin: "n3", key: 3, doc: "d"},
+	}
+}
+
+func TestFwdRoundTrip(t *testing.T) {
+	for _, f := range fwdSamples() {
+		got, err := decodeFwd(encodeFwd(f))
+		if err != nil {
+			t.Fatalf("decodeFwd(kind %d) = %v", f.kind, err)
+		}
+		if !reflect.DeepEqual(got, f) {
+			t.Errorf("decodeFwd(encodeFwd(%+v)) = %+v", f, got)
+		}
+	}
+}
+
+func evtSamples() []owner.Event {
+	return []owner.Event{
+		&owner.SyncEvent{Doc: "d", Chunk: 2, Final: true, Update: []byte("u"), SV: []byte{1}},
+		&owner.SyncEvent{Doc: "d", Update: []byte("u")},
+		&owner.UpdateEvent{Doc: "d", Updates: [][]byte{[]byte("a"), []byte("b")}, From: 3, Version: 5,
+			Changes: []owner.Change{{Root: "body", Pos: 1, Del: 2, Ins: "xy"}}},
+		&owner.AckEvent{Doc: "d", Batch: 4, Status: protocol.AckDurable, Applied: 5, Durable: 5},
+		&owner.ErrorEvent{Doc: "d", Batch: 1, Code: protocol.CodeDocUnloading, Message: "m", RetryAfter: time.Second, End: true},
+		&owner.PresenceEvent{Msg: &protocol.Presence{Doc: "d", Full: true, Gone: []string{"s1"}}},
+		&owner.AwarenessEvent{Doc: "d", Update: []byte{1, 2}, Full: true},
+		&owner.FeedStartEvent{Version: 3, Text: "hello", Reset: true},
+		&owner.FeedStartEvent{Version: 3, Steps: []owner.Step{{From: 1, To: 3, Changes: []owner.Change{{Root: "body", Ins: "x"}}}}},
+		&owner.FeedStartEvent{Version: 3, JSON: []byte(`{}`), Current: true},
+		&owner.MessageEvent{Doc: "d", From: "s", Data: []byte(`1`)},
+	}
+}
+
+func TestEvtRoundTrip(t *testing.T) {
+	for _, ev := range evtSamples() {
+		b, ok := encodeEvt(42, true, ev, "", false)
+		if !ok {
+			t.Fatalf("encodeEvt(%T) not encoded", ev)
+		}
+		got, err := decodeEvt(b, protocol.DecodeLimits{})
+		if err != nil {
+			t.Fatalf("decodeEvt(%T) = %v", ev, err)
+		}
+		if got.key != 42 || !got.soft {
+			t.Errorf("decodeEvt(%T) key %d soft %v", ev, got.key, got.soft)
+		}
+		if !reflect.DeepEqual(got.ev, ev) {
+			t.Errorf("decodeEvt(encodeEvt(%#v)) = %#v", ev, got.ev)
+		}
+	}
+}
+
+// TestWireRefusesTruncated: every strict prefix of a valid message is
+// refused, never a panic or a partial message.
+func TestWireRefusesTruncated(t *testing.T) {
+	for _, f := range fwdSamples() {
+		b := encodeFwd(f)
+		for i := range len(b) {
+			if _, err := decodeFwd(b[:i]); err == nil {
+				t.Errorf("decodeFwd(%x) of a truncated kind %d accepted", b[:i], f.kind)
+			}
+		}
+		if _, err := decodeFwd(append(bytes.Clone(b), 0)); err == nil {
+			t.Errorf("decodeFwd with a trailing byte (kind %d) accepted", f.kind)
+		}
+	}
+	for _, ev := range evtSamples() {
+		b, _ := encodeEvt(1, false, ev, "", false)
+		for i := range len(b) {
+			if _, err := decodeEvt(b[:i], protocol.DecodeLimits{}); err == nil {
+				t.Errorf("decodeEvt(%x) of a truncated %T accepted", b[:i], ev)
+			}
+		}
+	}
+}
+
+// FuzzDecodeWire feeds hostile bytes to both decoders: no panic, no
+// allocation past what the input declares and holds, and what decodes
+// re-encodes to a message that decodes the same.
+func FuzzDecodeWire(f *testing.F) {
+	for _, x := range fwdSamples() {
+		f.Add(encodeFwd(x))
+	}
+	for _, ev := range evtSamples() {
+		b, _ := encodeEvt(1, false, ev, "", false)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if x, err := decodeFwd(b); err == nil {
+			y, err := decodeFwd(encodeFwd(x))
+			if err != nil || !reflect.DeepEqual(x, y) {
+				t.Fatalf("fwd re-encoding: %v, %+v != %+v", err, x, y)
+			}
+		}
+		if e, err := decodeEvt(b, protocol.DecodeLimits{}); err == nil {
+			if _, ok := encodeEvt(e.key, e.soft, e.ev, "", false); !ok {
+				t.Fatalf("decoded event %T does not encode", e.ev)
+			}
+		}
+	})
+}
