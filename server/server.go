@@ -358,6 +358,14 @@ func (s *Server) releaseAgent(a crdt.AgentID, sess *session) {
 // and a jittered retry hint, lets every owner flush its commits, and waits
 // for all goroutines, or for ctx. The caller closes the store afterwards.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if c := s.cfg.Cluster; c != nil {
+		// Leave first: the other nodes stop placing documents here, and
+		// the subscribers they forward here wait for the leases this node
+		// releases below (hand-over at once, not after the TTL).
+		if err := c.Members.Leave(ctx); err != nil {
+			s.cfg.Logger.Warn("cluster: leave", "err", err)
+		}
+	}
 	s.mu.Lock()
 	s.closing = true
 	sessions := make([]*session, 0, len(s.sessions))

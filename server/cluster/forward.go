@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -48,6 +49,7 @@ func (n *Node) Acquire(ctx context.Context, doc string) (*Ref, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.log.Debug("cluster: acquired", "doc", doc, "local", e != nil, "node", node)
 	n.mu.Lock()
 	n.nextKey++
 	r := &Ref{n: n, doc: doc, key: n.nextKey, e: e, node: node}
@@ -149,6 +151,7 @@ func (r *Ref) Send(ctx context.Context, m owner.Msg) bool {
 	r.mu.Unlock()
 	if e != nil {
 		if e.o.Send(ctx, m) {
+			r.n.log.Debug("cluster: sent local", "doc", r.doc, "msg", fmt.Sprintf("%T", m))
 			return true
 		}
 		if ctx.Err() != nil {
@@ -342,6 +345,7 @@ func (n *Node) onEvt(msg *nats.Msg) {
 	n.mu.Lock()
 	r := n.refs[e.key]
 	n.mu.Unlock()
+	n.log.Debug("cluster: event", "key", e.key, "ev", fmt.Sprintf("%T", e.ev), "ref", r != nil)
 	if r == nil {
 		return // released meanwhile
 	}
@@ -464,6 +468,13 @@ func (rs *remoteSub) send(ev owner.Event, soft bool) bool {
 		return false
 	default:
 	}
+	return rs.publishSoft(ev, soft)
+}
+
+// publish sends ev to the subscriber's node, even once stopped.
+func (rs *remoteSub) publish(ev owner.Event) bool { return rs.publishSoft(ev, false) }
+
+func (rs *remoteSub) publishSoft(ev owner.Event, soft bool) bool {
 	b, ok := encodeEvt(rs.k.key, soft, ev, rs.root, rs.follower)
 	if !ok {
 		return true
@@ -510,6 +521,7 @@ func (n *Node) onFwd(msg *nats.Msg) {
 		return
 	}
 	k := remoteKey{f.origin, f.key}
+	n.log.Debug("cluster: forwarded message", "doc", f.doc, "kind", f.kind, "origin", f.origin)
 	n.mu.Lock()
 	rs := n.remotes[k]
 	if rs == nil {

@@ -162,9 +162,16 @@ func (n *Node) Ready(ctx context.Context) error {
 // Close stops forwarding, gives up every document owned here (their
 // owners must have exited: call it after the Registry's Shutdown) and
 // releases their leases at once, within ctx.
+//
+// The subscribers forwarded here are told to rejoin once the leases are
+// released, so that their rejoin finds the document free.
 func (n *Node) Close(ctx context.Context) error {
 	n.mu.Lock()
 	n.closed = true
+	forwarded := make([]*remoteSub, 0, len(n.remotes))
+	for _, rs := range n.remotes {
+		forwarded = append(forwarded, rs)
+	}
 	n.mu.Unlock()
 	n.unsubscribe()
 	n.cancel()
@@ -172,10 +179,17 @@ func (n *Node) Close(ctx context.Context) error {
 	go func() { n.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	for _, rs := range forwarded {
+		rs.publish(&owner.ErrorEvent{Doc: rs.doc, Code: protocol.CodeDocUnloading,
+			Message: "the document's node is shutting down; rejoin", RetryAfter: 0, End: true})
+	}
+	if err := n.cfg.Conn.FlushWithContext(ctx); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		return fmt.Errorf("cluster: flush: %w", err)
+	}
+	return nil
 }
 
 // entry is a document owned here: its lease, its owner (the entry holds
