@@ -37,9 +37,8 @@ type clusterNode struct {
 	stopped bool
 }
 
-const testLeaseTTL = time.Second
 
-func startClusterNode(t *testing.T, c *natstest.Cluster, id string) *clusterNode {
+func startClusterNode(t *testing.T, c *natstest.Cluster, id string, ttl time.Duration) *clusterNode {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -48,10 +47,10 @@ func startClusterNode(t *testing.T, c *natstest.Cluster, id string) *clusterNode
 	if n.logs, err = jetstream.New(ctx, n.nc, jetstream.Options{Replicas: 3}); err != nil {
 		t.Fatal(err)
 	}
-	if n.leases, err = cluster.NewLeases(ctx, n.nc, cluster.LeaseOptions{Node: id, TTL: testLeaseTTL, Replicas: 3}); err != nil {
+	if n.leases, err = cluster.NewLeases(ctx, n.nc, cluster.LeaseOptions{Node: id, TTL: ttl, Replicas: 3}); err != nil {
 		t.Fatal(err)
 	}
-	if n.members, err = cluster.Join(ctx, n.nc, cluster.MemberOptions{Node: id, TTL: testLeaseTTL, Replicas: 3}); err != nil {
+	if n.members, err = cluster.Join(ctx, n.nc, cluster.MemberOptions{Node: id, TTL: ttl, Replicas: 3}); err != nil {
 		t.Fatal(err)
 	}
 	if n.store, err = storage.Open(filepath.Join(t.TempDir(), "collabd.db"), storage.Options{}); err != nil {
@@ -104,12 +103,14 @@ func (n *clusterNode) crash() {
 	})
 }
 
-func startCluster(t *testing.T) []*clusterNode {
+// startCluster starts three nodes, c1..c3, whose leases and membership
+// last ttl.
+func startCluster(t *testing.T, ttl time.Duration) []*clusterNode {
 	t.Helper()
 	c := natstest.Start(t, 3)
 	nodes := make([]*clusterNode, 3)
 	for i := range nodes {
-		nodes[i] = startClusterNode(t, c, fmt.Sprintf("c%d", i+1))
+		nodes[i] = startClusterNode(t, c, fmt.Sprintf("c%d", i+1), ttl)
 	}
 	// Every node sees every other before placement is used.
 	deadline := time.Now().Add(20 * time.Second)
@@ -196,9 +197,10 @@ func allIn(s string, pieces []string) bool {
 
 // TestClusterConverge: three collabd nodes on a 3-node JetStream
 // cluster; clients on different nodes edit one document (two of them are
-// forwarded to the owner node) and converge, every edit acked durable.
+// forwarded to the owner node) and converge, every edit acked durable; an
+// SSE follower on a node that does not own the document sees every change.
 func TestClusterConverge(t *testing.T) {
-	nodes := startCluster(t)
+	nodes := startCluster(t, time.Second)
 	const doc = "shared"
 	clients := make([]*client, 3)
 	for i, n := range nodes {
@@ -209,6 +211,16 @@ func TestClusterConverge(t *testing.T) {
 	if owner == "" {
 		t.Fatal("nobody holds the document's lease")
 	}
+	// An SSE follower on a node that does not own the document.
+	var followAt *clusterNode
+	for _, n := range nodes {
+		if n.id != owner {
+			followAt = n
+		}
+	}
+	feed := openSSE(t, followAt.http.URL+"/v1/docs/"+doc+"/events", nil)
+	var ft followerText
+	ft.apply(t, feed.next(true))
 	var pieces []string
 	for i, c := range clients {
 		p := fmt.Sprintf("<%d>", i)
@@ -225,7 +237,10 @@ func TestClusterConverge(t *testing.T) {
 			t.Errorf("client %d has %q, client 0 %q", i, s, texts[0])
 		}
 	}
-	t.Logf("owner %s; text %q", owner, texts[0])
+	for string(ft.text) != texts[0] {
+		ft.apply(t, feed.next(true))
+	}
+	t.Logf("owner %s; text %q; follower on %s", owner, texts[0], followAt.id)
 }
 
 // testLogger logs to the test's output, prefixed with the node's id.
@@ -238,4 +253,190 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
+}
+
+// docPlacedOn is a document id whose first placement over c1..c3 is node.
+func docPlacedOn(node string) string {
+	for i := 0; ; i++ {
+		doc := fmt.Sprintf("doc%d", i)
+		if cluster.Place(doc, []string{"c1", "c2", "c3"}) == node {
+			return doc
+		}
+	}
+}
+
+// writer is a client that edits until each edit is acked durable,
+// rejoining (and resending what the server lacks) whenever the server says
+// to, as the real clients do.
+type writer struct {
+	*client
+	doc   string
+	batch uint64
+	acked []string // pieces acked durable
+}
+
+// insert inserts piece and returns once it is durable.
+func (w *writer) insert(piece string) {
+	w.t.Helper()
+	w.batch++
+	want := w.batch
+	w.edit(w.doc, want, func(x *crdt.Text) error { return x.Insert(0, piece) })
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		switch m := w.read().(type) {
+		case *protocol.Update:
+			if err := w.doc_().ApplyUpdate(m.Update); err != nil {
+				w.t.Fatal(err)
+			}
+		case *protocol.Ack:
+			if m.Batch == want && m.Status == protocol.AckDurable {
+				w.acked = append(w.acked, piece)
+				return
+			}
+		case *protocol.Error:
+			if !m.Code.Retry() {
+				w.t.Fatalf("terminal error %v", m)
+			}
+			if want = w.rejoin(m.RetryAfterMs); want == 0 {
+				w.acked = append(w.acked, piece) // the new owner loaded it: it was durable
+				return
+			}
+		}
+	}
+	w.t.Fatalf("%q not durable within 30 s", piece)
+}
+
+func (w *writer) doc_() *crdt.Doc { return w.client.doc }
+
+// rejoin joins again after the hint, applies the sync and sends what the
+// server lacks; it returns that batch (0: the server lacks nothing).
+func (w *writer) rejoin(retryMs int) uint64 {
+	w.t.Helper()
+	if retryMs > 0 { // the client's backoff, as the server asks
+		<-time.After(time.Duration(retryMs) * time.Millisecond)
+	}
+	w.send(&protocol.Join{Doc: w.doc, SV: w.doc_().StateVector()})
+	for {
+		switch m := w.read().(type) {
+		case *protocol.Sync:
+			if err := w.doc_().ApplyUpdate(m.Update); err != nil {
+				w.t.Fatal(err)
+			}
+			if !m.Final {
+				continue
+			}
+			missing := w.doc_().EncodeDiff(m.SV)
+			if emptyUpdate(missing) {
+				return 0
+			}
+			w.batch++
+			w.send(&protocol.Update{Doc: w.doc, Batch: w.batch, Update: missing})
+			return w.batch
+		case *protocol.Update:
+			if err := w.doc_().ApplyUpdate(m.Update); err != nil {
+				w.t.Fatal(err)
+			}
+		case *protocol.Error:
+			if !m.Code.Retry() {
+				w.t.Fatalf("terminal error %v", m)
+			}
+			if m.Batch == 0 { // the join itself was refused: again
+				return w.rejoin(max(m.RetryAfterMs, 50))
+			}
+		}
+	}
+}
+
+// checkSet joins doc on n with a fresh client and checks the set: every
+// acked piece is in the text exactly once.
+func checkSet(t *testing.T, n *clusterNode, doc string, agent crdt.AgentID, writers ...*writer) {
+	t.Helper()
+	c := dial(t, n.url, agent)
+	c.join(doc)
+	text := c.doc.Text("body").String()
+	acked := 0
+	for _, w := range writers {
+		for _, p := range w.acked {
+			acked++
+			if k := strings.Count(text, p); k != 1 {
+				t.Errorf("acked %q is in the reloaded text %d times", p, k)
+			}
+		}
+	}
+	t.Logf("%d acked pieces, all present once; text %d bytes", acked, len(text))
+}
+
+// TestClusterOwnerCrash: the owner node dies (no release) while clients
+// on the two other nodes edit; they are told to rejoin, the document moves
+// once its lease expires, they resync and resend, and every edit acked
+// durable is in the document exactly once.
+func TestClusterOwnerCrash(t *testing.T) {
+	nodes := startCluster(t, time.Second)
+	doc := docPlacedOn("c1")
+	ws := []*writer{
+		{client: dial(t, nodes[1].url, 11), doc: doc},
+		{client: dial(t, nodes[2].url, 12), doc: doc},
+	}
+	for _, w := range ws {
+		w.join(doc)
+	}
+	if h := holder(t, nodes[1], doc); h != "c1" {
+		t.Fatalf("the document is held by %q, want c1", h)
+	}
+	rounds := 12
+	if testing.Short() {
+		rounds = 6
+	}
+	var crashed time.Time
+	for k := range rounds {
+		if k == rounds/2 {
+			nodes[0].crash()
+			crashed = time.Now()
+		}
+		for i, w := range ws {
+			w.insert(fmt.Sprintf("[%d.%d]", i, k))
+		}
+		if k == rounds/2 {
+			t.Logf("every writer acked again %v after the crash", time.Since(crashed))
+		}
+	}
+	if h := holder(t, nodes[1], doc); h != "c2" && h != "c3" {
+		t.Errorf("after the crash the document is held by %q", h)
+	}
+	checkSet(t, nodes[2], doc, 13, ws...)
+}
+
+// TestClusterGracefulHandover: the owner node stops gracefully (SIGTERM):
+// its lease is released at once, so the writers on the other nodes are
+// acked again well within the lease TTL (5 s here), and nothing acked is lost.
+func TestClusterGracefulHandover(t *testing.T) {
+	const ttl = 5 * time.Second
+	nodes := startCluster(t, ttl)
+	doc := docPlacedOn("c1")
+	ws := []*writer{
+		{client: dial(t, nodes[1].url, 21), doc: doc},
+		{client: dial(t, nodes[2].url, 22), doc: doc},
+	}
+	for _, w := range ws {
+		w.join(doc)
+	}
+	for k := range 3 {
+		for i, w := range ws {
+			w.insert(fmt.Sprintf("[%d.%d]", i, k))
+		}
+	}
+	if h := holder(t, nodes[1], doc); h != "c1" {
+		t.Fatalf("the document is held by %q, want c1", h)
+	}
+	start := time.Now()
+	nodes[0].stop()
+	for i, w := range ws {
+		w.insert(fmt.Sprintf("[%d.after]", i))
+	}
+	took := time.Since(start)
+	t.Logf("stop and hand-over: every writer acked again after %v", took)
+	if took >= ttl {
+		t.Errorf("hand-over took %v: not before the lease TTL %v", took, ttl)
+	}
+	checkSet(t, nodes[1], doc, 23, ws...)
 }

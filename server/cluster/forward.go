@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -49,7 +48,7 @@ func (n *Node) Acquire(ctx context.Context, doc string) (*Ref, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.log.Debug("cluster: acquired", "doc", doc, "local", e != nil, "node", node)
+	n.log.Debug("cluster: document routed", "doc", doc, "local", e != nil, "node", node)
 	n.mu.Lock()
 	n.nextKey++
 	r := &Ref{n: n, doc: doc, key: n.nextKey, e: e, node: node}
@@ -151,7 +150,6 @@ func (r *Ref) Send(ctx context.Context, m owner.Msg) bool {
 	r.mu.Unlock()
 	if e != nil {
 		if e.o.Send(ctx, m) {
-			r.n.log.Debug("cluster: sent local", "doc", r.doc, "msg", fmt.Sprintf("%T", m))
 			return true
 		}
 		if ctx.Err() != nil {
@@ -345,7 +343,6 @@ func (n *Node) onEvt(msg *nats.Msg) {
 	n.mu.Lock()
 	r := n.refs[e.key]
 	n.mu.Unlock()
-	n.log.Debug("cluster: event", "key", e.key, "ev", fmt.Sprintf("%T", e.ev), "ref", r != nil)
 	if r == nil {
 		return // released meanwhile
 	}
@@ -409,7 +406,7 @@ func (n *Node) dropDead(live []string) {
 		r.mu.Lock()
 		sub := r.sub
 		r.mu.Unlock()
-		r.deliver(sub, &owner.ErrorEvent{Doc: r.doc, Code: protocol.CodeDocUnloading, Message: "the document's node left; rejoin", RetryAfter: time.Second, End: true}, false)
+		r.deliver(sub, &owner.ErrorEvent{Doc: r.doc, Code: protocol.CodeDocUnloading, Message: "the document's node left; rejoin", End: true}, false) // no wait: the rejoin waits for the lease
 	}
 	for _, rs := range rss {
 		rs.stop()
@@ -521,7 +518,6 @@ func (n *Node) onFwd(msg *nats.Msg) {
 		return
 	}
 	k := remoteKey{f.origin, f.key}
-	n.log.Debug("cluster: forwarded message", "doc", f.doc, "kind", f.kind, "origin", f.origin)
 	n.mu.Lock()
 	rs := n.remotes[k]
 	if rs == nil {
@@ -648,4 +644,3 @@ func (rs *remoteSub) msg(f *fwd) owner.Msg {
 	}
 	return nil
 }
-
