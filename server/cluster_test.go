@@ -37,7 +37,6 @@ type clusterNode struct {
 	stopped bool
 }
 
-
 func startClusterNode(t *testing.T, c *natstest.Cluster, id string, ttl time.Duration) *clusterNode {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
