@@ -189,17 +189,20 @@ var table = map[string]row{
 
 	// The binary wires it together.
 	"cmd/collabd": {Allow: why{
-		"server":           "collabd serve",
-		"server/webhook":   "serve opens the webhook outbox; webhooks verifies signatures in its tests",
-		"storage":          "opens the store; offline backup, export, restore and verify",
-		"crdt":             "offline export rebuilds a document from snapshot and log",
-		"crdt/yjs":         "offline export and verify rebuild Yjs documents",
-		"server/owner":     "the kind prefix of stored records (owner.RecordKind)",
-		"internal/demo":    "the demo page served at /",
-		"internal/loadgen": "collabd bench",
-		"internal/chaos":   "collabd chaos",
-		"internal/trace":   "collabd trace",
-	}},
+		"server":             "collabd serve",
+		"server/webhook":     "serve opens the webhook outbox; webhooks verifies signatures in its tests",
+		"storage":            "opens the store; offline backup, export, restore and verify",
+		"crdt":               "offline export rebuilds a document from snapshot and log",
+		"crdt/yjs":           "offline export and verify rebuild Yjs documents",
+		"server/owner":       "the kind prefix of stored records (owner.RecordKind)",
+		"internal/demo":      "the demo page served at /",
+		"internal/loadgen":   "collabd bench",
+		"internal/chaos":     "collabd chaos",
+		"internal/trace":     "collabd trace",
+		"internal/natsembed": "serve --nats-embedded runs a NATS node in the process",
+		"server/cluster":     "serve's cluster mode: leases and membership",
+		"storage/jetstream":  "serve's cluster mode: the replicated document store",
+	}, Tolerate: natsPprof},
 
 	// Test-only packages (no non-test files: nothing to allow).
 	".":   {}, // this file
