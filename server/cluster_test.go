@@ -37,8 +37,12 @@ type clusterNode struct {
 	stopped bool
 }
 
-func startClusterNode(t *testing.T, c *natstest.Cluster, id string, ttl time.Duration) *clusterNode {
+func startClusterNode(t *testing.T, c *natstest.Cluster, id string, ttl time.Duration, pace *pacer) *clusterNode {
 	t.Helper()
+	var renew, beat <-chan time.Time
+	if pace != nil {
+		renew, beat = pace.renew, pace.beat
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	n := &clusterNode{t: t, id: id, nc: c.Connect()}
@@ -46,10 +50,10 @@ func startClusterNode(t *testing.T, c *natstest.Cluster, id string, ttl time.Dur
 	if n.logs, err = jetstream.New(ctx, n.nc, jetstream.Options{Replicas: 3}); err != nil {
 		t.Fatal(err)
 	}
-	if n.leases, err = cluster.NewLeases(ctx, n.nc, cluster.LeaseOptions{Node: id, TTL: ttl, Replicas: 3}); err != nil {
+	if n.leases, err = cluster.NewLeases(ctx, n.nc, cluster.LeaseOptions{Node: id, TTL: ttl, Replicas: 3, Renew: renew}); err != nil {
 		t.Fatal(err)
 	}
-	if n.members, err = cluster.Join(ctx, n.nc, cluster.MemberOptions{Node: id, TTL: ttl, Replicas: 3}); err != nil {
+	if n.members, err = cluster.Join(ctx, n.nc, cluster.MemberOptions{Node: id, TTL: ttl, Replicas: 3, Beat: beat}); err != nil {
 		t.Fatal(err)
 	}
 	if n.store, err = storage.Open(filepath.Join(t.TempDir(), "collabd.db"), storage.Options{}); err != nil {
@@ -103,13 +107,17 @@ func (n *clusterNode) crash() {
 }
 
 // startCluster starts three nodes, c1..c3, whose leases and membership
-// last ttl.
-func startCluster(t *testing.T, ttl time.Duration) []*clusterNode {
+// last ttl; c1's renewals and heartbeats come from pace when it is set.
+func startCluster(t *testing.T, ttl time.Duration, pace *pacer) []*clusterNode {
 	t.Helper()
 	c := natstest.Start(t, 3)
 	nodes := make([]*clusterNode, 3)
 	for i := range nodes {
-		nodes[i] = startClusterNode(t, c, fmt.Sprintf("c%d", i+1), ttl)
+		var p *pacer
+		if i == 0 {
+			p = pace
+		}
+		nodes[i] = startClusterNode(t, c, fmt.Sprintf("c%d", i+1), ttl, p)
 	}
 	// Every node sees every other before placement is used.
 	deadline := time.Now().Add(20 * time.Second)
@@ -199,7 +207,7 @@ func allIn(s string, pieces []string) bool {
 // forwarded to the owner node) and converge, every edit acked durable; an
 // SSE follower on a node that does not own the document sees every change.
 func TestClusterConverge(t *testing.T) {
-	nodes := startCluster(t, time.Second)
+	nodes := startCluster(t, time.Second, nil)
 	const doc = "shared"
 	clients := make([]*client, 3)
 	for i, n := range nodes {
@@ -370,7 +378,7 @@ func checkSet(t *testing.T, n *clusterNode, doc string, agent crdt.AgentID, writ
 // once its lease expires, they resync and resend, and every edit acked
 // durable is in the document exactly once.
 func TestClusterOwnerCrash(t *testing.T) {
-	nodes := startCluster(t, time.Second)
+	nodes := startCluster(t, time.Second, nil)
 	doc := docPlacedOn("c1")
 	ws := []*writer{
 		{client: dial(t, nodes[1].url, 11), doc: doc},
@@ -410,7 +418,7 @@ func TestClusterOwnerCrash(t *testing.T) {
 // acked again well within the lease TTL (5 s here), and nothing acked is lost.
 func TestClusterGracefulHandover(t *testing.T) {
 	const ttl = 5 * time.Second
-	nodes := startCluster(t, ttl)
+	nodes := startCluster(t, ttl, nil)
 	doc := docPlacedOn("c1")
 	ws := []*writer{
 		{client: dial(t, nodes[1].url, 21), doc: doc},
@@ -438,4 +446,123 @@ func TestClusterGracefulHandover(t *testing.T) {
 		t.Errorf("hand-over took %v: not before the lease TTL %v", took, ttl)
 	}
 	checkSet(t, nodes[1], doc, 23, ws...)
+}
+
+// pacer drives a node's lease renewals and heartbeats every period until
+// paused: a paused node plays a process stopped (SIGSTOP) or cut off,
+// whose goroutines do not run but whose state stays.
+type pacer struct {
+	renew, beat chan time.Time
+	paused      chan bool
+	stop        chan struct{}
+	done        chan struct{}
+}
+
+func newPacer(t *testing.T, period time.Duration) *pacer {
+	p := &pacer{renew: make(chan time.Time), beat: make(chan time.Time), paused: make(chan bool),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		tk := time.NewTicker(period)
+		defer tk.Stop()
+		paused := false
+		for {
+			select {
+			case paused = <-p.paused:
+				continue
+			case <-p.stop:
+				return
+			case now := <-tk.C:
+				if paused {
+					continue
+				}
+				for _, ch := range []chan time.Time{p.renew, p.beat} {
+					select {
+					case ch <- now:
+					case paused = <-p.paused:
+					case <-p.stop:
+						return
+					}
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() { close(p.stop); <-p.done })
+	return p
+}
+
+func (p *pacer) pause()  { p.paused <- true }
+func (p *pacer) resume() { p.paused <- false }
+
+// TestClusterPausedOwner: the owner node stops running (its lease and
+// membership expire) while clients edit; the others take the document
+// over with a higher epoch. The paused node's own client then edits on
+// the deposed owner: that edit is never acked durable (the log fences it
+// off). Once the node runs again it finds its lease lost, gives the
+// document up, and its client rejoins the new owner and resends; every
+// edit acked durable, by either owner, is in the document exactly once.
+func TestClusterPausedOwner(t *testing.T) {
+	const ttl = time.Second
+	pace := newPacer(t, ttl/4)
+	nodes := startCluster(t, ttl, pace)
+	doc := docPlacedOn("c1")
+	local := &writer{client: dial(t, nodes[0].url, 31), doc: doc}
+	remote := &writer{client: dial(t, nodes[1].url, 32), doc: doc}
+	local.join(doc)
+	remote.join(doc)
+	for k := range 2 {
+		local.insert(fmt.Sprintf("[l%d]", k))
+		remote.insert(fmt.Sprintf("[r%d]", k))
+	}
+	if h := holder(t, nodes[1], doc); h != "c1" {
+		t.Fatalf("the document is held by %q, want c1", h)
+	}
+
+	pace.pause()
+	// The remote client goes on editing; once c1's membership expires it
+	// is told to rejoin, and the document moves.
+	deadline := time.Now().Add(20 * time.Second)
+	for k := 0; ; k++ {
+		remote.insert(fmt.Sprintf("[p%d]", k))
+		if h := holder(t, nodes[1], doc); h == "c2" || h == "c3" {
+			t.Logf("taken over by %s after %d edits", h, k+1)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the document did not move off the paused node")
+		}
+	}
+
+	// The paused node's client edits on the deposed owner: refused, never
+	// acked durable.
+	local.batch++
+	late := local.batch
+	local.edit(doc, late, func(x *crdt.Text) error { return x.Insert(0, "[late]") })
+	var refusal *protocol.Error
+	for refusal == nil {
+		switch m := local.read().(type) {
+		case *protocol.Ack:
+			if m.Batch == late && m.Status == protocol.AckDurable {
+				t.Fatal("the deposed owner acked an edit durable")
+			}
+		case *protocol.Update:
+			_ = local.doc_().ApplyUpdate(m.Update)
+		case *protocol.Error:
+			if !m.Code.Retry() {
+				t.Fatalf("terminal error %v", m)
+			}
+			refusal = m
+		}
+	}
+	t.Logf("the deposed owner refused the edit: %v", refusal)
+
+	pace.resume()
+	local.insert("[l-after]")
+	remote.insert("[r-after]")
+	checkSet(t, nodes[2], doc, 33, local, remote)
+	c := dial(t, nodes[1].url, 34)
+	c.join(doc)
+	if n := strings.Count(c.doc.Text("body").String(), "[late]"); n != 1 {
+		t.Errorf("the refused edit, resent after the rejoin, is in the document %d times", n)
+	}
 }
