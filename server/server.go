@@ -362,7 +362,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// Leave first: the other nodes stop placing documents here, and
 		// the subscribers they forward here wait for the leases this node
 		// releases below (hand-over at once, not after the TTL).
-		if err := c.Members.Leave(ctx); err != nil {
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second) // without a quorum the rest must still run
+		err := c.Members.Leave(lctx)
+		cancel()
+		if err != nil {
 			s.cfg.Logger.Warn("cluster: leave", "err", err)
 		}
 	}
