@@ -3,7 +3,9 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -205,7 +207,8 @@ func allIn(s string, pieces []string) bool {
 // TestClusterConverge: three collabd nodes on a 3-node JetStream
 // cluster; clients on different nodes edit one document (two of them are
 // forwarded to the owner node) and converge, every edit acked durable; an
-// SSE follower on a node that does not own the document sees every change.
+// SSE follower on a node that does not own the document sees every change;
+// the HTTP API's edits and reads on any node reach the owner.
 func TestClusterConverge(t *testing.T) {
 	nodes := startCluster(t, time.Second, nil)
 	const doc = "shared"
@@ -248,6 +251,37 @@ func TestClusterConverge(t *testing.T) {
 		ft.apply(t, feed.next(true))
 	}
 	t.Logf("owner %s; text %q; follower on %s", owner, texts[0], followAt.id)
+
+	// The HTTP API on a node that does not own the document: a REST edit
+	// (acked durable by the owner), then the text from every node.
+	resp, err := http.Post(followAt.http.URL+"/v1/docs/"+doc+"/edits", "application/json", strings.NewReader(`{"edits": [[0, 0, "<rest>"]]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("REST edit on %s: %d %s", followAt.id, resp.StatusCode, b)
+	}
+	for _, n := range nodes {
+		resp, err := http.Get(n.http.URL + "/v1/docs/" + doc + "/text")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "<rest>"+texts[0]) {
+			t.Errorf("GET text on %s = %d %s, want <rest>%s", n.id, resp.StatusCode, b, texts[0])
+		}
+	}
+	resp, err = http.Get(followAt.http.URL + "/v1/docs/never-written")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET a document never written on %s = %d, want 404", followAt.id, resp.StatusCode)
+	}
 }
 
 // testLogger logs to the test's output, prefixed with the node's id.

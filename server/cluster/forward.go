@@ -162,6 +162,9 @@ func (r *Ref) Send(ctx context.Context, m owner.Msg) bool {
 	if node == "" { // released
 		return false
 	}
+	if r.forwardRequest(ctx, node, m) {
+		return true
+	}
 	f := r.toFwd(m)
 	if f == nil {
 		failRequest(m, &owner.Refused{Code: protocol.CodeDocUnloading,

@@ -64,6 +64,8 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	subs   []*nats.Subscription
+	// reqSlots bounds the forwarded requests served at once (request.go).
+	reqSlots chan struct{}
 
 	mu      sync.Mutex // guards local, remotes, refs, nextKey, every entry's users, idle and closing
 	local   map[string]*entry
@@ -93,7 +95,8 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{cfg: cfg, id: cfg.Leases.Node(), log: cfg.Logger, ctx: ctx, cancel: cancel,
-		local: map[string]*entry{}, remotes: map[remoteKey]*remoteSub{}, refs: map[uint64]*Ref{}}
+		local: map[string]*entry{}, remotes: map[remoteKey]*remoteSub{}, refs: map[uint64]*Ref{},
+		reqSlots: make(chan struct{}, maxReqInFlight)}
 	fs, err := cfg.Conn.Subscribe(n.fwdSubject(n.id), n.onFwd)
 	if err != nil {
 		cancel()
@@ -105,11 +108,18 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		cancel()
 		return nil, fmt.Errorf("cluster: subscribe: %w", err)
 	}
+	rs, err := cfg.Conn.Subscribe(n.reqSubject(n.id), n.onReq)
+	if err != nil {
+		_ = fs.Unsubscribe()
+		_ = es.Unsubscribe()
+		cancel()
+		return nil, fmt.Errorf("cluster: subscribe: %w", err)
+	}
 	// Unlimited pending: a slow consumer would drop forwarded messages
 	// silently; the per-subscriber queues bound the work instead.
 	_ = fs.SetPendingLimits(-1, -1)
 	_ = es.SetPendingLimits(-1, -1)
-	n.subs = []*nats.Subscription{fs, es}
+	n.subs = []*nats.Subscription{fs, es, rs}
 	if err := cfg.Conn.FlushTimeout(5 * time.Second); err != nil {
 		n.unsubscribe()
 		cancel()

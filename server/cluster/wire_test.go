@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"errors"
 	"reflect"
 	"testing"
 	"time"
@@ -102,7 +103,7 @@ func TestWireRefusesTruncated(t *testing.T) {
 	}
 }
 
-// FuzzDecodeWire feeds hostile bytes to both decoders: no panic, no
+// FuzzDecodeWire feeds hostile bytes to every decoder: no panic, no
 // allocation past what the input declares and holds, and what decodes
 // re-encodes to a message that decodes the same.
 func FuzzDecodeWire(f *testing.F) {
@@ -113,6 +114,11 @@ func FuzzDecodeWire(f *testing.F) {
 		b, _ := encodeEvt(1, false, ev, "", false)
 		f.Add(b)
 	}
+	for _, m := range reqSamples() {
+		f.Add(encodeReq("d", m))
+	}
+	f.Add(encodeReadResult(owner.ReadResult{Roots: []string{"a"}, Clock: map[string]uint64{"x": 1}, Content: map[string][]byte{"a": nil}}))
+	f.Add(encodeEditResult(owner.EditResult{Err: errors.New("x")}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if x, err := decodeFwd(b); err == nil {
 			y, err := decodeFwd(encodeFwd(x))
@@ -125,5 +131,70 @@ func FuzzDecodeWire(f *testing.F) {
 				t.Fatalf("decoded event %T does not encode", e.ev)
 			}
 		}
+		_, _ = decodeReq(b)
+		_, _ = decodeReadResult(b)
+		_, _ = decodeEditResult(b)
+		_, _ = decodeBroadcastResult(b)
 	})
+}
+
+func reqSamples() []owner.Msg {
+	v := uint64(3)
+	return []owner.Msg{
+		owner.Read{Root: "body", What: owner.ReadInfo},
+		owner.Read{What: owner.ReadSnapshot},
+		owner.Edit{Root: "body", Edits: []owner.Splice{{Pos: 1, Del: 2, Ins: "x"}, {Ins: "é"}}, Version: &v, Key: "k"},
+		owner.Edit{Root: "body"},
+		owner.Broadcast{Data: []byte(`{"a":1}`)},
+	}
+}
+
+func TestReqRoundTrip(t *testing.T) {
+	for _, m := range reqSamples() {
+		b := encodeReq("doc", m)
+		q, err := decodeReq(b)
+		if err != nil {
+			t.Fatalf("decodeReq(%T) = %v", m, err)
+		}
+		var got owner.Msg
+		switch q.kind {
+		case reqRead:
+			got = q.read
+		case reqEdit:
+			got = q.edit
+		case reqBroadcast:
+			got = q.bcast
+		}
+		if q.doc != "doc" || !reflect.DeepEqual(got, m) {
+			t.Errorf("decodeReq(encodeReq(%#v)) = %q %#v", m, q.doc, got)
+		}
+		for i := range len(b) {
+			if _, err := decodeReq(b[:i]); err == nil {
+				t.Errorf("decodeReq of a truncated %T accepted", m)
+			}
+		}
+	}
+}
+
+func TestReplyRoundTrip(t *testing.T) {
+	reads := []owner.ReadResult{
+		{Err: owner.ErrNoDocument},
+		{Err: &owner.Refused{Code: protocol.CodeDocUnloading, Message: "moved"}},
+		{Kind: owner.KindYjs, Version: 7, Text: "hi", Roots: []string{"a", "b"}, Clock: map[string]uint64{"x": 1},
+			Pending: 2, Peers: 3, Sessions: 4, Snapshot: []byte{1}, Awareness: map[uint64]string{9: "{}"}, Content: map[string][]byte{"a": []byte(`"hi"`)}},
+	}
+	for _, want := range reads {
+		got, err := decodeReadResult(encodeReadResult(want))
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("decodeReadResult(encodeReadResult(%#v)) = %#v, %v", want, got, err)
+		}
+	}
+	edit := owner.EditResult{Version: 4, Applied: 2, Replay: true}
+	if got, err := decodeEditResult(encodeEditResult(edit)); err != nil || !reflect.DeepEqual(got, edit) {
+		t.Errorf("edit result round trip = %#v, %v", got, err)
+	}
+	bc := owner.BroadcastResult{Delivered: 3}
+	if got, err := decodeBroadcastResult(encodeBroadcastResult(bc)); err != nil || !reflect.DeepEqual(got, bc) {
+		t.Errorf("broadcast result round trip = %#v, %v", got, err)
+	}
 }
