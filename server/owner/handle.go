@@ -10,6 +10,9 @@ import (
 // handle is the owner's one switch over its inbox.
 func (o *Owner) handle(m Msg) {
 	defer o.trackFollowers(o.followerCount())
+	if o.failed != nil && o.retryable() && asksAgain(m) {
+		o.reload()
+	}
 	if o.failed != nil && o.refuse(m) {
 		return
 	}
@@ -99,6 +102,35 @@ func (o *Owner) broadcast(m Broadcast) {
 	if m.Reply != nil {
 		answer(m.Reply, BroadcastResult{Delivered: n})
 	}
+}
+
+// retryable reports whether the document's failure may pass (storage
+// unreachable, fenced, not owned here yet): not a deletion, a corrupt or
+// a panicking document.
+func (o *Owner) retryable() bool {
+	return !errors.Is(o.failed, ErrDeleted) && !errors.Is(o.failed, ErrCorrupt) && !errors.Is(o.failed, ErrPanicked)
+}
+
+// asksAgain reports whether m is a subscriber or request asking for the
+// document anew (a join, a follow, a read, an edit): for a document whose
+// load failed for a reason that may pass, the owner tries to load it again
+// first, so that a storage outage (a JetStream election) does not refuse
+// the document until it happens to unload.
+func asksAgain(m Msg) bool {
+	switch m.(type) {
+	case Join, Follow, Read, Edit:
+		return true
+	}
+	return false
+}
+
+// reload replaces the failed state by a fresh load.
+func (o *Owner) reload() {
+	o.cfg.Logger.Info("document load retried", "doc", o.id, "after", o.failed)
+	o.pres.timer.Stop()
+	o.vers.stop()
+	o.state = newState(o.cfg)
+	o.start(o.reg.ctx)
 }
 
 // refuse answers m for a refused document (failed load or deleted). It
