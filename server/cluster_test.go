@@ -274,6 +274,19 @@ func TestClusterConverge(t *testing.T) {
 			t.Errorf("GET text on %s = %d %s, want <rest>%s", n.id, resp.StatusCode, b, texts[0])
 		}
 	}
+	// The owner node's metrics count the document and the subscribers
+	// forwarded to it.
+	resp, err = http.Get(nodeByID(nodes, owner).http.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"collabd_cluster_owned_documents 1", "collabd_cluster_forwarded_in 3"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("owner's metrics lack %q", want)
+		}
+	}
 	resp, err = http.Get(followAt.http.URL + "/v1/docs/never-written")
 	if err != nil {
 		t.Fatal(err)
@@ -599,4 +612,13 @@ func TestClusterPausedOwner(t *testing.T) {
 	if n := strings.Count(c.doc.Text("body").String(), "[late]"); n != 1 {
 		t.Errorf("the refused edit, resent after the rejoin, is in the document %d times", n)
 	}
+}
+
+func nodeByID(nodes []*clusterNode, id string) *clusterNode {
+	for _, n := range nodes {
+		if n.id == id {
+			return n
+		}
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/collabd/collabd/server/cluster"
 	"github.com/collabd/collabd/server/owner"
@@ -71,6 +72,17 @@ func (s *Server) startNode() error {
 		return err
 	}
 	s.node = n
+	stat := func(name, help string, f func(cluster.Stats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(n.Stats()) })
+	}
+	s.metrics.reg.MustRegister(
+		stat("collabd_cluster_owned_documents", "Documents this node owns (holds the lease of).", func(st cluster.Stats) float64 { return float64(st.Owned) }),
+		stat("collabd_cluster_forwarded_in", "Subscribers of other nodes served by this node's owners.", func(st cluster.Stats) float64 { return float64(st.ForwardedIn) }),
+		stat("collabd_cluster_forwarded_out", "Subscribers on this node whose document's owner is another node.", func(st cluster.Stats) float64 { return float64(st.Routed) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "collabd_cluster_lease_losses_total",
+			Help: "Documents given up because their lease was lost (taken over after a pause or partition)."},
+			func() float64 { return float64(n.Stats().LeaseLosses) }),
+	)
 	return nil
 }
 

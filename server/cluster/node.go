@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -66,6 +67,8 @@ type Node struct {
 	subs   []*nats.Subscription
 	// reqSlots bounds the forwarded requests served at once (request.go).
 	reqSlots chan struct{}
+
+	leaseLosses atomic.Int64 // documents disowned because their lease was lost
 
 	mu      sync.Mutex // guards local, remotes, refs, nextKey, every entry's users, idle and closing
 	local   map[string]*entry
@@ -154,6 +157,31 @@ func (n *Node) Owned() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return len(n.local)
+}
+
+// Stats is what a node does, for metrics.
+type Stats struct {
+	Owned       int   // documents owned here
+	ForwardedIn int   // subscribers of other nodes served here
+	Routed      int   // subscribers here whose owner is on another node
+	LeaseLosses int64 // documents disowned since the start: their lease was lost
+}
+
+// Stats counts what the node does now.
+func (n *Node) Stats() Stats {
+	n.mu.Lock()
+	refs := make([]*Ref, 0, len(n.refs))
+	for _, r := range n.refs {
+		refs = append(refs, r)
+	}
+	st := Stats{Owned: len(n.local), ForwardedIn: len(n.remotes), LeaseLosses: n.leaseLosses.Load()}
+	n.mu.Unlock()
+	for _, r := range refs {
+		if r.Remote() {
+			st.Routed++
+		}
+	}
+	return st
 }
 
 // Ready reports whether the node can serve: it is among the live members
@@ -380,8 +408,12 @@ func (n *Node) guard(e *entry) {
 		case <-e.lease.Lost():
 			lost, done = true, true
 		case <-e.closeReq:
+			// Idle: closing is decided with the users counted under the
+			// same lock, so that no user slips in between.
 			n.mu.Lock()
-			done = e.users == 0
+			if e.users == 0 {
+				e.closing, done = true, true
+			}
 			n.mu.Unlock()
 		case <-e.o.Done():
 			done = true
@@ -397,6 +429,7 @@ func (n *Node) guard(e *entry) {
 	n.mu.Unlock()
 	reg := n.cfg.Registry
 	if lost {
+		n.leaseLosses.Add(1)
 		n.log.Warn("document lease lost: disowned", "doc", e.doc, "err", e.lease.Err())
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		e.o.Send(ctx, owner.Disown{Code: protocol.CodeDocUnloading, Message: "the document moved to another node; rejoin"})
