@@ -39,6 +39,9 @@ type clusterNode struct {
 	stopped bool
 }
 
+// testIdle is how long a document nobody uses stays owned by a test node.
+const testIdle = 300 * time.Millisecond
+
 func startClusterNode(t *testing.T, c *natstest.Cluster, id string, ttl time.Duration, pace *pacer) *clusterNode {
 	t.Helper()
 	var renew, beat <-chan time.Time
@@ -61,7 +64,7 @@ func startClusterNode(t *testing.T, c *natstest.Cluster, id string, ttl time.Dur
 	if n.store, err = storage.Open(filepath.Join(t.TempDir(), "collabd.db"), storage.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	n.srv, err = server.New(server.Config{Store: n.store, IdleUnload: time.Minute, Logger: testLogger(t, id),
+	n.srv, err = server.New(server.Config{Store: n.store, IdleUnload: testIdle, Logger: testLogger(t, id),
 		Cluster: &server.ClusterConfig{Conn: n.nc, Leases: n.leases, Members: n.members, Logs: n.logs}})
 	if err != nil {
 		t.Fatal(err)
@@ -621,4 +624,28 @@ func nodeByID(nodes []*clusterNode, id string) *clusterNode {
 		}
 	}
 	return nil
+}
+
+// TestClusterIdleRelease: once nobody on any node uses a document, its
+// owner node gives it up after IdleUnload: the owner unloads, the lease is
+// released (free at once, not after the TTL); the next join loads it again
+// from JetStream, on whichever node placement picks.
+func TestClusterIdleRelease(t *testing.T) {
+	nodes := startCluster(t, 5*time.Second, nil)
+	doc := docPlacedOn("c2")
+	w := &writer{client: dial(t, nodes[0].url, 41), doc: doc}
+	w.join(doc)
+	w.insert("[kept]")
+	if h := holder(t, nodes[0], doc); h != "c2" {
+		t.Fatalf("held by %q, want c2", h)
+	}
+	w.send(&protocol.Leave{Doc: doc})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second) // less than the TTL: a release, not an expiry
+	defer cancel()
+	start := time.Now()
+	if err := nodes[0].leases.AwaitFree(ctx, doc); err != nil {
+		t.Fatalf("the lease was not released within 4 s: %v", err)
+	}
+	t.Logf("released %v after the leave (IdleUnload %v)", time.Since(start), testIdle)
+	checkSet(t, nodes[2], doc, 42, w)
 }
