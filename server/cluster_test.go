@@ -12,11 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go"
 
 	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/crdt/yjs"
 	"github.com/collabd/collabd/internal/natsembed/natstest"
 	"github.com/collabd/collabd/protocol"
+	yproto "github.com/collabd/collabd/protocol/yjs"
 	"github.com/collabd/collabd/server"
 	"github.com/collabd/collabd/server/cluster"
 	"github.com/collabd/collabd/storage"
@@ -648,4 +651,84 @@ func TestClusterIdleRelease(t *testing.T) {
 	}
 	t.Logf("released %v after the leave (IdleUnload %v)", time.Since(start), testIdle)
 	checkSet(t, nodes[2], doc, 42, w)
+}
+
+// yClient is a bare y-websocket client (y-protocols sync) with its own
+// Yjs replica.
+type yClient struct {
+	t    *testing.T
+	conn *websocket.Conn
+	doc  *yjs.Doc
+}
+
+func dialY(t *testing.T, n *clusterNode, doc string) *yClient {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(n.http.URL, "http")+"/v1/yjs/"+doc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	c := &yClient{t: t, conn: conn, doc: yjs.New(yjs.Limits{})}
+	c.write(yproto.AppendSync(nil, yproto.SyncStep1, c.doc.StateVector()))
+	c.readUntil(func(m yproto.Message) bool { return m.Type == yproto.TypeSync && m.Sync == yproto.SyncStep2 })
+	return c
+}
+
+func (c *yClient) write(frame []byte) {
+	c.t.Helper()
+	if err := c.conn.WriteMessage(websocket.BinaryMessage, frame); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// readUntil applies what the server sends until done says so.
+func (c *yClient) readUntil(done func(yproto.Message) bool) {
+	c.t.Helper()
+	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, b, err := c.conn.ReadMessage()
+		if err != nil {
+			c.t.Fatalf("y-websocket read: %v", err)
+		}
+		m, err := yproto.Decode(b, yproto.Limits{})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if m.Type == yproto.TypeSync && m.Sync != yproto.SyncStep1 {
+			if _, err := c.doc.Apply(m.Payload); err != nil {
+				c.t.Fatal(err)
+			}
+		}
+		if done(m) {
+			return
+		}
+	}
+}
+
+// TestClusterYWebsocket: two y-websocket clients on the two nodes that do
+// not own the document (both forwarded) edit it and converge.
+func TestClusterYWebsocket(t *testing.T) {
+	nodes := startCluster(t, 5*time.Second, nil)
+	doc := docPlacedOn("c1")
+	start := time.Now()
+	a, b := dialY(t, nodes[1], doc), dialY(t, nodes[2], doc)
+	t.Logf("both synced after %v", time.Since(start))
+	if h := holder(t, nodes[1], doc); h != "c1" {
+		t.Fatalf("held by %q, want c1", h)
+	}
+	ua, err := a.doc.InsertText(101, "t", 0, "from a. ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.write(yproto.AppendSync(nil, yproto.SyncUpdate, ua))
+	b.readUntil(func(yproto.Message) bool { return strings.Contains(b.doc.Text("t"), "from a.") })
+	ub, err := b.doc.InsertText(102, "t", 0, "from b. ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.write(yproto.AppendSync(nil, yproto.SyncUpdate, ub))
+	a.readUntil(func(yproto.Message) bool { return strings.Contains(a.doc.Text("t"), "from b.") })
+	if a.doc.Text("t") != b.doc.Text("t") {
+		t.Errorf("texts differ: %q and %q", a.doc.Text("t"), b.doc.Text("t"))
+	}
 }
