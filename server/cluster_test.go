@@ -732,3 +732,28 @@ func TestClusterYWebsocket(t *testing.T) {
 		t.Errorf("texts differ: %q and %q", a.doc.Text("t"), b.doc.Text("t"))
 	}
 }
+
+// TestClusterPresence: presence between sessions on the two nodes that do
+// not own the document (both forwarded): each sees the other join, a caret
+// move, and a leave.
+func TestClusterPresence(t *testing.T) {
+	nodes := startCluster(t, 5*time.Second, nil)
+	doc := docPlacedOn("c1")
+	start := time.Now()
+	a, av := dialPresence(t, nodes[1].url, "", 51)
+	b, bv := dialPresence(t, nodes[2].url, "", 52)
+	a.join(doc)
+	b.join(doc)
+	t.Logf("joined %v", time.Since(start))
+	bv.until(t, b, "both peers", func() bool { return len(bv.peers) == 2 })
+	t.Logf("peers %v", time.Since(start))
+	if p := bv.peers[av.session]; p.User.Name == "" {
+		t.Errorf("the forwarded peer has no user: %+v", p)
+	}
+	a.send(&protocol.PresenceSet{Doc: doc, State: caretAt(7)})
+	bv.until(t, b, "a's caret", func() bool { return posOf(bv.peers[av.session]) == 7 })
+	a.send(&protocol.Leave{Doc: doc})
+	t.Logf("caret %v", time.Since(start))
+	bv.until(t, b, "a gone", func() bool { _, ok := bv.peers[av.session]; return !ok })
+	t.Logf("gone %v", time.Since(start))
+}
