@@ -757,3 +757,48 @@ func TestClusterPresence(t *testing.T) {
 	bv.until(t, b, "a gone", func() bool { _, ok := bv.peers[av.session]; return !ok })
 	t.Logf("gone %v", time.Since(start))
 }
+
+// do sends an HTTP request and returns the status and body.
+func do(t *testing.T, method, url, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestClusterHTTPRequests: creating and deleting a document through a
+// node that does not own it (forwarded by request/reply).
+func TestClusterHTTPRequests(t *testing.T) {
+	nodes := startCluster(t, 5*time.Second, nil)
+	doc := docPlacedOn("c1")
+	at := nodes[1].http.URL
+	if code, body := do(t, "POST", at+"/v1/docs", `{"id": "`+doc+`", "kind": "yjs"}`); code != http.StatusCreated {
+		t.Fatalf("create through c2 = %d %s", code, body)
+	}
+	if h := holder(t, nodes[1], doc); h != "c1" {
+		t.Errorf("held by %q, want c1", h)
+	}
+	if code, body := do(t, "POST", nodes[2].http.URL+"/v1/docs", `{"id": "`+doc+`", "kind": "native"}`); code != http.StatusConflict {
+		t.Errorf("second create through c3 = %d %s, want 409", code, body)
+	}
+	if code, body := do(t, "GET", at+"/v1/docs/"+doc, ""); code != http.StatusOK || !strings.Contains(body, `"yjs"`) {
+		t.Errorf("GET through c2 = %d %s, want a yjs document", code, body)
+	}
+	if code, body := do(t, "DELETE", at+"/v1/docs/"+doc, ""); code/100 != 2 {
+		t.Fatalf("delete through c2 = %d %s", code, body)
+	}
+	if code, body := do(t, "GET", nodes[2].http.URL+"/v1/docs/"+doc, ""); code/100 == 2 {
+		t.Errorf("GET after the delete through c3 = %d %s", code, body)
+	}
+}

@@ -13,17 +13,21 @@ import (
 	"github.com/collabd/collabd/server/owner"
 )
 
-// Requests (the HTTP API's reads, REST edits and app messages) to a
+// Requests (the HTTP API's reads, REST edits, app messages, creations and
+// deletions) to a
 // document owned by another node go there by NATS request/reply on
 // "<prefix>.req.<node>": the owner node answers once the owner has (an
-// edit: once durable). Other requests (delete, import, versions) are not
-// forwarded: they answer with a retryable refusal naming the owner node.
+// edit, a creation, a deletion: once durable). Other requests (import,
+// checkpoints, restores) are not forwarded: they answer with a retryable
+// refusal naming the owner node.
 
 // request kinds.
 const (
 	reqRead byte = iota + 1
 	reqEdit
 	reqBroadcast
+	reqCreate
+	reqDelete
 )
 
 // reqTimeout bounds a forwarded request (an edit waits for durability).
@@ -66,6 +70,13 @@ func encodeReq(doc string, m owner.Msg) []byte {
 		w.byte(reqBroadcast)
 		w.string(doc)
 		w.bytes(m.Data)
+	case owner.Create:
+		w.byte(reqCreate)
+		w.string(doc)
+		w.uint(uint64(m.Kind))
+	case owner.Delete:
+		w.byte(reqDelete)
+		w.string(doc)
 	default:
 		return nil
 	}
@@ -80,6 +91,7 @@ type req struct {
 	read  owner.Read
 	edit  owner.Edit
 	bcast owner.Broadcast
+	docKind owner.Kind // Create
 }
 
 func decodeReq(b []byte) (*req, error) {
@@ -112,6 +124,13 @@ func decodeReq(b []byte) (*req, error) {
 		q.edit.Key = r.string(maxWireString)
 	case reqBroadcast:
 		q.bcast.Data = r.bytes(maxWireBytes)
+	case reqCreate:
+		k := r.uint()
+		if k > math.MaxUint8 {
+			r.fail("kind %d", k)
+		}
+		q.docKind = owner.Kind(k)
+	case reqDelete:
 	default:
 		r.fail("request kind %d", q.kind)
 	}
@@ -127,6 +146,7 @@ const (
 	errRefused
 	errNoDocument
 	errOther
+	errExists
 )
 
 func writeErr(w *writer, err error) {
@@ -140,6 +160,8 @@ func writeErr(w *writer, err error) {
 		w.string(ref.Message)
 	case errors.Is(err, owner.ErrNoDocument):
 		w.byte(errNoDocument)
+	case errors.Is(err, owner.ErrExists):
+		w.byte(errExists)
 	default:
 		w.byte(errOther)
 		w.string(err.Error())
@@ -158,6 +180,8 @@ func readErr(r *reader) error {
 		return &owner.Refused{Code: protocol.Code(c), Message: r.string(maxWireString)}
 	case errNoDocument:
 		return owner.ErrNoDocument
+	case errExists:
+		return owner.ErrExists
 	case errOther:
 		return errors.New(r.string(maxWireString))
 	default:
@@ -303,6 +327,24 @@ func decodeBroadcastResult(b []byte) (owner.BroadcastResult, error) {
 	return res, r.end()
 }
 
+// encodeErrReply is the reply to a Create or Delete: its error.
+func encodeErrReply(kind byte, err error) []byte {
+	w := &writer{}
+	w.byte(wireVersion)
+	w.byte(kind)
+	writeErr(w, err)
+	return w.b
+}
+
+func decodeErrReply(kind byte, b []byte) (error, error) {
+	r := &reader{b: b}
+	if k := r.header(); k != kind && r.err == nil {
+		r.fail("reply kind %d", k)
+	}
+	res := readErr(r)
+	return res, r.end()
+}
+
 // forwardRequest sends a request message to the owner node and answers
 // its reply channel with the owner's answer, or a retryable refusal. It
 // reports false when m is not a forwardable request.
@@ -353,6 +395,18 @@ func answerReply(m owner.Msg, b []byte) error {
 		if m.Reply != nil {
 			answer(m.Reply, res)
 		}
+	case owner.Create:
+		res, err := decodeErrReply(reqCreate, b)
+		if err != nil {
+			return err
+		}
+		answer(m.Reply, res)
+	case owner.Delete:
+		res, err := decodeErrReply(reqDelete, b)
+		if err != nil {
+			return err
+		}
+		answer(m.Reply, res)
 	}
 	return nil
 }
@@ -384,6 +438,8 @@ func (q *req) refusal(err error) []byte {
 		return encodeReadResult(owner.ReadResult{Err: err})
 	case reqEdit:
 		return encodeEditResult(owner.EditResult{Err: err})
+	case reqCreate, reqDelete:
+		return encodeErrReply(q.kind, err)
 	default:
 		return encodeBroadcastResult(owner.BroadcastResult{Err: err})
 	}
@@ -413,6 +469,12 @@ func (n *Node) serveReq(q *req) []byte {
 		reply := make(chan owner.EditResult, 1)
 		q.edit.Reply = reply
 		return encodeEditResult(await(ctx, e.o, q.edit, reply, owner.EditResult{Err: gone}))
+	case reqCreate:
+		reply := make(chan error, 1)
+		return encodeErrReply(q.kind, await(ctx, e.o, owner.Create{Kind: q.docKind, Reply: reply}, reply, error(gone)))
+	case reqDelete:
+		reply := make(chan error, 1)
+		return encodeErrReply(q.kind, await(ctx, e.o, owner.Delete{Reply: reply}, reply, error(gone)))
 	default:
 		reply := make(chan owner.BroadcastResult, 1)
 		q.bcast.Reply = reply

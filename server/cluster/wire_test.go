@@ -135,6 +135,7 @@ func FuzzDecodeWire(f *testing.F) {
 		_, _ = decodeReadResult(b)
 		_, _ = decodeEditResult(b)
 		_, _ = decodeBroadcastResult(b)
+		_, _ = decodeErrReply(reqDelete, b)
 	})
 }
 
@@ -146,6 +147,8 @@ func reqSamples() []owner.Msg {
 		owner.Edit{Root: "body", Edits: []owner.Splice{{Pos: 1, Del: 2, Ins: "x"}, {Ins: "é"}}, Version: &v, Key: "k"},
 		owner.Edit{Root: "body"},
 		owner.Broadcast{Data: []byte(`{"a":1}`)},
+		owner.Create{Kind: owner.KindYjs},
+		owner.Delete{},
 	}
 }
 
@@ -164,6 +167,10 @@ func TestReqRoundTrip(t *testing.T) {
 			got = q.edit
 		case reqBroadcast:
 			got = q.bcast
+		case reqCreate:
+			got = owner.Create{Kind: q.docKind}
+		case reqDelete:
+			got = owner.Delete{}
 		}
 		if q.doc != "doc" || !reflect.DeepEqual(got, m) {
 			t.Errorf("decodeReq(encodeReq(%#v)) = %q %#v", m, q.doc, got)
@@ -192,6 +199,12 @@ func TestReplyRoundTrip(t *testing.T) {
 	edit := owner.EditResult{Version: 4, Applied: 2, Replay: true}
 	if got, err := decodeEditResult(encodeEditResult(edit)); err != nil || !reflect.DeepEqual(got, edit) {
 		t.Errorf("edit result round trip = %#v, %v", got, err)
+	}
+	for _, want := range []error{nil, owner.ErrExists, owner.ErrNoDocument, &owner.Refused{Code: protocol.CodeDocDeleted, Message: "gone"}} {
+		got, err := decodeErrReply(reqDelete, encodeErrReply(reqDelete, want))
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("error reply round trip of %v = %v, %v", want, got, err)
+		}
 	}
 	bc := owner.BroadcastResult{Delivered: 3}
 	if got, err := decodeBroadcastResult(encodeBroadcastResult(bc)); err != nil || !reflect.DeepEqual(got, bc) {
