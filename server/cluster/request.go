@@ -86,11 +86,11 @@ func encodeReq(doc string, m owner.Msg) []byte {
 // req is a decoded request; msg builds its owner message around a reply
 // channel of the matching type (see serveReq).
 type req struct {
-	kind  byte
-	doc   string
-	read  owner.Read
-	edit  owner.Edit
-	bcast owner.Broadcast
+	kind    byte
+	doc     string
+	read    owner.Read
+	edit    owner.Edit
+	bcast   owner.Broadcast
 	docKind owner.Kind // Create
 }
 
