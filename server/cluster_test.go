@@ -802,3 +802,52 @@ func TestClusterHTTPRequests(t *testing.T) {
 		t.Errorf("GET after the delete through c3 = %d %s", code, body)
 	}
 }
+
+// metric reads one counter or gauge from a node's /metrics.
+func metric(t *testing.T, n *clusterNode, name string) float64 {
+	t.Helper()
+	_, body := do(t, "GET", n.http.URL+"/metrics", "")
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err != nil {
+				t.Fatalf("%s: %q: %v", name, v, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in the metrics", name)
+	return 0
+}
+
+// TestClusterFanOutOncePerNode: three sessions on one node and a writer on
+// another, both forwarded to the owner: each update goes to the sessions'
+// node once in full and twice as a reference; all three sessions get every
+// update.
+func TestClusterFanOutOncePerNode(t *testing.T) {
+	nodes := startCluster(t, 5*time.Second, nil)
+	doc := docPlacedOn("c1")
+	var readers []*client
+	for i := range 3 {
+		c := dial(t, nodes[1].url, crdt.AgentID(61+i))
+		c.join(doc)
+		readers = append(readers, c)
+	}
+	w := &writer{client: dial(t, nodes[2].url, 69), doc: doc}
+	w.join(doc)
+	full0, refs0 := metric(t, nodes[0], "collabd_cluster_fanout_full_total"), metric(t, nodes[0], "collabd_cluster_fanout_refs_total")
+	var pieces []string
+	for k := range 5 {
+		p := fmt.Sprintf("[%d]", k)
+		pieces = append(pieces, p)
+		w.insert(p)
+	}
+	for _, c := range readers {
+		c.waitText(doc, pieces)
+	}
+	full, refs := metric(t, nodes[0], "collabd_cluster_fanout_full_total")-full0, metric(t, nodes[0], "collabd_cluster_fanout_refs_total")-refs0
+	t.Logf("5 updates to a node with 3 sessions: %v in full, %v references", full, refs)
+	if full != 5 || refs != 10 {
+		t.Errorf("%v updates in full and %v references, want 5 and 10", full, refs)
+	}
+}

@@ -82,6 +82,12 @@ func (s *Server) startNode() error {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "collabd_cluster_lease_losses_total",
 			Help: "Documents given up because their lease was lost (taken over after a pause or partition)."},
 			func() float64 { return float64(n.Stats().LeaseLosses) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "collabd_cluster_fanout_full_total",
+			Help: "Updates this node's owners published in full to another node (once per node and update)."},
+			func() float64 { return float64(n.Stats().FanFull) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "collabd_cluster_fanout_refs_total",
+			Help: "Updates this node's owners published to another node's further sessions as a reference to the one sent in full."},
+			func() float64 { return float64(n.Stats().FanRefs) }),
 	)
 	return nil
 }

@@ -44,7 +44,9 @@
 // A Node owns its goroutines (guards, one worker per subscriber forwarded
 // to it, forwarded requests, a membership watcher); Close stops them.
 //
-// Not here yet: fan-out once per node rather than per forwarded
-// subscriber, a failover loop that moves documents nobody asks for, and
+// An update goes to each subscriber node once in full, its other
+// sessions get a reference to it (fanout.go).
+//
+// Not here yet: a failover loop that moves documents nobody asks for, and
 // the rest docs/CLUSTER.md lists.
 package cluster

@@ -53,6 +53,7 @@ func (n *Node) Acquire(ctx context.Context, doc string) (*Ref, error) {
 	n.nextKey++
 	r := &Ref{n: n, doc: doc, key: n.nextKey, e: e, node: node}
 	n.refs[r.key] = r
+	n.refDocLocked(doc, 1)
 	n.mu.Unlock()
 	return r, nil
 }
@@ -88,6 +89,7 @@ func (r *Ref) Release() {
 	r.mu.Unlock()
 	r.n.mu.Lock()
 	delete(r.n.refs, r.key)
+	r.n.refDocLocked(r.doc, -1)
 	r.n.mu.Unlock()
 	if e != nil {
 		r.n.unuse(e)
@@ -343,6 +345,13 @@ func (n *Node) onEvt(msg *nats.Msg) {
 		n.log.Warn("forwarded event refused", "err", err)
 		return
 	}
+	if e.fan || e.ref {
+		ev := n.fanned(e)
+		if ev == nil {
+			ev = missedFanOut(e.doc)
+		}
+		e.ev = ev
+	}
 	n.mu.Lock()
 	r := n.refs[e.key]
 	n.mu.Unlock()
@@ -475,9 +484,23 @@ func (rs *remoteSub) send(ev owner.Event, soft bool) bool {
 func (rs *remoteSub) publish(ev owner.Event) bool { return rs.publishSoft(ev, false) }
 
 func (rs *remoteSub) publishSoft(ev owner.Event, soft bool) bool {
-	b, ok := encodeEvt(rs.k.key, soft, ev, rs.root, rs.follower)
-	if !ok {
-		return true
+	var b []byte
+	if u, ok := ev.(*owner.UpdateEvent); ok && !rs.follower {
+		// Once per node: the first of the node's sessions gets the update,
+		// the others a reference to it (fanout.go).
+		seq, first := rs.n.fanSeq(rs.doc, rs.k.origin, u)
+		if first {
+			rs.n.fanFull.Add(1)
+			b, _ = encodeEvtSeq(rs.k.key, soft, ev, "", false, seq)
+		} else {
+			rs.n.fanRefs.Add(1)
+			b = encodeFanRef(rs.k.key, soft, rs.doc, seq)
+		}
+	} else {
+		var ok bool
+		if b, ok = encodeEvt(rs.k.key, soft, ev, rs.root, rs.follower); !ok {
+			return true
+		}
 	}
 	return rs.n.cfg.Conn.Publish(rs.n.evSubject(rs.k.origin), b) == nil
 }

@@ -69,11 +69,15 @@ type Node struct {
 	reqSlots chan struct{}
 
 	leaseLosses atomic.Int64 // documents disowned because their lease was lost
+	fanFull     atomic.Int64 // updates published in full to a subscriber node
+	fanRefs     atomic.Int64 // updates published as a reference to one already sent
 
 	mu      sync.Mutex // guards local, remotes, refs, nextKey, every entry's users, idle and closing
 	local   map[string]*entry
 	remotes map[remoteKey]*remoteSub
 	refs    map[uint64]*Ref
+	fanOut  map[string]map[string]*fanOut // doc -> subscriber node (fanout.go)
+	fanIn   map[string]*fanIn             // doc (fanout.go)
 	nextKey uint64
 	closed  bool
 }
@@ -99,6 +103,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{cfg: cfg, id: cfg.Leases.Node(), log: cfg.Logger, ctx: ctx, cancel: cancel,
 		local: map[string]*entry{}, remotes: map[remoteKey]*remoteSub{}, refs: map[uint64]*Ref{},
+		fanOut: map[string]map[string]*fanOut{}, fanIn: map[string]*fanIn{},
 		reqSlots: make(chan struct{}, maxReqInFlight)}
 	fs, err := cfg.Conn.Subscribe(n.fwdSubject(n.id), n.onFwd)
 	if err != nil {
@@ -165,6 +170,8 @@ type Stats struct {
 	ForwardedIn int   // subscribers of other nodes served here
 	Routed      int   // subscribers here whose owner is on another node
 	LeaseLosses int64 // documents disowned since the start: their lease was lost
+	FanFull     int64 // updates published in full to subscriber nodes
+	FanRefs     int64 // updates published as references (the node had them)
 }
 
 // Stats counts what the node does now.
@@ -174,7 +181,8 @@ func (n *Node) Stats() Stats {
 	for _, r := range n.refs {
 		refs = append(refs, r)
 	}
-	st := Stats{Owned: len(n.local), ForwardedIn: len(n.remotes), LeaseLosses: n.leaseLosses.Load()}
+	st := Stats{Owned: len(n.local), ForwardedIn: len(n.remotes), LeaseLosses: n.leaseLosses.Load(),
+		FanFull: n.fanFull.Load(), FanRefs: n.fanRefs.Load()}
 	n.mu.Unlock()
 	for _, r := range refs {
 		if r.Remote() {
@@ -450,6 +458,7 @@ func (n *Node) guard(e *entry) {
 		<-e.o.Done()
 	}
 	n.cfg.Logs.Release(e.doc)
+	n.dropFanOut(e.doc)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	if err := n.cfg.Leases.Release(ctx, e.lease); err != nil {
 		n.log.Warn("lease not released (it expires)", "doc", e.doc, "err", err)

@@ -87,6 +87,7 @@ const (
 	evAwareness
 	evFeedStart
 	evMessage
+	evFanRef // "deliver the update of fan-out seq of doc to key too" (fanout.go)
 )
 
 type writer struct{ b []byte }
@@ -328,11 +329,22 @@ type evt struct {
 	// presence event.
 	json    []byte
 	cursors map[string][2]int
+	// Fan-out (fanout.go): an update event numbered seq within doc's
+	// fan-out to this node (fan set), or a reference to it (ref set).
+	fan, ref bool
+	seq      uint64
+	doc      string
 }
 
 // encodeEvt encodes ev for the subscriber key. root is the follower's root
 // (JSON and cursors are resolved for it here, on the owner's goroutine).
 func encodeEvt(key uint64, soft bool, ev owner.Event, root string, follower bool) ([]byte, bool) {
+	return encodeEvtSeq(key, soft, ev, root, follower, 0)
+}
+
+// encodeEvtSeq is encodeEvt with an update event's fan-out number (0:
+// none; fanout.go).
+func encodeEvtSeq(key uint64, soft bool, ev owner.Event, root string, follower bool, seq uint64) ([]byte, bool) {
 	w := &writer{}
 	w.byte(wireVersion)
 	switch ev := ev.(type) {
@@ -364,6 +376,7 @@ func encodeEvt(key uint64, soft bool, ev owner.Event, root string, follower bool
 		}
 		w.bool(js != nil)
 		w.bytes(js)
+		w.uint(seq)
 	case *owner.AckEvent:
 		w.byte(evAck)
 		w.uint(key)
@@ -435,6 +448,18 @@ func encodeEvt(key uint64, soft bool, ev owner.Event, root string, follower bool
 	return w.b, true
 }
 
+// encodeFanRef encodes a reference to update seq of doc's fan-out.
+func encodeFanRef(key uint64, soft bool, doc string, seq uint64) []byte {
+	w := &writer{}
+	w.byte(wireVersion)
+	w.byte(evFanRef)
+	w.uint(key)
+	w.bool(soft)
+	w.string(doc)
+	w.uint(seq)
+	return w.b
+}
+
 func writeChanges(w *writer, cs []owner.Change) {
 	w.uint(uint64(len(cs)))
 	for _, c := range cs {
@@ -495,6 +520,9 @@ func decodeEvt(b []byte, lim protocol.DecodeLimits) (*evt, error) {
 				js = []byte{}
 			}
 			e.json = js
+		}
+		if e.seq = r.uint(); e.seq != 0 {
+			e.fan, e.doc = true, ev.Doc
 		}
 		e.ev = ev
 	case evAck:
@@ -566,6 +594,11 @@ func decodeEvt(b []byte, lim protocol.DecodeLimits) (*evt, error) {
 		e.ev = ev
 	case evMessage:
 		e.ev = &owner.MessageEvent{Doc: r.string(maxWireString), From: r.string(maxWireString), Data: r.bytes(maxWireBytes)}
+	case evFanRef:
+		e.ref, e.doc, e.seq = true, r.string(maxWireString), r.uint()
+		if e.seq == 0 {
+			r.fail("fan-out reference to seq 0")
+		}
 	default:
 		r.fail("event kind %d", kind)
 	}

@@ -117,6 +117,7 @@ func FuzzDecodeWire(f *testing.F) {
 	for _, m := range reqSamples() {
 		f.Add(encodeReq("d", m))
 	}
+	f.Add(encodeFanRef(1, false, "d", 3))
 	f.Add(encodeReadResult(owner.ReadResult{Roots: []string{"a"}, Clock: map[string]uint64{"x": 1}, Content: map[string][]byte{"a": nil}}))
 	f.Add(encodeEditResult(owner.EditResult{Err: errors.New("x")}))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -126,7 +127,7 @@ func FuzzDecodeWire(f *testing.F) {
 				t.Fatalf("fwd re-encoding: %v, %+v != %+v", err, x, y)
 			}
 		}
-		if e, err := decodeEvt(b, protocol.DecodeLimits{}); err == nil {
+		if e, err := decodeEvt(b, protocol.DecodeLimits{}); err == nil && !e.ref {
 			if _, ok := encodeEvt(e.key, e.soft, e.ev, "", false); !ok {
 				t.Fatalf("decoded event %T does not encode", e.ev)
 			}
@@ -209,5 +210,21 @@ func TestReplyRoundTrip(t *testing.T) {
 	bc := owner.BroadcastResult{Delivered: 3}
 	if got, err := decodeBroadcastResult(encodeBroadcastResult(bc)); err != nil || !reflect.DeepEqual(got, bc) {
 		t.Errorf("broadcast result round trip = %#v, %v", got, err)
+	}
+}
+
+func TestFanOutRoundTrip(t *testing.T) {
+	ev := &owner.UpdateEvent{Doc: "d", Updates: [][]byte{[]byte("u")}, From: 1, Version: 2}
+	b, _ := encodeEvtSeq(5, false, ev, "", false, 9)
+	e, err := decodeEvt(b, protocol.DecodeLimits{})
+	if err != nil || !e.fan || e.seq != 9 || e.doc != "d" || e.key != 5 || !reflect.DeepEqual(e.ev, ev) {
+		t.Fatalf("decodeEvt(a fanned update) = %+v, %v", e, err)
+	}
+	e, err = decodeEvt(encodeFanRef(6, true, "d", 9), protocol.DecodeLimits{})
+	if err != nil || !e.ref || e.seq != 9 || e.doc != "d" || e.key != 6 || !e.soft {
+		t.Fatalf("decodeEvt(a reference) = %+v, %v", e, err)
+	}
+	if _, err := decodeEvt(encodeFanRef(6, false, "d", 0), protocol.DecodeLimits{}); err == nil {
+		t.Error("a reference to seq 0 accepted")
 	}
 }
