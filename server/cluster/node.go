@@ -72,7 +72,11 @@ type Node struct {
 	fanFull     atomic.Int64 // updates published in full to a subscriber node
 	fanRefs     atomic.Int64 // updates published as a reference to one already sent
 
-	mu      sync.Mutex // guards local, remotes, refs, nextKey, every entry's users, idle and closing
+	// mu guards local, remotes, refs, fanOut, fanIn, nextKey and closed,
+	// and every entry's users, idle and closing. It may be held while
+	// taking a Ref's mu (dropDead), never the other way round; no I/O or
+	// channel send under it.
+	mu      sync.Mutex
 	local   map[string]*entry
 	remotes map[remoteKey]*remoteSub
 	refs    map[uint64]*Ref
