@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"time"
 
@@ -15,6 +16,15 @@ import (
 	"github.com/collabd/collabd/server/cluster"
 	"github.com/collabd/collabd/storage/jetstream"
 )
+
+// init drops what net/http/pprof's init registered on the process-wide
+// default mux: nats-server (the embedded node of --nats-embedded) imports
+// it. collabd never serves http.DefaultServeMux (its profiles are on
+// --metrics-addr's own mux, debug.go), and after this nothing linked in
+// can expose them by serving the default mux by accident
+// (TestDefaultServeMuxHasNoPprof). Package main's init runs after every
+// imported package's.
+func init() { http.DefaultServeMux = new(http.ServeMux) }
 
 // clusterFlags are serve's cluster mode flags (docs/CLUSTER.md).
 type clusterFlags struct {
