@@ -214,7 +214,7 @@ func allIn(s string, pieces []string) bool {
 // cluster; clients on different nodes edit one document (two of them are
 // forwarded to the owner node) and converge, every edit acked durable; an
 // SSE follower on a node that does not own the document sees every change;
-// the HTTP API's edits and reads on any node reach the owner.
+// the HTTP API's edits, reads and long polls on any node reach the owner.
 func TestClusterConverge(t *testing.T) {
 	nodes := startCluster(t, time.Second, nil)
 	const doc = "shared"
@@ -292,6 +292,11 @@ func TestClusterConverge(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("owner's metrics lack %q", want)
 		}
+	}
+	// A long poll on a node that does not own the document: no since, a
+	// reset with the current text.
+	if code, body := do(t, "GET", followAt.http.URL+"/v1/docs/"+doc+"/changes?wait=0s", ""); code != http.StatusOK || !strings.Contains(body, `\u003crest\u003e`) {
+		t.Errorf("long poll on %s = %d %s, want the text", followAt.id, code, body)
 	}
 	resp, err = http.Get(followAt.http.URL + "/v1/docs/never-written")
 	if err != nil {
