@@ -337,25 +337,37 @@ func (n *Node) use(ctx context.Context, doc string, route bool) (*entry, string,
 // when that node is live, else (free, or held by a dead node once the
 // lease expired) the first live node in its placement.
 func (n *Node) ownerOf(ctx context.Context, doc string) (string, error) {
-	holder, _, err := n.cfg.Leases.Holder(ctx, doc)
-	switch {
-	case err == nil:
-		live, _ := n.cfg.Members.Live()
-		if holder == n.id || slices.Contains(live, holder) {
-			return holder, nil
-		}
-		// A dead node's lease: it expires within the TTL.
-		if err := n.cfg.Leases.AwaitFree(ctx, doc); err != nil {
+	for {
+		holder, _, err := n.cfg.Leases.Holder(ctx, doc)
+		switch {
+		case err == nil:
+			live, _ := n.cfg.Members.Live()
+			if holder == n.id || slices.Contains(live, holder) {
+				return holder, nil
+			}
+			// A dead node's lease: it expires within the TTL. The wait is
+			// bounded and the lease read again: a watcher can miss the
+			// expiry (a lease bucket electing a leader meanwhile).
+			n.log.Debug("cluster: waiting for a dead node's lease", "doc", doc, "holder", holder)
+			wctx, cancel := context.WithTimeout(ctx, n.cfg.Leases.TTL())
+			err := n.cfg.Leases.AwaitFree(wctx, doc)
+			cancel()
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				return "", err
+			}
+			continue
+		case !errors.Is(err, natsjs.ErrKeyNotFound):
 			return "", err
 		}
-	case !errors.Is(err, natsjs.ErrKeyNotFound):
-		return "", err
+		live, _ := n.cfg.Members.Live()
+		if first := Place(doc, live); first != "" {
+			return first, nil
+		}
+		return n.id, nil
 	}
-	live, _ := n.cfg.Members.Live()
-	if first := Place(doc, live); first != "" {
-		return first, nil
-	}
-	return n.id, nil
 }
 
 // load acquires the document's lease (waiting out one of this node's
