@@ -49,8 +49,8 @@ type Members struct {
 	mu      sync.Mutex           // guards the fields below
 	live    map[string][]byte    // node → info
 	seen    map[string]time.Time // node → when its last heartbeat was received
-	changed chan struct{}     // closed and replaced on every change
-	synced  chan struct{}     // closed once the watcher has the initial values
+	changed chan struct{}        // closed and replaced on every change
+	synced  chan struct{}        // closed once the watcher has the initial values
 	left    bool
 }
 
@@ -170,7 +170,6 @@ func (m *Members) heartbeat() {
 	}
 }
 
-//
 // A node also leaves the view when no heartbeat of it was received for
 // TTL and a half, whether or not the servers' expiry marker arrives: after
 // a node's crash took the bucket's leader with it, the survivors' watchers
