@@ -122,14 +122,16 @@ var table = map[string]row{
 
 	// The server (imports all of the above; never a client or a tool).
 	"server": {Allow: why{
-		"crdt":           "the document replica each owner holds",
-		"crdt/yjs":       "the Yjs document engine (engine_yjs.go) behind owner.Engine",
-		"presence":       "the presence.Set each owner holds",
-		"protocol":       "the frames it reads and writes",
-		"protocol/yjs":   "the y-websocket and Hocuspocus frames of the Yjs doors",
-		"storage":        "documents are loaded from and committed to the bbolt store",
-		"server/owner":   "the document owner, behind its Engine, Store and Subscriber interfaces",
-		"server/webhook": "signed webhook deliveries from a durable outbox",
+		"crdt":              "the document replica each owner holds",
+		"crdt/yjs":          "the Yjs document engine (engine_yjs.go) behind owner.Engine",
+		"presence":          "the presence.Set each owner holds",
+		"protocol":          "the frames it reads and writes",
+		"protocol/yjs":      "the y-websocket and Hocuspocus frames of the Yjs doors",
+		"storage":           "documents are loaded from and committed to the bbolt store",
+		"server/owner":      "the document owner, behind its Engine, Store and Subscriber interfaces",
+		"server/webhook":    "signed webhook deliveries from a durable outbox",
+		"server/cluster":    "cluster mode: leases, placement, forwarding to the owner node (issue 15)",
+		"storage/jetstream": "cluster mode's replicated document store (its writers, handed to server/cluster)",
 	}},
 
 	// Webhook deliveries: HTTP out, a bbolt outbox, nothing of the project.
@@ -149,6 +151,8 @@ var table = map[string]row{
 	"server/cluster": {Allow: why{
 		"server/owner":      "the owner.Store it adapts the replicated store to",
 		"storage/jetstream": "the replicated document store, opened at the lease's epoch",
+		"protocol":          "codes, ack statuses and the presence frames a forwarded subscriber's messages carry",
+		"presence":          "the user a forwarded Join carries",
 	}, Forbid: []string{"github.com/nats-io/nats-server/v2/server"}},
 
 	// Clients (crdt, presence, protocol; never server or storage).
@@ -187,17 +191,20 @@ var table = map[string]row{
 
 	// The binary wires it together.
 	"cmd/collabd": {Allow: why{
-		"server":           "collabd serve",
-		"server/webhook":   "serve opens the webhook outbox; webhooks verifies signatures in its tests",
-		"storage":          "opens the store; offline backup, export, restore and verify",
-		"crdt":             "offline export rebuilds a document from snapshot and log",
-		"crdt/yjs":         "offline export and verify rebuild Yjs documents",
-		"server/owner":     "the kind prefix of stored records (owner.RecordKind)",
-		"internal/demo":    "the demo page served at /",
-		"internal/loadgen": "collabd bench",
-		"internal/chaos":   "collabd chaos",
-		"internal/trace":   "collabd trace",
-	}},
+		"server":             "collabd serve",
+		"server/webhook":     "serve opens the webhook outbox; webhooks verifies signatures in its tests",
+		"storage":            "opens the store; offline backup, export, restore and verify",
+		"crdt":               "offline export rebuilds a document from snapshot and log",
+		"crdt/yjs":           "offline export and verify rebuild Yjs documents",
+		"server/owner":       "the kind prefix of stored records (owner.RecordKind)",
+		"internal/demo":      "the demo page served at /",
+		"internal/loadgen":   "collabd bench",
+		"internal/chaos":     "collabd chaos",
+		"internal/trace":     "collabd trace",
+		"internal/natsembed": "serve --nats-embedded runs a NATS node in the process",
+		"server/cluster":     "serve's cluster mode: leases and membership",
+		"storage/jetstream":  "serve's cluster mode: the replicated document store",
+	}, Tolerate: natsPprof},
 
 	// Test-only packages (no non-test files: nothing to allow).
 	".":   {}, // this file

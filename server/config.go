@@ -14,8 +14,13 @@ import (
 // Config configures a Server. Store is required; every other zero field
 // means the default written beside it.
 type Config struct {
-	Store  *storage.Store // where documents live (required)
+	Store  *storage.Store // where documents live (required; in cluster mode: versions, backups and listings stay node-local)
 	Logger *slog.Logger   // nil: discard logs
+
+	// Cluster, if set, runs the server as a node of a cluster (issue 15,
+	// docs/CLUSTER.md): documents live in JetStream, each is owned by the
+	// node holding its lease, and sessions on other nodes are forwarded.
+	Cluster *ClusterConfig
 
 	// AuthSecret verifies HS256 tokens (see Claims). With none of
 	// AuthSecret, AuthPublicKeys, AuthJWKSURL and AuthWebhook set the

@@ -162,7 +162,7 @@ func (s *session) leaveYjs(ctx context.Context, sub *yjsSub) {
 		return
 	}
 	sub.o.Send(ctx, owner.Leave{Sub: sub})
-	s.srv.reg.Release(sub.o)
+	sub.o.Release()
 	sub.o = nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/collabd/collabd/crdt"
 	"github.com/collabd/collabd/crdt/yjs"
 	"github.com/collabd/collabd/protocol"
+	"github.com/collabd/collabd/server/cluster"
 	"github.com/collabd/collabd/server/owner"
 	"github.com/collabd/collabd/storage"
 )
@@ -87,7 +88,20 @@ func (s *Server) docRequest(w http.ResponseWriter, r *http.Request, need Access)
 
 // acquire is Registry.Acquire with ErrCapacity as the retryable
 // CodeOverloaded.
-func (s *Server) acquire(ctx context.Context, id string) (*owner.Owner, error) {
+func (s *Server) acquire(ctx context.Context, id string) (docRef, error) {
+	if s.node != nil {
+		r, err := s.node.Acquire(ctx, id)
+		if err != nil {
+			if errors.Is(err, cluster.ErrNodeClosed) || errors.Is(err, owner.ErrClosed) {
+				return nil, &apiErr{protocol.CodeGoingAway, "server shutting down"}
+			}
+			if ctx.Err() == nil {
+				return nil, &apiErr{protocol.CodeDocUnloading, "the document's owner is not reachable now; retry: " + err.Error()}
+			}
+			return nil, err
+		}
+		return r, nil
+	}
 	o, err := s.reg.Acquire(ctx, id)
 	switch {
 	case errors.Is(err, owner.ErrCapacity):
@@ -96,7 +110,10 @@ func (s *Server) acquire(ctx context.Context, id string) (*owner.Owner, error) {
 	case errors.Is(err, owner.ErrClosed):
 		return nil, &apiErr{protocol.CodeGoingAway, "server shutting down"}
 	}
-	return o, err
+	if err != nil {
+		return nil, err
+	}
+	return localRef{o, s.reg}, nil
 }
 
 // ask sends the owner of id the message msg builds around a reply channel
@@ -107,7 +124,7 @@ func ask[R any](ctx context.Context, s *Server, id string, msg func(reply chan<-
 	if err != nil {
 		return zero, err
 	}
-	defer s.reg.Release(o)
+	defer o.Release()
 	reply := make(chan R, 1)
 	if !o.Send(ctx, msg(reply)) {
 		if ctx.Err() != nil {

@@ -78,7 +78,7 @@ func (s *Server) startFeed(ctx context.Context, ip string, p feedParams, since *
 	f = newFollower(p.root, p.presence, s.cfg.FollowerQueue)
 	stop = func() {
 		o.Send(context.Background(), owner.Unfollow{Sub: f})
-		s.reg.Release(o)
+		o.Release()
 		release()
 	}
 	if !o.Send(ctx, owner.Follow{Sub: f, Root: p.root, Since: since, MaxSteps: s.cfg.FollowerQueue / 2}) {

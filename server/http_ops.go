@@ -42,6 +42,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	case s.cfg.Store.Err() != nil:
 		http.Error(w, "storage failed", http.StatusServiceUnavailable)
 	default:
+		if err := s.clusterReady(r.Context()); err != nil {
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "cluster: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		_, _ = w.Write([]byte("ready\n"))
 	}
 }

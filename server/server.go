@@ -19,6 +19,7 @@ import (
 
 	"github.com/collabd/collabd/crdt"
 	"github.com/collabd/collabd/protocol"
+	"github.com/collabd/collabd/server/cluster"
 	"github.com/collabd/collabd/server/owner"
 )
 
@@ -29,6 +30,7 @@ type Server struct {
 	auth         *authenticator // nil: development mode
 	agent        crdt.AgentID   // the server's own agent (for server-made edits)
 	reg          *owner.Registry
+	node         *cluster.Node // cluster mode's routing (nil: single node)
 	upgrader     websocket.Upgrader
 	decodeLimits protocol.DecodeLimits
 	metrics      *metrics // Prometheus metrics (GET /metrics), own registry
@@ -91,13 +93,17 @@ func New(cfg Config) (*Server, error) {
 		events = s.events
 	}
 	s.reg = owner.NewRegistry(owner.Config{
-		Logger: cfg.Logger, Store: ownerStore{cfg.Store}, Metrics: s.metrics, Events: events, NewEngine: s.newEngine,
+		Logger: cfg.Logger, Store: cfg.ownerStore(), Metrics: s.metrics, Events: events, NewEngine: s.newEngine,
 		IdleUnload: cfg.IdleUnload, CompactEntries: cfg.CompactEntries,
 		PresenceInterval: cfg.PresenceInterval, PresenceTTL: cfg.PresenceTTL, PresenceLimits: cfg.PresenceLimits,
 		HideReadOnlyCursors: cfg.HideReadOnlyCursors, ChangeLogEntries: cfg.ChangeLogEntries, ChangeLogBytes: cfg.ChangeLogBytes,
 		MaxReplicaBytes: cfg.MaxReplicaBytes, MaxColdJoinBytes: 8 << 20, MessageRate: cfg.MessageRate, MessageBurst: cfg.MessageBurst,
 		Versions: s.ownerVersions(), VersionQuiet: cfg.VersionQuiet, VersionEvery: cfg.VersionEvery,
 	}, owner.RegistryLimits{MaxDocs: cfg.MaxLoadedDocs, MaxBytes: cfg.MaxReplicaBytes, EvictWait: 500 * time.Millisecond})
+	if err := s.startNode(); err != nil {
+		cancel()
+		return nil, err
+	}
 	s.bodies = newBudget(cfg.MaxBodyBytes)
 	s.syncs = newBudget(cfg.SyncBudget)
 	s.startAuth()
@@ -352,6 +358,17 @@ func (s *Server) releaseAgent(a crdt.AgentID, sess *session) {
 // and a jittered retry hint, lets every owner flush its commits, and waits
 // for all goroutines, or for ctx. The caller closes the store afterwards.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if c := s.cfg.Cluster; c != nil {
+		// Leave first: the other nodes stop placing documents here, and
+		// the subscribers they forward here wait for the leases this node
+		// releases below (hand-over at once, not after the TTL).
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second) // without a quorum the rest must still run
+		err := c.Members.Leave(lctx)
+		cancel()
+		if err != nil {
+			s.cfg.Logger.Warn("cluster: leave", "err", err)
+		}
+	}
 	s.mu.Lock()
 	s.closing = true
 	sessions := make([]*session, 0, len(s.sessions))
@@ -369,6 +386,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		sess.close(protocol.CodeGoingAway, "server shutting down")
 	}
 	if err := s.reg.Shutdown(ctx); err != nil {
+		return err
+	}
+	if err := s.stopNode(ctx); err != nil {
 		return err
 	}
 	s.cancel()

@@ -55,7 +55,7 @@ type session struct {
 
 	// owned by the read loop
 	agents   map[crdt.AgentID]bool
-	docs     map[string]*owner.Owner
+	docs     map[string]docRef
 	readOnly map[string]bool
 	claims   *Claims // nil in development mode (or before the Hello)
 	subject  string  // claims.Subject, fixed by the Hello (read by owners)
@@ -77,7 +77,7 @@ func newSession(srv *Server, t transport, id string) *session {
 		done:     make(chan struct{}),
 		flushed:  make(chan struct{}),
 		agents:   make(map[crdt.AgentID]bool),
-		docs:     make(map[string]*owner.Owner),
+		docs:     make(map[string]docRef),
 		readOnly: make(map[string]bool),
 		ops:      rate.NewLimiter(rate.Limit(srv.cfg.OpRate), srv.cfg.OpBurst),
 		pres:     rate.NewLimiter(rate.Limit(srv.cfg.PresenceRate), srv.cfg.PresenceBurst),
@@ -477,7 +477,7 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 		delete(s.docs, m.Doc)
 		delete(s.readOnly, m.Doc)
 		o.Send(ctx, owner.Leave{Sub: s})
-		s.srv.reg.Release(o)
+		o.Release()
 		return true
 	case *protocol.Broadcast:
 		if _, ok := s.docs[m.Doc]; !ok {
@@ -554,7 +554,7 @@ func (s *session) sendRetry(code protocol.Code, doc string, batch uint64, msg st
 func (s *session) leaveAll(ctx context.Context) {
 	for id, o := range s.docs {
 		o.Send(ctx, owner.Leave{Sub: s})
-		s.srv.reg.Release(o)
+		o.Release()
 		delete(s.docs, id)
 	}
 	for a := range s.agents {

@@ -34,7 +34,7 @@ func (a versionStore) SubmitVersion(doc string, v owner.NewVersion) (owner.Pendi
 
 // ownerVersions is the owners' version store, nil when history is off.
 func (s *Server) ownerVersions() owner.VersionStore {
-	if s.cfg.DisableVersions {
+	if s.cfg.DisableVersions || s.cfg.Cluster != nil { // cluster mode: node-local history would differ by node
 		return nil
 	}
 	return versionStore{s.cfg.Store}

@@ -28,7 +28,7 @@ type yjsSub struct {
 	ended  atomic.Bool
 
 	// read loop only
-	o        *owner.Owner
+	o        docRef
 	readOnly bool
 	batch    uint64
 	clients  map[uint64]bool // awareness client ids this sub has set

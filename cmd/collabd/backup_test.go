@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -87,7 +88,8 @@ func postEdits(ctx context.Context, base, id string, pos int, ins string) error 
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("POST edits: %s", resp.Status)
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("POST edits: %s %s", resp.Status, b)
 	}
 	return nil
 }

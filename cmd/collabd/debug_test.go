@@ -17,9 +17,10 @@ import (
 	"time"
 )
 
-// TestDefaultServeMuxHasNoPprof: nothing linked into collabd registers the
-// profiles on the process-wide default mux (net/http/pprof's init does; the
-// debug listener has its own handlers instead).
+// TestDefaultServeMuxHasNoPprof: the process-wide default mux serves no
+// profiles (net/http/pprof's init registers them there; the debug listener
+// has its own handlers instead). nats-server, linked in for cluster mode,
+// imports net/http/pprof: cluster.go's init drops its registrations.
 func TestDefaultServeMuxHasNoPprof(t *testing.T) {
 	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/profile"} {
 		req := httptest.NewRequest(http.MethodGet, path, nil)

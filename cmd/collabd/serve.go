@@ -74,6 +74,16 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	logFormat := fs.String("log-format", "text", "text or json")
 	metricsAddr := fs.String("metrics-addr", "", "serve /metrics and Go's profiles (/debug/pprof/) on this `address` instead of the public one (empty: /metrics on the public address, no profiles)")
 	debugAddr := fs.String("debug-addr", "", "deprecated: the same as --metrics-addr")
+	var cf clusterFlags
+	fs.StringVar(&cf.urls, "nats", "", "cluster mode on an external NATS cluster with JetStream: its client `URLs`, comma-separated (docs/CLUSTER.md)")
+	fs.BoolVar(&cf.embedded, "nats-embedded", false, "cluster mode with a NATS node embedded in this process (three collabd processes form the whole cluster)")
+	fs.StringVar(&cf.listen, "nats-listen", "", "the embedded NATS node's client `address` (empty: loopback, a random port; only this process needs it)")
+	fs.StringVar(&cf.clusterListen, "nats-cluster-listen", "", "the embedded NATS node's route `address`, e.g. :6222 (empty: a single node)")
+	var routes listFlag
+	fs.Var(&routes, "nats-routes", "the other embedded nodes' route `URLs`, e.g. nats://n2:6222,nats://n3:6222")
+	fs.StringVar(&cf.nodeID, "node-id", "", "this node's `id` in the cluster (letters, digits, '-', '_'; unique)")
+	fs.IntVar(&cf.replicas, "nats-replicas", 3, "replicas of the document logs, snapshots, leases and membership (1 to 5; at most the NATS nodes)")
+	fs.DurationVar(&cf.leaseTTL, "lease-ttl", 5*time.Second, "how long a document's lease (and a node's membership) outlives its last renewal: a crashed node's documents move after about this long")
 	setUsageWithEnv(fs, "collabd serve [flags]\n\nRuns the collaboration server: WebSocket /v1/ws, the HTTP API, the demo page at /")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -83,6 +93,11 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	warnUnknownEnv(stderr, "serve", fs, os.Environ())
+	cf.routes, cf.data = routes, *data
+	if err := cf.check(); err != nil {
+		fmt.Fprintf(stderr, "collabd serve: %v\n", err)
+		return 2
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		fmt.Fprintf(stderr, "collabd serve: bad -log-level: %v\n", err)
@@ -190,7 +205,23 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		}
 		defer outbox.Close()
 	}
-	srv, err := server.New(server.Config{Webhooks: outbox, WebhookText: *hookText, EventDebounce: *debounce, Store: store, Logger: log, AllowedOrigins: allowed, AllowedHosts: splitList(*hosts),
+	var parts *clusterParts
+	if cf.on() {
+		cctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		parts, err = startCluster(cctx, cf, *addr, log)
+		stop()
+		if err != nil {
+			fmt.Fprintf(stderr, "collabd serve: cluster: %v\n", err)
+			return 1
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			parts.close(ctx, log)
+		}()
+		log.Info("cluster mode", "node", cf.nodeID, "embedded_nats", cf.embedded, "replicas", cf.replicas, "lease_ttl", cf.leaseTTL)
+	}
+	srv, err := server.New(server.Config{Cluster: parts.config(), Webhooks: outbox, WebhookText: *hookText, EventDebounce: *debounce, Store: store, Logger: log, AllowedOrigins: allowed, AllowedHosts: splitList(*hosts),
 		AuthSecret: []byte(*secret), MaxFrame: *maxFrame, MaxYjsFrame: *maxYjsFrame, SyncBudget: *syncBudget, MaxDocsPerConn: *maxDocs, QueueBytes: *queue, MaxConns: *maxConns,
 		MaxConnsPerIP: *maxPerIP, OpRate: *opRate, OpBurst: *opBurst, MaxLoadedDocs: *maxLoaded, MaxReplicaBytes: *maxReplica,
 		JoinRate: *joinRate, BodyTimeout: *bodyTimeout, CORSCredentials: *corsCreds, PrivateMetrics: *metricsAddr != "",

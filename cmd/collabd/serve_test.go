@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -50,9 +51,20 @@ func (p *serveProc) kill() {
 
 func startServeProc(t *testing.T, args ...string) *serveProc {
 	t.Helper()
-	exe, err := os.Executable()
+	p, err := launchServeProc(t, args...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return p
+}
+
+// launchServeProc is startServeProc reporting failure instead of failing
+// the test (it may run on a goroutine of the test: several processes that
+// wait for each other to start, as a cluster's first nodes do).
+func launchServeProc(t *testing.T, args ...string) (*serveProc, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
 	}
 	args = append([]string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir()}, args...)
 	cmd := exec.Command(exe, args...)
@@ -61,7 +73,7 @@ func startServeProc(t *testing.T, args ...string) *serveProc {
 	errR, errW := io.Pipe()
 	cmd.Stdout, cmd.Stderr = outW, errW
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	p := &serveProc{t: t, cmd: cmd, more: make(chan struct{}, 1), exited: make(chan struct{})}
 	go func() {
@@ -95,10 +107,10 @@ func startServeProc(t *testing.T, args ...string) *serveProc {
 	go func() { _, _ = io.Copy(io.Discard, outR) }()
 	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening on ")
 	if err != nil || !ok {
-		t.Fatalf("serve did not start: %q %v; logs:\n%s", line, err, p.logText())
+		return nil, fmt.Errorf("serve did not start: %q %v; logs:\n%s", line, err, p.logText())
 	}
 	p.addr = addr
-	return p
+	return p, nil
 }
 
 func (p *serveProc) logText() string {

@@ -28,7 +28,25 @@
 // Timing is driven by tickers that tests can replace (Renew, Beat)
 // whose ticks carry the time renewals count from, and a clock (Now).
 //
-// Not here yet: session forwarding to the owner, the failover loop that
-// acquires the leases of a dead node's documents, and the server's wiring
-// (docs/CLUSTER.md lists what is missing).
+//   - Node: the server's routing in cluster mode. Acquire gives a
+//     subscriber (a session, a follower, an HTTP request) a Ref to the
+//     document's owner: here, under this node's lease, in the server's
+//     owner.Registry on Store; or on the node holding the lease (or first
+//     in placement), reached over NATS: subscribers' messages on
+//     "<Prefix>.fwd.<node>", the owner's events back on "<Prefix>.ev.<node>",
+//     requests by request/reply on "<Prefix>.req.<node>" (wire.go and
+//     request.go: hostile-input decoders, FuzzDecodeWire). One guard
+//     goroutine per owned document disowns it when its lease is lost
+//     (owner.Disown: subscribers told to rejoin), gives it up when idle,
+//     and releases its writer and lease. A Join or Follow after a move
+//     finds the new owner.
+//
+// A Node owns its goroutines (guards, one worker per subscriber forwarded
+// to it, forwarded requests, a membership watcher); Close stops them.
+//
+// An update goes to each subscriber node once in full, its other
+// sessions get a reference to it (fanout.go).
+//
+// Not here yet: a failover loop that moves documents nobody asks for, and
+// the rest docs/CLUSTER.md lists.
 package cluster

@@ -46,11 +46,13 @@ type LeaseOptions struct {
 // fencing epoch: KV revisions are the bucket stream's sequences, so a
 // later acquisition of any document has a higher epoch.
 //
-// A lease is lost when a renewal finds another revision (it expired and
-// was taken), or when no renewal succeeded within TTL less a tenth
-// measured from the start of the last successful one (it may have expired
-// on the servers): Lease.Lost is then closed and the holder must stop
-// writing; fencing (storage/jetstream) refuses its writes anyway.
+// A lease is lost when a renewal finds another revision or no key (it
+// expired and was perhaps taken): Lease.Lost is then closed and the holder
+// must stop writing; fencing (storage/jetstream) refuses its writes
+// anyway. A renewal that gets no answer (the bucket has no leader, NATS is
+// unreachable) does not lose the lease, however long it lasts: nobody can
+// acquire it meanwhile either (docs/CLUSTER.md, "a lease bucket without a
+// leader is not a lost lease").
 //
 // Leases' methods are safe for concurrent use; Close stops its goroutine
 // and releases the leases it holds.
@@ -338,10 +340,6 @@ func (l *Leases) renew(h *Lease, start time.Time) {
 	if !live {
 		return
 	}
-	if l.expired(renewed, start) {
-		l.lose(h, rev, fmt.Errorf("%w: %q: not renewed since %v", ErrLeaseLost, h.Doc, renewed))
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.opts.TTL/3)
 	nrev, err := l.kv.Update(ctx, docKey(h.Doc), []byte(l.opts.Node), rev)
 	cancel()
@@ -355,7 +353,14 @@ func (l *Leases) renew(h *Lease, start time.Time) {
 	case errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyNotFound) || isWrongLastSeq(err):
 		l.lose(h, rev, fmt.Errorf("%w: %q: taken over or expired: %w", ErrLeaseLost, h.Doc, err))
 	case l.expired(renewed, l.opts.Now()):
-		l.lose(h, rev, fmt.Errorf("%w: %q: renewal failed past the TTL: %w", ErrLeaseLost, h.Doc, err))
+		// No answer (the bucket has no leader, or NATS is unreachable)
+		// past the TTL: the lease is held on, not lost (docs/CLUSTER.md,
+		// "a lease bucket without a leader is not a lost lease"). Nobody
+		// can acquire it without the same leader either, and once a leader
+		// answers, a lease taken meanwhile is reported lost by the
+		// revision check above. Safety does not depend on it: the log
+		// fences a deposed owner's appends.
+		l.opts.Logger.Warn("cluster: lease renewal failed past the TTL; held on until the lease bucket answers", "doc", h.Doc, "since", renewed, "err", err)
 	default:
 		l.opts.Logger.Warn("cluster: lease renewal failed; retrying", "doc", h.Doc, "err", err)
 	}

@@ -46,10 +46,11 @@ type Members struct {
 	stop chan struct{} // closed by Leave
 	wg   sync.WaitGroup
 
-	mu      sync.Mutex        // guards the fields below
-	live    map[string][]byte // node → info
-	changed chan struct{}     // closed and replaced on every change
-	synced  chan struct{}     // closed once the watcher has the initial values
+	mu      sync.Mutex           // guards the fields below
+	live    map[string][]byte    // node → info
+	seen    map[string]time.Time // node → when its last heartbeat was received
+	changed chan struct{}        // closed and replaced on every change
+	synced  chan struct{}        // closed once the watcher has the initial values
 	left    bool
 }
 
@@ -90,7 +91,7 @@ func Join(ctx context.Context, nc *nats.Conn, opts MemberOptions) (*Members, err
 	if err != nil {
 		return nil, fmt.Errorf("cluster: watch nodes: %w", err)
 	}
-	m := &Members{opts: opts, kv: kv, w: w, stop: make(chan struct{}), live: map[string][]byte{},
+	m := &Members{opts: opts, kv: kv, w: w, stop: make(chan struct{}), live: map[string][]byte{}, seen: map[string]time.Time{},
 		changed: make(chan struct{}), synced: make(chan struct{})}
 	m.wg.Add(2)
 	go m.watch()
@@ -169,12 +170,29 @@ func (m *Members) heartbeat() {
 	}
 }
 
+// A node also leaves the view when no heartbeat of it was received for
+// TTL and a half, whether or not the servers' expiry marker arrives: after
+// a node's crash took the bucket's leader with it, the survivors' watchers
+// were seen to miss the marker, and kept the dead node live for good
+// (TestServeClusterSIGKILL). This node never leaves its own view.
 func (m *Members) watch() {
 	defer m.wg.Done()
+	prune := time.NewTicker(max(m.opts.TTL/4, 10*time.Millisecond))
+	defer prune.Stop()
 	for {
 		select {
 		case <-m.stop:
 			return
+		case now := <-prune.C:
+			m.mu.Lock()
+			for id, t := range m.seen {
+				if id != m.opts.Node && now.Sub(t) > m.opts.TTL+m.opts.TTL/2 {
+					delete(m.seen, id)
+					delete(m.live, id)
+					m.notifyLocked()
+				}
+			}
+			m.mu.Unlock()
 		case e, ok := <-m.w.Updates():
 			if !ok {
 				return
@@ -190,10 +208,12 @@ func (m *Members) watch() {
 			case e.Operation() == jetstream.KeyValuePut:
 				_, had := m.live[e.Key()]
 				m.live[e.Key()] = e.Value()
+				m.seen[e.Key()] = time.Now()
 				if !had {
 					m.notifyLocked()
 				}
 			default: // left or expired
+				delete(m.seen, e.Key())
 				if _, had := m.live[e.Key()]; had {
 					delete(m.live, e.Key())
 					m.notifyLocked()

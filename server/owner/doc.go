@@ -34,7 +34,10 @@
 //	 ┌───────── loading ──────────┐ load failed (corrupt, storage down)
 //	 │ loaded        │            ▼
 //	 │               │         refused ── every request answered with the
-//	 │               │            │        refusal; leaves once unreferenced
+//	 │               │            │        refusal; leaves once unreferenced;
+//	 │               │            │        storage down (not corrupt, deleted
+//	 │               │            │        or panicked): a Join, Follow, Read or
+//	 │               │            │        Edit tries the load again first
 //	 ▼               │            │
 //	serving ◄────────┘            │
 //	 │  │ ▲ panic / store refused a submit:
@@ -45,6 +48,8 @@
 //	 │ (IdleUnload passed, or the registry asked for room)
 //	 ▼
 //	unloaded ◄── Shutdown: waits for the commits in flight, acks them
+//	             Disown (cluster mode, lease lost): the same, at once; its
+//	             subscribers are told to rejoin (elsewhere)
 //
 // While serving, the owner's loop selects on: its inbox; the head of its
 // commit queue (commits complete in submission order; acks "durable" go out

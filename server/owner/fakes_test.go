@@ -131,6 +131,7 @@ type fakeStore struct {
 	mu        sync.Mutex // guards everything below
 	auto      bool       // complete every write at once
 	refuse    error      // Submit fails with it
+	loadErr   error      // Load fails with it
 	log       []string   // durable entries
 	snapshot  []byte
 	deleted   bool
@@ -143,6 +144,9 @@ type fakeStore struct {
 func (s *fakeStore) Load(_ context.Context, doc string) (Stored, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.loadErr != nil {
+		return Stored{}, s.loadErr
+	}
 	if s.deleted {
 		return Stored{}, ErrDeleted
 	}

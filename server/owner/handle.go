@@ -10,6 +10,9 @@ import (
 // handle is the owner's one switch over its inbox.
 func (o *Owner) handle(m Msg) {
 	defer o.trackFollowers(o.followerCount())
+	if o.failed != nil && o.retryable() && asksAgain(m) {
+		o.reload()
+	}
 	if o.failed != nil && o.refuse(m) {
 		return
 	}
@@ -50,7 +53,27 @@ func (o *Owner) handle(m Msg) {
 		o.checkpoint(m)
 	case Restore:
 		o.restore(m)
+	case Disown:
+		o.disown(m)
 	}
+}
+
+// disown gives the document up at once (see Disown): what is in flight is
+// waited for and acked, subscribers are told to rejoin, and the owner
+// leaves the registry; run exits after this message.
+func (o *Owner) disown(m Disown) {
+	o.cfg.Logger.Info("document disowned", "doc", o.id, "reason", m.Message)
+	o.reg.remove(o)
+	o.commits.waitAll()
+	o.ackCommits()
+	o.dropBacklog(&Refused{m.Code, m.Message})
+	o.compacts.wait(o)
+	ev := &ErrorEvent{Doc: o.id, Code: m.Code, Message: m.Message, End: true}
+	for s := range o.subs {
+		s.Deliver(ev)
+	}
+	o.subs = make(map[Subscriber]*sub)
+	o.disowned = true
 }
 
 // broadcast delivers an ephemeral message to every subscriber but its
@@ -81,13 +104,42 @@ func (o *Owner) broadcast(m Broadcast) {
 	}
 }
 
+// retryable reports whether the document's failure may pass (storage
+// unreachable, fenced, not owned here yet): not a deletion, a corrupt or
+// a panicking document.
+func (o *Owner) retryable() bool {
+	return !errors.Is(o.failed, ErrDeleted) && !errors.Is(o.failed, ErrCorrupt) && !errors.Is(o.failed, ErrPanicked)
+}
+
+// asksAgain reports whether m is a subscriber or request asking for the
+// document anew (a join, a follow, a read, an edit): for a document whose
+// load failed for a reason that may pass, the owner tries to load it again
+// first, so that a storage outage (a JetStream election) does not refuse
+// the document until it happens to unload.
+func asksAgain(m Msg) bool {
+	switch m.(type) {
+	case Join, Follow, Read, Edit:
+		return true
+	}
+	return false
+}
+
+// reload replaces the failed state by a fresh load.
+func (o *Owner) reload() {
+	o.cfg.Logger.Info("document load retried", "doc", o.id, "after", o.failed)
+	o.pres.timer.Stop()
+	o.vers.stop()
+	o.state = newState(o.cfg)
+	o.start(o.reg.ctx)
+}
+
 // refuse answers m for a refused document (failed load or deleted). It
 // reports whether m was handled.
 func (o *Owner) refuse(m Msg) bool {
 	ev := o.refusal()
 	err := &Refused{Code: ev.Code, Message: ev.Message}
 	switch m := m.(type) {
-	case Leave, Unfollow, ReadOnly:
+	case Leave, Unfollow, ReadOnly, Disown:
 		return false
 	case Join:
 		o.deliver(m.Sub, ev)

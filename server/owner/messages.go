@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/collabd/collabd/presence"
+	"github.com/collabd/collabd/protocol"
 )
 
 // Msg is what the owner's inbox takes: one of the types below, handled by
@@ -189,3 +190,15 @@ func (Edit) msg()        {}
 func (Import) msg()      {}
 func (Delete) msg()      {}
 func (Broadcast) msg()   {}
+func (Disown) msg()      {}
+
+// Disown makes the owner give the document up at once, without waiting to
+// be idle (cluster mode: this node lost the document's lease): the commits
+// in flight are waited for and acked, every subscriber gets an ErrorEvent
+// with Code (End: rejoin, elsewhere), the owner leaves the registry (the
+// next Acquire starts a new owner) and exits. Requests still queued or sent
+// later find it gone (Send reports false).
+type Disown struct {
+	Code    protocol.Code
+	Message string
+}

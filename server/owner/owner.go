@@ -71,6 +71,7 @@ type Owner struct {
 	// owned by the owner goroutine
 	mem      int64 // estimated replica bytes counted in the registry's total
 	evicting bool  // asked to unload: leave as soon as idle
+	disowned bool  // Disown handled: exit now
 	current  Msg   // the message being handled (answered if it panics)
 	state
 }
@@ -237,6 +238,10 @@ func (o *Owner) tick(ctx context.Context, idle *time.Timer, expiry <-chan time.T
 		o.shutdown()
 		return true, nil
 	}
+	if o.disowned {
+		o.commits.stopRetry()
+		return true, nil
+	}
 	if o.doc != nil {
 		o.account(o.estimate())
 	}
@@ -256,6 +261,10 @@ func (o *Owner) unloadIfIdle() bool {
 	}
 	return false
 }
+
+// Evict asks the owner to unload as soon as nothing uses it (no
+// reference, subscriber, commit or compaction). It never blocks.
+func (o *Owner) Evict() { o.requestEvict() }
 
 // requestEvict asks the owner to unload as soon as it is idle. It never
 // blocks.

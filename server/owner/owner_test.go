@@ -404,6 +404,36 @@ func TestStoreRefusalReloads(t *testing.T) {
 	})
 }
 
+// A load that failed for a reason that may pass (storage unreachable) is
+// tried again when a subscriber asks again: the document is not refused
+// until it happens to unload.
+func TestFailedLoadRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &fakeStore{auto: true, log: []string{"kept"}, seq: 1, loadErr: errors.New("fake store: unreachable")}
+		r := testRegistry(t, st, nil)
+		s := &fakeSub{id: "s"}
+		o := send(t, r, "d", Join{Sub: s})
+		synctest.Wait()
+		e := errorsOf(s.take())
+		if len(e) != 1 || e[0].Code != protocol.CodeStorageFailed || !e[0].End {
+			t.Fatalf("join of an unloadable document: %v, want one CodeStorageFailed that ends it", e)
+		}
+		st.mu.Lock()
+		st.loadErr = nil
+		st.mu.Unlock()
+		o.Send(context.Background(), Join{Sub: s})
+		synctest.Wait()
+		if e := errorsOf(s.take()); len(e) != 0 {
+			t.Fatalf("rejoin once storage is back: %v", e)
+		}
+		res := make(chan ReadResult, 1)
+		o.Send(context.Background(), Read{Root: "t", What: ReadText, Reply: res})
+		if got := <-res; got.Text != "kept" || got.Err != nil {
+			t.Fatalf("read after the retried load = %q, %v; want \"kept\"", got.Text, got.Err)
+		}
+	})
+}
+
 // A full store queue is backpressure, not a failure: updates wait in the
 // owner's backlog, unsubmitted, and are stored in order once there is
 // room; nothing is refused, acks stay in order.

@@ -62,11 +62,11 @@ type UpdateEvent struct {
 // Yjs map, array or XML fragment); ok is false for text roots and native
 // documents. Call it from Deliver only.
 func (e *UpdateEvent) JSON(root string) ([]byte, bool) {
-	if e.rootJSON == nil {
-		return nil, false
-	}
 	if j, ok := e.jsonMemo[root]; ok {
 		return j, j != nil
+	}
+	if e.rootJSON == nil {
+		return nil, false
 	}
 	j, ok := e.rootJSON(root)
 	if !ok {
@@ -77,6 +77,15 @@ func (e *UpdateEvent) JSON(root string) ([]byte, bool) {
 	}
 	e.jsonMemo[root] = j
 	return j, ok
+}
+
+// SetJSON records root's JSON after the step (nil: root is a text), for
+// an event rebuilt away from its owner (a forwarded subscriber's node).
+func (e *UpdateEvent) SetJSON(root string, js []byte) {
+	if e.jsonMemo == nil {
+		e.jsonMemo = map[string][]byte{}
+	}
+	e.jsonMemo[root] = js
 }
 
 // AckEvent acknowledges a subscriber's update batch.
@@ -116,6 +125,9 @@ func (e *PresenceEvent) Cursors(root string) map[string][2]int {
 	if c, ok := e.byRoot[root]; ok {
 		return c
 	}
+	if e.resolve == nil {
+		return nil
+	}
 	if e.byRoot == nil {
 		e.byRoot = map[string]map[string][2]int{}
 	}
@@ -129,6 +141,15 @@ func (e *PresenceEvent) Cursors(root string) map[string][2]int {
 // provider's Auth only then, so a refused document is never first
 // announced as open.
 type JoinedEvent struct{ Doc string }
+
+// SetCursors records the cursors of Msg's peers in root, for an event
+// rebuilt away from its owner (a forwarded subscriber's node).
+func (e *PresenceEvent) SetCursors(root string, c map[string][2]int) {
+	if e.byRoot == nil {
+		e.byRoot = map[string]map[string][2]int{}
+	}
+	e.byRoot[root] = c
+}
 
 // AwarenessEvent is a Yjs document's awareness change: an awareness update
 // (y-protocols encoding) with the states that changed, or (Full) every

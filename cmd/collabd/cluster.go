@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/collabd/collabd/internal/natsembed"
+	"github.com/collabd/collabd/server"
+	"github.com/collabd/collabd/server/cluster"
+	"github.com/collabd/collabd/storage/jetstream"
+)
+
+// init drops what net/http/pprof's init registered on the process-wide
+// default mux: nats-server (the embedded node of --nats-embedded) imports
+// it. collabd never serves http.DefaultServeMux (its profiles are on
+// --metrics-addr's own mux, debug.go), and after this nothing linked in
+// can expose them by serving the default mux by accident
+// (TestDefaultServeMuxHasNoPprof). Package main's init runs after every
+// imported package's.
+func init() { http.DefaultServeMux = new(http.ServeMux) }
+
+// clusterFlags are serve's cluster mode flags (docs/CLUSTER.md).
+type clusterFlags struct {
+	urls          string        // --nats: an external NATS cluster's client URLs
+	embedded      bool          // --nats-embedded: run a NATS node in this process
+	listen        string        // --nats-listen: the embedded node's client address
+	clusterListen string        // --nats-cluster-listen: its route address
+	routes        []string      // --nats-routes: the other nodes' route URLs
+	nodeID        string        // --node-id
+	replicas      int           // --nats-replicas
+	leaseTTL      time.Duration // --lease-ttl
+	data          string        // --data: the embedded node stores JetStream under data/nats
+}
+
+// on reports whether cluster mode is asked for.
+func (f clusterFlags) on() bool { return f.urls != "" || f.embedded }
+
+// check validates the flags (exit code 2 on error).
+func (f clusterFlags) check() error {
+	switch {
+	case !f.on():
+		if f.listen != "" || f.clusterListen != "" || len(f.routes) > 0 {
+			return errors.New("--nats-listen, --nats-cluster-listen and --nats-routes need --nats-embedded")
+		}
+		return nil
+	case f.urls != "" && f.embedded:
+		return errors.New("--nats and --nats-embedded exclude each other")
+	case f.nodeID == "":
+		return errors.New("cluster mode needs --node-id (letters, digits, '-', '_'; unique in the cluster)")
+	case f.replicas < 1 || f.replicas > 5:
+		return fmt.Errorf("--nats-replicas %d: 1 to 5", f.replicas)
+	case f.leaseTTL < time.Second:
+		return fmt.Errorf("--lease-ttl %v: at least 1s", f.leaseTTL)
+	case !f.embedded && (f.listen != "" || f.clusterListen != "" || len(f.routes) > 0):
+		return errors.New("--nats-listen, --nats-cluster-listen and --nats-routes need --nats-embedded")
+	}
+	return nil
+}
+
+// clusterParts is what cluster mode runs on, closed in reverse by close.
+type clusterParts struct {
+	embedded *natsembed.Server
+	nc       *nats.Conn
+	logs     *jetstream.Store
+	leases   *cluster.Leases
+	members  *cluster.Members
+}
+
+// startCluster starts the embedded NATS node (if asked), connects, and
+// opens the replicated store, the leases and the membership. It waits for
+// JetStream (a cluster's first nodes wait for a quorum) until ctx ends.
+func startCluster(ctx context.Context, f clusterFlags, addr string, log *slog.Logger) (*clusterParts, error) {
+	p := &clusterParts{}
+	fail := func(err error) (*clusterParts, error) {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p.close(cctx, log)
+		return nil, err
+	}
+	urls := f.urls
+	if f.embedded {
+		clusterListen := f.clusterListen
+		var err error
+		p.embedded, err = natsembed.Start(natsembed.Config{Name: f.nodeID, StoreDir: filepath.Join(f.data, "nats"),
+			Listen: f.listen, ClusterListen: clusterListen, Routes: f.routes, Logger: log.With("component", "nats")})
+		if err != nil {
+			return fail(err)
+		}
+		urls = p.embedded.ClientURL()
+	}
+	var err error
+	p.nc, err = nats.Connect(urls, nats.Name("collabd "+f.nodeID), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
+		nats.RetryOnFailedConnect(true))
+	if err != nil {
+		return fail(fmt.Errorf("nats: %w", err))
+	}
+	log.Info("cluster: waiting for JetStream", "nats", urls, "node", f.nodeID, "replicas", f.replicas)
+	if p.logs, err = jetstream.New(ctx, p.nc, jetstream.Options{Replicas: f.replicas}); err != nil {
+		return fail(err)
+	}
+	if p.leases, err = cluster.NewLeases(ctx, p.nc, cluster.LeaseOptions{Node: f.nodeID, TTL: f.leaseTTL, Replicas: f.replicas, Logger: log}); err != nil {
+		return fail(err)
+	}
+	if p.members, err = cluster.Join(ctx, p.nc, cluster.MemberOptions{Node: f.nodeID, TTL: f.leaseTTL, Replicas: f.replicas, Logger: log, Info: []byte(addr)}); err != nil {
+		return fail(err)
+	}
+	return p, nil
+}
+
+// config is the server's view of the parts.
+func (p *clusterParts) config() *server.ClusterConfig {
+	if p == nil {
+		return nil
+	}
+	return &server.ClusterConfig{Conn: p.nc, Leases: p.leases, Members: p.members, Logs: p.logs}
+}
+
+// close releases what is left (after the server's Shutdown, which left the
+// membership and released the documents' leases), drains the connection
+// and stops the embedded node.
+func (p *clusterParts) close(ctx context.Context, log *slog.Logger) {
+	if p == nil {
+		return
+	}
+	if p.leases != nil {
+		if err := p.leases.Close(ctx); err != nil {
+			log.Warn("cluster: leases not released (they expire)", "err", err)
+		}
+	}
+	if p.members != nil {
+		_ = p.members.Leave(ctx) // the server left already; a second Leave does nothing
+	}
+	if p.logs != nil {
+		if err := p.logs.Close(ctx); err != nil {
+			log.Warn("cluster: store close", "err", err)
+		}
+	}
+	if p.nc != nil {
+		p.nc.Close()
+	}
+	if p.embedded != nil {
+		if err := p.embedded.Shutdown(ctx); err != nil {
+			log.Warn("cluster: embedded NATS shutdown", "err", err)
+		}
+	}
+}

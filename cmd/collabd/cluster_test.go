@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestServeClusterFlags: cluster flags that do not go together are
+// refused before anything starts (exit 2).
+func TestServeClusterFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--nats-embedded"}, "--node-id"},
+		{[]string{"--nats", "nats://x:4222", "--nats-embedded", "--node-id", "n1"}, "exclude"},
+		{[]string{"--nats-routes", "nats://n2:6222"}, "need --nats-embedded"},
+		{[]string{"--nats", "nats://x:4222", "--node-id", "n1", "--nats-listen", ":4222"}, "need --nats-embedded"},
+		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-replicas", "7"}, "1 to 5"},
+		{[]string{"--nats-embedded", "--node-id", "n1", "--lease-ttl", "10ms"}, "at least 1s"},
+	} {
+		code, _, stderr := runCmd(t, append([]string{"serve", "--data", t.TempDir()}, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("serve %v = %d, %q; want 2 and %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}
+
+// TestServeClusterEnv: COLLABD_* variables set the cluster flags.
+func TestServeClusterEnv(t *testing.T) {
+	t.Setenv("COLLABD_NATS_EMBEDDED", "true")
+	t.Setenv("COLLABD_NATS_REPLICAS", "9")
+	code, _, stderr := runCmd(t, "serve", "--data", t.TempDir(), "--node-id", "n1")
+	if code != 2 || !strings.Contains(stderr, "--nats-replicas 9") {
+		t.Errorf("serve with COLLABD_NATS_REPLICAS=9 = %d, %q; want 2 and the replicas refused", code, stderr)
+	}
+}
+
+// TestServeClusterEmbeddedOneNode runs "collabd serve --nats-embedded" as
+// a one-node cluster (replicas 1): it serves edits from JetStream and
+// /readyz reports ready; SIGTERM stops it (the cleanup checks it exits).
+func TestServeClusterEmbeddedOneNode(t *testing.T) {
+	p := startServeProc(t, "--nats-embedded", "--node-id", "n1", "--nats-replicas", "1", "--lease-ttl", "2s", "--log-level", "debug")
+	p.waitLog("cluster mode", "node=n1")
+	base := "http://" + p.addr
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := postEdits(ctx, base, "clustered", 0, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/v1/docs/clustered/text", "/readyz"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s = %d %s", path, resp.StatusCode, b)
+		}
+		if path != "/readyz" && !strings.Contains(string(b), "hello") {
+			t.Errorf("GET %s = %s, want hello", path, b)
+		}
+	}
+}
+
+// freePorts reserves n loopback ports (listen on port 0 and close).
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		_ = l.Close() // reserved only to learn a free port
+	}
+	return ports
+}
+
+// TestServeClusterSIGKILL runs three "collabd serve --nats-embedded"
+// processes as one cluster, edits a document over REST through the two
+// nodes that do not own it, SIGKILLs the owner's process (its embedded
+// NATS node dies with it) and goes on editing through the survivors,
+// retrying what is refused: every edit answered 200 (durable) is in the
+// document exactly once afterwards.
+func TestServeClusterSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three collabd processes and a raft election")
+	}
+	ports := freePorts(t, 3)
+	var routes []string
+	for _, p := range ports {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+	}
+	procs := make([]*serveProc, 3)
+	errs := make(chan error, 3)
+	for i := range procs {
+		go func() {
+			p, err := launchServeProc(t, "--nats-embedded", "--node-id", fmt.Sprintf("n%d", i+1),
+				"--nats-cluster-listen", fmt.Sprintf("127.0.0.1:%d", ports[i]), "--nats-routes", strings.Join(routes, ","),
+				"--lease-ttl", "2s", "--log-level", "debug")
+			procs[i] = p
+			errs <- err
+		}()
+	}
+	for range procs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := func(i int) string { return "http://" + procs[i].addr }
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const doc = "killed"
+	// Find the owner: the node whose metrics count the document.
+	if err := postEdits(ctx, base(0), doc, 0, "[start]"); err != nil {
+		t.Fatal(err)
+	}
+	owner := -1
+	for i := range procs {
+		_, body := httpGet(t, base(i)+"/metrics")
+		if strings.Contains(body, "collabd_cluster_owned_documents 1") {
+			owner = i
+		}
+	}
+	if owner < 0 {
+		t.Fatal("no node owns the document")
+	}
+	var others []int
+	for i := range procs {
+		if i != owner {
+			others = append(others, i)
+		}
+	}
+	acked := []string{"[start]"}
+	attempt := 0
+	// edit inserts a new piece through node i, retrying refusals with a new
+	// piece each time (an unanswered attempt may or may not have landed).
+	edit := func(i int) {
+		for {
+			attempt++
+			piece := fmt.Sprintf("[%d]", attempt)
+			err := postEdits(ctx, base(i), doc, 0, piece)
+			if err == nil {
+				acked = append(acked, piece)
+				return
+			}
+			if ctx.Err() != nil {
+				for j, p := range procs {
+					t.Logf("n%d logs:\n%s", j+1, p.logText())
+				}
+				t.Fatalf("no edit through n%d acked before the deadline: %v", i+1, err)
+			}
+			select {
+			case <-time.After(200 * time.Millisecond): // the client's backoff after a 503
+			case <-ctx.Done():
+			}
+		}
+	}
+	for k := range 10 {
+		edit(others[k%2])
+	}
+	killed := time.Now()
+	procs[owner].kill()
+	for k := range 10 {
+		edit(others[k%2])
+		if k == 0 {
+			t.Logf("first edit acked %v after the SIGKILL of n%d", time.Since(killed), owner+1)
+		}
+	}
+	_, text := httpGet(t, base(others[0])+"/v1/docs/"+doc+"/text")
+	for _, p := range acked {
+		if n := strings.Count(text, p); n != 1 {
+			t.Errorf("acked %s is in the document %d times", p, n)
+		}
+	}
+	t.Logf("%d edits acked (%d attempts), all present once", len(acked), attempt)
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}

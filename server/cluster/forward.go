@@ -1,0 +1,672 @@
+package cluster
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"golang.org/x/time/rate"
+
+	"github.com/collabd/collabd/protocol"
+	"github.com/collabd/collabd/server/owner"
+)
+
+// Claimer is implemented by subscribers whose updates are checked against
+// the agents they claimed (native sessions): forwarded, the owner node
+// checks them (the session's node cannot, the owner decodes updates).
+type Claimer interface{ Agents() []uint64 }
+
+// A Ref is one subscriber's way to a document's owner (a session's joined
+// document, a follower's feed, an HTTP request): Send delivers owner
+// messages to the owner, here or on another node, and the owner's events
+// reach the subscriber. A Join (or Follow) after the owner moved (lease
+// lost, owner node gone, owner unloaded) finds the new owner. Release it
+// when done. Send and Release are called by the subscriber's goroutine.
+type Ref struct {
+	n   *Node
+	doc string
+	key uint64
+
+	mu       sync.Mutex // guards e, node, stale, sub, root, follower, released
+	e        *entry     // the owner is here
+	node     string     // else: the owner's node
+	stale    bool       // the owner is gone: the next Join or Follow finds the new one
+	sub      owner.Subscriber
+	root     string
+	follower bool
+	released bool
+
+	dmu sync.Mutex // serialises deliveries made here (Deliver never blocks)
+}
+
+// Acquire returns a Ref to the owner of doc, claiming the document when
+// this node is its place and nobody holds it.
+func (n *Node) Acquire(ctx context.Context, doc string) (*Ref, error) {
+	e, node, err := n.use(ctx, doc, true)
+	if err != nil {
+		return nil, err
+	}
+	n.log.Debug("cluster: document routed", "doc", doc, "local", e != nil, "node", node)
+	n.mu.Lock()
+	n.nextKey++
+	r := &Ref{n: n, doc: doc, key: n.nextKey, e: e, node: node}
+	n.refs[r.key] = r
+	n.refDocLocked(doc, 1)
+	n.mu.Unlock()
+	return r, nil
+}
+
+// Remote reports whether the owner is on another node.
+func (r *Ref) Remote() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e == nil
+}
+
+// Done is closed when the local owner exits; nil (never) when the owner is
+// remote: a request to it is answered by Send itself.
+func (r *Ref) Done() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.e != nil {
+		return r.e.o.Done()
+	}
+	return nil
+}
+
+// Release gives the Ref up.
+func (r *Ref) Release() {
+	r.mu.Lock()
+	if r.released {
+		r.mu.Unlock()
+		return
+	}
+	r.released = true
+	e := r.e
+	r.e = nil
+	r.mu.Unlock()
+	r.n.mu.Lock()
+	delete(r.n.refs, r.key)
+	r.n.refDocLocked(r.doc, -1)
+	r.n.mu.Unlock()
+	if e != nil {
+		r.n.unuse(e)
+	}
+}
+
+// subOf is the subscriber a message is from.
+func subOf(m owner.Msg) owner.Subscriber {
+	switch m := m.(type) {
+	case owner.Join:
+		return m.Sub
+	case owner.Leave:
+		return m.Sub
+	case owner.ReadOnly:
+		return m.Sub
+	case owner.Update:
+		return m.Sub
+	case owner.SetPresence:
+		return m.Sub
+	case owner.Sync:
+		return m.Sub
+	case owner.Awareness:
+		return m.Sub
+	case owner.Follow:
+		return m.Sub
+	case owner.Unfollow:
+		return m.Sub
+	case owner.Broadcast:
+		return m.From
+	}
+	return nil
+}
+
+// Send delivers m to the document's owner. It reports false only when the
+// caller must stop (ctx ended, the node is closing); a message the owner
+// can no longer take is answered here (the subscriber is told to rejoin,
+// a request gets a retryable refusal).
+func (r *Ref) Send(ctx context.Context, m owner.Msg) bool {
+	sub := subOf(m)
+	r.mu.Lock()
+	if sub != nil {
+		r.sub = sub
+	}
+	if f, ok := m.(owner.Follow); ok {
+		r.root, r.follower = f.Root, true
+	}
+	r.mu.Unlock()
+	switch m.(type) {
+	case owner.Join, owner.Follow:
+		if err := r.retarget(ctx); err != nil {
+			if ctx.Err() != nil {
+				return false
+			}
+			r.bounce(m, "the document's owner is not reachable now; rejoin: "+err.Error())
+			return true
+		}
+	}
+	r.mu.Lock()
+	e, node := r.e, r.node
+	r.mu.Unlock()
+	if e != nil {
+		if e.o.Send(ctx, m) {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		r.markStale()
+		r.bounce(m, "the document moved; rejoin")
+		return true
+	}
+	if node == "" { // released
+		return false
+	}
+	if r.forwardRequest(ctx, node, m) {
+		return true
+	}
+	f := r.toFwd(m)
+	if f == nil {
+		failRequest(m, &owner.Refused{Code: protocol.CodeDocUnloading,
+			Message: "the document is owned by node " + node + "; this request is not forwarded: retry on that node"})
+		return true
+	}
+	if err := r.n.cfg.Conn.Publish(r.n.fwdSubject(node), encodeFwd(f)); err != nil {
+		r.markStale()
+		r.bounce(m, "the document's node is not reachable; rejoin")
+	}
+	return true
+}
+
+func (r *Ref) markStale() {
+	r.mu.Lock()
+	r.stale = true
+	r.mu.Unlock()
+}
+
+// retarget finds the owner again if it moved, leaving the old one.
+func (r *Ref) retarget(ctx context.Context) error {
+	r.mu.Lock()
+	e, node, stale, sub := r.e, r.node, r.stale, r.sub
+	r.mu.Unlock()
+	if e != nil && !stale && !r.n.closingEntry(e) {
+		return nil
+	}
+	if e == nil && !stale {
+		return nil
+	}
+	if e != nil {
+		if sub != nil {
+			lctx, cancel := context.WithTimeout(ctx, time.Second)
+			e.o.Send(lctx, owner.Leave{Sub: sub})
+			cancel()
+		}
+		r.n.unuse(e)
+	} else if node != "" {
+		r.publishLeave(node)
+	}
+	r.mu.Lock()
+	r.e, r.node = nil, ""
+	r.mu.Unlock()
+	ne, nnode, err := r.n.use(ctx, r.doc, true)
+	if err != nil {
+		r.markStale()
+		return err
+	}
+	r.mu.Lock()
+	if r.released {
+		r.mu.Unlock()
+		if ne != nil {
+			r.n.unuse(ne)
+		}
+		return ErrNodeClosed
+	}
+	r.e, r.node, r.stale = ne, nnode, false
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *Ref) publishLeave(node string) {
+	r.mu.Lock()
+	kind := byte(fwdLeave)
+	if r.follower {
+		kind = fwdUnfollow
+	}
+	r.mu.Unlock()
+	_ = r.n.cfg.Conn.Publish(r.n.fwdSubject(node), encodeFwd(&fwd{kind: kind, origin: r.n.id, key: r.key, doc: r.doc})) // best effort: the owner node drops subscribers of dead nodes
+}
+
+// bounce answers m here: the subscriber is told to rejoin (retryable), a
+// request gets a retryable refusal.
+func (r *Ref) bounce(m owner.Msg, msg string) {
+	failRequest(m, &owner.Refused{Code: protocol.CodeDocUnloading, Message: msg})
+	sub := subOf(m)
+	if sub == nil {
+		return
+	}
+	var batch uint64
+	if u, ok := m.(owner.Update); ok {
+		batch = u.Batch
+		r.deliver(sub, &owner.AckEvent{Doc: r.doc, Batch: batch, Status: protocol.AckRejected}, false)
+	}
+	switch m.(type) {
+	case owner.Leave, owner.Unfollow:
+		return
+	}
+	r.deliver(sub, &owner.ErrorEvent{Doc: r.doc, Batch: batch, Code: protocol.CodeDocUnloading, Message: msg, RetryAfter: time.Second, End: true}, false)
+}
+
+func (r *Ref) deliver(sub owner.Subscriber, ev owner.Event, soft bool) bool {
+	r.dmu.Lock()
+	defer r.dmu.Unlock()
+	if soft {
+		return sub.DeliverSoft(ev)
+	}
+	return sub.Deliver(ev)
+}
+
+// failRequest answers a request message with err (others are left alone).
+func failRequest(m owner.Msg, err error) {
+	switch m := m.(type) {
+	case owner.Read:
+		answer(m.Reply, owner.ReadResult{Err: err})
+	case owner.Edit:
+		answer(m.Reply, owner.EditResult{Err: err})
+	case owner.Import:
+		answer(m.Reply, owner.ImportResult{Err: err})
+	case owner.Delete:
+		answer(m.Reply, err)
+	case owner.Create:
+		answer(m.Reply, err)
+	case owner.Broadcast:
+		if m.Reply != nil {
+			answer(m.Reply, owner.BroadcastResult{Err: err})
+		}
+	case owner.Checkpoint:
+		answer(m.Reply, owner.CheckpointResult{Err: err})
+	case owner.Restore:
+		answer(m.Reply, owner.RestoreResult{Err: err})
+	}
+}
+
+func answer[T any](reply chan<- T, v T) {
+	select {
+	case reply <- v:
+	default:
+	}
+}
+
+// toFwd encodes a subscriber's message for the owner node (nil: a request
+// that is not forwarded).
+func (r *Ref) toFwd(m owner.Msg) *fwd {
+	f := &fwd{origin: r.n.id, key: r.key, doc: r.doc}
+	switch m := m.(type) {
+	case owner.Join:
+		f.kind, f.subID, f.docKind, f.noSync, f.sv, f.readOnly, f.user = fwdJoin, m.Sub.ID(), m.Kind, m.NoSync, m.SV, m.ReadOnly, m.User
+		if a, ok := m.Sub.(owner.Authored); ok {
+			f.subject = a.Subject()
+		}
+		if c, ok := m.Sub.(Claimer); ok {
+			f.checkOps, f.agents = true, c.Agents()
+		}
+	case owner.Leave:
+		f.kind = fwdLeave
+	case owner.ReadOnly:
+		f.kind = fwdReadOnly
+	case owner.Update:
+		f.kind, f.batch, f.data = fwdUpdate, m.Batch, m.Update
+	case owner.SetPresence:
+		f.kind, f.data = fwdPresence, protocol.Encode(&protocol.PresenceSet{Doc: r.doc, State: m.State})
+	case owner.Sync:
+		f.kind, f.sv = fwdSync, m.SV
+	case owner.Awareness:
+		f.kind, f.data = fwdAwareness, m.Update
+	case owner.Follow:
+		f.kind, f.root, f.since, f.maxSteps = fwdFollow, m.Root, m.Since, uint64(max(0, m.MaxSteps))
+	case owner.Unfollow:
+		f.kind = fwdUnfollow
+	case owner.Broadcast:
+		if m.From == nil {
+			return nil
+		}
+		f.kind, f.data = fwdBroadcast, m.Data
+	default:
+		return nil
+	}
+	return f
+}
+
+// onEvt delivers an event from an owner node to its subscriber here.
+func (n *Node) onEvt(msg *nats.Msg) {
+	e, err := decodeEvt(msg.Data, n.cfg.DecodeLimits)
+	if err != nil {
+		n.log.Warn("forwarded event refused", "err", err)
+		return
+	}
+	if e.fan || e.ref {
+		ev := n.fanned(e)
+		if ev == nil {
+			ev = missedFanOut(e.doc)
+		}
+		e.ev = ev
+	}
+	n.mu.Lock()
+	r := n.refs[e.key]
+	n.mu.Unlock()
+	if r == nil {
+		return // released meanwhile
+	}
+	r.mu.Lock()
+	sub, root, follower := r.sub, r.root, r.follower
+	if ev, ok := e.ev.(*owner.ErrorEvent); ok && ev.End {
+		r.stale = true // the owner forgot the subscriber: its rejoin looks again
+	}
+	r.mu.Unlock()
+	if sub == nil {
+		return
+	}
+	if follower {
+		switch ev := e.ev.(type) {
+		case *owner.UpdateEvent:
+			ev.SetJSON(root, e.json)
+		case *owner.PresenceEvent:
+			ev.SetCursors(root, e.cursors)
+		}
+	}
+	r.deliver(sub, e.ev, e.soft)
+}
+
+// watchMembers tells the subscribers forwarded to a node that left to
+// rejoin, and drops the subscribers forwarded here from a node that left.
+func (n *Node) watchMembers() {
+	for {
+		live, changed := n.cfg.Members.Live()
+		if len(live) > 0 {
+			n.dropDead(live)
+		}
+		select {
+		case <-changed:
+		case <-n.ctx.Done():
+			return
+		}
+	}
+}
+
+func (n *Node) dropDead(live []string) {
+	var refs []*Ref
+	var rss []*remoteSub
+	n.mu.Lock()
+	for _, r := range n.refs {
+		r.mu.Lock()
+		if r.e == nil && r.node != "" && !r.stale && !slices.Contains(live, r.node) {
+			r.stale = true
+			if r.sub != nil {
+				refs = append(refs, r)
+			}
+		}
+		r.mu.Unlock()
+	}
+	for k, rs := range n.remotes {
+		if !slices.Contains(live, k.origin) {
+			rss = append(rss, rs)
+		}
+	}
+	n.mu.Unlock()
+	for _, r := range refs {
+		r.mu.Lock()
+		sub := r.sub
+		r.mu.Unlock()
+		r.deliver(sub, &owner.ErrorEvent{Doc: r.doc, Code: protocol.CodeDocUnloading, Message: "the document's node left; rejoin", End: true}, false) // no wait: the rejoin waits for the lease
+	}
+	for _, rs := range rss {
+		rs.stop()
+	}
+}
+
+// remoteKey names a subscriber forwarded to this node.
+type remoteKey struct {
+	origin string
+	key    uint64
+}
+
+// remoteSub is a subscriber of another node, forwarded here: the owner's
+// owner.Subscriber for it, whose events go back over NATS. Its worker
+// goroutine sends its messages to the owner, in order.
+type remoteSub struct {
+	n        *Node
+	k        remoteKey
+	doc      string
+	in       chan *fwd
+	quit     chan struct{}
+	quitOnce sync.Once
+
+	// fixed by the first message (a Join or Follow), before the worker starts
+	id       string
+	subject  string
+	follower bool
+	root     string
+	checkOps bool
+	agents   []uint64
+	ops      *rate.Limiter
+}
+
+var (
+	_ owner.Subscriber = (*remoteSub)(nil)
+	_ owner.Author     = (*remoteSub)(nil)
+	_ owner.Authored   = (*remoteSub)(nil)
+)
+
+func (rs *remoteSub) ID() string      { return rs.id }
+func (rs *remoteSub) Subject() string { return rs.subject }
+
+// Seen is now: the subscriber's node watches its connection and sends a
+// Leave when it ends; a node that dies is dropped by watchMembers.
+func (rs *remoteSub) Seen() time.Time { return time.Now() }
+
+func (rs *remoteSub) Deliver(ev owner.Event) bool     { return rs.send(ev, false) }
+func (rs *remoteSub) DeliverSoft(ev owner.Event) bool { return rs.send(ev, true) }
+
+// send publishes ev to the subscriber's node. nats.go buffers it (the
+// owner does not wait for the node); a publish that fails (connection
+// closed, reconnect buffer full) drops the subscriber.
+func (rs *remoteSub) send(ev owner.Event, soft bool) bool {
+	select {
+	case <-rs.quit:
+		return false
+	default:
+	}
+	return rs.publishSoft(ev, soft)
+}
+
+// publish sends ev to the subscriber's node, even once stopped.
+func (rs *remoteSub) publish(ev owner.Event) bool { return rs.publishSoft(ev, false) }
+
+func (rs *remoteSub) publishSoft(ev owner.Event, soft bool) bool {
+	var b []byte
+	if u, ok := ev.(*owner.UpdateEvent); ok && !rs.follower {
+		// Once per node: the first of the node's sessions gets the update,
+		// the others a reference to it (fanout.go).
+		seq, first := rs.n.fanSeq(rs.doc, rs.k.origin, u)
+		if first {
+			rs.n.fanFull.Add(1)
+			b, _ = encodeEvtSeq(rs.k.key, soft, ev, "", false, seq)
+		} else {
+			rs.n.fanRefs.Add(1)
+			b = encodeFanRef(rs.k.key, soft, rs.doc, seq)
+		}
+	} else {
+		var ok bool
+		if b, ok = encodeEvt(rs.k.key, soft, ev, rs.root, rs.follower); !ok {
+			return true
+		}
+	}
+	return rs.n.cfg.Conn.Publish(rs.n.evSubject(rs.k.origin), b) == nil
+}
+
+// Admit applies a native session's checks: its claimed agents, the ops
+// per update and the op rate.
+func (rs *remoteSub) Admit(replicas []uint64, ops, length int) error {
+	if rs.checkOps {
+		for _, a := range replicas {
+			if !slices.Contains(rs.agents, a) {
+				return &owner.Refused{Code: protocol.CodeForgedAgent, Message: "op of an agent this session did not claim"}
+			}
+		}
+		if lim := rs.n.cfg.Admit.MaxOps; lim > 0 && ops > lim {
+			return &owner.Refused{Code: protocol.CodeTooManyOps, Message: "too many ops in one update"}
+		}
+	}
+	if rs.ops != nil && !rs.ops.AllowN(time.Now(), min(length, rs.n.cfg.Admit.Burst)) {
+		return &owner.Refused{Code: protocol.CodeRateLimited, Message: "op rate exceeded; resend later"}
+	}
+	return nil
+}
+
+func (rs *remoteSub) stop() { rs.quitOnce.Do(func() { close(rs.quit) }) }
+
+// tellOrigin sends an event to the subscriber's node (not through the owner).
+func (rs *remoteSub) tellOrigin(f *fwd, msg string) {
+	var batch uint64
+	if f.kind == fwdUpdate {
+		batch = f.batch
+		rs.send(&owner.AckEvent{Doc: f.doc, Batch: batch, Status: protocol.AckRejected}, false)
+	}
+	rs.send(&owner.ErrorEvent{Doc: f.doc, Batch: batch, Code: protocol.CodeDocUnloading, Message: msg, RetryAfter: time.Second, End: true}, false)
+}
+
+// onFwd takes a message forwarded to this node.
+func (n *Node) onFwd(msg *nats.Msg) {
+	f, err := decodeFwd(msg.Data)
+	if err != nil {
+		n.log.Warn("forwarded message refused", "err", err)
+		return
+	}
+	k := remoteKey{f.origin, f.key}
+	n.mu.Lock()
+	rs := n.remotes[k]
+	if rs == nil {
+		if n.closed || (f.kind != fwdJoin && f.kind != fwdFollow) {
+			n.mu.Unlock()
+			if f.kind != fwdLeave && f.kind != fwdUnfollow && f.kind != fwdSeen {
+				tmp := &remoteSub{n: n, k: k, quit: make(chan struct{})}
+				tmp.tellOrigin(f, "not subscribed on the document's node; rejoin")
+			}
+			return
+		}
+		rs = &remoteSub{n: n, k: k, doc: f.doc, in: make(chan *fwd, n.cfg.QueueLen), quit: make(chan struct{}),
+			id: f.subID, subject: f.subject, follower: f.kind == fwdFollow, root: f.root, checkOps: f.checkOps, agents: f.agents}
+		if a := n.cfg.Admit; a.Rate > 0 {
+			rs.ops = rate.NewLimiter(rate.Limit(a.Rate), max(a.Burst, 1))
+		}
+		n.remotes[k] = rs
+		n.goroutine(rs.work)
+	}
+	n.mu.Unlock()
+	if f.kind == fwdSeen {
+		return
+	}
+	select {
+	case rs.in <- f:
+	default:
+		n.log.Warn("forwarded subscriber too far behind: dropped", "doc", f.doc, "origin", f.origin)
+		rs.stop()
+		rs.tellOrigin(f, "too far behind on the document's node; rejoin")
+	}
+}
+
+// work sends the subscriber's messages to the owner, in order, claiming
+// the document first; it ends on a Leave or Unfollow, when the
+// subscriber's node leaves, or when the owner goes.
+func (rs *remoteSub) work() {
+	n := rs.n
+	var e *entry
+	defer func() {
+		n.mu.Lock()
+		if n.remotes[rs.k] == rs {
+			delete(n.remotes, rs.k)
+		}
+		n.mu.Unlock()
+		rs.stop()
+		if e != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			if rs.follower {
+				e.o.Send(ctx, owner.Unfollow{Sub: rs})
+			} else {
+				e.o.Send(ctx, owner.Leave{Sub: rs})
+			}
+			cancel()
+			n.unuse(e)
+		}
+	}()
+	for {
+		var f *fwd
+		select {
+		case f = <-rs.in:
+		case <-rs.quit:
+			return
+		case <-n.ctx.Done():
+			return
+		}
+		if f.kind == fwdLeave || f.kind == fwdUnfollow {
+			return // the deferred Leave
+		}
+		if e == nil {
+			var err error
+			ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
+			e, _, err = n.use(ctx, rs.doc, false)
+			cancel()
+			if err != nil {
+				e = nil
+				n.log.Info("forwarded subscriber refused: document not claimed here", "doc", rs.doc, "err", err)
+				rs.tellOrigin(f, "the document is not owned here; rejoin")
+				return
+			}
+		}
+		m := rs.msg(f)
+		if m == nil {
+			continue
+		}
+		if !e.o.Send(n.ctx, m) {
+			if n.ctx.Err() != nil {
+				return
+			}
+			n.unuse(e)
+			e = nil
+			rs.tellOrigin(f, "the document moved; rejoin")
+			return
+		}
+	}
+}
+
+// msg is the owner message for a forwarded one (nil: nothing to send).
+func (rs *remoteSub) msg(f *fwd) owner.Msg {
+	switch f.kind {
+	case fwdJoin:
+		return owner.Join{Sub: rs, Kind: f.docKind, NoSync: f.noSync, SV: f.sv, ReadOnly: f.readOnly, User: f.user}
+	case fwdReadOnly:
+		return owner.ReadOnly{Sub: rs}
+	case fwdUpdate:
+		return owner.Update{Sub: rs, Batch: f.batch, Update: f.data}
+	case fwdPresence:
+		m, err := protocol.Decode(f.data, rs.n.cfg.DecodeLimits)
+		if err != nil {
+			return nil
+		}
+		p, ok := m.(*protocol.PresenceSet)
+		if !ok {
+			return nil
+		}
+		return owner.SetPresence{Sub: rs, State: p.State}
+	case fwdSync:
+		return owner.Sync{Sub: rs, SV: f.sv}
+	case fwdAwareness:
+		return owner.Awareness{Sub: rs, Update: f.data}
+	case fwdFollow:
+		return owner.Follow{Sub: rs, Root: f.root, Since: f.since, MaxSteps: int(min(f.maxSteps, 1<<31))}
+	case fwdBroadcast:
+		return owner.Broadcast{From: rs, Data: f.data}
+	}
+	return nil
+}

@@ -1,0 +1,503 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/collabd/collabd/protocol"
+	"github.com/collabd/collabd/server/owner"
+)
+
+// Requests (the HTTP API's reads, REST edits, app messages, creations and
+// deletions) to a
+// document owned by another node go there by NATS request/reply on
+// "<prefix>.req.<node>": the owner node answers once the owner has (an
+// edit, a creation, a deletion: once durable). Other requests (import,
+// checkpoints, restores) are not forwarded: they answer with a retryable
+// refusal naming the owner node.
+
+// request kinds.
+const (
+	reqRead byte = iota + 1
+	reqEdit
+	reqBroadcast
+	reqCreate
+	reqDelete
+)
+
+// reqTimeout bounds a forwarded request (an edit waits for durability).
+const reqTimeout = 30 * time.Second
+
+// maxReqInFlight bounds the forwarded requests an owner node serves at once.
+const maxReqInFlight = 256
+
+func (n *Node) reqSubject(node string) string { return n.cfg.Prefix + ".req." + node }
+
+// encodeReq encodes a forwardable request (nil: not forwarded).
+func encodeReq(doc string, m owner.Msg) []byte {
+	w := &writer{}
+	w.byte(wireVersion)
+	switch m := m.(type) {
+	case owner.Read:
+		w.byte(reqRead)
+		w.string(doc)
+		w.string(m.Root)
+		w.uint(uint64(m.What))
+	case owner.Edit:
+		w.byte(reqEdit)
+		w.string(doc)
+		w.string(m.Root)
+		w.uint(uint64(len(m.Edits)))
+		for _, e := range m.Edits {
+			w.int(int64(e.Pos))
+			w.int(int64(e.Del))
+			w.string(e.Ins)
+		}
+		w.bool(m.Version != nil)
+		if m.Version != nil {
+			w.uint(*m.Version)
+		}
+		w.string(m.Key)
+	case owner.Broadcast:
+		if m.From != nil {
+			return nil
+		}
+		w.byte(reqBroadcast)
+		w.string(doc)
+		w.bytes(m.Data)
+	case owner.Create:
+		w.byte(reqCreate)
+		w.string(doc)
+		w.uint(uint64(m.Kind))
+	case owner.Delete:
+		w.byte(reqDelete)
+		w.string(doc)
+	default:
+		return nil
+	}
+	return w.b
+}
+
+// req is a decoded request; msg builds its owner message around a reply
+// channel of the matching type (see serveReq).
+type req struct {
+	kind    byte
+	doc     string
+	read    owner.Read
+	edit    owner.Edit
+	bcast   owner.Broadcast
+	docKind owner.Kind // Create
+}
+
+func decodeReq(b []byte) (*req, error) {
+	if len(b) > maxWireBytes {
+		return nil, fmt.Errorf("%w: %d bytes", errWire, len(b))
+	}
+	r := &reader{b: b}
+	q := &req{kind: r.header(), doc: r.string(maxWireString)}
+	switch q.kind {
+	case reqRead:
+		q.read.Root = r.string(maxWireString)
+		w := r.uint()
+		if w < uint64(owner.ReadInfo) || w > uint64(owner.ReadSnapshot) {
+			r.fail("read view %d", w)
+		}
+		q.read.What = owner.ReadWhat(w)
+	case reqEdit:
+		q.edit.Root = r.string(maxWireString)
+		n := r.count(maxWireCount, 3)
+		if n > 0 {
+			q.edit.Edits = make([]owner.Splice, n)
+			for i := range q.edit.Edits {
+				q.edit.Edits[i] = owner.Splice{Pos: int(r.int()), Del: int(r.int()), Ins: r.string(maxWireBytes)}
+			}
+		}
+		if r.bool() {
+			v := r.uint()
+			q.edit.Version = &v
+		}
+		q.edit.Key = r.string(maxWireString)
+	case reqBroadcast:
+		q.bcast.Data = r.bytes(maxWireBytes)
+	case reqCreate:
+		k := r.uint()
+		if k > math.MaxUint8 {
+			r.fail("kind %d", k)
+		}
+		q.docKind = owner.Kind(k)
+	case reqDelete:
+	default:
+		r.fail("request kind %d", q.kind)
+	}
+	if err := r.end(); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// Error kinds in a reply.
+const (
+	errNone byte = iota
+	errRefused
+	errNoDocument
+	errOther
+	errExists
+)
+
+func writeErr(w *writer, err error) {
+	var ref *owner.Refused
+	switch {
+	case err == nil:
+		w.byte(errNone)
+	case errors.As(err, &ref):
+		w.byte(errRefused)
+		w.uint(uint64(ref.Code))
+		w.string(ref.Message)
+	case errors.Is(err, owner.ErrNoDocument):
+		w.byte(errNoDocument)
+	case errors.Is(err, owner.ErrExists):
+		w.byte(errExists)
+	default:
+		w.byte(errOther)
+		w.string(err.Error())
+	}
+}
+
+func readErr(r *reader) error {
+	switch k := r.byte(); k {
+	case errNone:
+		return nil
+	case errRefused:
+		c := r.uint()
+		if c > math.MaxUint16 {
+			r.fail("code %d", c)
+		}
+		return &owner.Refused{Code: protocol.Code(c), Message: r.string(maxWireString)}
+	case errNoDocument:
+		return owner.ErrNoDocument
+	case errExists:
+		return owner.ErrExists
+	case errOther:
+		return errors.New(r.string(maxWireString))
+	default:
+		r.fail("error kind %d", k)
+		return nil
+	}
+}
+
+func encodeReadResult(res owner.ReadResult) []byte {
+	w := &writer{}
+	w.byte(wireVersion)
+	w.byte(reqRead)
+	writeErr(w, res.Err)
+	w.uint(uint64(res.Kind))
+	w.uint(res.Version)
+	w.string(res.Text)
+	w.uint(uint64(len(res.Roots)))
+	for _, s := range res.Roots {
+		w.string(s)
+	}
+	w.uint(uint64(len(res.Clock)))
+	for k, v := range res.Clock {
+		w.string(k)
+		w.uint(v)
+	}
+	w.uint(uint64(max(0, res.Pending)))
+	w.uint(uint64(max(0, res.Peers)))
+	w.uint(uint64(max(0, res.Sessions)))
+	w.bool(res.Snapshot != nil)
+	w.bytes(res.Snapshot)
+	w.uint(uint64(len(res.Awareness)))
+	for k, v := range res.Awareness {
+		w.uint(k)
+		w.string(v)
+	}
+	w.bool(res.Content != nil)
+	w.uint(uint64(len(res.Content)))
+	for k, v := range res.Content {
+		w.string(k)
+		w.bytes(v)
+	}
+	return w.b
+}
+
+func decodeReadResult(b []byte) (owner.ReadResult, error) {
+	var res owner.ReadResult
+	r := &reader{b: b}
+	if k := r.header(); k != reqRead && r.err == nil {
+		r.fail("reply kind %d", k)
+	}
+	res.Err = readErr(r)
+	k := r.uint()
+	if k > math.MaxUint8 {
+		r.fail("kind %d", k)
+	}
+	res.Kind = owner.Kind(k)
+	res.Version = r.uint()
+	res.Text = r.string(maxWireBytes)
+	if n := r.count(maxWireCount, 1); n > 0 {
+		res.Roots = make([]string, n)
+		for i := range res.Roots {
+			res.Roots[i] = r.string(maxWireString)
+		}
+	}
+	if n := r.count(maxWireCount, 2); n > 0 {
+		res.Clock = make(map[string]uint64, n)
+		for range n {
+			k := r.string(maxWireString)
+			res.Clock[k] = r.uint()
+		}
+	}
+	res.Pending = int(min(r.uint(), math.MaxInt32))
+	res.Peers = int(min(r.uint(), math.MaxInt32))
+	res.Sessions = int(min(r.uint(), math.MaxInt32))
+	hasSnap := r.bool()
+	res.Snapshot = r.bytes(maxWireBytes)
+	if hasSnap && res.Snapshot == nil {
+		res.Snapshot = []byte{}
+	}
+	if n := r.count(maxWireCount, 2); n > 0 {
+		res.Awareness = make(map[uint64]string, n)
+		for range n {
+			k := r.uint()
+			res.Awareness[k] = r.string(maxWireBytes)
+		}
+	}
+	hasContent := r.bool()
+	n := r.count(maxWireCount, 2)
+	if hasContent {
+		res.Content = make(map[string][]byte, n)
+	}
+	for range n {
+		k := r.string(maxWireString)
+		v := r.bytes(maxWireBytes)
+		if res.Content != nil {
+			res.Content[k] = v
+		}
+	}
+	return res, r.end()
+}
+
+func encodeEditResult(res owner.EditResult) []byte {
+	w := &writer{}
+	w.byte(wireVersion)
+	w.byte(reqEdit)
+	writeErr(w, res.Err)
+	w.uint(res.Version)
+	w.uint(uint64(max(0, res.Applied)))
+	w.bool(res.Replay)
+	return w.b
+}
+
+func decodeEditResult(b []byte) (owner.EditResult, error) {
+	var res owner.EditResult
+	r := &reader{b: b}
+	if k := r.header(); k != reqEdit && r.err == nil {
+		r.fail("reply kind %d", k)
+	}
+	res.Err = readErr(r)
+	res.Version = r.uint()
+	res.Applied = int(min(r.uint(), math.MaxInt32))
+	res.Replay = r.bool()
+	return res, r.end()
+}
+
+func encodeBroadcastResult(res owner.BroadcastResult) []byte {
+	w := &writer{}
+	w.byte(wireVersion)
+	w.byte(reqBroadcast)
+	writeErr(w, res.Err)
+	w.uint(uint64(max(0, res.Delivered)))
+	return w.b
+}
+
+func decodeBroadcastResult(b []byte) (owner.BroadcastResult, error) {
+	var res owner.BroadcastResult
+	r := &reader{b: b}
+	if k := r.header(); k != reqBroadcast && r.err == nil {
+		r.fail("reply kind %d", k)
+	}
+	res.Err = readErr(r)
+	res.Delivered = int(min(r.uint(), math.MaxInt32))
+	return res, r.end()
+}
+
+// encodeErrReply is the reply to a Create or Delete: its error.
+func encodeErrReply(kind byte, err error) []byte {
+	w := &writer{}
+	w.byte(wireVersion)
+	w.byte(kind)
+	writeErr(w, err)
+	return w.b
+}
+
+func decodeErrReply(kind byte, b []byte) (error, error) {
+	r := &reader{b: b}
+	if k := r.header(); k != kind && r.err == nil {
+		r.fail("reply kind %d", k)
+	}
+	res := readErr(r)
+	return res, r.end()
+}
+
+// forwardRequest sends a request message to the owner node and answers
+// its reply channel with the owner's answer, or a retryable refusal. It
+// reports false when m is not a forwardable request.
+func (r *Ref) forwardRequest(ctx context.Context, node string, m owner.Msg) bool {
+	data := encodeReq(r.doc, m)
+	if data == nil {
+		return false
+	}
+	n := r.n
+	n.goroutine(func() {
+		rctx, cancel := context.WithTimeout(ctx, reqTimeout)
+		defer cancel()
+		stop := context.AfterFunc(n.ctx, cancel)
+		defer stop()
+		msg, err := n.cfg.Conn.RequestWithContext(rctx, n.reqSubject(node), data)
+		if err == nil {
+			err = answerReply(m, msg.Data)
+		}
+		if err != nil {
+			r.markStale()
+			failRequest(m, &owner.Refused{Code: protocol.CodeDocUnloading,
+				Message: "the document's node " + node + " did not answer: retry (" + err.Error() + ")"})
+		}
+	})
+	return true
+}
+
+// answerReply decodes a reply and answers m's reply channel.
+func answerReply(m owner.Msg, b []byte) error {
+	switch m := m.(type) {
+	case owner.Read:
+		res, err := decodeReadResult(b)
+		if err != nil {
+			return err
+		}
+		answer(m.Reply, res)
+	case owner.Edit:
+		res, err := decodeEditResult(b)
+		if err != nil {
+			return err
+		}
+		answer(m.Reply, res)
+	case owner.Broadcast:
+		res, err := decodeBroadcastResult(b)
+		if err != nil {
+			return err
+		}
+		if m.Reply != nil {
+			answer(m.Reply, res)
+		}
+	case owner.Create:
+		res, err := decodeErrReply(reqCreate, b)
+		if err != nil {
+			return err
+		}
+		answer(m.Reply, res)
+	case owner.Delete:
+		res, err := decodeErrReply(reqDelete, b)
+		if err != nil {
+			return err
+		}
+		answer(m.Reply, res)
+	}
+	return nil
+}
+
+// onReq serves a request forwarded to this node, on a goroutine of its
+// own (at most maxReqInFlight at once).
+func (n *Node) onReq(msg *nats.Msg) {
+	q, err := decodeReq(msg.Data)
+	if err != nil {
+		n.log.Warn("forwarded request refused", "err", err)
+		return // the requester times out
+	}
+	select {
+	case n.reqSlots <- struct{}{}:
+	default:
+		_ = msg.Respond(q.refusal(&owner.Refused{Code: protocol.CodeOverloaded, Message: "too many forwarded requests; retry"})) // best effort
+		return
+	}
+	n.goroutine(func() {
+		defer func() { <-n.reqSlots }()
+		_ = msg.Respond(n.serveReq(q)) // a requester gone meanwhile has timed out
+	})
+}
+
+// refusal is q's reply carrying err.
+func (q *req) refusal(err error) []byte {
+	switch q.kind {
+	case reqRead:
+		return encodeReadResult(owner.ReadResult{Err: err})
+	case reqEdit:
+		return encodeEditResult(owner.EditResult{Err: err})
+	case reqCreate, reqDelete:
+		return encodeErrReply(q.kind, err)
+	default:
+		return encodeBroadcastResult(owner.BroadcastResult{Err: err})
+	}
+}
+
+// serveReq claims the document (unless another node holds it), asks its
+// owner and encodes the answer.
+func (n *Node) serveReq(q *req) []byte {
+	ctx, cancel := context.WithTimeout(n.ctx, reqTimeout)
+	defer cancel()
+	e, holder, err := n.use(ctx, q.doc, false)
+	if err != nil {
+		msg := "the document is not owned here: retry"
+		if holder != "" {
+			msg = "the document is owned by node " + holder + ": retry"
+		}
+		return q.refusal(&owner.Refused{Code: protocol.CodeDocUnloading, Message: msg})
+	}
+	defer n.unuse(e)
+	gone := &owner.Refused{Code: protocol.CodeDocUnloading, Message: "the document moved: retry"}
+	switch q.kind {
+	case reqRead:
+		reply := make(chan owner.ReadResult, 1)
+		q.read.Reply = reply
+		return encodeReadResult(await(ctx, e.o, q.read, reply, owner.ReadResult{Err: gone}))
+	case reqEdit:
+		reply := make(chan owner.EditResult, 1)
+		q.edit.Reply = reply
+		return encodeEditResult(await(ctx, e.o, q.edit, reply, owner.EditResult{Err: gone}))
+	case reqCreate:
+		reply := make(chan error, 1)
+		return encodeErrReply(q.kind, await(ctx, e.o, owner.Create{Kind: q.docKind, Reply: reply}, reply, error(gone)))
+	case reqDelete:
+		reply := make(chan error, 1)
+		return encodeErrReply(q.kind, await(ctx, e.o, owner.Delete{Reply: reply}, reply, error(gone)))
+	default:
+		reply := make(chan owner.BroadcastResult, 1)
+		q.bcast.Reply = reply
+		return encodeBroadcastResult(await(ctx, e.o, q.bcast, reply, owner.BroadcastResult{Err: gone}))
+	}
+}
+
+// await sends m to o and waits for its answer (failed if o exits or ctx ends).
+func await[R any](ctx context.Context, o *owner.Owner, m owner.Msg, reply <-chan R, failed R) R {
+	if !o.Send(ctx, m) {
+		return failed
+	}
+	select {
+	case r := <-reply:
+		return r
+	case <-o.Done():
+		select {
+		case r := <-reply:
+			return r
+		default:
+			return failed
+		}
+	case <-ctx.Done():
+		return failed
+	}
+}
