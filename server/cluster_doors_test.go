@@ -1,0 +1,155 @@
+package server_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/collabd/collabd/crdt/yjs"
+	yproto "github.com/collabd/collabd/protocol/yjs"
+)
+
+// The Yjs doors in cluster mode: clients of both doors on nodes that do
+// not own the document, forwarded to the owner (cluster_test.go has the
+// cluster harness).
+
+// yClient is a bare y-websocket client (y-protocols sync) with its own
+// Yjs replica.
+type yClient struct {
+	t    *testing.T
+	conn *websocket.Conn
+	doc  *yjs.Doc
+}
+
+func dialY(t *testing.T, n *clusterNode, doc string) *yClient {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(n.http.URL, "http")+"/v1/yjs/"+doc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	c := &yClient{t: t, conn: conn, doc: yjs.New(yjs.Limits{})}
+	c.write(yproto.AppendSync(nil, yproto.SyncStep1, c.doc.StateVector()))
+	c.readUntil(func(m yproto.Message) bool { return m.Type == yproto.TypeSync && m.Sync == yproto.SyncStep2 })
+	return c
+}
+
+func (c *yClient) write(frame []byte) {
+	c.t.Helper()
+	if err := c.conn.WriteMessage(websocket.BinaryMessage, frame); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// readUntil applies what the server sends until done says so.
+func (c *yClient) readUntil(done func(yproto.Message) bool) {
+	c.t.Helper()
+	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, b, err := c.conn.ReadMessage()
+		if err != nil {
+			c.t.Fatalf("y-websocket read: %v", err)
+		}
+		m, err := yproto.Decode(b, yproto.Limits{})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if m.Type == yproto.TypeSync && m.Sync != yproto.SyncStep1 {
+			if _, err := c.doc.Apply(m.Payload); err != nil {
+				c.t.Fatal(err)
+			}
+		}
+		if done(m) {
+			return
+		}
+	}
+}
+
+// TestClusterYWebsocket: two y-websocket clients on the two nodes that do
+// not own the document (both forwarded) edit it and converge.
+func TestClusterYWebsocket(t *testing.T) {
+	nodes := startCluster(t, 5*time.Second, nil)
+	doc := docPlacedOn("c1")
+	start := time.Now()
+	a, b := dialY(t, nodes[1], doc), dialY(t, nodes[2], doc)
+	t.Logf("both synced after %v", time.Since(start))
+	if h := holder(t, nodes[1], doc); h != "c1" {
+		t.Fatalf("held by %q, want c1", h)
+	}
+	ua, err := a.doc.InsertText(101, "t", 0, "from a. ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.write(yproto.AppendSync(nil, yproto.SyncUpdate, ua))
+	b.readUntil(func(yproto.Message) bool { return strings.Contains(b.doc.Text("t"), "from a.") })
+	ub, err := b.doc.InsertText(102, "t", 0, "from b. ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.write(yproto.AppendSync(nil, yproto.SyncUpdate, ub))
+	a.readUntil(func(yproto.Message) bool { return strings.Contains(a.doc.Text("t"), "from b.") })
+	if a.doc.Text("t") != b.doc.Text("t") {
+		t.Errorf("texts differ: %q and %q", a.doc.Text("t"), b.doc.Text("t"))
+	}
+}
+
+// TestClusterHocuspocus: Hocuspocus connections on the two nodes that do
+// not own a Yjs document (both forwarded) are authenticated once the owner
+// accepted the join (JoinedEvent crosses the wire), sync, edit, get each
+// other's edits and a durable SyncStatus.
+func TestClusterHocuspocus(t *testing.T) {
+	nodes := startCluster(t, 5*time.Second, nil)
+	doc := docPlacedOn("c1")
+	type hclient struct {
+		conn *websocket.Conn
+		doc  *yjs.Doc
+	}
+	dial := func(n *clusterNode) *hclient {
+		conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(n.http.URL, "http")+"/v1/hocuspocus", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = conn.Close() })
+		c := &hclient{conn: conn, doc: yjs.New(yjs.Limits{})}
+		_ = conn.WriteMessage(websocket.BinaryMessage, yproto.AppendHocuspocus(nil, yproto.HMessage{Type: yproto.HAuth, Doc: doc, Auth: yproto.AuthToken, HasText: true}))
+		_ = conn.WriteMessage(websocket.BinaryMessage, yproto.AppendHocuspocus(nil, yproto.HMessage{Type: yproto.HSync, Doc: doc, Sync: yproto.SyncStep1, Payload: c.doc.StateVector()}))
+		return c
+	}
+	// until reads frames, applying sync payloads, until done says so.
+	until := func(c *hclient, what string, done func(yproto.HMessage) bool) {
+		t.Helper()
+		_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			_, b, err := c.conn.ReadMessage()
+			if err != nil {
+				t.Fatalf("waiting for %s: %v", what, err)
+			}
+			m, err := yproto.DecodeHocuspocus(b, yproto.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Type == yproto.HSync && m.Sync != yproto.SyncStep1 {
+				if _, err := c.doc.Apply(m.Payload); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if done(m) {
+				return
+			}
+		}
+	}
+	a, b := dial(nodes[1]), dial(nodes[2])
+	for _, c := range []*hclient{a, b} {
+		until(c, "authenticated", func(m yproto.HMessage) bool { return m.Type == yproto.HAuth && m.Auth == yproto.AuthAuthenticated })
+		until(c, "sync step 2", func(m yproto.HMessage) bool { return m.Type == yproto.HSync && m.Sync == yproto.SyncStep2 })
+	}
+	u, err := a.doc.InsertText(201, "t", 0, "through two forwards")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = a.conn.WriteMessage(websocket.BinaryMessage, yproto.AppendHocuspocus(nil, yproto.HMessage{Type: yproto.HSync, Doc: doc, Sync: yproto.SyncUpdate, Payload: u}))
+	until(a, "a durable SyncStatus", func(m yproto.HMessage) bool { return m.Type == yproto.HSyncStatus && m.Synced })
+	until(b, "a's edit", func(yproto.HMessage) bool { return b.doc.Text("t") == "through two forwards" })
+}
