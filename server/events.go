@@ -189,13 +189,22 @@ func (d *dispatcher) flush(ctx context.Context, now time.Time, final bool) time.
 		ready := *e
 		ready.changed = e.changed && (final || e.deleted || now.Sub(e.since) >= debounce)
 		if !ready.loaded && !ready.created && !ready.deleted && !ready.changed {
-			if at := e.since.Add(debounce); next.IsZero() || at.Before(next) {
-				next = at
+			if e.changed { // a change waiting for its debounce (else: only newDoc, kept for the next change)
+				if at := e.since.Add(debounce); next.IsZero() || at.Before(next) {
+					next = at
+				}
 			}
 			continue
 		}
 		out = append(out, due{doc, ready})
 		if ready.changed || !e.changed {
+			if e.newDoc && !ready.changed && !e.deleted {
+				// Reported as created before its first change was recorded
+				// (the owner records Created, then Changed): the change,
+				// when it comes, is still the new document's.
+				*e = docEvents{newDoc: true}
+				continue
+			}
 			delete(d.docs, doc)
 			continue
 		}
