@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,24 @@ func newAPIClient(base, token string) (*apiClient, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.ResponseHeaderTimeout = time.Minute
 	return &apiClient{base: strings.TrimRight(base, "/"), token: token, hc: &http.Client{Transport: tr}}, nil
+}
+
+// postJSON sends POST path with v as its JSON body (and the token) and
+// returns the response whatever its status; the caller reads it.
+func (c *apiClient) postJSON(ctx context.Context, path string, v any) (*http.Response, error) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return c.hc.Do(req)
 }
 
 // get sends GET path and returns the response when its status is 200; any

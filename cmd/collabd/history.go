@@ -164,13 +164,7 @@ func runRestoreVersion(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	body, _ := json.Marshal(map[string]uint64{"version": seq})
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.base+docPath(pos[0], "/restore"), bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.hc.Do(req)
+	resp, err := c.postJSON(ctx, docPath(pos[0], "/restore"), map[string]uint64{"version": seq})
 	if err != nil {
 		fmt.Fprintf(stderr, "collabd restore-version: %v\n", err)
 		return 1

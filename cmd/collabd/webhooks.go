@@ -94,13 +94,7 @@ func runWebhooks(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	body, _ := json.Marshal(map[string]uint64{"seq": seq})
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/webhooks/retry", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.hc.Do(req)
+	resp, err := c.postJSON(ctx, "/v1/webhooks/retry", map[string]uint64{"seq": seq})
 	if err != nil {
 		fmt.Fprintf(stderr, "collabd webhooks: %v\n", err)
 		return 1
