@@ -2,43 +2,20 @@
 // Debian's Chromium driven by playwright-core (scripts/browser-setup.sh
 // installs both). Every wait is on a condition with a deadline, never a
 // sleep. Writes test-artifacts/two-pages.png (two pages side by side).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-import { haveGo, buildServer, startServer } from '../test/server.mjs';
+import { startServer } from '../test/server.mjs';
+import { skip, WAIT, useBrowser } from './harness.mjs';
 
-const exe = process.env.CHROMIUM || '/usr/bin/chromium';
-const skip = !haveGo() ? 'no Go toolchain' : !existsSync(exe) ? `no ${exe} (run scripts/browser-setup.sh)` : false;
 const artifacts = fileURLToPath(new URL('../test-artifacts/', import.meta.url));
-const WAIT = { timeout: 20_000 };
-
-let build;
-let srv;
-let browser;
-
-before(async () => {
-  if (skip) return;
-  build = buildServer();
-  srv = await startServer(build.bin);
-  browser = await chromium.launch({
-    executablePath: exe,
-    headless: true,
-    args: ['--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-});
-
-after(async () => {
-  await browser?.close();
-  await srv?.stop();
-  build?.cleanup();
-});
+const h = useBrowser();
 
 /** Opens the demo on doc as name in a fresh context; resolves once the document is synced. */
-async function open(doc, name, { blockWebSocket = false, server = srv, token = '', wait = true } = {}) {
-  const ctx = await browser.newContext({ viewport: { width: 720, height: 440 } });
+async function open(doc, name, { blockWebSocket = false, server = h.srv, token = '', wait = true } = {}) {
+  const ctx = await h.browser.newContext({ viewport: { width: 720, height: 440 } });
   const page = await ctx.newPage();
   page.on('pageerror', (e) => console.error(`[${name}] page error:`, e.message));
   if (blockWebSocket) await page.routeWebSocket('**/v1/ws', (ws) => ws.close({ code: 1011, reason: 'blocked by test proxy' }));
@@ -92,7 +69,7 @@ test('demo page: concurrent typing, cursors with names, reload, server restart, 
     await b.keyboard.press('End');
     mkdirSync(artifacts, { recursive: true });
     const shots = await Promise.all([a.screenshot(), b.screenshot()]);
-    const side = await browser.newPage({ viewport: { width: 1456, height: 440 } });
+    const side = await h.browser.newPage({ viewport: { width: 1456, height: 440 } });
     await side.setContent(`<body style="margin:0;display:flex;gap:16px;background:#999">${shots.map((s) => `<img src="data:image/png;base64,${s.toString('base64')}">`).join('')}</body>`);
     await side.waitForFunction(() => [...document.images].every((i) => i.complete && i.naturalWidth > 0), null, WAIT);
     writeFileSync(`${artifacts}two-pages.png`, await side.screenshot());
@@ -108,7 +85,7 @@ test('demo page: concurrent typing, cursors with names, reload, server restart, 
 
   await t.test('server restart → pages reconnect by themselves and keep editing', async () => {
     const sessions = await Promise.all([a, b].map((p) => p.evaluate(() => window.collabdDemo.client.session)));
-    await srv.restart();
+    await h.srv.restart();
     for (const [i, p] of [a, b].entries()) {
       await p.waitForFunction((old) => window.collabdDemo.client.session !== '' && window.collabdDemo.client.session !== old
         && document.getElementById('status').dataset.status === 'synced', sessions[i], { timeout: 30_000 });
@@ -133,8 +110,8 @@ test('demo page: concurrent typing, cursors with names, reload, server restart, 
 
 test('demo page in auth mode: ?token=, names from the tokens, no token refused', { skip, timeout: 60_000 }, async () => {
   const secret = 'browser-test-secret-of-32-bytes!'; // serve refuses secrets under 32 bytes
-  const auth = await startServer(build.bin, ['--auth-secret', secret]);
-  const mint = (sub, name) => execFileSync(build.bin, ['token', '--auth-secret', secret, '--sub', sub, '--name', name, '--doc', 'team/*:rw'], { encoding: 'utf8' }).trim();
+  const auth = await startServer(h.build.bin, ['--auth-secret', secret]);
+  const mint = (sub, name) => execFileSync(h.build.bin, ['token', '--auth-secret', secret, '--sub', sub, '--name', name, '--doc', 'team/*:rw'], { encoding: 'utf8' }).trim();
   try {
     const ann = await open('team/plan', '', { server: auth, token: mint('ann', 'Ann') });
     const ben = await open('team/plan', '', { server: auth, token: mint('ben', 'Ben') });
@@ -150,7 +127,7 @@ test('demo page in auth mode: ?token=, names from the tokens, no token refused',
 
 test('offline: type, reload offline (IndexedDB keeps the text and the unsent edits), online → the server has them', { skip, timeout: 90_000 }, async () => {
   const doc = 'offline-e2e';
-  const ctx = await browser.newContext({ viewport: { width: 720, height: 440 } });
+  const ctx = await h.browser.newContext({ viewport: { width: 720, height: 440 } });
   // The network between the page and the server's sync endpoints, cut at will:
   // WebSockets are proxied to the server while online and refused offline;
   // the fallback's requests are aborted offline. The page itself still loads.
@@ -171,13 +148,13 @@ test('offline: type, reload offline (IndexedDB keeps the text and the unsent edi
     live.clear();
   };
   const serverText = async () => {
-    const r = await fetch(`http://${srv.addr}/v1/docs/${doc}/text`);
+    const r = await fetch(`http://${h.srv.addr}/v1/docs/${doc}/text`);
     return r.status === 200 ? r.text() : '';
   };
   const page = await ctx.newPage();
   page.on('pageerror', (e) => console.error('[offline] page error:', e.message));
   try {
-    await page.goto(`http://${srv.addr}/?doc=${doc}&name=Olga`);
+    await page.goto(`http://${h.srv.addr}/?doc=${doc}&name=Olga`);
     await synced(page);
     await typeAtEnd(page, 'online.');
     await saved(page);

@@ -3,42 +3,18 @@
 // from page A, listed and previewed on page B, restored from B while A
 // watches: both pages converge on the version's text. Every wait is on a
 // condition with a deadline, never a sleep.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { chromium } from 'playwright-core';
-import { haveGo, buildServer, startServer } from '../test/server.mjs';
+import { startServer } from '../test/server.mjs';
+import { skip, WAIT, useBrowser } from './harness.mjs';
 
-const exe = process.env.CHROMIUM || '/usr/bin/chromium';
-const skip = !haveGo() ? 'no Go toolchain' : !existsSync(exe) ? `no ${exe} (run scripts/browser-setup.sh)` : false;
-const WAIT = { timeout: 20_000 };
-
-let build;
-let srv;
-let browser;
-
-before(async () => {
-  if (skip) return;
-  build = buildServer();
-  srv = await startServer(build.bin);
-  browser = await chromium.launch({
-    executablePath: exe,
-    headless: true,
-    args: ['--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-});
-
-after(async () => {
-  await browser?.close();
-  await srv?.stop();
-  build?.cleanup();
-});
+const h = useBrowser();
 
 async function open(doc, name) {
-  const ctx = await browser.newContext({ viewport: { width: 720, height: 640 } });
+  const ctx = await h.browser.newContext({ viewport: { width: 720, height: 640 } });
   const page = await ctx.newPage();
   page.on('pageerror', (e) => console.error(`[${name}] page error:`, e.message));
-  await page.goto(`http://${srv.addr}/?${new URLSearchParams({ doc, name, persist: '0' })}`);
+  await page.goto(`http://${h.srv.addr}/?${new URLSearchParams({ doc, name, persist: '0' })}`);
   await page.waitForFunction(() => document.getElementById('status')?.dataset.status === 'synced', null, WAIT);
   return page;
 }

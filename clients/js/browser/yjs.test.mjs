@@ -4,46 +4,23 @@
 // real `collabd serve`, in Debian's Chromium driven by playwright-core
 // (scripts/browser-setup.sh installs both). Every wait is on a condition
 // with a deadline, never a sleep. Writes test-artifacts/two-rich-pages.png.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
 import * as Y from 'yjs';
 import { WebsocketProvider } from 'y-websocket';
-import { haveGo, buildServer, startServer, withDeadline } from '../test/server.mjs';
+import { startServer, withDeadline } from '../test/server.mjs';
+import { skip, WAIT, useBrowser } from './harness.mjs';
 
-const exe = process.env.CHROMIUM || '/usr/bin/chromium';
-const skip = !haveGo() ? 'no Go toolchain' : !existsSync(exe) ? `no ${exe} (run scripts/browser-setup.sh)` : false;
 const artifacts = fileURLToPath(new URL('../test-artifacts/', import.meta.url));
-const WAIT = { timeout: 20_000 };
-
-let build;
-let srv;
-let browser;
-
-before(async () => {
-  if (skip) return;
-  build = buildServer();
-  srv = await startServer(build.bin);
-  browser = await chromium.launch({
-    executablePath: exe,
-    headless: true,
-    args: ['--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-});
-
-after(async () => {
-  await browser?.close();
-  await srv?.stop();
-  build?.cleanup();
-});
+const h = useBrowser();
 
 /** Opens the demo in mode on doc as name in a fresh context; resolves once it has synced. */
-async function open(mode, doc, name, { server = srv, token = '', wait = true } = {}) {
-  const ctx = await browser.newContext({ viewport: { width: 720, height: 440 } });
+async function open(mode, doc, name, { server = h.srv, token = '', wait = true } = {}) {
+  const ctx = await h.browser.newContext({ viewport: { width: 720, height: 440 } });
   const page = await ctx.newPage();
   page.on('pageerror', (e) => console.error(`[${name}] page error:`, e.message));
   const q = new URLSearchParams({ mode, doc, ...(name ? { name } : {}), ...(token ? { token } : {}) });
@@ -79,7 +56,7 @@ async function converged(pages, expr, pred = () => true) {
 }
 
 /** The server's view of a document: GET /v1/docs/{id}. */
-async function serverDoc(id, server = srv) {
+async function serverDoc(id, server = h.srv) {
   const r = await fetch(`http://${server.addr}/v1/docs/${encodeURIComponent(id)}`);
   assert.equal(r.status, 200, `GET /v1/docs/${id}`);
   return r.json();
@@ -181,7 +158,7 @@ test('rich-text mode: TipTap on Hocuspocus, concurrent bold, list and undo, name
     await seesCaret(b, RICH_CARET, 'Alice');
     mkdirSync(artifacts, { recursive: true });
     const shots = await Promise.all([a.screenshot(), b.screenshot()]);
-    const side = await browser.newPage({ viewport: { width: 1456, height: 440 } });
+    const side = await h.browser.newPage({ viewport: { width: 1456, height: 440 } });
     await side.setContent(`<body style="margin:0;display:flex;gap:16px;background:#999">${shots.map((s) => `<img src="data:image/png;base64,${s.toString('base64')}">`).join('')}</body>`);
     await side.waitForFunction(() => [...document.images].every((i) => i.complete && i.naturalWidth > 0), null, WAIT);
     writeFileSync(`${artifacts}two-rich-pages.png`, await side.screenshot());
@@ -205,7 +182,7 @@ test('rich-text mode: TipTap on Hocuspocus, concurrent bold, list and undo, name
       });
       await p.context().setOffline(true);
     }
-    await srv.restart();
+    await h.srv.restart();
     await assertServerHas(doc, json);
     for (const p of [a, b]) {
       // still offline: nothing reached the new server from this page
@@ -229,8 +206,8 @@ test('rich-text mode: TipTap on Hocuspocus, concurrent bold, list and undo, name
 
 test('rich-text mode in auth mode: carets carry the names from the tokens, no token is refused', { skip, timeout: 60_000 }, async () => {
   const secret = 'browser-test-secret-of-32-bytes!'; // serve refuses secrets under 32 bytes
-  const auth = await startServer(build.bin, ['--auth-secret', secret]);
-  const mint = (sub, name) => execFileSync(build.bin, ['token', '--auth-secret', secret, '--sub', sub, '--name', name, '--doc', 'team/*:rw'], { encoding: 'utf8' }).trim();
+  const auth = await startServer(h.build.bin, ['--auth-secret', secret]);
+  const mint = (sub, name) => execFileSync(h.build.bin, ['token', '--auth-secret', secret, '--sub', sub, '--name', name, '--doc', 'team/*:rw'], { encoding: 'utf8' }).trim();
   try {
     // the names in the URL are what the pages claim; the server stamps the tokens'
     const ann = await open('rich', 'team/spec', 'Mallory', { server: auth, token: mint('ann', 'Ann') });
@@ -258,7 +235,7 @@ test('code mode: CodeMirror with y-codemirror.next on y-websocket, a Node y-webs
   // A Node y-websocket client on the same document: it sees what the pages
   // typed only through the server.
   const ydoc = new Y.Doc();
-  const node = new WebsocketProvider(`ws://${srv.addr}/v1/yjs`, doc, ydoc, { WebSocketPolyfill: WebSocket, disableBc: true });
+  const node = new WebsocketProvider(`ws://${h.srv.addr}/v1/yjs`, doc, ydoc, { WebSocketPolyfill: WebSocket, disableBc: true });
   const ytext = ydoc.getText('code');
   const nodeSees = (want) =>
     withDeadline(
@@ -288,7 +265,7 @@ test('code mode: CodeMirror with y-codemirror.next on y-websocket, a Node y-webs
     const text = await converged([c, d], CODE, (s) => s.includes("'hi'") && s.includes('// greets'));
     assert.match(text, /^\/\/ greets\nfunction hi\(\) \{\n\s*return 'hi'/);
     await nodeSees(text);
-    const r = await fetch(`http://${srv.addr}/v1/docs/${doc}/text?root=code`);
+    const r = await fetch(`http://${h.srv.addr}/v1/docs/${doc}/text?root=code`);
     assert.equal(r.status, 200);
     assert.equal(await r.text(), text);
     // the Node client writes; both pages show it
