@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	jsstore "github.com/collabd/collabd/storage/jetstream"
 )
 
 // checkName checks a node id or prefix: letters, digits, '-' and '_'
@@ -41,7 +43,7 @@ func bucket(ctx context.Context, js jetstream.JetStream, name, desc string, ttl 
 		Replicas:       replicas,
 	}
 	var kv jetstream.KeyValue
-	err := retry(ctx, func(ctx context.Context) error {
+	err := jsstore.Retry(ctx, func(ctx context.Context) error {
 		var err error
 		kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
 		return err
@@ -50,27 +52,4 @@ func bucket(ctx context.Context, js jetstream.JetStream, name, desc string, ttl 
 		return nil, fmt.Errorf("cluster: bucket %s: %w", name, err)
 	}
 	return kv, nil
-}
-
-// retry runs f with a short deadline per attempt until it succeeds or ctx
-// ends: a JetStream cluster drops API requests while it elects its meta
-// leader, and there is no event to wait for instead.
-func retry(ctx context.Context, f func(context.Context) error) error {
-	backoff := 50 * time.Millisecond
-	for {
-		actx, cancel := context.WithTimeout(ctx, time.Second)
-		err := f(actx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%w (last: %w)", ctx.Err(), err)
-		case <-t.C:
-		}
-		backoff = min(2*backoff, time.Second)
-	}
 }

@@ -152,7 +152,7 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		AllowDirect: false,
 		DenyDelete:  true, // records are only purged, by compaction and deletion
 	}
-	if err := retry(ctx, func(ctx context.Context) error {
+	if err := Retry(ctx, func(ctx context.Context) error {
 		s.stream, err = js.CreateOrUpdateStream(ctx, cfg)
 		return err
 	}); err != nil {
@@ -164,7 +164,7 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		Storage:     jetstream.FileStorage,
 		Replicas:    opts.Replicas,
 	}
-	if err := retry(ctx, func(ctx context.Context) error {
+	if err := Retry(ctx, func(ctx context.Context) error {
 		s.snaps, err = js.CreateOrUpdateObjectStore(ctx, ocfg)
 		return err
 	}); err != nil {
@@ -174,10 +174,11 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// retry runs f with a short deadline per attempt until it succeeds or ctx
+// Retry runs f with a short deadline per attempt until it succeeds or ctx
 // ends: a JetStream cluster drops API requests while it elects its meta
-// leader, and there is no event to wait for instead.
-func retry(ctx context.Context, f func(context.Context) error) error {
+// leader, and there is no event to wait for instead. (server/cluster uses
+// it for its buckets too.)
+func Retry(ctx context.Context, f func(context.Context) error) error {
 	backoff := 50 * time.Millisecond
 	for {
 		actx, cancel := context.WithTimeout(ctx, time.Second)
