@@ -122,6 +122,12 @@ func TestYjsDoorsHostileFrames(t *testing.T) {
 		m, err := yproto.DecodeHocuspocus(b, yproto.Limits{})
 		return err == nil && m.Type == yproto.HAuth && m.Auth == yproto.AuthPermissionDenied
 	})
+	_ = h.WriteMessage(websocket.BinaryMessage, yproto.AppendHocuspocus(nil, yproto.HMessage{Type: yproto.HAuth, Doc: "big-token", Auth: yproto.AuthToken,
+		Text: strings.Repeat("t", protocol.DefaultMaxToken+1), HasText: true}))
+	readUntil(t, h, "permission denied for a token past the bound", func(b []byte) bool {
+		m, err := yproto.DecodeHocuspocus(b, yproto.Limits{})
+		return err == nil && m.Doc == "big-token" && m.Type == yproto.HAuth && m.Auth == yproto.AuthPermissionDenied
+	})
 	_ = h.WriteMessage(websocket.BinaryMessage, yproto.AppendHocuspocus(nil, yproto.HMessage{Type: yproto.HPing}))
 	readUntil(t, h, "pong", func(b []byte) bool { return len(b) == 1 && b[0] == byte(yproto.HPong) })
 }

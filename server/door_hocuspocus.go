@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -129,6 +130,9 @@ func (h *hocuspocusConn) auth(ctx context.Context, m yproto.HMessage, key string
 	}
 	if err := protocol.CheckDocID(m.Doc, 0); err != nil {
 		return deny(protocol.CodeBadDocID, err.Error())
+	}
+	if len(m.Text) > protocol.DefaultMaxToken { // the native Hello's bound, here too
+		return deny(protocol.CodeUnauthorized, fmt.Sprintf("token of %d bytes, more than %d", len(m.Text), protocol.DefaultMaxToken))
 	}
 	access, claims := AccessWrite, (*Claims)(nil)
 	if auth := s.srv.auth; auth != nil {
