@@ -165,3 +165,6 @@ func (a *Awareness) Expire(now time.Time, timeout time.Duration) []uint64 {
 
 // States returns every present client's state JSON.
 func (a *Awareness) States() map[uint64]string { return maps.Clone(a.states) }
+
+// Len is how many clients have a state.
+func (a *Awareness) Len() int { return len(a.order) }

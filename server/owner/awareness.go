@@ -61,7 +61,7 @@ func (o *Owner) setAwareness(m Awareness, now time.Time) {
 	}
 	a := &o.aware
 	if m.Update == nil { // a query: every state with the next flush
-		if a.aw != nil && len(a.aw.Clients()) > 0 {
+		if a.aw != nil && a.aw.Len() > 0 {
 			a.stale[m.Sub] = true
 			o.schedulePresence(now)
 		}
@@ -93,7 +93,7 @@ func (o *Owner) awarenessJoin(s Subscriber, now time.Time) {
 	if o.kind != KindYjs {
 		return
 	}
-	if o.aware.aw == nil || len(o.aware.aw.Clients()) == 0 {
+	if o.aware.aw == nil || o.aware.aw.Len() == 0 {
 		return // nothing to show yet: later changes reach it as deltas
 	}
 	o.aware.stale[s] = true
@@ -152,7 +152,7 @@ func (o *Owner) flushAwareness() bool {
 		}
 		ev := delta
 		if a.stale[s] {
-			if len(a.aw.Clients()) == 0 {
+			if a.aw.Len() == 0 {
 				delete(a.stale, s)
 				continue
 			}
