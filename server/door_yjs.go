@@ -54,7 +54,7 @@ func (s *Server) openYjs(w http.ResponseWriter, r *http.Request, door string) (s
 	}
 	conn.SetReadLimit(int64(s.cfg.MaxYjsFrame))
 	sess = newSession(s, t, newSessionID())
-	sess.remote, sess.userAgent, sess.yjs, sess.door = ip, r.UserAgent(), true, door
+	sess.remote, sess.userAgent, sess.door = ip, r.UserAgent(), door
 	s.cfg.Logger.Debug("session opened", "session", sess.id, "remote", ip, "transport", door)
 	return sess, conn, release, claims, authErr
 }

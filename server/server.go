@@ -379,7 +379,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, sess := range sessions {
 		// Spread reconnects: each client gets its own retry hint.
 		retry := time.Duration(rand.Int64N(int64(s.cfg.ShutdownRetry)))
-		if !sess.yjs { // Yjs doors have no error frame: the close code says it
+		if sess.door == "" { // Yjs doors have no error frame: the close code says it
 			sess.enqueue(protocol.Encode(&protocol.Error{Code: protocol.CodeGoingAway, Message: "server restarting",
 				RetryAfterMs: int(retry / time.Millisecond)}))
 		}

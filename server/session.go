@@ -31,10 +31,10 @@ type session struct {
 	remote    string    // the peer's address (logs, the auth callback)
 	userAgent string    // the User-Agent of the request that opened it (the auth callback)
 	opened    time.Time // when the connection was accepted (logs)
-	// yjs is set for a Yjs door's connection (y-websocket, Hocuspocus):
-	// its frames are that door's, and keepalive is its door's ping.
-	yjs       bool
-	door      string // "y-websocket" or "hocuspocus" for a Yjs door, "" for native (metrics)
+	// door is "y-websocket" or "hocuspocus" for a Yjs door's connection
+	// (its frames are that door's, keepalive its door's ping), "" for the
+	// native protocol.
+	door      string
 	keepalive func()
 	yjsSubs   int // Yjs subs made on this connection (read loop; names them)
 
