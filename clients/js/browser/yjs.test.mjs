@@ -100,7 +100,10 @@ test('rich-text mode: TipTap on Hocuspocus, concurrent bold, list and undo, name
     // at the same time: A writes a sentence with a bold word at the start of
     // the first paragraph; B adds a bullet list after it (toolbar button)
     const typeA = async () => {
-      await a.keyboard.press('Control+Home');
+      // The caret to the document's start in one step: Ctrl+Home raced with
+      // B's new paragraph arriving (the key went to the old caret position
+      // under load: "Plan" then "Our bold ").
+      await a.evaluate(() => window.collabdRich.editor.commands.setTextSelection(1));
       await a.keyboard.type('Our bold ', { delay: 5 });
       // Select the word in one step (positions 5–9: the paragraph opens at
       // 1, "Our " is 4), then Ctrl+B. Key-by-key selecting (Shift+Arrow)
