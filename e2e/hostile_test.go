@@ -345,13 +345,23 @@ func TestHostileFallbackFrames(t *testing.T) {
 		t.Errorf("257 frames in one POST = %d, want 400", code)
 	}
 	// A POST in progress (headers sent, body trickling) holds the session:
-	// a second one is refused at once.
-	conn, err := net.Dial("tcp", ts.addr)
-	if err != nil {
-		t.Fatal(err)
+	// a second one is refused at once. The slow POST may itself meet a probe
+	// in progress and be refused; then it is sent again.
+	slow := func() <-chan string {
+		conn, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		fmt.Fprintf(conn, "POST %s&seq=1 HTTP/1.1\r\nHost: %s\r\nContent-Length: 1000\r\n\r\n\x00", sess.Frames, ts.addr)
+		answered := make(chan string, 1)
+		go func() {
+			status, _ := bufio.NewReader(conn).ReadString('\n')
+			answered <- status
+		}()
+		return answered
 	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "POST %s&seq=1 HTTP/1.1\r\nHost: %s\r\nContent-Length: 1000\r\n\r\n\x00", sess.Frames, ts.addr)
+	answered := slow()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		code := post(1, binary.BigEndian.AppendUint32(nil, 0))
@@ -362,6 +372,14 @@ func TestHostileFallbackFrames(t *testing.T) {
 			t.Fatalf("concurrent POST = %d, want 409", code)
 		}
 		// 400 until the slow POST holds the session (empty frame refused).
+		select {
+		case status := <-answered:
+			if !strings.HasPrefix(status, "HTTP/1.1 409") {
+				t.Fatalf("slow POST answered %q before its body was sent", status)
+			}
+			answered = slow()
+		default:
+		}
 	}
 }
 
