@@ -123,15 +123,27 @@ func Dial(ctx context.Context, url string, o Options) (*Conn, error) {
 		_ = ws.Close()
 		return nil, err
 	}
-	m, err := c.Read(ctx)
-	if err != nil {
-		_ = ws.Close()
-		return nil, err
-	}
-	w, ok := m.(*protocol.Welcome)
-	if !ok {
-		_ = ws.Close()
-		return nil, fmt.Errorf("%w: got %T %v, want a welcome", ErrHandshake, m, m)
+	var w *protocol.Welcome
+	for w == nil {
+		m, err := c.Read(ctx)
+		if err != nil {
+			_ = ws.Close()
+			return nil, err
+		}
+		switch m := m.(type) {
+		case *protocol.Welcome:
+			w = m
+		case *protocol.Ping:
+			// The server's pinger may reach a connection whose Welcome is
+			// still on its way (a loaded server); answer it and go on.
+			if err := c.Send(&protocol.Pong{Nonce: m.Nonce}); err != nil {
+				_ = ws.Close()
+				return nil, err
+			}
+		default:
+			_ = ws.Close()
+			return nil, fmt.Errorf("%w: got %T %v, want a welcome", ErrHandshake, m, m)
+		}
 	}
 	if w.Limits.PingIntervalMs > 0 {
 		// The server pings at least this often and closes a connection
