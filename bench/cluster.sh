@@ -21,7 +21,9 @@
 #                     documents per node (collabd_cluster_owned_documents), RSS
 #                     per connection per node, CPU while idle (lease renewals)
 # and writes one JSON per run, commands.txt (exact command lines),
-# loadavg.txt (load average before each run) and results.md to $OUT.
+# loadavg.txt (load average before each run), baseline.txt (each server's
+# CPU over BASELINE=10 seconds with no client, after it is ready) and
+# results.md to $OUT.
 #
 # The 2 cores are shared by the three nodes, the generator and whatever
 # else runs on the machine: this shows latency and CPU per op, not
@@ -116,12 +118,31 @@ bench() {
 }
 
 pids() { local IFS=,; echo "${PIDS[*]}"; }
+
+# cpu_ticks PID: utime+stime in clock ticks (/proc/PID/stat fields 14, 15).
+cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
+
+# baseline MODE: each running server's CPU over BASELINE seconds with no
+# client (membership and lease heartbeats, raft, the pinger), to subtract
+# from the per-insert figures.
+baseline() {
+  local t0=() t1=() i hz out="" secs=${BASELINE:-10}
+  hz=$(getconf CLK_TCK)
+  for i in "${!PIDS[@]}"; do t0+=("$(cpu_ticks "${PIDS[$i]}")"); done
+  sleep "$secs"
+  for i in "${!PIDS[@]}"; do
+    t1=$(cpu_ticks "${PIDS[$i]}")
+    out+=" node $((i + 1)) $(awk -v a="${t0[$i]}" -v b="$t1" -v s="$secs" -v hz="$hz" 'BEGIN {printf "%.2f", (b - a) / hz / s * 100}') %"
+  done
+  echo "$1 baseline cpu over ${secs}s, no clients (load average $(cut -d' ' -f1-3 /proc/loadavg)):$out" | tee -a "$OUT/baseline.txt" >&2
+}
 urls() { local p out=""; for p in "${PORTS[@]}"; do out+="${out:+,}$(ws "$p")"; done; echo "$out"; }
 
 for mode in $MODES; do
   case $mode in
     single)
       start_single
+      baseline single
       u=$(ws "$BASE_PORT")
       bench single-fanout-local fanout --subs "$SUBS" --duration "$DURATION" --url "$u" \
         --server-pid "${PIDS[0]}" --node-pids "$(pids)"
@@ -133,6 +154,7 @@ for mode in $MODES; do
       ;;
     r1|r3)
       start_cluster "${mode#r}"
+      baseline "$mode"
       doc=clbench-local-$RANDOM$RANDOM
       o=$(create_owned "$doc")
       bench "$mode-fanout-local" fanout --subs "$SUBS" --duration "$DURATION" --doc "$doc" \
