@@ -8,6 +8,7 @@
 #
 #   bench/cluster.sh                               # everything, ~8 min
 #   MODES="single r3" OUT=/tmp/cl bench/cluster.sh # a subset
+#   MODES=r3 SCENARIOS=idle DOCS=9000 bench/cluster.sh
 #   SUBS=100 DURATION=20s DOCS=3000 bench/cluster.sh
 #
 # Per mode (single, r3, r1) it runs:
@@ -32,6 +33,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-${TMPDIR:-/tmp}/collabd-cluster-bench/$(date +%Y%m%d-%H%M%S)}
 MODES=${MODES:-"single r3 r1"}
+SCENARIOS=${SCENARIOS:-"fanout manydocs idle"}
 SUBS=${SUBS:-100}
 DURATION=${DURATION:-20s}
 MD_DOCS=${MD_DOCS:-100}
@@ -118,6 +120,7 @@ bench() {
 }
 
 pids() { local IFS=,; echo "${PIDS[*]}"; }
+want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 
 # cpu_ticks PID: utime+stime in clock ticks (/proc/PID/stat fields 14, 15).
 cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
@@ -144,30 +147,32 @@ for mode in $MODES; do
       start_single
       baseline single
       u=$(ws "$BASE_PORT")
-      bench single-fanout-local fanout --subs "$SUBS" --duration "$DURATION" --url "$u" \
+      want fanout && bench single-fanout-local fanout --subs "$SUBS" --duration "$DURATION" --url "$u" \
         --server-pid "${PIDS[0]}" --node-pids "$(pids)"
-      bench single-manydocs manydocs --docs "$MD_DOCS" --per-doc 3 --rate 2 --duration "$DURATION" \
+      want manydocs && bench single-manydocs manydocs --docs "$MD_DOCS" --per-doc 3 --rate 2 --duration "$DURATION" \
         --url "$u" --server-pid "${PIDS[0]}" --node-pids "$(pids)"
-      bench single-idle idle --conns "$DOCS" --steps "$DOCS" --per-doc 1 --hold 15s \
+      want idle && bench single-idle idle --conns "$DOCS" --steps "$DOCS" --per-doc 1 --hold 15s \
         --url "$u" --server-pid "${PIDS[0]}" --node-pids "$(pids)"
       stop_all
       ;;
     r1|r3)
       start_cluster "${mode#r}"
       baseline "$mode"
-      doc=clbench-local-$RANDOM$RANDOM
-      o=$(create_owned "$doc")
-      bench "$mode-fanout-local" fanout --subs "$SUBS" --duration "$DURATION" --doc "$doc" \
-        --url "$(ws "${PORTS[$o]}")" --server-pid "${PIDS[$o]}" --node-pids "$(pids)"
-      doc=clbench-fwd-$RANDOM$RANDOM
-      o=$(create_owned "$doc")
-      a=$(( (o + 1) % 3 )) b=$(( (o + 2) % 3 ))
-      bench "$mode-fanout-forwarded" fanout --subs "$SUBS" --duration "$DURATION" --doc "$doc" \
-        --url "$(ws "${PORTS[$a]}")" --writer-url "$(ws "${PORTS[$a]}")" \
-        --urls "$(ws "${PORTS[$a]}"),$(ws "${PORTS[$b]}")" --server-pid "${PIDS[$o]}" --node-pids "$(pids)"
-      bench "$mode-manydocs" manydocs --docs "$MD_DOCS" --per-doc 3 --rate 2 --duration "$DURATION" \
+      if want fanout; then
+        doc=clbench-local-$RANDOM$RANDOM
+        o=$(create_owned "$doc")
+        bench "$mode-fanout-local" fanout --subs "$SUBS" --duration "$DURATION" --doc "$doc" \
+          --url "$(ws "${PORTS[$o]}")" --server-pid "${PIDS[$o]}" --node-pids "$(pids)"
+        doc=clbench-fwd-$RANDOM$RANDOM
+        o=$(create_owned "$doc")
+        a=$(( (o + 1) % 3 )) b=$(( (o + 2) % 3 ))
+        bench "$mode-fanout-forwarded" fanout --subs "$SUBS" --duration "$DURATION" --doc "$doc" \
+          --url "$(ws "${PORTS[$a]}")" --writer-url "$(ws "${PORTS[$a]}")" \
+          --urls "$(ws "${PORTS[$a]}"),$(ws "${PORTS[$b]}")" --server-pid "${PIDS[$o]}" --node-pids "$(pids)"
+      fi
+      want manydocs && bench "$mode-manydocs" manydocs --docs "$MD_DOCS" --per-doc 3 --rate 2 --duration "$DURATION" \
         --url "$(ws "${PORTS[0]}")" --urls "$(urls)" --node-pids "$(pids)"
-      bench "$mode-idle" idle --conns "$DOCS" --steps "$DOCS" --per-doc 1 --hold 15s \
+      want idle && bench "$mode-idle" idle --conns "$DOCS" --steps "$DOCS" --per-doc 1 --hold 15s \
         --url "$(ws "${PORTS[0]}")" --urls "$(urls)" --node-pids "$(pids)"
       stop_all
       ;;
