@@ -80,14 +80,12 @@ func RunIdle(ctx context.Context, cfg Config, p Idle) (*Result, error) {
 				return fmt.Errorf("connection %d: %w", i, err)
 			}
 			took[j] = time.Since(c0)
+			// Its reader answers the server's pings from now on: a ramp can
+			// take longer than the ping interval plus the pong timeout.
+			wg.Add(1)
+			go func() { defer wg.Done(); _, _ = c.Run(nil) }() // a dropped connection shows in Alive
 			return nil
 		})
-		for i := have; i < n; i++ { // start the readers of what connected (answer pings)
-			if c := conns[i]; c != nil {
-				wg.Add(1)
-				go func() { defer wg.Done(); _, _ = c.Run(nil) }() // a dropped connection shows in Alive
-			}
-		}
 		wall := time.Since(t0)
 		if err != nil {
 			failed = err
