@@ -6,7 +6,7 @@
 # the numbers can be read as same-run ratios. Usage (from the repository
 # root):
 #
-#   bench/cluster.sh                               # everything, ~8 min
+#   bench/cluster.sh                               # everything, ~5 min
 #   MODES="single r3" OUT=/tmp/cl bench/cluster.sh # a subset
 #   MODES=r3 SCENARIOS=idle DOCS=9000 bench/cluster.sh
 #   SUBS=100 DURATION=20s DOCS=3000 bench/cluster.sh
