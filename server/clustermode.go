@@ -66,6 +66,7 @@ func (s *Server) startNode() error {
 	n, err := cluster.NewNode(cluster.NodeConfig{
 		Conn: c.Conn, Leases: c.Leases, Members: c.Members, Logs: c.Logs, Registry: s.reg, Prefix: c.Prefix,
 		IdleUnload: s.cfg.IdleUnload, DecodeLimits: s.decodeLimits, Logger: s.cfg.Logger,
+		NewEngine: s.newEngine, MaxBodyBytes: s.cfg.MaxBodyBytes,
 		Admit: cluster.AdmitLimits{MaxOps: s.cfg.MaxOpsPerBatch, Rate: s.cfg.OpRate, Burst: s.cfg.OpBurst},
 	})
 	if err != nil {

@@ -41,7 +41,15 @@ type NodeConfig struct {
 	// QueueLen bounds the messages of one forwarded subscriber waiting for
 	// its owner; past it the subscriber is dropped (told to rejoin). 0 is 1024.
 	QueueLen int
-	Logger   *slog.Logger
+	// NewEngine loads a replica from its engine snapshot: the owner node
+	// of a forwarded import or restore loads the replica it carries (the
+	// server's owner.Config NewEngine). Nil: those requests are refused.
+	NewEngine func(kind owner.Kind, snapshot []byte) (owner.Engine, error)
+	// MaxBodyBytes bounds the snapshot bytes of forwarded imports and
+	// restores being loaded here at once; past it they are refused
+	// (CodeOverloaded, retryable). 0 is 256 MiB.
+	MaxBodyBytes int64
+	Logger       *slog.Logger
 }
 
 // AdmitLimits are the checks a forwarded native session's updates get.
@@ -67,6 +75,7 @@ type Node struct {
 	subs   []*nats.Subscription
 	// reqSlots bounds the forwarded requests served at once (request.go).
 	reqSlots chan struct{}
+	bodies   *budget // snapshot bytes of forwarded imports and restores being loaded
 
 	leaseLosses atomic.Int64 // documents disowned because their lease was lost
 	fanFull     atomic.Int64 // updates published in full to a subscriber node
@@ -104,11 +113,14 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 256 << 20
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{cfg: cfg, id: cfg.Leases.Node(), log: cfg.Logger, ctx: ctx, cancel: cancel,
 		local: map[string]*entry{}, remotes: map[remoteKey]*remoteSub{}, refs: map[uint64]*Ref{},
 		fanOut: map[string]map[string]*fanOut{}, fanIn: map[string]*fanIn{},
-		reqSlots: make(chan struct{}, maxReqInFlight)}
+		reqSlots: make(chan struct{}, maxReqInFlight), bodies: &budget{max: cfg.MaxBodyBytes}}
 	fs, err := cfg.Conn.Subscribe(n.fwdSubject(n.id), n.onFwd)
 	if err != nil {
 		cancel()
