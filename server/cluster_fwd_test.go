@@ -11,6 +11,9 @@ import (
 
 	"github.com/collabd/collabd/crdt"
 	"github.com/collabd/collabd/crdt/yjs"
+	"github.com/collabd/collabd/internal/natsembed/natstest"
+	"github.com/collabd/collabd/protocol"
+	"github.com/collabd/collabd/server"
 	"github.com/collabd/collabd/server/cluster"
 	"github.com/collabd/collabd/storage"
 )
@@ -123,5 +126,208 @@ func TestClusterForwardedRequests(t *testing.T) {
 	}
 	if h := holder(t, nodes[1], doc); h != "c1" {
 		t.Errorf("held by %q after the restore, want c1", h)
+	}
+}
+
+// docsPlacedOn are k document ids (prefix and a number) whose first
+// placement over live is node.
+func docsPlacedOn(prefix, node string, live []string, k int) []string {
+	var out []string
+	for i := 0; len(out) < k; i++ {
+		if d := fmt.Sprintf("%s%d", prefix, i); cluster.Place(d, live) == node {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// waitLive waits until every node sees want live members.
+func waitLive(t *testing.T, want int, nodes ...*clusterNode) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, n := range nodes {
+		for {
+			live, changed := n.members.Live()
+			if len(live) == want {
+				break
+			}
+			select {
+			case <-changed:
+			case <-time.After(time.Until(deadline)):
+				t.Fatalf("%s sees %v, want %d nodes", n.id, live, want)
+			}
+		}
+	}
+}
+
+// TestClusterJoinHandover: two nodes own documents; a third joins. Once it
+// has been live for HandoverAfter, the documents placement now gives it
+// move to it at once (disowned, lease released: not when idle), while
+// writers on the first two nodes keep editing; nothing acked is lost, and
+// the documents it does not win stay where they are.
+func TestClusterJoinHandover(t *testing.T) {
+	const ttl = 5 * time.Second
+	const after = 300 * time.Millisecond
+	c := natstest.Start(t, 3)
+	with := func(cfg *server.Config) {
+		cfg.Cluster.HandoverAfter = after
+		cfg.IdleUnload = time.Minute // no move because a document went idle
+	}
+	n1 := startClusterNodeWith(t, c, "c1", ttl, nil, with)
+	n2 := startClusterNodeWith(t, c, "c2", ttl, nil, with)
+	waitLive(t, 2, n1, n2)
+	all := []string{"c1", "c2", "c3"}
+	won := docsPlacedOn("join", "c3", all, 3)
+	kept := docsPlacedOn("keep", "c1", all, 1)
+	var ws []*writer
+	agent := crdt.AgentID(700)
+	for _, doc := range append(append([]string{}, won...), kept...) {
+		for _, n := range []*clusterNode{n1, n2} {
+			agent++
+			w := &writer{client: dial(t, n.url, agent), doc: doc}
+			w.join(doc)
+			ws = append(ws, w)
+		}
+	}
+	round := func(k int) {
+		for i, w := range ws {
+			w.insert(fmt.Sprintf("[%d.%d]", i, k))
+		}
+	}
+	round(0)
+	for _, doc := range won {
+		if h := holder(t, n1, doc); h != "c1" && h != "c2" {
+			t.Fatalf("%s held by %q before the join", doc, h)
+		}
+	}
+	keptBy := holder(t, n1, kept[0])
+
+	start := time.Now()
+	n3 := startClusterNodeWith(t, c, "c3", ttl, nil, with)
+	waitLive(t, 3, n1, n2, n3)
+	moved := time.Duration(0)
+	for k := 1; moved == 0; k++ {
+		round(k)
+		all := true
+		for _, doc := range won {
+			if holder(t, n1, doc) != "c3" {
+				all = false
+			}
+		}
+		if all {
+			moved = time.Since(start)
+			t.Logf("the %d documents c3 wins moved %v after it started (HandoverAfter %v, TTL %v), %d rounds of %d edits", len(won), moved, after, ttl, k, len(ws))
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatal("the documents c3 wins did not move to it within 30 s")
+		}
+	}
+	round(1000)
+	if h := holder(t, n1, kept[0]); h != keptBy {
+		t.Errorf("%s, which c3 does not win, moved from %s to %q", kept[0], keptBy, h)
+	}
+	if got := metric(t, n1, "collabd_cluster_handovers_total") + metric(t, n2, "collabd_cluster_handovers_total"); got != float64(len(won)) {
+		t.Errorf("%v hand-overs, want %d (each document c3 wins once)", got, len(won))
+	}
+	for i, doc := range append(append([]string{}, won...), kept...) {
+		checkSet(t, n3, doc, crdt.AgentID(800+i), ws[2*i], ws[2*i+1])
+	}
+}
+
+// TestClusterFailoverStorm: the owner node drops out of the membership
+// while it still renews its lease (heartbeats stop first: the worst case
+// for a rejoin), with ten sessions on each of the two other nodes joined
+// to its document. Every session is told to rejoin; all twenty rejoin at
+// once, then the owner node dies. Each node waits for the dead node's
+// lease once at a time (not once per session), each wait bounded by the
+// lease TTL; the node placement now picks claims the document as soon as
+// the lease is free; every edit acked durable survives.
+func TestClusterFailoverStorm(t *testing.T) {
+	const ttl = time.Second
+	pace := newPacer(t, ttl/4)
+	nodes := startCluster(t, ttl, pace)
+	doc := docPlacedOn("c1")
+	var ws []*writer
+	for i := range 20 {
+		n := nodes[1+i%2]
+		w := &writer{client: dial(t, n.url, crdt.AgentID(900+i)), doc: doc}
+		w.join(doc)
+		ws = append(ws, w)
+	}
+	for i, w := range ws {
+		w.insert(fmt.Sprintf("[%d.before]", i))
+	}
+	if h := holder(t, nodes[1], doc); h != "c1" {
+		t.Fatalf("held by %q, want c1", h)
+	}
+	waits0 := metric(t, nodes[1], "collabd_cluster_dead_lease_waits_total") + metric(t, nodes[2], "collabd_cluster_dead_lease_waits_total")
+
+	pace.stopBeats()
+	left := time.Now()
+	// Every session is told to rejoin (the membership dropped c1).
+	for _, w := range ws {
+		w.awaitRejoin()
+	}
+	told := time.Since(left)
+	// The storm: all twenty Joins at once while c1 still holds the lease;
+	// then c1 dies, and each session completes its sync.
+	for _, w := range ws {
+		w.send(&protocol.Join{Doc: doc, SV: w.doc_().StateVector()})
+	}
+	nodes[0].crash()
+	crashed := time.Now()
+	for _, w := range ws {
+		if b := w.joined(); b != 0 {
+			w.awaitBatch(b)
+		}
+	}
+	synced := time.Since(crashed)
+	for i, w := range ws {
+		w.insert(fmt.Sprintf("[%d.after]", i))
+	}
+	acked := time.Since(crashed)
+	h := holder(t, nodes[1], doc)
+	t.Logf("TTL %v: sessions told to rejoin %v after c1's heartbeats stopped; after the crash all 20 resynced on %s within %v, all acked again within %v", ttl, told, h, synced, acked)
+	if h != "c2" && h != "c3" {
+		t.Errorf("held by %q after the failover", h)
+	}
+	waits := metric(t, nodes[1], "collabd_cluster_dead_lease_waits_total") + metric(t, nodes[2], "collabd_cluster_dead_lease_waits_total") - waits0
+	t.Logf("waits for the dead node's lease: %v for 20 rejoins on 2 nodes", waits)
+	if waits < 1 || waits > 8 {
+		t.Errorf("%v waits for the dead node's lease for 20 rejoins on 2 nodes, want one at a time per node (each ≤ TTL)", waits)
+	}
+	checkSet(t, nodes[2], doc, 950, ws...)
+}
+
+// awaitRejoin reads until the server tells the session to rejoin.
+func (w *writer) awaitRejoin() {
+	w.t.Helper()
+	for {
+		switch m := w.read().(type) {
+		case *protocol.Update:
+			_ = w.doc_().ApplyUpdate(m.Update)
+		case *protocol.Error:
+			if !m.Code.Retry() {
+				w.t.Fatalf("terminal error %v", m)
+			}
+			return
+		}
+	}
+}
+
+// awaitBatch reads until batch is acked durable (the resend of a rejoin).
+func (w *writer) awaitBatch(batch uint64) {
+	w.t.Helper()
+	for {
+		switch m := w.read().(type) {
+		case *protocol.Update:
+			_ = w.doc_().ApplyUpdate(m.Update)
+		case *protocol.Ack:
+			if m.Batch == batch && m.Status == protocol.AckDurable {
+				return
+			}
+		case *protocol.Error:
+			w.t.Fatalf("error while waiting for the resent batch %d: %v", batch, m)
+		}
 	}
 }

@@ -22,6 +22,12 @@ type ClusterConfig struct {
 	Members *cluster.Members
 	Logs    *jetstream.Store
 	Prefix  string // the forwarding subjects' prefix ("" is "collabd")
+	// HandoverAfter: a node that joins is handed the documents it wins
+	// once it has been live this long (0: the lease TTL); HandoverRate
+	// bounds those moves per second (0: 100). docs/CLUSTER.md "Joins and
+	// failover".
+	HandoverAfter time.Duration
+	HandoverRate  float64
 }
 
 // docRef is what a session, follower or request holds for a document: its
@@ -67,6 +73,7 @@ func (s *Server) startNode() error {
 		Conn: c.Conn, Leases: c.Leases, Members: c.Members, Logs: c.Logs, Registry: s.reg, Prefix: c.Prefix,
 		IdleUnload: s.cfg.IdleUnload, DecodeLimits: s.decodeLimits, Logger: s.cfg.Logger,
 		NewEngine: s.newEngine, MaxBodyBytes: s.cfg.MaxBodyBytes,
+		HandoverAfter: c.HandoverAfter, HandoverRate: c.HandoverRate,
 		Admit: cluster.AdmitLimits{MaxOps: s.cfg.MaxOpsPerBatch, Rate: s.cfg.OpRate, Burst: s.cfg.OpBurst},
 	})
 	if err != nil {
@@ -83,6 +90,12 @@ func (s *Server) startNode() error {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "collabd_cluster_lease_losses_total",
 			Help: "Documents given up because their lease was lost (taken over after a pause or partition)."},
 			func() float64 { return float64(n.Stats().LeaseLosses) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "collabd_cluster_handovers_total",
+			Help: "Documents given up to a node that joined (placement gives them to it)."},
+			func() float64 { return float64(n.Stats().Handovers) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "collabd_cluster_dead_lease_waits_total",
+			Help: "Waits for the lease of a document whose node left (one per document at a time, however many subscribers rejoin)."},
+			func() float64 { return float64(n.Stats().LeaseWaits) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "collabd_cluster_fanout_full_total",
 			Help: "Updates this node's owners published in full to another node (once per node and update)."},
 			func() float64 { return float64(n.Stats().FanFull) }),

@@ -397,6 +397,7 @@ func (n *Node) watchMembers() {
 func (n *Node) dropDead(live []string) {
 	var refs []*Ref
 	var rss []*remoteSub
+	var claim, from []string // documents to claim, the node each was on
 	n.mu.Lock()
 	for _, r := range n.refs {
 		r.mu.Lock()
@@ -404,6 +405,14 @@ func (n *Node) dropDead(live []string) {
 			r.stale = true
 			if r.sub != nil {
 				refs = append(refs, r)
+			}
+			// The failover loop: a document of a node that left, with
+			// subscribers here, that placement now gives this node, is
+			// claimed at once (as soon as its lease is free), before the
+			// rejoins arrive, by one goroutine per document.
+			if !n.claims[r.doc] && Place(r.doc, live) == n.id && n.local[r.doc] == nil {
+				n.claims[r.doc] = true
+				claim, from = append(claim, r.doc), append(from, r.node)
 			}
 		}
 		r.mu.Unlock()
@@ -414,6 +423,16 @@ func (n *Node) dropDead(live []string) {
 		}
 	}
 	n.mu.Unlock()
+	for i, doc := range claim {
+		n.goroutine(func() {
+			defer func() {
+				n.mu.Lock()
+				delete(n.claims, doc)
+				n.mu.Unlock()
+			}()
+			n.claimAfterLeave(doc, from[i])
+		})
+	}
 	for _, r := range refs {
 		r.mu.Lock()
 		sub := r.sub
