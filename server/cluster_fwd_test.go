@@ -331,3 +331,55 @@ func (w *writer) awaitBatch(batch uint64) {
 		}
 	}
 }
+
+// TestClusterOutboxBound: the owner node's outbox to a subscriber node is
+// bounded in bytes (4 KiB here), and the document grows past the bound:
+// the sessions of another node still get it (an update or a sync larger
+// than the bound goes out alone; one queued behind it may drop them with
+// 4008, and they rejoin), converge, and the writer is acked as usual.
+func TestClusterOutboxBound(t *testing.T) {
+	c := natstest.Start(t, 3)
+	var nodes []*clusterNode
+	for i := range 3 {
+		nodes = append(nodes, startClusterNodeWith(t, c, fmt.Sprintf("c%d", i+1), 5*time.Second, nil,
+			func(cfg *server.Config) { cfg.Cluster.OutboxBytes = 4 << 10 }))
+	}
+	waitLive(t, 3, nodes...)
+	doc := docPlacedOn("c1")
+	readers := []*writer{
+		{client: dial(t, nodes[1].url, 1001), doc: doc},
+		{client: dial(t, nodes[1].url, 1002), doc: doc},
+	}
+	w := &writer{client: dial(t, nodes[2].url, 1003), doc: doc}
+	for _, r := range append(readers, w) {
+		r.join(doc)
+	}
+	var pieces []string
+	for k := range 4 {
+		p := fmt.Sprintf("[%d]", k) + strings.Repeat("x", 3<<10)
+		pieces = append(pieces, p)
+		w.insert(p)
+	}
+	slow := 0
+	for i, r := range readers {
+		deadline := time.Now().Add(30 * time.Second)
+		for !allIn(r.doc_().Text("body").String(), pieces) {
+			if time.Now().After(deadline) {
+				t.Fatalf("reader %d did not get the document within 30 s", i)
+			}
+			switch m := r.read().(type) {
+			case *protocol.Update:
+				if err := r.doc_().ApplyUpdate(m.Update); err != nil {
+					t.Fatal(err)
+				}
+			case *protocol.Error:
+				if m.Code != protocol.CodeSlow {
+					t.Fatalf("reader %d: %v", i, m)
+				}
+				slow++
+				r.rejoin(m.RetryAfterMs)
+			}
+		}
+	}
+	t.Logf("the readers were dropped as slow %d times; outbox drops on the owner node: %v", slow, metric(t, nodes[0], "collabd_cluster_outbox_drops_total"))
+}

@@ -422,6 +422,11 @@ func (n *Node) dropDead(live []string) {
 			rss = append(rss, rs)
 		}
 	}
+	for node := range n.outboxes {
+		if !slices.Contains(live, node) {
+			n.stopOutboxLocked(node)
+		}
+	}
 	n.mu.Unlock()
 	for i, doc := range claim {
 		n.goroutine(func() {
@@ -487,22 +492,38 @@ func (rs *remoteSub) Seen() time.Time { return time.Now() }
 func (rs *remoteSub) Deliver(ev owner.Event) bool     { return rs.send(ev, false) }
 func (rs *remoteSub) DeliverSoft(ev owner.Event) bool { return rs.send(ev, true) }
 
-// send publishes ev to the subscriber's node. nats.go buffers it (the
-// owner does not wait for the node); a publish that fails (connection
-// closed, reconnect buffer full) drops the subscriber.
+// send queues ev for the subscriber's node in its outbox (outbox.go): the
+// owner never waits for the node. An outbox past its bound drops the
+// node's subscribers (this one too: false).
 func (rs *remoteSub) send(ev owner.Event, soft bool) bool {
 	select {
 	case <-rs.quit:
 		return false
 	default:
 	}
-	return rs.publishSoft(ev, soft)
+	b, ok := rs.encode(ev, soft)
+	if !ok {
+		return true
+	}
+	if !rs.n.outboxFor(rs.k.origin).push(b, soft) {
+		return false
+	}
+	return true
 }
 
-// publish sends ev to the subscriber's node, even once stopped.
-func (rs *remoteSub) publish(ev owner.Event) bool { return rs.publishSoft(ev, false) }
+// publish sends ev to the subscriber's node at once, even once stopped
+// (Close: the outboxes have stopped).
+func (rs *remoteSub) publish(ev owner.Event) bool {
+	b, ok := rs.encode(ev, false)
+	if !ok {
+		return true
+	}
+	return rs.n.cfg.Conn.Publish(rs.n.evSubject(rs.k.origin), b) == nil
+}
 
-func (rs *remoteSub) publishSoft(ev owner.Event, soft bool) bool {
+// encode is ev as sent to the subscriber's node (ok false: an event not
+// forwarded).
+func (rs *remoteSub) encode(ev owner.Event, soft bool) ([]byte, bool) {
 	var b []byte
 	if u, ok := ev.(*owner.UpdateEvent); ok && !rs.follower {
 		// Once per node: the first of the node's sessions gets the update,
@@ -518,10 +539,10 @@ func (rs *remoteSub) publishSoft(ev owner.Event, soft bool) bool {
 	} else {
 		var ok bool
 		if b, ok = encodeEvt(rs.k.key, soft, ev, rs.root, rs.follower); !ok {
-			return true
+			return nil, false
 		}
 	}
-	return rs.n.cfg.Conn.Publish(rs.n.evSubject(rs.k.origin), b) == nil
+	return b, true
 }
 
 // Admit applies a native session's checks: its claimed agents, the ops

@@ -56,7 +56,11 @@ type NodeConfig struct {
 	// HandoverRate bounds the documents given up to joined nodes, per
 	// second; 0 is 100.
 	HandoverRate float64
-	Logger       *slog.Logger
+	// OutboxBytes bounds the events queued for one subscriber node
+	// (outbox.go); past it that node's subscribers are dropped and told
+	// to rejoin (CodeSlow). 0 is 32 MiB.
+	OutboxBytes int
+	Logger      *slog.Logger
 }
 
 // AdmitLimits are the checks a forwarded native session's updates get.
@@ -87,11 +91,12 @@ type Node struct {
 	leaseLosses atomic.Int64 // documents disowned because their lease was lost
 	handovers   atomic.Int64 // documents given up to a joined node
 	leaseWaits  atomic.Int64 // waits for a dead node's lease started (one per document at a time)
+	outboxDrops atomic.Int64 // times a subscriber node's subscribers were dropped (outbox full, publish failed)
 	fanFull     atomic.Int64 // updates published in full to a subscriber node
 	fanRefs     atomic.Int64 // updates published as a reference to one already sent
 
 	// mu guards local, remotes, refs, fanOut, fanIn, handed, waits,
-	// claims, nextKey and closed,
+	// claims, outboxes, outboxStop, nextKey and closed,
 	// and every entry's users, idle and closing. It may be held while
 	// taking a Ref's mu (dropDead), never the other way round; no I/O or
 	// channel send under it.
@@ -104,6 +109,10 @@ type Node struct {
 	handed  map[string]handedDoc          // documents just handed over (handover.go)
 	waits   map[string]chan struct{}      // doc → closed when the wait for its dead holder's lease ends
 	claims  map[string]bool               // documents being claimed after their node left
+	// outboxes are the queues to subscriber nodes (outbox.go), each
+	// stopped by its outboxStop when the node leaves.
+	outboxes   map[string]*outbox
+	outboxStop map[string]context.CancelFunc
 	nextKey uint64
 	closed  bool
 }
@@ -139,11 +148,15 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	if cfg.HandoverRate <= 0 {
 		cfg.HandoverRate = 100
 	}
+	if cfg.OutboxBytes <= 0 {
+		cfg.OutboxBytes = 32 << 20
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{cfg: cfg, id: cfg.Leases.Node(), log: cfg.Logger, ctx: ctx, cancel: cancel,
 		local: map[string]*entry{}, remotes: map[remoteKey]*remoteSub{}, refs: map[uint64]*Ref{},
 		fanOut: map[string]map[string]*fanOut{}, fanIn: map[string]*fanIn{},
 		handed: map[string]handedDoc{}, waits: map[string]chan struct{}{}, claims: map[string]bool{},
+		outboxes: map[string]*outbox{}, outboxStop: map[string]context.CancelFunc{},
 		reqSlots: make(chan struct{}, maxReqInFlight), bodies: &budget{max: cfg.MaxBodyBytes}}
 	fs, err := cfg.Conn.Subscribe(n.fwdSubject(n.id), n.onFwd)
 	if err != nil {
@@ -213,6 +226,7 @@ type Stats struct {
 	LeaseLosses int64 // documents disowned since the start: their lease was lost
 	Handovers   int64 // documents given up to a node that joined
 	LeaseWaits  int64 // waits for a dead node's lease (one per document at a time, however many rejoin)
+	OutboxDrops int64 // times a subscriber node's subscribers were dropped: its outbox was full (or a publish failed)
 	FanFull     int64 // updates published in full to subscriber nodes
 	FanRefs     int64 // updates published as references (the node had them)
 }
@@ -225,7 +239,7 @@ func (n *Node) Stats() Stats {
 		refs = append(refs, r)
 	}
 	st := Stats{Owned: len(n.local), ForwardedIn: len(n.remotes), LeaseLosses: n.leaseLosses.Load(),
-		Handovers: n.handovers.Load(), LeaseWaits: n.leaseWaits.Load(),
+		Handovers: n.handovers.Load(), LeaseWaits: n.leaseWaits.Load(), OutboxDrops: n.outboxDrops.Load(),
 		FanFull: n.fanFull.Load(), FanRefs: n.fanRefs.Load()}
 	n.mu.Unlock()
 	for _, r := range refs {
