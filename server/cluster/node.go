@@ -113,8 +113,8 @@ type Node struct {
 	// stopped by its outboxStop when the node leaves.
 	outboxes   map[string]*outbox
 	outboxStop map[string]context.CancelFunc
-	nextKey uint64
-	closed  bool
+	nextKey    uint64
+	closed     bool
 }
 
 // ErrNodeClosed is returned by Acquire after Close.
