@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -382,4 +383,61 @@ func TestClusterOutboxBound(t *testing.T) {
 		}
 	}
 	t.Logf("the readers were dropped as slow %d times; outbox drops on the owner node: %v", slow, metric(t, nodes[0], "collabd_cluster_outbox_drops_total"))
+}
+
+// TestClusterLongPoll: a long poll on a node that does not own the
+// document waits for a change made through a third node: with no change
+// it answers an empty list after its wait; with one, the change.
+func TestClusterLongPoll(t *testing.T) {
+	nodes := startCluster(t, 5*time.Second, nil)
+	doc := docPlacedOn("c1")
+	at := nodes[1].http.URL + "/v1/docs/" + doc
+	if code, body := do(t, "POST", nodes[2].http.URL+"/v1/docs/"+doc+"/edits", `{"edits": [[0, 0, "[a]"]]}`); code != http.StatusOK {
+		t.Fatalf("REST edit through c3 = %d %s", code, body)
+	}
+	var first struct {
+		Version uint64 `json:"version"`
+	}
+	code, body := do(t, "GET", at+"/changes?wait=0s", "")
+	if err := json.Unmarshal([]byte(body), &first); code != http.StatusOK || err != nil || first.Version == 0 {
+		t.Fatalf("long poll without since through c2 = %d %s (%v)", code, body, err)
+	}
+	// No change: an empty list once the wait is over.
+	start := time.Now()
+	code, body = do(t, "GET", fmt.Sprintf("%s/changes?since=%d&wait=300ms", at, first.Version), "")
+	if code != http.StatusOK || !strings.Contains(body, `"changes":[]`) {
+		t.Errorf("long poll with no change through c2 = %d %s, want an empty list", code, body)
+	}
+	if waited := time.Since(start); waited < 300*time.Millisecond {
+		t.Errorf("the long poll answered after %v, before its wait of 300ms", waited)
+	}
+	// A change through c3 while a long poll on c2 waits.
+	type answer struct {
+		code int
+		body string
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		resp, err := http.Get(fmt.Sprintf("%s/changes?since=%d&wait=30s", at, first.Version))
+		if err != nil {
+			got <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		_, err = b.ReadFrom(resp.Body)
+		got <- answer{resp.StatusCode, b.String(), err}
+	}()
+	if code, body := do(t, "POST", nodes[2].http.URL+"/v1/docs/"+doc+"/edits", `{"edits": [[0, 0, "[b]"]]}`); code != http.StatusOK {
+		t.Fatalf("REST edit through c3 = %d %s", code, body)
+	}
+	select {
+	case a := <-got:
+		if a.err != nil || a.code != http.StatusOK || !strings.Contains(a.body, "[b]") {
+			t.Errorf("long poll through c2 = %d %s %v, want the change [b]", a.code, a.body, a.err)
+		}
+	case <-time.After(35 * time.Second):
+		t.Fatal("the long poll on c2 did not answer")
+	}
 }
