@@ -441,3 +441,36 @@ func TestClusterLongPoll(t *testing.T) {
 		t.Fatal("the long poll on c2 did not answer")
 	}
 }
+
+// TestClusterTooLargeForOneMessage: an import larger than one NATS
+// message is refused with 413 by the node that does not own the document,
+// before anything is sent; on the owner node it is taken (single-node
+// limits). A read whose answer is larger than one message is refused with
+// 413 at once on the other nodes, and answered on the owner node.
+func TestClusterTooLargeForOneMessage(t *testing.T) {
+	nodes := startCluster(t, 5*time.Second, nil)
+	doc := docPlacedOn("c1")
+	big := crdt.NewDoc(crdt.Options{Agent: 79})
+	var text strings.Builder
+	for i := 0; text.Len() < 12<<20; i++ { // hex words: the snapshot's compression leaves ≈9 MiB
+		fmt.Fprintf(&text, "%x ", uint32(i)*2654435761)
+	}
+	_ = big.Text("body").Insert(0, text.String())
+	snap := big.EncodeSnapshot()
+	code, body := put(t, nodes[1].http.URL+"/v1/docs/"+doc+"/snapshot", "application/octet-stream", snap)
+	if code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "node c1") {
+		t.Errorf("import of a %d-byte snapshot through c2 = %d %s, want 413 naming c1", len(snap), code, body)
+	}
+	if code, body := put(t, nodes[0].http.URL+"/v1/docs/"+doc+"/snapshot", "application/octet-stream", snap); code != http.StatusOK {
+		t.Fatalf("the same import on the owner c1 = %d %s", code, body)
+	}
+	start := time.Now()
+	code, body = do(t, "GET", nodes[2].http.URL+"/v1/docs/"+doc+"/text", "")
+	if code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "node c1") {
+		t.Errorf("GET the text through c3 = %d %.200s, want 413 naming c1", code, body)
+	}
+	t.Logf("refused after %v", time.Since(start))
+	if code, body := do(t, "GET", nodes[0].http.URL+"/v1/docs/"+doc+"/text", ""); code != http.StatusOK || body != text.String() {
+		t.Errorf("GET the text on c1 = %d, %d bytes, want the %d bytes imported", code, len(body), text.Len())
+	}
+}

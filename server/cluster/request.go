@@ -585,7 +585,15 @@ func (n *Node) onReq(msg *nats.Msg) {
 	}
 	n.goroutine(func() {
 		defer func() { <-n.reqSlots }()
-		_ = msg.Respond(n.serveReq(q)) // a requester gone meanwhile has timed out
+		b := n.serveReq(q)
+		if limit := n.cfg.Conn.MaxPayload(); int64(len(b)) > limit-reqHeadroom {
+			// A read of a document larger than one message: refused at
+			// once, not left to time out.
+			b = q.refusal(&owner.Refused{Code: protocol.CodeFrameTooLarge,
+				Message: fmt.Sprintf("the answer is %d bytes, more than the cluster forwards (%d, NATS max_payload less %d): ask node %s, which owns the document, or raise max_payload",
+					len(b), limit-reqHeadroom, reqHeadroom, n.id)})
+		}
+		_ = msg.Respond(b) // a requester gone meanwhile has timed out
 	})
 }
 
