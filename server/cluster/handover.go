@@ -61,6 +61,15 @@ func (n *Node) handoverLoop() {
 					delete(since, id) // it left again before it was handed anything
 				}
 			}
+			var left []string
+			for _, id := range prev {
+				if !slices.Contains(live, id) {
+					left = append(left, id)
+				}
+			}
+			if len(left) > 0 {
+				n.forgetHandedTo(left)
+			}
 			prev = live
 			arm(now)
 		case now := <-timer.C:
@@ -157,6 +166,18 @@ func (n *Node) handedToLocked(doc string) string {
 		return ""
 	}
 	return h.to
+}
+
+// forgetHandedTo forgets the hand-overs to nodes that left: their
+// documents may be claimed here again at once (failover).
+func (n *Node) forgetHandedTo(nodes []string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for d, h := range n.handed {
+		if slices.Contains(nodes, h.to) {
+			delete(n.handed, d)
+		}
+	}
 }
 
 type handedDoc struct {
