@@ -23,63 +23,93 @@ import (
 // just handed over (a forwarded join that raced the hand-over cannot
 // bring it back).
 
+// joins tracks the nodes that joined and are not handed anything yet.
+// It is pure: the caller passes the membership and the time.
+type joins struct {
+	self  string
+	after time.Duration
+	prev  []string             // the live nodes last observed
+	since map[string]time.Time // newcomer → live since
+}
+
+func newJoins(self string, after time.Duration, live []string) *joins {
+	return &joins{self: self, after: after, prev: live, since: map[string]time.Time{}}
+}
+
+// observe takes the live nodes at now: it returns the nodes that joined
+// and those that left since the last observation. A newcomer that leaves
+// before it was handed anything is forgotten (it starts over).
+func (j *joins) observe(live []string, now time.Time) (joined, left []string) {
+	for _, id := range live {
+		if id != j.self && !slices.Contains(j.prev, id) {
+			j.since[id] = now
+			joined = append(joined, id)
+		}
+	}
+	for _, id := range j.prev {
+		if !slices.Contains(live, id) {
+			left = append(left, id)
+			delete(j.since, id)
+		}
+	}
+	j.prev = live
+	return joined, left
+}
+
+// due returns (and forgets) the newcomers live for after at now.
+func (j *joins) due(now time.Time) []string {
+	var ready []string
+	for id, t := range j.since {
+		if !now.Before(t.Add(j.after)) {
+			ready = append(ready, id)
+			delete(j.since, id)
+		}
+	}
+	slices.Sort(ready)
+	return ready
+}
+
+// next is when the next newcomer is due (zero: none waits).
+func (j *joins) next() time.Time {
+	var next time.Time
+	for _, t := range j.since {
+		if at := t.Add(j.after); next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	return next
+}
+
 // handoverLoop watches the membership for newcomers and hands each the
 // documents it wins once it has been live for HandoverAfter.
 func (n *Node) handoverLoop() {
-	prev, changed := n.cfg.Members.Live()
-	since := map[string]time.Time{} // newcomers not handed anything yet → live since
+	live, changed := n.cfg.Members.Live()
+	j := newJoins(n.id, n.cfg.HandoverAfter, live)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	lim := rate.NewLimiter(rate.Limit(n.cfg.HandoverRate), max(1, int(n.cfg.HandoverRate)))
 	arm := func(now time.Time) {
 		timer.Stop()
-		var next time.Time
-		for _, t := range since {
-			if at := t.Add(n.cfg.HandoverAfter); next.IsZero() || at.Before(next) {
-				next = at
-			}
-		}
-		if !next.IsZero() {
+		if next := j.next(); !next.IsZero() {
 			timer.Reset(max(0, next.Sub(now)))
 		}
 	}
 	for {
 		select {
 		case <-changed:
-			var live []string
 			live, changed = n.cfg.Members.Live()
 			now := time.Now()
-			for _, id := range live {
-				if id != n.id && !slices.Contains(prev, id) {
-					since[id] = now
-					n.log.Info("cluster: a node joined", "joined", id, "handover_after", n.cfg.HandoverAfter)
-				}
-			}
-			for id := range since {
-				if !slices.Contains(live, id) {
-					delete(since, id) // it left again before it was handed anything
-				}
-			}
-			var left []string
-			for _, id := range prev {
-				if !slices.Contains(live, id) {
-					left = append(left, id)
-				}
+			joined, left := j.observe(live, now)
+			for _, id := range joined {
+				n.log.Info("cluster: a node joined", "joined", id, "handover_after", n.cfg.HandoverAfter)
 			}
 			if len(left) > 0 {
 				n.forgetHandedTo(left)
 			}
-			prev = live
 			arm(now)
 		case now := <-timer.C:
-			var ready []string
-			for id, t := range since {
-				if !now.Before(t.Add(n.cfg.HandoverAfter)) {
-					ready = append(ready, id)
-					delete(since, id)
-				}
-			}
+			ready := j.due(now)
 			arm(now)
 			if len(ready) > 0 {
 				n.handOver(ready, lim)
