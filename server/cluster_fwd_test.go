@@ -474,3 +474,42 @@ func TestClusterTooLargeForOneMessage(t *testing.T) {
 		t.Errorf("GET the text on c1 = %d, %d bytes, want the %d bytes imported", code, len(body), text.Len())
 	}
 }
+
+// TestClusterReconnect: what NATS carried while a node's connection was
+// down is lost, so a reconnect resets the forwarding: the node's sessions
+// whose owner is elsewhere rejoin (a subscriber node reconnected), and the
+// sessions forwarded to it rejoin (the owner node reconnected); edits go
+// on, nothing acked is lost.
+func TestClusterReconnect(t *testing.T) {
+	nodes := startCluster(t, 5*time.Second, nil)
+	doc := docPlacedOn("c1")
+	r := &writer{client: dial(t, nodes[1].url, 1101), doc: doc}
+	w := &writer{client: dial(t, nodes[2].url, 1102), doc: doc}
+	r.join(doc)
+	w.join(doc)
+	w.insert("[1]")
+	r.waitText(doc, []string{"[1]"})
+
+	for i, n := range []*clusterNode{nodes[1], nodes[0]} { // a subscriber node, then the owner node
+		if err := n.nc.ForceReconnect(); err != nil {
+			t.Fatal(err)
+		}
+		r.awaitRejoin()
+		if r.rejoin(0) != 0 {
+			t.Errorf("round %d: the reader had something the owner lacked", i)
+		}
+		if i == 1 {
+			w.awaitRejoin()
+			if b := w.rejoin(0); b != 0 {
+				w.awaitBatch(b)
+			}
+		}
+		p := fmt.Sprintf("[after %s reconnected]", n.id)
+		w.insert(p)
+		r.waitText(doc, []string{p})
+	}
+	if h := holder(t, nodes[2], doc); h != "c1" {
+		t.Errorf("held by %q, want c1 (a reconnect is not a move)", h)
+	}
+	checkSet(t, nodes[2], doc, 1103, w)
+}

@@ -566,6 +566,15 @@ func (rs *remoteSub) Admit(replicas []uint64, ops, length int) error {
 
 func (rs *remoteSub) stop() { rs.quitOnce.Do(func() { close(rs.quit) }) }
 
+func (rs *remoteSub) stopped() bool {
+	select {
+	case <-rs.quit:
+		return true
+	default:
+		return false
+	}
+}
+
 // tellOrigin sends an event to the subscriber's node (not through the owner).
 func (rs *remoteSub) tellOrigin(f *fwd, msg string) {
 	var batch uint64
@@ -586,6 +595,9 @@ func (n *Node) onFwd(msg *nats.Msg) {
 	k := remoteKey{f.origin, f.key}
 	n.mu.Lock()
 	rs := n.remotes[k]
+	if rs != nil && rs.stopped() && (f.kind == fwdJoin || f.kind == fwdFollow) {
+		rs = nil // dropped, its worker not gone yet: the rejoin gets a new one
+	}
 	if rs == nil {
 		if n.closed || (f.kind != fwdJoin && f.kind != fwdFollow) {
 			n.mu.Unlock()
@@ -709,4 +721,57 @@ func (rs *remoteSub) msg(f *fwd) owner.Msg {
 		return owner.Broadcast{From: rs, Data: f.data}
 	}
 	return nil
+}
+
+// onReconnect runs when this node's NATS connection came back: what was
+// published to or by this node meanwhile is lost, so every subscriber here
+// whose owner is on another node is told to rejoin (4002; its rejoin
+// resyncs by state vector and resends what was not acked), and every
+// subscriber forwarded here from another node is dropped and its node told
+// to make it rejoin. It runs on nats.go's callback goroutine and never
+// blocks.
+func (n *Node) onReconnect() {
+	var refs []*Ref
+	var rss []*remoteSub
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	for _, r := range n.refs {
+		r.mu.Lock()
+		if r.e == nil && r.node != "" && !r.stale {
+			r.stale = true
+			if r.sub != nil {
+				refs = append(refs, r)
+			}
+		}
+		r.mu.Unlock()
+	}
+	for _, rs := range n.remotes {
+		rss = append(rss, rs)
+	}
+	n.mu.Unlock()
+	if len(refs)+len(rss) > 0 {
+		n.log.Warn("cluster: reconnected to NATS: forwarded subscribers rejoin", "routed", len(refs), "forwarded_in", len(rss))
+	}
+	for _, r := range refs {
+		r.mu.Lock()
+		sub := r.sub
+		r.mu.Unlock()
+		r.deliver(sub, &owner.ErrorEvent{Doc: r.doc, Code: protocol.CodeDocUnloading,
+			Message: "this node's connection to the cluster was re-established; rejoin", RetryAfter: 0, End: true}, false)
+	}
+	for _, rs := range rss {
+		select {
+		case <-rs.quit:
+			continue
+		default:
+		}
+		// The notice first (send refuses once stopped), then the stop: the
+		// worker leaves the owner.
+		rs.send(&owner.ErrorEvent{Doc: rs.doc, Code: protocol.CodeDocUnloading,
+			Message: "the document's node reconnected to the cluster; rejoin", End: true}, false)
+		rs.stop()
+	}
 }

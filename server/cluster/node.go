@@ -186,6 +186,16 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		cancel()
 		return nil, fmt.Errorf("cluster: subscribe: %w", err)
 	}
+	// Messages published while the connection was down are lost (core
+	// NATS): on a reconnect every forwarded relation starts over. The
+	// caller's own handler, if any, still runs first.
+	prev := cfg.Conn.Opts.ReconnectedCB
+	cfg.Conn.SetReconnectHandler(func(c *nats.Conn) {
+		if prev != nil {
+			prev(c)
+		}
+		n.onReconnect()
+	})
 	n.goroutine(n.watchMembers)
 	n.goroutine(n.handoverLoop)
 	return n, nil
