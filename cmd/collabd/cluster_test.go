@@ -24,6 +24,8 @@ func TestServeClusterFlags(t *testing.T) {
 		{[]string{"--nats", "nats://x:4222", "--node-id", "n1", "--nats-listen", ":4222"}, "need --nats-embedded"},
 		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-replicas", "7"}, "1 to 5"},
 		{[]string{"--nats-embedded", "--node-id", "n1", "--lease-ttl", "10ms"}, "at least 1s"},
+		{[]string{"--nats-embedded", "--node-id", "n1", "--handover-after", "-1s"}, "not negative"},
+		{[]string{"--nats-embedded", "--node-id", "n1", "--cluster-outbox-bytes", "1000"}, "at least 65536"},
 	} {
 		code, _, stderr := runCmd(t, append([]string{"serve", "--data", t.TempDir()}, tc.args...)...)
 		if code != 2 || !strings.Contains(stderr, tc.want) {
