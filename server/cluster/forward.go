@@ -462,7 +462,7 @@ type remoteSub struct {
 	n        *Node
 	k        remoteKey
 	doc      string
-	in       chan *fwd
+	in       fwdQueue
 	quit     chan struct{}
 	quitOnce sync.Once
 
@@ -607,7 +607,7 @@ func (n *Node) onFwd(msg *nats.Msg) {
 			}
 			return
 		}
-		rs = &remoteSub{n: n, k: k, doc: f.doc, in: make(chan *fwd, n.cfg.QueueLen), quit: make(chan struct{}),
+		rs = &remoteSub{n: n, k: k, doc: f.doc, in: newFwdQueue(n.cfg.QueueLen), quit: make(chan struct{}),
 			id: f.subID, subject: f.subject, follower: f.kind == fwdFollow, root: f.root, checkOps: f.checkOps, agents: f.agents}
 		if a := n.cfg.Admit; a.Rate > 0 {
 			rs.ops = rate.NewLimiter(rate.Limit(a.Rate), max(a.Burst, 1))
@@ -619,9 +619,7 @@ func (n *Node) onFwd(msg *nats.Msg) {
 	if f.kind == fwdSeen {
 		return
 	}
-	select {
-	case rs.in <- f:
-	default:
+	if !rs.in.push(f) {
 		n.log.Warn("forwarded subscriber too far behind: dropped", "doc", f.doc, "origin", f.origin)
 		rs.stop()
 		rs.tellOrigin(f, "too far behind on the document's node; rejoin")
@@ -653,13 +651,16 @@ func (rs *remoteSub) work() {
 		}
 	}()
 	for {
-		var f *fwd
-		select {
-		case f = <-rs.in:
-		case <-rs.quit:
-			return
-		case <-n.ctx.Done():
-			return
+		f := rs.in.pop()
+		if f == nil {
+			select {
+			case <-rs.in.wake:
+			case <-rs.quit:
+				return
+			case <-n.ctx.Done():
+				return
+			}
+			continue
 		}
 		if f.kind == fwdLeave || f.kind == fwdUnfollow {
 			return // the deferred Leave

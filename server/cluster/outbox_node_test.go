@@ -74,7 +74,7 @@ func TestOutboxDropsNode(t *testing.T) {
 	n.mu.Lock()
 	n.outboxes["sub"] = o
 	for key := range uint64(2) {
-		rs := &remoteSub{n: n, k: remoteKey{"sub", key + 1}, doc: "d", in: make(chan *fwd, 1), quit: make(chan struct{})}
+		rs := &remoteSub{n: n, k: remoteKey{"sub", key + 1}, doc: "d", in: newFwdQueue(1), quit: make(chan struct{})}
 		n.remotes[rs.k] = rs
 		subs = append(subs, rs)
 	}
