@@ -1,0 +1,53 @@
+package server_test
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/server"
+)
+
+// BenchmarkIdleSessionStacks opens 300 connections to an in-process
+// server, each joining its own document, and reports what stays when they
+// go idle: server goroutines per connection (its read loop; a sleeping
+// document owner has none) and goroutine stack bytes per connection, after
+// the garbage collector has run. The clients are gorilla connections
+// without goroutines of their own, so every goroutine and stack counted is
+// the server's. Heap is not reported: the clients' share it.
+//
+//	go test -run='^$' -bench=IdleSessionStacks -benchtime=1x ./server
+func BenchmarkIdleSessionStacks(b *testing.B) {
+	const n = 300
+	for b.Loop() {
+		stacks, goroutines := idleStacks(b, n)
+		b.ReportMetric(stacks, "stack-B/conn")
+		b.ReportMetric(goroutines, "goroutines/conn")
+	}
+}
+
+func idleStacks(b *testing.B, n int) (stackPerConn, goroutinesPerConn float64) {
+	ts := startServerWith(b, b.TempDir(), server.Config{MaxConnsPerIP: n + 10, IdleUnload: time.Minute})
+	var ms0, ms1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms0)
+	g0 := runtime.NumGoroutine()
+	for i := range n {
+		c := dial(b, ts.url, crdt.AgentID(i+1))
+		c.join(fmt.Sprintf("d%d", i))
+	}
+	// The owners sleep once their join's presence flush has gone out: wait
+	// for that (at most 5 s; this is a measurement, not a test).
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > g0+n && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for range 3 {
+		runtime.GC()
+	}
+	runtime.ReadMemStats(&ms1)
+	g1 := runtime.NumGoroutine()
+	ts.stop()
+	return float64(ms1.StackInuse-ms0.StackInuse) / float64(n), float64(g1-g0) / float64(n)
+}
