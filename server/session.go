@@ -57,8 +57,8 @@ type session struct {
 	agents   map[crdt.AgentID]bool
 	docs     map[string]docRef
 	readOnly map[string]bool // the documents joined read-only (made with the first)
-	claims   *Claims // nil in development mode (or before the Hello)
-	subject  string  // claims.Subject, fixed by the Hello (read by owners)
+	claims   *Claims         // nil in development mode (or before the Hello)
+	subject  string          // claims.Subject, fixed by the Hello (read by owners)
 	ops      *rate.Limiter
 	pres     *rate.Limiter
 	joins    *rate.Limiter
@@ -70,18 +70,18 @@ type session struct {
 
 func newSession(srv *Server, t transport, id string) *session {
 	return &session{
-		srv:      srv,
-		t:        t,
-		id:       id,
-		opened:   time.Now(),
-		done:     make(chan struct{}),
-		flushed:  make(chan struct{}),
-		agents:   make(map[crdt.AgentID]bool),
-		docs:     make(map[string]docRef),
-		ops:      rate.NewLimiter(rate.Limit(srv.cfg.OpRate), srv.cfg.OpBurst),
-		pres:     rate.NewLimiter(rate.Limit(srv.cfg.PresenceRate), srv.cfg.PresenceBurst),
-		joins:    rate.NewLimiter(rate.Limit(srv.cfg.JoinRate), srv.cfg.JoinBurst),
-		msgs:     rate.NewLimiter(rate.Limit(srv.cfg.MessageRate), srv.cfg.MessageBurst),
+		srv:     srv,
+		t:       t,
+		id:      id,
+		opened:  time.Now(),
+		done:    make(chan struct{}),
+		flushed: make(chan struct{}),
+		agents:  make(map[crdt.AgentID]bool),
+		docs:    make(map[string]docRef),
+		ops:     rate.NewLimiter(rate.Limit(srv.cfg.OpRate), srv.cfg.OpBurst),
+		pres:    rate.NewLimiter(rate.Limit(srv.cfg.PresenceRate), srv.cfg.PresenceBurst),
+		joins:   rate.NewLimiter(rate.Limit(srv.cfg.JoinRate), srv.cfg.JoinBurst),
+		msgs:    rate.NewLimiter(rate.Limit(srv.cfg.MessageRate), srv.cfg.MessageBurst),
 	}
 }
 

@@ -22,8 +22,8 @@ import (
 // ghost carets), and states nobody renews expire after y-protocols'
 // outdated timeout.
 type awarenessState struct {
-	aw     *yproto.Awareness // nil until the first update
-	lim    yproto.Limits
+	aw  *yproto.Awareness // nil until the first update
+	lim yproto.Limits
 	// made with their first entry (a native document never needs them)
 	dirty  map[uint64]bool
 	stale  map[Subscriber]bool
