@@ -80,7 +80,7 @@ func (h *hocuspocusConn) frame(ctx context.Context, data []byte) bool {
 		if m.Auth != yproto.AuthToken {
 			return true // the other subtypes are the server's to send
 		}
-		return h.auth(ctx, m, key, sub)
+		return offload(func() bool { return h.auth(ctx, m, key, sub) }) // authentication: off the read loop's stack
 	}
 	if sub == nil {
 		// Not authenticated (yet, or denied): the provider sends its

@@ -144,6 +144,10 @@ func (s *session) newYjsSub(doc string, key []byte, claims *Claims) *yjsSub {
 // (without a sync: the peer starts it with its step 1). It reports false
 // when the connection must end.
 func (s *session) joinYjs(ctx context.Context, sub *yjsSub, readOnly bool) bool {
+	return offload(func() bool { return s.joinYjsHere(ctx, sub, readOnly) }) // off the read loop's stack (see offload)
+}
+
+func (s *session) joinYjsHere(ctx context.Context, sub *yjsSub, readOnly bool) bool {
 	o, err := s.srv.acquire(ctx, sub.doc)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -94,6 +94,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fs.IntVar(&p.Conns, "conns", 10000, "connections at the top of the ramp")
 		fs.IntVar(&p.PerDoc, "per-doc", 1, "connections per document (1: own document each)")
 		fs.DurationVar(&p.Hold, "hold", 10*time.Second, "idle time at the top")
+		fs.StringVar(&p.Proto, "proto", "collabd", "wire: collabd (hello and join), y-websocket (--url ws://…/v1/yjs, or a y-websocket server's) or hocuspocus (--url ws://…/v1/hocuspocus): each connection's provider syncs its document, then idles")
 		run = func(ctx context.Context) (*loadgen.Result, error) {
 			for _, s := range strings.Split(*steps, ",") {
 				if s = strings.TrimSpace(s); s == "" {
