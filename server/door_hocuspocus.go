@@ -196,7 +196,7 @@ func (h *hocuspocusConn) expireWith(c *Claims) {
 // event). A payload that is not JSON travels as a JSON string.
 func (h *hocuspocusConn) stateless(ctx context.Context, sub *yjsSub, payload string) bool {
 	s := h.s
-	if sub.readOnly || !s.msgs.Allow() {
+	if sub.readOnly || !s.msgLimiter().Allow() {
 		return true // dropped: stateless messages have no refusal
 	}
 	data := []byte(payload)

@@ -62,8 +62,8 @@ type session struct {
 	ops      *rate.Limiter
 	pres     *rate.Limiter
 	joins    *rate.Limiter
-	msgs     *rate.Limiter
-	presErr  time.Time // last CodeRateLimited sent for presence
+	msgs     *rate.Limiter // made with the first broadcast message (msgLimiter)
+	presErr  time.Time     // last CodeRateLimited sent for presence
 
 	lastSeen atomic.Int64 // unix nanos of the last frame or pong (read by owners)
 }
@@ -81,7 +81,6 @@ func newSession(srv *Server, t transport, id string) *session {
 		ops:     rate.NewLimiter(rate.Limit(srv.cfg.OpRate), srv.cfg.OpBurst),
 		pres:    rate.NewLimiter(rate.Limit(srv.cfg.PresenceRate), srv.cfg.PresenceBurst),
 		joins:   rate.NewLimiter(rate.Limit(srv.cfg.JoinRate), srv.cfg.JoinBurst),
-		msgs:    rate.NewLimiter(rate.Limit(srv.cfg.MessageRate), srv.cfg.MessageBurst),
 	}
 }
 
@@ -224,6 +223,15 @@ func presenceFrame(ev *owner.PresenceEvent) []byte {
 		ev.Memo = protocol.Encode(ev.Msg)
 	}
 	return ev.Memo
+}
+
+// msgLimiter is the connection's limiter of broadcast messages, made with
+// the first one (most connections send none). Read loop only.
+func (s *session) msgLimiter() *rate.Limiter {
+	if s.msgs == nil {
+		s.msgs = rate.NewLimiter(rate.Limit(s.srv.cfg.MessageRate), s.srv.cfg.MessageBurst)
+	}
+	return s.msgs
 }
 
 // setReadOnly records whether doc is joined read-only.
@@ -545,7 +553,7 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 			s.sendError(protocol.CodeReadOnly, m.Doc, 0, "document joined read-only: messages need write access")
 			return true
 		}
-		if !s.msgs.Allow() {
+		if !s.msgLimiter().Allow() {
 			s.sendRetry(protocol.CodeRateLimited, m.Doc, 0, "message rate exceeded; message dropped", time.Second)
 			return true
 		}

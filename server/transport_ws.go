@@ -172,3 +172,7 @@ func (s *session) readWS(conn *websocket.Conn, first time.Duration, hello *bool,
 		}
 	}
 }
+
+// readBufferSize is each WebSocket connection's read buffer (see the
+// upgrader in New). gorilla needs at least a control frame's 125 bytes.
+const readBufferSize = 256

@@ -267,7 +267,7 @@ type compactor struct {
 // maybeCompact replaces the log by a snapshot once it is long enough. The
 // snapshot covers every durable entry (all of them were applied first).
 func (o *Owner) maybeCompact() {
-	if o.failed != nil || o.compacts.running || o.compacts.logTail < int64(o.cfg.CompactEntries) || !o.commits.empty() {
+	if o.failed != nil || o.doc == nil || o.compacts.running || o.compacts.logTail < int64(o.cfg.CompactEntries) || !o.commits.empty() {
 		return
 	}
 	snap, through := record(o.kind, o.doc.Snapshot()), o.commits.lastSeq

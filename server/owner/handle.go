@@ -12,6 +12,7 @@ import (
 // handle is the owner's one switch over its inbox.
 func (o *Owner) handle(m Msg) {
 	defer o.trackFollowers(o.followerCount())
+	o.thaw()
 	if o.failed != nil && o.retryable() && asksAgain(m) {
 		o.reload()
 	}

@@ -84,6 +84,7 @@ type Owner struct {
 // after a recovered panic it is replaced whole by a fresh load.
 type state struct {
 	doc       Engine
+	blank     bool  // doc is dropped while asleep: the document was never written (thaw makes a new, empty one)
 	kind      Kind  // the document's kind (a new document's may change until its first write)
 	failed    error // load failure or deletion: every request is refused with it
 	exists    bool  // stored, or written since the load
@@ -245,7 +246,7 @@ func (o *Owner) tick(ctx context.Context, idle *time.Timer, expiry <-chan time.T
 			exit, crashed = false, panicValue{v, debug.Stack()}
 		}
 	}()
-	if now := time.Now(); now.Sub(o.lastExpiry) >= period && o.doc != nil {
+	if now := time.Now(); now.Sub(o.lastExpiry) >= period && o.failed == nil {
 		// Woken (by the alarm, or a message) after an expiry pass was due.
 		o.expirePresence(now)
 		return false, nil
@@ -336,8 +337,11 @@ const (
 // estimate is the document's estimated memory: the replica, and what the
 // owner keeps beside it (the followers' change log, the cold-join cache).
 func (o *Owner) estimate() int64 {
-	return BaseBytes + int64(o.doc.Version()+uint64(o.doc.Pending()))*BytesPerOp +
-		int64(o.changes.bytes) + int64(o.coldJoin.bytes)
+	n := BaseBytes + int64(o.changes.bytes) + int64(o.coldJoin.bytes)
+	if o.doc != nil {
+		n += int64(o.doc.Version()+uint64(o.doc.Pending())) * BytesPerOp
+	}
+	return n
 }
 
 // account records the owner's estimate in the registry's total.

@@ -201,6 +201,7 @@ func (o *Owner) presenceEvent(m *protocol.Presence) *PresenceEvent {
 // resolveCursors resolves the cursors in m that are in root to indexes of
 // the root's current text (-1 where a position does not resolve).
 func (o *Owner) resolveCursors(m *protocol.Presence, root string) map[string][2]int {
+	o.thaw()
 	out := map[string][2]int{}
 	for _, list := range [][]presence.Peer{m.Peers, m.Moved} {
 		for _, p := range list {

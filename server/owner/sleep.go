@@ -1,6 +1,7 @@
 package owner
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,7 +46,7 @@ type sleeper struct {
 // subscribed (a document nobody holds unloads instead), and nothing it
 // would have to wake up for by itself except the presence expiry.
 func (o *Owner) quiet() bool {
-	return o.failed == nil && o.doc != nil && len(o.subs) > 0 &&
+	return o.failed == nil && (o.doc != nil || o.blank) && len(o.subs) > 0 &&
 		o.commits.empty() && len(o.commits.held) == 0 && !o.commits.armed &&
 		!o.compacts.running && !o.pres.armed &&
 		!o.evicting && !o.disowned && o.queued.Load() == 0
@@ -67,6 +68,11 @@ func (o *Owner) sleep(now time.Time) bool {
 	}
 	o.asleep = true
 	o.coldJoin.version, o.coldJoin.chunks, o.coldJoin.bytes = 0, nil, 0
+	if o.doc != nil && !o.exists && o.doc.Version() == 0 && o.doc.Pending() == 0 {
+		// Never written: the replica is a new, empty one (as ensureKind
+		// and create judge it), made again when something needs it.
+		o.doc, o.blank = nil, true
+	}
 	o.account(o.estimate())
 	if d, ok := o.alarmIn(now); ok {
 		if o.alarm == nil {
@@ -91,6 +97,21 @@ func (o *Owner) alarmIn(now time.Time) (d time.Duration, ok bool) {
 		d, ok = o.vers.due.Sub(now), true
 	}
 	return max(d, time.Millisecond), ok
+}
+
+// thaw makes the replica of a document that slept blank (never
+// written) again: the owner's state has a replica whenever it handles a
+// message. A failure (none for an empty replica of a known kind) is a bug:
+// it panics, and the owner reloads from storage.
+func (o *Owner) thaw() {
+	if !o.blank {
+		return
+	}
+	doc, err := o.cfg.NewEngine(o.kind, nil)
+	if err != nil {
+		panic(fmt.Sprintf("owner: new %v replica: %v", o.kind, err))
+	}
+	o.doc, o.blank = doc, false
 }
 
 // ring is the alarm: wake for the presence expiry.

@@ -2,6 +2,7 @@ package owner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -217,4 +218,55 @@ func TestSleepWakeRace(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A document never written sleeps without a replica (a new, empty one is
+// made when a message needs it): a read, a sync and a write after the
+// sleep see the document as a fresh one would.
+func TestBlankDocumentSleepsWithoutReplica(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := testRegistry(t, &fakeStore{auto: true}, nil)
+		s := &fakeSub{id: "s"}
+		o := send(t, r, "d", Join{Sub: s})
+		synctest.Wait()
+		blank := func() bool {
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			return o.asleep && o.blank && o.doc == nil
+		}
+		if !blank() {
+			t.Fatal("a never-written document sleeps with its replica")
+		}
+		reply := make(chan ReadResult, 1)
+		o.Send(context.Background(), Read{Root: "t", What: ReadText, Reply: reply})
+		if res := <-reply; !errors.Is(res.Err, ErrNoDocument) {
+			t.Fatalf("read of the blank document: %v, want ErrNoDocument", res.Err)
+		}
+		synctest.Wait()
+		if !blank() {
+			t.Fatal("a read made it keep its replica")
+		}
+		s.take()
+		o.Send(context.Background(), Update{Sub: s, Batch: 1, Update: []byte("a")})
+		o.Send(context.Background(), Sync{Sub: s, SV: []byte("0")})
+		synctest.Wait()
+		evs := s.take()
+		if got := acks(evs, protocol.AckDurable); fmt.Sprint(got) != "[1]" {
+			t.Fatalf("durable acks %v, want [1]", got)
+		}
+		var synced []string
+		for _, e := range evs {
+			if se, ok := e.(*SyncEvent); ok {
+				synced = append(synced, string(se.Update))
+			}
+		}
+		if fmt.Sprint(synced) != "[a]" {
+			t.Fatalf("sync after the write: %q, want [a]", synced)
+		}
+		if o.mu.Lock(); !o.asleep || o.blank || o.doc == nil {
+			o.mu.Unlock()
+			t.Fatal("a written document must sleep with its replica")
+		}
+		o.mu.Unlock()
+	})
 }
