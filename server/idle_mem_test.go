@@ -3,10 +3,12 @@ package server_test
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/protocol"
 	"github.com/collabd/collabd/server"
 )
 
@@ -50,4 +52,35 @@ func idleStacks(b *testing.B, n int) (stackPerConn, goroutinesPerConn float64) {
 	g1 := runtime.NumGoroutine()
 	ts.stop()
 	return float64(ms1.StackInuse-ms0.StackInuse) / float64(n), float64(g1-g0) / float64(n)
+}
+
+// BenchmarkFirstEditAfterIdle times the first edit on a document that has
+// been idle: a client joins its document, stays quiet for idle (long
+// enough for the owner to have gone to sleep), then sends one update and
+// waits for its applied ack. The time is the round trip of that edit over
+// loopback, wake included.
+//
+//	go test -run='^$' -bench=FirstEditAfterIdle -benchtime=200x ./server
+func BenchmarkFirstEditAfterIdle(b *testing.B) {
+	const idle = 20 * time.Millisecond
+	ts := startServerWith(b, b.TempDir(), server.Config{IdleUnload: time.Minute})
+	c := dial(b, ts.url, 1)
+	c.join("first-edit")
+	batch := uint64(0)
+	var took []time.Duration
+	for b.Loop() {
+		time.Sleep(idle) // the scenario: the document idles (the owner sleeps) before the edit
+		batch++
+		start := time.Now()
+		c.edit("first-edit", batch, func(x *crdt.Text) error { return x.Insert(0, "x") })
+		for {
+			if a, ok := c.read().(*protocol.Ack); ok && a.Batch == batch && a.Status == protocol.AckApplied {
+				break
+			}
+		}
+		took = append(took, time.Since(start))
+	}
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(took[len(took)*99/100].Microseconds()), "p99-µs")
 }
