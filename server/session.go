@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,7 +55,7 @@ type session struct {
 	flushOnce sync.Once
 
 	// owned by the read loop
-	agents   map[crdt.AgentID]bool
+	agents   []crdt.AgentID // claimed by the hello (at most MaxAgents, no duplicate: a slice is smaller than a map)
 	docs     map[string]docRef
 	readOnly map[string]bool // the documents joined read-only (made with the first)
 	claims   *Claims         // nil in development mode (or before the Hello)
@@ -76,7 +77,6 @@ func newSession(srv *Server, t transport, id string) *session {
 		opened:  time.Now(),
 		done:    make(chan struct{}),
 		flushed: make(chan struct{}),
-		agents:  make(map[crdt.AgentID]bool),
 		docs:    make(map[string]docRef),
 		ops:     rate.NewLimiter(rate.Limit(srv.cfg.OpRate), srv.cfg.OpBurst),
 		pres:    rate.NewLimiter(rate.Limit(srv.cfg.PresenceRate), srv.cfg.PresenceBurst),
@@ -468,7 +468,9 @@ func (s *session) hello(ctx context.Context, h *protocol.Hello) bool {
 			s.close(protocol.CodeAgentInUse, "agent claimed by another live session")
 			return false
 		}
-		s.agents[a] = true
+		if !slices.Contains(s.agents, a) {
+			s.agents = append(s.agents, a)
+		}
 	}
 	cfg := s.srv.cfg
 	return s.enqueue(protocol.Encode(&protocol.Welcome{Version: protocol.Version, Session: s.id, Limits: protocol.Limits{
@@ -596,7 +598,7 @@ func (s *session) Subject() string { return s.subject }
 // MaxOpsPerBatch, and the session within its op rate.
 func (s *session) Admit(replicas []uint64, ops, length int) error {
 	for _, r := range replicas {
-		if !s.agents[crdt.AgentID(r)] {
+		if !slices.Contains(s.agents, crdt.AgentID(r)) {
 			return &owner.Refused{Code: protocol.CodeForgedAgent, Message: "op of an agent this session did not claim"}
 		}
 	}
@@ -622,7 +624,7 @@ func (s *session) leaveAll(ctx context.Context) {
 		o.Release()
 		delete(s.docs, id)
 	}
-	for a := range s.agents {
+	for _, a := range s.agents {
 		s.srv.releaseAgent(a, s)
 	}
 }
