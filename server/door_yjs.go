@@ -54,6 +54,7 @@ func (s *Server) openYjs(w http.ResponseWriter, r *http.Request, door string) (s
 	}
 	conn.SetReadLimit(int64(s.cfg.MaxYjsFrame))
 	sess = newSession(s, t, newSessionID())
+	sess.hailed.Store(true) // no hello in the Yjs protocols
 	sess.remote, sess.userAgent, sess.door = ip, r.UserAgent(), door
 	s.cfg.Logger.Debug("session opened", "session", sess.id, "remote", ip, "transport", door)
 	return sess, conn, release, claims, authErr

@@ -20,17 +20,29 @@ import (
 // without goroutines of their own, so every goroutine and stack counted is
 // the server's. Heap is not reported: the clients' share it.
 //
-//	go test -run='^$' -bench=IdleSessionStacks -benchtime=1x ./server
+// Run one sub-benchmark per process (the stacks of one server's
+// connections are still cached when the next measures):
+//
+//	go test -run='^$' -bench='IdleSessionStacks/joined$' -benchtime=1x ./server
+//	go test -run='^$' -bench='IdleSessionStacks/joined\+pong' -benchtime=1x ./server
 func BenchmarkIdleSessionStacks(b *testing.B) {
 	const n = 300
-	for b.Loop() {
-		stacks, goroutines := idleStacks(b, n)
-		b.ReportMetric(stacks, "stack-B/conn")
-		b.ReportMetric(goroutines, "goroutines/conn")
+	for _, pong := range []bool{false, true} {
+		name := "joined"
+		if pong {
+			name = "joined+pong" // then one keepalive answer, handled by the read loop
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				stacks, goroutines := idleStacks(b, n, pong)
+				b.ReportMetric(stacks, "stack-B/conn")
+				b.ReportMetric(goroutines, "goroutines/conn")
+			}
+		})
 	}
 }
 
-func idleStacks(b *testing.B, n int) (stackPerConn, goroutinesPerConn float64) {
+func idleStacks(b *testing.B, n int, pong bool) (stackPerConn, goroutinesPerConn float64) {
 	ts := startServerWith(b, b.TempDir(), server.Config{MaxConnsPerIP: n + 10, IdleUnload: time.Minute})
 	var ms0, ms1 runtime.MemStats
 	runtime.GC()
@@ -39,6 +51,9 @@ func idleStacks(b *testing.B, n int) (stackPerConn, goroutinesPerConn float64) {
 	for i := range n {
 		c := dial(b, ts.url, crdt.AgentID(i+1))
 		c.join(fmt.Sprintf("d%d", i))
+		if pong {
+			c.send(&protocol.Pong{Nonce: 1}) // what every client sends every PingInterval
+		}
 	}
 	// The owners sleep once their join's presence flush has gone out: wait
 	// for that (at most 5 s; this is a measurement, not a test).

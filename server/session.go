@@ -67,6 +67,9 @@ type session struct {
 	presErr  time.Time     // last CodeRateLimited sent for presence
 
 	lastSeen atomic.Int64 // unix nanos of the last frame or pong (read by owners)
+	// hailed: the hello was answered (a Yjs door's session: from the
+	// start); the pinger pings no one before it, the welcome comes first.
+	hailed atomic.Bool
 }
 
 func newSession(srv *Server, t transport, id string) *session {
@@ -395,6 +398,7 @@ func (s *session) frame(ctx context.Context, data []byte, hello *bool) bool {
 			return false
 		}
 		*hello = false
+		s.hailed.Store(true)
 		return true
 	}
 	if j, ok := m.(*protocol.Join); ok {
