@@ -21,7 +21,7 @@ const benchUsage = `usage: collabd bench <scenario> --url ws://127.0.0.1:8080/v1
 scenarios:
   fanout     1 document, --subs subscribers, 1 writer typing --rate inserts/s
   manydocs   --docs documents x --per-doc clients typing --rate chars/s at random positions
-  idle       ramp idle connections (--conns, --steps, --per-doc) and measure server RSS per connection
+  idle       ramp idle connections (--conns, --steps, --per-doc, --proto) and measure server RSS per connection
   coldjoin   build a --chars document (append and random history), time fresh joins
   churn      connect/join/edit/leave cycles, then check goroutines/fds/memory return to baseline
   presence   --peers peers moving cursors at --hz on one document
