@@ -138,7 +138,7 @@ func New(lim Limits, ttl time.Duration) *Set {
 	if ttl <= 0 {
 		ttl = DefaultTTL
 	}
-	return &Set{lim: lim.withDefaults(), ttl: ttl, peers: make(map[string]*entry), dirty: make(map[string]bool), fresh: make(map[string]bool)}
+	return &Set{lim: lim.withDefaults(), ttl: ttl, peers: make(map[string]*entry)}
 }
 
 // TTL is how long a peer stays without a heartbeat.
@@ -166,7 +166,10 @@ func (s *Set) Join(session string, u User, readOnly bool, now time.Time) error {
 	}
 	s.peers[session] = e
 	s.bytes += e.size
-	s.dirty[session] = true
+	s.markDirty(session)
+	if s.fresh == nil {
+		s.fresh = make(map[string]bool)
+	}
 	s.fresh[session] = true
 	return nil
 }
@@ -193,7 +196,7 @@ func (s *Set) Set(session string, st State, now time.Time) error {
 	}
 	s.bytes += size - e.size
 	e.Peer, e.size = next, size
-	s.dirty[session] = true
+	s.markDirty(session)
 	return nil
 }
 
@@ -216,8 +219,16 @@ func (s *Set) Leave(session string) bool {
 	delete(s.peers, session)
 	delete(s.fresh, session)
 	s.bytes -= e.size
-	s.dirty[session] = true
+	s.markDirty(session)
 	return true
+}
+
+// markDirty records a change for the next Flush.
+func (s *Set) markDirty(session string) {
+	if s.dirty == nil {
+		s.dirty = make(map[string]bool)
+	}
+	s.dirty[session] = true
 }
 
 // Expire removes every peer whose last heartbeat is older than the TTL and
@@ -239,6 +250,10 @@ func (s *Set) Expire(now time.Time) []string {
 // Dirty reports whether a Flush would return anything.
 func (s *Set) Dirty() bool { return len(s.dirty) > 0 }
 
+// smallFlush is the most changes a Flush frees its maps after (one map
+// group's worth).
+const smallFlush = 8
+
 // Flush returns what changed since the last Flush, one Change per peer, in
 // session order: its latest state, or its removal (a peer that left and
 // joined again is reported with its new state). The returned peers share no
@@ -256,8 +271,14 @@ func (s *Set) Flush() []Change {
 		}
 	}
 	slices.SortFunc(out, func(a, b Change) int { return cmp.Compare(a.Peer.Session, b.Peer.Session) })
-	clear(s.dirty)
-	clear(s.fresh)
+	if len(s.dirty) <= smallFlush {
+		// A quiet document holds no change maps: they are made again with
+		// the next change (a busy one keeps them to reuse their room).
+		s.dirty, s.fresh = nil, nil
+	} else {
+		clear(s.dirty)
+		clear(s.fresh)
+	}
 	return out
 }
 

@@ -126,7 +126,7 @@ func (s *Server) stopNode(ctx context.Context) error {
 // session's updates are checked against them on the owner's node.
 func (s *session) Agents() []uint64 {
 	out := make([]uint64, 0, len(s.agents))
-	for a := range s.agents {
+	for _, a := range s.agents {
 		out = append(out, uint64(a))
 	}
 	return out

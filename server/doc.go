@@ -23,8 +23,10 @@
 //
 // # Concurrency
 //
-//   - Each document has exactly one owner goroutine (server/owner) while it
-//     is loaded; it alone touches the document's replica. The owner
+//   - Each document has exactly one owner (server/owner) while it is
+//     loaded, run by at most one goroutine at a time; it alone touches the
+//     document's replica. A quiet owner sleeps without a goroutine until a
+//     message or its alarm wakes it (server/owner/sleep.go). The owner
 //     registry maps ids to owners under one mutex; sessions hold a
 //     reference on each owner they joined, and an owner unloads only with no
 //     references and an empty inbox, checked under that mutex, so a request
@@ -32,11 +34,15 @@
 //   - Each connection has a read loop (decodes and routes frames; waits when
 //     an owner's inbox is full, which slows that connection only) and a
 //     writer goroutine that exists only while its queue (bounded in bytes)
-//     has frames, so an idle connection costs one goroutine. The writer
+//     has frames, so an idle connection costs one goroutine, with a 4 KiB
+//     stack: the deep work of a hello (authentication) or a join (a
+//     document load) runs on a goroutine the read loop waits for
+//     (offload), whose stack is freed after it. The writer
 //     drains the whole queue at once and, on a WebSocket, corks the
 //     connection around it (corkconn.go), so several frames go out in one
 //     writev; pings and pongs written meanwhile queue behind them. One server-wide
-//     pinger queues protocol Ping frames (not WebSocket control pings, which
+//     pinger queues protocol Ping frames (in 16 groups spread over the
+//     interval, so writers do not all start at once) (not WebSocket control pings, which
 //     browsers never see); token expiry is a timer. Owners enqueue
 //     without blocking; a connection whose queue overflows is closed with
 //     CodeSlow and resyncs by state vector when it reconnects. An owner never

@@ -80,7 +80,7 @@ func (h *hocuspocusConn) frame(ctx context.Context, data []byte) bool {
 		if m.Auth != yproto.AuthToken {
 			return true // the other subtypes are the server's to send
 		}
-		return h.auth(ctx, m, key, sub)
+		return offload(func() bool { return h.auth(ctx, m, key, sub) }) // authentication: off the read loop's stack
 	}
 	if sub == nil {
 		// Not authenticated (yet, or denied): the provider sends its
@@ -196,7 +196,7 @@ func (h *hocuspocusConn) expireWith(c *Claims) {
 // event). A payload that is not JSON travels as a JSON string.
 func (h *hocuspocusConn) stateless(ctx context.Context, sub *yjsSub, payload string) bool {
 	s := h.s
-	if sub.readOnly || !s.msgs.Allow() {
+	if sub.readOnly || !s.msgLimiter().Allow() {
 		return true // dropped: stateless messages have no refusal
 	}
 	data := []byte(payload)

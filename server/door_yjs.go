@@ -54,6 +54,7 @@ func (s *Server) openYjs(w http.ResponseWriter, r *http.Request, door string) (s
 	}
 	conn.SetReadLimit(int64(s.cfg.MaxYjsFrame))
 	sess = newSession(s, t, newSessionID())
+	sess.hailed.Store(true) // no hello in the Yjs protocols
 	sess.remote, sess.userAgent, sess.door = ip, r.UserAgent(), door
 	s.cfg.Logger.Debug("session opened", "session", sess.id, "remote", ip, "transport", door)
 	return sess, conn, release, claims, authErr
@@ -144,6 +145,10 @@ func (s *session) newYjsSub(doc string, key []byte, claims *Claims) *yjsSub {
 // (without a sync: the peer starts it with its step 1). It reports false
 // when the connection must end.
 func (s *session) joinYjs(ctx context.Context, sub *yjsSub, readOnly bool) bool {
+	return offload(func() bool { return s.joinYjsHere(ctx, sub, readOnly) }) // off the read loop's stack (see offload)
+}
+
+func (s *session) joinYjsHere(ctx context.Context, sub *yjsSub, readOnly bool) bool {
 	o, err := s.srv.acquire(ctx, sub.doc)
 	if err != nil {
 		if ctx.Err() != nil {

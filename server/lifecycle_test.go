@@ -17,7 +17,7 @@ import (
 	"github.com/collabd/collabd/storage"
 )
 
-func startServerWith(t *testing.T, dir string, cfg server.Config) *testServer {
+func startServerWith(t testing.TB, dir string, cfg server.Config) *testServer {
 	t.Helper()
 	store, err := storage.Open(filepath.Join(dir, "collabd.db"), storage.Options{})
 	if err != nil {

@@ -131,12 +131,18 @@ func newMetrics(s *Server) *metrics {
 		"Open WebSocket connections by door: native (/v1/ws), y-websocket (/v1/yjs), hocuspocus (/v1/hocuspocus).", []string{"door"}, nil)}
 	loaded := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "collabd_documents_loaded",
-		Help: "Documents loaded in memory (one owner goroutine each).",
+		Help: "Documents loaded in memory (one owner each; see collabd_documents_sleeping).",
 	}, func() float64 {
 		return float64(s.reg.Loaded())
 	})
+	sleeping := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "collabd_documents_sleeping",
+		Help: "Loaded documents whose owner sleeps: quiet, no goroutine until a message or its presence/version alarm wakes it.",
+	}, func() float64 {
+		return float64(s.reg.Sleeping())
+	})
 	m.reg.MustRegister(m.ops, m.updates, m.durable, m.slow, m.presDrop, m.errors, m.followers,
-		m.backups, m.backupFail, m.panics, m.busy, m.refusals, replica, connections, byDoor, loaded, storeCollector{store: s.cfg.Store},
+		m.backups, m.backupFail, m.panics, m.busy, m.refusals, replica, connections, byDoor, loaded, sleeping, storeCollector{store: s.cfg.Store},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(webhooks...)
 	return m

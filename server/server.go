@@ -127,7 +127,11 @@ func New(cfg Config) (*Server, error) {
 		}()
 	}
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:    1024, // a 1 KiB reader of its own (0 would keep the HTTP server's 4 KiB one); big frames bypass it
+		// A 256-byte reader of its own per connection (0 would keep the
+		// HTTP server's 4 KiB one; 1 KiB was a tenth of an idle
+		// connection's heap): a frame's header and small frames are read
+		// through it, a payload larger than it straight into the message.
+		ReadBufferSize:    readBufferSize,
 		WriteBufferSize:   4096,
 		WriteBufferPool:   &sync.Pool{},
 		EnableCompression: false, // gorilla's read limit counts compressed bytes
@@ -271,26 +275,49 @@ func (s *Server) admit(ip string) (release func(), code protocol.Code) {
 // pinger pings every session once per PingInterval (one goroutine for the
 // whole server instead of a ticker per connection). A session that does not
 // answer is closed by its read deadline.
+//
+// The sessions are pinged in pingSlots groups spread over the interval
+// (a session's group is fixed by its id), not all at once: each ping
+// starts the session's writer goroutine for a moment, and 10,000 of them at
+// once took 17 MB of stacks that stayed until the next garbage collection
+// (BENCHMARKS.md, Idle connections).
 func (s *Server) pinger() {
-	t := time.NewTicker(s.cfg.PingInterval)
+	t := time.NewTicker(max(s.cfg.PingInterval/pingSlots, time.Millisecond))
 	defer t.Stop()
 	var batch []*session
+	slot := uint32(0)
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-t.C:
 		}
+		slot = (slot + 1) % pingSlots
 		s.mu.Lock()
 		batch = batch[:0]
 		for sess := range s.sessions {
-			batch = append(batch, sess)
+			if pingSlot(sess.id) == slot && sess.hailed.Load() {
+				batch = append(batch, sess)
+			}
 		}
 		s.mu.Unlock()
 		for _, sess := range batch {
 			sess.ping()
 		}
+		clear(batch) // no session kept alive by the pinger
 	}
+}
+
+// pingSlots is how many groups the pinger spreads the sessions over.
+const pingSlots = 16
+
+// pingSlot is the session's group (FNV-1a of its id).
+func pingSlot(id string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h = (h ^ uint32(id[i])) * 16777619
+	}
+	return h % pingSlots
 }
 
 // clientIP is the client's address, for per-address limits and logs: the

@@ -19,7 +19,7 @@ import (
 
 // testServer runs a Server over a store in dir on a loopback httptest server.
 type testServer struct {
-	t     *testing.T
+	t     testing.TB
 	store *storage.Store
 	srv   *server.Server
 	http  *httptest.Server
@@ -60,12 +60,12 @@ func (ts *testServer) stop() {
 
 // client is a bare protocol client over gorilla/websocket.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	conn *websocket.Conn
 	doc  *crdt.Doc
 }
 
-func dial(t *testing.T, url string, agent crdt.AgentID) *client {
+func dial(t testing.TB, url string, agent crdt.AgentID) *client {
 	t.Helper()
 	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
 	if err != nil {

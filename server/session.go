@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,35 +55,35 @@ type session struct {
 	flushOnce sync.Once
 
 	// owned by the read loop
-	agents   map[crdt.AgentID]bool
+	agents   []crdt.AgentID // claimed by the hello (at most MaxAgents, no duplicate: a slice is smaller than a map)
 	docs     map[string]docRef
-	readOnly map[string]bool
-	claims   *Claims // nil in development mode (or before the Hello)
-	subject  string  // claims.Subject, fixed by the Hello (read by owners)
+	readOnly map[string]bool // the documents joined read-only (made with the first)
+	claims   *Claims         // nil in development mode (or before the Hello)
+	subject  string          // claims.Subject, fixed by the Hello (read by owners)
 	ops      *rate.Limiter
 	pres     *rate.Limiter
 	joins    *rate.Limiter
-	msgs     *rate.Limiter
-	presErr  time.Time // last CodeRateLimited sent for presence
+	msgs     *rate.Limiter // made with the first broadcast message (msgLimiter)
+	presErr  time.Time     // last CodeRateLimited sent for presence
 
 	lastSeen atomic.Int64 // unix nanos of the last frame or pong (read by owners)
+	// hailed: the hello was answered (a Yjs door's session: from the
+	// start); the pinger pings no one before it, the welcome comes first.
+	hailed atomic.Bool
 }
 
 func newSession(srv *Server, t transport, id string) *session {
 	return &session{
-		srv:      srv,
-		t:        t,
-		id:       id,
-		opened:   time.Now(),
-		done:     make(chan struct{}),
-		flushed:  make(chan struct{}),
-		agents:   make(map[crdt.AgentID]bool),
-		docs:     make(map[string]docRef),
-		readOnly: make(map[string]bool),
-		ops:      rate.NewLimiter(rate.Limit(srv.cfg.OpRate), srv.cfg.OpBurst),
-		pres:     rate.NewLimiter(rate.Limit(srv.cfg.PresenceRate), srv.cfg.PresenceBurst),
-		joins:    rate.NewLimiter(rate.Limit(srv.cfg.JoinRate), srv.cfg.JoinBurst),
-		msgs:     rate.NewLimiter(rate.Limit(srv.cfg.MessageRate), srv.cfg.MessageBurst),
+		srv:     srv,
+		t:       t,
+		id:      id,
+		opened:  time.Now(),
+		done:    make(chan struct{}),
+		flushed: make(chan struct{}),
+		docs:    make(map[string]docRef),
+		ops:     rate.NewLimiter(rate.Limit(srv.cfg.OpRate), srv.cfg.OpBurst),
+		pres:    rate.NewLimiter(rate.Limit(srv.cfg.PresenceRate), srv.cfg.PresenceBurst),
+		joins:   rate.NewLimiter(rate.Limit(srv.cfg.JoinRate), srv.cfg.JoinBurst),
 	}
 }
 
@@ -225,6 +226,27 @@ func presenceFrame(ev *owner.PresenceEvent) []byte {
 		ev.Memo = protocol.Encode(ev.Msg)
 	}
 	return ev.Memo
+}
+
+// msgLimiter is the connection's limiter of broadcast messages, made with
+// the first one (most connections send none). Read loop only.
+func (s *session) msgLimiter() *rate.Limiter {
+	if s.msgs == nil {
+		s.msgs = rate.NewLimiter(rate.Limit(s.srv.cfg.MessageRate), s.srv.cfg.MessageBurst)
+	}
+	return s.msgs
+}
+
+// setReadOnly records whether doc is joined read-only.
+func (s *session) setReadOnly(doc string, ro bool) {
+	if !ro {
+		delete(s.readOnly, doc)
+		return
+	}
+	if s.readOnly == nil {
+		s.readOnly = make(map[string]bool)
+	}
+	s.readOnly[doc] = true
 }
 
 // user is who the session is, for presence: from the token, or a guest
@@ -372,14 +394,61 @@ func (s *session) frame(ctx context.Context, data []byte, hello *bool) bool {
 			s.close(protocol.CodeUnauthorized, "hello must be the first frame")
 			return false
 		}
-		if !s.hello(ctx, h) {
+		if !offload(func() bool { return s.hello(ctx, h) }) {
 			return false
 		}
 		*hello = false
+		s.hailed.Store(true)
 		return true
+	}
+	if j, ok := m.(*protocol.Join); ok {
+		return offload(func() bool { return s.route(ctx, j) })
 	}
 	return s.route(ctx, m)
 }
+
+// offload runs f, a read loop's handling of a rare frame that takes a deep
+// stack (the hello: authentication; a join: loading the document), on a
+// goroutine of its own and waits for it, so the read loop's stack stays
+// small for the rest of the connection's life: Go grows a stack on demand
+// but gives it back only at a garbage collection, and only while the
+// goroutine uses less than a quarter of it, which a read loop blocked in
+// its read does not. An idle connection's read loop costs 4 KiB of stack
+// instead of 8 (measured: BENCHMARKS.md, Idle connections). The read loop
+// owns the goroutine (it waits for it); a panic in f is raised again on
+// the read loop, whose recovery closes the session.
+func offload(f func() bool) bool {
+	type result struct {
+		ok    bool
+		panic any
+		stack []byte
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		defer func() {
+			if v := recover(); v != nil {
+				r.panic, r.stack = v, debug.Stack()
+			}
+			done <- r
+		}()
+		r.ok = f()
+	}()
+	r := <-done
+	if r.panic != nil {
+		panic(offloadedPanic{r.panic, r.stack})
+	}
+	return r.ok
+}
+
+// offloadedPanic is a panic raised again on the read loop, with the stack
+// of the goroutine where it happened.
+type offloadedPanic struct {
+	v     any
+	stack []byte
+}
+
+func (p offloadedPanic) String() string { return fmt.Sprintf("%v\n%s", p.v, p.stack) }
 
 func (s *session) hello(ctx context.Context, h *protocol.Hello) bool {
 	if h.Version != protocol.Version {
@@ -403,7 +472,9 @@ func (s *session) hello(ctx context.Context, h *protocol.Hello) bool {
 			s.close(protocol.CodeAgentInUse, "agent claimed by another live session")
 			return false
 		}
-		s.agents[a] = true
+		if !slices.Contains(s.agents, a) {
+			s.agents = append(s.agents, a)
+		}
 	}
 	cfg := s.srv.cfg
 	return s.enqueue(protocol.Encode(&protocol.Welcome{Version: protocol.Version, Session: s.id, Limits: protocol.Limits{
@@ -425,7 +496,7 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 		if _, ok := s.docs[m.Doc]; ok {
 			// A rejoin restarts the sync (a client that suspects a gap
 			// asks again); the subscription and its reference stay as they are.
-			s.readOnly[m.Doc] = m.ReadOnly || access == AccessRead
+			s.setReadOnly(m.Doc, m.ReadOnly || access == AccessRead)
 			return s.sendTo(ctx, m.Doc, s.joinMsg(m))
 		}
 		if len(s.docs) >= s.srv.cfg.MaxDocsPerConn {
@@ -445,7 +516,7 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 			return true
 		}
 		s.docs[m.Doc] = o
-		s.readOnly[m.Doc] = m.ReadOnly || access == AccessRead
+		s.setReadOnly(m.Doc, m.ReadOnly || access == AccessRead)
 		return s.sendTo(ctx, m.Doc, s.joinMsg(m))
 	case *protocol.PresenceSet:
 		if _, ok := s.docs[m.Doc]; !ok {
@@ -488,7 +559,7 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 			s.sendError(protocol.CodeReadOnly, m.Doc, 0, "document joined read-only: messages need write access")
 			return true
 		}
-		if !s.msgs.Allow() {
+		if !s.msgLimiter().Allow() {
 			s.sendRetry(protocol.CodeRateLimited, m.Doc, 0, "message rate exceeded; message dropped", time.Second)
 			return true
 		}
@@ -531,7 +602,7 @@ func (s *session) Subject() string { return s.subject }
 // MaxOpsPerBatch, and the session within its op rate.
 func (s *session) Admit(replicas []uint64, ops, length int) error {
 	for _, r := range replicas {
-		if !s.agents[crdt.AgentID(r)] {
+		if !slices.Contains(s.agents, crdt.AgentID(r)) {
 			return &owner.Refused{Code: protocol.CodeForgedAgent, Message: "op of an agent this session did not claim"}
 		}
 	}
@@ -557,7 +628,7 @@ func (s *session) leaveAll(ctx context.Context) {
 		o.Release()
 		delete(s.docs, id)
 	}
-	for a := range s.agents {
+	for _, a := range s.agents {
 		s.srv.releaseAgent(a, s)
 	}
 }
@@ -596,7 +667,7 @@ func (s *session) refresh(ctx context.Context, token string) bool {
 			return false
 		case AccessRead:
 			if !s.readOnly[doc] {
-				s.readOnly[doc] = true
+				s.setReadOnly(doc, true)
 				s.docs[doc].Send(context.Background(), owner.ReadOnly{Sub: s})
 			}
 		}

@@ -132,11 +132,13 @@ func (s *session) wsReadLoop(ctx context.Context, conn *websocket.Conn) {
 // frame or pong renews the read deadline to a ping interval plus the pong
 // timeout. Once the session is closed it only drains (see closeWith).
 func (s *session) readWS(conn *websocket.Conn, first time.Duration, hello *bool, handle func([]byte) bool) {
-	cfg := s.srv.cfg
+	// Only the duration is captured: a closure over the whole Config would
+	// keep a copy of it on the heap for every connection.
+	renew := s.srv.cfg.PingInterval + s.srv.cfg.PongTimeout
 	deadline := func() {
 		now := time.Now()
 		s.lastSeen.Store(now.UnixNano())
-		_ = conn.SetReadDeadline(now.Add(cfg.PingInterval + cfg.PongTimeout))
+		_ = conn.SetReadDeadline(now.Add(renew))
 	}
 	s.lastSeen.Store(time.Now().UnixNano())
 	conn.SetPongHandler(func(string) error { deadline(); return nil }) // control pongs from clients that send control pings
@@ -170,3 +172,7 @@ func (s *session) readWS(conn *websocket.Conn, first time.Duration, hello *bool,
 		}
 	}
 }
+
+// readBufferSize is each WebSocket connection's read buffer (see the
+// upgrader in New). gorilla needs at least a control frame's 125 bytes.
+const readBufferSize = 256

@@ -21,7 +21,7 @@ const benchUsage = `usage: collabd bench <scenario> --url ws://127.0.0.1:8080/v1
 scenarios:
   fanout     1 document, --subs subscribers, 1 writer typing --rate inserts/s
   manydocs   --docs documents x --per-doc clients typing --rate chars/s at random positions
-  idle       ramp idle connections (--conns, --steps, --per-doc) and measure server RSS per connection
+  idle       ramp idle connections (--conns, --steps, --per-doc, --proto) and measure server RSS per connection
   coldjoin   build a --chars document (append and random history), time fresh joins
   churn      connect/join/edit/leave cycles, then check goroutines/fds/memory return to baseline
   presence   --peers peers moving cursors at --hz on one document
@@ -109,6 +109,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fs.IntVar(&p.Conns, "conns", 10000, "connections at the top of the ramp")
 		fs.IntVar(&p.PerDoc, "per-doc", 1, "connections per document (1: own document each)")
 		fs.DurationVar(&p.Hold, "hold", 10*time.Second, "idle time at the top")
+		fs.StringVar(&p.Proto, "proto", "collabd", "wire: collabd (hello and join), y-websocket (--url ws://…/v1/yjs, or a y-websocket server's) or hocuspocus (--url ws://…/v1/hocuspocus): each connection's provider syncs its document, then idles")
 		run = func(ctx context.Context) (*loadgen.Result, error) {
 			for _, s := range strings.Split(*steps, ",") {
 				if s = strings.TrimSpace(s); s == "" {

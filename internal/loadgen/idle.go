@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/collabd/collabd/internal/rawclient"
@@ -17,6 +18,10 @@ type Idle struct {
 	Steps  []int         // connection counts to stop at and measure (default 1000, 2000, 5000, Conns)
 	PerDoc int           // connections per document (default 1: own document each)
 	Hold   time.Duration // idle time at the top, measuring server CPU (default 10s)
+	// Proto is the wire: "" or "collabd" (the native protocol: hello,
+	// join), or a Yjs wire (ProtoYWebsocket, ProtoHocuspocus: the
+	// provider's first sync, then nothing but keepalive).
+	Proto string
 }
 
 // RunIdle measures the server's RSS per connection and the time to connect
@@ -39,8 +44,17 @@ func RunIdle(ctx context.Context, cfg Config, p Idle) (*Result, error) {
 	steps = append(steps, p.Conns)
 	slices.Sort(steps)
 	steps = slices.Compact(slices.DeleteFunc(steps, func(n int) bool { return n <= 0 || n > p.Conns }))
+	yjs := p.Proto != "" && p.Proto != "collabd"
+	if yjs {
+		if err := checkProto(p.Proto); err != nil {
+			return nil, err
+		}
+	}
 	start := time.Now()
 	res := newResult("idle", param("conns", p.Conns), param("steps", fmt.Sprint(steps)), param("per-doc", p.PerDoc), param("hold", p.Hold))
+	if yjs {
+		res.Params = append(res.Params, param("proto", p.Proto))
+	}
 	if lim, err := RaiseFileLimit(); err != nil || lim < uint64(p.Conns)+100 {
 		res.note("generator file limit %d may be below %d connections", lim, p.Conns)
 		if err != nil {
@@ -50,9 +64,16 @@ func RunIdle(ctx context.Context, cfg Config, p Idle) (*Result, error) {
 	prefix := "idle-" + runID() + "-"
 	pr := newProbe(cfg)
 	conns := make([]*rawclient.Conn, p.Conns)
+	yconns := make([]*yjsConn, p.Conns)
+	var yended atomic.Int64 // Yjs readers that ended (their connection dropped)
 	var wg sync.WaitGroup
 	defer func() {
 		closeLight(conns)
+		for _, c := range yconns {
+			if c != nil {
+				c.close()
+			}
+		}
 		wg.Wait() // the readers end with their connections
 	}()
 	base := pr.read(ctx)
@@ -71,6 +92,24 @@ func RunIdle(ctx context.Context, cfg Config, p Idle) (*Result, error) {
 		err := Bounded(ctx, n-have, cfg.Dial, func(ctx context.Context, j int) error {
 			i := have + j
 			c0 := time.Now()
+			if yjs {
+				c, err := dialYjs(ctx, cfg.at(i), p.Proto, fmt.Sprintf("%s%d", prefix, i/p.PerDoc))
+				if err != nil {
+					return fmt.Errorf("connection %d: %w", i, err)
+				}
+				yconns[i] = c
+				wg.Add(1)
+				go func() { defer wg.Done(); _ = c.run(func(int, time.Time) {}, nil); yended.Add(1) }()
+				select {
+				case <-c.synced:
+				case <-time.After(30 * time.Second):
+					return fmt.Errorf("connection %d: %w", i, errNotSynced)
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				took[j] = time.Since(c0)
+				return nil
+			}
 			c, err := dialLight(ctx, cfg.at(i), 512)
 			if err != nil {
 				return fmt.Errorf("connection %d: %w", i, err)
@@ -134,6 +173,9 @@ func RunIdle(ctx context.Context, cfg Config, p Idle) (*Result, error) {
 			if c != nil && c.Alive() {
 				alive++
 			}
+		}
+		if yjs {
+			alive = have - int(yended.Load())
 		}
 		res.add(metric("rss per conn at top", (use.rss1-base.rss)/float64(have)/1024, "KiB"))
 		res.add(use.metrics("hold")...)

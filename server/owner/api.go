@@ -40,7 +40,7 @@ func (o *Owner) follow(m Follow) {
 		return
 	}
 	o.putSub(m.Sub, &sub{follows: true, root: m.Root})
-	o.pres.stale[m.Sub] = true // the whole presence with the next flush
+	o.pres.markStale(m.Sub) // the whole presence with the next flush
 	o.schedulePresence(time.Now())
 }
 
@@ -274,7 +274,7 @@ type idemCache struct {
 }
 
 func newIdemCache(max int) idemCache {
-	return idemCache{max: max, seen: make(map[string]EditResult)}
+	return idemCache{max: max} // seen is made with the first key
 }
 
 func (c *idemCache) get(key string) (EditResult, bool) {
@@ -283,6 +283,9 @@ func (c *idemCache) get(key string) (EditResult, bool) {
 }
 
 func (c *idemCache) put(key string, r EditResult) {
+	if c.seen == nil {
+		c.seen = make(map[string]EditResult)
+	}
 	if _, ok := c.seen[key]; !ok {
 		c.order = append(c.order, key)
 	}

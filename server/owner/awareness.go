@@ -22,15 +22,24 @@ import (
 // ghost carets), and states nobody renews expire after y-protocols'
 // outdated timeout.
 type awarenessState struct {
-	aw     *yproto.Awareness // nil until the first update
-	lim    yproto.Limits
+	aw  *yproto.Awareness // nil until the first update
+	lim yproto.Limits
+	// made with their first entry (a native document never needs them)
 	dirty  map[uint64]bool
 	stale  map[Subscriber]bool
 	claims map[uint64]Subscriber
 }
 
 func newAwarenessState(lim yproto.Limits) awarenessState {
-	return awarenessState{lim: lim, dirty: map[uint64]bool{}, stale: map[Subscriber]bool{}, claims: map[uint64]Subscriber{}}
+	return awarenessState{lim: lim}
+}
+
+// markStale makes s get every state with the next flush.
+func (a *awarenessState) markStale(s Subscriber) {
+	if a.stale == nil {
+		a.stale = map[Subscriber]bool{}
+	}
+	a.stale[s] = true
 }
 
 // pending reports whether a flush has something to send.
@@ -44,6 +53,9 @@ func (a *awarenessState) get() *yproto.Awareness {
 }
 
 func (a *awarenessState) mark(clients []uint64) {
+	if a.dirty == nil && len(clients) > 0 {
+		a.dirty = map[uint64]bool{}
+	}
 	for _, c := range clients {
 		a.dirty[c] = true
 	}
@@ -62,7 +74,7 @@ func (o *Owner) setAwareness(m Awareness, now time.Time) {
 	a := &o.aware
 	if m.Update == nil { // a query: every state with the next flush
 		if a.aw != nil && a.aw.Len() > 0 {
-			a.stale[m.Sub] = true
+			a.markStale(m.Sub)
 			o.schedulePresence(now)
 		}
 		return
@@ -81,6 +93,9 @@ func (o *Owner) setAwareness(m Awareness, now time.Time) {
 		if e.Removed() {
 			delete(a.claims, e.Client)
 		} else {
+			if a.claims == nil {
+				a.claims = map[uint64]Subscriber{}
+			}
 			a.claims[e.Client] = m.Sub // the latest sender owns the state (a client that reconnected)
 		}
 	}
@@ -96,7 +111,7 @@ func (o *Owner) awarenessJoin(s Subscriber, now time.Time) {
 	if o.aware.aw == nil || o.aware.aw.Len() == 0 {
 		return // nothing to show yet: later changes reach it as deltas
 	}
-	o.aware.stale[s] = true
+	o.aware.markStale(s)
 	o.schedulePresence(now)
 }
 
@@ -167,9 +182,12 @@ func (o *Owner) flushAwareness() bool {
 		if s.DeliverSoft(ev) {
 			delete(a.stale, s)
 		} else {
-			a.stale[s] = true
+			a.markStale(s)
 			o.metrics().PresenceDropped()
 		}
+	}
+	if len(a.stale) == 0 {
+		a.stale = nil
 	}
 	return len(a.stale) > 0
 }

@@ -260,19 +260,22 @@ func (o *Owner) ackCompleted() {
 // waits for before it unloads.
 type compactor struct {
 	running bool
-	done    chan error // capacity 1
+	done    chan error // capacity 1 (made with the first compaction; nil blocks the owner's select)
 	logTail int64      // log entries after the stored snapshot
 }
 
 // maybeCompact replaces the log by a snapshot once it is long enough. The
 // snapshot covers every durable entry (all of them were applied first).
 func (o *Owner) maybeCompact() {
-	if o.failed != nil || o.compacts.running || o.compacts.logTail < int64(o.cfg.CompactEntries) || !o.commits.empty() {
+	if o.failed != nil || o.doc == nil || o.compacts.running || o.compacts.logTail < int64(o.cfg.CompactEntries) || !o.commits.empty() {
 		return
 	}
 	snap, through := record(o.kind, o.doc.Snapshot()), o.commits.lastSeq
 	o.compacts.running = true
 	o.compacts.logTail = 0
+	if o.compacts.done == nil {
+		o.compacts.done = make(chan error, 1)
+	}
 	store, id, ctx, done := o.cfg.Store, o.id, o.reg.ctx, o.compacts.done
 	o.reg.goroutine(func() { done <- store.Compact(ctx, id, snap, through) })
 }

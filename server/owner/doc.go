@@ -44,6 +44,12 @@
 //	 │  │ └── drop state, tell subscribers to rejoin, reload (loading)
 //	 │  │ Delete (tombstone durable)
 //	 │  └────────────────────────► refused (deleted)
+//	 │ ▲ quiet (sleep.go): subscribed; no message, commit, backlog,
+//	 │ │ compaction or presence flush pending ──► asleep: no goroutine,
+//	 │ │    no timer but one alarm; the replica stays (a never-written
+//	 │ │    document drops it: made anew when needed)
+//	 │ └── a message, an eviction request, the alarm (presence expiry,
+//	 │     automatic version) or Shutdown wakes it ◄──┘
 //	 │ idle: no subscriber, commit, compaction, reference or message
 //	 │ (IdleUnload passed, or the registry asked for room)
 //	 ▼
@@ -51,8 +57,8 @@
 //	             Disown (cluster mode, lease lost): the same, at once; its
 //	             subscribers are told to rejoin (elsewhere)
 //
-// While serving, the owner's loop selects on: its inbox; the head of its
-// commit queue (commits complete in submission order; acks "durable" go out
+// While serving and awake, the owner's loop selects on: its inbox; the
+// head of its commit queue (commits complete in submission order; acks "durable" go out
 // in that order); a finished compaction; the presence flush timer (at most
 // one flush per PresenceInterval) and expiry ticker; the version quiet
 // timer (an automatic version after VersionQuiet without a change); the
@@ -64,6 +70,10 @@
 //   - One owner per document per process: the registry creates owners under
 //     its lock and unregisters one only when nothing references it and its
 //     inbox is empty.
+//   - At most one goroutine runs a document at any time: an owner goes to
+//     sleep and is woken under its own mutex, and a message sent while it
+//     decides either keeps it awake or wakes it (sleep.go). Messages keep
+//     their order across a sleep: they wait in the same inbox.
 //   - Memory never holds an op that storage will not: every new op is
 //     submitted after it applies; a submit the store refuses reloads the
 //     document from storage. An update is acked applied at once and durable
@@ -83,5 +93,6 @@
 //   - Time comes from the owner's timers only (tested under testing/synctest
 //     with fake engines, stores and subscribers: owner_test.go).
 //
-// An Owner's methods other than Send, ID and Done are for its own goroutine.
+// An Owner's methods other than Send, ID, Done, Evict and Asleep are for
+// the goroutine running it.
 package owner

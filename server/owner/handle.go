@@ -4,12 +4,15 @@ import (
 	"errors"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/collabd/collabd/protocol"
 )
 
 // handle is the owner's one switch over its inbox.
 func (o *Owner) handle(m Msg) {
 	defer o.trackFollowers(o.followerCount())
+	o.thaw()
 	if o.failed != nil && o.retryable() && asksAgain(m) {
 		o.reload()
 	}
@@ -86,7 +89,7 @@ func (o *Owner) broadcast(m Broadcast) {
 			return
 		}
 		from = m.From.ID()
-	} else if !o.appMsgs.Allow() {
+	} else if !o.appLimiter().Allow() {
 		answer(m.Reply, BroadcastResult{Err: &Refused{protocol.CodeRateLimited, "message rate exceeded for this document; retry later"}})
 		return
 	}
@@ -102,6 +105,15 @@ func (o *Owner) broadcast(m Broadcast) {
 	if m.Reply != nil {
 		answer(m.Reply, BroadcastResult{Delivered: n})
 	}
+}
+
+// appLimiter is the document's limiter of the app's broadcast messages
+// (made with the first one: most documents never get any).
+func (o *Owner) appLimiter() *rate.Limiter {
+	if o.appMsgs == nil {
+		o.appMsgs = rate.NewLimiter(rate.Limit(o.cfg.MessageRate), o.cfg.MessageBurst)
+	}
+	return o.appMsgs
 }
 
 // retryable reports whether the document's failure may pass (storage
@@ -127,7 +139,7 @@ func asksAgain(m Msg) bool {
 // reload replaces the failed state by a fresh load.
 func (o *Owner) reload() {
 	o.cfg.Logger.Info("document load retried", "doc", o.id, "after", o.failed)
-	o.pres.timer.Stop()
+	o.pres.stop()
 	o.vers.stop()
 	o.state = newState(o.cfg)
 	o.start(o.reg.ctx)
@@ -496,7 +508,7 @@ func (o *Owner) storageFailed(err error) {
 	for s := range o.subs {
 		s.Deliver(ev)
 	}
-	o.pres.timer.Stop()
+	o.pres.stop()
 	o.vers.stop()
 	o.state = newState(o.cfg)
 	o.start(o.reg.ctx)

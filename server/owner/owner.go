@@ -68,11 +68,15 @@ type Owner struct {
 	memShared atomic.Int64  // the estimate below, for the registry's eviction choice
 	evict     chan struct{} // the registry asks for an unload when idle (capacity 1)
 
-	// owned by the owner goroutine
-	mem      int64 // estimated replica bytes counted in the registry's total
-	evicting bool  // asked to unload: leave as soon as idle
-	disowned bool  // Disown handled: exit now
-	current  Msg   // the message being handled (answered if it panics)
+	sleeper // hibernation (sleep.go)
+
+	// owned by the goroutine running the document (at most one at a time:
+	// sleep.go)
+	mem        int64     // estimated replica bytes counted in the registry's total
+	evicting   bool      // asked to unload: leave as soon as idle
+	disowned   bool      // Disown handled: exit now
+	current    Msg       // the message being handled (answered if it panics)
+	lastExpiry time.Time // the last presence expiry pass
 	state
 }
 
@@ -80,6 +84,7 @@ type Owner struct {
 // after a recovered panic it is replaced whole by a fresh load.
 type state struct {
 	doc       Engine
+	blank     bool  // doc is dropped while asleep: the document was never written (thaw makes a new, empty one)
 	kind      Kind  // the document's kind (a new document's may change until its first write)
 	failed    error // load failure or deletion: every request is refused with it
 	exists    bool  // stored, or written since the load
@@ -118,10 +123,6 @@ func newState(cfg *Config) state {
 		aware:   newAwarenessState(cfg.AwarenessLimits),
 		changes: newChangeLog(cfg.ChangeLogEntries, cfg.ChangeLogBytes),
 		idem:    newIdemCache(1024),
-		appMsgs: rate.NewLimiter(rate.Limit(cfg.MessageRate), cfg.MessageBurst),
-		compacts: compactor{
-			done: make(chan error, 1),
-		},
 	}
 }
 
@@ -130,12 +131,18 @@ func newOwner(id string, cfg *Config, reg *Registry) *Owner {
 		id:    id,
 		cfg:   cfg,
 		reg:   reg,
-		inbox: make(chan Msg, 64),
+		inbox: make(chan Msg, inboxSize),
 		done:  make(chan struct{}),
 		evict: make(chan struct{}, 1),
 		state: newState(cfg),
 	}
 }
+
+// inboxSize is how many messages wait for an owner before senders do
+// (back-pressure on the sender only). Every loaded document holds its
+// inbox, asleep or not: 16 interfaces are 256 bytes (64 were 1 KiB, a
+// tenth of an idle connection's memory; measured: BENCHMARKS.md).
+const inboxSize = 16
 
 // ID is the document's id.
 func (o *Owner) ID() string { return o.id }
@@ -144,36 +151,50 @@ func (o *Owner) ID() string { return o.id }
 func (o *Owner) Done() <-chan struct{} { return o.done }
 
 // Send delivers m, waiting while the inbox is full (back-pressure on the
-// sender only). It reports false if the owner has exited or ctx ended.
+// sender only), and wakes the owner if it sleeps. It reports false if the
+// owner has exited or ctx ended.
 func (o *Owner) Send(ctx context.Context, m Msg) bool {
 	select {
 	case <-o.done:
 		return false
 	default:
 	}
+	o.queued.Add(1) // before the inbox: see sleep.go
 	select {
 	case o.inbox <- m:
+		o.wake()
 		return true
 	case <-o.done:
-		return false
 	case <-ctx.Done():
-		return false
 	}
+	o.queued.Add(-1)
+	return false
 }
 
-// run is the owner goroutine.
+// run is the owner's first goroutine: it loads the document and runs it.
 func (o *Owner) run(ctx context.Context) {
-	defer close(o.done)
-	defer o.account(0)
+	o.lastExpiry = time.Now()
 	o.start(ctx)
+	o.loop(ctx)
+}
+
+// loop runs the loaded document until it unloads (or shuts down, or is
+// disowned: then the owner is done) or sleeps (sleep.go: then a later
+// message starts loop again on a new goroutine).
+func (o *Owner) loop(ctx context.Context) {
+	slept := false
+	defer func() {
+		if !slept {
+			o.exit()
+		}
+	}()
 	idle := time.NewTimer(o.cfg.IdleUnload)
 	defer idle.Stop()
-	expiry := time.NewTicker(max(o.cfg.PresenceTTL/3, time.Millisecond))
+	period := o.expiryPeriod()
+	expiry := time.NewTicker(period)
 	defer expiry.Stop()
-	defer func() { o.pres.timer.Stop() }()
-	defer func() { o.vers.stop() }()
 	for {
-		exit, crashed := o.tick(ctx, idle, expiry.C)
+		exit, crashed := o.tick(ctx, idle, expiry.C, period)
 		if crashed != nil {
 			o.crashed(crashed)
 			o.start(ctx)
@@ -182,7 +203,26 @@ func (o *Owner) run(ctx context.Context) {
 		if exit {
 			return
 		}
+		if o.quiet() && o.sleep(time.Now()) {
+			slept = true
+			return
+		}
 	}
+}
+
+// exit ends the owner for good: its timers stop, its memory leaves the
+// registry's total and Done is closed.
+func (o *Owner) exit() {
+	o.pres.stop()
+	o.vers.stop()
+	o.mu.Lock()
+	o.noSleep = true
+	if o.alarm != nil {
+		o.alarm.Stop()
+	}
+	o.mu.Unlock()
+	o.account(0)
+	close(o.done)
 }
 
 // start loads the document into the owner's (fresh) state.
@@ -200,14 +240,20 @@ func (o *Owner) start(ctx context.Context) {
 // has unloaded (exit), or the value of a panic it recovered: a bug or a
 // hostile input that got past validation must not take the process down,
 // so the owner gives up its state of this document only (see crashed).
-func (o *Owner) tick(ctx context.Context, idle *time.Timer, expiry <-chan time.Time) (exit bool, crashed any) {
+func (o *Owner) tick(ctx context.Context, idle *time.Timer, expiry <-chan time.Time, period time.Duration) (exit bool, crashed any) {
 	defer func() {
 		if v := recover(); v != nil {
 			exit, crashed = false, panicValue{v, debug.Stack()}
 		}
 	}()
+	if now := time.Now(); now.Sub(o.lastExpiry) >= period && o.failed == nil {
+		// Woken (by the alarm, or a message) after an expiry pass was due.
+		o.expirePresence(now)
+		return false, nil
+	}
 	select {
 	case m := <-o.inbox:
+		o.queued.Add(-1)
 		o.current = m
 		o.handle(m)
 		o.current = nil
@@ -227,6 +273,7 @@ func (o *Owner) tick(ctx context.Context, idle *time.Timer, expiry <-chan time.T
 	case now := <-expiry:
 		o.expirePresence(now)
 	case <-o.evict:
+		o.queued.Add(-1)
 		o.evicting = true
 	case <-idle.C:
 		if o.unloadIfIdle() {
@@ -266,12 +313,15 @@ func (o *Owner) unloadIfIdle() bool {
 // reference, subscriber, commit or compaction). It never blocks.
 func (o *Owner) Evict() { o.requestEvict() }
 
-// requestEvict asks the owner to unload as soon as it is idle. It never
-// blocks.
+// requestEvict asks the owner to unload as soon as it is idle, waking it
+// if it sleeps. It never blocks.
 func (o *Owner) requestEvict() {
+	o.queued.Add(1)
 	select {
 	case o.evict <- struct{}{}:
+		o.wake()
 	default:
+		o.queued.Add(-1) // one request is already waiting
 	}
 }
 
@@ -287,8 +337,11 @@ const (
 // estimate is the document's estimated memory: the replica, and what the
 // owner keeps beside it (the followers' change log, the cold-join cache).
 func (o *Owner) estimate() int64 {
-	return BaseBytes + int64(o.doc.Version()+uint64(o.doc.Pending()))*BytesPerOp +
-		int64(o.changes.bytes) + int64(o.coldJoin.bytes)
+	n := BaseBytes + int64(o.changes.bytes) + int64(o.coldJoin.bytes)
+	if o.doc != nil {
+		n += int64(o.doc.Version()+uint64(o.doc.Pending())) * BytesPerOp
+	}
+	return n
 }
 
 // account records the owner's estimate in the registry's total.
@@ -347,7 +400,7 @@ func (o *Owner) crashed(p any) {
 	for s := range o.subs {
 		s.Deliver(ev)
 	}
-	o.pres.timer.Stop()
+	o.pres.stop()
 	o.vers.stop()
 	o.state = newState(o.cfg)
 }

@@ -21,15 +21,29 @@ import (
 type presenceState struct {
 	set   *presence.Set
 	last  time.Time   // last flush
-	timer *time.Timer // fires the next flush; live while armed
+	timer *time.Timer // fires the next flush; live while armed (made with the first flush that waits)
 	armed bool
-	stale map[Subscriber]bool
+	stale map[Subscriber]bool // made with the first entry
 }
 
 func newPresenceState(cfg *Config) presenceState {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return presenceState{set: presence.New(cfg.PresenceLimits, cfg.PresenceTTL), timer: t, stale: make(map[Subscriber]bool)}
+	return presenceState{set: presence.New(cfg.PresenceLimits, cfg.PresenceTTL)}
+}
+
+// stop stops the flush timer (the owner's state is dropped or it exits).
+func (p *presenceState) stop() {
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.armed = false
+}
+
+// markStale makes s get the whole presence with the next flush.
+func (p *presenceState) markStale(s Subscriber) {
+	if p.stale == nil {
+		p.stale = make(map[Subscriber]bool)
+	}
+	p.stale[s] = true
 }
 
 // flushC is the flush timer's channel while a flush is scheduled, else nil.
@@ -49,7 +63,7 @@ func (o *Owner) presenceJoin(m Join, now time.Time) {
 		// The document stays joined; the session is just not listed.
 		o.deliver(m.Sub, &ErrorEvent{Doc: o.id, Code: protocol.CodePresenceRefused, Message: err.Error()})
 	}
-	o.pres.stale[m.Sub] = true
+	o.pres.markStale(m.Sub)
 	o.schedulePresence(now)
 }
 
@@ -90,6 +104,7 @@ func (o *Owner) expirePresence(now time.Time) {
 			}
 		}
 	}
+	o.lastExpiry = now
 	if gone := o.pres.set.Expire(now); len(gone) > 0 {
 		o.cfg.Logger.Debug("presence expired", "doc", o.id, "sessions", gone)
 	}
@@ -109,7 +124,11 @@ func (o *Owner) schedulePresence(now time.Time) {
 		o.flushPresence(now)
 		return
 	}
-	p.timer.Reset(wait)
+	if p.timer == nil {
+		p.timer = time.NewTimer(wait)
+	} else {
+		p.timer.Reset(wait)
+	}
 	p.armed = true
 }
 
@@ -162,9 +181,12 @@ func (o *Owner) flushPresence(now time.Time) {
 		if s.DeliverSoft(ev) {
 			delete(p.stale, s)
 		} else {
-			p.stale[s] = true
+			p.markStale(s)
 			o.metrics().PresenceDropped()
 		}
+	}
+	if len(p.stale) == 0 {
+		p.stale = nil // made again with the next stale subscriber
 	}
 	if o.flushAwareness() || len(p.stale) > 0 {
 		o.schedulePresence(now)
@@ -179,6 +201,7 @@ func (o *Owner) presenceEvent(m *protocol.Presence) *PresenceEvent {
 // resolveCursors resolves the cursors in m that are in root to indexes of
 // the root's current text (-1 where a position does not resolve).
 func (o *Owner) resolveCursors(m *protocol.Presence, root string) map[string][2]int {
+	o.thaw()
 	out := map[string][2]int{}
 	for _, list := range [][]presence.Peer{m.Peers, m.Moved} {
 		for _, p := range list {

@@ -36,6 +36,7 @@ type Registry struct {
 	maxBytes int64
 	wait     time.Duration // how long a load at a cap waits for evicted owners
 	bytes    atomic.Int64  // estimated replica bytes of every loaded document (owners add theirs)
+	sleeping atomic.Int64  // loaded documents whose owner sleeps (no goroutine: sleep.go)
 }
 
 // ErrCapacity is returned by Acquire when a cap is reached and no
@@ -166,7 +167,7 @@ func (r *Registry) Release(o *Owner) {
 func (r *Registry) tryRemove(o *Owner) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if o.refs > 0 || len(o.inbox) > 0 {
+	if o.refs > 0 || len(o.inbox) > 0 || o.queued.Load() > 0 {
 		return false
 	}
 	r.removeLocked(o)
@@ -198,14 +199,27 @@ func (r *Registry) Loaded() int {
 // Bytes is the estimated replica memory of the loaded documents.
 func (r *Registry) Bytes() int64 { return r.bytes.Load() }
 
+// Sleeping is the number of loaded documents whose owner sleeps: no
+// goroutine runs them until a message comes (sleep.go).
+func (r *Registry) Sleeping() int { return int(r.sleeping.Load()) }
+
 // Shutdown refuses new loads and tells every owner to flush its commits and
 // exit; it returns when they (and every goroutine they started) have, or
 // when ctx ends.
 func (r *Registry) Shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	r.closed = true
+	owners := make([]*Owner, 0, len(r.owners))
+	for _, o := range r.owners {
+		owners = append(owners, o)
+	}
 	r.mu.Unlock()
 	r.cancel()
+	// Sleeping owners have no goroutine to see the cancellation: wake them
+	// (for good) before waiting, so every wg.Add happens before Wait.
+	for _, o := range owners {
+		o.stayAwake()
+	}
 	done := make(chan struct{})
 	go func() { r.wg.Wait(); close(done) }()
 	select {

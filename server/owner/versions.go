@@ -102,6 +102,7 @@ type versionState struct {
 	authors []string // their authors, up to MaxVersionAuthors
 	timer   *time.Timer
 	armed   bool          // the quiet timer is running
+	due     time.Time     // when it fires (a sleeping owner's alarm rings then)
 	named   *rate.Limiter // named versions (created with the first)
 }
 
@@ -111,6 +112,16 @@ func (v *versionState) quietC() <-chan time.Time {
 		return v.timer.C
 	}
 	return nil
+}
+
+// arm starts the quiet timer.
+func (v *versionState) arm(d time.Duration) {
+	if v.timer == nil {
+		v.timer = time.NewTimer(d)
+	} else {
+		v.timer.Reset(d)
+	}
+	v.armed, v.due = true, time.Now().Add(d)
 }
 
 func (v *versionState) stop() {
@@ -141,12 +152,7 @@ func (o *Owner) noteChange(before uint64, author string) {
 		return
 	}
 	if o.cfg.VersionQuiet > 0 {
-		if v.timer == nil {
-			v.timer = time.NewTimer(o.cfg.VersionQuiet)
-		} else {
-			v.timer.Reset(o.cfg.VersionQuiet)
-		}
-		v.armed = true
+		v.arm(o.cfg.VersionQuiet)
 	}
 }
 
@@ -171,8 +177,7 @@ func (o *Owner) autoVersion() {
 	if err != nil {
 		o.cfg.Logger.Warn("automatic version not taken", "doc", o.id, "err", err)
 		if o.cfg.VersionQuiet > 0 {
-			o.vers.timer.Reset(o.cfg.VersionQuiet)
-			o.vers.armed = true
+			o.vers.arm(o.cfg.VersionQuiet)
 		}
 	}
 }

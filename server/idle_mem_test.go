@@ -1,0 +1,101 @@
+package server_test
+
+import (
+	"fmt"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/collabd/collabd/crdt"
+	"github.com/collabd/collabd/protocol"
+	"github.com/collabd/collabd/server"
+)
+
+// BenchmarkIdleSessionStacks opens 300 connections to an in-process
+// server, each joining its own document, and reports what stays when they
+// go idle: server goroutines per connection (its read loop; a sleeping
+// document owner has none) and goroutine stack bytes per connection, after
+// the garbage collector has run. The clients are gorilla connections
+// without goroutines of their own, so every goroutine and stack counted is
+// the server's. Heap is not reported: the clients' share it.
+//
+// Run one sub-benchmark per process (the stacks of one server's
+// connections are still cached when the next measures):
+//
+//	go test -run='^$' -bench='IdleSessionStacks/joined$' -benchtime=1x ./server
+//	go test -run='^$' -bench='IdleSessionStacks/joined\+pong' -benchtime=1x ./server
+func BenchmarkIdleSessionStacks(b *testing.B) {
+	const n = 300
+	for _, pong := range []bool{false, true} {
+		name := "joined"
+		if pong {
+			name = "joined+pong" // then one keepalive answer, handled by the read loop
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				stacks, goroutines := idleStacks(b, n, pong)
+				b.ReportMetric(stacks, "stack-B/conn")
+				b.ReportMetric(goroutines, "goroutines/conn")
+			}
+		})
+	}
+}
+
+func idleStacks(b *testing.B, n int, pong bool) (stackPerConn, goroutinesPerConn float64) {
+	ts := startServerWith(b, b.TempDir(), server.Config{MaxConnsPerIP: n + 10, IdleUnload: time.Minute})
+	var ms0, ms1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms0)
+	g0 := runtime.NumGoroutine()
+	for i := range n {
+		c := dial(b, ts.url, crdt.AgentID(i+1))
+		c.join(fmt.Sprintf("d%d", i))
+		if pong {
+			c.send(&protocol.Pong{Nonce: 1}) // what every client sends every PingInterval
+		}
+	}
+	// The owners sleep once their join's presence flush has gone out: wait
+	// for that (at most 5 s; this is a measurement, not a test).
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > g0+n && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for range 3 {
+		runtime.GC()
+	}
+	runtime.ReadMemStats(&ms1)
+	g1 := runtime.NumGoroutine()
+	ts.stop()
+	return float64(ms1.StackInuse-ms0.StackInuse) / float64(n), float64(g1-g0) / float64(n)
+}
+
+// BenchmarkFirstEditAfterIdle times the first edit on a document that has
+// been idle: a client joins its document, stays quiet for idle (long
+// enough for the owner to have gone to sleep), then sends one update and
+// waits for its applied ack. The time is the round trip of that edit over
+// loopback, wake included.
+//
+//	go test -run='^$' -bench=FirstEditAfterIdle -benchtime=200x ./server
+func BenchmarkFirstEditAfterIdle(b *testing.B) {
+	const idle = 20 * time.Millisecond
+	ts := startServerWith(b, b.TempDir(), server.Config{IdleUnload: time.Minute})
+	c := dial(b, ts.url, 1)
+	c.join("first-edit")
+	batch := uint64(0)
+	var took []time.Duration
+	for b.Loop() {
+		time.Sleep(idle) // the scenario: the document idles (the owner sleeps) before the edit
+		batch++
+		start := time.Now()
+		c.edit("first-edit", batch, func(x *crdt.Text) error { return x.Insert(0, "x") })
+		for {
+			if a, ok := c.read().(*protocol.Ack); ok && a.Batch == batch && a.Status == protocol.AckApplied {
+				break
+			}
+		}
+		took = append(took, time.Since(start))
+	}
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(took[len(took)*99/100].Microseconds()), "p99-µs")
+}
