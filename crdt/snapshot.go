@@ -505,6 +505,7 @@ func (d *Doc) loadHistory(r *snapReader) ([]int, error) {
 	for ai := range d.agents {
 		a := &d.agents[ai]
 		ns := r.count(1)
+		a.hist = make([]histSpan, 0, ns) // ns is bounded by the bytes that remain
 		var seq uint32
 		root, tagent, tprev := uint32(0), uint32(0), int64(0)
 		for range ns {
