@@ -414,7 +414,7 @@ function readRunCols(r: SnapReader): RunCols {
  * Checks a root's run lengths against its text and its history without
  * building anything; returns the visible length (Go: runCols.measure).
  */
-function measure(c: RunCols, text: string, items: number): number {
+function measure(c: RunCols, text: string, utf8Len: number, items: number): number {
   const lens = new SnapReader(c.cols[1]!);
   let vis = 0;
   let tot = 0;
@@ -425,10 +425,12 @@ function measure(c: RunCols, text: string, items: number): number {
   }
   if (lens.err || lens.off !== lens.b.length) bad('run length column and run count disagree');
   if (tot !== items) bad(`runs hold ${tot} items, history has ${items} inserts`);
-  let runes = 0;
-  for (let k = 0; k < text.length; k++) {
-    const c = text.charCodeAt(k);
-    if (c < 0xdc00 || c > 0xdfff) runes++; // count code points: skip low surrogates
+  // Code points: UTF-16 units less one per surrogate pair (none when the
+  // text is ASCII: as many bytes as units).
+  let runes = text.length;
+  if (utf8Len !== text.length) {
+    const pairs = /[\uD800-\uDBFF]/g;
+    while (pairs.exec(text) !== null) runes--;
   }
   if (runes !== vis) bad(`text has ${runes} code points, visible runs hold ${vis}`);
   return vis;
@@ -473,7 +475,7 @@ function loadBody(body: Uint8Array, d: Doc): void {
     const str = decodeUTF8(textBytes[i]!);
     if (str === null) bad('snapshot text is not UTF-8');
     texts.push(str);
-    vis.push(measure(runs[i]!, str, rootItems[i]!));
+    vis.push(measure(runs[i]!, str, textBytes[i]!.length, rootItems[i]!));
     x.lazyVis = vis[i]!;
     x.lazyTot = rootItems[i]!;
     x.setCache(str);
