@@ -31,6 +31,22 @@ type lazySnap struct {
 	body  []byte
 	texts [][]byte
 	runs  []runCols
+	// The snapshot as it was read (a copy) and its compression kind:
+	// EncodeSnapshotWith returns it again when it asks for that kind.
+	packed []byte
+	kind   uint64
+}
+
+// packedFor reports whether the snapshot as read is what
+// EncodeSnapshotWith(c) would write for this body.
+func (lz *lazySnap) packedFor(c Compression) bool {
+	switch lz.kind {
+	case snapRaw:
+		return len(lz.body) <= 512
+	case snapLZ4:
+		return c == CompressFast
+	}
+	return c == CompressSmall
 }
 
 // runCols is one root's run section: the run count and its four columns

@@ -67,10 +67,14 @@ func (d *Doc) EncodeSnapshot() []byte { return d.EncodeSnapshotWith(CompressFast
 // read) are left out, so they count against no limit of the loader. The exact body size becomes the
 // document's SizeBound.
 func (d *Doc) EncodeSnapshotWith(c Compression) []byte {
-	if d.lazy != nil {
+	if lz := d.lazy; lz != nil {
 		// Loaded and not changed since (no op is made or applied before the
-		// structure is built): the body as it was read.
-		return packSnapshot(d.lazy.body, c)
+		// structure is built): the body as it was read, and the bytes as
+		// they were read when they have the compression asked for.
+		if lz.packedFor(c) {
+			return bytes.Clone(lz.packed)
+		}
+		return packSnapshot(lz.body, c)
 	}
 	return packSnapshot(d.encodeBody(), c)
 }
@@ -380,6 +384,9 @@ func LoadSnapshot(b []byte, o Options) (*Doc, error) {
 		return nil, err
 	}
 	d, err := loadBody(body, o, lim)
+	if err == nil && d.lazy != nil {
+		d.lazy.packed, d.lazy.kind = bytes.Clone(b), kind
+	}
 	if err != nil {
 		var de *DecodeError
 		if !errors.As(err, &de) {
