@@ -1,7 +1,13 @@
 package server_test
 
 import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"io"
 	"math/rand/v2"
+	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -36,7 +42,7 @@ func (c *client) joinSnapshot(doc string) []*protocol.Sync {
 func TestColdJoinSnapshot(t *testing.T) {
 	dir := t.TempDir()
 	cfg := server.Config{OpRate: 1e9, OpBurst: 1 << 30} // 300,000 ops in a few batches
-	ts := startServerConfig(t, dir, cfg)
+	ts := startServerWith(t, dir, cfg)
 	a := dial(t, ts.url, 1)
 	a.join("big")
 	// Random text that compresses badly, at random positions: a snapshot
@@ -117,6 +123,49 @@ func TestColdJoinSnapshot(t *testing.T) {
 	}
 	check("live", ts.url)
 	ts.stop()
-	ts2 := startServerConfig(t, dir, cfg)
+	ts2 := startServerWith(t, dir, cfg)
 	check("after restart", ts2.url)
+}
+
+// A snapshot from outside (PUT) is checked whole before it is merged: one
+// whose lengths agree but whose structure does not (the hostile_origin
+// golden vector, which a lazy load accepts) is refused, and nothing
+// changes.
+func TestImportChecksLazySnapshot(t *testing.T) {
+	raw, err := os.ReadFile("../testdata/golden/lazy_snapshots.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct{ Vectors []struct{ Name, Snapshot string } }
+	if err := json.Unmarshal(raw, &g); err != nil {
+		t.Fatal(err)
+	}
+	var hostile []byte
+	for _, v := range g.Vectors {
+		if v.Name == "hostile_origin" {
+			hostile, _ = hex.DecodeString(v.Snapshot)
+		}
+	}
+	if hostile == nil {
+		t.Fatal("no hostile_origin vector")
+	}
+	if _, err := crdt.LoadSnapshot(hostile, crdt.Options{}); err != nil {
+		t.Fatalf("the vector should load lazily: %v", err)
+	}
+	ts := startServerWith(t, t.TempDir(), server.Config{})
+	req, _ := http.NewRequest("PUT", httpURL(ts)+"/v1/docs/h/snapshot", bytes.NewReader(hostile))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "snapshot") {
+		t.Fatalf("PUT hostile snapshot: %d %s, want 400", resp.StatusCode, body)
+	}
+	if resp, err := http.Get(httpURL(ts) + "/v1/docs/h"); err != nil || resp.StatusCode != 404 {
+		t.Fatalf("after a refused import the document exists: %v %v", err, resp.Status)
+	} else {
+		resp.Body.Close()
+	}
 }

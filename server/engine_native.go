@@ -135,6 +135,10 @@ func (e *nativeEngine) Diff(sv []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", owner.ErrInvalid, err)
 	}
+	if err := e.doc.Verify(); err != nil {
+		// A stored snapshot whose structure failed its check on first use.
+		return nil, fmt.Errorf("%w: %v", owner.ErrCorrupt, err)
+	}
 	return e.doc.EncodeDiff(v), nil
 }
 
@@ -230,6 +234,9 @@ func (e *nativeEngine) Merge(from owner.Engine) ([][]byte, []owner.Change, error
 	f, ok := from.(*nativeEngine)
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: not a native document", owner.ErrInvalid)
+	}
+	if err := f.doc.Verify(); err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", owner.ErrInvalid, err)
 	}
 	var updates [][]byte
 	var changes []owner.Change
