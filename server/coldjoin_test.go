@@ -136,7 +136,9 @@ func TestImportChecksLazySnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var g struct{ Vectors []struct{ Name, Snapshot string } }
+	var g struct {
+		Vectors []struct{ Name, Snapshot string }
+	}
 	if err := json.Unmarshal(raw, &g); err != nil {
 		t.Fatal(err)
 	}
