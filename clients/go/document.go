@@ -67,7 +67,10 @@ type durableWaiter struct {
 
 // Join joins the document id and returns once its initial sync has been
 // applied. Joining a document already joined returns the same Document.
-// If ctx ends first, the document is left.
+// If ctx ends first, the document is left. A replica with nothing asks for
+// the document's snapshot (docs/PROTOCOL.md, cold join): its texts are read
+// at once and the CRDT structure is built on the first op; the replica View
+// and Edit pass is then the loaded snapshot (which is why fn must not keep it).
 func (c *Client) Join(ctx context.Context, id string) (*Document, error) {
 	if err := protocol.CheckDocID(id, 0); err != nil {
 		return nil, fmt.Errorf("collab: %w", err)
