@@ -512,7 +512,9 @@ func (d *Doc) loadHistory(r *snapReader) ([]int, error) {
 	for ai := range d.agents {
 		a := &d.agents[ai]
 		ns := r.count(1)
-		a.hist = make([]histSpan, 0, ns) // ns is bounded by the bytes that remain
+		// ns is bounded by the bytes that remain; what is allocated before
+		// the spans are read is bounded too (at most 64 Ki spans, 2 MiB).
+		a.hist = make([]histSpan, 0, min(ns, 1<<16))
 		var seq uint32
 		root, tagent, tprev := uint32(0), uint32(0), int64(0)
 		for range ns {
