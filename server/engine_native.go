@@ -81,6 +81,10 @@ func engineErr(err error) error {
 }
 
 func (e *nativeEngine) Apply(update []byte, author owner.Author) (owner.Applied, error) {
+	if err := e.doc.Verify(); err != nil {
+		// A stored snapshot whose structure failed its check on first use.
+		return owner.Applied{}, fmt.Errorf("%w: %v", owner.ErrCorrupt, err)
+	}
 	e.changes = e.changes[:0]
 	pendBefore := e.doc.Pending()
 	var svBefore crdt.StateVector

@@ -58,6 +58,24 @@ func (o *Owner) handle(m Msg) {
 	}
 }
 
+// corrupted refuses the document from now on, as a load that failed with
+// ErrCorrupt does: its stored state failed a check that is made only when
+// the state is used (a lazily loaded snapshot whose structure does not
+// check out on the first op; docs/FORMATS.md, "Loading"). Commits in
+// flight are acked; every subscriber is told (CodeDocCorrupt, the end of
+// the document) and forgotten; later requests are refused.
+func (o *Owner) corrupted(err error) {
+	o.cfg.Logger.Error("stored document corrupt", "doc", o.id, "err", err)
+	o.commits.waitAll()
+	o.ackCommits()
+	o.failed = err
+	ev := o.refusal()
+	for s := range o.subs {
+		s.Deliver(ev)
+	}
+	o.subs = make(map[Subscriber]*sub)
+}
+
 // disown gives the document up at once (see Disown): what is in flight is
 // waited for and acked, subscribers are told to rejoin, and the owner
 // leaves the registry; run exits after this message.
@@ -279,6 +297,10 @@ func (o *Owner) sync(m Sync) {
 func (o *Owner) sendSync(s Subscriber, sv []byte, snap bool) bool {
 	snap = snap && isEmptySV(sv) && o.kind == KindNative
 	chunks, err := o.syncChunks(sv, snap)
+	if errors.Is(err, ErrCorrupt) {
+		o.corrupted(err)
+		return false
+	}
 	if err != nil {
 		o.deliver(s, &ErrorEvent{Doc: o.id, Code: protocol.CodeInvalidOp, Message: "sync failed: " + err.Error()})
 		return true
@@ -382,6 +404,10 @@ func (o *Owner) update(m Update) {
 	before, pendBefore := o.doc.Version(), o.doc.Pending()
 	author, _ := m.Sub.(Author)
 	res, err := o.doc.Apply(m.Update, author)
+	if errors.Is(err, ErrCorrupt) {
+		o.corrupted(err)
+		return
+	}
 	if err != nil {
 		code, after := protocol.CodeInvalidOp, time.Duration(0)
 		var ref *Refused
