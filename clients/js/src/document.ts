@@ -152,7 +152,16 @@ export class Document {
     if (this.left || this.err) return;
     if (s.snapshot) {
       try {
-        this.doc.applyUpdate(Doc.loadSnapshot(s.snapshot).encodeDiff(new Map()));
+        const loaded = Doc.loadSnapshot(s.snapshot, { agent: this.link.agent, limits: this.doc.lim });
+        if (this.doc.version === 0 && this.doc.pendingCount === 0) {
+          // Nothing here yet: the stored snapshot becomes the replica (its
+          // texts at once, the structure on the first op).
+          const obs = this.doc.observer;
+          this.doc = loaded;
+          this.doc.observe(obs);
+        } else {
+          this.doc.applyUpdate(loaded.encodeDiff(new Map()));
+        }
       } catch (e) {
         this.storeFailed(e);
       }
