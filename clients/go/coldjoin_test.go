@@ -54,7 +54,11 @@ func TestColdJoinSnapshotPieces(t *testing.T) {
 	}
 	want := crdt.NewDoc(crdt.Options{Agent: 7})
 	_ = want.Text("body").Insert(0, "mine ")
-	if err := want.ApplyUpdate(src.EncodeDiff(nil)); err != nil {
+	orig, err := crdt.LoadSnapshot(snap, crdt.Options{Agent: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := want.ApplyUpdate(orig.EncodeDiff(nil)); err != nil {
 		t.Fatal(err)
 	}
 	if got := d.doc.Text("body").String(); got != want.Text("body").String() {
