@@ -28,18 +28,11 @@ type testServer struct {
 
 func startServer(t *testing.T, dir string) *testServer {
 	t.Helper()
-	return startServerConfig(t, dir, server.Config{})
-}
-
-// startServerConfig is startServer with cfg (its Store and IdleUnload are set here).
-func startServerConfig(t *testing.T, dir string, cfg server.Config) *testServer {
-	t.Helper()
 	store, err := storage.Open(filepath.Join(dir, "collabd.db"), storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Store, cfg.IdleUnload = store, time.Minute
-	srv, err := server.New(cfg)
+	srv, err := server.New(server.Config{Store: store, IdleUnload: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
