@@ -158,6 +158,9 @@ func (d *Doc) ApplyUpdate(b []byte) error {
 	if err := decodeUpdate(b, u, d.lim); err != nil {
 		return err
 	}
+	if err := d.ready(); err != nil {
+		return err
+	}
 	return d.applyDecoded(u)
 }
 
@@ -171,6 +174,9 @@ func (d *Doc) ApplyUpdate(b []byte) error {
 func (d *Doc) ApplyUpdateFrom(b []byte, admit func(agents []AgentID, ops, length int) error) error {
 	u := &d.scratch
 	if err := decodeUpdate(b, u, d.lim); err != nil {
+		return err
+	}
+	if err := d.ready(); err != nil {
 		return err
 	}
 	var usedBuf [8]bool

@@ -89,7 +89,7 @@ func (d *Doc) pendingUsage() usage {
 
 func (d *Doc) rootLive(name string) bool {
 	i, ok := d.rootIx[name]
-	return ok && d.roots[i].t.root.tot > 0
+	return ok && d.roots[i].hasItems()
 }
 
 func (d *Doc) agentActive(a AgentID) bool {

@@ -83,6 +83,13 @@
 //     Doc.SizeBound, an upper bound on the snapshot body, <= MaxSnapshot);
 //     otherwise it returns ErrTooLarge or ErrRootName and changes nothing.
 //     CheckRootName lets a caller refuse a root name before it edits.
+//   - LoadSnapshot reads the texts the snapshot caches and checks every
+//     length it reads, but builds and checks the CRDT structure only on its
+//     first use (an op applied or made, a diff, a relative position,
+//     Doc.Verify), or at once with Options.Eager. A structure that fails
+//     that check makes the document refuse every such use with the
+//     *DecodeError an eager load would have returned, its texts unchanged:
+//     replicas of the same bytes never diverge (docs/FORMATS.md, "Loading").
 //   - Positions and lengths are checked without overflow (CheckRange):
 //     negative values and ranges past the end, however large, are
 //     ErrPosition.

@@ -13,6 +13,10 @@ type Options struct {
 	Agent AgentID
 	// Limits bound decoded input; zero fields take defaults.
 	Limits Limits
+	// Eager makes LoadSnapshot build and check the whole structure before
+	// it returns, as Verify does. By default the structure is built on its
+	// first use (see Doc.Verify).
+	Eager bool
 }
 
 // Doc is a collaborative document: a set of named Text roots, the history of
@@ -45,6 +49,12 @@ type Doc struct {
 	sizeEst   int  // upper bound on the bytes of an uncompressed snapshot body
 	sizeExact bool // sizeEst was measured, and no op was admitted since
 	loading   bool // LoadSnapshot is replaying the pending buffer
+
+	// A loaded snapshot whose structure is not built yet (lazy.go): lazy is
+	// non-nil until it is built, and for good if the build failed, which
+	// broken then says.
+	lazy   *lazySnap
+	broken error
 }
 
 type agentState struct {

@@ -2,6 +2,7 @@ package crdt_test
 
 import (
 	"bytes"
+	"errors"
 	"runtime"
 	"testing"
 	"time"
@@ -176,10 +177,54 @@ func FuzzLoadSnapshot(f *testing.F) {
 		f.Add(k)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
+		// A lazy load and an eager one accept the same snapshots (the lazy
+		// one may refuse only when the structure is built), and a lazy
+		// replica reads before the build what the eager one reads.
+		var eager *crdt.Doc
+		var eagerErr error
+		checkAlloc(t, in, "LoadSnapshot (eager)", func() {
+			eager, eagerErr = crdt.LoadSnapshot(in, crdt.Options{Agent: 5, Limits: fuzzLimits, Eager: true})
+		})
 		checkAlloc(t, in, "LoadSnapshot", func() {
 			d, err := crdt.LoadSnapshot(in, crdt.Options{Agent: 5, Limits: fuzzLimits})
 			if err != nil {
+				var de *crdt.DecodeError
+				if !errors.As(err, &de) {
+					t.Fatalf("LoadSnapshot error %v is not a *DecodeError", err)
+				}
+				if eagerErr == nil {
+					t.Fatalf("lazy load refused what an eager load accepts: %v", err)
+				}
 				return
+			}
+			cached := map[string]string{}
+			for _, name := range d.Roots() {
+				cached[name] = d.Text(name).String()
+			}
+			if buildErr := d.Verify(); (buildErr == nil) != (eagerErr == nil) {
+				t.Fatalf("lazy load then Verify = %v, eager load = %v", buildErr, eagerErr)
+			} else if buildErr != nil {
+				var de *crdt.DecodeError
+				if !errors.As(buildErr, &de) {
+					t.Fatalf("Verify error %v is not a *DecodeError", buildErr)
+				}
+				for name, want := range cached {
+					if got := d.Text(name).String(); got != want {
+						t.Fatalf("root %q changed when the build failed: %q -> %q", name, want, got)
+					}
+				}
+				if d.Text("t").Insert(0, "z") == nil {
+					t.Fatal("a document whose structure failed its check took an edit")
+				}
+				return
+			}
+			for name, want := range cached {
+				if got := eager.Text(name).String(); got != want {
+					t.Fatalf("root %q: lazy load reads %q, eager load %q", name, want, got)
+				}
+				if got := d.Text(name).String(); got != want {
+					t.Fatalf("root %q changed when the structure was built: %q -> %q", name, want, got)
+				}
 			}
 			for _, name := range d.Roots() {
 				x := d.Text(name)

@@ -35,6 +35,9 @@ func (x *Text) RelPos(index int, assoc Assoc) (RelPos, error) {
 	if index < 0 || index > x.Len() {
 		return RelPos{}, fmt.Errorf("%w: relative position of %d in text of length %d", ErrPosition, index, x.Len())
 	}
+	if err := x.doc.ready(); err != nil {
+		return RelPos{}, err
+	}
 	k := index
 	if assoc == AssocBefore {
 		k--
@@ -62,7 +65,7 @@ func (x *Text) Resolve(p RelPos) (int, bool) {
 		return 0, false
 	}
 	it := ref{ai, uint32(p.Item.Seq)}
-	if !x.t.has(it) {
+	if x.doc.ready() != nil || !x.t.has(it) {
 		return 0, false
 	}
 	l, i, o := x.t.find(it)

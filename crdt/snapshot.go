@@ -67,6 +67,15 @@ func (d *Doc) EncodeSnapshot() []byte { return d.EncodeSnapshotWith(CompressFast
 // read) are left out, so they count against no limit of the loader. The exact body size becomes the
 // document's SizeBound.
 func (d *Doc) EncodeSnapshotWith(c Compression) []byte {
+	if lz := d.lazy; lz != nil {
+		// Loaded and not changed since (no op is made or applied before the
+		// structure is built): the body as it was read, and the bytes as
+		// they were read when they have the compression asked for.
+		if lz.packedFor(c) {
+			return bytes.Clone(lz.packed)
+		}
+		return packSnapshot(lz.body, c)
+	}
 	return packSnapshot(d.encodeBody(), c)
 }
 
@@ -185,7 +194,7 @@ func packSnapshot(raw []byte, c Compression) []byte {
 func (d *Doc) savedRoots() []bool {
 	keep := make([]bool, len(d.roots))
 	for i, x := range d.roots {
-		keep[i] = x.t.root.tot > 0
+		keep[i] = x.hasItems()
 	}
 	for i := range d.pending {
 		if ri, ok := d.rootIx[d.pending[i].rootName]; ok {
@@ -375,6 +384,9 @@ func LoadSnapshot(b []byte, o Options) (*Doc, error) {
 		return nil, err
 	}
 	d, err := loadBody(body, o, lim)
+	if err == nil && d.lazy != nil {
+		d.lazy.packed, d.lazy.kind = bytes.Clone(b), kind
+	}
 	if err != nil {
 		var de *DecodeError
 		if !errors.As(err, &de) {
@@ -421,17 +433,16 @@ func loadBody(body []byte, o Options, lim Limits) (*Doc, error) {
 		}
 		d.Text(string(name))
 	}
-	if err := d.loadHistory(r); err != nil {
+	rootItems, err := d.loadHistory(r)
+	if err != nil {
 		return nil, err
 	}
-	texts := make([][]byte, len(d.roots))
-	for i := range texts {
-		texts[i] = r.bytes()
+	lz := &lazySnap{body: body, texts: make([][]byte, nr), runs: make([]runCols, nr)}
+	for i := range lz.texts {
+		lz.texts[i] = r.bytes()
 	}
-	for i, x := range d.roots {
-		if err := x.loadRuns(r, texts[i]); err != nil {
-			return nil, err
-		}
+	for i := range lz.runs {
+		lz.runs[i] = r.runCols()
 	}
 	for _, a := range d.agents {
 		if a.next > 0 {
@@ -441,11 +452,6 @@ func loadBody(body []byte, o Options, lim Limits) (*Doc, error) {
 	if d.active > lim.MaxAgents {
 		return nil, &DecodeError{What: "snapshot", Reason: "too many agents", Err: ErrTooLarge}
 	}
-	for _, x := range d.roots {
-		if x.t.root.tot > 0 {
-			d.live++
-		}
-	}
 	pend := r.bytes()
 	if r.err != nil {
 		return nil, r.err
@@ -453,12 +459,31 @@ func loadBody(body []byte, o Options, lim Limits) (*Doc, error) {
 	if r.off != len(r.b) {
 		return nil, &DecodeError{What: "snapshot", Offset: r.off, Reason: "trailing bytes"}
 	}
-	if err := d.verifyLoaded(); err != nil {
-		return nil, err
+	// The cheap checks (lazy.go): each text is UTF-8 and as long as the
+	// visible runs, and each root's runs hold as many items as the history
+	// inserted there. What the reader sees is then exactly what the
+	// structure will hold.
+	for i, x := range d.roots {
+		vis, err := lz.runs[i].measure(lz.texts[i], rootItems[i])
+		if err != nil {
+			return nil, err
+		}
+		x.t, x.lazyVis, x.lazyTot = nil, vis, rootItems[i]
+		x.cache, x.cached = string(lz.texts[i]), true
+		if rootItems[i] > 0 {
+			d.live++
+		}
+	}
+	d.lazy = lz
+	if len(pend) > 0 || o.Eager {
+		// Ops that were waiting for their dependencies wait again: they
+		// need the structure, so it is built now (and checked whole).
+		if err := d.ready(); err != nil {
+			return nil, err
+		}
 	}
 	if len(pend) > 0 {
-		// Ops that were waiting for their dependencies wait again. The
-		// pending buffer holds up to MaxPending ops, whatever MaxOps says.
+		// The pending buffer holds up to MaxPending ops, whatever MaxOps says.
 		d.loading = true
 		d.lim.MaxOps = max(d.lim.MaxOps, d.lim.MaxPending)
 		err := d.ApplyUpdate(pend)
@@ -480,10 +505,16 @@ func loadBody(body []byte, o Options, lim Limits) (*Doc, error) {
 	return d, nil
 }
 
-func (d *Doc) loadHistory(r *snapReader) error {
+// loadHistory reads every agent's history and the application order. It
+// returns the number of items the history inserts into each root.
+func (d *Doc) loadHistory(r *snapReader) ([]int, error) {
+	rootItems := make([]int, len(d.roots))
 	for ai := range d.agents {
 		a := &d.agents[ai]
 		ns := r.count(1)
+		// ns is bounded by the bytes that remain; what is allocated before
+		// the spans are read is bounded too (at most 64 Ki spans, 2 MiB).
+		a.hist = make([]histSpan, 0, min(ns, 1<<16))
 		var seq uint32
 		root, tagent, tprev := uint32(0), uint32(0), int64(0)
 		for range ns {
@@ -506,24 +537,25 @@ func (d *Doc) loadHistory(r *snapReader) error {
 				r.fail("insert span with delete flags")
 			}
 			if r.err != nil {
-				return r.err
+				return nil, r.err
 			}
 			if h.n == 0 || int(h.root) >= len(d.roots) || uint64(seq)+uint64(h.n) > uint64(a.next) ||
 				(h.del && (int(h.target.a) >= len(d.agents) || uint64(h.target.s)+uint64(h.n) > uint64(d.agents[h.target.a].next))) {
-				return fmt.Errorf("history span %d+%d of agent %d out of range", seq, h.n, ai)
+				return nil, fmt.Errorf("history span %d+%d of agent %d out of range", seq, h.n, ai)
 			}
 			if !h.del {
 				d.items += int(h.n)
+				rootItems[h.root] += int(h.n)
 			}
 			a.hist = append(a.hist, h)
 			seq += h.n
 		}
 		if seq != a.next {
-			return fmt.Errorf("history of agent %d covers %d ops, state vector says %d", ai, seq, a.next)
+			return nil, fmt.Errorf("history of agent %d covers %d ops, state vector says %d", ai, seq, a.next)
 		}
 	}
 	if d.items > d.lim.MaxItems {
-		return fmt.Errorf("%w: %d items", ErrTooLarge, d.items)
+		return nil, fmt.Errorf("%w: %d items", ErrTooLarge, d.items)
 	}
 	no := r.count(2)
 	seen := make([]uint32, len(d.agents))
@@ -531,45 +563,35 @@ func (d *Doc) loadHistory(r *snapReader) error {
 		a := r.uv(uint64(len(d.agents)))
 		n := uint32(r.uv(math.MaxUint32))
 		if r.err != nil {
-			return r.err
+			return nil, r.err
 		}
 		if int(a) >= len(d.agents) || n == 0 || uint64(seen[a])+uint64(n) > uint64(d.agents[a].next) {
-			return errors.New("order span out of range")
+			return nil, errors.New("order span out of range")
 		}
 		d.order = append(d.order, orderSpan{a: uint32(a), s: seen[a], n: n})
 		seen[a] += n
 	}
 	for ai := range d.agents {
 		if seen[ai] != d.agents[ai].next {
-			return errors.New("order log does not cover the state vector")
+			return nil, errors.New("order log does not cover the state vector")
 		}
 	}
-	return r.err
+	return rootItems, r.err
 }
 
-func (x *Text) loadRuns(r *snapReader, text []byte) error {
+// loadRuns builds the tree of x from its run columns and its visible text,
+// checking them as it goes (see verifyLoaded for what spans roots).
+func (x *Text) loadRuns(c runCols, text string) error {
 	d := x.doc
-	nruns := r.count(1)
-	cols := [4][]byte{}
-	for i := range cols {
-		cols[i] = r.bytes()
-	}
-	if r.err != nil {
-		return r.err
-	}
-	if len(cols[0]) != nruns {
-		return errors.New("run flag column length differs from run count")
-	}
+	nruns, cols := c.n, c.cols
 	lens := &snapReader{b: cols[1]}
 	ids := &snapReader{b: cols[2]}
 	orig := &snapReader{b: cols[3]}
-	if !utf8.Valid(text) {
-		return errors.New("snapshot text is not UTF-8")
-	}
-	x.arena = make([]rune, 0, utf8.RuneCount(text))
-	for _, c := range string(text) {
+	x.arena = make([]rune, 0, x.lazyVis)
+	for _, c := range text {
 		x.arena = append(x.arena, c)
 	}
+	x.t = newTree()
 	t := x.t
 	// Runs go into leaves filled to 3/4, so the first edits do not split at once.
 	const fill = leafCap * 3 / 4
@@ -685,7 +707,6 @@ func (x *Text) loadRuns(r *snapReader, text []byte) error {
 		t.setIndex(nr.id, nr.n, l.id)
 	}
 	t.buildInner()
-	x.cache, x.cached = string(text), true
 	return nil
 }
 

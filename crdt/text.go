@@ -19,6 +19,10 @@ type Text struct {
 
 	cache  string // the visible text, while cached is true
 	cached bool
+
+	// While t is nil (a root of a lazily loaded snapshot, lazy.go), its
+	// visible and total item counts; cache holds its text.
+	lazyVis, lazyTot int
 }
 
 // ErrPosition is returned for a position or length outside the text,
@@ -42,11 +46,24 @@ func CheckRange(pos, n, size int) error {
 func (x *Text) Name() string { return x.name }
 
 // Len is the number of visible code points.
-func (x *Text) Len() int { return x.t.root.vis }
+func (x *Text) Len() int {
+	if x.t == nil {
+		return x.lazyVis
+	}
+	return x.t.root.vis
+}
+
+// hasItems reports whether the text holds any item (tombstones included).
+func (x *Text) hasItems() bool {
+	if x.t == nil {
+		return x.lazyTot > 0
+	}
+	return x.t.root.tot > 0
+}
 
 // String returns the visible text. The result is cached until the next change.
 func (x *Text) String() string {
-	if x.cached {
+	if x.cached || x.t == nil {
 		return x.cache
 	}
 	var b strings.Builder
@@ -68,6 +85,9 @@ func (x *Text) String() string {
 
 // Runes returns the visible text as code points.
 func (x *Text) Runes() []rune {
+	if x.t == nil {
+		return []rune(x.cache)
+	}
 	out := make([]rune, 0, x.t.root.vis)
 	for l := x.t.first; l != nil; l = l.next {
 		for i := 0; i < l.n; i++ {
@@ -92,6 +112,9 @@ func (x *Text) Insert(pos int, s string) error {
 		return nil
 	}
 	d := x.doc
+	if err := d.ready(); err != nil {
+		return err
+	}
 	if err := d.checkReserve(n, n); err != nil {
 		return err
 	}
@@ -152,6 +175,9 @@ func (x *Text) Delete(pos, n int) error {
 		return nil
 	}
 	d := x.doc
+	if err := d.ready(); err != nil {
+		return err
+	}
 	if err := d.checkReserve(n, 0); err != nil {
 		return err
 	}

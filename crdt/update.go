@@ -404,7 +404,7 @@ func (e *encoder) emitRange(a uint32, from, to uint32) {
 // TakeUpdate returns the local ops made since the previous call, encoded as
 // one update, or nil if there are none. Send it to peers (and the server).
 func (d *Doc) TakeUpdate() []byte {
-	if d.self == noSelf {
+	if d.self == noSelf || d.lazy != nil { // no local op before the structure is built
 		return nil
 	}
 	a := &d.agents[d.self]
@@ -419,8 +419,12 @@ func (d *Doc) TakeUpdate() []byte {
 
 // EncodeDiff returns an update with every op the document has that a replica
 // with state vector sv lacks, in an order that applies without waiting
-// (causal order). A nil or empty sv gives the whole history.
+// (causal order). A nil or empty sv gives the whole history. It returns nil
+// for a loaded document whose structure failed its check (Verify says why).
 func (d *Doc) EncodeDiff(sv StateVector) []byte {
+	if d.ready() != nil {
+		return nil
+	}
 	e := newEncoder(d)
 	for _, sp := range d.order {
 		from := sp.s

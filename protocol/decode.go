@@ -312,11 +312,22 @@ func Decode(b []byte, lim DecodeLimits) (Message, error) {
 			return nil, d.err
 		}
 	}
-	if n != want {
+	// Join and Sync may carry one more, optional element (the snapshot flag).
+	extra := n == want+1 && (d.t == TypeJoin || d.t == TypeSync)
+	if n != want && !extra {
 		d.fail(ErrFieldCount, fmt.Sprintf("%d elements, want %d", n, want))
 		return nil, d.err
 	}
 	m := d.body()
+	if extra && d.err == nil {
+		snap := d.bool("snapshot")
+		switch m := m.(type) {
+		case *Join:
+			m.Snapshot = snap
+		case *Sync:
+			m.Snapshot = snap
+		}
+	}
 	if d.err == nil && d.r.Remaining() != 0 {
 		d.fail(ErrTrailing, fmt.Sprintf("%d bytes after the frame", d.r.Remaining()))
 	}

@@ -38,12 +38,23 @@ func AppendEncode(dst []byte, m Message) []byte {
 			b = appendInt(b, v)
 		}
 	case *Join:
-		b = append(b, 0x94, byte(TypeJoin))
+		if m.Snapshot {
+			b = append(b, 0x95, byte(TypeJoin))
+		} else {
+			b = append(b, 0x94, byte(TypeJoin))
+		}
 		b = mp.AppendString(b, m.Doc)
 		b = appendSV(b, m.SV)
 		b = mp.AppendBool(b, m.ReadOnly)
+		if m.Snapshot {
+			b = mp.AppendBool(b, true)
+		}
 	case *Sync:
-		b = append(b, 0x96, byte(TypeSync))
+		if m.Snapshot {
+			b = append(b, 0x97, byte(TypeSync))
+		} else {
+			b = append(b, 0x96, byte(TypeSync))
+		}
 		b = mp.AppendString(b, m.Doc)
 		b = appendInt(b, m.Chunk)
 		b = mp.AppendBool(b, m.Final)
@@ -52,6 +63,9 @@ func AppendEncode(dst []byte, m Message) []byte {
 			b = appendSV(b, m.SV)
 		} else {
 			b = mp.AppendNil(b)
+		}
+		if m.Snapshot {
+			b = mp.AppendBool(b, true)
 		}
 	case *Update:
 		b = append(b, 0x94, byte(TypeUpdate))

@@ -17,8 +17,8 @@ type Type uint8
 const (
 	TypeHello   Type = iota + 1 // client -> server: [1, version, token, agents, client]
 	TypeWelcome                 // server -> client: [2, version, session, limits]
-	TypeJoin                    // client -> server: [3, doc, state vector, read-only]
-	TypeSync                    // server -> client: [4, doc, chunk, final, update, state vector or nil]
+	TypeJoin                    // client -> server: [3, doc, state vector, read-only(, snapshot)]
+	TypeSync                    // server -> client: [4, doc, chunk, final, update, state vector or nil(, snapshot)]
 	TypeUpdate                  // both ways: [5, doc, batch, update]
 	TypeAck                     // server -> client: [6, doc, batch, status, applied, durable]
 	TypeLeave                   // client -> server: [7, doc]
@@ -109,6 +109,11 @@ type Join struct {
 	Doc      string
 	SV       crdt.StateVector // what the client has; nil or empty: nothing
 	ReadOnly bool             // the client will not send updates for Doc
+	// Snapshot: with an empty SV, the client takes the whole document as
+	// a snapshot (Sync.Snapshot) rather than as updates. Encoded as a fifth
+	// element only when true, so a join without it keeps the four-element
+	// layout older servers read.
+	Snapshot bool
 }
 
 // Sync is one chunk of the server's answer to a Join. Chunks are numbered
@@ -119,6 +124,12 @@ type Sync struct {
 	Final  bool
 	Update []byte           // a complete crdt update (docs/FORMATS.md), at most MaxChunk bytes
 	SV     crdt.StateVector // the server's state vector; only (and always) when Final
+	// Snapshot: Update is a piece of one crdt snapshot (docs/FORMATS.md,
+	// "Snapshot"), not an update: the pieces of chunks 0 through the final
+	// one, concatenated, are the snapshot. Sent only to a Join with Snapshot
+	// set and an empty state vector; encoded as a seventh element only when
+	// true.
+	Snapshot bool
 }
 
 // Update carries a crdt update: local edits from a client (Batch > 0, chosen

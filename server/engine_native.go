@@ -81,6 +81,10 @@ func engineErr(err error) error {
 }
 
 func (e *nativeEngine) Apply(update []byte, author owner.Author) (owner.Applied, error) {
+	if err := e.doc.Verify(); err != nil {
+		// A stored snapshot whose structure failed its check on first use.
+		return owner.Applied{}, fmt.Errorf("%w: %v", owner.ErrCorrupt, err)
+	}
 	e.changes = e.changes[:0]
 	pendBefore := e.doc.Pending()
 	var svBefore crdt.StateVector
@@ -134,6 +138,10 @@ func (e *nativeEngine) Diff(sv []byte) ([]byte, error) {
 	v, err := crdt.DecodeStateVector(sv, crdt.Limits{})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", owner.ErrInvalid, err)
+	}
+	if err := e.doc.Verify(); err != nil {
+		// A stored snapshot whose structure failed its check on first use.
+		return nil, fmt.Errorf("%w: %v", owner.ErrCorrupt, err)
 	}
 	return e.doc.EncodeDiff(v), nil
 }
@@ -230,6 +238,9 @@ func (e *nativeEngine) Merge(from owner.Engine) ([][]byte, []owner.Change, error
 	f, ok := from.(*nativeEngine)
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: not a native document", owner.ErrInvalid)
+	}
+	if err := f.doc.Verify(); err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", owner.ErrInvalid, err)
 	}
 	var updates [][]byte
 	var changes []owner.Change

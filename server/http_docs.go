@@ -403,6 +403,11 @@ func (s *Server) putSnapshot(w http.ResponseWriter, r *http.Request) {
 	}
 	kind := snapshotKind(r)
 	in, err := s.newEngine(kind, body)
+	if ne, ok := in.(*nativeEngine); ok && err == nil {
+		// A snapshot from outside is checked whole here, off the owner (a
+		// stored one is checked on its first op: docs/FORMATS.md, loading).
+		err = ne.doc.Verify()
+	}
 	release()
 	if err != nil {
 		code := protocol.CodeInvalidOp

@@ -161,7 +161,7 @@ var _ owner.Subscriber = (*session)(nil)
 func (s *session) Deliver(ev owner.Event) bool {
 	switch ev := ev.(type) {
 	case *owner.SyncEvent:
-		m := &protocol.Sync{Doc: ev.Doc, Chunk: ev.Chunk, Final: ev.Final, Update: ev.Update}
+		m := &protocol.Sync{Doc: ev.Doc, Chunk: ev.Chunk, Final: ev.Final, Update: ev.Update, Snapshot: ev.Snapshot}
 		if ev.SV != nil {
 			sv, err := crdt.DecodeStateVector(ev.SV, crdt.Limits{})
 			if err != nil {
@@ -584,7 +584,7 @@ func (s *session) sendTo(ctx context.Context, doc string, m owner.Msg) bool {
 
 // joinMsg is the owner's Join for a protocol Join.
 func (s *session) joinMsg(m *protocol.Join) owner.Join {
-	return owner.Join{Sub: s, SV: crdt.EncodeStateVector(m.SV), ReadOnly: s.readOnly[m.Doc], User: s.user()}
+	return owner.Join{Sub: s, SV: crdt.EncodeStateVector(m.SV), ReadOnly: s.readOnly[m.Doc], User: s.user(), Snapshot: m.Snapshot}
 }
 
 var _ owner.Author = (*session)(nil)

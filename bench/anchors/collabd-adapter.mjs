@@ -135,14 +135,15 @@ export function create ({ url }) {
           text () { const t = text(); return t ? t.toString() : '' }, // cached by the Text until the next change
           length () { const t = text(); return t ? t.length : 0 },
           setCursor (pos) { doc.setCursor(ROOT, pos, pos) },
-          // the bytes a cold joiner receives: every op as one update
-          stateSize () { return doc.doc.encodeDiff(null).length },
-          // client-side share of a cold join: apply the full state to a fresh replica
+          // the bytes a cold joiner receives: the document's snapshot
+          // (docs/PROTOCOL.md, cold join; before: every op as one update)
+          stateSize () { return doc.doc.encodeSnapshot().length },
+          // client-side share of a cold join: load the snapshot into a fresh
+          // replica and read the text (the structure is built on the first op)
           localApplyMs () {
-            const u = doc.doc.encodeDiff(null)
+            const snap = doc.doc.encodeSnapshot()
             const t0 = performance.now()
-            const d = new C.Doc()
-            d.applyUpdate(u)
+            const d = C.Doc.loadSnapshot(snap)
             const n = d.text(ROOT).toString().length
             const ms = performance.now() - t0
             return n < 0 ? NaN : ms // n forces the text to be materialized

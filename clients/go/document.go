@@ -57,6 +57,7 @@ type docState struct {
 	changes        chan struct{} // capacity 1
 	messages       chan Message  // broadcast messages; dropped when full
 	pres           docPresence
+	snap           []byte // the snapshot pieces of the current cold join so far
 }
 
 type durableWaiter struct {
@@ -66,7 +67,10 @@ type durableWaiter struct {
 
 // Join joins the document id and returns once its initial sync has been
 // applied. Joining a document already joined returns the same Document.
-// If ctx ends first, the document is left.
+// If ctx ends first, the document is left. A replica with nothing asks for
+// the document's snapshot (docs/PROTOCOL.md, cold join): its texts are read
+// at once and the CRDT structure is built on the first op; the replica View
+// and Edit pass is then the loaded snapshot (which is why fn must not keep it).
 func (c *Client) Join(ctx context.Context, id string) (*Document, error) {
 	if err := protocol.CheckDocID(id, 0); err != nil {
 		return nil, fmt.Errorf("collab: %w", err)
@@ -113,10 +117,12 @@ func (c *Client) Join(ctx context.Context, id string) (*Document, error) {
 }
 
 // join sends a Join with the document's state vector on the current
-// (welcomed) connection.
+// (welcomed) connection. A replica with nothing asks for the snapshot (the
+// cold join: the texts are read at once, the structure built on first use).
 func (c *Client) join(d *docState) {
-	d.live, d.joining = false, true
-	c.send(&protocol.Join{Doc: d.id, SV: d.doc.StateVector()})
+	d.live, d.joining, d.snap = false, true, nil
+	cold := d.doc.Version() == 0 && d.doc.Pending() == 0
+	c.send(&protocol.Join{Doc: d.id, SV: d.doc.StateVector(), Snapshot: cold})
 }
 
 // rejoin restarts the sync of a document on the same connection.
@@ -144,7 +150,13 @@ func (c *Client) sync(d *docState, m *protocol.Sync) {
 		return
 	}
 	before := d.doc.Version()
-	if err := d.doc.ApplyUpdate(m.Update); err != nil {
+	var err error
+	if m.Snapshot {
+		err = c.syncSnapshot(d, m)
+	} else {
+		err = d.doc.ApplyUpdate(m.Update)
+	}
+	if err != nil {
 		c.log.Warn("sync chunk refused; retrying", "doc", d.id, "err", err)
 		d.retries++
 		d.retryAt = time.Now().Add(backoff(d.retries-1, 0, 0.5, c.opts.BackoffBase, c.opts.BackoffMax))
@@ -186,6 +198,41 @@ func (c *Client) sync(d *docState, m *protocol.Sync) {
 		d.joinWaiters = nil
 	}
 	d.checkDurable()
+}
+
+// syncSnapshot takes one piece of a cold join's snapshot; with the final
+// one it loads the snapshot: it becomes the document if the replica still
+// has nothing, else (local edits made while joining) its whole history is
+// applied to the replica.
+func (c *Client) syncSnapshot(d *docState, m *protocol.Sync) error {
+	if m.Chunk == 0 {
+		d.snap = d.snap[:0]
+	}
+	if lim := d.doc.Limits().MaxSnapshot; len(m.Update) > lim-len(d.snap) {
+		d.snap = nil
+		return fmt.Errorf("collab: snapshot of %q larger than %d bytes", d.id, lim)
+	}
+	d.snap = append(d.snap, m.Update...)
+	if !m.Final {
+		return nil
+	}
+	b := d.snap
+	d.snap = nil
+	loaded, err := crdt.LoadSnapshot(b, crdt.Options{Agent: c.agent, Limits: d.doc.Limits()})
+	if err != nil {
+		return err
+	}
+	if d.doc.Version() == 0 && d.doc.Pending() == 0 {
+		d.doc = loaded
+		return nil
+	}
+	if err := d.doc.ApplyUpdate(loaded.EncodeDiff(d.doc.StateVector())); err != nil {
+		return err
+	}
+	if p := loaded.PendingUpdate(); p != nil {
+		return d.doc.ApplyUpdate(p)
+	}
+	return nil
 }
 
 // ownOps keeps the ops of agent in update u; nil if there are none.

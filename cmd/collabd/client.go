@@ -171,7 +171,9 @@ func loadStored(d *storage.Document) (*crdt.Doc, *yjs.Doc, error) {
 func loadDoc(d *storage.Document) (*crdt.Doc, error) {
 	// The limits of a server with default settings: verify and export agree
 	// with the server on what loads.
-	opts := crdt.Options{Limits: server.DocumentLimits(server.Config{})}
+	// Eager: the snapshot's whole structure is checked here, not at the
+	// first op as the server does (docs/FORMATS.md, loading).
+	opts := crdt.Options{Limits: server.DocumentLimits(server.Config{}), Eager: true}
 	doc := crdt.NewDoc(opts)
 	if d.Snapshot != nil {
 		var err error

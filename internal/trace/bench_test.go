@@ -78,11 +78,19 @@ func BenchmarkRemoteApply(b *testing.B) {
 }
 
 // BenchmarkSnapshot encodes the final document and loads it back (reading
-// the text).
+// the text). load is LoadSnapshot as it is (the structure is built on first
+// use); load-eager builds and checks the whole structure first
+// (Options.Eager: what every load did before, the reference); load+op is a
+// load, a read of the text and then one remote op from a new agent at the
+// middle of the text, which builds the structure.
 func BenchmarkSnapshot(b *testing.B) {
-	for _, name := range benchTraces {
+	for _, name := range []string{"automerge-paper", "seph-blog1", "friendsforever"} {
 		tr := loadBench(b, name)
-		doc, _, _, err := replaySequential(tr)
+		replay := replaySequential
+		if tr.Concurrent() {
+			replay = replayConcurrent
+		}
+		doc, _, _, err := replay(tr)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -93,13 +101,42 @@ func BenchmarkSnapshot(b *testing.B) {
 			}
 			b.ReportMetric(float64(len(snap)), "bytes")
 		})
+		load := func(b *testing.B, o crdt.Options) *crdt.Doc {
+			d, err := crdt.LoadSnapshot(snap, o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if d.Text(Root).String() != tr.EndContent {
+				b.Fatal("loaded text differs from the end content")
+			}
+			return d
+		}
 		b.Run(name+"/load", func(b *testing.B) {
 			for b.Loop() {
-				d, err := crdt.LoadSnapshot(snap, crdt.Options{Agent: 5})
-				if err != nil {
+				load(b, crdt.Options{Agent: 5})
+			}
+		})
+		b.Run(name+"/load-eager", func(b *testing.B) {
+			for b.Loop() {
+				load(b, crdt.Options{Agent: 5, Eager: true})
+			}
+		})
+		other := crdt.NewDoc(crdt.Options{Agent: 1 << 50})
+		if err := other.ApplyUpdate(doc.EncodeDiff(nil)); err != nil {
+			b.Fatal(err)
+		}
+		x := other.Text(Root)
+		_ = other.TakeUpdate()
+		if err := x.Insert(x.Len()/2, "!"); err != nil {
+			b.Fatal(err)
+		}
+		op := other.TakeUpdate()
+		b.Run(name+"/load+op", func(b *testing.B) {
+			for b.Loop() {
+				d := load(b, crdt.Options{Agent: 5})
+				if err := d.ApplyUpdate(op); err != nil {
 					b.Fatal(err)
 				}
-				_ = d.Text(Root).String()
 			}
 		})
 	}

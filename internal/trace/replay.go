@@ -113,6 +113,22 @@ func Run(t *Trace) (Result, error) {
 	if !loaded.StateVector().Equal(final.StateVector()) {
 		return res, fmt.Errorf("%s: snapshot state vector differs", t.Name)
 	}
+	// The load read the cached text; the structure is built on first use.
+	// Build it, and check that it holds the same text and history: a fresh
+	// replica applying its whole diff reads the end content too.
+	if err := loaded.Verify(); err != nil {
+		return res, fmt.Errorf("%s: snapshot structure: %w", t.Name, err)
+	}
+	if err := check(t, "snapshot structure", loaded.Text(Root).String()); err != nil {
+		return res, err
+	}
+	again := crdt.NewDoc(crdt.Options{Agent: 1 << 41})
+	if err := again.ApplyUpdate(loaded.EncodeDiff(nil)); err != nil {
+		return res, fmt.Errorf("%s: diff of the loaded snapshot: %w", t.Name, err)
+	}
+	if err := check(t, "diff of the loaded snapshot", again.Text(Root).String()); err != nil {
+		return res, err
+	}
 	return res, nil
 }
 

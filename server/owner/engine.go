@@ -17,7 +17,9 @@ type Engine interface {
 
 	// Apply integrates an update, all or nothing: on error the replica is
 	// unchanged. The error wraps ErrInvalid, ErrTooLarge or ErrPendingFull,
-	// or is author's refusal. A non-nil author (a client's update) is asked
+	// or is author's refusal, or wraps ErrCorrupt when the stored state the
+	// replica was loaded from fails a check made only on use (the owner
+	// then refuses the document, as a failed load). A non-nil author (a client's update) is asked
 	// to admit the update on the same decode that applies it; nil (the
 	// store's own entries) admits everything.
 	Apply(update []byte, author Author) (Applied, error)
@@ -26,7 +28,8 @@ type Engine interface {
 	// Diff is an update with every op the replica has that a replica with
 	// state vector sv lacks, in an order that applies without waiting (nil
 	// or empty sv: the whole history). Ops waiting in the pending buffer
-	// are not included (see PendingUpdate).
+	// are not included (see PendingUpdate). An error wrapping ErrCorrupt
+	// is as for Apply.
 	Diff(sv []byte) ([]byte, error)
 	// PendingUpdate encodes the pending ops as one update (nil if none).
 	PendingUpdate() []byte

@@ -19,6 +19,7 @@ import (
 // (appended to the text of root "t"), except:
 //   - "panic": Apply panics;
 //   - "bad": Apply fails (ErrInvalid);
+//   - "corrupt": Apply finds the stored state corrupt (ErrCorrupt);
 //   - "wait:X": op X waits in the pending buffer until an update "release".
 type fakeEngine struct {
 	kind    Kind
@@ -49,6 +50,8 @@ func (e *fakeEngine) Apply(update []byte, author Author) (Applied, error) {
 		panic("fake engine: injected panic")
 	case s == "bad":
 		return Applied{}, fmt.Errorf("%w: bad", ErrInvalid)
+	case s == "corrupt":
+		return Applied{}, fmt.Errorf("%w: structure failed its check", ErrCorrupt)
 	case strings.HasPrefix(s, "wait:"):
 		if op := strings.TrimPrefix(s, "wait:"); !slices.Contains(e.pending, op) {
 			e.pending = append(e.pending, op)

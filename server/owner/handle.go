@@ -61,6 +61,24 @@ func (o *Owner) handle(m Msg) {
 	}
 }
 
+// corrupted refuses the document from now on, as a load that failed with
+// ErrCorrupt does: its stored state failed a check that is made only when
+// the state is used (a lazily loaded snapshot whose structure does not
+// check out on the first op; docs/FORMATS.md, "Loading"). Commits in
+// flight are acked; every subscriber is told (CodeDocCorrupt, the end of
+// the document) and forgotten; later requests are refused.
+func (o *Owner) corrupted(err error) {
+	o.cfg.Logger.Error("stored document corrupt", "doc", o.id, "err", err)
+	o.commits.waitAll()
+	o.ackCommits()
+	o.failed = err
+	ev := o.refusal()
+	for s := range o.subs {
+		s.Deliver(ev)
+	}
+	o.subs = make(map[Subscriber]*sub)
+}
+
 // disown gives the document up at once (see Disown): what is in flight is
 // waited for and acked, subscribers are told to rejoin, and the owner
 // leaves the registry; run exits after this message.
@@ -267,7 +285,7 @@ func (o *Owner) join(m Join) {
 		o.drop(m.Sub)
 		return
 	}
-	if !m.NoSync && !o.sendSync(m.Sub, m.SV) {
+	if !m.NoSync && !o.sendSync(m.Sub, m.SV, m.Snapshot) {
 		return
 	}
 	now := time.Now()
@@ -281,21 +299,27 @@ func (o *Owner) sync(m Sync) {
 		o.deliver(m.Sub, notSubscribed(o.id, 0))
 		return
 	}
-	o.sendSync(m.Sub, m.SV)
+	o.sendSync(m.Sub, m.SV, false)
 }
 
 // sendSync sends s what a replica with state vector sv lacks, in chunks,
-// the last one with the document's state vector. It reports false if s is
+// the last one with the document's state vector; with snap, a cold join of
+// a native document gets the snapshot instead. It reports false if s is
 // gone (then forgotten).
-func (o *Owner) sendSync(s Subscriber, sv []byte) bool {
-	chunks, err := o.syncChunks(sv)
+func (o *Owner) sendSync(s Subscriber, sv []byte, snap bool) bool {
+	snap = snap && isEmptySV(sv) && o.kind == KindNative
+	chunks, err := o.syncChunks(sv, snap)
+	if errors.Is(err, ErrCorrupt) {
+		o.corrupted(err)
+		return false
+	}
 	if err != nil {
 		o.deliver(s, &ErrorEvent{Doc: o.id, Code: protocol.CodeInvalidOp, Message: "sync failed: " + err.Error()})
 		return true
 	}
 	own := o.doc.StateVector()
 	for i, c := range chunks {
-		ev := &SyncEvent{Doc: o.id, Chunk: i, Final: i == len(chunks)-1, Update: c}
+		ev := &SyncEvent{Doc: o.id, Chunk: i, Final: i == len(chunks)-1, Update: c, Snapshot: snap}
 		if ev.Final {
 			ev.SV = own
 		}
@@ -307,28 +331,48 @@ func (o *Owner) sendSync(s Subscriber, sv []byte) bool {
 	return true
 }
 
-// syncChunks is what a replica with state vector sv lacks, in chunks. The
-// whole history (an empty state vector) is kept for the next cold join
-// while the document does not change.
-func (o *Owner) syncChunks(sv []byte) ([][]byte, error) {
+// syncChunks is what a replica with state vector sv lacks, in chunks, or
+// with snap (a cold join of a native document) the document's snapshot in
+// pieces of at most protocol.MaxChunk bytes. The whole history or the
+// snapshot (an empty state vector) is kept for the next cold join of the
+// same form while the document does not change.
+func (o *Owner) syncChunks(sv []byte, snap bool) ([][]byte, error) {
 	cold := isEmptySV(sv)
-	if cold && o.coldJoin.chunks != nil && o.coldJoin.version == o.doc.Version() {
+	if cold && o.coldJoin.chunks != nil && o.coldJoin.version == o.doc.Version() && o.coldJoin.snap == snap {
 		return o.coldJoin.chunks, nil
 	}
-	diff, err := o.doc.Diff(sv)
-	if err != nil {
-		return nil, err
+	var whole []byte
+	var chunks [][]byte
+	if snap {
+		whole = o.doc.Snapshot()
+		for len(whole) > protocol.MaxChunk {
+			chunks = append(chunks, whole[:protocol.MaxChunk:protocol.MaxChunk])
+			whole = whole[protocol.MaxChunk:]
+		}
+		chunks = append(chunks, whole)
+	} else {
+		diff, err := o.doc.Diff(sv)
+		if err != nil {
+			return nil, err
+		}
+		whole, chunks = diff, o.doc.Split(diff)
 	}
-	chunks := o.doc.Split(diff)
-	if cold && len(diff) <= o.cfg.MaxColdJoinBytes {
-		o.coldJoin.version, o.coldJoin.chunks, o.coldJoin.bytes = o.doc.Version(), chunks, len(diff)
+	if cold {
+		n := 0
+		for _, c := range chunks {
+			n += len(c)
+		}
+		if n <= o.cfg.MaxColdJoinBytes {
+			o.coldJoin.version, o.coldJoin.chunks, o.coldJoin.bytes, o.coldJoin.snap = o.doc.Version(), chunks, n, snap
+		}
 	}
 	return chunks, nil
 }
 
-// isEmptySV reports whether an encoded state vector is empty (nil, or an
-// encoding of no entries: one or two bytes in every engine's format).
-func isEmptySV(sv []byte) bool { return len(sv) <= 1 }
+// isEmptySV reports whether an encoded state vector is empty: nil, a Yjs
+// one of no entries (one byte), or a native one (docs/FORMATS.md,
+// [1, []]: 92 01 90).
+func isEmptySV(sv []byte) bool { return len(sv) <= 1 || string(sv) == "\x92\x01\x90" }
 
 func (o *Owner) leave(s Subscriber) {
 	o.drop(s)
@@ -372,6 +416,10 @@ func (o *Owner) update(m Update) {
 	before, pendBefore := o.doc.Version(), o.doc.Pending()
 	author, _ := m.Sub.(Author)
 	res, err := o.doc.Apply(m.Update, author)
+	if errors.Is(err, ErrCorrupt) {
+		o.corrupted(err)
+		return
+	}
 	if err != nil {
 		code, after := protocol.CodeInvalidOp, time.Duration(0)
 		var ref *Refused

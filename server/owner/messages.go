@@ -23,6 +23,9 @@ type Join struct {
 	SV       []byte
 	ReadOnly bool
 	User     presence.User
+	// Snapshot: with an empty SV, a native document is sent as its
+	// snapshot (SyncEvent.Snapshot) rather than as its whole history.
+	Snapshot bool
 }
 
 // ReadOnly makes a joined session read-only (its token was refreshed to a

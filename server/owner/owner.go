@@ -98,12 +98,14 @@ type state struct {
 	idem      idemCache
 	appMsgs   *rate.Limiter // the app's broadcast messages
 	vers      versionState  // automatic versions (versions.go)
-	// coldJoin is the whole history split into sync chunks, kept for the
-	// next join with an empty state vector while the document is unchanged.
+	// coldJoin is the whole history split into sync chunks (or the
+	// snapshot in pieces, when snap), kept for the next join with an empty
+	// state vector that wants the same form while the document is unchanged.
 	coldJoin struct {
 		version uint64
 		chunks  [][]byte
 		bytes   int
+		snap    bool
 	}
 }
 

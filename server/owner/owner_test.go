@@ -608,3 +608,43 @@ func TestFollowersGauge(t *testing.T) {
 		step("unfollow the last", 0, Unfollow{Sub: f3})
 	})
 }
+
+// A stored state found corrupt only when it is used (a lazily loaded
+// snapshot whose structure fails its check on the first op) refuses the
+// document as a failed load does: every subscriber is told it ended
+// (CodeDocCorrupt), later requests are refused, acked batches stay acked.
+func TestCorruptOnUse(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &fakeStore{auto: true}
+		r := testRegistry(t, st, nil)
+		s, s2 := &fakeSub{id: "s"}, &fakeSub{id: "s2"}
+		o := send(t, r, "d", Join{Sub: s})
+		o.Send(context.Background(), Join{Sub: s2})
+		o.Send(context.Background(), Update{Sub: s, Batch: 1, Update: []byte("kept")})
+		synctest.Wait()
+		if got := acks(s.take(), protocol.AckDurable); len(got) != 1 || got[0] != 1 {
+			t.Fatalf("durable %v, want [1]", got)
+		}
+		s2.take()
+		o.Send(context.Background(), Update{Sub: s, Batch: 2, Update: []byte("corrupt")})
+		synctest.Wait()
+		for _, sub := range []*fakeSub{s, s2} {
+			if e := errorsOf(sub.take()); len(e) != 1 || e[0].Code != protocol.CodeDocCorrupt || !e[0].End {
+				t.Fatalf("%s got %v, want one CodeDocCorrupt ending the document", sub.id, e)
+			}
+		}
+		o.Send(context.Background(), Join{Sub: s})
+		o.Send(context.Background(), Update{Sub: s, Batch: 3, Update: []byte("more")})
+		synctest.Wait()
+		evs := s.take()
+		if e := errorsOf(evs); len(e) != 2 || e[0].Code != protocol.CodeDocCorrupt || e[1].Code != protocol.CodeDocCorrupt {
+			t.Fatalf("requests after: %v, want refused with CodeDocCorrupt", e)
+		}
+		res := make(chan ReadResult, 1)
+		o.Send(context.Background(), Read{Root: "t", What: ReadText, Reply: res})
+		if got := <-res; got.Err == nil {
+			t.Fatalf("a read of the corrupt document answered %q", got.Text)
+		}
+		r.Release(o)
+	})
+}

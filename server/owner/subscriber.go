@@ -41,6 +41,10 @@ type SyncEvent struct {
 	Final  bool
 	Update []byte
 	SV     []byte // final chunk only
+	// Snapshot: Update is a piece of the document's snapshot (the pieces
+	// of all chunks, concatenated, are Engine.Snapshot), for a cold Join
+	// that asked for one.
+	Snapshot bool
 }
 
 // UpdateEvent is a step of the document: ops applied, the visible changes

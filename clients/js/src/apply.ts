@@ -167,7 +167,9 @@ function toRef(d: Doc, x: ID): Ref {
 }
 
 export function applyUpdate(d: Doc, b: Uint8Array): void {
-  applyDecoded(d, decodeUpdate(b, d.lim));
+  const u = decodeUpdate(b, d.lim);
+  d.ready();
+  applyDecoded(d, u);
 }
 
 export function applyDecoded(d: Doc, u: Update): void {

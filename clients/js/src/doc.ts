@@ -6,7 +6,7 @@ import { applyUpdate } from './apply.js';
 import { CrdtError } from './errors.js';
 import { type AgentID, MAX_U32, type Ref, mkRef, newAgentID, refA, refS, toAgent } from './ids.js';
 import { type Limits, withDefaults } from './limits.js';
-import { type Compression, encodeSnapshot, loadSnapshot } from './snapshot.js';
+import { type Compression, type LazySnap, buildLazy, encodeSnapshot, loadSnapshot, packSnapshot } from './snapshot.js';
 import { type Change, Text } from './text.js';
 import { type Op, Encoder } from './update.js';
 
@@ -60,6 +60,12 @@ export class Doc {
   localFrom = 0; // own ops from this seq on were not yet taken by takeUpdate
   pending: PendingOp[] = [];
   observer: ((c: Change) => void) | null = null;
+  /**
+   * A loaded snapshot whose structure is not built yet: non-null until it
+   * is built, and for good if the build failed (broken says why).
+   */
+  lazy: LazySnap | null = null;
+  broken: Error | null = null;
 
   /**
    * A new empty document. (The second argument is internal: snapshot
@@ -78,9 +84,40 @@ export class Doc {
     return this.agentID;
   }
 
-  /** Loads a snapshot into a new document with its own agent (Go: LoadSnapshot). */
-  static loadSnapshot(b: Uint8Array, o: DocOptions = {}): Doc {
-    return loadSnapshot(b, new Doc(o, true));
+  /**
+   * Loads a snapshot into a new document with its own agent (Go:
+   * LoadSnapshot). The texts are read at once; the structure is built and
+   * checked on its first use (an edit, an update, a diff, a relative
+   * position), or now with `eager` (see verify).
+   */
+  static loadSnapshot(b: Uint8Array, o: DocOptions & { eager?: boolean } = {}): Doc {
+    const d = loadSnapshot(b, new Doc(o, true));
+    if (o.eager) d.ready();
+    return d;
+  }
+
+  /**
+   * Builds the structure a lazily loaded snapshot deferred, if not built
+   * yet, and checks it whole (Go: Doc.Verify). Throws the DecodeError an
+   * eager load would have thrown; the document then refuses every edit,
+   * update and diff with it, for good, and its texts stay the loaded ones.
+   */
+  verify(): void {
+    this.ready();
+  }
+
+  ready(): void {
+    if (this.lazy === null) return;
+    if (this.broken === null) {
+      try {
+        buildLazy(this, this.lazy);
+        this.lazy = null;
+        return;
+      } catch (e) {
+        this.broken = e as Error;
+      }
+    }
+    throw this.broken;
   }
 
   /** Ends loading: registers the document's own agent. */
@@ -193,6 +230,7 @@ export class Doc {
 
   /** Every op this document has that a replica with state vector sv lacks, in causal order. */
   encodeDiff(sv?: StateVector | null): Uint8Array {
+    this.ready();
     const e = new Encoder(this);
     for (const sp of this.order) {
       let from = sp.s;
@@ -227,6 +265,9 @@ export class Doc {
 
   /** The whole state (Go: EncodeSnapshot / EncodeSnapshotWith). */
   encodeSnapshot(c: Compression = 'fast'): Uint8Array {
+    // Loaded and not changed since (nothing changes before the structure
+    // is built): the body as it was read.
+    if (this.lazy !== null) return packSnapshot(this.lazy.body, c);
     return encodeSnapshot(this, c);
   }
 }

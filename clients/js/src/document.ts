@@ -89,12 +89,18 @@ const MAX_CHUNK = 256 << 10;
 const SAVE_EVERY_MS = 500;
 
 export class Document {
-  readonly doc: Doc;
+  /**
+   * The replica. A cold join (a replica with nothing) replaces it with the
+   * snapshot the server sends: read it from here each time, do not keep it.
+   */
+  doc: Doc;
   readonly readOnly: boolean;
   private readonly ev = new Emitter<DocumentEvents>();
   private live = false; // the final sync of the current join has arrived
   private joining = false; // a join was sent on the current connection
   private nextChunk = 0;
+  private snapParts: Uint8Array[] = []; // the snapshot pieces of the current cold join so far
+  private snapBytes = 0;
   private synced = false; // the first sync completed once
   private unacked: Batch[] = [];
   private readonly retryT = new Timer();
@@ -146,7 +152,16 @@ export class Document {
     if (this.left || this.err) return;
     if (s.snapshot) {
       try {
-        this.doc.applyUpdate(Doc.loadSnapshot(s.snapshot).encodeDiff(new Map()));
+        const loaded = Doc.loadSnapshot(s.snapshot, { agent: this.link.agent, limits: this.doc.lim });
+        if (this.doc.version === 0 && this.doc.pendingCount === 0) {
+          // Nothing here yet: the stored snapshot becomes the replica (its
+          // texts at once, the structure on the first op).
+          const obs = this.doc.observer;
+          this.doc = loaded;
+          this.doc.observe(obs);
+        } else {
+          this.doc.applyUpdate(loaded.encodeDiff(new Map()));
+        }
       } catch (e) {
         this.storeFailed(e);
       }
@@ -344,7 +359,12 @@ export class Document {
     this.live = false;
     this.joining = true;
     this.nextChunk = 0;
-    this.link.send({ type: 3, doc: this.id, sv: encodeStateVector(this.doc.stateVector()), readOnly: this.readOnly });
+    this.snapParts = [];
+    this.snapBytes = 0;
+    // A replica with nothing asks for the snapshot: its texts are read at
+    // once and the structure is built on the first op (PROTOCOL.md, join).
+    const cold = this.doc.version === 0 && this.doc.pendingCount === 0;
+    this.link.send({ type: 3, doc: this.id, sv: encodeStateVector(this.doc.stateVector()), readOnly: this.readOnly, snapshot: cold });
     this.setStatus();
   }
 
@@ -366,7 +386,7 @@ export class Document {
   frame(f: Frame): void {
     switch (f.type) {
       case 4:
-        if (this.joining) this.sync(f.chunk, f.final, f.update, f.sv);
+        if (this.joining) this.sync(f.chunk, f.final, f.update, f.sv, !!f.snapshot);
         return;
       case 5:
         if (this.live) this.remote(f.update);
@@ -432,10 +452,10 @@ export class Document {
     return true;
   }
 
-  private sync(chunk: number, final: boolean, u: Uint8Array, svb: Uint8Array | null): void {
+  private sync(chunk: number, final: boolean, u: Uint8Array, svb: Uint8Array | null, snapshot: boolean): void {
     if (chunk !== this.nextChunk) return; // a leftover of an earlier join
     this.nextChunk++;
-    if (!this.applyCollect(u)) {
+    if (!(snapshot ? this.snapshotPiece(u, final) : this.applyCollect(u))) {
       this.resync(0);
       return;
     }
@@ -475,6 +495,55 @@ export class Document {
     }
     this.setStatus();
     this.checkDurable();
+  }
+
+  /**
+   * Takes one piece of a cold join's snapshot; with the final one, loads
+   * it: it becomes the document if the replica still has nothing (every
+   * root's text is one change), else (local edits made while joining) its
+   * whole history is applied to the replica. False if it is refused.
+   */
+  private snapshotPiece(u: Uint8Array, final: boolean): boolean {
+    this.snapParts.push(u);
+    this.snapBytes += u.length;
+    if (this.snapBytes > this.doc.lim.maxSnapshot) return false;
+    if (!final) return true;
+    const b = new Uint8Array(this.snapBytes);
+    let at = 0;
+    for (const p of this.snapParts) {
+      b.set(p, at);
+      at += p.length;
+    }
+    this.snapParts = [];
+    this.snapBytes = 0;
+    let loaded: Doc;
+    try {
+      loaded = Doc.loadSnapshot(b, { agent: this.link.agent, limits: this.doc.lim });
+    } catch {
+      return false;
+    }
+    if (this.doc.version !== 0 || this.doc.pendingCount !== 0) {
+      try {
+        return this.applyCollect(loaded.encodeDiff(this.doc.stateVector()));
+      } catch {
+        return false; // a structure that fails its check
+      }
+    }
+    const before = this.doc.version;
+    const obs = this.doc.observer;
+    this.doc = loaded;
+    this.doc.observe(obs);
+    const changes: Change[] = [];
+    for (const root of loaded.rootNames()) {
+      const s = loaded.text(root).toString();
+      if (s !== '') changes.push({ root, pos: 0, del: 0, ins: s });
+    }
+    if (changes.length > 0) this.ev.emit('change', { changes });
+    if (loaded.version !== before) {
+      this.scheduleSave();
+      this.ev.emit('version', loaded.version);
+    }
+    return true;
   }
 
   private remote(u: Uint8Array): void {

@@ -70,8 +70,11 @@ export interface WireMoved {
 export type Frame =
   | { type: 1; version: number; token: string; agents: U64[]; client: string }
   | { type: 2; version: number; session: string; limits: ServerLimits }
-  | { type: 3; doc: string; sv: Uint8Array; readOnly: boolean }
-  | { type: 4; doc: string; chunk: number; final: boolean; update: Uint8Array; sv: Uint8Array | null }
+  // snapshot (optional, a trailing element sent only when true): a join
+  // with an empty sv takes the document as a snapshot; a sync chunk is a
+  // piece of that snapshot (PROTOCOL.md, join and sync).
+  | { type: 3; doc: string; sv: Uint8Array; readOnly: boolean; snapshot?: boolean }
+  | { type: 4; doc: string; chunk: number; final: boolean; update: Uint8Array; sv: Uint8Array | null; snapshot?: boolean }
   | { type: 5; doc: string; batch: U64; update: Uint8Array }
   | { type: 6; doc: string; batch: U64; status: number; applied: U64; durable: U64 }
   | { type: 7; doc: string }
@@ -129,10 +132,10 @@ export function encodeFrame(f: Frame): Uint8Array {
       break;
     }
     case 3:
-      a = [3, f.doc, f.sv, f.readOnly];
+      a = f.snapshot ? [3, f.doc, f.sv, f.readOnly, true] : [3, f.doc, f.sv, f.readOnly];
       break;
     case 4:
-      a = [4, f.doc, f.chunk, f.final, f.update, f.sv];
+      a = f.snapshot ? [4, f.doc, f.chunk, f.final, f.update, f.sv, true] : [4, f.doc, f.chunk, f.final, f.update, f.sv];
       break;
     case 5:
       a = [5, f.doc, w64(f.batch), f.update];
@@ -271,7 +274,9 @@ export function decodeFrame(b: Uint8Array, o: DecodeOptions = {}): Frame {
   if (type === FrameType.Hello && v[1] !== PROTOCOL_VERSION) throw new FrameError('unsupported version');
   const layout = typeof type === 'number' ? LAYOUT[type] : undefined;
   if (!layout) throw new FrameError(`unknown type ${String(type)}`);
-  const f = tuple(v, layout[1], layout[0]);
+  // join and sync may carry one more, optional element: the snapshot flag
+  const extra = (type === 3 || type === 4) && v.length === layout[1] + 1;
+  const f = tuple(v, extra ? layout[1] + 1 : layout[1], layout[0]);
   switch (type) {
     case 1:
       return { type, version: f.int(1), token: f.str(2), agents: f.arr(3).map((x) => asU64(x, () => new FrameError('hello: bad agent'))), client: f.str(4) };
@@ -282,10 +287,16 @@ export function decodeFrame(b: Uint8Array, o: DecodeOptions = {}): Frame {
         limits: { maxFrame: l.int(0), maxDocs: l.int(1), maxOpsPerBatch: l.int(2), maxDocBytes: l.int(3), pingIntervalMs: l.int(4), pongTimeoutMs: l.int(5) },
       };
     }
-    case 3:
-      return { type, doc: f.str(1), sv: f.bin(2), readOnly: f.bool(3) };
-    case 4:
-      return { type, doc: f.str(1), chunk: f.int(2), final: f.bool(3), update: f.bin(4), sv: f.binOrNil(5) };
+    case 3: {
+      const j: Frame = { type, doc: f.str(1), sv: f.bin(2), readOnly: f.bool(3) };
+      if (extra) j.snapshot = f.bool(4);
+      return j;
+    }
+    case 4: {
+      const s: Frame = { type, doc: f.str(1), chunk: f.int(2), final: f.bool(3), update: f.bin(4), sv: f.binOrNil(5) };
+      if (extra) s.snapshot = f.bool(6);
+      return s;
+    }
     case 5:
       return { type, doc: f.str(1), batch: f.u64(2), update: f.bin(3) };
     case 6:

@@ -44,7 +44,20 @@ export function lz4Decompress(src: Uint8Array, n: number): Uint8Array | null {
     }
     ml += MIN_MATCH;
     if (ml > n - di) return null;
-    for (let k = 0; k < ml; k++, di++) dst[di] = dst[di - off]!;
+    if (ml <= 16) {
+      for (let k = 0; k < ml; k++, di++) dst[di] = dst[di - off]!;
+    } else {
+      // A long match: copy in blocks of at most off bytes (an overlapping
+      // match repeats its last off bytes), each block a native copy.
+      const end = di + ml;
+      let step = off;
+      while (di < end) {
+        const k = Math.min(step, end - di);
+        dst.copyWithin(di, di - step, di - step + k);
+        di += k;
+        step *= 2; // the repeated pattern has doubled: copy twice as much
+      }
+    }
   }
   return di === n ? dst : null;
 }

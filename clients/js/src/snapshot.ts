@@ -10,7 +10,7 @@ import { type AgentID, MAX_U32, NONE, type Ref, mkRef, refA, refS } from './ids.
 import { lz4Compress, lz4Decompress, lz4DecompressedLength } from './lz4.js';
 import { Writer, writeRunes } from './mp.js';
 import type { Text } from './text.js';
-import { LEAF_CAP, NO_CONTENT, Run } from './tree.js';
+import { LEAF_CAP, NO_CONTENT, Run, Tree } from './tree.js';
 import { Decoder, decodeUTF8, encodeOps, publicOp } from './update.js';
 
 const SNAPSHOT_VERSION = 1;
@@ -29,10 +29,11 @@ export type Compression = 'fast' | 'small';
 
 /** The uncompressed snapshot body (exported for tests: it is byte-identical with Go). */
 export function encodeSnapshotBody(d: Doc): Uint8Array {
+  d.ready();
   // Roots without items that no pending op names (a root that was only
   // read) are left out; rm maps root indices to snapshot indices (Go:
   // EncodeSnapshotWith, savedRoots).
-  const keep = d.roots.map((x) => x.t.tot > 0);
+  const keep = d.roots.map((x) => x.hasItems());
   for (const p of d.pending) {
     const i = d.rootIx.get(p.rootName);
     if (i !== undefined) keep[i] = true;
@@ -103,7 +104,11 @@ export function encodeSnapshotBody(d: Doc): Uint8Array {
 }
 
 export function encodeSnapshot(d: Doc, c: Compression): Uint8Array {
-  const raw = encodeSnapshotBody(d);
+  return packSnapshot(encodeSnapshotBody(d), c);
+}
+
+/** Compresses a snapshot body and wraps it in the msgpack header. */
+export function packSnapshot(raw: Uint8Array, c: Compression): Uint8Array {
   let body = raw;
   let kind = SNAP_RAW;
   if (raw.length > 512) {
@@ -373,6 +378,64 @@ function bad(msg: string): never {
   throw new Error(msg);
 }
 
+// Lazy loading (Go: lazy.go). The body caches every root's visible text
+// ahead of its run columns. loadBody reads the agents, roots, history and
+// texts, frames the run columns and checks their lengths against the texts
+// and the history (measure); the run trees are built and checked whole on
+// the first use of the structure (Doc.ready: an edit, an update, a diff, a
+// relative position). A structure that fails that check makes the document
+// refuse every such use with the error an eager load would have thrown; its
+// texts stay the loaded ones, which are by construction the visible content
+// of the structure. Snapshots with pending ops are built at once.
+
+/** What a lazily loaded document keeps until its structure is built. */
+export interface LazySnap {
+  body: Uint8Array;
+  texts: string[];
+  runs: RunCols[];
+  vis: number[];
+  nAgents: number; // agents of the snapshot (the own agent is added after them)
+}
+
+/** One root's run section: the run count and its four columns. */
+interface RunCols {
+  n: number;
+  cols: Uint8Array[];
+}
+
+function readRunCols(r: SnapReader): RunCols {
+  const n = r.count(1);
+  const cols = [r.bytes(), r.bytes(), r.bytes(), r.bytes()];
+  if (!r.err && cols[0]!.length !== n) r.fail('run flag column length differs from run count');
+  return { n, cols };
+}
+
+/**
+ * Checks a root's run lengths against its text and its history without
+ * building anything; returns the visible length (Go: runCols.measure).
+ */
+function measure(c: RunCols, text: string, utf8Len: number, items: number): number {
+  const lens = new SnapReader(c.cols[1]!);
+  let vis = 0;
+  let tot = 0;
+  for (const f of c.cols[0]!) {
+    const n = lens.uv(MAX_U32);
+    if ((f & RUN_DELETED) === 0) vis += n;
+    tot += n;
+  }
+  if (lens.err || lens.off !== lens.b.length) bad('run length column and run count disagree');
+  if (tot !== items) bad(`runs hold ${tot} items, history has ${items} inserts`);
+  // Code points: UTF-16 units less one per surrogate pair (none when the
+  // text is ASCII: as many bytes as units).
+  let runes = text.length;
+  if (utf8Len !== text.length) {
+    const pairs = /[\uD800-\uDBFF]/g;
+    while (pairs.exec(text) !== null) runes--;
+  }
+  if (runes !== vis) bad(`text has ${runes} code points, visible runs hold ${vis}`);
+  return vis;
+}
+
 function loadBody(body: Uint8Array, d: Doc): void {
   const lim = d.lim;
   const r = new SnapReader(body);
@@ -397,17 +460,30 @@ function loadBody(body: Uint8Array, d: Doc): void {
     if (d.rootIx.has(name)) bad('root listed twice');
     d.text(name);
   }
-  loadHistory(r, d);
-  const texts = d.roots.map(() => r.bytes());
-  d.roots.forEach((x, i) => loadRuns(r, d, x, texts[i]!));
+  const rootItems = loadHistory(r, d);
+  const textBytes = d.roots.map(() => r.bytes());
+  const runs = d.roots.map(() => readRunCols(r));
   if (d.agents.filter((a) => a.next > 0).length > lim.maxAgents) {
     throw new DecodeError('snapshot', 0, 'too many agents', new CrdtError('too-large', 'document limit exceeded'));
   }
   const pend = r.bytes();
   if (r.err) throw r.err;
   if (r.off !== body.length) throw new DecodeError('snapshot', r.off, 'trailing bytes');
-  verifyLoaded(d);
+  const texts: string[] = [];
+  const vis: number[] = [];
+  d.roots.forEach((x, i) => {
+    const str = decodeUTF8(textBytes[i]!);
+    if (str === null) bad('snapshot text is not UTF-8');
+    texts.push(str);
+    vis.push(measure(runs[i]!, str, textBytes[i]!.length, rootItems[i]!));
+    x.lazyVis = vis[i]!;
+    x.lazyTot = rootItems[i]!;
+    x.setCache(str);
+  });
+  d.lazy = { body, texts, runs, vis, nAgents: d.agents.length };
   if (pend.length > 0) {
+    // Ops that were waiting wait again: they need the structure, built now.
+    d.ready();
     try {
       d.applyUpdate(pend);
     } catch (e) {
@@ -417,7 +493,33 @@ function loadBody(body: Uint8Array, d: Doc): void {
   d.finishLoad();
 }
 
-function loadHistory(r: SnapReader, d: Doc): void {
+/** Builds the run trees of a lazily loaded snapshot and checks them whole. */
+export function buildLazy(d: Doc, lz: LazySnap): void {
+  try {
+    lz.runs.forEach((c, i) => {
+      const x = d.roots[i]!;
+      x.t = new Tree();
+      x.arena = [];
+      x.lazyVis = -1;
+      loadRuns(c, d, x, lz.texts[i]!, lz.nAgents);
+    });
+    verifyLoaded(d);
+  } catch (e) {
+    lz.runs.forEach((_, i) => {
+      const x = d.roots[i]!;
+      x.t = new Tree();
+      x.arena = [];
+      x.lazyVis = lz.vis[i]!;
+      x.setCache(lz.texts[i]!);
+    });
+    if (e instanceof DecodeError) throw e;
+    throw new DecodeError('snapshot', 0, 'inconsistent state', e);
+  }
+}
+
+/** Reads the history and the order; returns the items the history inserts into each root. */
+function loadHistory(r: SnapReader, d: Doc): number[] {
+  const rootItems = new Array<number>(d.roots.length).fill(0);
   d.agents.forEach((a, ai) => {
     const ns = r.count(1);
     let seq = 0;
@@ -443,7 +545,10 @@ function loadHistory(r: SnapReader, d: Doc): void {
         (h.del && (tagent >= d.agents.length || tprev + h.n > d.agents[tagent]!.next))) {
         bad(`history span ${seq}+${h.n} of agent ${ai} out of range`);
       }
-      if (!h.del) d.items += h.n;
+      if (!h.del) {
+        d.items += h.n;
+        rootItems[h.root]! += h.n;
+      }
       a.hist.push(h);
       seq += h.n;
     }
@@ -464,21 +569,18 @@ function loadHistory(r: SnapReader, d: Doc): void {
     if (seen[ai] !== a.next) bad('order log does not cover the state vector');
   });
   if (r.err) throw r.err;
+  return rootItems;
 }
 
 const RIGHT_PLACEHOLDER = -2; // "the first item of the next run", resolved below
 
-function loadRuns(r: SnapReader, d: Doc, x: Text, text: Uint8Array): void {
-  const nruns = r.count(1);
-  const cols = [r.bytes(), r.bytes(), r.bytes(), r.bytes()];
-  if (r.err) throw r.err;
+function loadRuns(c: RunCols, d: Doc, x: Text, str: string, nAgents: number): void {
+  const nruns = c.n;
+  const cols = c.cols;
   const flagsCol = cols[0]!;
-  if (flagsCol.length !== nruns) bad('run flag column length differs from run count');
   const lens = new SnapReader(cols[1]!);
   const ids = new SnapReader(cols[2]!);
   const orig = new SnapReader(cols[3]!);
-  const str = decodeUTF8(text);
-  if (str === null) bad('snapshot text is not UTF-8');
   for (const ch of str) x.arena.push(ch.codePointAt(0)!);
   const t = x.t;
   const fill = (LEAF_CAP * 3) / 4; // leaves filled to 3/4, so the first edits do not split at once
@@ -486,7 +588,7 @@ function loadRuns(r: SnapReader, d: Doc, x: Text, text: Uint8Array): void {
   const runs: Run[] = [];
   let prev: Run | null = null;
   const origin = (self: number): Ref => {
-    const a = orig.uv(d.agents.length);
+    const a = orig.uv(nAgents);
     const s = self + orig.sv();
     if (s < 0 || s >= MAX_U32) orig.fail('origin out of range');
     return mkRef(a, Math.max(0, Math.min(s, MAX_U32 - 1)));
@@ -495,11 +597,11 @@ function loadRuns(r: SnapReader, d: Doc, x: Text, text: Uint8Array): void {
     const f = flagsCol[i]!;
     if (f >> 6 !== 0 || (i === 0 && f & RUN_SAME_AGENT)) bad('bad run flags');
     const n = lens.uv(MAX_U32);
-    const a: number = f & RUN_SAME_AGENT ? refA(prev!.id) : ids.uv(d.agents.length);
+    const a: number = f & RUN_SAME_AGENT ? refA(prev!.id) : ids.uv(nAgents);
     const seq: number = (prev === null ? 0 : refS(prev.id) + prev.n) + ids.sv();
     if (seq < 0 || seq >= MAX_U32) bad('run id out of range');
     if (lens.err || ids.err) bad('run column truncated');
-    if (n === 0 || a >= d.agents.length || seq + n > d.agents[a]!.next) bad(`run ${i} out of range`);
+    if (n === 0 || a >= nAgents || seq + n > d.agents[a]!.next) bad(`run ${i} out of range`);
     const nr: Run = new Run(mkRef(a, seq), n, NO_CONTENT, NONE, NONE, (f & RUN_DELETED) !== 0);
     switch ((f >> 1) & 3) {
       case LEFT_NONE: break;

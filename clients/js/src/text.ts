@@ -15,6 +15,8 @@ export interface TextOwner {
   lookupAgent(a: AgentID): number | undefined;
   /** The observer of visible changes (Doc.observe), if any. */
   readonly observer: ((c: Change) => void) | null;
+  /** Builds the structure a lazily loaded snapshot deferred; throws if it fails its check. */
+  ready(): void;
 }
 
 /**
@@ -45,9 +47,17 @@ export interface RelPos {
 }
 
 export class Text {
-  readonly t = new Tree();
+  t = new Tree();
   arena: number[] = []; // inserted code points; runs point into it
   private cache: string | null = null;
+  /**
+   * A root of a lazily loaded snapshot whose structure is not built (see
+   * snapshot.ts, lazy loading): its visible length, else -1. Its text is
+   * the cached string.
+   */
+  lazyVis = -1;
+  /** Items (tombstones included) of a lazy root. */
+  lazyTot = 0;
 
   constructor(
     private readonly doc: TextOwner,
@@ -57,7 +67,12 @@ export class Text {
 
   /** The number of visible code points. */
   get length(): number {
-    return this.t.vis;
+    return this.lazyVis >= 0 ? this.lazyVis : this.t.vis;
+  }
+
+  /** Whether the text holds any item, tombstones included. */
+  hasItems(): boolean {
+    return this.lazyVis >= 0 ? this.lazyTot > 0 : this.t.tot > 0;
   }
 
   /** The visible text (cached until the next change). */
@@ -92,6 +107,7 @@ export class Text {
     const cps = toCodePoints(s);
     const n = cps.length;
     if (n === 0) return;
+    this.doc.ready();
     const id = this.doc.reserve(n);
     const off = this.arena.length;
     for (const c of cps) this.arena.push(c);
@@ -134,6 +150,7 @@ export class Text {
       throw new CrdtError('position', `delete ${n} at ${pos} in text of length ${this.length}`);
     }
     if (n === 0) return;
+    this.doc.ready();
     let id = this.doc.reserve(n);
     const t = this.t;
     while (n > 0) {
@@ -296,6 +313,7 @@ export class Text {
     if (!Number.isInteger(index) || index < 0 || index > this.length) {
       throw new CrdtError('position', `relative position of ${index} in text of length ${this.length}`);
     }
+    this.doc.ready();
     const k = assoc === AssocBefore ? index - 1 : index;
     if (k < 0 || k >= this.length) return { item: { agent: 0n, seq: 0 }, assoc };
     const { l, i, o } = this.t.findVis(k);
@@ -312,6 +330,11 @@ export class Text {
     const ai = this.doc.lookupAgent(p.item.agent);
     if (ai === undefined || p.item.seq >= MAX_U32) return undefined;
     const it = mkRef(ai, p.item.seq);
+    try {
+      this.doc.ready();
+    } catch {
+      return undefined;
+    }
     if (!this.t.has(it)) return undefined;
     const { l, i, o } = this.t.find(it);
     let pos = this.t.start(l).vis;

@@ -255,3 +255,46 @@ test('own ops the server lost (all acked durable) are sent again after a rejoin'
   assert.equal(b.text('t').toString(), 'kept');
   assert.equal(d.unsaved, 1);
 });
+
+test('a cold join asks for the snapshot; its pieces load lazily into the document; a later update builds it', async () => {
+  const { c0, client } = await setup();
+  const src = new Doc({ agent: 7n });
+  src.text('t').insert(0, 'hello wörld 👍');
+  src.text('notes').insert(0, 'n');
+  src.text('t').delete(0, 1);
+  const snap = src.encodeSnapshot();
+  const dp = client.join('d');
+  const j = await c0.next(3);
+  assert.equal(j.snapshot, true, 'a replica with nothing asks for the snapshot');
+  const half = Math.floor(snap.length / 2);
+  c0.push({ type: 4, doc: 'd', chunk: 0, final: false, update: snap.subarray(0, half), sv: null, snapshot: true });
+  c0.push({ type: 4, doc: 'd', chunk: 1, final: true, update: snap.subarray(half), sv: encodeStateVector(src.stateVector()), snapshot: true });
+  const d = await dp;
+  assert.equal(d.text('t'), 'ello wörld 👍');
+  assert.equal(d.text('notes'), 'n');
+  assert.notEqual(d.doc.lazy, null, 'the structure is built on first use, not at the join');
+  const changes = [];
+  d.on('change', (e) => changes.push(...e.changes));
+  const other = Doc.loadSnapshot(snap, { agent: 8n });
+  other.text('t').insert(4, '!');
+  c0.push({ type: 5, doc: 'd', batch: 0, update: other.takeUpdate() });
+  assert.equal(d.text('t'), 'ello! wörld 👍');
+  assert.equal(d.doc.lazy, null);
+  assert.deepEqual(changes, [{ root: 't', pos: 4, del: 0, ins: '!' }]);
+  d.insert('t', 0, 'H');
+  const u = await c0.next(5);
+  other.applyUpdate(u.update);
+  assert.equal(other.text('t').toString(), 'Hello! wörld 👍');
+  client.close();
+});
+
+test('a snapshot that does not load restarts the join', async () => {
+  const { c0, client } = await setup();
+  client.join('d').catch(() => {});
+  const j = await c0.next(3);
+  assert.equal(j.snapshot, true);
+  c0.push({ type: 4, doc: 'd', chunk: 0, final: true, update: new Uint8Array([0x94, 1, 0, 5, 0xc4, 1, 0]), sv: EMPTY_SV, snapshot: true });
+  const again = await c0.next(3); // a bad snapshot: leave and rejoin after backoff
+  assert.equal(again.snapshot, true);
+  client.close();
+});

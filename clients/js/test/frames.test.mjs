@@ -16,6 +16,8 @@ const golden = [
   [{ type: 1, version: 1, token: 't', agents: [5n], client: '' }, bytes(0x95, 1, 1, 0xa1, 't', 0x91, 5, 0xa0)],
   [{ type: 3, doc: 'd', sv: bytes(0x92, 1, 0x90), readOnly: false }, bytes(0x94, 3, 0xa1, 'd', 0xc4, 3, 0x92, 1, 0x90, 0xc2)],
   [{ type: 4, doc: 'd', chunk: 0, final: false, update: bytes(1), sv: null }, bytes(0x96, 4, 0xa1, 'd', 0, 0xc2, 0xc4, 1, 1, 0xc0)],
+  [{ type: 3, doc: 'd', sv: bytes(0x92, 1, 0x90), readOnly: false, snapshot: true }, bytes(0x95, 3, 0xa1, 'd', 0xc4, 3, 0x92, 1, 0x90, 0xc2, 0xc3)],
+  [{ type: 4, doc: 'd', chunk: 0, final: false, update: bytes(1), sv: null, snapshot: true }, bytes(0x97, 4, 0xa1, 'd', 0, 0xc2, 0xc4, 1, 1, 0xc0, 0xc3)],
   [{ type: 5, doc: 'd', batch: 2, update: bytes(1) }, bytes(0x94, 5, 0xa1, 'd', 2, 0xc4, 1, 1)],
   [{ type: 6, doc: 'd', batch: 2, status: 2, applied: 5, durable: 5 }, bytes(0x96, 6, 0xa1, 'd', 2, 2, 5, 5)],
   [{ type: 8, code: 4008, doc: '', batch: 0, message: '', retryAfterMs: 100 }, bytes(0x96, 8, 0xcd, 0x0f, 0xa8, 0xa0, 0, 0xa0, 100)],
