@@ -293,4 +293,3 @@ func TestYjsDoorsSlowConsumer(t *testing.T) {
 		}
 	}
 }
-
