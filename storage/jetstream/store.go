@@ -112,6 +112,9 @@ type Store struct {
 	snaps  jetstream.ObjectStore
 	subj   string // subject prefix: "<Prefix>.ops."
 
+	docsKV     jetstream.KeyValue // the document index (index.go)
+	docsStream jetstream.Stream   // its stream, read by List
+
 	ctx    context.Context // cancelled by Close when its ctx ends: publishes abort
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the publishing goroutines
@@ -169,6 +172,22 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		return err
 	}); err != nil {
 		return nil, fmt.Errorf("jetstream: snapshot bucket %s: %w", ocfg.Bucket, err)
+	}
+	kcfg := jetstream.KeyValueConfig{
+		Bucket:      opts.indexBucket(),
+		Description: "collabd document index: one key per document (List)",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    opts.Replicas,
+	}
+	if err := Retry(ctx, func(ctx context.Context) error {
+		if s.docsKV, err = js.CreateOrUpdateKeyValue(ctx, kcfg); err != nil {
+			return err
+		}
+		s.docsStream, err = js.Stream(ctx, "KV_"+kcfg.Bucket)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("jetstream: index bucket %s: %w", kcfg.Bucket, err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
@@ -236,9 +255,10 @@ func checkID(doc string) error {
 
 // Stored is a document as loaded.
 type Stored struct {
-	Snapshot []byte  // nil: no snapshot
-	Tail     []Entry // updates after the snapshot, in order
-	LastSeq  uint64  // the subject's last sequence (a write expects it)
+	Snapshot []byte    // nil: no snapshot
+	Tail     []Entry   // updates after the snapshot, in order
+	LastSeq  uint64    // the subject's last sequence (a write expects it)
+	Updated  time.Time // the last record's time (Load only)
 }
 
 // Entry is one update of the log. Updates published in one record share
@@ -252,6 +272,7 @@ type Entry struct {
 type seqRecord struct {
 	seq uint64
 	rec *record
+	t   time.Time // when the stream stored it
 }
 
 // folded is a subject's records summed up.
@@ -259,9 +280,10 @@ type folded struct {
 	snap       *snapRef // the latest snapshot, nil if none
 	tail       []Entry  // updates after snap.through
 	last       uint64   // the last record's sequence (0: empty subject)
-	lastActive uint64   // the last record's but stale fences
-	epoch      uint64   // the highest epoch
-	exists     bool     // an update or a snapshot was written
+	lastTime   time.Time
+	lastActive uint64 // the last record's but stale fences
+	epoch      uint64 // the highest epoch
+	exists     bool   // an update or a snapshot was written
 	deleted    bool
 }
 
@@ -272,7 +294,7 @@ type folded struct {
 func fold(recs []seqRecord) (folded, error) {
 	var f folded
 	for _, r := range recs {
-		f.last = r.seq
+		f.last, f.lastTime = r.seq, r.t
 		if r.rec.epoch < f.epoch {
 			if r.rec.kind == recFence {
 				continue
@@ -372,7 +394,7 @@ func (s *Store) stored(ctx context.Context, doc string, f folded) (Stored, error
 	case !f.exists:
 		return Stored{LastSeq: f.last}, fmt.Errorf("%s: %w", doc, ErrNotFound)
 	}
-	st := Stored{Tail: f.tail, LastSeq: f.last}
+	st := Stored{Tail: f.tail, LastSeq: f.last, Updated: f.lastTime}
 	var size int64
 	for _, e := range f.tail {
 		size += int64(len(e.Data))
@@ -483,7 +505,7 @@ func (s *Store) readSubject(ctx context.Context, subj string, atLeast uint64) ([
 			if err != nil {
 				return nil, fmt.Errorf("record %d: %w", md.Sequence.Stream, err)
 			}
-			recs = append(recs, seqRecord{md.Sequence.Stream, rec})
+			recs = append(recs, seqRecord{md.Sequence.Stream, rec, md.Timestamp})
 			pending = md.NumPending
 			// Read to the end as the consumer sees it, not only to the
 			// last record seen before: a compaction may purge records
