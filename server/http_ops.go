@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/collabd/collabd/protocol"
 )
 
 // opsRoutes registers the operations endpoints: liveness, readiness,
@@ -60,12 +62,27 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.authorize(w, r, "", AccessRead); !ok {
 		return
 	}
+	store := s.cfg.Store
+	if s.cfg.Cluster != nil {
+		// Cluster mode: the documents are in JetStream; copy them into a
+		// single node's store first, then stream that (see clusterBackup).
+		st, remove, docs, err := s.clusterBackup(r.Context())
+		if err != nil {
+			s.metrics.backupFailed()
+			s.cfg.Logger.Warn("cluster backup failed", "err", err)
+			writeError(w, http.StatusServiceUnavailable, protocol.CodeOverloaded, "cluster backup failed; retry: "+err.Error())
+			return
+		}
+		defer remove()
+		s.cfg.Logger.Info("cluster backup copied", "documents", docs)
+		store = st
+	}
 	name := "collabd-" + time.Now().UTC().Format("20060102T150405Z") + ".db"
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s"`, name))
 	h.Set("Cache-Control", "no-store")
-	n, err := s.cfg.Store.Backup(r.Context(), w)
+	n, err := store.Backup(r.Context(), w)
 	if err != nil {
 		s.metrics.backupFailed()
 		s.cfg.Logger.Warn("backup failed", "bytes", n, "err", err)
