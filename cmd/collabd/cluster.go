@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,6 +39,7 @@ type clusterFlags struct {
 	replicas      int           // --nats-replicas
 	leaseTTL      time.Duration // --lease-ttl
 	data          string        // --data: the embedded node stores JetStream under data/nats
+	sec           natsSecurity  // credentials and TLS (natsauth.go)
 }
 
 // on reports whether cluster mode is asked for.
@@ -44,6 +47,9 @@ func (f clusterFlags) on() bool { return f.urls != "" || f.embedded }
 
 // check validates the flags (exit code 2 on error).
 func (f clusterFlags) check() error {
+	if err := f.sec.check(f); err != nil {
+		return err
+	}
 	switch {
 	case !f.on():
 		if f.listen != "" || f.clusterListen != "" || len(f.routes) > 0 {
@@ -85,23 +91,37 @@ func startCluster(ctx context.Context, f clusterFlags, addr string, log *slog.Lo
 		return nil, err
 	}
 	urls := f.urls
+	opts := []nats.Option{nats.Name("collabd " + f.nodeID), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
+		nats.RetryOnFailedConnect(true)}
 	if f.embedded {
-		clusterListen := f.clusterListen
-		var err error
-		p.embedded, err = natsembed.Start(natsembed.Config{Name: f.nodeID, StoreDir: filepath.Join(f.data, "nats"),
-			Listen: f.listen, ClusterListen: clusterListen, Routes: f.routes, Logger: log.With("component", "nats")})
+		cfg := natsembed.Config{Name: f.nodeID, StoreDir: filepath.Join(f.data, "nats"),
+			Listen: f.listen, ClusterListen: f.clusterListen, Routes: f.routes, Logger: log.With("component", "nats")}
+		own, inProcess, err := f.sec.embedded(&cfg)
 		if err != nil {
 			return fail(err)
 		}
+		if p.embedded, err = natsembed.Start(cfg); err != nil {
+			return fail(err)
+		}
 		urls = p.embedded.ClientURL()
+		opts = append(opts, own...)
+		if inProcess {
+			opts = append(opts, p.embedded.InProcess())
+		}
+	} else {
+		sec, err := f.sec.clientOptions()
+		if err != nil {
+			return fail(err)
+		}
+		opts = append(opts, sec...)
 	}
 	var err error
-	p.nc, err = nats.Connect(urls, nats.Name("collabd "+f.nodeID), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
-		nats.RetryOnFailedConnect(true))
+	p.nc, err = nats.Connect(urls, opts...)
 	if err != nil {
 		return fail(fmt.Errorf("nats: %w", err))
 	}
-	log.Info("cluster: waiting for JetStream", "nats", urls, "node", f.nodeID, "replicas", f.replicas)
+	log.Info("cluster: waiting for JetStream", "nats", redactURLs(urls), "node", f.nodeID, "replicas", f.replicas,
+		"nats_tls", f.sec.tlsCA != "" || f.sec.tlsCert != "", "nats_route_secret", f.sec.clusterSecret != "")
 	if p.logs, err = jetstream.New(ctx, p.nc, jetstream.Options{Replicas: f.replicas}); err != nil {
 		return fail(err)
 	}
@@ -150,4 +170,21 @@ func (p *clusterParts) close(ctx context.Context, log *slog.Logger) {
 			log.Warn("cluster: embedded NATS shutdown", "err", err)
 		}
 	}
+}
+
+// redactURLs hides the passwords of user:password@ URLs (a --nats URL may
+// carry one) before they are logged.
+func redactURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		switch {
+		case err != nil:
+			parts[i] = "(unparsable URL)"
+		case u.User != nil:
+			u.User = url.UserPassword("REDACTED", "") // a user, a password or a token
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/collabd/collabd/internal/natsembed/natstest"
 )
 
 // TestServeClusterFlags: cluster flags that do not go together are
@@ -24,6 +29,17 @@ func TestServeClusterFlags(t *testing.T) {
 		{[]string{"--nats", "nats://x:4222", "--node-id", "n1", "--nats-listen", ":4222"}, "need --nats-embedded"},
 		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-replicas", "7"}, "1 to 5"},
 		{[]string{"--nats-embedded", "--node-id", "n1", "--lease-ttl", "10ms"}, "at least 1s"},
+		{[]string{"--nats-token", "x"}, "need --nats or --nats-embedded"},
+		{[]string{"--nats", "nats://x:4222", "--node-id", "n1", "--nats-user", "u"}, "go together"},
+		{[]string{"--nats", "nats://x:4222", "--node-id", "n1", "--nats-token", "t", "--nats-user", "u", "--nats-password", "p"}, "excludes"},
+		{[]string{"--nats", "nats://x:4222", "--node-id", "n1", "--nats-creds", "f", "--nats-token", "t"}, "excludes"},
+		{[]string{"--nats", "nats://x:4222", "--node-id", "n1", "--nats-tls-cert", "c"}, "go together"},
+		{[]string{"--nats", "nats://x:4222", "--node-id", "n1", "--nats-cluster-secret", "0123456789abcdef"}, "is for --nats-embedded"},
+		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-creds", "f"}, "is for --nats"},
+		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-cluster-secret", "0123456789abcdef"}, "needs --nats-cluster-listen"},
+		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-cluster-listen", "127.0.0.1:0", "--nats-cluster-secret", "short"}, "16 bytes"},
+		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-tls-cert", "c", "--nats-tls-key", "k"}, "needs --nats-tls-ca"},
+		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-cluster-listen", "0.0.0.0:6222"}, "not loopback"},
 	} {
 		code, _, stderr := runCmd(t, append([]string{"serve", "--data", t.TempDir()}, tc.args...)...)
 		if code != 2 || !strings.Contains(stderr, tc.want) {
@@ -194,4 +210,47 @@ func httpGet(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestServeClusterSecure runs a one-node embedded cluster with TLS on its
+// NATS client port (certificates made here) and a client token from the
+// environment: it serves, a NATS client needs the CA and the token, and
+// the token is not in its (debug) log. (Routes with TLS and the route
+// secret: natsembed's TestSecureCluster, a three-node cluster.)
+func TestServeClusterSecure(t *testing.T) {
+	const token = "client-token-3a6d9c0e"
+	ca := natstest.NewCA(t, "collabd test CA")
+	caFile, certFile, keyFile := ca.Files(t.TempDir(), "n1")
+	t.Setenv("COLLABD_NATS_TOKEN", token)
+	natsAddr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	p := startServeProc(t, "--nats-embedded", "--node-id", "n1", "--nats-replicas", "1", "--log-level", "debug",
+		"--nats-listen", natsAddr, "--nats-tls-ca", caFile, "--nats-tls-cert", certFile, "--nats-tls-key", keyFile)
+	p.waitLog("cluster mode", "node=n1")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := postEdits(ctx, "http://"+p.addr, "secured", 0, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := httpGet(t, "http://"+p.addr+"/readyz"); code != http.StatusOK {
+		t.Errorf("readyz = %d %s", code, body)
+	}
+	tlsOK := &tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS12}
+	if nc, err := nats.Connect("nats://"+natsAddr, nats.Secure(tlsOK), nats.Token(token)); err != nil {
+		t.Errorf("a client with the CA and the token: %v", err)
+	} else {
+		nc.Close()
+	}
+	for name, opts := range map[string][]nats.Option{
+		"no token":   {nats.Secure(tlsOK)},
+		"no TLS":     {nats.Token(token)},
+		"another CA": {nats.Secure(&tls.Config{RootCAs: natstest.NewCA(t, "other").Pool, MinVersion: tls.VersionTLS12}), nats.Token(token)},
+	} {
+		if nc, err := nats.Connect("nats://"+natsAddr, append(opts, nats.Timeout(5*time.Second))...); err == nil {
+			nc.Close()
+			t.Errorf("a client with %s connected", name)
+		}
+	}
+	if strings.Contains(p.logText(), token) {
+		t.Error("the token is in the log")
+	}
 }

@@ -83,6 +83,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&routes, "nats-routes", "the other embedded nodes' route `URLs`, e.g. nats://n2:6222,nats://n3:6222")
 	fs.StringVar(&cf.nodeID, "node-id", "", "this node's `id` in the cluster (letters, digits, '-', '_'; unique)")
 	fs.IntVar(&cf.replicas, "nats-replicas", 3, "replicas of the document logs, snapshots, leases and membership (1 to 5; at most the NATS nodes)")
+	cf.sec.register(fs)
 	fs.DurationVar(&cf.leaseTTL, "lease-ttl", 5*time.Second, "how long a document's lease (and a node's membership) outlives its last renewal: a crashed node's documents move after about this long")
 	setUsageWithEnv(fs, "collabd serve [flags]\n\nRuns the collaboration server: WebSocket /v1/ws, the HTTP API, the demo page at /")
 	if code, ok := parseFlags(fs, args); !ok {
