@@ -23,9 +23,9 @@ import (
 //   - before the first record with data (updates or snapshot) of a
 //     document that had none is published, its key is created (a failure
 //     fails the write, which is then not acked);
-//   - Open of a document that has data creates the key if it is missing
-//     (documents written before the index existed are indexed when they
-//     are next loaded; Reindex indexes them all at once);
+//   - Open of a document that has data creates the key if it is missing;
+//   - New runs Reindex once per cluster (the documents written before the
+//     index existed), marked by the key indexedKey;
 //   - after a tombstone is acked the key is deleted (best effort: a key
 //     left behind by a crash is skipped by List, which reads each listed
 //     document's last record).
@@ -144,8 +144,9 @@ func (s *Store) List(ctx context.Context, after string, limit int) (ListPage, er
 			}
 			scanned++
 			lastSeen, pending = md.Sequence.Stream, md.NumPending
-			if op := m.Headers().Get("KV-Operation"); op != "" || !strings.HasPrefix(m.Subject(), prefix) {
-				continue // a deletion marker
+			if op := m.Headers().Get("KV-Operation"); op != "" || !strings.HasPrefix(m.Subject(), prefix) ||
+				strings.Contains(m.Subject()[len(prefix):], ".") {
+				continue // a deletion marker, or the index's own key (indexedKey)
 			}
 			raw, err := base64.RawURLEncoding.DecodeString(m.Subject()[len(prefix):])
 			if err != nil || checkID(string(raw)) != nil {
@@ -211,6 +212,34 @@ func (s *Store) stat(ctx context.Context, doc string) (DocInfo, bool, error) {
 		return DocInfo{}, false, nil
 	}
 	return DocInfo{ID: doc, Updated: m.Time, LastSeq: m.Sequence}, true, nil
+}
+
+// indexedKey marks an index filled by Reindex. It has a '.', which no
+// document's key (base64url) has.
+const indexedKey = "meta.indexed"
+
+// ensureIndexed runs Reindex once per cluster, when the index has no
+// indexedKey yet (a cluster whose documents were written before the index
+// existed; on a new cluster it reads an empty stream).
+func (s *Store) ensureIndexed(ctx context.Context) error {
+	_, err := s.docsKV.Get(ctx, indexedKey)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("jetstream: index: %w", err)
+	}
+	n, err := s.Reindex(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		s.opts.Logger.Info("jetstream: indexed the documents written before the index existed", "documents", n)
+	}
+	if _, err := s.docsKV.Put(ctx, indexedKey, nil); err != nil {
+		return fmt.Errorf("jetstream: index: %w", err)
+	}
+	return nil
 }
 
 // Reindex puts every document of the ops stream that has data into the

@@ -128,4 +128,18 @@ func TestReindex(t *testing.T) {
 	if got := listAll(t, s, 10); !slices.Equal(got, []string{"c", "a", "b"}) {
 		t.Fatalf("List after Reindex = %q, want c, a, b", got)
 	}
+	// A Store made on a cluster whose index was never filled fills it.
+	if err := kv.Purge(ctx, "Yw"); err != nil { // "c"
+		t.Fatal(err)
+	}
+	if err := kv.Purge(ctx, "meta.indexed"); err != nil {
+		t.Fatal(err)
+	}
+	s2 := newStore(t, nc, jetstream.Options{})
+	if got := listAll(t, s2, 10); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("List after a new Store = %q, want a, b, c", got)
+	}
+	if _, err := kv.Get(ctx, "meta.indexed"); err != nil {
+		t.Errorf("the index is not marked filled: %v", err)
+	}
 }

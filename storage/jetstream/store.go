@@ -189,6 +189,20 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("jetstream: index bucket %s: %w", kcfg.Bucket, err)
 	}
+	// Not Retry: a reindex may take longer than one of its attempts.
+	for {
+		err := s.ensureIndexed(ctx)
+		if err == nil {
+			break
+		}
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (last: %w)", ctx.Err(), err)
+		case <-t.C:
+		}
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
