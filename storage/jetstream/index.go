@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -90,6 +91,29 @@ const maxListLimit = 10000
 // page; one re-created after a deletion may appear twice. It costs one
 // consumer on the index and one last-record read per listed document.
 func (s *Store) List(ctx context.Context, after string, limit int) (ListPage, error) {
+	return retryNoResponders(ctx, func() (ListPage, error) { return s.list(ctx, after, limit) })
+}
+
+// retryNoResponders runs f again when it met no responders (a consumer
+// just created that does not answer yet: a cluster placing it, a leader
+// moving; nothing was read), up to 5 times.
+func retryNoResponders[T any](ctx context.Context, f func() (T, error)) (T, error) {
+	for attempt := 0; ; attempt++ {
+		v, err := f()
+		if err == nil || !errors.Is(err, nats.ErrNoResponders) || attempt == 5 {
+			return v, err
+		}
+		t := time.NewTimer(time.Duration(attempt+1) * 20 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return v, fmt.Errorf("%w (last: %w)", ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Store) list(ctx context.Context, after string, limit int) (ListPage, error) {
 	if limit < 1 || limit > maxListLimit {
 		return ListPage{}, fmt.Errorf("jetstream: list limit %d (1..%d)", limit, maxListLimit)
 	}

@@ -114,6 +114,7 @@ type Store struct {
 
 	docsKV     jetstream.KeyValue // the document index (index.go)
 	docsStream jetstream.Stream   // its stream, read by List
+	vers       jetstream.Stream   // version history (versions.go)
 
 	ctx    context.Context // cancelled by Close when its ctx ends: publishes abort
 	cancel context.CancelFunc
@@ -126,6 +127,8 @@ type Store struct {
 	active int                // writers with a publishing goroutine
 	queued int64              // update bytes queued or in flight
 	closed bool
+
+	versionsInFlight int // SubmitVersion publishes in flight
 }
 
 // New connects the Store to JetStream through nc, creating or updating its
@@ -188,6 +191,9 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		return err
 	}); err != nil {
 		return nil, fmt.Errorf("jetstream: index bucket %s: %w", kcfg.Bucket, err)
+	}
+	if err := s.versionsStream(ctx); err != nil {
+		return nil, fmt.Errorf("jetstream: versions stream: %w", err)
 	}
 	// Not Retry: a reindex may take longer than one of its attempts.
 	for {

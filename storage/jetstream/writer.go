@@ -517,6 +517,7 @@ func (s *Store) purgeDeleted(w *writer, tombstone uint64) {
 		s.deleteSnapshot(name)
 	}
 	s.unindex(w.doc)
+	s.purgeVersions(w.doc)
 }
 
 // isWrongLastSeq reports a refused expected-last-sequence.
