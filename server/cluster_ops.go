@@ -152,7 +152,8 @@ func copyCluster(ctx context.Context, logs *jetstream.Store, st *storage.Store) 
 }
 
 // copyDoc copies one document: its snapshot and log tail, renumbered
-// 1, 2, … (the replicated log's sequences are the stream's, not dense).
+// 1, 2, … (the replicated log's sequences are the stream's, not dense),
+// and its versions, renumbered too.
 // The stored bytes are copied as they are, so a Yjs document keeps its
 // kind prefix. A document deleted or emptied meanwhile is skipped.
 func copyDoc(ctx context.Context, logs *jetstream.Store, st *storage.Store, id string) (bool, error) {
@@ -174,6 +175,11 @@ func copyDoc(ctx context.Context, logs *jetstream.Store, st *storage.Store, id s
 		doc.Tail = append(doc.Tail, storage.Entry{Seq: seq, Data: e.Data})
 	}
 	doc.Info.LastSeq = seq
+	if doc.Versions, err = allClusterVersions(ctx, logs, id); errors.Is(err, jetstream.ErrDeleted) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("cluster backup: %q: %w", id, err)
+	}
 	var buf bytes.Buffer
 	if err := storage.WriteExport(&buf, doc); err != nil {
 		return false, fmt.Errorf("cluster backup: %q: %w", id, err)
@@ -182,4 +188,37 @@ func copyDoc(ctx context.Context, logs *jetstream.Store, st *storage.Store, id s
 		return false, fmt.Errorf("cluster backup: %q: %w", id, err)
 	}
 	return true, nil
+}
+
+// allClusterVersions reads every version of a document, oldest first,
+// with their snapshots, renumbered 1, 2, … (at most
+// storage.MaxImportVersions, the most one export holds: the newest).
+func allClusterVersions(ctx context.Context, logs *jetstream.Store, id string) ([]storage.Version, error) {
+	cv := clusterVersions{logs}
+	var heads []storage.Version // newest first
+	for before := uint64(0); len(heads) < storage.MaxImportVersions; {
+		page, err := cv.Versions(ctx, id, before, 1000)
+		if err != nil {
+			return nil, err
+		}
+		heads = append(heads, page...)
+		if len(page) < 1000 {
+			break
+		}
+		before = page[len(page)-1].Seq
+	}
+	heads = heads[:min(len(heads), storage.MaxImportVersions)]
+	out := make([]storage.Version, 0, len(heads))
+	for i := len(heads) - 1; i >= 0; i-- {
+		v, err := cv.Version(ctx, id, heads[i].Seq)
+		if errors.Is(err, storage.ErrNoVersion) {
+			continue // purged meanwhile (the document was deleted: Load will say)
+		}
+		if err != nil {
+			return nil, err
+		}
+		v.Seq = uint64(len(out) + 1)
+		out = append(out, v)
+	}
+	return out, nil
 }

@@ -2,10 +2,10 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
+	"github.com/collabd/collabd/server/cluster"
 	"github.com/collabd/collabd/server/owner"
 	"github.com/collabd/collabd/storage"
 	"github.com/collabd/collabd/storage/jetstream"
@@ -40,21 +40,8 @@ func (s *Server) versionReads() versionReader {
 // owners' VersionStore and the API's versionReader.
 type clusterVersions struct{ js *jetstream.Store }
 
-// versionMeta is a version's metadata as stored (JSON in the message's
-// header; hostile on read: jetstream bounds its size, decodeMeta checks
-// its fields).
-type versionMeta struct {
-	Version uint64   `json:"v"`
-	Named   bool     `json:"named,omitempty"`
-	Label   string   `json:"label,omitempty"`
-	Authors []string `json:"authors,omitempty"`
-}
-
 func (c clusterVersions) SubmitVersion(doc string, v owner.NewVersion) (owner.Pending, error) {
-	meta, err := json.Marshal(versionMeta{Version: v.Version, Named: v.Named, Label: v.Label, Authors: v.Authors})
-	if err != nil {
-		return nil, err
-	}
+	meta := cluster.VersionMeta{Version: v.Version, Named: v.Named, Label: v.Label, Authors: v.Authors}.Encode()
 	p, err := c.js.SubmitVersion(doc, meta, v.Snapshot)
 	if errors.Is(err, jetstream.ErrBusy) {
 		return nil, fmt.Errorf("%w: %w", owner.ErrBusy, err)
@@ -95,18 +82,18 @@ func (c clusterVersions) Version(ctx context.Context, id string, seq uint64) (st
 
 // fromStored decodes a stored version's metadata.
 func fromStored(v jetstream.StoredVersion) (storage.Version, error) {
-	var m versionMeta
-	if err := json.Unmarshal(v.Meta, &m); err != nil {
-		return storage.Version{}, fmt.Errorf("%w: version %d: %w", storage.ErrCorrupt, v.Seq, err)
+	m, err := cluster.DecodeVersionMeta(v.Meta)
+	if err == nil {
+		err = storage.CheckVersionLabel(m.Label)
 	}
-	if len(m.Authors) > owner.MaxVersionAuthors || storage.CheckVersionLabel(m.Label) != nil {
-		return storage.Version{}, fmt.Errorf("%w: version %d: bad label or %d authors", storage.ErrCorrupt, v.Seq, len(m.Authors))
+	if err != nil {
+		return storage.Version{}, fmt.Errorf("%w: version %d: %w", storage.ErrCorrupt, v.Seq, err)
 	}
 	kind := storage.VersionAuto
 	if m.Named {
 		kind = storage.VersionNamed
 	}
-	return storage.Version{Seq: v.Seq, Time: v.Time, Version: m.Version, Kind: kind, Label: m.Label, Authors: m.Authors,
+	return storage.Version{Seq: v.Seq, Time: m.At(v.Time), Version: m.Version, Kind: kind, Label: m.Label, Authors: m.Authors,
 		Snapshot: v.Snapshot, SnapshotBytes: v.Size}, nil
 }
 

@@ -175,7 +175,42 @@ func restoreDoc(ctx context.Context, src *storage.Store, logs *jetstream.Store, 
 			return "", err
 		}
 	}
-	return "", nil
+	return "", restoreVersions(ctx, src, logs, id)
+}
+
+// restoreVersions copies a document's versions, oldest first, each with
+// its original time.
+func restoreVersions(ctx context.Context, src *storage.Store, logs *jetstream.Store, id string) error {
+	var seqs []uint64 // newest first
+	for before := uint64(0); ; {
+		page, err := src.Versions(ctx, id, before, 1000)
+		if err != nil {
+			return err
+		}
+		for _, v := range page {
+			seqs = append(seqs, v.Seq)
+		}
+		if len(page) < 1000 {
+			break
+		}
+		before = page[len(page)-1].Seq
+	}
+	for i := len(seqs) - 1; i >= 0; i-- {
+		v, err := src.Version(ctx, id, seqs[i])
+		if err != nil {
+			return err
+		}
+		meta := cluster.VersionMeta{Version: v.Version, Named: v.Kind == storage.VersionNamed, Label: v.Label,
+			Authors: v.Authors, Time: v.Time.UnixNano()}
+		p, err := logs.SubmitVersion(id, meta.Encode(), v.Snapshot)
+		if err != nil {
+			return fmt.Errorf("version %d: %w", v.Seq, err)
+		}
+		if _, err := waitPending(ctx, p); err != nil {
+			return fmt.Errorf("version %d: %w", v.Seq, err)
+		}
+	}
+	return nil
 }
 
 // waitPending waits for a write's ack.

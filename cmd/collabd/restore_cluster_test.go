@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/collabd/collabd/internal/natsembed/natstest"
+	"github.com/collabd/collabd/storage"
 )
 
 // TestRestoreIntoCluster: the way into cluster mode and back out. A
@@ -40,6 +40,9 @@ func TestRestoreIntoCluster(t *testing.T) {
 			texts[id] = piece + texts[id]
 		}
 	}
+	if code, body := doReq(t, "POST", base+docPath("m/1 yjs", "/versions"), `{"label": "before the move"}`); code != http.StatusCreated {
+		t.Fatalf("named version = %d %s", code, body)
+	}
 	dir := t.TempDir()
 	in := filepath.Join(dir, "single.db")
 	if code, _, stderr := runCmd(t, "backup", "--url", base, "--out", in); code != 0 {
@@ -63,6 +66,9 @@ func TestRestoreIntoCluster(t *testing.T) {
 		t.Errorf("GET the Yjs document = %d", code)
 	} else if _, body := httpGet(t, nbase+docPath("m/1 yjs", "")); !strings.Contains(body, `"kind":"yjs"`) {
 		t.Errorf("restored m/1 yjs is not a Yjs document: %s", body)
+	}
+	if code, body := httpGet(t, nbase+docPath("m/1 yjs", "/versions")); code != http.StatusOK || !strings.Contains(body, `"label":"before the move"`) {
+		t.Errorf("the cluster's versions of m/1 yjs = %d %s", code, body)
 	}
 	if err := postEdits(ctx, nbase, "m/0 native", 0, "more. "); err != nil {
 		t.Fatal(err)
@@ -88,8 +94,14 @@ func TestRestoreIntoCluster(t *testing.T) {
 			t.Errorf("single node again %q = %q (%s), want %q", id, got, stderr, want)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(data, "collabd.db")); err != nil {
+	st, err := storage.Open(filepath.Join(data, "collabd.db"), storage.Options{ReadOnly: true})
+	if err != nil {
 		t.Fatal(err)
+	}
+	defer st.Close()
+	vs, err := st.Versions(ctx, "m/1 yjs", 0, 10)
+	if err != nil || len(vs) == 0 || vs[len(vs)-1].Label != "before the move" {
+		t.Errorf("versions back on a single node = %+v, %v; want the named one", vs, err)
 	}
 }
 
