@@ -16,6 +16,7 @@ import (
 	"github.com/collabd/collabd/internal/natsembed"
 	"github.com/collabd/collabd/server"
 	"github.com/collabd/collabd/server/cluster"
+	"github.com/collabd/collabd/storage"
 	"github.com/collabd/collabd/storage/jetstream"
 )
 
@@ -30,16 +31,17 @@ func init() { http.DefaultServeMux = new(http.ServeMux) }
 
 // clusterFlags are serve's cluster mode flags (docs/CLUSTER.md).
 type clusterFlags struct {
-	urls          string        // --nats: an external NATS cluster's client URLs
-	embedded      bool          // --nats-embedded: run a NATS node in this process
-	listen        string        // --nats-listen: the embedded node's client address
-	clusterListen string        // --nats-cluster-listen: its route address
-	routes        []string      // --nats-routes: the other nodes' route URLs
-	nodeID        string        // --node-id
-	replicas      int           // --nats-replicas
-	leaseTTL      time.Duration // --lease-ttl
-	data          string        // --data: the embedded node stores JetStream under data/nats
-	sec           natsSecurity  // credentials and TLS (natsauth.go)
+	urls          string            // --nats: an external NATS cluster's client URLs
+	embedded      bool              // --nats-embedded: run a NATS node in this process
+	listen        string            // --nats-listen: the embedded node's client address
+	clusterListen string            // --nats-cluster-listen: its route address
+	routes        []string          // --nats-routes: the other nodes' route URLs
+	nodeID        string            // --node-id
+	replicas      int               // --nats-replicas
+	leaseTTL      time.Duration     // --lease-ttl
+	data          string            // --data: the embedded node stores JetStream under data/nats
+	sec           natsSecurity      // credentials and TLS (natsauth.go)
+	retention     storage.Retention // --version-retention, applied to the cluster's history
 }
 
 // on reports whether cluster mode is asked for.
@@ -122,7 +124,7 @@ func startCluster(ctx context.Context, f clusterFlags, addr string, log *slog.Lo
 	}
 	log.Info("cluster: waiting for JetStream", "nats", redactURLs(urls), "node", f.nodeID, "replicas", f.replicas,
 		"nats_tls", f.sec.tlsCA != "" || f.sec.tlsCert != "", "nats_route_secret", f.sec.clusterSecret != "")
-	if p.logs, err = jetstream.New(ctx, p.nc, jetstream.Options{Replicas: f.replicas}); err != nil {
+	if p.logs, err = jetstream.New(ctx, p.nc, jetstream.Options{Replicas: f.replicas, PruneVersions: pruneByRetention(f.retention)}); err != nil {
 		return fail(err)
 	}
 	if p.leases, err = cluster.NewLeases(ctx, p.nc, cluster.LeaseOptions{Node: f.nodeID, TTL: f.leaseTTL, Replicas: f.replicas, Logger: log}); err != nil {
@@ -187,4 +189,26 @@ func redactURLs(urls string) string {
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+// pruneByRetention is the replicated store's version pruning under r
+// (nil: keep everything): the automatic versions r drops, as a single
+// node's store prunes them. A version whose metadata does not decode is
+// kept.
+func pruneByRetention(r storage.Retention) func(time.Time, string, []jetstream.StoredVersion) []uint64 {
+	if r == (storage.Retention{}) {
+		return nil
+	}
+	return func(now time.Time, _ string, vs []jetstream.StoredVersion) []uint64 {
+		times, auto := make([]time.Time, len(vs)), make([]bool, len(vs))
+		for i, v := range vs {
+			m, err := cluster.DecodeVersionMeta(v.Meta)
+			times[i], auto[i] = m.At(v.Time), err == nil && !m.Named
+		}
+		var drop []uint64
+		for _, i := range r.Drop(now, times, auto) {
+			drop = append(drop, vs[i].Seq)
+		}
+		return drop
+	}
 }

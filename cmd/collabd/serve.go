@@ -207,6 +207,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		defer outbox.Close()
 	}
 	var parts *clusterParts
+	cf.retention = retention
 	if cf.on() {
 		cctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		parts, err = startCluster(cctx, cf, *addr, log)

@@ -57,6 +57,10 @@ type Options struct {
 	WriteTimeout time.Duration
 	// Logger gets warnings (failed cleanups); nil discards them.
 	Logger *slog.Logger
+	// PruneVersions, if set, is asked after each version is stored which
+	// of the document's versions (given oldest first, without snapshots)
+	// to delete; it returns their sequences. Nil keeps every version.
+	PruneVersions func(now time.Time, doc string, versions []StoredVersion) []uint64
 }
 
 func (o *Options) setDefaults(nc *nats.Conn) error {

@@ -110,6 +110,9 @@ func (s *Store) SubmitVersion(doc string, meta, snapshot []byte) (*Pending, erro
 			return
 		}
 		p.complete(ack.Sequence, nil)
+		if s.opts.PruneVersions != nil {
+			s.pruneVersions(doc)
+		}
 	}()
 	return p, nil
 }
@@ -251,6 +254,30 @@ func versionOf(seq uint64, t time.Time, h nats.Header, data []byte) (StoredVersi
 	return StoredVersion{Seq: seq, Time: t, Meta: meta, Snapshot: data, Size: size}, nil
 }
 
+// maxPrune bounds the versions one pruning deletes.
+const maxPrune = 256
+
+// pruneVersions deletes the versions Options.PruneVersions drops (best
+// effort: what is left is dropped by a later pruning).
+func (s *Store) pruneVersions(doc string) {
+	ctx, cancel := context.WithTimeout(s.ctx, 4*s.opts.WriteTimeout)
+	defer cancel()
+	heads, err := retryNoResponders(ctx, func() ([]StoredVersion, error) { return s.versions(ctx, doc, ^uint64(0), 1<<30) })
+	if err != nil {
+		s.opts.Logger.Warn("jetstream: reading versions to prune failed", "doc", doc, "err", err)
+		return
+	}
+	slices.Reverse(heads) // oldest first
+	drop := s.opts.PruneVersions(time.Now(), doc, heads)
+	for _, seq := range drop[:min(len(drop), maxPrune)] {
+		// A concurrent pruning may have deleted it: not found is fine, and
+		// another failure leaves it to the next pruning.
+		if err := s.vers.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !isNoMsg(err) {
+			s.opts.Logger.Warn("jetstream: pruning a version failed", "doc", doc, "seq", seq, "err", err)
+		}
+	}
+}
+
 // purgeVersions deletes a deleted document's versions (best effort).
 func (s *Store) purgeVersions(doc string) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.WriteTimeout)
@@ -258,4 +285,10 @@ func (s *Store) purgeVersions(doc string) {
 	if err := s.vers.Purge(ctx, jetstream.WithPurgeSubject(s.versionSubject(doc))); err != nil {
 		s.opts.Logger.Warn("jetstream: purging a deleted document's versions failed", "doc", doc, "err", err)
 	}
+}
+
+// isNoMsg reports JetStream's "no message found" API error.
+func isNoMsg(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeMessageNotFound
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	njs "github.com/nats-io/nats.go/jetstream"
 
@@ -100,5 +101,45 @@ func TestVersions(t *testing.T) {
 	}
 	if vs, err := s2.Versions(ctx, other, 1<<62, 10); err != nil || len(vs) != 1 {
 		t.Errorf("the other document's versions after the delete = %+v, %v", vs, err)
+	}
+}
+
+// TestPruneVersions: after each stored version, Options.PruneVersions
+// sees the document's versions oldest first and the ones it returns are
+// deleted.
+func TestPruneVersions(t *testing.T) {
+	c := natstest.Single(t)
+	seen := make(chan int, 16)
+	s := newStore(t, c.Connect(), jetstream.Options{PruneVersions: func(_ time.Time, _ string, vs []jetstream.StoredVersion) []uint64 {
+		seen <- len(vs)
+		var drop []uint64
+		for _, v := range vs[:len(vs)-1] { // keep the newest only
+			drop = append(drop, v.Seq)
+		}
+		return drop
+	}})
+	ctx := ctxT(t)
+	var last uint64
+	for i := range 3 {
+		p, err := s.SubmitVersion("d", []byte(fmt.Sprint(i)), []byte("s"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last, err = wait(t, p); err != nil {
+			t.Fatal(err)
+		}
+		select { // the pruning follows the ack
+		case <-seen:
+		case <-ctx.Done():
+			t.Fatal("PruneVersions not called")
+		}
+	}
+	if err := s.Close(ctx); err != nil { // waits for the last pruning
+		t.Fatal(err)
+	}
+	s2 := newStore(t, c.Connect(), jetstream.Options{})
+	vs, err := s2.Versions(ctx, "d", 0, 10)
+	if err != nil || len(vs) != 1 || vs[0].Seq != last {
+		t.Errorf("versions after pruning = %+v, %v; want only %d", vs, err, last)
 	}
 }
