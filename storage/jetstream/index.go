@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -142,8 +143,8 @@ func (s *Store) list(ctx context.Context, after string, limit int) (ListPage, er
 		}
 	}()
 	prefix := "$KV." + s.opts.indexBucket() + "."
-	var page ListPage
-	var lastSeen uint64
+	var found []DocInfo // the page's documents, before their last records are read
+	var lastSeen, pending uint64
 	scanned := 0
 	want := 1 // the first fetch learns how many entries follow
 	for scanned < limit {
@@ -159,7 +160,6 @@ func (s *Store) list(ctx context.Context, after string, limit int) (ListPage, er
 			return ListPage{}, fmt.Errorf("jetstream: list: fetch: %w", err)
 		}
 		got := 0
-		var pending uint64
 		for m := range batch.Messages() {
 			got++
 			md, err := m.Metadata()
@@ -176,14 +176,7 @@ func (s *Store) list(ctx context.Context, after string, limit int) (ListPage, er
 			if err != nil || checkID(string(raw)) != nil {
 				return ListPage{}, fmt.Errorf("%w: index key %q", ErrCorrupt, m.Subject()[len(prefix):])
 			}
-			d, ok, err := s.stat(ctx, string(raw))
-			if err != nil {
-				return ListPage{}, fmt.Errorf("jetstream: list: %w", err)
-			}
-			if ok {
-				d.Created = md.Timestamp
-				page.Docs = append(page.Docs, d)
-			}
+			found = append(found, DocInfo{ID: string(raw), Created: md.Timestamp})
 		}
 		if err := batch.Error(); err != nil {
 			return ListPage{}, fmt.Errorf("jetstream: list: fetch: %w", err)
@@ -192,12 +185,53 @@ func (s *Store) list(ctx context.Context, after string, limit int) (ListPage, er
 			return ListPage{}, fmt.Errorf("jetstream: list: no entries within %v", wait)
 		}
 		if pending == 0 {
-			return page, nil // the end
+			break // the end
 		}
 		want = int(min(pending, uint64(limit-scanned), 256))
 	}
-	page.Next = fmt.Sprintf("c%d", lastSeen)
+	docs, err := s.statAll(ctx, found)
+	if err != nil {
+		return ListPage{}, fmt.Errorf("jetstream: list: %w", err)
+	}
+	page := ListPage{Docs: docs}
+	if pending > 0 {
+		page.Next = fmt.Sprintf("c%d", lastSeen)
+	}
 	return page, nil
+}
+
+// statParallel bounds the last-record reads of one List page in flight.
+const statParallel = 8
+
+// statAll reads the last record of each found document, statParallel at a
+// time, and returns those that are not deleted, in order, with Updated
+// and LastSeq set.
+func (s *Store) statAll(ctx context.Context, found []DocInfo) ([]DocInfo, error) {
+	ok := make([]bool, len(found))
+	errs := make([]error, len(found))
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, statParallel)
+	for i := range found {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			d, live, err := s.stat(ctx, found[i].ID)
+			found[i].Updated, found[i].LastSeq, ok[i], errs[i] = d.Updated, d.LastSeq, live, err
+		}()
+	}
+	wg.Wait()
+	out := make([]DocInfo, 0, len(found))
+	for i, d := range found {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		if ok[i] {
+			out = append(out, d)
+		}
+	}
+	return out, nil
 }
 
 func parseCursor(c string) (uint64, error) {
