@@ -66,6 +66,14 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Cluster != nil {
 		// Cluster mode: the documents are in JetStream; copy them into a
 		// single node's store first, then stream that (see clusterBackup).
+		// One at a time per node: each copy takes the documents' size on
+		// disk.
+		if !s.backingUp.CompareAndSwap(false, true) {
+			w.Header().Set("Retry-After", "60")
+			writeError(w, http.StatusServiceUnavailable, protocol.CodeOverloaded, "a backup is being taken on this node; retry later")
+			return
+		}
+		defer s.backingUp.Store(false)
 		st, remove, docs, err := s.clusterBackup(r.Context())
 		if err != nil {
 			s.metrics.backupFailed()

@@ -105,6 +105,9 @@ func startCluster(ctx context.Context, f clusterFlags, addr string, log *slog.Lo
 		if p.embedded, err = natsembed.Start(cfg); err != nil {
 			return fail(err)
 		}
+		if f.listen != "" && !loopback(f.listen) && cfg.TLS == nil {
+			log.Warn("cluster: the embedded NATS client port is not on loopback and has no TLS: its credentials cross the network in clear (set --nats-tls-cert/--nats-tls-key)", "nats_listen", f.listen)
+		}
 		urls = p.embedded.ClientURL()
 		opts = append(opts, own...)
 		if inProcess {
