@@ -111,6 +111,9 @@ func startCluster(ctx context.Context, f clusterFlags, addr string, log *slog.Lo
 		urls = p.embedded.ClientURL()
 		opts = append(opts, own...)
 		if inProcess {
+			// A tls:// URL would make the client ask for TLS over the
+			// in-process pipe.
+			urls = "nats://" + strings.TrimPrefix(urls, "tls://")
 			opts = append(opts, p.embedded.InProcess())
 		}
 	} else {

@@ -220,7 +220,9 @@ func httpGet(t *testing.T, url string) (int, string) {
 func TestServeClusterSecure(t *testing.T) {
 	const token = "client-token-3a6d9c0e"
 	ca := natstest.NewCA(t, "collabd test CA")
-	caFile, certFile, keyFile := ca.Files(t.TempDir(), "n1")
+	// The node's certificate names its public host only, not 127.0.0.1:
+	// the node reaches its own NATS in-process.
+	caFile, certFile, keyFile := ca.Files(t.TempDir(), "n1", "n1.collabd.test")
 	t.Setenv("COLLABD_NATS_TOKEN", token)
 	natsAddr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
 	p := startServeProc(t, "--nats-embedded", "--node-id", "n1", "--nats-replicas", "1", "--log-level", "debug",
@@ -234,7 +236,7 @@ func TestServeClusterSecure(t *testing.T) {
 	if code, body := httpGet(t, "http://"+p.addr+"/readyz"); code != http.StatusOK {
 		t.Errorf("readyz = %d %s", code, body)
 	}
-	tlsOK := &tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS12}
+	tlsOK := &tls.Config{RootCAs: ca.Pool, ServerName: "n1.collabd.test", MinVersion: tls.VersionTLS12}
 	if nc, err := nats.Connect("nats://"+natsAddr, nats.Secure(tlsOK), nats.Token(token)); err != nil {
 		t.Errorf("a client with the CA and the token: %v", err)
 	} else {
@@ -243,7 +245,8 @@ func TestServeClusterSecure(t *testing.T) {
 	for name, opts := range map[string][]nats.Option{
 		"no token":   {nats.Secure(tlsOK)},
 		"no TLS":     {nats.Token(token)},
-		"another CA": {nats.Secure(&tls.Config{RootCAs: natstest.NewCA(t, "other").Pool, MinVersion: tls.VersionTLS12}), nats.Token(token)},
+		"another CA": {nats.Secure(&tls.Config{RootCAs: natstest.NewCA(t, "other").Pool, ServerName: "n1.collabd.test", MinVersion: tls.VersionTLS12}), nats.Token(token)},
+		"wrong name": {nats.Secure(&tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS12}), nats.Token(token)},
 	} {
 		if nc, err := nats.Connect("nats://"+natsAddr, append(opts, nats.Timeout(5*time.Second))...); err == nil {
 			nc.Close()

@@ -163,7 +163,10 @@ func (f natsSecurity) embedded(cfg *natsembed.Config) (own []nats.Option, inProc
 				return nil, false, err
 			}
 		}
-		own = append(own, nats.Secure(&tls.Config{RootCAs: client.RootCAs, Certificates: client.Certificates, MinVersion: tls.VersionTLS12}))
+		// In-process: no TLS to itself (nats.Secure would make the client
+		// verify the node's certificate against 127.0.0.1), and no
+		// reconnects to the other nodes' client ports it learns of.
+		own = append(own, nats.IgnoreDiscoveredServers())
 		inProcess = true
 	}
 	return own, inProcess, nil

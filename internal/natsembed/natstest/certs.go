@@ -58,6 +58,22 @@ func NewCA(t testing.TB, name string) *CA {
 // Issue makes a certificate for loopback, signed by the CA.
 func (ca *CA) Issue(name string) tls.Certificate {
 	ca.t.Helper()
+	return ca.IssueFor(name, "localhost", "127.0.0.1", "::1")
+}
+
+// IssueFor makes a certificate for hosts (DNS names or IP addresses),
+// signed by the CA.
+func (ca *CA) IssueFor(name string, hosts ...string) tls.Certificate {
+	ca.t.Helper()
+	var dns []string
+	var ips []net.IP
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			dns = append(dns, h)
+		}
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		ca.t.Fatal(err)
@@ -73,8 +89,8 @@ func (ca *CA) Issue(name string) tls.Certificate {
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		DNSNames:     dns,
+		IPAddresses:  ips,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
@@ -97,10 +113,14 @@ func (ca *CA) ServerTLS(name string) *tls.Config {
 }
 
 // Files writes the CA's certificate and a certificate and key issued to
-// name as PEM files in dir, and returns their paths.
-func (ca *CA) Files(dir, name string) (caFile, certFile, keyFile string) {
+// name for hosts (none: loopback) as PEM files in dir, and returns their
+// paths.
+func (ca *CA) Files(dir, name string, hosts ...string) (caFile, certFile, keyFile string) {
 	ca.t.Helper()
 	c := ca.Issue(name)
+	if len(hosts) > 0 {
+		c = ca.IssueFor(name, hosts...)
+	}
 	keyDER, err := x509.MarshalECPrivateKey(c.PrivateKey.(*ecdsa.PrivateKey))
 	if err != nil {
 		ca.t.Fatal(err)
