@@ -257,3 +257,58 @@ func TestServeClusterSecure(t *testing.T) {
 		t.Error("the token is in the log")
 	}
 }
+
+// TestServeClusterSecureRoutes: three "collabd serve --nats-embedded"
+// processes whose routes use mutual TLS (certificates made here) and a
+// route secret, both from the flags and COLLABD_* variables, form the
+// cluster: an edit through one node is read through the others and
+// listed. (A node without the secret or the CA is refused: natsembed's
+// TestSecureCluster.)
+func TestServeClusterSecureRoutes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three collabd processes")
+	}
+	const secret = "route-secret-2f6b8d0a4c1e"
+	t.Setenv("COLLABD_NATS_CLUSTER_SECRET", secret)
+	ca := natstest.NewCA(t, "collabd test CA")
+	ports := freePorts(t, 3)
+	var routes []string
+	for _, p := range ports {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+	}
+	procs := make([]*serveProc, 3)
+	errs := make(chan error, 3)
+	for i := range procs {
+		caFile, certFile, keyFile := ca.Files(t.TempDir(), fmt.Sprintf("n%d", i+1))
+		go func() {
+			p, err := launchServeProc(t, "--nats-embedded", "--node-id", fmt.Sprintf("n%d", i+1),
+				"--nats-cluster-listen", fmt.Sprintf("127.0.0.1:%d", ports[i]), "--nats-routes", strings.Join(routes, ","),
+				"--nats-tls-ca", caFile, "--nats-tls-cert", certFile, "--nats-tls-key", keyFile, "--log-level", "debug")
+			procs[i] = p
+			errs <- err
+		}()
+	}
+	for range procs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := postEdits(ctx, "http://"+procs[0].addr, "secured routes", 0, "over TLS"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs[1:] {
+		if code, body := httpGet(t, "http://"+p.addr+docPath("secured routes", "/text")); code != http.StatusOK || body != "over TLS" {
+			t.Errorf("read through %s = %d %q", p.addr, code, body)
+		}
+		if code, body := httpGet(t, "http://"+p.addr+"/v1/docs"); code != http.StatusOK || !strings.Contains(body, `"secured routes"`) {
+			t.Errorf("list through %s = %d %s", p.addr, code, body)
+		}
+	}
+	for i, p := range procs {
+		if strings.Contains(p.logText(), secret) {
+			t.Errorf("node %d logged the route secret", i+1)
+		}
+	}
+}

@@ -62,6 +62,12 @@ func TestRestoreIntoCluster(t *testing.T) {
 			t.Errorf("cluster %q = %d %q, want %q", id, code, got, want)
 		}
 	}
+	for _, format := range []string{"text", "json"} {
+		code, out, stderr := runCmd(t, "export", "--url", nbase, "--doc", "m/1 yjs", "--format", format)
+		if code != 0 || !strings.Contains(out, "yjs 2. ") {
+			t.Errorf("export --url of the cluster node, %s = %d %q %q", format, code, out, stderr)
+		}
+	}
 	if code, _ := httpGet(t, nbase+docPath("m/1 yjs", "")); code != http.StatusOK {
 		t.Errorf("GET the Yjs document = %d", code)
 	} else if _, body := httpGet(t, nbase+docPath("m/1 yjs", "")); !strings.Contains(body, `"kind":"yjs"`) {
