@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	njs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/collabd/collabd/server"
 	"github.com/collabd/collabd/storage"
@@ -148,5 +151,35 @@ func TestClusterBackupRestore(t *testing.T) {
 	}
 	if code, _ := do(t, "GET", hs.URL+"/v1/docs/"+url.PathEscape(ids[len(ids)-1]+"x"), ""); code == http.StatusOK {
 		t.Error("a document never written is in the restored store")
+	}
+
+	// A document that does not load (garbage on its subject, indexed)
+	// makes the next backup a broken stream, never a short file.
+	js, err := njs.New(nodes[0].nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := base64.RawURLEncoding.EncodeToString([]byte("corrupt"))
+	if _, err := js.Publish(ctx, "collabd.ops."+token, []byte("garbage")); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, "collabd_docs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Create(ctx, token, nil); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := do(t, "GET", nodes[2].http.URL+"/v1/docs", ""); code != http.StatusOK || !strings.Contains(body, `"corrupt"`) {
+		t.Errorf("list with a corrupt document = %d %s; want it listed with the others", code, body)
+	}
+	resp, err = http.Get(nodes[1].http.URL + "/v1/backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if err == nil {
+		t.Errorf("a backup with a corrupt document = %d and a whole body; want a broken stream", resp.StatusCode)
 	}
 }

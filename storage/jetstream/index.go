@@ -262,11 +262,9 @@ func (s *Store) stat(ctx context.Context, doc string) (DocInfo, bool, error) {
 	if err != nil {
 		return DocInfo{}, false, fmt.Errorf("%s: last record: %w", doc, err)
 	}
-	rec, err := decodeRecord(m.Data, s.opts.MaxRecordBytes+4096, s.opts.MaxUpdates)
-	if err != nil {
-		return DocInfo{}, false, fmt.Errorf("%s: record %d: %w", doc, m.Sequence, err)
-	}
-	if rec.kind == recTombstone {
+	// A record that does not decode is listed all the same (loading the
+	// document reports it): one bad document must not hide the others.
+	if rec, err := decodeRecord(m.Data, s.opts.MaxRecordBytes+4096, s.opts.MaxUpdates); err == nil && rec.kind == recTombstone {
 		return DocInfo{}, false, nil
 	}
 	return DocInfo{ID: doc, Updated: m.Time, LastSeq: m.Sequence}, true, nil
