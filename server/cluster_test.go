@@ -44,6 +44,13 @@ const testIdle = 300 * time.Millisecond
 
 func startClusterNode(t *testing.T, c *natstest.Cluster, id string, ttl time.Duration, pace *pacer) *clusterNode {
 	t.Helper()
+	return startClusterNodeWith(t, c, id, ttl, pace, nil)
+}
+
+// startClusterNodeWith is startClusterNode with the cluster config and the
+// server config changed by with (nil: as they are).
+func startClusterNodeWith(t *testing.T, c *natstest.Cluster, id string, ttl time.Duration, pace *pacer, with func(*server.Config)) *clusterNode {
+	t.Helper()
 	var renew, beat <-chan time.Time
 	if pace != nil {
 		renew, beat = pace.renew, pace.beat
@@ -64,8 +71,12 @@ func startClusterNode(t *testing.T, c *natstest.Cluster, id string, ttl time.Dur
 	if n.store, err = storage.Open(filepath.Join(t.TempDir(), "collabd.db"), storage.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	n.srv, err = server.New(server.Config{Store: n.store, IdleUnload: testIdle, Logger: testLogger(t, id),
-		Cluster: &server.ClusterConfig{Conn: n.nc, Leases: n.leases, Members: n.members, Logs: n.logs}})
+	cfg := server.Config{Store: n.store, IdleUnload: testIdle, Logger: testLogger(t, id),
+		Cluster: &server.ClusterConfig{Conn: n.nc, Leases: n.leases, Members: n.members, Logs: n.logs}}
+	if with != nil {
+		with(&cfg)
+	}
+	n.srv, err = server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,6 +389,13 @@ func (w *writer) rejoin(retryMs int) uint64 {
 		<-time.After(time.Duration(retryMs) * time.Millisecond)
 	}
 	w.send(&protocol.Join{Doc: w.doc, SV: w.doc_().StateVector()})
+	return w.joined()
+}
+
+// joined completes a rejoin whose Join was sent: it applies the sync and
+// sends what the server lacks; it returns that batch (0: nothing).
+func (w *writer) joined() uint64 {
+	w.t.Helper()
 	for {
 		switch m := w.read().(type) {
 		case *protocol.Sync:
@@ -509,13 +527,14 @@ func TestClusterGracefulHandover(t *testing.T) {
 type pacer struct {
 	renew, beat chan time.Time
 	paused      chan bool
+	beatsOff    chan struct{} // closed: heartbeats stop, renewals go on
 	stop        chan struct{}
 	done        chan struct{}
 }
 
 func newPacer(t *testing.T, period time.Duration) *pacer {
 	p := &pacer{renew: make(chan time.Time), beat: make(chan time.Time), paused: make(chan bool),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		beatsOff: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
 		tk := time.NewTicker(period)
@@ -532,6 +551,13 @@ func newPacer(t *testing.T, period time.Duration) *pacer {
 					continue
 				}
 				for _, ch := range []chan time.Time{p.renew, p.beat} {
+					if ch == p.beat {
+						select {
+						case <-p.beatsOff:
+							continue
+						default:
+						}
+					}
 					select {
 					case ch <- now:
 					case paused = <-p.paused:
@@ -546,8 +572,9 @@ func newPacer(t *testing.T, period time.Duration) *pacer {
 	return p
 }
 
-func (p *pacer) pause()  { p.paused <- true }
-func (p *pacer) resume() { p.paused <- false }
+func (p *pacer) pause()     { p.paused <- true }
+func (p *pacer) stopBeats() { close(p.beatsOff) }
+func (p *pacer) resume()    { p.paused <- false }
 
 // TestClusterPausedOwner: the owner node stops running (its lease and
 // membership expire) while clients edit; the others take the document

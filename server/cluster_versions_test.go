@@ -10,9 +10,10 @@ import (
 	"time"
 )
 
-// TestClusterVersions: a named version taken on the owner node is listed
-// and read by every node (the history is in JetStream, not node-local);
-// deleting the document deletes it.
+// TestClusterVersions: a named version taken through a node that does
+// not own the document is listed and read by every node (the history is
+// in JetStream, not node-local), restored through another one; deleting
+// the document deletes it.
 func TestClusterVersions(t *testing.T) {
 	nodes := startCluster(t, 5*time.Second, nil)
 	doc := docPlacedOn("c1")
@@ -24,8 +25,9 @@ func TestClusterVersions(t *testing.T) {
 		}
 	}
 	edit(nodes[1], "first. ")
-	// Checkpoints are not forwarded yet: ask the owner, c1.
-	code, body := do(t, "POST", nodes[0].http.URL+path+"/versions", `{"label": "one"}`)
+	// A checkpoint through a node that does not own the document
+	// (forwarded to c1, stored in JetStream).
+	code, body := do(t, "POST", nodes[2].http.URL+path+"/versions", `{"label": "one"}`)
 	if code != http.StatusCreated {
 		t.Fatalf("checkpoint on the owner = %d %s", code, body)
 	}
@@ -68,6 +70,14 @@ func TestClusterVersions(t *testing.T) {
 	}
 	if code, _ := do(t, "GET", nodes[1].http.URL+path+"/versions/999999", ""); code != http.StatusNotFound {
 		t.Errorf("a version that does not exist = %d, want 404", code)
+	}
+	// A restore through another node that does not own it: the version is
+	// read there, from JetStream, and the owner restores it.
+	if code, body := do(t, "POST", nodes[1].http.URL+path+"/restore", fmt.Sprintf(`{"version": %d}`, v1.Seq)); code != http.StatusOK {
+		t.Fatalf("restore through c2 = %d %s", code, body)
+	}
+	if code, body := do(t, "GET", nodes[2].http.URL+path+"/text", ""); code != http.StatusOK || body != "first. " {
+		t.Errorf("text after the restore = %d %q, want %q", code, body, "first. ")
 	}
 	if code, body := do(t, "DELETE", nodes[2].http.URL+path, ""); code/100 != 2 {
 		t.Fatalf("delete = %d %s", code, body)

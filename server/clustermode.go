@@ -22,6 +22,16 @@ type ClusterConfig struct {
 	Members *cluster.Members
 	Logs    *jetstream.Store
 	Prefix  string // the forwarding subjects' prefix ("" is "collabd")
+	// HandoverAfter: a node that joins is handed the documents it wins
+	// once it has been live this long (0: the lease TTL); HandoverRate
+	// bounds those moves per second (0: 100). docs/CLUSTER.md "Joins and
+	// failover".
+	HandoverAfter time.Duration
+	HandoverRate  float64
+	// OutboxBytes bounds what an owner node queues for one subscriber
+	// node; past it that node's subscribers are dropped and told to rejoin
+	// (4008). 0 is 32 MiB.
+	OutboxBytes int
 }
 
 // docRef is what a session, follower or request holds for a document: its
@@ -66,6 +76,8 @@ func (s *Server) startNode() error {
 	n, err := cluster.NewNode(cluster.NodeConfig{
 		Conn: c.Conn, Leases: c.Leases, Members: c.Members, Logs: c.Logs, Registry: s.reg, Prefix: c.Prefix,
 		IdleUnload: s.cfg.IdleUnload, DecodeLimits: s.decodeLimits, Logger: s.cfg.Logger,
+		NewEngine: s.newEngine, MaxBodyBytes: s.cfg.MaxBodyBytes,
+		HandoverAfter: c.HandoverAfter, HandoverRate: c.HandoverRate, OutboxBytes: c.OutboxBytes,
 		Admit: cluster.AdmitLimits{MaxOps: s.cfg.MaxOpsPerBatch, Rate: s.cfg.OpRate, Burst: s.cfg.OpBurst},
 	})
 	if err != nil {
@@ -82,6 +94,15 @@ func (s *Server) startNode() error {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "collabd_cluster_lease_losses_total",
 			Help: "Documents given up because their lease was lost (taken over after a pause or partition)."},
 			func() float64 { return float64(n.Stats().LeaseLosses) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "collabd_cluster_handovers_total",
+			Help: "Documents given up to a node that joined (placement gives them to it)."},
+			func() float64 { return float64(n.Stats().Handovers) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "collabd_cluster_dead_lease_waits_total",
+			Help: "Waits for the lease of a document whose node left (one per document at a time, however many subscribers rejoin)."},
+			func() float64 { return float64(n.Stats().LeaseWaits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "collabd_cluster_outbox_drops_total",
+			Help: "Times the subscribers of another node were dropped and told to rejoin: this node's outbox to it was full (or a publish failed)."},
+			func() float64 { return float64(n.Stats().OutboxDrops) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "collabd_cluster_fanout_full_total",
 			Help: "Updates this node's owners published in full to another node (once per node and update)."},
 			func() float64 { return float64(n.Stats().FanFull) }),

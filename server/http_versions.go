@@ -342,8 +342,9 @@ func (s *Server) postRestore(w http.ResponseWriter, r *http.Request) {
 		answerErr(w, err)
 		return
 	}
+	fromKind, _, _ := owner.RecordKind(v.Snapshot) // versionEngine read it already
 	res, err := ask(r.Context(), s, id, func(reply chan<- owner.RestoreResult) owner.Msg {
-		return owner.Restore{Texts: texts, From: from, Reply: reply}
+		return owner.Restore{Texts: texts, From: from, Kind: fromKind, Reply: reply}
 	})
 	if err == nil {
 		err = res.Err

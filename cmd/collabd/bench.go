@@ -29,6 +29,14 @@ scenarios:
 
 Run "collabd bench <scenario> -h" for its flags. Load goes to loopback only
 unless --allow-remote.
+
+A cluster (docs/CLUSTER.md): --urls spreads the clients over the nodes
+(client i on the i-th URL, round robin), --node-pids reports each node's
+CPU per insert (fanout, manydocs) or RSS per connection (idle), and idle
+reports how many documents each node took (collabd_cluster_owned_documents
+on each URL's /metrics). fanout's --writer-url and --doc put the writer on
+one node and name the document (to choose its owner). bench/cluster.sh runs
+them all against three local nodes.
 `
 
 // runBench implements "collabd bench".
@@ -52,6 +60,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "sample this server `pid` from /proc (0: scrape /metrics if served, else n/a)")
 	fs.StringVar(&cfg.DebugURL, "debug-url", "", "server pprof base `url` (collabd serve --debug-addr) for goroutine counts")
 	fs.StringVar(&cfg.Token, "token", "", "auth token (empty: development-mode server)")
+	urls := fs.String("urls", "", "comma-separated WebSocket `urls` the clients connect to, round robin (a cluster's nodes; empty: --url)")
+	nodePIDs := fs.String("node-pids", "", "comma-separated `pids` of a cluster's nodes (in --urls order): CPU and RSS per node from /proc")
 	fs.IntVar(&cfg.Dial, "dial", 50, "connections opened at once")
 	fs.DurationVar(&cfg.Settle, "settle", 15*time.Second, "how long to wait for convergence after the load")
 	jsonOut := fs.String("json", "", "write the result as JSON to this `file`")
@@ -63,6 +73,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	switch scenario {
 	case "fanout":
 		var p loadgen.Fanout
+		fs.StringVar(&p.Doc, "doc", "", "document `id` (empty: a fresh one per run)")
+		fs.StringVar(&p.WriterURL, "writer-url", "", "WebSocket `url` of the writer (empty: --url)")
 		fs.IntVar(&p.Subscribers, "subs", 100, "subscribers")
 		fs.IntVar(&p.Full, "full", 5, "subscribers that are clients/go clients (the rest are raw-protocol light clients)")
 		fs.IntVar(&p.Rate, "rate", 50, "writer inserts per second")
@@ -70,6 +82,9 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		run = func(ctx context.Context) (*loadgen.Result, error) {
 			p.Duration = *dur
 			if *proto != "collabd" {
+				if len(cfg.URLs) > 0 || p.WriterURL != "" || p.Doc != "" || len(cfg.NodePIDs) > 0 {
+					return nil, fmt.Errorf("--urls, --writer-url, --doc and --node-pids are for --proto collabd only")
+				}
 				return loadgen.RunYjsFanout(ctx, cfg, *proto, p)
 			}
 			return loadgen.RunFanout(ctx, cfg, p)
@@ -145,9 +160,35 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if err := loadgen.CheckURL(cfg.URL, cfg.AllowRemote); err != nil {
-		fmt.Fprintf(stderr, "collabd bench: %v\n", err)
-		return 2
+	for _, u := range strings.Split(*urls, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			cfg.URLs = append(cfg.URLs, u)
+		}
+	}
+	for _, f := range strings.Split(*nodePIDs, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		pid, err := strconv.Atoi(f)
+		if err != nil || pid <= 0 {
+			fmt.Fprintf(stderr, "collabd bench: bad --node-pids entry %q\n", f)
+			return 2
+		}
+		cfg.NodePIDs = append(cfg.NodePIDs, pid)
+	}
+	for _, u := range append([]string{cfg.URL}, cfg.URLs...) {
+		if err := loadgen.CheckURL(u, cfg.AllowRemote); err != nil {
+			fmt.Fprintf(stderr, "collabd bench: %v\n", err)
+			return 2
+		}
+	}
+	if scenario == "fanout" {
+		if wu := fs.Lookup("writer-url").Value.String(); wu != "" {
+			if err := loadgen.CheckURL(wu, cfg.AllowRemote); err != nil {
+				fmt.Fprintf(stderr, "collabd bench: %v\n", err)
+				return 2
+			}
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

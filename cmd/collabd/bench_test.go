@@ -56,7 +56,17 @@ func TestBenchScenarios(t *testing.T) {
 		want []string // metrics that must have a value
 	}{
 		{[]string{"fanout", "--subs", "4", "--full", "2", "--rate", "40", "--duration", "1s", pid},
-			[]string{"latency all p50", "latency all p99", "latency full clients max", "load server cpu avg", "load generator cpu"}},
+			[]string{"latency all p50", "latency all p99", "latency full clients max", "load server cpu avg", "load generator cpu",
+				"applied ack p50", "durable ack p50", "durable ack p99"}},
+		// The cluster flags against one server: two "nodes" that are the
+		// same URL and PID.
+		{[]string{"fanout", "--subs", "4", "--full", "1", "--rate", "40", "--duration", "1s", "--doc", "fixed-" + itoa(os.Getpid()),
+			"--writer-url", url, "--urls", url + "," + url, "--node-pids", itoa(os.Getpid()) + "," + itoa(os.Getpid())},
+			[]string{"durable ack p99", "node 1 cpu", "node 2 cpu per insert", "nodes cpu per insert"}},
+		{[]string{"manydocs", "--docs", "2", "--per-doc", "2", "--rate", "5", "--duration", "1s", "--urls", url + "," + url, "--node-pids", itoa(os.Getpid())},
+			[]string{"latency p50", "node 1 cpu per insert", "nodes cpu per insert"}},
+		{[]string{"idle", "--conns", "12", "--steps", "6", "--hold", "300ms", "--urls", url + "," + url, "--node-pids", itoa(os.Getpid())},
+			[]string{"connections held", "node 1 rss per conn", "hold node 1 cpu"}},
 		{[]string{"manydocs", "--docs", "3", "--per-doc", "3", "--rate", "5", "--duration", "1s"},
 			[]string{"latency p50", "latency p99", "inserts sent", "load generator cpu"}},
 		{[]string{"idle", "--conns", "24", "--steps", "12", "--per-doc", "6", "--hold", "300ms", pid},

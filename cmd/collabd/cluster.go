@@ -39,6 +39,8 @@ type clusterFlags struct {
 	nodeID        string            // --node-id
 	replicas      int               // --nats-replicas
 	leaseTTL      time.Duration     // --lease-ttl
+	handoverAfter time.Duration     // --handover-after (0: the lease TTL)
+	outboxBytes   int               // --cluster-outbox-bytes
 	data          string            // --data: the embedded node stores JetStream under data/nats
 	sec           natsSecurity      // credentials and TLS (natsauth.go)
 	retention     storage.Retention // --version-retention, applied to the cluster's history
@@ -66,6 +68,10 @@ func (f clusterFlags) check() error {
 		return fmt.Errorf("--nats-replicas %d: 1 to 5", f.replicas)
 	case f.leaseTTL < time.Second:
 		return fmt.Errorf("--lease-ttl %v: at least 1s", f.leaseTTL)
+	case f.handoverAfter < 0:
+		return fmt.Errorf("--handover-after %v: not negative", f.handoverAfter)
+	case f.outboxBytes < 64<<10:
+		return fmt.Errorf("--cluster-outbox-bytes %d: at least 65536", f.outboxBytes)
 	case !f.embedded && (f.listen != "" || f.clusterListen != "" || len(f.routes) > 0):
 		return errors.New("--nats-listen, --nats-cluster-listen and --nats-routes need --nats-embedded")
 	}
@@ -74,6 +80,7 @@ func (f clusterFlags) check() error {
 
 // clusterParts is what cluster mode runs on, closed in reverse by close.
 type clusterParts struct {
+	flags    clusterFlags
 	embedded *natsembed.Server
 	nc       *nats.Conn
 	logs     *jetstream.Store
@@ -85,7 +92,7 @@ type clusterParts struct {
 // opens the replicated store, the leases and the membership. It waits for
 // JetStream (a cluster's first nodes wait for a quorum) until ctx ends.
 func startCluster(ctx context.Context, f clusterFlags, addr string, log *slog.Logger) (*clusterParts, error) {
-	p := &clusterParts{}
+	p := &clusterParts{flags: f}
 	fail := func(err error) (*clusterParts, error) {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -147,7 +154,8 @@ func (p *clusterParts) config() *server.ClusterConfig {
 	if p == nil {
 		return nil
 	}
-	return &server.ClusterConfig{Conn: p.nc, Leases: p.leases, Members: p.members, Logs: p.logs}
+	return &server.ClusterConfig{Conn: p.nc, Leases: p.leases, Members: p.members, Logs: p.logs,
+		HandoverAfter: p.flags.handoverAfter, OutboxBytes: p.flags.outboxBytes}
 }
 
 // close releases what is left (after the server's Shutdown, which left the

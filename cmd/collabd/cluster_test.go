@@ -40,6 +40,8 @@ func TestServeClusterFlags(t *testing.T) {
 		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-cluster-listen", "127.0.0.1:0", "--nats-cluster-secret", "short"}, "16 bytes"},
 		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-tls-cert", "c", "--nats-tls-key", "k"}, "needs --nats-tls-ca"},
 		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-cluster-listen", "0.0.0.0:6222"}, "not loopback"},
+		{[]string{"--nats-embedded", "--node-id", "n1", "--handover-after", "-1s"}, "not negative"},
+		{[]string{"--nats-embedded", "--node-id", "n1", "--cluster-outbox-bytes", "1000"}, "at least 65536"},
 	} {
 		code, _, stderr := runCmd(t, append([]string{"serve", "--data", t.TempDir()}, tc.args...)...)
 		if code != 2 || !strings.Contains(stderr, tc.want) {

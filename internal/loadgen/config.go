@@ -20,8 +20,18 @@ var (
 
 // Config says where the server is and how to observe it.
 type Config struct {
-	// URL is the WebSocket endpoint, ws://127.0.0.1:8080/v1/ws.
+	// URL is the WebSocket endpoint, ws://127.0.0.1:8080/v1/ws. Server
+	// figures without ServerPID come from its host's /metrics.
 	URL string
+	// URLs, if set, are the endpoints the clients connect to instead of
+	// URL: client i of a scenario (a fanout subscriber, a manydocs typist,
+	// an idle connection) uses URLs[i % len(URLs)]. For a cluster: one URL
+	// per node spreads the clients evenly over the nodes.
+	URLs []string
+	// NodePIDs, if set, are the PIDs of a cluster's nodes (in the order of
+	// URLs, when both are set): fanout and manydocs report each node's CPU
+	// over the load and per insert, idle its RSS (from /proc).
+	NodePIDs []int
 	// AllowRemote permits a URL whose host is not a loopback address.
 	AllowRemote bool
 	// ServerPID, if non-zero, is sampled from /proc (CPU, RSS, threads,
@@ -58,6 +68,14 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Settle <= 0 {
 		c.Settle = 15 * time.Second
+	}
+	return c
+}
+
+// at is cfg with URL set to the endpoint of client i (see URLs).
+func (c Config) at(i int) Config {
+	if len(c.URLs) > 0 {
+		c.URL = c.URLs[i%len(c.URLs)]
 	}
 	return c
 }

@@ -29,6 +29,14 @@
 // from getrusage, so a reader can tell whether the server or the generator
 // was the bottleneck.
 //
+// # Clusters
+//
+// Config.URLs spreads a scenario's clients over several servers (client i
+// on URLs[i % len]), Config.NodePIDs reads each node's CPU and RSS from
+// /proc, and Idle reports how many documents each node took
+// (collabd_cluster_owned_documents). Fanout's writer times its applied
+// and durable acks, and may sit on its own node (Fanout.WriterURL).
+//
 // # Concurrency and bounds
 //
 // A scenario owns every goroutine it starts and waits for them before it

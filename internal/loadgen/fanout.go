@@ -11,12 +11,16 @@ import (
 )
 
 // Fanout is one document, Subscribers readers and one writer typing Rate
-// single-character inserts a second for Duration.
+// single-character inserts a second for Duration. The writer is a raw
+// client that sends one batch per insert and times its applied and durable
+// acks; subscriber i connects to Config.URLs[i % len] (Config.URL if none).
 type Fanout struct {
 	Subscribers int           // default 100
 	Full        int           // subscribers that are clients/go clients (default 5; the rest are light)
 	Rate        int           // inserts per second (default 50)
 	Duration    time.Duration // typing time (default 20s)
+	Doc         string        // the document; "" is a fresh one per run ("fanout-<random>")
+	WriterURL   string        // where the writer connects; "" is Config.URL
 }
 
 const fanRoot = "body"
@@ -43,14 +47,22 @@ func RunFanout(ctx context.Context, cfg Config, p Fanout) (*Result, error) {
 	cfg, p = cfg.withDefaults(), p.withDefaults()
 	start := time.Now()
 	res := newResult("fanout", param("subscribers", p.Subscribers), param("full", p.Full), param("rate", p.Rate), param("duration", p.Duration))
-	doc := "fanout-" + runID()
+	doc := p.Doc
+	if doc == "" {
+		doc = "fanout-" + runID()
+	}
 	pr := newProbe(cfg)
+	total := min(p.Rate*int(p.Duration/time.Second), markerCount)
 
-	writer, err := dialFull(ctx, cfg, doc)
+	wcfg := cfg
+	if p.WriterURL != "" {
+		wcfg.URL = p.WriterURL
+	}
+	writer, err := dialWriter(ctx, wcfg, doc, total)
 	if err != nil {
 		return nil, err
 	}
-	defer closeFull([]*full{writer})
+	defer writer.close()
 	fulls := make([]*full, p.Full)
 	lights := make([]*rawclient.Conn, p.Subscribers-p.Full)
 	defer closeFull(fulls)
@@ -59,11 +71,11 @@ func RunFanout(ctx context.Context, cfg Config, p Fanout) (*Result, error) {
 	cfg.stage("connecting %d subscribers", p.Subscribers)
 	if err := Bounded(ctx, p.Subscribers, cfg.Dial, func(ctx context.Context, i int) error {
 		if i < p.Full {
-			f, err := dialFull(ctx, cfg, doc)
+			f, err := dialFull(ctx, cfg.at(i), doc)
 			fulls[i] = f
 			return err
 		}
-		l, err := dialLight(ctx, cfg, 4096)
+		l, err := dialLight(ctx, cfg.at(i), 4096)
 		if err != nil {
 			return err
 		}
@@ -74,7 +86,6 @@ func RunFanout(ctx context.Context, cfg Config, p Fanout) (*Result, error) {
 	}
 	res.add(metric("subscribers connected in", time.Since(t0).Seconds(), "s"))
 
-	total := min(p.Rate*int(p.Duration/time.Second), markerCount)
 	clk := newClock(total)
 	writerDone := make(chan struct{})
 	finished := func(n int) bool {
@@ -113,10 +124,12 @@ func RunFanout(ctx context.Context, cfg Config, p Fanout) (*Result, error) {
 	}
 
 	smp := startSampler(ctx, pr, 500*time.Millisecond)
+	nodes0 := readNodes(cfg.NodePIDs)
 	cfg.stage("typing %d inserts/s for %v", p.Rate, p.Duration)
 	sent := typeAppend(ctx, writer, clk, p.Rate, total)
 	close(writerDone)
 	use := smp.stop(ctx)
+	nodes1 := readNodes(cfg.NodePIDs)
 	lastSend := time.Now()
 	cfg.stage("waiting for %d subscribers to see every insert", p.Subscribers)
 	allSeen := waitUntil(settle, cfg.Settle, func() bool {
@@ -128,12 +141,13 @@ func RunFanout(ctx context.Context, cfg Config, p Fanout) (*Result, error) {
 		return true
 	})
 	caughtUp := time.Since(lastSend)
-	durErr := writer.d.WaitDurable(settle)
+	allDurable := waitUntil(settle, cfg.Settle, writer.allDurable)
 	cancelSettle()
 	closeLight(lights)
 	wg.Wait()
+	writer.close() // its latencies are ours from here on
 
-	want := writer.d.String(fanRoot)
+	want := writer.text(fanRoot)
 	var got []string
 	var all, fullLat latencies
 	observed := 0
@@ -158,7 +172,10 @@ func RunFanout(ctx context.Context, cfg Config, p Fanout) (*Result, error) {
 	res.add(all.summary("latency all")...)
 	res.add(fullLat.summary("latency full clients")...)
 	res.add(metric("last subscriber caught up after last send", float64(caughtUp.Milliseconds()), "ms"))
+	res.add(writer.applied.summary("applied ack")...)
+	res.add(writer.durable.summary("durable ack")...)
 	res.add(use.metrics("load")...)
+	res.add(nodeCPU(nodes0, nodes1, sent)...)
 	if len(lights) > 0 {
 		res.add(metric("frames in per light subscriber", float64(framesIn)/float64(len(lights))/secs, "/s"),
 			metric("bytes in per light subscriber", float64(bytesIn)/float64(len(lights))/secs, "B/s"))
@@ -166,7 +183,7 @@ func RunFanout(ctx context.Context, cfg Config, p Fanout) (*Result, error) {
 	bad := differing(want, got)
 	res.check("all inserts seen", allSeen, "%d of %d subscribers saw all %d inserts", countAtLeast(progress, sent), p.Subscribers, sent)
 	res.check("converged", bad == 0 && len([]rune(want)) == sent, "%d of %d texts differ from the writer's (%d chars)", bad, len(got), len([]rune(want)))
-	res.check("writer durable", durErr == nil, "%s", errText(durErr))
+	res.check("writer durable", allDurable, "%d of %d batches acked durable", writer.durableN.Load(), sent)
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
 }
@@ -182,8 +199,8 @@ func countAtLeast(ps []atomic.Int64, n int) int {
 }
 
 // typeAppend types total markers at the end of the writer's text, rate a
-// second, and returns how many it sent.
-func typeAppend(ctx context.Context, w *full, clk *clock, rate, total int) int {
+// second, one batch each, and returns how many it sent.
+func typeAppend(ctx context.Context, w *ackWriter, clk *clock, rate, total int) int {
 	t := time.NewTicker(time.Second / time.Duration(rate))
 	defer t.Stop()
 	for n := 0; n < total; n++ {
@@ -197,7 +214,7 @@ func typeAppend(ctx context.Context, w *full, clk *clock, rate, total int) int {
 			return n
 		}
 		clk.stamp(k)
-		if err := w.d.Insert(fanRoot, n, string(markerRune(k))); err != nil {
+		if err := w.insert(fanRoot, string(markerRune(k))); err != nil {
 			return n
 		}
 	}

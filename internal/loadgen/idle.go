@@ -56,6 +56,11 @@ func RunIdle(ctx context.Context, cfg Config, p Idle) (*Result, error) {
 		wg.Wait() // the readers end with their connections
 	}()
 	base := pr.read(ctx)
+	nodes0 := readNodes(cfg.NodePIDs)
+	var owned0 []float64
+	if len(cfg.URLs) > 1 {
+		owned0 = ownedDocs(ctx, cfg)
+	}
 	res.add(metric("server rss with 0 connections", orNaN(base.rss)/(1<<20), "MiB"))
 	have := 0
 	var failed error
@@ -66,7 +71,7 @@ func RunIdle(ctx context.Context, cfg Config, p Idle) (*Result, error) {
 		err := Bounded(ctx, n-have, cfg.Dial, func(ctx context.Context, j int) error {
 			i := have + j
 			c0 := time.Now()
-			c, err := dialLight(ctx, cfg, 512)
+			c, err := dialLight(ctx, cfg.at(i), 512)
 			if err != nil {
 				return fmt.Errorf("connection %d: %w", i, err)
 			}
@@ -75,14 +80,12 @@ func RunIdle(ctx context.Context, cfg Config, p Idle) (*Result, error) {
 				return fmt.Errorf("connection %d: %w", i, err)
 			}
 			took[j] = time.Since(c0)
+			// Its reader answers the server's pings from now on: a ramp can
+			// take longer than the ping interval plus the pong timeout.
+			wg.Add(1)
+			go func() { defer wg.Done(); _, _ = c.Run(nil) }() // a dropped connection shows in Alive
 			return nil
 		})
-		for i := have; i < n; i++ { // start the readers of what connected (answer pings)
-			if c := conns[i]; c != nil {
-				wg.Add(1)
-				go func() { defer wg.Done(); _, _ = c.Run(nil) }() // a dropped connection shows in Alive
-			}
-		}
 		wall := time.Since(t0)
 		if err != nil {
 			failed = err
@@ -106,6 +109,11 @@ func RunIdle(ctx context.Context, cfg Config, p Idle) (*Result, error) {
 	}
 	res.add(metric("connections held", float64(have), ""))
 	if have > 0 {
+		res.add(nodeRSS(nodes0, readNodes(cfg.NodePIDs), have)...)
+		if owned0 != nil {
+			res.add(spread(owned0, ownedDocs(ctx, cfg))...)
+		}
+		nodes1 := readNodes(cfg.NodePIDs)
 		smp := startSampler(ctx, pr, time.Second)
 		cfg.stage("holding %d idle connections for %v", have, p.Hold)
 		hold := time.NewTimer(p.Hold)
@@ -115,6 +123,12 @@ func RunIdle(ctx context.Context, cfg Config, p Idle) (*Result, error) {
 			hold.Stop()
 		}
 		use := smp.stop(ctx)
+		if len(cfg.NodePIDs) > 0 {
+			for _, m := range nodeCPU(nodes1, readNodes(cfg.NodePIDs), 0) {
+				m.Name = "hold " + m.Name
+				res.add(m)
+			}
+		}
 		alive := 0
 		for _, c := range conns[:have] {
 			if c != nil && c.Alive() {

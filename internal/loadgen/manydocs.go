@@ -62,7 +62,7 @@ func RunManyDocs(ctx context.Context, cfg Config, p ManyDocs) (*Result, error) {
 	t0 := time.Now()
 	cfg.stage("connecting %d clients to %d documents", len(ts), p.Docs)
 	if err := Bounded(ctx, len(ts), cfg.Dial, func(ctx context.Context, i int) error {
-		f, err := dialFull(ctx, cfg, fmt.Sprintf("%s%d", prefix, i/p.PerDoc))
+		f, err := dialFull(ctx, cfg.at(i), fmt.Sprintf("%s%d", prefix, i/p.PerDoc))
 		if err != nil {
 			return err
 		}
@@ -75,6 +75,7 @@ func RunManyDocs(ctx context.Context, cfg Config, p ManyDocs) (*Result, error) {
 	res.add(metric("clients connected in", time.Since(t0).Seconds(), "s"))
 
 	smp := startSampler(ctx, newProbe(cfg), 500*time.Millisecond)
+	nodes0 := readNodes(cfg.NodePIDs)
 	cfg.stage("typing for %v", p.Duration)
 	typing, cancel := context.WithTimeout(ctx, p.Duration)
 	var wg sync.WaitGroup
@@ -88,6 +89,7 @@ func RunManyDocs(ctx context.Context, cfg Config, p ManyDocs) (*Result, error) {
 	wg.Wait()
 	cancel()
 	use := smp.stop(ctx)
+	nodes1 := readNodes(cfg.NodePIDs)
 	stopped := time.Now()
 
 	// Every client waits until it has every insert of its document.
@@ -132,6 +134,7 @@ func RunManyDocs(ctx context.Context, cfg Config, p ManyDocs) (*Result, error) {
 	res.add(lat.summary("latency")...)
 	res.add(metric("last client caught up after typing stopped", float64(worst.Milliseconds()), "ms"))
 	res.add(use.metrics("load")...)
+	res.add(nodeCPU(nodes0, nodes1, sent)...)
 	res.check("all inserts seen", missing == 0, "%d of %d clients missed inserts after %v", missing, len(ts), cfg.Settle)
 	res.check("converged", diverged == 0, "%d of %d documents have differing texts", diverged, p.Docs)
 	res.Seconds = time.Since(start).Seconds()

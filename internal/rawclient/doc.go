@@ -12,7 +12,7 @@
 // Conn keeps one (Options.Replica). Every read has a deadline: Read its
 // ctx's (or Options.Timeout), Run one derived from the ping interval the
 // server announced in its Welcome, so a server gone silent ends Run. It does not reconnect, queue offline
-// edits or check acks: that is clients/go.
+// edits or check acks (Options.OnAck only reports them): that is clients/go.
 //
 // # Misbehaving on purpose
 //

@@ -51,6 +51,10 @@ type Options struct {
 	// Timeout bounds the WebSocket handshake, and each Read whose ctx has no
 	// deadline; 0 means 30 s. Writes have a 10 s deadline.
 	Timeout time.Duration
+	// OnAck, if set, is called by Run with every Ack of the joined document
+	// and the time its frame arrived (the load generator times durable
+	// acks). It runs on Run's goroutine and must not block.
+	OnAck func(a *protocol.Ack, at time.Time)
 }
 
 // maxFrame bounds the frames a Conn decodes (the server's sync chunks are
@@ -119,15 +123,27 @@ func Dial(ctx context.Context, url string, o Options) (*Conn, error) {
 		_ = ws.Close()
 		return nil, err
 	}
-	m, err := c.Read(ctx)
-	if err != nil {
-		_ = ws.Close()
-		return nil, err
-	}
-	w, ok := m.(*protocol.Welcome)
-	if !ok {
-		_ = ws.Close()
-		return nil, fmt.Errorf("%w: got %T %v, want a welcome", ErrHandshake, m, m)
+	var w *protocol.Welcome
+	for w == nil {
+		m, err := c.Read(ctx)
+		if err != nil {
+			_ = ws.Close()
+			return nil, err
+		}
+		switch m := m.(type) {
+		case *protocol.Welcome:
+			w = m
+		case *protocol.Ping:
+			// The server's pinger may reach a connection whose Welcome is
+			// still on its way (a loaded server); answer it and go on.
+			if err := c.Send(&protocol.Pong{Nonce: m.Nonce}); err != nil {
+				_ = ws.Close()
+				return nil, err
+			}
+		default:
+			_ = ws.Close()
+			return nil, fmt.Errorf("%w: got %T %v, want a welcome", ErrHandshake, m, m)
+		}
 	}
 	if w.Limits.PingIntervalMs > 0 {
 		// The server pings at least this often and closes a connection
@@ -256,7 +272,8 @@ func (c *Conn) Insert(root string, pos int, s string) (batch uint64, err error) 
 // Run reads until the connection ends. It answers pings, calls onUpdate
 // (if non-nil) with the ops of every update fanned out on the joined
 // document and the time the frame arrived, and applies each to the replica.
-// It skips every other frame (presence, acks) after counting it.
+// It passes the joined document's acks to Options.OnAck, if set, and skips
+// every other frame (presence, acks) after counting it.
 //
 // It returns the code the server ended the connection with: a connection
 // Error frame's code (Run returns at once: the close follows, and a slow
@@ -312,6 +329,17 @@ func (c *Conn) Run(onUpdate func(ops []crdt.Op, at time.Time)) (code int, err er
 		case protocol.TypeUpdate:
 			if err := c.update(b, at, onUpdate); err != nil {
 				return 0, err
+			}
+		case protocol.TypeAck:
+			if c.opts.OnAck == nil {
+				continue
+			}
+			m, err := protocol.Decode(b, protocol.DecodeLimits{})
+			if err != nil {
+				return 0, fmt.Errorf("rawclient: ack: %w", err)
+			}
+			if a, ok := m.(*protocol.Ack); ok && a.Doc == c.docID {
+				c.opts.OnAck(a, at)
 			}
 		}
 	}

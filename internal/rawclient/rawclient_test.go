@@ -380,3 +380,64 @@ func TestNarrowSocket(t *testing.T) {
 		t.Errorf("TCP_MAXSEG = %d with RcvBuf (default socket: %d), want at most 536", narrowMSS, wideMSS)
 	}
 }
+
+// TestPingBeforeWelcome: a Ping that arrives before the Welcome (the
+// server's pinger on a loaded server) is answered and Dial goes on; acks
+// of the joined document reach Options.OnAck, others' do not.
+func TestPingBeforeWelcome(t *testing.T) {
+	url, errc := fakeServer(t, func(ws *websocket.Conn, read func() (protocol.Message, error)) error {
+		if _, err := read(); err != nil {
+			return err
+		}
+		if err := send(ws, &protocol.Ping{Nonce: 7}); err != nil {
+			return err
+		}
+		m, err := read()
+		if err != nil {
+			return err
+		}
+		if p, ok := m.(*protocol.Pong); !ok || p.Nonce != 7 {
+			return fmt.Errorf("answer to Ping{7} = %#v, want the Pong", m)
+		}
+		if err := send(ws, &protocol.Welcome{}); err != nil {
+			return err
+		}
+		if _, err := read(); err != nil { // the join
+			return err
+		}
+		if err := send(ws, &protocol.Sync{Doc: "d", Final: true, SV: crdt.StateVector{}}); err != nil {
+			return err
+		}
+		for _, a := range []*protocol.Ack{
+			{Doc: "other", Batch: 1, Status: protocol.AckDurable},
+			{Doc: "d", Batch: 1, Status: protocol.AckApplied},
+			{Doc: "d", Batch: 1, Status: protocol.AckDurable},
+		} {
+			if err := send(ws, a); err != nil {
+				return err
+			}
+		}
+		return send(ws, &protocol.Error{Code: protocol.CodeSlow})
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var acks []protocol.Ack // appended on Run's goroutine, read after Run returned
+	c, err := rawclient.Dial(ctx, url, rawclient.Options{OnAck: func(a *protocol.Ack, _ time.Time) { acks = append(acks, *a) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Join(ctx, "d"); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := c.Run(nil); code != int(protocol.CodeSlow) || err != nil {
+		t.Errorf("Run = %d, %v; want %d, nil", code, err, protocol.CodeSlow)
+	}
+	want := []protocol.Ack{{Doc: "d", Batch: 1, Status: protocol.AckApplied}, {Doc: "d", Batch: 1, Status: protocol.AckDurable}}
+	if fmt.Sprint(acks) != fmt.Sprint(want) {
+		t.Errorf("OnAck got %v, want %v", acks, want)
+	}
+	if err := <-errc; err != nil {
+		t.Errorf("server side: %v", err)
+	}
+}

@@ -42,11 +42,20 @@
 //     finds the new owner.
 //
 // A Node owns its goroutines (guards, one worker per subscriber forwarded
-// to it, forwarded requests, a membership watcher); Close stops them.
+// to it, forwarded requests, one outbox publisher per subscriber node, a
+// membership watcher, the hand-over loop, one lease wait and one failover
+// claim per document at most); Close stops them.
 //
 // An update goes to each subscriber node once in full, its other
-// sessions get a reference to it (fanout.go).
+// sessions get a reference to it (fanout.go). Owners never publish
+// themselves: they push into the subscriber node's byte-bounded outbox,
+// past whose bound that node's subscribers are dropped (outbox.go).
 //
-// Not here yet: a failover loop that moves documents nobody asks for, and
-// the rest docs/CLUSTER.md lists.
+// Membership changes move documents (handover.go): a node that joined is
+// handed the documents it wins once it has been live for HandoverAfter,
+// at most HandoverRate a second; the documents of a node that left, with
+// subscribers here, are claimed as soon as their lease is free by the
+// node placement now picks.
+//
+// Not here yet: the rest docs/CLUSTER.md "Still to be wired" lists.
 package cluster

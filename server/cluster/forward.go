@@ -397,6 +397,7 @@ func (n *Node) watchMembers() {
 func (n *Node) dropDead(live []string) {
 	var refs []*Ref
 	var rss []*remoteSub
+	var claim, from []string // documents to claim, the node each was on
 	n.mu.Lock()
 	for _, r := range n.refs {
 		r.mu.Lock()
@@ -404,6 +405,14 @@ func (n *Node) dropDead(live []string) {
 			r.stale = true
 			if r.sub != nil {
 				refs = append(refs, r)
+			}
+			// The failover loop: a document of a node that left, with
+			// subscribers here, that placement now gives this node, is
+			// claimed at once (as soon as its lease is free), before the
+			// rejoins arrive, by one goroutine per document.
+			if !n.claims[r.doc] && Place(r.doc, live) == n.id && n.local[r.doc] == nil {
+				n.claims[r.doc] = true
+				claim, from = append(claim, r.doc), append(from, r.node)
 			}
 		}
 		r.mu.Unlock()
@@ -413,7 +422,22 @@ func (n *Node) dropDead(live []string) {
 			rss = append(rss, rs)
 		}
 	}
+	for node := range n.outboxes {
+		if !slices.Contains(live, node) {
+			n.stopOutboxLocked(node)
+		}
+	}
 	n.mu.Unlock()
+	for i, doc := range claim {
+		n.goroutine(func() {
+			defer func() {
+				n.mu.Lock()
+				delete(n.claims, doc)
+				n.mu.Unlock()
+			}()
+			n.claimAfterLeave(doc, from[i])
+		})
+	}
 	for _, r := range refs {
 		r.mu.Lock()
 		sub := r.sub
@@ -438,7 +462,7 @@ type remoteSub struct {
 	n        *Node
 	k        remoteKey
 	doc      string
-	in       chan *fwd
+	in       fwdQueue
 	quit     chan struct{}
 	quitOnce sync.Once
 
@@ -468,22 +492,38 @@ func (rs *remoteSub) Seen() time.Time { return time.Now() }
 func (rs *remoteSub) Deliver(ev owner.Event) bool     { return rs.send(ev, false) }
 func (rs *remoteSub) DeliverSoft(ev owner.Event) bool { return rs.send(ev, true) }
 
-// send publishes ev to the subscriber's node. nats.go buffers it (the
-// owner does not wait for the node); a publish that fails (connection
-// closed, reconnect buffer full) drops the subscriber.
+// send queues ev for the subscriber's node in its outbox (outbox.go): the
+// owner never waits for the node. An outbox past its bound drops the
+// node's subscribers (this one too: false).
 func (rs *remoteSub) send(ev owner.Event, soft bool) bool {
 	select {
 	case <-rs.quit:
 		return false
 	default:
 	}
-	return rs.publishSoft(ev, soft)
+	b, ok := rs.encode(ev, soft)
+	if !ok {
+		return true
+	}
+	if !rs.n.outboxFor(rs.k.origin).push(b, soft) {
+		return false
+	}
+	return true
 }
 
-// publish sends ev to the subscriber's node, even once stopped.
-func (rs *remoteSub) publish(ev owner.Event) bool { return rs.publishSoft(ev, false) }
+// publish sends ev to the subscriber's node at once, even once stopped
+// (Close: the outboxes have stopped).
+func (rs *remoteSub) publish(ev owner.Event) bool {
+	b, ok := rs.encode(ev, false)
+	if !ok {
+		return true
+	}
+	return rs.n.cfg.Conn.Publish(rs.n.evSubject(rs.k.origin), b) == nil
+}
 
-func (rs *remoteSub) publishSoft(ev owner.Event, soft bool) bool {
+// encode is ev as sent to the subscriber's node (ok false: an event not
+// forwarded).
+func (rs *remoteSub) encode(ev owner.Event, soft bool) ([]byte, bool) {
 	var b []byte
 	if u, ok := ev.(*owner.UpdateEvent); ok && !rs.follower {
 		// Once per node: the first of the node's sessions gets the update,
@@ -499,10 +539,10 @@ func (rs *remoteSub) publishSoft(ev owner.Event, soft bool) bool {
 	} else {
 		var ok bool
 		if b, ok = encodeEvt(rs.k.key, soft, ev, rs.root, rs.follower); !ok {
-			return true
+			return nil, false
 		}
 	}
-	return rs.n.cfg.Conn.Publish(rs.n.evSubject(rs.k.origin), b) == nil
+	return b, true
 }
 
 // Admit applies a native session's checks: its claimed agents, the ops
@@ -526,6 +566,15 @@ func (rs *remoteSub) Admit(replicas []uint64, ops, length int) error {
 
 func (rs *remoteSub) stop() { rs.quitOnce.Do(func() { close(rs.quit) }) }
 
+func (rs *remoteSub) stopped() bool {
+	select {
+	case <-rs.quit:
+		return true
+	default:
+		return false
+	}
+}
+
 // tellOrigin sends an event to the subscriber's node (not through the owner).
 func (rs *remoteSub) tellOrigin(f *fwd, msg string) {
 	var batch uint64
@@ -546,6 +595,9 @@ func (n *Node) onFwd(msg *nats.Msg) {
 	k := remoteKey{f.origin, f.key}
 	n.mu.Lock()
 	rs := n.remotes[k]
+	if rs != nil && rs.stopped() && (f.kind == fwdJoin || f.kind == fwdFollow) {
+		rs = nil // dropped, its worker not gone yet: the rejoin gets a new one
+	}
 	if rs == nil {
 		if n.closed || (f.kind != fwdJoin && f.kind != fwdFollow) {
 			n.mu.Unlock()
@@ -555,7 +607,7 @@ func (n *Node) onFwd(msg *nats.Msg) {
 			}
 			return
 		}
-		rs = &remoteSub{n: n, k: k, doc: f.doc, in: make(chan *fwd, n.cfg.QueueLen), quit: make(chan struct{}),
+		rs = &remoteSub{n: n, k: k, doc: f.doc, in: newFwdQueue(n.cfg.QueueLen), quit: make(chan struct{}),
 			id: f.subID, subject: f.subject, follower: f.kind == fwdFollow, root: f.root, checkOps: f.checkOps, agents: f.agents}
 		if a := n.cfg.Admit; a.Rate > 0 {
 			rs.ops = rate.NewLimiter(rate.Limit(a.Rate), max(a.Burst, 1))
@@ -567,9 +619,7 @@ func (n *Node) onFwd(msg *nats.Msg) {
 	if f.kind == fwdSeen {
 		return
 	}
-	select {
-	case rs.in <- f:
-	default:
+	if !rs.in.push(f) {
 		n.log.Warn("forwarded subscriber too far behind: dropped", "doc", f.doc, "origin", f.origin)
 		rs.stop()
 		rs.tellOrigin(f, "too far behind on the document's node; rejoin")
@@ -601,13 +651,16 @@ func (rs *remoteSub) work() {
 		}
 	}()
 	for {
-		var f *fwd
-		select {
-		case f = <-rs.in:
-		case <-rs.quit:
-			return
-		case <-n.ctx.Done():
-			return
+		f := rs.in.pop()
+		if f == nil {
+			select {
+			case <-rs.in.wake:
+			case <-rs.quit:
+				return
+			case <-n.ctx.Done():
+				return
+			}
+			continue
 		}
 		if f.kind == fwdLeave || f.kind == fwdUnfollow {
 			return // the deferred Leave
@@ -669,4 +722,57 @@ func (rs *remoteSub) msg(f *fwd) owner.Msg {
 		return owner.Broadcast{From: rs, Data: f.data}
 	}
 	return nil
+}
+
+// onReconnect runs when this node's NATS connection came back: what was
+// published to or by this node meanwhile is lost, so every subscriber here
+// whose owner is on another node is told to rejoin (4002; its rejoin
+// resyncs by state vector and resends what was not acked), and every
+// subscriber forwarded here from another node is dropped and its node told
+// to make it rejoin. It runs on nats.go's callback goroutine and never
+// blocks.
+func (n *Node) onReconnect() {
+	var refs []*Ref
+	var rss []*remoteSub
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	for _, r := range n.refs {
+		r.mu.Lock()
+		if r.e == nil && r.node != "" && !r.stale {
+			r.stale = true
+			if r.sub != nil {
+				refs = append(refs, r)
+			}
+		}
+		r.mu.Unlock()
+	}
+	for _, rs := range n.remotes {
+		rss = append(rss, rs)
+	}
+	n.mu.Unlock()
+	if len(refs)+len(rss) > 0 {
+		n.log.Warn("cluster: reconnected to NATS: forwarded subscribers rejoin", "routed", len(refs), "forwarded_in", len(rss))
+	}
+	for _, r := range refs {
+		r.mu.Lock()
+		sub := r.sub
+		r.mu.Unlock()
+		r.deliver(sub, &owner.ErrorEvent{Doc: r.doc, Code: protocol.CodeDocUnloading,
+			Message: "this node's connection to the cluster was re-established; rejoin", RetryAfter: 0, End: true}, false)
+	}
+	for _, rs := range rss {
+		select {
+		case <-rs.quit:
+			continue
+		default:
+		}
+		// The notice first (send refuses once stopped), then the stop: the
+		// worker leaves the owner.
+		rs.send(&owner.ErrorEvent{Doc: rs.doc, Code: protocol.CodeDocUnloading,
+			Message: "the document's node reconnected to the cluster; rejoin", End: true}, false)
+		rs.stop()
+	}
 }

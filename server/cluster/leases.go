@@ -333,7 +333,11 @@ func (l *Leases) renewAll(now time.Time) {
 }
 
 // renew renews one lease at start, or declares it lost.
-func (l *Leases) renew(h *Lease, start time.Time) {
+func (l *Leases) renew(h *Lease, start time.Time) { l.renewOnce(h, start, false) }
+
+// renewOnce is renew; retried is set on its one retry after adopting a
+// revision of its own that landed late.
+func (l *Leases) renewOnce(h *Lease, start time.Time, retried bool) {
 	l.mu.Lock()
 	rev, renewed, live := h.rev, h.renewed, h.err == nil
 	l.mu.Unlock()
@@ -350,7 +354,24 @@ func (l *Leases) renew(h *Lease, start time.Time) {
 			h.rev, h.renewed = nrev, start
 		}
 		l.mu.Unlock()
-	case errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyNotFound) || isWrongLastSeq(err):
+	case errors.Is(err, jetstream.ErrKeyRevisionMismatch) || isWrongLastSeq(err):
+		// Another revision: taken over, or one of this lease's own earlier
+		// renewals landed after its request timed out (seen under CPU
+		// load: the answer came too late, the write did not fail).
+		if nrev, ok := l.ownLater(h.Doc, rev); ok {
+			l.mu.Lock()
+			adopted := h.rev == rev
+			if adopted {
+				h.rev = nrev // renewed counts from the last confirmed renewal
+			}
+			l.mu.Unlock()
+			if adopted && !retried {
+				l.renewOnce(h, start, true) // renew from the landed revision
+			}
+			return
+		}
+		l.lose(h, rev, fmt.Errorf("%w: %q: taken over or expired: %w", ErrLeaseLost, h.Doc, err))
+	case errors.Is(err, jetstream.ErrKeyNotFound):
 		l.lose(h, rev, fmt.Errorf("%w: %q: taken over or expired: %w", ErrLeaseLost, h.Doc, err))
 	case l.expired(renewed, l.opts.Now()):
 		// No answer (the bucket has no leader, or NATS is unreachable)
@@ -364,6 +385,25 @@ func (l *Leases) renew(h *Lease, start time.Time) {
 	default:
 		l.opts.Logger.Warn("cluster: lease renewal failed; retrying", "doc", h.Doc, "err", err)
 	}
+}
+
+// ownLater reports whether the lease key of doc is still a plain value
+// written by this node at a revision after rev: a renewal of this lease
+// whose request timed out but which landed. It is this lease's: the key
+// was never deleted or expired in between (that would leave a marker and
+// Update by revision would then create nothing), and while this node holds
+// the lease, Acquire does not create it again. A key expired and created
+// again by another node holds that node's id; one created again by this
+// node would need the key deleted first, which this lease's revision
+// check reports as no key. Any doubt (no answer) is not a renewal.
+func (l *Leases) ownLater(doc string, rev uint64) (uint64, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), l.opts.TTL/3)
+	defer cancel()
+	e, err := l.kv.Get(ctx, docKey(doc))
+	if err != nil || e.Operation() != jetstream.KeyValuePut || e.Revision() <= rev || string(e.Value()) != l.opts.Node {
+		return 0, false
+	}
+	return e.Revision(), true
 }
 
 // expired reports whether a lease last renewed at renewed may have expired

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -177,6 +178,64 @@ func TestLeaseHeldPastTTL(t *testing.T) {
 	}
 	if h, _, err := a.Holder(ctx, "d"); err != nil || h != "a" {
 		t.Errorf("Holder = %q, %v; want a", h, err)
+	}
+}
+
+// TestLeaseRenewalLandedLate: a renewal whose request timed out but which
+// landed (its answer came too late) moved the key's revision; the next
+// renewal, by the old revision, is refused — and must not lose the lease.
+// Another node's value at a later revision still does.
+func TestLeaseRenewalLandedLate(t *testing.T) {
+	c := natstest.Single(t)
+	nc := c.Connect()
+	renew := make(chan time.Time)
+	a := newLeases(t, nc, cluster.LeaseOptions{Node: "a", TTL: time.Minute, Renew: renew})
+	ctx := ctxT(t, 20*time.Second)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, "collabd_leases")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(doc string) string { return base64.RawURLEncoding.EncodeToString([]byte(doc)) }
+	la, err := a.Acquire(ctx, "late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The lost answer: the write of a's renewal is in, a never saw it.
+	landed, err := kv.Update(ctx, key("late"), []byte("a"), la.Epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renew <- time.Now()
+	renew <- time.Now() // taken once the first round is done
+	if la.Err() != nil {
+		t.Fatalf("lease lost after its own late renewal: %v", la.Err())
+	}
+	if _, rev, err := a.Holder(ctx, "late"); err != nil || rev <= landed {
+		t.Errorf("revision %d, %v; want renewed past the landed %d", rev, err, landed)
+	}
+	if la.Epoch == landed {
+		t.Errorf("epoch moved to %d", landed)
+	}
+
+	// A later revision written by another node is a takeover.
+	lb, err := a.Acquire(ctx, "taken")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Update(ctx, key("taken"), []byte("b"), lb.Epoch); err != nil {
+		t.Fatal(err)
+	}
+	renew <- time.Now()
+	waitClosed(t, lb.Lost(), "lease overwritten by another node")
+	if !errors.Is(lb.Err(), cluster.ErrLeaseLost) {
+		t.Errorf("Err = %v, want ErrLeaseLost", lb.Err())
+	}
+	if la.Err() != nil {
+		t.Errorf("the other lease lost too: %v", la.Err())
 	}
 }
 

@@ -41,7 +41,26 @@ type NodeConfig struct {
 	// QueueLen bounds the messages of one forwarded subscriber waiting for
 	// its owner; past it the subscriber is dropped (told to rejoin). 0 is 1024.
 	QueueLen int
-	Logger   *slog.Logger
+	// NewEngine loads a replica from its engine snapshot: the owner node
+	// of a forwarded import or restore loads the replica it carries (the
+	// server's owner.Config NewEngine). Nil: those requests are refused.
+	NewEngine func(kind owner.Kind, snapshot []byte) (owner.Engine, error)
+	// MaxBodyBytes bounds the snapshot bytes of forwarded imports and
+	// restores being loaded here at once; past it they are refused
+	// (CodeOverloaded, retryable). 0 is 256 MiB.
+	MaxBodyBytes int64
+	// HandoverAfter: a node that joins is handed the documents placement
+	// now gives it once it has been live this long without a break
+	// (handover.go); 0 is the lease TTL.
+	HandoverAfter time.Duration
+	// HandoverRate bounds the documents given up to joined nodes, per
+	// second; 0 is 100.
+	HandoverRate float64
+	// OutboxBytes bounds the events queued for one subscriber node
+	// (outbox.go); past it that node's subscribers are dropped and told
+	// to rejoin (CodeSlow). 0 is 32 MiB.
+	OutboxBytes int
+	Logger      *slog.Logger
 }
 
 // AdmitLimits are the checks a forwarded native session's updates get.
@@ -67,12 +86,17 @@ type Node struct {
 	subs   []*nats.Subscription
 	// reqSlots bounds the forwarded requests served at once (request.go).
 	reqSlots chan struct{}
+	bodies   *budget // snapshot bytes of forwarded imports and restores being loaded
 
 	leaseLosses atomic.Int64 // documents disowned because their lease was lost
+	handovers   atomic.Int64 // documents given up to a joined node
+	leaseWaits  atomic.Int64 // waits for a dead node's lease started (one per document at a time)
+	outboxDrops atomic.Int64 // times a subscriber node's subscribers were dropped (outbox full, publish failed)
 	fanFull     atomic.Int64 // updates published in full to a subscriber node
 	fanRefs     atomic.Int64 // updates published as a reference to one already sent
 
-	// mu guards local, remotes, refs, fanOut, fanIn, nextKey and closed,
+	// mu guards local, remotes, refs, fanOut, fanIn, handed, waits,
+	// claims, outboxes, outboxStop, nextKey and closed,
 	// and every entry's users, idle and closing. It may be held while
 	// taking a Ref's mu (dropDead), never the other way round; no I/O or
 	// channel send under it.
@@ -82,12 +106,23 @@ type Node struct {
 	refs    map[uint64]*Ref
 	fanOut  map[string]map[string]*fanOut // doc -> subscriber node (fanout.go)
 	fanIn   map[string]*fanIn             // doc (fanout.go)
-	nextKey uint64
-	closed  bool
+	handed  map[string]handedDoc          // documents just handed over (handover.go)
+	waits   map[string]chan struct{}      // doc → closed when the wait for its dead holder's lease ends
+	claims  map[string]bool               // documents being claimed after their node left
+	// outboxes are the queues to subscriber nodes (outbox.go), each
+	// stopped by its outboxStop when the node leaves.
+	outboxes   map[string]*outbox
+	outboxStop map[string]context.CancelFunc
+	nextKey    uint64
+	closed     bool
 }
 
 // ErrNodeClosed is returned by Acquire after Close.
 var ErrNodeClosed = errors.New("cluster: node closed")
+
+// errHandedOver: a forwarded request or subscriber met a document this
+// node has just handed over to a joined node.
+var errHandedOver = errors.New("cluster: document handed over to another node")
 
 // NewNode subscribes to this node's forwarding subjects and starts the
 // membership watcher.
@@ -104,11 +139,25 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 256 << 20
+	}
+	if cfg.HandoverAfter <= 0 {
+		cfg.HandoverAfter = cfg.Leases.TTL()
+	}
+	if cfg.HandoverRate <= 0 {
+		cfg.HandoverRate = 100
+	}
+	if cfg.OutboxBytes <= 0 {
+		cfg.OutboxBytes = 32 << 20
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{cfg: cfg, id: cfg.Leases.Node(), log: cfg.Logger, ctx: ctx, cancel: cancel,
 		local: map[string]*entry{}, remotes: map[remoteKey]*remoteSub{}, refs: map[uint64]*Ref{},
 		fanOut: map[string]map[string]*fanOut{}, fanIn: map[string]*fanIn{},
-		reqSlots: make(chan struct{}, maxReqInFlight)}
+		handed: map[string]handedDoc{}, waits: map[string]chan struct{}{}, claims: map[string]bool{},
+		outboxes: map[string]*outbox{}, outboxStop: map[string]context.CancelFunc{},
+		reqSlots: make(chan struct{}, maxReqInFlight), bodies: &budget{max: cfg.MaxBodyBytes}}
 	fs, err := cfg.Conn.Subscribe(n.fwdSubject(n.id), n.onFwd)
 	if err != nil {
 		cancel()
@@ -137,7 +186,18 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		cancel()
 		return nil, fmt.Errorf("cluster: subscribe: %w", err)
 	}
+	// Messages published while the connection was down are lost (core
+	// NATS): on a reconnect every forwarded relation starts over. The
+	// caller's own handler, if any, still runs first.
+	prev := cfg.Conn.Opts.ReconnectedCB
+	cfg.Conn.SetReconnectHandler(func(c *nats.Conn) {
+		if prev != nil {
+			prev(c)
+		}
+		n.onReconnect()
+	})
 	n.goroutine(n.watchMembers)
+	n.goroutine(n.handoverLoop)
 	return n, nil
 }
 
@@ -174,6 +234,9 @@ type Stats struct {
 	ForwardedIn int   // subscribers of other nodes served here
 	Routed      int   // subscribers here whose owner is on another node
 	LeaseLosses int64 // documents disowned since the start: their lease was lost
+	Handovers   int64 // documents given up to a node that joined
+	LeaseWaits  int64 // waits for a dead node's lease (one per document at a time, however many rejoin)
+	OutboxDrops int64 // times a subscriber node's subscribers were dropped: its outbox was full (or a publish failed)
 	FanFull     int64 // updates published in full to subscriber nodes
 	FanRefs     int64 // updates published as references (the node had them)
 }
@@ -186,6 +249,7 @@ func (n *Node) Stats() Stats {
 		refs = append(refs, r)
 	}
 	st := Stats{Owned: len(n.local), ForwardedIn: len(n.remotes), LeaseLosses: n.leaseLosses.Load(),
+		Handovers: n.handovers.Load(), LeaseWaits: n.leaseWaits.Load(), OutboxDrops: n.outboxDrops.Load(),
 		FanFull: n.fanFull.Load(), FanRefs: n.fanRefs.Load()}
 	n.mu.Unlock()
 	for _, r := range refs {
@@ -251,6 +315,7 @@ type entry struct {
 	lease    *Lease
 	o        *owner.Owner
 	closeReq chan struct{} // idle: the guard should give the document up (capacity 1)
+	handover chan string   // the guard should give the document up to this joined node (capacity 1)
 	gone     chan struct{} // closed once given up (lease released)
 
 	// guarded by Node.mu
@@ -307,11 +372,18 @@ func (n *Node) use(ctx context.Context, doc string, route bool) (*entry, string,
 				return nil, node, nil
 			}
 		}
-		e := &entry{doc: doc, ready: make(chan struct{}), closeReq: make(chan struct{}, 1), gone: make(chan struct{}), users: 1}
+		e := &entry{doc: doc, ready: make(chan struct{}), closeReq: make(chan struct{}, 1), handover: make(chan string, 1),
+			gone: make(chan struct{}), users: 1}
 		n.mu.Lock()
 		if n.local[doc] != nil || n.closed {
 			n.mu.Unlock()
 			continue
+		}
+		if to := n.handedToLocked(doc); to != "" && !route {
+			// Just handed over: a forwarded join or request that raced the
+			// hand-over does not claim it back; its origin looks again.
+			n.mu.Unlock()
+			return nil, to, errHandedOver
 		}
 		n.local[doc] = e
 		n.mu.Unlock()
@@ -348,14 +420,7 @@ func (n *Node) ownerOf(ctx context.Context, doc string) (string, error) {
 			// A dead node's lease: it expires within the TTL. The wait is
 			// bounded and the lease read again: a watcher can miss the
 			// expiry (a lease bucket electing a leader meanwhile).
-			n.log.Debug("cluster: waiting for a dead node's lease", "doc", doc, "holder", holder)
-			wctx, cancel := context.WithTimeout(ctx, n.cfg.Leases.TTL())
-			err := n.cfg.Leases.AwaitFree(wctx, doc)
-			cancel()
-			if ctx.Err() != nil {
-				return "", ctx.Err()
-			}
-			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			if err := n.awaitDeadLease(ctx, doc, holder); err != nil {
 				return "", err
 			}
 			continue
@@ -367,6 +432,48 @@ func (n *Node) ownerOf(ctx context.Context, doc string) (string, error) {
 			return first, nil
 		}
 		return n.id, nil
+	}
+}
+
+// awaitDeadLease waits until doc's lease, held by a node that is not live,
+// is free, or for a lease TTL (a watcher can miss the expiry: a lease
+// bucket electing a leader meanwhile). However many subscribers rejoin
+// the document at once (a rejoin storm after a crash), one wait per
+// document runs; the others wait for it.
+func (n *Node) awaitDeadLease(ctx context.Context, doc, holder string) error {
+	n.mu.Lock()
+	done := n.waits[doc]
+	if done == nil {
+		done = make(chan struct{})
+		n.waits[doc] = done
+		n.leaseWaits.Add(1)
+		n.log.Debug("cluster: waiting for a dead node's lease", "doc", doc, "holder", holder)
+		n.goroutine(func() {
+			wctx, cancel := context.WithTimeout(n.ctx, n.cfg.Leases.TTL())
+			err := n.cfg.Leases.AwaitFree(wctx, doc)
+			cancel()
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) && n.ctx.Err() == nil {
+				n.log.Info("cluster: waiting for a dead node's lease", "doc", doc, "err", err)
+				// Not at once again: a watch that fails does so again.
+				t := time.NewTimer(100 * time.Millisecond)
+				select {
+				case <-t.C:
+				case <-n.ctx.Done():
+				}
+				t.Stop()
+			}
+			n.mu.Lock()
+			delete(n.waits, doc)
+			n.mu.Unlock()
+			close(done)
+		})
+	}
+	n.mu.Unlock()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -426,11 +533,13 @@ func (n *Node) closingEntry(e *entry) bool {
 // (the owner unloads), or when its owner exited (shutdown); then the
 // document's writer and lease are released.
 func (n *Node) guard(e *entry) {
-	lost := false
+	lost, to := false, ""
 	for done := false; !done; {
 		select {
 		case <-e.lease.Lost():
 			lost, done = true, true
+		case to = <-e.handover:
+			done = true
 		case <-e.closeReq:
 			// Idle: closing is decided with the users counted under the
 			// same lock, so that no user slips in between.
@@ -452,12 +561,23 @@ func (n *Node) guard(e *entry) {
 	}
 	n.mu.Unlock()
 	reg := n.cfg.Registry
-	if lost {
+	switch {
+	case lost:
 		n.leaseLosses.Add(1)
 		n.log.Warn("document lease lost: disowned", "doc", e.doc, "err", e.lease.Err())
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		e.o.Send(ctx, owner.Disown{Code: protocol.CodeDocUnloading, Message: "the document moved to another node; rejoin"})
 		cancel()
+	case to != "":
+		// Handed over to a joined node: the commits in flight are acked,
+		// the subscribers told to rejoin, the lease released at once.
+		n.handovers.Add(1)
+		n.markHanded(e.doc, to)
+		n.log.Info("cluster: document handed over", "doc", e.doc, "to", to)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		e.o.Send(ctx, owner.Disown{Code: protocol.CodeDocUnloading, Message: "the document moved to node " + to + "; rejoin"})
+		cancel()
+		lost = true // as a lost lease from here: no evict, no second Disown
 	}
 	reg.Release(e.o)
 	if !lost {

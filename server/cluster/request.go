@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -13,13 +15,15 @@ import (
 	"github.com/collabd/collabd/server/owner"
 )
 
-// Requests (the HTTP API's reads, REST edits, app messages, creations and
-// deletions) to a
-// document owned by another node go there by NATS request/reply on
-// "<prefix>.req.<node>": the owner node answers once the owner has (an
-// edit, a creation, a deletion: once durable). Other requests (import,
-// checkpoints, restores) are not forwarded: they answer with a retryable
-// refusal naming the owner node.
+// Requests (the HTTP API's reads, REST edits, app messages, creations,
+// deletions, snapshot imports, checkpoints and restores) to a document
+// owned by another node go there by NATS request/reply on
+// "<prefix>.req.<node>": the owner node answers once the owner has (a
+// write: once durable). An import or a restore carries its replica as the
+// engine's snapshot, which the owner node loads again (NodeConfig.NewEngine)
+// within a byte budget (NodeConfig.MaxBodyBytes); a request larger than
+// the connection's max payload is refused (CodeFrameTooLarge) before it is
+// sent.
 
 // request kinds.
 const (
@@ -28,10 +32,17 @@ const (
 	reqBroadcast
 	reqCreate
 	reqDelete
+	reqImport
+	reqCheckpoint
+	reqRestore
 )
 
 // reqTimeout bounds a forwarded request (an edit waits for durability).
 const reqTimeout = 30 * time.Second
+
+// reqHeadroom is what a forwarded request leaves of NATS' max payload for
+// the message's subject, reply inbox and headers.
+const reqHeadroom = 4 << 10
 
 // maxReqInFlight bounds the forwarded requests an owner node serves at once.
 const maxReqInFlight = 256
@@ -77,6 +88,37 @@ func encodeReq(doc string, m owner.Msg) []byte {
 	case owner.Delete:
 		w.byte(reqDelete)
 		w.string(doc)
+	case owner.Import:
+		if m.From == nil {
+			return nil
+		}
+		w.byte(reqImport)
+		w.string(doc)
+		w.uint(uint64(m.Kind))
+		w.bytes(m.From.Snapshot())
+	case owner.Checkpoint:
+		w.byte(reqCheckpoint)
+		w.string(doc)
+		w.string(m.Label)
+		w.string(m.Author)
+	case owner.Restore:
+		w.byte(reqRestore)
+		w.string(doc)
+		roots := make([]string, 0, len(m.Texts))
+		for r := range m.Texts {
+			roots = append(roots, r)
+		}
+		slices.Sort(roots) // one encoding per request
+		w.uint(uint64(len(roots)))
+		for _, r := range roots {
+			w.string(r)
+			w.string(m.Texts[r])
+		}
+		w.bool(m.From != nil)
+		if m.From != nil {
+			w.uint(uint64(m.Kind))
+			w.bytes(m.From.Snapshot())
+		}
 	default:
 		return nil
 	}
@@ -91,7 +133,11 @@ type req struct {
 	read    owner.Read
 	edit    owner.Edit
 	bcast   owner.Broadcast
-	docKind owner.Kind // Create
+	docKind owner.Kind // Create; Import and Restore: the snapshot's kind
+	ckpt    owner.Checkpoint
+	texts   map[string]string // Restore
+	hasSnap bool              // Restore: a version replica is sent (Import: always)
+	snap    []byte            // Import, Restore: the replica's engine snapshot
 }
 
 func decodeReq(b []byte) (*req, error) {
@@ -125,12 +171,28 @@ func decodeReq(b []byte) (*req, error) {
 	case reqBroadcast:
 		q.bcast.Data = r.bytes(maxWireBytes)
 	case reqCreate:
-		k := r.uint()
-		if k > math.MaxUint8 {
-			r.fail("kind %d", k)
-		}
-		q.docKind = owner.Kind(k)
+		q.docKind = readKind(r)
 	case reqDelete:
+	case reqImport:
+		q.docKind = readKind(r)
+		q.hasSnap, q.snap = true, r.bytes(maxWireBytes)
+	case reqCheckpoint:
+		q.ckpt.Label = r.string(maxWireString)
+		q.ckpt.Author = r.string(maxWireString)
+	case reqRestore:
+		n := r.count(maxWireCount, 2)
+		q.texts = make(map[string]string, n)
+		for range n {
+			root := r.string(maxWireString)
+			q.texts[root] = r.string(maxWireBytes)
+		}
+		if r.err == nil && len(q.texts) != n {
+			r.fail("a root twice")
+		}
+		if q.hasSnap = r.bool(); q.hasSnap {
+			q.docKind = readKind(r)
+			q.snap = r.bytes(maxWireBytes)
+		}
 	default:
 		r.fail("request kind %d", q.kind)
 	}
@@ -138,6 +200,14 @@ func decodeReq(b []byte) (*req, error) {
 		return nil, err
 	}
 	return q, nil
+}
+
+func readKind(r *reader) owner.Kind {
+	k := r.uint()
+	if k > math.MaxUint8 {
+		r.fail("kind %d", k)
+	}
+	return owner.Kind(k)
 }
 
 // Error kinds in a reply.
@@ -327,6 +397,70 @@ func decodeBroadcastResult(b []byte) (owner.BroadcastResult, error) {
 	return res, r.end()
 }
 
+func encodeImportResult(res owner.ImportResult) []byte {
+	w := &writer{}
+	w.byte(wireVersion)
+	w.byte(reqImport)
+	writeErr(w, res.Err)
+	w.uint(res.Version)
+	return w.b
+}
+
+func decodeImportResult(b []byte) (owner.ImportResult, error) {
+	var res owner.ImportResult
+	r := &reader{b: b}
+	if k := r.header(); k != reqImport && r.err == nil {
+		r.fail("reply kind %d", k)
+	}
+	res.Err = readErr(r)
+	res.Version = r.uint()
+	return res, r.end()
+}
+
+func encodeCheckpointResult(res owner.CheckpointResult) []byte {
+	w := &writer{}
+	w.byte(wireVersion)
+	w.byte(reqCheckpoint)
+	writeErr(w, res.Err)
+	w.uint(res.Seq)
+	w.uint(res.Version)
+	return w.b
+}
+
+func decodeCheckpointResult(b []byte) (owner.CheckpointResult, error) {
+	var res owner.CheckpointResult
+	r := &reader{b: b}
+	if k := r.header(); k != reqCheckpoint && r.err == nil {
+		r.fail("reply kind %d", k)
+	}
+	res.Err = readErr(r)
+	res.Seq = r.uint()
+	res.Version = r.uint()
+	return res, r.end()
+}
+
+func encodeRestoreResult(res owner.RestoreResult) []byte {
+	w := &writer{}
+	w.byte(wireVersion)
+	w.byte(reqRestore)
+	writeErr(w, res.Err)
+	w.uint(res.Version)
+	w.uint(uint64(max(0, res.Applied)))
+	return w.b
+}
+
+func decodeRestoreResult(b []byte) (owner.RestoreResult, error) {
+	var res owner.RestoreResult
+	r := &reader{b: b}
+	if k := r.header(); k != reqRestore && r.err == nil {
+		r.fail("reply kind %d", k)
+	}
+	res.Err = readErr(r)
+	res.Version = r.uint()
+	res.Applied = int(min(r.uint(), math.MaxInt32))
+	return res, r.end()
+}
+
 // encodeErrReply is the reply to a Create or Delete: its error.
 func encodeErrReply(kind byte, err error) []byte {
 	w := &writer{}
@@ -354,6 +488,12 @@ func (r *Ref) forwardRequest(ctx context.Context, node string, m owner.Msg) bool
 		return false
 	}
 	n := r.n
+	if limit := n.cfg.Conn.MaxPayload(); int64(len(data)) > limit-reqHeadroom {
+		failRequest(m, &owner.Refused{Code: protocol.CodeFrameTooLarge,
+			Message: fmt.Sprintf("the request is %d bytes, more than the cluster forwards (%d, NATS max_payload less %d): send it to node %s, which owns the document, or raise max_payload",
+				len(data), limit-reqHeadroom, reqHeadroom, node)})
+		return true
+	}
 	n.goroutine(func() {
 		rctx, cancel := context.WithTimeout(ctx, reqTimeout)
 		defer cancel()
@@ -407,6 +547,24 @@ func answerReply(m owner.Msg, b []byte) error {
 			return err
 		}
 		answer(m.Reply, res)
+	case owner.Import:
+		res, err := decodeImportResult(b)
+		if err != nil {
+			return err
+		}
+		answer(m.Reply, res)
+	case owner.Checkpoint:
+		res, err := decodeCheckpointResult(b)
+		if err != nil {
+			return err
+		}
+		answer(m.Reply, res)
+	case owner.Restore:
+		res, err := decodeRestoreResult(b)
+		if err != nil {
+			return err
+		}
+		answer(m.Reply, res)
 	}
 	return nil
 }
@@ -427,7 +585,15 @@ func (n *Node) onReq(msg *nats.Msg) {
 	}
 	n.goroutine(func() {
 		defer func() { <-n.reqSlots }()
-		_ = msg.Respond(n.serveReq(q)) // a requester gone meanwhile has timed out
+		b := n.serveReq(q)
+		if limit := n.cfg.Conn.MaxPayload(); int64(len(b)) > limit-reqHeadroom {
+			// A read of a document larger than one message: refused at
+			// once, not left to time out.
+			b = q.refusal(&owner.Refused{Code: protocol.CodeFrameTooLarge,
+				Message: fmt.Sprintf("the answer is %d bytes, more than the cluster forwards (%d, NATS max_payload less %d): ask node %s, which owns the document, or raise max_payload",
+					len(b), limit-reqHeadroom, reqHeadroom, n.id)})
+		}
+		_ = msg.Respond(b) // a requester gone meanwhile has timed out
 	})
 }
 
@@ -440,6 +606,12 @@ func (q *req) refusal(err error) []byte {
 		return encodeEditResult(owner.EditResult{Err: err})
 	case reqCreate, reqDelete:
 		return encodeErrReply(q.kind, err)
+	case reqImport:
+		return encodeImportResult(owner.ImportResult{Err: err})
+	case reqCheckpoint:
+		return encodeCheckpointResult(owner.CheckpointResult{Err: err})
+	case reqRestore:
+		return encodeRestoreResult(owner.RestoreResult{Err: err})
 	default:
 		return encodeBroadcastResult(owner.BroadcastResult{Err: err})
 	}
@@ -475,6 +647,12 @@ func (n *Node) serveReq(q *req) []byte {
 	case reqDelete:
 		reply := make(chan error, 1)
 		return encodeErrReply(q.kind, await(ctx, e.o, owner.Delete{Reply: reply}, reply, error(gone)))
+	case reqCheckpoint:
+		reply := make(chan owner.CheckpointResult, 1)
+		q.ckpt.Reply = reply
+		return encodeCheckpointResult(await(ctx, e.o, q.ckpt, reply, owner.CheckpointResult{Err: gone}))
+	case reqImport, reqRestore:
+		return n.serveReplica(ctx, e, q, gone)
 	default:
 		reply := make(chan owner.BroadcastResult, 1)
 		q.bcast.Reply = reply
@@ -501,3 +679,55 @@ func await[R any](ctx context.Context, o *owner.Owner, m owner.Msg, reply <-chan
 		return failed
 	}
 }
+
+// serveReplica serves an Import or a Restore: the replica it carries is
+// loaded within the node's byte budget for forwarded replicas, then sent to
+// the owner.
+func (n *Node) serveReplica(ctx context.Context, e *entry, q *req, gone *owner.Refused) []byte {
+	var from owner.Engine
+	if q.hasSnap {
+		// A loaded replica takes a few times its snapshot's bytes; the
+		// budget counts the snapshot, as single-node counts request bodies.
+		size := int64(len(q.snap))
+		if !n.bodies.take(size) {
+			return q.refusal(&owner.Refused{Code: protocol.CodeOverloaded, Message: "too many forwarded snapshots being loaded on the document's node; retry"})
+		}
+		defer n.bodies.give(size)
+		if n.cfg.NewEngine == nil {
+			return q.refusal(&owner.Refused{Code: protocol.CodeInvalidOp, Message: "this node does not load forwarded snapshots"})
+		}
+		var err error
+		if from, err = n.cfg.NewEngine(q.docKind, q.snap); err != nil {
+			return q.refusal(&owner.Refused{Code: protocol.CodeInvalidOp, Message: "snapshot: " + err.Error()})
+		}
+		q.snap = nil // the replica holds what it needs
+	}
+	if q.kind == reqImport {
+		reply := make(chan owner.ImportResult, 1)
+		return encodeImportResult(await(ctx, e.o, owner.Import{Kind: q.docKind, From: from, Reply: reply}, reply, owner.ImportResult{Err: gone}))
+	}
+	reply := make(chan owner.RestoreResult, 1)
+	m := owner.Restore{Texts: q.texts, From: from, Kind: q.docKind, Reply: reply}
+	return encodeRestoreResult(await(ctx, e.o, m, reply, owner.RestoreResult{Err: gone}))
+}
+
+// budget bounds bytes in use (a replica's snapshot being loaded); take
+// never waits.
+type budget struct {
+	max  int64
+	used atomic.Int64
+}
+
+func (b *budget) take(n int64) bool {
+	for {
+		u := b.used.Load()
+		if u+n > b.max && u > 0 { // one request past the bound alone is let through: it is bounded by the payload
+			return false
+		}
+		if b.used.CompareAndSwap(u, u+n) {
+			return true
+		}
+	}
+}
+
+func (b *budget) give(n int64) { b.used.Add(-n) }

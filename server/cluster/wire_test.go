@@ -121,6 +121,9 @@ func FuzzDecodeWire(f *testing.F) {
 	f.Add(encodeFanRef(1, false, "d", 3))
 	f.Add(encodeReadResult(owner.ReadResult{Roots: []string{"a"}, Clock: map[string]uint64{"x": 1}, Content: map[string][]byte{"a": nil}}))
 	f.Add(encodeEditResult(owner.EditResult{Err: errors.New("x")}))
+	f.Add(encodeImportResult(owner.ImportResult{Version: 2}))
+	f.Add(encodeCheckpointResult(owner.CheckpointResult{Seq: 1, Version: 2}))
+	f.Add(encodeRestoreResult(owner.RestoreResult{Version: 2, Applied: 1}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if x, err := decodeFwd(b); err == nil {
 			y, err := decodeFwd(encodeFwd(x))
@@ -138,6 +141,9 @@ func FuzzDecodeWire(f *testing.F) {
 		_, _ = decodeEditResult(b)
 		_, _ = decodeBroadcastResult(b)
 		_, _ = decodeErrReply(reqDelete, b)
+		_, _ = decodeImportResult(b)
+		_, _ = decodeCheckpointResult(b)
+		_, _ = decodeRestoreResult(b)
 	})
 }
 
@@ -151,8 +157,24 @@ func reqSamples() []owner.Msg {
 		owner.Broadcast{Data: []byte(`{"a":1}`)},
 		owner.Create{Kind: owner.KindYjs},
 		owner.Delete{},
+		owner.Import{Kind: owner.KindYjs, From: fakeEngine{snapEngine: "state"}},
+		owner.Checkpoint{Label: "v1", Author: "ann"},
+		owner.Restore{Texts: map[string]string{"body": "hi", "title": ""}},
+		owner.Restore{Texts: map[string]string{}, From: fakeEngine{snapEngine: "yjs"}, Kind: owner.KindYjs},
 	}
 }
+
+// snapEngine is a replica as the wire sees it: its snapshot.
+type snapEngine string
+
+func (e snapEngine) Snapshot() []byte { return []byte(e) }
+
+type fakeEngine struct {
+	owner.Engine
+	snapEngine
+}
+
+func (e fakeEngine) Snapshot() []byte { return e.snapEngine.Snapshot() }
 
 func TestReqRoundTrip(t *testing.T) {
 	for _, m := range reqSamples() {
@@ -173,6 +195,16 @@ func TestReqRoundTrip(t *testing.T) {
 			got = owner.Create{Kind: q.docKind}
 		case reqDelete:
 			got = owner.Delete{}
+		case reqImport:
+			got = owner.Import{Kind: q.docKind, From: fakeEngine{snapEngine: snapEngine(q.snap)}}
+		case reqCheckpoint:
+			got = q.ckpt
+		case reqRestore:
+			r := owner.Restore{Texts: q.texts}
+			if q.hasSnap {
+				r.From, r.Kind = fakeEngine{snapEngine: snapEngine(q.snap)}, q.docKind
+			}
+			got = r
 		}
 		if q.doc != "doc" || !reflect.DeepEqual(got, m) {
 			t.Errorf("decodeReq(encodeReq(%#v)) = %q %#v", m, q.doc, got)
@@ -207,6 +239,18 @@ func TestReplyRoundTrip(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("error reply round trip of %v = %v, %v", want, got, err)
 		}
+	}
+	imp := owner.ImportResult{Version: 9, Err: &owner.Refused{Code: protocol.CodeDocTooLarge, Message: "big"}}
+	if got, err := decodeImportResult(encodeImportResult(imp)); err != nil || !reflect.DeepEqual(got, imp) {
+		t.Errorf("import result round trip = %#v, %v", got, err)
+	}
+	ck := owner.CheckpointResult{Seq: 3, Version: 12}
+	if got, err := decodeCheckpointResult(encodeCheckpointResult(ck)); err != nil || !reflect.DeepEqual(got, ck) {
+		t.Errorf("checkpoint result round trip = %#v, %v", got, err)
+	}
+	rs := owner.RestoreResult{Version: 20, Applied: 4}
+	if got, err := decodeRestoreResult(encodeRestoreResult(rs)); err != nil || !reflect.DeepEqual(got, rs) {
+		t.Errorf("restore result round trip = %#v, %v", got, err)
 	}
 	bc := owner.BroadcastResult{Delivered: 3}
 	if got, err := decodeBroadcastResult(encodeBroadcastResult(bc)); err != nil || !reflect.DeepEqual(got, bc) {

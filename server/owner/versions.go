@@ -80,6 +80,7 @@ type CheckpointResult struct {
 type Restore struct {
 	Texts map[string]string
 	From  Engine
+	Kind  Kind // From's kind (a Restore forwarded to another node loads From again by it)
 	Reply chan<- RestoreResult
 }
 
