@@ -259,6 +259,10 @@ func (s *Server) listDocs(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
+	if s.cfg.Cluster != nil {
+		s.listClusterDocs(w, r, claims, q.Get("after"), limit)
+		return
+	}
 	docs, err := s.cfg.Store.List(r.Context(), storage.ListOptions{After: q.Get("after"), Limit: limit})
 	if err != nil {
 		answerErr(w, err)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/collabd/collabd/protocol"
 )
 
 // opsRoutes registers the operations endpoints: liveness, readiness,
@@ -60,12 +62,41 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.authorize(w, r, "", AccessRead); !ok {
 		return
 	}
+	if s.cfg.Cluster != nil && !s.backingUp.CompareAndSwap(false, true) {
+		// One cluster backup at a time per node: each copy takes the
+		// documents' size on disk.
+		w.Header().Set("Retry-After", "60")
+		writeError(w, http.StatusServiceUnavailable, protocol.CodeOverloaded, "a backup is being taken on this node; retry later")
+		return
+	}
 	name := "collabd-" + time.Now().UTC().Format("20060102T150405Z") + ".db"
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s"`, name))
 	h.Set("Cache-Control", "no-store")
-	n, err := s.cfg.Store.Backup(r.Context(), w)
+	store := s.cfg.Store
+	if s.cfg.Cluster != nil {
+		defer s.backingUp.Store(false)
+		// Cluster mode: the documents are in JetStream; copy them into a
+		// single node's store first, then stream that (clusterBackup). The
+		// copy may take minutes: answer now (clients wait for headers a
+		// bounded time), so that a failure while copying, like one while
+		// streaming, cuts the response off.
+		w.WriteHeader(http.StatusOK)
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		st, remove, docs, err := s.clusterBackup(r.Context())
+		if err != nil {
+			s.metrics.backupFailed()
+			s.cfg.Logger.Warn("cluster backup failed", "err", err)
+			panic(http.ErrAbortHandler) // the client must see a broken stream, not a short file
+		}
+		defer remove()
+		s.cfg.Logger.Info("cluster backup copied", "documents", docs)
+		store = st
+	}
+	n, err := store.Backup(r.Context(), w)
 	if err != nil {
 		s.metrics.backupFailed()
 		s.cfg.Logger.Warn("backup failed", "bytes", n, "err", err)

@@ -96,7 +96,7 @@ func (s *Server) listVersions(w http.ResponseWriter, r *http.Request) {
 	if limit == 0 {
 		limit = 100
 	}
-	vs, err := s.cfg.Store.Versions(r.Context(), id, before, int(limit))
+	vs, err := s.versionReads().Versions(r.Context(), id, before, int(limit))
 	if err != nil {
 		answerErr(w, versionErr(err))
 		return
@@ -123,7 +123,7 @@ func seqOf(w http.ResponseWriter, r *http.Request) (uint64, bool) {
 
 // loadVersion reads version seq of id with the text of each root.
 func (s *Server) loadVersion(r *http.Request, id string, seq uint64) (storage.Version, map[string]string, error) {
-	v, err := s.cfg.Store.Version(r.Context(), id, seq)
+	v, err := s.versionReads().Version(r.Context(), id, seq)
 	if err != nil {
 		return v, nil, versionErr(err)
 	}
@@ -140,7 +140,7 @@ func (s *Server) getVersion(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	v, err := s.cfg.Store.Version(r.Context(), id, seq)
+	v, err := s.versionReads().Version(r.Context(), id, seq)
 	if err != nil {
 		answerErr(w, versionErr(err))
 		return
@@ -295,7 +295,7 @@ func (s *Server) postVersion(w http.ResponseWriter, r *http.Request) {
 		answerErr(w, versionErr(err))
 		return
 	}
-	v, err := s.cfg.Store.Version(r.Context(), id, res.Seq)
+	v, err := s.versionReads().Version(r.Context(), id, res.Seq)
 	if err != nil {
 		answerErr(w, versionErr(err))
 		return
@@ -332,7 +332,7 @@ func (s *Server) postRestore(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, protocol.CodeBadFrame, "version must be a version's seq (an integer from 1)")
 		return
 	}
-	v, err := s.cfg.Store.Version(r.Context(), id, body.Version)
+	v, err := s.versionReads().Version(r.Context(), id, body.Version)
 	if err != nil {
 		answerErr(w, versionErr(err))
 		return

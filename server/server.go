@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -31,6 +32,7 @@ type Server struct {
 	agent        crdt.AgentID   // the server's own agent (for server-made edits)
 	reg          *owner.Registry
 	node         *cluster.Node // cluster mode's routing (nil: single node)
+	backingUp    atomic.Bool   // a cluster backup is being copied (one at a time)
 	upgrader     websocket.Upgrader
 	decodeLimits protocol.DecodeLimits
 	metrics      *metrics // Prometheus metrics (GET /metrics), own registry

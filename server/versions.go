@@ -34,8 +34,11 @@ func (a versionStore) SubmitVersion(doc string, v owner.NewVersion) (owner.Pendi
 
 // ownerVersions is the owners' version store, nil when history is off.
 func (s *Server) ownerVersions() owner.VersionStore {
-	if s.cfg.DisableVersions || s.cfg.Cluster != nil { // cluster mode: node-local history would differ by node
+	if s.cfg.DisableVersions {
 		return nil
+	}
+	if c := s.cfg.Cluster; c != nil { // in JetStream: every node reads the same history
+		return clusterVersions{c.Logs}
 	}
 	return versionStore{s.cfg.Store}
 }

@@ -74,6 +74,22 @@ func (s *Store) Export(ctx context.Context, id string, w io.Writer) error {
 	return s.ExportWith(ctx, id, w, ExportOptions{})
 }
 
+// WriteExport writes doc, as another store holds it, in the export format
+// Import reads: it is how a document from elsewhere (cluster mode's
+// replicated store) enters a bbolt store. doc.Info's ID, Created, Updated,
+// LastSeq, HasSnapshot and SnapshotSeq are written (the counts follow from
+// the data); the tail's sequences must be SnapshotSeq+1 … LastSeq, or
+// Import refuses the stream.
+func WriteExport(w io.Writer, doc *Document) error {
+	if err := checkID(doc.Info.ID); err != nil {
+		return err
+	}
+	if len(doc.Tail) > MaxImportEntries {
+		return fmt.Errorf("%w: %q has %d log entries (max %d for export)", ErrTooLarge, doc.Info.ID, len(doc.Tail), MaxImportEntries)
+	}
+	return encodeExport(w, doc)
+}
+
 // ExportOptions controls ExportWith.
 type ExportOptions struct {
 	// Versions includes the document's versions (at most MaxImportVersions;

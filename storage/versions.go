@@ -337,6 +337,41 @@ func (r Retention) prunable(bkt *bolt.Bucket, now time.Time, budget int) [][]byt
 	return out
 }
 
+// Drop returns the indexes of the versions r drops at now, from versions
+// given oldest first by their times and whether each is automatic (named
+// versions are never dropped): the same rule as the store's own pruning,
+// for version histories kept elsewhere (cluster mode's).
+func (r Retention) Drop(now time.Time, times []time.Time, auto []bool) []int {
+	if r.keepsAll() || len(times) != len(auto) {
+		return nil
+	}
+	const day, week = 24 * 60 * 60, 7 * 24 * 60 * 60
+	cut := now.Add(-r.All).UnixNano()
+	daily := now.Add(-max(r.Daily, r.All)).UnixNano()
+	var out []int
+	prev := -1           // the previous automatic version's index
+	var prevB int64 = -1 // and its bucket (day or week number, weeks negated)
+	for i, tm := range times {
+		t := tm.UnixNano()
+		if t > cut {
+			break
+		}
+		if !auto[i] {
+			continue
+		}
+		secs := t / int64(time.Second)
+		b := secs / day
+		if t <= daily {
+			b = -1 - secs/week
+		}
+		if prev >= 0 && b == prevB {
+			out = append(out, prev) // a newer version of the same day or week follows
+		}
+		prev, prevB = i, b
+	}
+	return out
+}
+
 // SubmitVersion queues a version of document id and returns at once (like
 // TrySubmit, a full queue is ErrQueueFull). The Pending's sequence is the
 // version's Seq. The document must exist and not be deleted. The same commit

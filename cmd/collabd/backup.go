@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/collabd/collabd/storage"
@@ -107,11 +108,42 @@ func runRestore(args []string, stdout, stderr io.Writer) int {
 	in := fs.String("in", "", "backup `file` (required)")
 	data := fs.String("data", "", "data `directory` to restore into (required; gets collabd.db)")
 	force := fs.Bool("force", false, "replace an existing store (the server must be stopped)")
+	urls := fs.String("nats", "", "restore into a running cluster instead: its NATS client `URLs` (docs/CLUSTER.md, \"Moving between single-node and cluster\")")
+	var sec natsSecurity
+	sec.register(fs)
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
+	// Only the NATS flags come from COLLABD_* here (serve's COLLABD_DATA
+	// must not pick restore's target).
+	natsEnv := func(k string) (string, bool) {
+		if !strings.HasPrefix(k, "COLLABD_NATS") {
+			return "", false
+		}
+		return os.LookupEnv(k)
+	}
+	if err := envDefaults(fs, natsEnv); err != nil {
+		fmt.Fprintf(stderr, "collabd restore: %v\n", err)
+		return 2
+	}
+	if *urls != "" {
+		if err := sec.check(clusterFlags{urls: *urls}); err != nil || *in == "" || *data != "" || *force {
+			if err == nil {
+				err = errors.New("--nats takes --in, and neither --data nor --force")
+			}
+			fmt.Fprintf(stderr, "collabd restore: %v\n", err)
+			return 2
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		defer stop()
+		if err := restoreToCluster(ctx, *in, *urls, sec, stdout, stderr); err != nil {
+			fmt.Fprintf(stderr, "collabd restore: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	if *in == "" || *data == "" {
-		fmt.Fprintln(stderr, "collabd restore: --in and --data are required")
+		fmt.Fprintln(stderr, "collabd restore: --in and --data (or --nats) are required")
 		fs.Usage()
 		return 2
 	}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,6 +16,7 @@ import (
 	"github.com/collabd/collabd/internal/natsembed"
 	"github.com/collabd/collabd/server"
 	"github.com/collabd/collabd/server/cluster"
+	"github.com/collabd/collabd/storage"
 	"github.com/collabd/collabd/storage/jetstream"
 )
 
@@ -28,17 +31,19 @@ func init() { http.DefaultServeMux = new(http.ServeMux) }
 
 // clusterFlags are serve's cluster mode flags (docs/CLUSTER.md).
 type clusterFlags struct {
-	urls          string        // --nats: an external NATS cluster's client URLs
-	embedded      bool          // --nats-embedded: run a NATS node in this process
-	listen        string        // --nats-listen: the embedded node's client address
-	clusterListen string        // --nats-cluster-listen: its route address
-	routes        []string      // --nats-routes: the other nodes' route URLs
-	nodeID        string        // --node-id
-	replicas      int           // --nats-replicas
-	leaseTTL      time.Duration // --lease-ttl
-	handoverAfter time.Duration // --handover-after (0: the lease TTL)
-	outboxBytes   int           // --cluster-outbox-bytes
-	data          string        // --data: the embedded node stores JetStream under data/nats
+	urls          string            // --nats: an external NATS cluster's client URLs
+	embedded      bool              // --nats-embedded: run a NATS node in this process
+	listen        string            // --nats-listen: the embedded node's client address
+	clusterListen string            // --nats-cluster-listen: its route address
+	routes        []string          // --nats-routes: the other nodes' route URLs
+	nodeID        string            // --node-id
+	replicas      int               // --nats-replicas
+	leaseTTL      time.Duration     // --lease-ttl
+	handoverAfter time.Duration     // --handover-after (0: the lease TTL)
+	outboxBytes   int               // --cluster-outbox-bytes
+	data          string            // --data: the embedded node stores JetStream under data/nats
+	sec           natsSecurity      // credentials and TLS (natsauth.go)
+	retention     storage.Retention // --version-retention, applied to the cluster's history
 }
 
 // on reports whether cluster mode is asked for.
@@ -46,6 +51,9 @@ func (f clusterFlags) on() bool { return f.urls != "" || f.embedded }
 
 // check validates the flags (exit code 2 on error).
 func (f clusterFlags) check() error {
+	if err := f.sec.check(f); err != nil {
+		return err
+	}
 	switch {
 	case !f.on():
 		if f.listen != "" || f.clusterListen != "" || len(f.routes) > 0 {
@@ -92,24 +100,44 @@ func startCluster(ctx context.Context, f clusterFlags, addr string, log *slog.Lo
 		return nil, err
 	}
 	urls := f.urls
+	opts := []nats.Option{nats.Name("collabd " + f.nodeID), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
+		nats.RetryOnFailedConnect(true)}
 	if f.embedded {
-		clusterListen := f.clusterListen
-		var err error
-		p.embedded, err = natsembed.Start(natsembed.Config{Name: f.nodeID, StoreDir: filepath.Join(f.data, "nats"),
-			Listen: f.listen, ClusterListen: clusterListen, Routes: f.routes, Logger: log.With("component", "nats")})
+		cfg := natsembed.Config{Name: f.nodeID, StoreDir: filepath.Join(f.data, "nats"),
+			Listen: f.listen, ClusterListen: f.clusterListen, Routes: f.routes, Logger: log.With("component", "nats")}
+		own, inProcess, err := f.sec.embedded(&cfg)
 		if err != nil {
 			return fail(err)
 		}
+		if p.embedded, err = natsembed.Start(cfg); err != nil {
+			return fail(err)
+		}
+		if f.listen != "" && !loopback(f.listen) && cfg.TLS == nil {
+			log.Warn("cluster: the embedded NATS client port is not on loopback and has no TLS: its credentials cross the network in clear (set --nats-tls-cert/--nats-tls-key)", "nats_listen", f.listen)
+		}
 		urls = p.embedded.ClientURL()
+		opts = append(opts, own...)
+		if inProcess {
+			// A tls:// URL would make the client ask for TLS over the
+			// in-process pipe.
+			urls = "nats://" + strings.TrimPrefix(urls, "tls://")
+			opts = append(opts, p.embedded.InProcess())
+		}
+	} else {
+		sec, err := f.sec.clientOptions()
+		if err != nil {
+			return fail(err)
+		}
+		opts = append(opts, sec...)
 	}
 	var err error
-	p.nc, err = nats.Connect(urls, nats.Name("collabd "+f.nodeID), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
-		nats.RetryOnFailedConnect(true))
+	p.nc, err = nats.Connect(urls, opts...)
 	if err != nil {
 		return fail(fmt.Errorf("nats: %w", err))
 	}
-	log.Info("cluster: waiting for JetStream", "nats", urls, "node", f.nodeID, "replicas", f.replicas)
-	if p.logs, err = jetstream.New(ctx, p.nc, jetstream.Options{Replicas: f.replicas}); err != nil {
+	log.Info("cluster: waiting for JetStream", "nats", redactURLs(urls), "node", f.nodeID, "replicas", f.replicas,
+		"nats_tls", f.sec.tlsCA != "" || f.sec.tlsCert != "", "nats_route_secret", f.sec.clusterSecret != "")
+	if p.logs, err = jetstream.New(ctx, p.nc, jetstream.Options{Replicas: f.replicas, PruneVersions: pruneByRetention(f.retention)}); err != nil {
 		return fail(err)
 	}
 	if p.leases, err = cluster.NewLeases(ctx, p.nc, cluster.LeaseOptions{Node: f.nodeID, TTL: f.leaseTTL, Replicas: f.replicas, Logger: log}); err != nil {
@@ -157,5 +185,44 @@ func (p *clusterParts) close(ctx context.Context, log *slog.Logger) {
 		if err := p.embedded.Shutdown(ctx); err != nil {
 			log.Warn("cluster: embedded NATS shutdown", "err", err)
 		}
+	}
+}
+
+// redactURLs hides the passwords of user:password@ URLs (a --nats URL may
+// carry one) before they are logged.
+func redactURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		switch {
+		case err != nil:
+			parts[i] = "(unparsable URL)"
+		case u.User != nil:
+			u.User = url.UserPassword("REDACTED", "") // a user, a password or a token
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// pruneByRetention is the replicated store's version pruning under r
+// (nil: keep everything): the automatic versions r drops, as a single
+// node's store prunes them. A version whose metadata does not decode is
+// kept.
+func pruneByRetention(r storage.Retention) func(time.Time, string, []jetstream.StoredVersion) []uint64 {
+	if r == (storage.Retention{}) {
+		return nil
+	}
+	return func(now time.Time, _ string, vs []jetstream.StoredVersion) []uint64 {
+		times, auto := make([]time.Time, len(vs)), make([]bool, len(vs))
+		for i, v := range vs {
+			m, err := cluster.DecodeVersionMeta(v.Meta)
+			times[i], auto[i] = m.At(v.Time), err == nil && !m.Named
+		}
+		var drop []uint64
+		for _, i := range r.Drop(now, times, auto) {
+			drop = append(drop, vs[i].Seq)
+		}
+		return drop
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/collabd/collabd/internal/natsembed/natstest"
 )
 
 // TestServeClusterFlags: cluster flags that do not go together are
@@ -24,6 +29,17 @@ func TestServeClusterFlags(t *testing.T) {
 		{[]string{"--nats", "nats://x:4222", "--node-id", "n1", "--nats-listen", ":4222"}, "need --nats-embedded"},
 		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-replicas", "7"}, "1 to 5"},
 		{[]string{"--nats-embedded", "--node-id", "n1", "--lease-ttl", "10ms"}, "at least 1s"},
+		{[]string{"--nats-token", "x"}, "need --nats or --nats-embedded"},
+		{[]string{"--nats", "nats://x:4222", "--node-id", "n1", "--nats-user", "u"}, "go together"},
+		{[]string{"--nats", "nats://x:4222", "--node-id", "n1", "--nats-token", "t", "--nats-user", "u", "--nats-password", "p"}, "excludes"},
+		{[]string{"--nats", "nats://x:4222", "--node-id", "n1", "--nats-creds", "f", "--nats-token", "t"}, "excludes"},
+		{[]string{"--nats", "nats://x:4222", "--node-id", "n1", "--nats-tls-cert", "c"}, "go together"},
+		{[]string{"--nats", "nats://x:4222", "--node-id", "n1", "--nats-cluster-secret", "0123456789abcdef"}, "is for --nats-embedded"},
+		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-creds", "f"}, "is for --nats"},
+		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-cluster-secret", "0123456789abcdef"}, "needs --nats-cluster-listen"},
+		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-cluster-listen", "127.0.0.1:0", "--nats-cluster-secret", "short"}, "16 bytes"},
+		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-tls-cert", "c", "--nats-tls-key", "k"}, "needs --nats-tls-ca"},
+		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-cluster-listen", "0.0.0.0:6222"}, "not loopback"},
 		{[]string{"--nats-embedded", "--node-id", "n1", "--handover-after", "-1s"}, "not negative"},
 		{[]string{"--nats-embedded", "--node-id", "n1", "--cluster-outbox-bytes", "1000"}, "at least 65536"},
 	} {
@@ -196,4 +212,105 @@ func httpGet(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestServeClusterSecure runs a one-node embedded cluster with TLS on its
+// NATS client port (certificates made here) and a client token from the
+// environment: it serves, a NATS client needs the CA and the token, and
+// the token is not in its (debug) log. (Routes with TLS and the route
+// secret: natsembed's TestSecureCluster, a three-node cluster.)
+func TestServeClusterSecure(t *testing.T) {
+	const token = "client-token-3a6d9c0e"
+	ca := natstest.NewCA(t, "collabd test CA")
+	// The node's certificate names its public host only, not 127.0.0.1:
+	// the node reaches its own NATS in-process.
+	caFile, certFile, keyFile := ca.Files(t.TempDir(), "n1", "n1.collabd.test")
+	t.Setenv("COLLABD_NATS_TOKEN", token)
+	natsAddr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	p := startServeProc(t, "--nats-embedded", "--node-id", "n1", "--nats-replicas", "1", "--log-level", "debug",
+		"--nats-listen", natsAddr, "--nats-tls-ca", caFile, "--nats-tls-cert", certFile, "--nats-tls-key", keyFile)
+	p.waitLog("cluster mode", "node=n1")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := postEdits(ctx, "http://"+p.addr, "secured", 0, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := httpGet(t, "http://"+p.addr+"/readyz"); code != http.StatusOK {
+		t.Errorf("readyz = %d %s", code, body)
+	}
+	tlsOK := &tls.Config{RootCAs: ca.Pool, ServerName: "n1.collabd.test", MinVersion: tls.VersionTLS12}
+	if nc, err := nats.Connect("nats://"+natsAddr, nats.Secure(tlsOK), nats.Token(token)); err != nil {
+		t.Errorf("a client with the CA and the token: %v", err)
+	} else {
+		nc.Close()
+	}
+	for name, opts := range map[string][]nats.Option{
+		"no token":   {nats.Secure(tlsOK)},
+		"no TLS":     {nats.Token(token)},
+		"another CA": {nats.Secure(&tls.Config{RootCAs: natstest.NewCA(t, "other").Pool, ServerName: "n1.collabd.test", MinVersion: tls.VersionTLS12}), nats.Token(token)},
+		"wrong name": {nats.Secure(&tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS12}), nats.Token(token)},
+	} {
+		if nc, err := nats.Connect("nats://"+natsAddr, append(opts, nats.Timeout(5*time.Second))...); err == nil {
+			nc.Close()
+			t.Errorf("a client with %s connected", name)
+		}
+	}
+	if strings.Contains(p.logText(), token) {
+		t.Error("the token is in the log")
+	}
+}
+
+// TestServeClusterSecureRoutes: three "collabd serve --nats-embedded"
+// processes whose routes use mutual TLS (certificates made here) and a
+// route secret, both from the flags and COLLABD_* variables, form the
+// cluster: an edit through one node is read through the others and
+// listed. (A node without the secret or the CA is refused: natsembed's
+// TestSecureCluster.)
+func TestServeClusterSecureRoutes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three collabd processes")
+	}
+	const secret = "route-secret-2f6b8d0a4c1e"
+	t.Setenv("COLLABD_NATS_CLUSTER_SECRET", secret)
+	ca := natstest.NewCA(t, "collabd test CA")
+	ports := freePorts(t, 3)
+	var routes []string
+	for _, p := range ports {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+	}
+	procs := make([]*serveProc, 3)
+	errs := make(chan error, 3)
+	for i := range procs {
+		caFile, certFile, keyFile := ca.Files(t.TempDir(), fmt.Sprintf("n%d", i+1))
+		go func() {
+			p, err := launchServeProc(t, "--nats-embedded", "--node-id", fmt.Sprintf("n%d", i+1),
+				"--nats-cluster-listen", fmt.Sprintf("127.0.0.1:%d", ports[i]), "--nats-routes", strings.Join(routes, ","),
+				"--nats-tls-ca", caFile, "--nats-tls-cert", certFile, "--nats-tls-key", keyFile, "--log-level", "debug")
+			procs[i] = p
+			errs <- err
+		}()
+	}
+	for range procs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := postEdits(ctx, "http://"+procs[0].addr, "secured routes", 0, "over TLS"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs[1:] {
+		if code, body := httpGet(t, "http://"+p.addr+docPath("secured routes", "/text")); code != http.StatusOK || body != "over TLS" {
+			t.Errorf("read through %s = %d %q", p.addr, code, body)
+		}
+		if code, body := httpGet(t, "http://"+p.addr+"/v1/docs"); code != http.StatusOK || !strings.Contains(body, `"secured routes"`) {
+			t.Errorf("list through %s = %d %s", p.addr, code, body)
+		}
+	}
+	for i, p := range procs {
+		if strings.Contains(p.logText(), secret) {
+			t.Errorf("node %d logged the route secret", i+1)
+		}
+	}
 }

@@ -83,6 +83,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&routes, "nats-routes", "the other embedded nodes' route `URLs`, e.g. nats://n2:6222,nats://n3:6222")
 	fs.StringVar(&cf.nodeID, "node-id", "", "this node's `id` in the cluster (letters, digits, '-', '_'; unique)")
 	fs.IntVar(&cf.replicas, "nats-replicas", 3, "replicas of the document logs, snapshots, leases and membership (1 to 5; at most the NATS nodes)")
+	cf.sec.register(fs)
 	fs.DurationVar(&cf.leaseTTL, "lease-ttl", 5*time.Second, "how long a document's lease (and a node's membership) outlives its last renewal: a crashed node's documents move after about this long")
 	fs.DurationVar(&cf.handoverAfter, "handover-after", 0, "a node that joins is handed the documents it wins once it has been live this `long` without a break (0: the lease TTL)")
 	fs.IntVar(&cf.outboxBytes, "cluster-outbox-bytes", 32<<20, "`bytes` an owner node queues for one other node; past it that node's clients of its documents are told to rejoin (4008)")
@@ -208,6 +209,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		defer outbox.Close()
 	}
 	var parts *clusterParts
+	cf.retention = retention
 	if cf.on() {
 		cctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		parts, err = startCluster(cctx, cf, *addr, log)

@@ -2,6 +2,7 @@ package natsembed
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,9 +45,33 @@ type Config struct {
 	// 0 is 10 s.
 	ReadyTimeout time.Duration
 	// Logger receives nats-server's log (notices at Info, warnings, errors);
-	// nil discards it.
+	// nil discards it. Secrets (passwords, tokens) are never in it.
 	Logger *slog.Logger
+
+	// TLS, if set, is the client port's server-side TLS configuration
+	// (its Certificates; ClientCAs with ClientAuth to require client
+	// certificates): clients must then connect with TLS. Connections in
+	// the process (InProcess) do not need it.
+	TLS *tls.Config
+	// ClusterTLS, if set, is the route port's TLS configuration, used both
+	// ways: Certificates is this node's certificate, RootCAs verifies the
+	// nodes it dials, ClientCAs (with ClientAuth
+	// tls.RequireAndVerifyClientCert) the nodes that dial it. A node
+	// without a certificate of the cluster's CA cannot join.
+	ClusterTLS *tls.Config
+	// ClusterSecret, if set, is the password every route connection must
+	// present (the user is "collabd-route"; it is added to each of Routes).
+	// A node without it cannot join.
+	ClusterSecret string
+	// Token, or User and Password, if set, is what a client must present
+	// on the client port (in-process connections too). At most one of the
+	// two.
+	Token          string
+	User, Password string
 }
+
+// routeUser is the user name of route connections under ClusterSecret.
+const routeUser = "collabd-route"
 
 // Server is a running embedded NATS server.
 type Server struct {
@@ -99,6 +124,21 @@ func (cfg Config) options() (*server.Options, error) {
 		Host:       "127.0.0.1",
 		Port:       server.RANDOM_PORT,
 	}
+	switch {
+	case cfg.Token != "" && (cfg.User != "" || cfg.Password != ""):
+		return nil, fmt.Errorf("%w: Token excludes User and Password", ErrConfig)
+	case (cfg.User == "") != (cfg.Password == ""):
+		return nil, fmt.Errorf("%w: User and Password go together", ErrConfig)
+	case cfg.ClusterListen == "" && (cfg.ClusterTLS != nil || cfg.ClusterSecret != ""):
+		return nil, fmt.Errorf("%w: ClusterTLS and ClusterSecret need ClusterListen", ErrConfig)
+	}
+	opts.Authorization, opts.Username, opts.Password = cfg.Token, cfg.User, cfg.Password
+	if cfg.TLS != nil {
+		opts.TLSConfig = cfg.TLS.Clone()
+		opts.TLS = true
+		opts.TLSVerify = cfg.TLS.ClientAuth == tls.RequireAndVerifyClientCert
+		opts.TLSTimeout = 5
+	}
 	if cfg.MaxStore > 0 {
 		opts.JetStreamMaxStore = cfg.MaxStore
 	}
@@ -130,10 +170,21 @@ func (cfg Config) options() (*server.Options, error) {
 	if opts.Cluster.Name == "" {
 		opts.Cluster.Name = "collabd"
 	}
+	if cfg.ClusterSecret != "" {
+		opts.Cluster.Username, opts.Cluster.Password = routeUser, cfg.ClusterSecret
+	}
+	if cfg.ClusterTLS != nil {
+		opts.Cluster.TLSConfig = cfg.ClusterTLS.Clone()
+		opts.Cluster.TLSTimeout = 5
+	}
 	for _, r := range cfg.Routes {
 		u, err := url.Parse(r)
 		if err != nil || u.Host == "" {
-			return nil, fmt.Errorf("%w: route %q is not a nats://host:port URL", ErrConfig, r)
+			// Not %q of r: a route URL may carry a password.
+			return nil, fmt.Errorf("%w: a route is not a nats://host:port URL", ErrConfig)
+		}
+		if cfg.ClusterSecret != "" {
+			u.User = url.UserPassword(routeUser, cfg.ClusterSecret)
 		}
 		opts.Routes = append(opts.Routes, u)
 	}
@@ -171,6 +222,10 @@ func (s *Server) ClusterURL() string {
 	}
 	return "nats://" + a.String()
 }
+
+// Routes is the number of route connections this node has (to the other
+// nodes of its cluster).
+func (s *Server) Routes() int { return s.ns.NumRoutes() }
 
 // Name is the server's name.
 func (s *Server) Name() string { return s.ns.Name() }

@@ -273,3 +273,24 @@ func TestFanOutRoundTrip(t *testing.T) {
 		t.Error("a reference to seq 0 accepted")
 	}
 }
+
+// FuzzDecodeVersionMeta: stored version metadata is decoded or refused,
+// never a panic, and what decodes stays within its bounds.
+func FuzzDecodeVersionMeta(f *testing.F) {
+	f.Add(VersionMeta{Version: 3, Named: true, Label: "Sent", Authors: []string{"alice"}, Time: 1}.Encode())
+	f.Add([]byte(`{"v":1}`))
+	f.Add([]byte(`{"t":-1}`))
+	f.Add([]byte(`{"authors":null}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := DecodeVersionMeta(b)
+		if err != nil {
+			return
+		}
+		if len(m.Authors) > 256 || len(m.Label) > MaxVersionLabel || m.Time < 0 {
+			t.Fatalf("DecodeVersionMeta = %+v", m)
+		}
+		if _, err := DecodeVersionMeta(m.Encode()); err != nil {
+			t.Fatalf("re-decoding %+v: %v", m, err)
+		}
+	})
+}

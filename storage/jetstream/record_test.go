@@ -120,14 +120,14 @@ func TestFuzzCorpus(t *testing.T) {
 
 func TestFold(t *testing.T) {
 	u := func(seq, epoch uint64, s string) seqRecord {
-		return seqRecord{seq, &record{kind: recUpdates, epoch: epoch, updates: [][]byte{[]byte(s)}}}
+		return seqRecord{seq: seq, rec: &record{kind: recUpdates, epoch: epoch, updates: [][]byte{[]byte(s)}}}
 	}
 	recs := []seqRecord{
-		{1, &record{kind: recFence, epoch: 1}},
+		{seq: 1, rec: &record{kind: recFence, epoch: 1}},
 		u(2, 1, "a"), u(5, 1, "b"),
-		{6, &record{kind: recFence, epoch: 4}},
+		{seq: 6, rec: &record{kind: recFence, epoch: 4}},
 		u(8, 4, "c"),
-		{9, &record{kind: recSnapshot, epoch: 4, snap: snapRef{through: 5, size: 1, name: "x"}}},
+		{seq: 9, rec: &record{kind: recSnapshot, epoch: 4, snap: snapRef{through: 5, size: 1, name: "x"}}},
 		u(12, 4, "d"),
 	}
 	f, err := fold(recs)
@@ -144,11 +144,11 @@ func TestFold(t *testing.T) {
 	if _, err := fold(append(recs, u(13, 3, "stale"))); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("fold with a decreasing epoch = %v, want ErrCorrupt", err)
 	}
-	f, err = fold(append(recs, seqRecord{13, &record{kind: recFence, epoch: 2}}))
+	f, err = fold(append(recs, seqRecord{seq: 13, rec: &record{kind: recFence, epoch: 2}}))
 	if err != nil || f.last != 13 || f.lastActive != 12 || f.epoch != 4 {
 		t.Errorf("fold with a stale fence = last %d active %d epoch %d, %v; want 13 12 4", f.last, f.lastActive, f.epoch, err)
 	}
-	f, _ = fold(append(recs, seqRecord{14, &record{kind: recTombstone, epoch: 4}}))
+	f, _ = fold(append(recs, seqRecord{seq: 14, rec: &record{kind: recTombstone, epoch: 4}}))
 	if !f.deleted {
 		t.Error("fold with a tombstone: not deleted")
 	}

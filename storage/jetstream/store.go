@@ -57,6 +57,10 @@ type Options struct {
 	WriteTimeout time.Duration
 	// Logger gets warnings (failed cleanups); nil discards them.
 	Logger *slog.Logger
+	// PruneVersions, if set, is asked after each version is stored which
+	// of the document's versions (given oldest first, without snapshots)
+	// to delete; it returns their sequences. Nil keeps every version.
+	PruneVersions func(now time.Time, doc string, versions []StoredVersion) []uint64
 }
 
 func (o *Options) setDefaults(nc *nats.Conn) error {
@@ -112,6 +116,10 @@ type Store struct {
 	snaps  jetstream.ObjectStore
 	subj   string // subject prefix: "<Prefix>.ops."
 
+	docsKV     jetstream.KeyValue // the document index (index.go)
+	docsStream jetstream.Stream   // its stream, read by List
+	vers       jetstream.Stream   // version history (versions.go)
+
 	ctx    context.Context // cancelled by Close when its ctx ends: publishes abort
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the publishing goroutines
@@ -123,6 +131,8 @@ type Store struct {
 	active int                // writers with a publishing goroutine
 	queued int64              // update bytes queued or in flight
 	closed bool
+
+	versionsInFlight int // SubmitVersion publishes in flight
 }
 
 // New connects the Store to JetStream through nc, creating or updating its
@@ -169,6 +179,39 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		return err
 	}); err != nil {
 		return nil, fmt.Errorf("jetstream: snapshot bucket %s: %w", ocfg.Bucket, err)
+	}
+	kcfg := jetstream.KeyValueConfig{
+		Bucket:      opts.indexBucket(),
+		Description: "collabd document index: one key per document (List)",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    opts.Replicas,
+	}
+	if err := Retry(ctx, func(ctx context.Context) error {
+		if s.docsKV, err = js.CreateOrUpdateKeyValue(ctx, kcfg); err != nil {
+			return err
+		}
+		s.docsStream, err = js.Stream(ctx, "KV_"+kcfg.Bucket)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("jetstream: index bucket %s: %w", kcfg.Bucket, err)
+	}
+	if err := s.versionsStream(ctx); err != nil {
+		return nil, fmt.Errorf("jetstream: versions stream: %w", err)
+	}
+	// Not Retry: a reindex may take longer than one of its attempts.
+	for {
+		err := s.ensureIndexed(ctx)
+		if err == nil {
+			break
+		}
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (last: %w)", ctx.Err(), err)
+		case <-t.C:
+		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
@@ -236,9 +279,10 @@ func checkID(doc string) error {
 
 // Stored is a document as loaded.
 type Stored struct {
-	Snapshot []byte  // nil: no snapshot
-	Tail     []Entry // updates after the snapshot, in order
-	LastSeq  uint64  // the subject's last sequence (a write expects it)
+	Snapshot []byte    // nil: no snapshot
+	Tail     []Entry   // updates after the snapshot, in order
+	LastSeq  uint64    // the subject's last sequence (a write expects it)
+	Updated  time.Time // the last record's time (Load only)
 }
 
 // Entry is one update of the log. Updates published in one record share
@@ -252,6 +296,7 @@ type Entry struct {
 type seqRecord struct {
 	seq uint64
 	rec *record
+	t   time.Time // when the stream stored it
 }
 
 // folded is a subject's records summed up.
@@ -259,9 +304,10 @@ type folded struct {
 	snap       *snapRef // the latest snapshot, nil if none
 	tail       []Entry  // updates after snap.through
 	last       uint64   // the last record's sequence (0: empty subject)
-	lastActive uint64   // the last record's but stale fences
-	epoch      uint64   // the highest epoch
-	exists     bool     // an update or a snapshot was written
+	lastTime   time.Time
+	lastActive uint64 // the last record's but stale fences
+	epoch      uint64 // the highest epoch
+	exists     bool   // an update or a snapshot was written
 	deleted    bool
 }
 
@@ -272,7 +318,7 @@ type folded struct {
 func fold(recs []seqRecord) (folded, error) {
 	var f folded
 	for _, r := range recs {
-		f.last = r.seq
+		f.last, f.lastTime = r.seq, r.t
 		if r.rec.epoch < f.epoch {
 			if r.rec.kind == recFence {
 				continue
@@ -372,7 +418,7 @@ func (s *Store) stored(ctx context.Context, doc string, f folded) (Stored, error
 	case !f.exists:
 		return Stored{LastSeq: f.last}, fmt.Errorf("%s: %w", doc, ErrNotFound)
 	}
-	st := Stored{Tail: f.tail, LastSeq: f.last}
+	st := Stored{Tail: f.tail, LastSeq: f.last, Updated: f.lastTime}
 	var size int64
 	for _, e := range f.tail {
 		size += int64(len(e.Data))
@@ -483,7 +529,7 @@ func (s *Store) readSubject(ctx context.Context, subj string, atLeast uint64) ([
 			if err != nil {
 				return nil, fmt.Errorf("record %d: %w", md.Sequence.Stream, err)
 			}
-			recs = append(recs, seqRecord{md.Sequence.Stream, rec})
+			recs = append(recs, seqRecord{md.Sequence.Stream, rec, md.Timestamp})
 			pending = md.NumPending
 			// Read to the end as the consumer sees it, not only to the
 			// last record seen before: a compaction may purge records

@@ -22,6 +22,7 @@ type writer struct {
 	synced   bool   // last is known (false after an unconfirmed publish)
 	fenced   error  // non-nil: appends refused (ErrFenced or ErrDeleted)
 	snapName string // the current snapshot object, deleted when replaced
+	indexed  bool   // the document's index key exists (publishing goroutine, after Open)
 	queue    []item // waiting to be published, in order
 	flushing bool   // a publishing goroutine runs for this writer
 }
@@ -118,6 +119,12 @@ func (s *Store) Open(ctx context.Context, doc string, epoch uint64) (Stored, err
 		return Stored{}, fmt.Errorf("%w: %s: record %d follows our fence %d", ErrFenced, doc, f.lastActive, ack.Sequence)
 	}
 	w.last = f.last
+	if f.exists && !f.deleted {
+		if err := s.index(ctx, doc); err != nil {
+			return Stored{}, fmt.Errorf("%w: %s: %w", ErrUnavailable, doc, err)
+		}
+		w.indexed = true
+	}
 	if f.snap != nil {
 		w.snapName = f.snap.name
 	}
@@ -382,6 +389,16 @@ func (s *Store) publish(w *writer, batch []item, last uint64, synced bool) (uint
 		rec.snap = batch[0].snap
 	}
 	data := appendRecord(nil, rec)
+	if !w.indexed && rec.kind != recTombstone {
+		// The document's first data: index it before (index.go).
+		ctx, cancel := context.WithTimeout(s.ctx, s.opts.WriteTimeout)
+		err := s.index(ctx, w.doc)
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("%w: %s: %w", ErrUnavailable, w.doc, err)
+		}
+		w.indexed = true
+	}
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		if synced {
@@ -499,6 +516,8 @@ func (s *Store) purgeDeleted(w *writer, tombstone uint64) {
 	if name != "" {
 		s.deleteSnapshot(name)
 	}
+	s.unindex(w.doc)
+	s.purgeVersions(w.doc)
 }
 
 // isWrongLastSeq reports a refused expected-last-sequence.

@@ -40,6 +40,13 @@ func Single(t testing.TB) *Cluster {
 // route, so the JetStream meta group knows its size from the start.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return StartWith(t, n, nil)
+}
+
+// StartWith is Start with each node's Config passed through configure
+// (node index, its config) before it starts: TLS, secrets.
+func StartWith(t testing.TB, n int, configure func(int, *natsembed.Config)) *Cluster {
+	t.Helper()
 	ports := make([]int, n)
 	for i := range ports {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -66,6 +73,9 @@ func Start(t testing.TB, n int) *Cluster {
 			ClusterName:   "test",
 			ClusterListen: fmt.Sprintf("127.0.0.1:%d", ports[i]),
 			Routes:        routes,
+		}
+		if configure != nil {
+			configure(i, &cfg)
 		}
 		s, err := natsembed.Start(cfg)
 		if err != nil {
