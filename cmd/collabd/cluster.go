@@ -41,6 +41,7 @@ type clusterFlags struct {
 	leaseTTL      time.Duration     // --lease-ttl
 	handoverAfter time.Duration     // --handover-after (0: the lease TTL)
 	outboxBytes   int               // --cluster-outbox-bytes
+	sync          string            // --nats-sync: "always" or an interval (the embedded node)
 	data          string            // --data: the embedded node stores JetStream under data/nats
 	sec           natsSecurity      // credentials and TLS (natsauth.go)
 	retention     storage.Retention // --version-retention, applied to the cluster's history
@@ -72,6 +73,8 @@ func (f clusterFlags) check() error {
 		return fmt.Errorf("--handover-after %v: not negative", f.handoverAfter)
 	case f.outboxBytes < 64<<10:
 		return fmt.Errorf("--cluster-outbox-bytes %d: at least 65536", f.outboxBytes)
+	case f.sync != "always" && !validInterval(f.sync):
+		return fmt.Errorf("--nats-sync %q: \"always\" or an interval such as 1s or 2m", f.sync)
 	case !f.embedded && (f.listen != "" || f.clusterListen != "" || len(f.routes) > 0):
 		return errors.New("--nats-listen, --nats-cluster-listen and --nats-routes need --nats-embedded")
 	}
@@ -105,6 +108,11 @@ func startCluster(ctx context.Context, f clusterFlags, addr string, log *slog.Lo
 	if f.embedded {
 		cfg := natsembed.Config{Name: f.nodeID, StoreDir: filepath.Join(f.data, "nats"),
 			Listen: f.listen, ClusterListen: f.clusterListen, Routes: f.routes, Logger: log.With("component", "nats")}
+		if f.sync == "always" {
+			cfg.SyncAlways = true
+		} else {
+			cfg.SyncInterval, _ = time.ParseDuration(f.sync) // checked
+		}
 		own, inProcess, err := f.sec.embedded(&cfg)
 		if err != nil {
 			return fail(err)
@@ -225,4 +233,10 @@ func pruneByRetention(r storage.Retention) func(time.Time, string, []jetstream.S
 		}
 		return drop
 	}
+}
+
+// validInterval reports whether s is a positive duration.
+func validInterval(s string) bool {
+	d, err := time.ParseDuration(s)
+	return err == nil && d > 0
 }

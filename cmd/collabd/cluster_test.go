@@ -29,6 +29,8 @@ func TestServeClusterFlags(t *testing.T) {
 		{[]string{"--nats", "nats://x:4222", "--node-id", "n1", "--nats-listen", ":4222"}, "need --nats-embedded"},
 		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-replicas", "7"}, "1 to 5"},
 		{[]string{"--nats-embedded", "--node-id", "n1", "--lease-ttl", "10ms"}, "at least 1s"},
+		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-sync", "sometimes"}, "\"always\" or an interval"},
+		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-sync", "-1s"}, "\"always\" or an interval"},
 		{[]string{"--nats-token", "x"}, "need --nats or --nats-embedded"},
 		{[]string{"--nats", "nats://x:4222", "--node-id", "n1", "--nats-user", "u"}, "go together"},
 		{[]string{"--nats", "nats://x:4222", "--node-id", "n1", "--nats-token", "t", "--nats-user", "u", "--nats-password", "p"}, "excludes"},

@@ -41,6 +41,12 @@ type Config struct {
 	// default is 1 MiB, which a document update of a full 1 MiB frame,
 	// grouped into a record, would not fit).
 	MaxPayload int32
+	// SyncAlways makes JetStream fsync every write before it acks it (a
+	// quorum then has the record on disk, not only in the page cache).
+	// Otherwise files are synced every SyncInterval (0: nats-server's
+	// default, 2 minutes).
+	SyncAlways   bool
+	SyncInterval time.Duration
 	// ReadyTimeout bounds the wait for the server to accept connections;
 	// 0 is 10 s.
 	ReadyTimeout time.Duration
@@ -120,6 +126,7 @@ func (cfg Config) options() (*server.Options, error) {
 		JetStream:  true,
 		StoreDir:   cfg.StoreDir,
 		NoSigs:     true, // collabd owns the process's signals
+		SyncAlways: cfg.SyncAlways,
 		NoLog:      cfg.Logger == nil,
 		Host:       "127.0.0.1",
 		Port:       server.RANDOM_PORT,
@@ -132,6 +139,10 @@ func (cfg Config) options() (*server.Options, error) {
 	case cfg.ClusterListen == "" && (cfg.ClusterTLS != nil || cfg.ClusterSecret != ""):
 		return nil, fmt.Errorf("%w: ClusterTLS and ClusterSecret need ClusterListen", ErrConfig)
 	}
+	if cfg.SyncInterval < 0 {
+		return nil, fmt.Errorf("%w: SyncInterval %v is negative", ErrConfig, cfg.SyncInterval)
+	}
+	opts.SyncInterval = cfg.SyncInterval
 	opts.Authorization, opts.Username, opts.Password = cfg.Token, cfg.User, cfg.Password
 	if cfg.TLS != nil {
 		opts.TLSConfig = cfg.TLS.Clone()

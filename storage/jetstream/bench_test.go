@@ -8,16 +8,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/collabd/collabd/internal/natsembed"
 	"github.com/collabd/collabd/internal/natsembed/natstest"
 	"github.com/collabd/collabd/storage/jetstream"
 )
 
 // BenchmarkAckLatency: one update at a time, waiting for its ack: the
 // durable-ack latency (in-process nodes on loopback).
+// "sync" runs are with SyncAlways (collabd serve --nats-sync always, the
+// default): every record fsynced on a quorum before its ack.
 func BenchmarkAckLatency(b *testing.B) {
-	for _, nodes := range []int{1, 3} {
-		b.Run(fmt.Sprintf("R%d", nodes), func(b *testing.B) {
-			s := benchStore(b, nodes)
+	for _, run := range []struct {
+		nodes int
+		sync  bool
+	}{{1, false}, {3, false}, {1, true}, {3, true}} {
+		name := fmt.Sprintf("R%d", run.nodes)
+		if run.sync {
+			name += "-sync"
+		}
+		b.Run(name, func(b *testing.B) {
+			s := benchStore(b, run.nodes, run.sync)
 			update := make([]byte, 100)
 			b.ResetTimer()
 			for range b.N {
@@ -38,7 +48,7 @@ func BenchmarkAckLatency(b *testing.B) {
 func BenchmarkThroughput(b *testing.B) {
 	for _, nodes := range []int{1, 3} {
 		b.Run(fmt.Sprintf("R%d", nodes), func(b *testing.B) {
-			s := benchStore(b, nodes, benchDocs(64)...)
+			s := benchStore(b, nodes, false, benchDocs(64)...)
 			update := make([]byte, 100)
 			b.ResetTimer()
 			var wg sync.WaitGroup
@@ -84,16 +94,16 @@ func benchDocs(n int) []string {
 	return docs
 }
 
-func benchStore(b *testing.B, nodes int, docs ...string) *jetstream.Store {
+func benchStore(b *testing.B, nodes int, sync bool, docs ...string) *jetstream.Store {
 	b.Helper()
 	if len(docs) == 0 {
 		docs = []string{"doc"}
 	}
 	var c *natstest.Cluster
 	if nodes == 1 {
-		c = natstest.Single(b)
+		c = natstest.SingleWith(b, func(cfg *natsembed.Config) { cfg.SyncAlways = sync })
 	} else {
-		c = natstest.Start(b, nodes)
+		c = natstest.StartWith(b, nodes, func(_ int, cfg *natsembed.Config) { cfg.SyncAlways = sync })
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -23,9 +23,16 @@ type Cluster struct {
 }
 
 // Single starts one node (JetStream, not clustered).
-func Single(t testing.TB) *Cluster {
+func Single(t testing.TB) *Cluster { t.Helper(); return SingleWith(t, nil) }
+
+// SingleWith is Single with its config changed by configure (if not nil)
+// before the node starts.
+func SingleWith(t testing.TB, configure func(*natsembed.Config)) *Cluster {
 	t.Helper()
 	cfg := natsembed.Config{Name: "n1", StoreDir: t.TempDir()} // before the shutdown cleanup
+	if configure != nil {
+		configure(&cfg)
+	}
 	s, err := natsembed.Start(cfg)
 	if err != nil {
 		t.Fatalf("natstest: start: %v", err)
