@@ -26,6 +26,11 @@ scenarios (each runs its own collabd serve on a loopback port):
          --factor of a baseline run without it
   storm  --clients clients on --docs documents; the server restarts (--signal
          term or kill): all must reconnect, the server stay up, replicas converge
+  cluster  three "serve --nats-embedded" nodes; writers spread over them append
+         markers while each cycle SIGKILLs a document's owner, SIGKILLs the ops
+         stream's leader or SIGSTOPs an owner past the lease TTL; every marker
+         acked durable must be on every node once, the writers' replicas must
+         converge; failover times per fault (docs/CLUSTER.md, "Chaos")
 
 Run "collabd chaos <scenario> -h" for its flags. See BENCHMARKS.md.
 `
@@ -89,6 +94,25 @@ func runChaos(args []string, stdout, stderr io.Writer) int {
 		run = func(ctx context.Context, s chaos.Serve) (*loadgen.Result, error) {
 			p.Serve = s
 			return chaos.RunStorm(ctx, p)
+		}
+	case "cluster":
+		var p chaos.Cluster
+		faults := strings.Join(chaos.FaultKinds(), ",")
+		fs.IntVar(&p.Cycles, "cycles", 20, "faults, one per cycle")
+		fs.IntVar(&p.Writers, "writers", 6, "writer clients, spread over the 3 nodes")
+		fs.IntVar(&p.Docs, "docs", 3, "documents (every writer writes to each)")
+		fs.Uint64Var(&p.Seed, "seed", 0, "seed of the fault schedule and targets (0: from the clock; printed)")
+		fs.DurationVar(&p.LeaseTTL, "lease-ttl", 2*time.Second, "the nodes' --lease-ttl")
+		fs.DurationVar(&p.Pause, "pause", 0, "how long a SIGSTOPped node stays stopped (0: 2 x --lease-ttl)")
+		fs.StringVar(&faults, "faults", faults, "comma-separated fault kinds to inject")
+		fs.DurationVar(&p.Interval, "interval", 20*time.Millisecond, "each writer's pause between inserts")
+		fs.DurationVar(&p.Recover, "recover", 60*time.Second, "bound for every writer to be acked again after a fault, and for the cluster to settle")
+		run = func(ctx context.Context, s chaos.Serve) (*loadgen.Result, error) {
+			p.Serve = s
+			p.Faults = strings.Split(faults, ",")
+			p.Out = stderr
+			res, _, err := chaos.RunCluster(ctx, p)
+			return res, err
 		}
 	default:
 		fmt.Fprintf(stderr, "collabd chaos: unknown scenario %q\n\n%s", scenario, chaosUsage)

@@ -100,6 +100,36 @@ func TestChaosStormShort(t *testing.T) {
 	}
 }
 
+// TestChaosClusterShort is the short "collabd chaos cluster": three nodes
+// as processes, one cycle of each fault (owner SIGKILLed, ops stream
+// leader SIGKILLed, owner SIGSTOPped past the lease TTL); every marker
+// acked durable is on every node exactly once and the writers converge.
+func TestChaosClusterShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three collabd processes, raft elections")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	s := testServe(t)
+	var lines bytes.Buffer
+	c := chaos.Cluster{Serve: s, Cycles: 3, Writers: 3, Docs: 2, LeaseTTL: 2 * time.Second, Recover: 40 * time.Second, Out: &lines}
+	res, rep, err := chaos.RunCluster(ctx, c)
+	if err != nil {
+		log, _ := os.ReadFile(s.LogPath)
+		t.Fatalf("%v; server logs:\n%s", err, log)
+	}
+	t.Log("\n" + lines.String())
+	reportChaos(t, res, s)
+	for _, k := range chaos.FaultKinds() {
+		if len(rep.Failover[k]) != 1 {
+			t.Errorf("failover samples of %s = %v, want 1 (3 cycles inject each fault once)", k, rep.Failover[k])
+		}
+	}
+	if rep.Set.Acked == 0 || rep.Set.OK != rep.Set.Acked {
+		t.Fatalf("set check %+v", rep.Set)
+	}
+}
+
 func TestChaosUsage(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"chaos"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "kill9") {
