@@ -227,7 +227,7 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 			line += fmt.Sprintf(": failover %v", at.Sub(t0).Round(time.Millisecond))
 		} else {
 			rep.Unrecovered++
-			line += fmt.Sprintf(": NOT every writer acked again within %v", c.Recover)
+			line += fmt.Sprintf(": NOT every writer acked again within %v: %s", c.Recover, stuckWriters(ctx, ws, skip, nodes))
 		}
 		if kind == FaultStop && slices.Contains(skip, true) {
 			only := make([]bool, len(skip))
@@ -253,7 +253,7 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 		settles = append(settles, d)
 		if err != nil {
 			rep.Unrecovered++
-			line += fmt.Sprintf("; NOT settled within %v: %v", c.Recover, err)
+			line += fmt.Sprintf("; NOT settled within %v: %v: %s", c.Recover, err, stuckWriters(ctx, ws, nil, nodes))
 		} else {
 			line += fmt.Sprintf("; settled in %v", d.Round(time.Millisecond))
 		}
@@ -509,4 +509,22 @@ func replicasDiverged(ctx context.Context, ws []*clusterWriter, docIDs []string,
 			return diverged
 		}
 	}
+}
+
+// stuckWriters describes the writers (not in skip) not acked again, with
+// the lease holder of each document.
+func stuckWriters(ctx context.Context, ws []*clusterWriter, skip []bool, nodes []*clusterNode) string {
+	var out []string
+	for i, w := range ws {
+		if skip == nil || !skip[i] {
+			out = append(out, w.stuck(nodes)...)
+		}
+	}
+	if len(ws) > 0 {
+		for _, d := range ws[0].docs {
+			h, err := leaseHolder(ctx, nodes, d.ID())
+			out = append(out, fmt.Sprintf("lease of %s: %q %v", d.ID(), h, err))
+		}
+	}
+	return strings.Join(out, "; ")
 }

@@ -133,3 +133,22 @@ func (w *clusterWriter) refresh() []int {
 	}
 	return und
 }
+
+// stuck describes the documents of w not acked again since the watch: the
+// node of its connection, whether the document is live, its batches not
+// yet durable and its error.
+func (w *clusterWriter) stuck(nodes []*clusterNode) []string {
+	w.mu.Lock()
+	acked := append([]time.Time(nil), w.acked...)
+	w.mu.Unlock()
+	var out []string
+	for di, t := range acked {
+		if !t.IsZero() {
+			continue
+		}
+		d := w.docs[di]
+		st := d.Status()
+		out = append(out, fmt.Sprintf("writer %d on %s: %s live=%v undurable=%d err=%v", w.id, nodes[w.node.Load()].id, d.ID(), st.Live, st.Undurable, d.Err()))
+	}
+	return out
+}
