@@ -190,6 +190,7 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 		schedule = schedule[1:]
 		target, why := pickTarget(ctx, rng, nodes, kind, docIDs)
 		n := nodes[target]
+		led := ledGroups(ctx, nodes, n.id)
 		faults++
 		c.Serve.stage("cycle %d of %d: %s %s (%s)", cycle+1, c.Cycles, kind, n.id, why)
 		t0 := time.Now()
@@ -212,7 +213,7 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 			n.p.kill()
 			n.state = nodeKilled
 		}
-		line := fmt.Sprintf("cycle %d/%d: %s %s (%s)", cycle+1, c.Cycles, kind, n.id, why)
+		line := fmt.Sprintf("cycle %d/%d: %s %s (%s; it led %s)", cycle+1, c.Cycles, kind, n.id, why, led)
 		var tcont time.Time
 		if kind == FaultStop {
 			if !sleepCtx(ctx, c.Pause) {
@@ -527,4 +528,20 @@ func stuckWriters(ctx context.Context, ws []*clusterWriter, skip []bool, nodes [
 		}
 	}
 	return strings.Join(out, "; ")
+}
+
+// ledGroups names the raft groups (the ops stream, the lease and
+// membership buckets) whose leader is node id: a crash of their leader
+// costs an election (docs/CLUSTER.md), which the failover then includes.
+func ledGroups(ctx context.Context, nodes []*clusterNode, id string) string {
+	var led []string
+	for _, g := range []struct{ stream, name string }{{opsStream, "ops"}, {leaseStream, "leases"}, {nodesStream, "nodes"}} {
+		if l, err := streamLeader(ctx, nodes, g.stream); err == nil && l == id {
+			led = append(led, g.name)
+		}
+	}
+	if len(led) == 0 {
+		return "no raft group"
+	}
+	return strings.Join(led, "+")
 }
