@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,7 +70,7 @@ func newClusterNodes(base Serve, ttl time.Duration) ([]*clusterNode, error) {
 	for i := range nodes {
 		id := fmt.Sprintf("n%d", i+1)
 		s := base
-		s.Data = base.Data + "/" + id
+		s.Data = filepath.Join(base.Data, id)
 		if base.Log != nil {
 			s.Log = &lineWriter{mu: &mu, w: base.Log, prefix: []byte(id + " ")}
 		}
@@ -322,7 +323,9 @@ func (b *balancer) dialer(home int, cur *atomic.Int32) *websocket.Dialer {
 }
 
 // lineWriter writes whole lines, each with a prefix, to a writer shared
-// with other lineWriters (the same mu).
+// with other lineWriters (the same mu). The lock is held across the write
+// on purpose: it keeps the nodes' lines whole in the shared log (a log
+// handler's lock); only the copying goroutines of os/exec wait on it.
 type lineWriter struct {
 	mu     *sync.Mutex // guards w and every buf of the writers sharing it
 	w      io.Writer
