@@ -50,6 +50,7 @@ func runChaos(args []string, stdout, stderr io.Writer) int {
 	bin := fs.String("bin", "", "collabd `binary` to run as the server (empty: this executable)")
 	data := fs.String("data", "", "data `directory` for the server (empty: a fresh temporary one, removed afterwards)")
 	logFile := fs.String("server-log", "", "append the server's stderr to this `file` (empty: <data>/serve.log)")
+	logLevel := fs.String("server-log-level", "warn", "the server's --log-level (debug, info, warn, error): debug to chase a failure")
 	jsonOut := fs.String("json", "", "write the result as JSON to this `file`")
 	maxTime := fs.Duration("max-time", 20*time.Minute, "hard bound on the whole run")
 	progressEvery := fs.Duration("progress", 5*time.Second, "print the stage and time elapsed on stderr this often (0: never)")
@@ -128,6 +129,9 @@ func runChaos(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "collabd chaos: %v\n", err)
 		return 1
+	}
+	if *logLevel != "warn" {
+		s.Extra = append(s.Extra, "--log-level", *logLevel) // after startServe's own --log-level warn: the last one counts
 	}
 	keep := false // a failed run keeps its temporary data directory and server log
 	defer func() { cleanup(keep) }()
