@@ -108,11 +108,11 @@ func TestChaosClusterShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three collabd processes, raft elections")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 240*time.Second) // a stall (below) costs up to 3 x Recover
 	defer cancel()
 	s := testServe(t)
 	var lines bytes.Buffer
-	c := chaos.Cluster{Serve: s, Cycles: 3, Writers: 3, Docs: 2, LeaseTTL: 2 * time.Second, Recover: 40 * time.Second, Out: &lines}
+	c := chaos.Cluster{Serve: s, Cycles: 3, Writers: 3, Docs: 2, LeaseTTL: 2 * time.Second, Recover: 30 * time.Second, Out: &lines}
 	res, rep, err := chaos.RunCluster(ctx, c)
 	if err != nil {
 		log, _ := os.ReadFile(s.LogPath)
