@@ -21,6 +21,8 @@ build:
 vet:
 	$(GO) vet ./...
 
+# unit includes the short chaos runs of cmd/collabd (TestChaos*Short; the
+# cluster one starts three serve --nats-embedded processes, ~45 s).
 unit:
 	$(GO) test -count=1 ./...
 

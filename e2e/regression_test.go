@@ -7,6 +7,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	collab "github.com/collabd/collabd/clients/go"
 	"github.com/collabd/collabd/crdt"
 	"github.com/collabd/collabd/protocol"
 	"github.com/collabd/collabd/server"
@@ -255,5 +256,35 @@ func TestAuthorGetsOpsItsUpdateReleased(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// A join the server refused with a retryable code (here the join rate; in
+// cluster mode an owner not reachable yet) is retried, and the retry must
+// not end the document. The client used to send a Leave before the new
+// Join, which the server, that had never joined it, answered with the
+// terminal `not joined` (4508): the document failed for good (found by
+// `collabd chaos cluster`).
+func TestJoinRetriedAfterRefusal(t *testing.T) {
+	ts := startServer(t, server.Config{JoinRate: 2, JoinBurst: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := collab.Dial(ctx, ts.url(), collab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Join(ctx, "first"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.Join(ctx, "second") // refused (rate limited), retried after the 1 s hint
+	if err != nil {
+		t.Fatalf("join after a retryable refusal = %v, want it joined on the retry", err)
+	}
+	if err := d.Insert("body", 0, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WaitDurable(ctx); err != nil {
+		t.Fatalf("edit after the retried join: %v", err)
 	}
 }

@@ -565,6 +565,13 @@ func (c *Client) serverError(e *protocol.Error) {
 	if c.presenceError(d, e) {
 		return
 	}
+	if e.Code == protocol.CodeNotJoined && e.Batch == 0 && d.joining {
+		// The answer to the Leave a rejoin sends before its Join when the
+		// server had refused the previous Join with a retryable error (join
+		// rate, overloaded, a cluster owner not reachable yet): it never
+		// joined the document. The Join that follows is answered on its own.
+		return
+	}
 	if !e.Code.Retry() {
 		d.terminal(e)
 		return

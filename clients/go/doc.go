@@ -24,9 +24,11 @@
 // sooner than the server's retry-after hint), reconnects, rejoins every
 // document with its state vector, applies the sync, sends its own ops the
 // server lacks and resends its unacknowledged batches; the server dedupes by
-// op id. A terminal code (see protocol.Code) stops the client: Client.Err
-// reports it and Client.Done is closed. A terminal error about one document
-// ends that document only (Document.Err).
+// op id. A Join the server refuses with a retryable code (join rate,
+// overloaded, a cluster owner not reachable yet) is sent again after the
+// same backoff. A terminal code (see protocol.Code) stops the client:
+// Client.Err reports it and Client.Done is closed. A terminal error about
+// one document ends that document only (Document.Err).
 //
 // The client's agent id (Options.Agent, random by default) stays the same
 // across reconnects, so its offline edits are its own ops when it comes back.

@@ -175,7 +175,10 @@ func (c *Client) presenceError(d *docState, e *protocol.Error) bool {
 		e.Code == protocol.CodeReadOnly && e.Batch == 0: // a cursor of a read-only session refused
 		p.err = e
 		p.notify()
-	case e.Code == protocol.CodeRateLimited && e.Batch == 0: // updates always carry their batch
+	case e.Code == protocol.CodeRateLimited && e.Batch == 0 && d.live:
+		// Updates always carry their batch; a document not live yet was
+		// refused its Join (the join rate), which is retried like any
+		// retryable document error.
 		p.holdUntil = time.Now().Add(time.Duration(e.RetryAfterMs) * time.Millisecond)
 		p.dirty = true
 	default:

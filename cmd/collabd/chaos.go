@@ -26,6 +26,11 @@ scenarios (each runs its own collabd serve on a loopback port):
          --factor of a baseline run without it
   storm  --clients clients on --docs documents; the server restarts (--signal
          term or kill): all must reconnect, the server stay up, replicas converge
+  cluster  three "serve --nats-embedded" nodes; writers spread over them append
+         markers while each cycle SIGKILLs a document's owner, SIGKILLs the ops
+         stream's leader or SIGSTOPs an owner past the lease TTL; every marker
+         acked durable must be on every node once, the writers' replicas must
+         converge; failover times per fault (docs/CLUSTER.md, "Chaos")
 
 Run "collabd chaos <scenario> -h" for its flags. See BENCHMARKS.md.
 `
@@ -45,6 +50,7 @@ func runChaos(args []string, stdout, stderr io.Writer) int {
 	bin := fs.String("bin", "", "collabd `binary` to run as the server (empty: this executable)")
 	data := fs.String("data", "", "data `directory` for the server (empty: a fresh temporary one, removed afterwards)")
 	logFile := fs.String("server-log", "", "append the server's stderr to this `file` (empty: <data>/serve.log)")
+	logLevel := fs.String("server-log-level", "warn", "the server's --log-level (debug, info, warn, error): debug to chase a failure")
 	jsonOut := fs.String("json", "", "write the result as JSON to this `file`")
 	maxTime := fs.Duration("max-time", 20*time.Minute, "hard bound on the whole run")
 	progressEvery := fs.Duration("progress", 5*time.Second, "print the stage and time elapsed on stderr this often (0: never)")
@@ -90,6 +96,25 @@ func runChaos(args []string, stdout, stderr io.Writer) int {
 			p.Serve = s
 			return chaos.RunStorm(ctx, p)
 		}
+	case "cluster":
+		var p chaos.Cluster
+		faults := strings.Join(chaos.FaultKinds(), ",")
+		fs.IntVar(&p.Cycles, "cycles", 20, "faults, one per cycle")
+		fs.IntVar(&p.Writers, "writers", 6, "writer clients, spread over the 3 nodes")
+		fs.IntVar(&p.Docs, "docs", 3, "documents (every writer writes to each)")
+		fs.Uint64Var(&p.Seed, "seed", 0, "seed of the fault schedule and targets (0: from the clock; printed)")
+		fs.DurationVar(&p.LeaseTTL, "lease-ttl", 2*time.Second, "the nodes' --lease-ttl")
+		fs.DurationVar(&p.Pause, "pause", 0, "how long a SIGSTOPped node stays stopped (0: 2 x --lease-ttl)")
+		fs.StringVar(&faults, "faults", faults, "comma-separated fault kinds to inject")
+		fs.DurationVar(&p.Interval, "interval", 20*time.Millisecond, "each writer's pause between inserts")
+		fs.DurationVar(&p.Recover, "recover", 60*time.Second, "bound for every writer to be acked again after a fault, and for the cluster to settle")
+		run = func(ctx context.Context, s chaos.Serve) (*loadgen.Result, error) {
+			p.Serve = s
+			p.Faults = strings.Split(faults, ",")
+			p.Out = stderr
+			res, _, err := chaos.RunCluster(ctx, p)
+			return res, err
+		}
 	default:
 		fmt.Fprintf(stderr, "collabd chaos: unknown scenario %q\n\n%s", scenario, chaosUsage)
 		return 2
@@ -104,6 +129,9 @@ func runChaos(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "collabd chaos: %v\n", err)
 		return 1
+	}
+	if *logLevel != "warn" {
+		s.Extra = append(s.Extra, "--log-level", *logLevel) // after startServe's own --log-level warn: the last one counts
 	}
 	keep := false // a failed run keeps its temporary data directory and server log
 	defer func() { cleanup(keep) }()

@@ -18,6 +18,17 @@
 //   - Storm: many clients on a few documents; the server is restarted
 //     (SIGTERM or SIGKILL). Every client must reconnect, the server must stay
 //     up, and every replica must converge within a bound.
+//   - Cluster: three `collabd serve --nats-embedded` nodes (own data
+//     directories, loopback ports, routes to each other) and writers spread
+//     over them through a balancer that health-checks /readyz, so most
+//     sessions are forwarded. Each cycle injects one fault (a seeded
+//     schedule): SIGKILL a document's owner (the lease holder, read from
+//     the lease bucket), SIGKILL the ops stream's raft leader (StreamInfo
+//     through a node's NATS client port), or SIGSTOP an owner past the
+//     lease TTL then SIGCONT; killed nodes restart. Failover is timed from
+//     the fault until every writer has a marker inserted after it acked
+//     durable on every document. At the end every node's text and every
+//     writer's replica are checked: each marker acked durable exactly once.
 //
 // Each returns a *loadgen.Result (metrics, checks, notes) so the output
 // matches "collabd bench": a human table and JSON.

@@ -566,6 +566,7 @@ func (rs *remoteSub) Admit(replicas []uint64, ops, length int) error {
 
 func (rs *remoteSub) stop() { rs.quitOnce.Do(func() { close(rs.quit) }) }
 
+// stopped reports whether stop was called.
 func (rs *remoteSub) stopped() bool {
 	select {
 	case <-rs.quit:
@@ -595,8 +596,17 @@ func (n *Node) onFwd(msg *nats.Msg) {
 	k := remoteKey{f.origin, f.key}
 	n.mu.Lock()
 	rs := n.remotes[k]
-	if rs != nil && rs.stopped() && (f.kind == fwdJoin || f.kind == fwdFollow) {
-		rs = nil // dropped, its worker not gone yet: the rejoin gets a new one
+	if rs != nil && (rs.stopped() || f.kind == fwdLeave || f.kind == fwdUnfollow) {
+		// A Leave ends the subscriber now, not when its worker gets to it:
+		// a rejoin (a stale Ref retargets with the same key: Leave, then
+		// Join) must start a new one, or its Join would be queued behind
+		// the Leave to a worker that is exiting and be lost, the session
+		// waiting for a sync forever (found by collabd chaos cluster). A
+		// stopped subscriber takes nothing more either.
+		delete(n.remotes, k)
+		if rs.stopped() {
+			rs = nil
+		}
 	}
 	if rs == nil {
 		if n.closed || (f.kind != fwdJoin && f.kind != fwdFollow) {
@@ -633,12 +643,12 @@ func (rs *remoteSub) work() {
 	n := rs.n
 	var e *entry
 	defer func() {
+		rs.stop() // first: onFwd sends nothing more to a stopped subscriber
 		n.mu.Lock()
 		if n.remotes[rs.k] == rs {
 			delete(n.remotes, rs.k)
 		}
 		n.mu.Unlock()
-		rs.stop()
 		if e != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			if rs.follower {

@@ -49,3 +49,10 @@ func (q *fwdQueue) pop() *fwd {
 	}
 	return f
 }
+
+// len is the number of messages waiting.
+func (q *fwdQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items) - q.head
+}

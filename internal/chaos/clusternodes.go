@@ -1,0 +1,356 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The JetStream names of a cluster with the default prefix "collabd"
+// (docs/CLUSTER.md, "Layout in JetStream"). The run reads them through a
+// node's NATS client port, as an operator would with the nats CLI.
+const (
+	opsStream    = "collabd_ops"
+	leasesBucket = "collabd_leases"
+	leaseStream  = "KV_collabd_leases"
+	nodesStream  = "KV_collabd_nodes"
+)
+
+// nodeState is what the run did to a node last.
+type nodeState int
+
+const (
+	nodeUp nodeState = iota + 1
+	nodeKilled
+	nodeStopped
+)
+
+// clusterNode is one `collabd serve --nats-embedded` process of the run.
+// Its fields are owned by the run's goroutine.
+type clusterNode struct {
+	id    string // node id and NATS server name: n1, n2, n3
+	serve Serve  // with its own Data and the cluster flags in Extra
+	addr  string // HTTP host:port, fixed by the first start
+	nats  string // nats://127.0.0.1:port, its client port
+	p     *proc
+	state nodeState
+}
+
+func (n *clusterNode) httpURL() string { return "http://" + n.addr }
+
+// newClusterNodes lays out three nodes under base.Data: data directories
+// n1..n3, loopback NATS client and route ports reserved now (listen on
+// port 0 and close), routes to each other.
+func newClusterNodes(base Serve, ttl time.Duration) ([]*clusterNode, error) {
+	ports, err := freePorts(6)
+	if err != nil {
+		return nil, err
+	}
+	var routes []string
+	for i := range 3 {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[3+i]))
+	}
+	var mu sync.Mutex // one lock for the three nodes' log lines
+	nodes := make([]*clusterNode, 3)
+	for i := range nodes {
+		id := fmt.Sprintf("n%d", i+1)
+		s := base
+		s.Data = filepath.Join(base.Data, id)
+		if base.Log != nil {
+			s.Log = &lineWriter{mu: &mu, w: base.Log, prefix: []byte(id + " ")}
+		}
+		s.Extra = append(append([]string{}, base.Extra...),
+			"--nats-embedded", "--node-id", id,
+			"--nats-listen", fmt.Sprintf("127.0.0.1:%d", ports[i]),
+			"--nats-cluster-listen", fmt.Sprintf("127.0.0.1:%d", ports[3+i]),
+			"--nats-routes", strings.Join(routes, ","),
+			"--lease-ttl", ttl.String())
+		nodes[i] = &clusterNode{id: id, serve: s, addr: "127.0.0.1:0", nats: fmt.Sprintf("nats://127.0.0.1:%d", ports[i])}
+	}
+	return nodes, nil
+}
+
+// freePorts reserves n loopback ports. Another process may take one before
+// the node binds it; the start then fails and says so.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		_ = l.Close() // reserved only to learn a free port
+	}
+	return ports, nil
+}
+
+// startNodes starts the nodes at once (the first nodes of a new cluster
+// wait for a quorum before they listen).
+func startNodes(ctx context.Context, nodes []*clusterNode) error {
+	errs := make(chan error, len(nodes))
+	for _, n := range nodes {
+		go func() { // ends within startServe's bound
+			p, err := startServe(ctx, n.serve, n.addr)
+			if err == nil {
+				n.p, n.addr, n.state = p, p.addr, nodeUp
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range nodes {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// restartNode starts a killed node again on its ports and data directory.
+func restartNode(ctx context.Context, n *clusterNode) error {
+	p, err := restart(ctx, n.serve, n.addr)
+	if err != nil {
+		return fmt.Errorf("chaos: restart %s: %w", n.id, err)
+	}
+	n.p, n.state = p, nodeUp
+	return nil
+}
+
+// stopNodes ends every node: a stopped one is continued first, each gets
+// SIGTERM (graceful, bounded) and is SIGKILLed past the bound.
+func stopNodes(nodes []*clusterNode) {
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		if n.p == nil || !n.p.alive() {
+			continue
+		}
+		if n.state == nodeStopped {
+			_ = n.p.cmd.Process.Signal(syscall.SIGCONT)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); n.p.term(15 * time.Second) }()
+	}
+	wg.Wait()
+}
+
+// natsConnect connects to the NATS client ports of the nodes that are up,
+// for one query (a paused node's port would hang a long-lived connection).
+func natsConnect(nodes []*clusterNode) (*nats.Conn, error) {
+	var urls []string
+	for _, n := range nodes {
+		if n.state == nodeUp {
+			urls = append(urls, n.nats)
+		}
+	}
+	if len(urls) == 0 {
+		return nil, errors.New("chaos: no node is up")
+	}
+	return nats.Connect(strings.Join(urls, ","), nats.Name("collabd chaos cluster"), nats.Timeout(2*time.Second),
+		nats.NoReconnect())
+}
+
+// streamLeader names the node leading a stream, "" while it has none.
+func streamLeader(ctx context.Context, nodes []*clusterNode, stream string) (string, error) {
+	info, err := streamInfo(ctx, nodes, stream)
+	if err != nil {
+		return "", err
+	}
+	if info.Cluster == nil {
+		return "", nil
+	}
+	return info.Cluster.Leader, nil
+}
+
+func streamInfo(ctx context.Context, nodes []*clusterNode, stream string) (*jetstream.StreamInfo, error) {
+	nc, err := natsConnect(nodes)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	return s.Info(ctx)
+}
+
+// streamHealthy reports whether stream has a leader and every replica is
+// online and current.
+func streamHealthy(ctx context.Context, nodes []*clusterNode, stream string) bool {
+	info, err := streamInfo(ctx, nodes, stream)
+	if err != nil || info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != len(nodes)-1 {
+		return false
+	}
+	for _, r := range info.Cluster.Replicas {
+		if !r.Current || r.Offline {
+			return false
+		}
+	}
+	return true
+}
+
+// leaseHolder reads a document's lease: the id of the node holding it
+// (the bucket's value), "" if nobody does.
+func leaseHolder(ctx context.Context, nodes []*clusterNode, doc string) (string, error) {
+	nc, err := natsConnect(nodes)
+	if err != nil {
+		return "", err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, leasesBucket)
+	if err != nil {
+		return "", err
+	}
+	e, err := kv.Get(ctx, base64.RawURLEncoding.EncodeToString([]byte(doc)))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return string(e.Value()), nil
+}
+
+// nodeIndex is the index of the node with id, -1 if none.
+func nodeIndex(nodes []*clusterNode, id string) int {
+	for i, n := range nodes {
+		if n.id == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// balancer plays the load balancer in front of the three HTTP ports that
+// docs/CLUSTER.md asks for: it checks GET /readyz of every node every
+// 100 ms (500 ms timeout) and sends a new connection to the client's home
+// node if it is healthy, else to the next healthy one.
+type balancer struct {
+	addrs   []string      // HTTP host:port per node, fixed
+	healthy []atomic.Bool // per node, from the last check
+}
+
+func newBalancer(nodes []*clusterNode) *balancer {
+	b := &balancer{healthy: make([]atomic.Bool, len(nodes))}
+	for i, n := range nodes {
+		b.addrs = append(b.addrs, n.addr)
+		b.healthy[i].Store(true)
+	}
+	return b
+}
+
+// run checks the nodes until ctx ends.
+func (b *balancer) run(ctx context.Context) {
+	hc := &http.Client{Timeout: 500 * time.Millisecond}
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		for i, a := range b.addrs {
+			b.healthy[i].Store(ready(ctx, hc, "http://"+a))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// order lists the nodes to try for a client at home: healthy ones from
+// home on, then the others (the view may be stale).
+func (b *balancer) order(home int) []int {
+	var good, bad []int
+	for k := range b.addrs {
+		i := (home + k) % len(b.addrs)
+		if b.healthy[i].Load() {
+			good = append(good, i)
+		} else {
+			bad = append(bad, i)
+		}
+	}
+	return append(good, bad...)
+}
+
+// dialer is a WebSocket dialer whose connections go where the balancer
+// says, whatever the URL's host; cur is set to the node of each new
+// connection. A paused node accepts TCP but never answers: the handshake
+// times out after 2 s and the client's next attempt goes elsewhere.
+func (b *balancer) dialer(home int, cur *atomic.Int32) *websocket.Dialer {
+	return &websocket.Dialer{
+		HandshakeTimeout: 2 * time.Second,
+		NetDialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var last error
+			for _, i := range b.order(home) {
+				d := net.Dialer{Timeout: time.Second}
+				c, err := d.DialContext(ctx, network, b.addrs[i])
+				if err == nil {
+					cur.Store(int32(i))
+					return c, nil
+				}
+				last = err
+			}
+			return nil, last
+		},
+	}
+}
+
+// lineWriter writes whole lines, each with a prefix, to a writer shared
+// with other lineWriters (the same mu). The lock is held across the write
+// on purpose: it keeps the nodes' lines whole in the shared log (a log
+// handler's lock); only the copying goroutines of os/exec wait on it.
+type lineWriter struct {
+	mu     *sync.Mutex // guards w and every buf of the writers sharing it
+	w      io.Writer
+	prefix []byte
+	buf    []byte
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		line := append(append([]byte{}, l.prefix...), l.buf[:i+1]...)
+		l.buf = l.buf[i+1:]
+		if _, err := l.w.Write(line); err != nil {
+			return len(p), nil // the log is best effort; the process must not block on it
+		}
+	}
+	if len(l.buf) > 64<<10 { // a line that never ends: write what is there
+		_, _ = l.w.Write(append(append([]byte{}, l.prefix...), l.buf...))
+		l.buf = l.buf[:0]
+	}
+	return len(p), nil
+}
