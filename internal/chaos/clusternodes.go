@@ -3,7 +3,9 @@ package chaos
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +49,7 @@ type clusterNode struct {
 	serve Serve  // with its own Data and the cluster flags in Extra
 	addr  string // HTTP host:port, fixed by the first start
 	nats  string // nats://127.0.0.1:port, its client port
+	token string // its client port's token (--nats-token): the lookups' credential
 	p     *proc
 	state nodeState
 }
@@ -65,7 +68,10 @@ func newClusterNodes(base Serve, ttl time.Duration) ([]*clusterNode, error) {
 	for i := range 3 {
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[3+i]))
 	}
-	var mu sync.Mutex // one lock for the three nodes' log lines
+	var tok [16]byte
+	_, _ = crand.Read(tok[:])
+	token := hex.EncodeToString(tok[:]) // the embedded ports ask for credentials
+	var mu sync.Mutex                   // one lock for the three nodes' log lines
 	nodes := make([]*clusterNode, 3)
 	for i := range nodes {
 		id := fmt.Sprintf("n%d", i+1)
@@ -76,11 +82,11 @@ func newClusterNodes(base Serve, ttl time.Duration) ([]*clusterNode, error) {
 		}
 		s.Extra = append(append([]string{}, base.Extra...),
 			"--nats-embedded", "--node-id", id,
-			"--nats-listen", fmt.Sprintf("127.0.0.1:%d", ports[i]),
+			"--nats-listen", fmt.Sprintf("127.0.0.1:%d", ports[i]), "--nats-token", token,
 			"--nats-cluster-listen", fmt.Sprintf("127.0.0.1:%d", ports[3+i]),
 			"--nats-routes", strings.Join(routes, ","),
 			"--lease-ttl", ttl.String())
-		nodes[i] = &clusterNode{id: id, serve: s, addr: "127.0.0.1:0", nats: fmt.Sprintf("nats://127.0.0.1:%d", ports[i])}
+		nodes[i] = &clusterNode{id: id, serve: s, addr: "127.0.0.1:0", nats: fmt.Sprintf("nats://127.0.0.1:%d", ports[i]), token: token}
 	}
 	return nodes, nil
 }
@@ -153,15 +159,17 @@ func stopNodes(nodes []*clusterNode) {
 // for one query (a paused node's port would hang a long-lived connection).
 func natsConnect(nodes []*clusterNode) (*nats.Conn, error) {
 	var urls []string
+	token := ""
 	for _, n := range nodes {
 		if n.state == nodeUp {
 			urls = append(urls, n.nats)
+			token = n.token
 		}
 	}
 	if len(urls) == 0 {
 		return nil, errors.New("chaos: no node is up")
 	}
-	return nats.Connect(strings.Join(urls, ","), nats.Name("collabd chaos cluster"), nats.Timeout(2*time.Second),
+	return nats.Connect(strings.Join(urls, ","), nats.Name("collabd chaos cluster"), nats.Token(token), nats.Timeout(2*time.Second),
 		nats.NoReconnect())
 }
 
