@@ -780,7 +780,10 @@ export class Document {
       this.ev.emit('error', e);
       return true;
     }
-    if (e.code === Code.RateLimited && e.batch === 0) {
+    // Updates always carry their batch; on a document not live yet a
+    // rate refusal is of its Join (the join rate), retried like any
+    // retryable document error.
+    if (e.code === Code.RateLimited && e.batch === 0 && this.live) {
       this.pres.holdUntil = Date.now() + e.retryAfterMs;
       this.pres.dirty = true;
       this.presT.clear();

@@ -207,6 +207,17 @@ test('a terminal close stops the client; a document terminal error ends that doc
   await assert.rejects(client.join('three'), (e) => e.code === 4501);
 });
 
+test('a join refused for the join rate (4003, batch 0) is retried, not taken for a presence limit', async () => {
+  const { c0, client } = await setup();
+  const p = client.join('busy');
+  const j1 = await c0.next(3);
+  assert.equal(j1.doc, 'busy');
+  c0.push({ type: 8, code: 4003, doc: 'busy', batch: 0, message: 'join rate exceeded', retryAfterMs: 1 });
+  await c0.sync('busy'); // the retried join
+  const d = await p;
+  assert.equal(d.status, 'synced');
+});
+
 test('presence: sends coalesced to ~30 Hz, latest state wins; resent after a rejoin', async () => {
   const { net, c0, client } = await setup();
   const dp = client.join('d');
