@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"debug/elf"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -320,5 +321,62 @@ func TestDefaultHealthURL(t *testing.T) {
 		if got := defaultHealthURL(addr); got != want {
 			t.Errorf("defaultHealthURL(%q) = %q, want %q", addr, got, want)
 		}
+	}
+}
+
+// TestComposeCluster: compose.cluster.yaml runs three nodes of one embedded
+// NATS cluster: every COLLABD_* setting it uses is one serve reads (a typo
+// would be ignored with a warning in a container log nobody reads), secrets
+// are required, node ids and volumes differ, and the routes name the nodes.
+func TestComposeCluster(t *testing.T) {
+	b, err := os.ReadFile("../../compose.cluster.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Services map[string]struct {
+			Hostname    string            `yaml:"hostname"`
+			Ports       []string          `yaml:"ports"`
+			Environment map[string]string `yaml:"environment"`
+			Volumes     []string          `yaml:"volumes"`
+		} `yaml:"services"`
+		Volumes map[string]any `yaml:"volumes"`
+	}
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	var usage strings.Builder
+	if code := runServe([]string{"-h"}, io.Discard, &usage); code != 0 {
+		t.Fatalf("serve -h: exit %d", code)
+	}
+	if len(c.Services) != 3 {
+		t.Fatalf("%d services, want 3", len(c.Services))
+	}
+	ids, vols, ports := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for name, s := range c.Services {
+		for k, v := range s.Environment {
+			if !strings.Contains(usage.String(), k+" ") {
+				t.Errorf("%s: %s is not a collabd serve setting", name, k)
+			}
+			if strings.HasSuffix(k, "SECRET") && !strings.Contains(v, ":?") {
+				t.Errorf("%s: %s = %q, want required (${VAR:?…})", name, k, v)
+			}
+		}
+		id := s.Environment["COLLABD_NODE_ID"]
+		if id != name || s.Hostname != name || ids[id] {
+			t.Errorf("service %s: node id %q, hostname %q (want the service name, unique)", name, id, s.Hostname)
+		}
+		ids[id] = true
+		if s.Environment["COLLABD_NATS_EMBEDDED"] != "true" || !strings.Contains(s.Environment["COLLABD_NATS_ROUTES"], "nats://"+name+":6222") {
+			t.Errorf("%s: embedded %q, routes %q", name, s.Environment["COLLABD_NATS_EMBEDDED"], s.Environment["COLLABD_NATS_ROUTES"])
+		}
+		if len(s.Volumes) != 1 || len(s.Ports) != 1 {
+			t.Fatalf("%s: volumes %q ports %q, want one each", name, s.Volumes, s.Ports)
+		}
+		vol, _, _ := strings.Cut(s.Volumes[0], ":")
+		if vols[vol] || !hasKey(c.Volumes, vol) || ports[s.Ports[0]] {
+			t.Errorf("%s: volume %q (shared or undeclared) or port %q shared", name, vol, s.Ports[0])
+		}
+		vols[vol], ports[s.Ports[0]] = true, true
 	}
 }
