@@ -276,22 +276,7 @@ func checkHealthcheck(t *testing.T, bin string) {
 // data volume on /data and the port published.
 func checkCompose(t *testing.T) {
 	t.Helper()
-	b, err := os.ReadFile("../../compose.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c struct {
-		Services map[string]struct {
-			Build       string            `yaml:"build"`
-			Ports       []string          `yaml:"ports"`
-			Environment map[string]string `yaml:"environment"`
-			Volumes     []string          `yaml:"volumes"`
-		} `yaml:"services"`
-		Volumes map[string]any `yaml:"volumes"`
-	}
-	if err := yaml.Unmarshal(b, &c); err != nil {
-		t.Fatal(err)
-	}
+	c := readCompose(t, "../../compose.yaml")
 	s, ok := c.Services["collabd"]
 	if !ok {
 		t.Fatalf("compose.yaml has no collabd service: %v", c.Services)
@@ -308,6 +293,31 @@ func checkCompose(t *testing.T) {
 }
 
 func hasKey(m map[string]any, k string) bool { _, ok := m[k]; return ok }
+
+// composeFile is what the tests read of a compose file.
+type composeFile struct {
+	Services map[string]struct {
+		Build       string            `yaml:"build"`
+		Hostname    string            `yaml:"hostname"`
+		Ports       []string          `yaml:"ports"`
+		Environment map[string]string `yaml:"environment"`
+		Volumes     []string          `yaml:"volumes"`
+	} `yaml:"services"`
+	Volumes map[string]any `yaml:"volumes"`
+}
+
+func readCompose(t *testing.T, path string) composeFile {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c composeFile
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
 
 func TestDefaultHealthURL(t *testing.T) {
 	for addr, want := range map[string]string{
@@ -329,22 +339,7 @@ func TestDefaultHealthURL(t *testing.T) {
 // would be ignored with a warning in a container log nobody reads), secrets
 // are required, node ids and volumes differ, and the routes name the nodes.
 func TestComposeCluster(t *testing.T) {
-	b, err := os.ReadFile("../../compose.cluster.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c struct {
-		Services map[string]struct {
-			Hostname    string            `yaml:"hostname"`
-			Ports       []string          `yaml:"ports"`
-			Environment map[string]string `yaml:"environment"`
-			Volumes     []string          `yaml:"volumes"`
-		} `yaml:"services"`
-		Volumes map[string]any `yaml:"volumes"`
-	}
-	if err := yaml.Unmarshal(b, &c); err != nil {
-		t.Fatal(err)
-	}
+	c := readCompose(t, "../../compose.cluster.yaml")
 	var usage strings.Builder
 	if code := runServe([]string{"-h"}, io.Discard, &usage); code != 0 {
 		t.Fatalf("serve -h: exit %d", code)
