@@ -116,10 +116,7 @@ func TestServeClusterSIGKILL(t *testing.T) {
 		t.Skip("three collabd processes and a raft election")
 	}
 	ports := freePorts(t, 3)
-	var routes []string
-	for _, p := range ports {
-		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
-	}
+	routes := routeURLs(ports)
 	procs := make([]*serveProc, 3)
 	errs := make(chan error, 3)
 	for i := range procs {
@@ -276,10 +273,7 @@ func TestServeClusterSecureRoutes(t *testing.T) {
 	t.Setenv("COLLABD_NATS_CLUSTER_SECRET", secret)
 	ca := natstest.NewCA(t, "collabd test CA")
 	ports := freePorts(t, 3)
-	var routes []string
-	for _, p := range ports {
-		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
-	}
+	routes := routeURLs(ports)
 	procs := make([]*serveProc, 3)
 	errs := make(chan error, 3)
 	for i := range procs {
@@ -315,4 +309,13 @@ func TestServeClusterSecureRoutes(t *testing.T) {
 			t.Errorf("node %d logged the route secret", i+1)
 		}
 	}
+}
+
+// routeURLs are the NATS route URLs of loopback ports.
+func routeURLs(ports []int) []string {
+	var routes []string
+	for _, p := range ports {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+	}
+	return routes
 }
