@@ -51,9 +51,9 @@ type docState struct {
 	// joinDeadline: the current Join is sent again if neither a sync chunk
 	// nor an error has come by then (zero: not waiting).
 	joinDeadline time.Time
-	retries int
-	err     error // terminal error for this document
-	left    bool
+	retries      int
+	err          error // terminal error for this document
+	left         bool
 
 	joinWaiters    []chan error
 	durableWaiters []durableWaiter
