@@ -46,7 +46,19 @@ type Options struct {
 	// Dialer opens the WebSocket; nil means websocket.DefaultDialer. Its
 	// NetDialContext is the hook tests use to cut connections.
 	Dialer *websocket.Dialer
+	// JoinTimeout: a Join the server answered with neither a sync chunk
+	// nor an error within it is sent again (Leave, then Join), as after a
+	// retryable error: a safety net for an answer lost on the server's
+	// side (a cluster's forwarding). Zero is DefaultJoinTimeout; negative
+	// never retries.
+	JoinTimeout time.Duration
 }
+
+// DefaultJoinTimeout is Options.JoinTimeout's default: longer than a
+// cluster's failover (a Join waits for a dead owner's lease and the
+// document's load, 20 s at worst measured with a 2 s lease TTL), so that a
+// slow answer is not asked for twice.
+const DefaultJoinTimeout = 30 * time.Second
 
 // Client is a connection to a collabd server that survives disconnects.
 // Create it with Dial and stop it with Close.
@@ -109,6 +121,9 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 	}
 	if opts.BackoffMax <= 0 {
 		opts.BackoffMax = protocol.BackoffMax
+	}
+	if opts.JoinTimeout == 0 {
+		opts.JoinTimeout = DefaultJoinTimeout
 	}
 	agent := opts.Agent
 	if agent == 0 {
@@ -453,6 +468,9 @@ func (c *Client) nextWake() time.Time {
 			if !d.retryAt.IsZero() && (t.IsZero() || d.retryAt.Before(t)) {
 				t = d.retryAt
 			}
+			if !d.joinDeadline.IsZero() && (t.IsZero() || d.joinDeadline.Before(t)) {
+				t = d.joinDeadline
+			}
 		}
 	}
 	return t
@@ -490,6 +508,10 @@ func (c *Client) wake() {
 		for _, d := range c.docs {
 			if !d.retryAt.IsZero() && !now.Before(d.retryAt) {
 				d.retryAt = time.Time{}
+				c.rejoin(d)
+			}
+			if !d.joinDeadline.IsZero() && !now.Before(d.joinDeadline) {
+				c.log.Warn("join not answered; joining again", "doc", d.id, "after", c.opts.JoinTimeout)
 				c.rejoin(d)
 			}
 			c.flushPresence(d, now)
@@ -571,6 +593,9 @@ func (c *Client) serverError(e *protocol.Error) {
 		// rate, overloaded, a cluster owner not reachable yet): it never
 		// joined the document. The Join that follows is answered on its own.
 		return
+	}
+	if e.Batch == 0 {
+		d.joinDeadline = time.Time{} // answered: a refusal of the Join, or an error that makes it rejoin
 	}
 	if !e.Code.Retry() {
 		d.terminal(e)

@@ -48,9 +48,12 @@ type docState struct {
 	synced  bool // the initial sync has completed once
 	unacked []*batch
 	retryAt time.Time // zero: no document retry scheduled
-	retries int
-	err     error // terminal error for this document
-	left    bool
+	// joinDeadline: the current Join is sent again if neither a sync chunk
+	// nor an error has come by then (zero: not waiting).
+	joinDeadline time.Time
+	retries      int
+	err          error // terminal error for this document
+	left         bool
 
 	joinWaiters    []chan error
 	durableWaiters []durableWaiter
@@ -121,6 +124,10 @@ func (c *Client) Join(ctx context.Context, id string) (*Document, error) {
 // cold join: the texts are read at once, the structure built on first use).
 func (c *Client) join(d *docState) {
 	d.live, d.joining, d.snap = false, true, nil
+	d.joinDeadline = time.Time{}
+	if c.opts.JoinTimeout > 0 {
+		d.joinDeadline = time.Now().Add(c.opts.JoinTimeout)
+	}
 	cold := d.doc.Version() == 0 && d.doc.Pending() == 0
 	c.send(&protocol.Join{Doc: d.id, SV: d.doc.StateVector(), Snapshot: cold})
 }
@@ -148,6 +155,10 @@ func (c *Client) leave(d *docState, err error) {
 func (c *Client) sync(d *docState, m *protocol.Sync) {
 	if !d.joining {
 		return
+	}
+	d.joinDeadline = time.Time{}
+	if !m.Final && c.opts.JoinTimeout > 0 {
+		d.joinDeadline = time.Now().Add(c.opts.JoinTimeout) // progress: the rest is on its way
 	}
 	before := d.doc.Version()
 	var err error
@@ -346,6 +357,7 @@ func (d *docState) notify() {
 
 func (d *docState) disconnected() {
 	d.live, d.joining = false, false
+	d.joinDeadline = time.Time{}
 	d.pres.lost()
 }
 

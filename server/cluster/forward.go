@@ -379,7 +379,9 @@ func (n *Node) onEvt(msg *nats.Msg) {
 }
 
 // watchMembers tells the subscribers forwarded to a node that left to
-// rejoin, and drops the subscribers forwarded here from a node that left.
+// rejoin, and drops the subscribers forwarded here from a node that left
+// (telling them to rejoin too: the node may have left only this node's
+// view).
 func (n *Node) watchMembers() {
 	for {
 		live, changed := n.cfg.Members.Live()
@@ -445,7 +447,20 @@ func (n *Node) dropDead(live []string) {
 		r.deliver(sub, &owner.ErrorEvent{Doc: r.doc, Code: protocol.CodeDocUnloading, Message: "the document's node left; rejoin", End: true}, false) // no wait: the rejoin waits for the lease
 	}
 	for _, rs := range rss {
+		if rs.stopped() {
+			continue
+		}
 		rs.stop()
+		// The node may not be dead: only this node's view lost it (its
+		// membership watcher missed the heartbeats, e.g. while the
+		// membership bucket elected a leader after a crash), and that node
+		// may still route its subscribers here. Dropped in silence, a
+		// subscriber that waits for the sync of its forwarded Join (it sends
+		// nothing until then) would wait forever: found by collabd chaos
+		// cluster. It is told to rejoin, directly (the node's outbox is
+		// stopped); a dead node's subject has no listener.
+		rs.publish(&owner.ErrorEvent{Doc: rs.doc, Code: protocol.CodeDocUnloading,
+			Message: "the document's node lost sight of this node; rejoin", RetryAfter: 0, End: true})
 	}
 }
 

@@ -409,12 +409,23 @@ func (n *Node) use(ctx context.Context, doc string, route bool) (*entry, string,
 // when that node is live, else (free, or held by a dead node once the
 // lease expired) the first live node in its placement.
 func (n *Node) ownerOf(ctx context.Context, doc string) (string, error) {
+	waited, waitedRev := "", uint64(0) // the holder waited for last, and its lease's revision then
 	for {
-		holder, _, err := n.cfg.Leases.Holder(ctx, doc)
+		holder, rev, err := n.cfg.Leases.Holder(ctx, doc)
 		switch {
 		case err == nil:
 			live, _ := n.cfg.Members.Live()
 			if holder == n.id || slices.Contains(live, holder) {
+				return holder, nil
+			}
+			if holder == waited && rev != waitedRev {
+				// Not live in this node's view, yet it renewed its lease
+				// while this node waited for it to expire: it is alive, and
+				// this node's view is behind (its membership watcher missed
+				// the heartbeats, as seen after a crash's elections). Waiting
+				// for the view would stall the subscriber, and every other
+				// frame of its connection, for as long as the view is wrong.
+				n.log.Info("cluster: a node not live in this node's view renews its lease: routed to it", "doc", doc, "holder", holder)
 				return holder, nil
 			}
 			// A dead node's lease: it expires within the TTL. The wait is
@@ -423,6 +434,7 @@ func (n *Node) ownerOf(ctx context.Context, doc string) (string, error) {
 			if err := n.awaitDeadLease(ctx, doc, holder); err != nil {
 				return "", err
 			}
+			waited, waitedRev = holder, rev
 			continue
 		case !errors.Is(err, natsjs.ErrKeyNotFound):
 			return "", err

@@ -133,7 +133,7 @@ func (s *Store) list(ctx context.Context, after string, limit int) (ListPage, er
 		return ListPage{}, nil
 	}
 	cons, err := s.docsStream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start + 1})
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start + 1, MaxResetAttempts: orderedResets})
 	if err != nil {
 		return ListPage{}, fmt.Errorf("jetstream: list: consumer: %w", err)
 	}

@@ -488,7 +488,7 @@ func (s *Store) readSubject(ctx context.Context, subj string, atLeast uint64) ([
 	if s.testHookRead != nil {
 		s.testHookRead()
 	}
-	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}})
+	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}, MaxResetAttempts: orderedResets})
 	if err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
 	}
@@ -564,6 +564,17 @@ func (s *Store) lastRecord(ctx context.Context, subj string) (uint64, *record, e
 	}
 	return m.Sequence, rec, nil
 }
+
+// orderedResets bounds the attempts of an ordered consumer to create its
+// server-side consumer, which every Fetch makes. nats.go's default is
+// unlimited (one attempt up to 10 s, then again after a backoff up to
+// 10 s, for ever), and a Fetch does not take a context: while JetStream
+// could not create the consumer (a crash's elections), a document's load
+// waited for good, its owner answering nobody, until the crashed node
+// came back (found by collabd chaos cluster: every writer of a document
+// stalled). Bounded, the read fails (≤ 21 s) and the caller's retry
+// path runs (a failed load is retried on the next Join).
+const orderedResets = 2
 
 // randomID is a writer's random id.
 func randomID() uint64 {

@@ -144,7 +144,7 @@ func (s *Store) versions(ctx context.Context, doc string, before uint64, limit i
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %s: versions: %w", doc, err)
 	}
-	cons, err := s.vers.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}, HeadersOnly: true})
+	cons, err := s.vers.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}, HeadersOnly: true, MaxResetAttempts: orderedResets})
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %s: versions: %w", doc, err)
 	}
