@@ -108,6 +108,7 @@ func TestHostileMemory(t *testing.T) {
 		}
 		defer conn.Close()
 		var overloaded, synced int
+		var wmu sync.Mutex // one writer at a time: the flood and the reader's pongs
 		readerDone := make(chan error, 1)
 		go func() { // drain and count what the server says
 			for {
@@ -130,11 +131,12 @@ func TestHostileMemory(t *testing.T) {
 						}
 					}
 				case *protocol.Ping:
+					wmu.Lock()
 					_ = conn.WriteMessage(websocket.BinaryMessage, protocol.Encode(&protocol.Pong{Nonce: m.Nonce}))
+					wmu.Unlock()
 				}
 			}
 		}()
-		var wmu sync.Mutex
 		write := func(m protocol.Message) {
 			wmu.Lock()
 			defer wmu.Unlock()
