@@ -39,7 +39,8 @@ func FaultKinds() []string { return []string{FaultKillOwner, FaultKillLeader, Fa
 type Cluster struct {
 	// Serve runs the nodes: Data is the parent of their data directories
 	// (n1, n2, n3); Log gets every node's stderr, each line prefixed with
-	// the node's id.
+	// the node's id (and with NATSExternal the servers' warnings and
+	// errors, prefixed nats1..nats3).
 	Serve Serve
 	// NATS is the topology: NATSEmbedded (default) or NATSExternal, whose
 	// servers' store directories are nats1..nats3 under Serve.Data.

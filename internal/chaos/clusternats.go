@@ -35,14 +35,11 @@ type extNATS struct {
 	urls    []string            // client URLs, fixed
 }
 
-// newExtNATS lays out the servers (names nats1..nats3) under data; logs
-// go to log (nil: discarded) at Warn and above, each line prefixed with
-// the server's name.
-func newExtNATS(data, token string, log *lineWriterSet) (*extNATS, error) {
-	ports, err := freePorts(6)
-	if err != nil {
-		return nil, err
-	}
+// newExtNATS lays out the servers (names nats1..nats3) under data on the
+// reserved ports (three client ports, then three route ports); logs go to
+// log (nil: discarded) at Warn and above, each line prefixed with the
+// server's name.
+func newExtNATS(data, token string, ports []int, log *lineWriterSet) *extNATS {
 	var routes []string
 	for i := range 3 {
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[3+i]))
@@ -65,7 +62,7 @@ func newExtNATS(data, token string, log *lineWriterSet) (*extNATS, error) {
 		x.cfgs = append(x.cfgs, cfg)
 		x.urls = append(x.urls, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
 	}
-	return x, nil
+	return x
 }
 
 // names are the servers' names, as stream infos report leaders.

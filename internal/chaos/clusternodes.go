@@ -43,7 +43,8 @@ const (
 	nodeStopped
 )
 
-// clusterNode is one `collabd serve --nats-embedded` process of the run.
+// clusterNode is one `collabd serve --nats-embedded` (or `--nats`, on the
+// external servers) process of the run.
 // Its fields are owned by the run's goroutine.
 type clusterNode struct {
 	id    string // node id and NATS server name: n1, n2, n3
@@ -86,9 +87,7 @@ func newClusterNodes(base Serve, ttl time.Duration, mode string) ([]*clusterNode
 	logs := &lineWriterSet{w: base.Log} // one lock for every node's and server's log lines
 	var x *extNATS
 	if mode == NATSExternal {
-		if x, err = newExtNATS(base.Data, token, logs); err != nil {
-			return nil, nil, err
-		}
+		x = newExtNATS(base.Data, token, ports, logs) // the nodes need no NATS ports of their own
 	}
 	nodes := make([]*clusterNode, 3)
 	for i := range nodes {
