@@ -26,11 +26,13 @@ scenarios (each runs its own collabd serve on a loopback port):
          --factor of a baseline run without it
   storm  --clients clients on --docs documents; the server restarts (--signal
          term or kill): all must reconnect, the server stay up, replicas converge
-  cluster  three "serve --nats-embedded" nodes; writers spread over them append
-         markers while each cycle SIGKILLs a document's owner, SIGKILLs the ops
-         stream's leader or SIGSTOPs an owner past the lease TTL; every marker
-         acked durable must be on every node once, the writers' replicas must
-         converge; failover times per fault (docs/CLUSTER.md, "Chaos")
+  cluster  three "serve --nats-embedded" nodes (--nats external: three "serve
+         --nats" nodes on a 3-node NATS cluster run by this process); writers
+         spread over them append markers while each cycle SIGKILLs a document's
+         owner, kills the ops stream's leader or SIGSTOPs an owner past the
+         lease TTL; every marker acked durable must be on every node once, the
+         writers' replicas must converge; failover times per fault
+         (docs/CLUSTER.md, "Chaos")
 
 Run "collabd chaos <scenario> -h" for its flags. See BENCHMARKS.md.
 `
@@ -99,6 +101,7 @@ func runChaos(args []string, stdout, stderr io.Writer) int {
 	case "cluster":
 		var p chaos.Cluster
 		faults := strings.Join(chaos.FaultKinds(), ",")
+		fs.StringVar(&p.NATS, "nats", chaos.NATSEmbedded, "NATS topology: embedded (each node runs serve --nats-embedded; a SIGKILL kills its NATS node too) or external (this process runs a 3-node NATS JetStream cluster, the nodes run serve --nats; kill-leader shuts the ops stream's leading NATS server down)")
 		fs.IntVar(&p.Cycles, "cycles", 20, "faults, one per cycle")
 		fs.IntVar(&p.Writers, "writers", 6, "writer clients, spread over the 3 nodes")
 		fs.IntVar(&p.Docs, "docs", 3, "documents (every writer writes to each)")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -108,11 +109,35 @@ func TestChaosClusterShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three collabd processes, raft elections")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 240*time.Second) // a stall costs up to 3 x Recover
+	lines := runChaosClusterShort(t, chaos.NATSEmbedded)
+	if !regexp.MustCompile(`kill-leader n\d`).MatchString(lines) {
+		t.Errorf("kill-leader did not hit a collabd node:\n%s", lines)
+	}
+}
+
+// TestChaosClusterExternalShort is TestChaosClusterShort on an external
+// NATS cluster (--nats external): the three NATS servers run in this test
+// process, the kill-leader fault shuts the ops stream's leading server
+// down and restarts it, the collabd SIGKILL leaves NATS intact.
+func TestChaosClusterExternalShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three collabd processes and three NATS servers")
+	}
+	lines := runChaosClusterShort(t, chaos.NATSExternal)
+	if !regexp.MustCompile(`kill-leader nats\d`).MatchString(lines) || !regexp.MustCompile(`kill-owner n\d`).MatchString(lines) {
+		t.Errorf("kill-leader did not hit an external NATS server, or kill-owner a collabd node:\n%s", lines)
+	}
+}
+
+// runChaosClusterShort runs three cycles (one of each fault) with nats,
+// asserts durability and agreement, and returns the cycles' lines.
+func runChaosClusterShort(t *testing.T, nats string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 240*time.Second) // a stall (below) costs up to 3 x Recover
 	defer cancel()
 	s := testServe(t)
 	var lines bytes.Buffer
-	c := chaos.Cluster{Serve: s, Cycles: 3, Writers: 3, Docs: 2, LeaseTTL: 2 * time.Second, Recover: 30 * time.Second, Out: &lines}
+	c := chaos.Cluster{Serve: s, NATS: nats, Cycles: 3, Writers: 3, Docs: 2, LeaseTTL: 2 * time.Second, Recover: 30 * time.Second, Out: &lines}
 	res, rep, err := chaos.RunCluster(ctx, c)
 	if err != nil {
 		log, _ := os.ReadFile(s.LogPath)
@@ -146,6 +171,7 @@ func TestChaosClusterShort(t *testing.T) {
 	if rep.Set.Acked == 0 || rep.Set.OK != rep.Set.Acked || rep.Set.Lost != 0 || rep.Set.Duplicated != 0 {
 		t.Fatalf("set check %+v", rep.Set)
 	}
+	return lines.String()
 }
 
 func TestChaosUsage(t *testing.T) {

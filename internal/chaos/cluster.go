@@ -17,9 +17,12 @@ import (
 
 // The faults of the cluster run.
 const (
-	// FaultKillOwner SIGKILLs the node holding a document's lease.
+	// FaultKillOwner SIGKILLs the node holding a document's lease (with
+	// NATSEmbedded, its NATS node dies with it).
 	FaultKillOwner = "kill-owner"
-	// FaultKillLeader SIGKILLs the node leading the ops stream's raft group.
+	// FaultKillLeader SIGKILLs the node leading the ops stream's raft group
+	// (NATSEmbedded), or shuts down the external NATS server leading it
+	// (NATSExternal; restarted on its store and ports after the failover).
 	FaultKillLeader = "kill-leader"
 	// FaultStop SIGSTOPs a document's owner for Pause (longer than the
 	// lease TTL), then SIGCONTs it.
@@ -30,13 +33,18 @@ const (
 func FaultKinds() []string { return []string{FaultKillOwner, FaultKillLeader, FaultStop} }
 
 // Cluster is the cluster durability run: three `collabd serve
-// --nats-embedded` nodes, writers spread over them appending markers to
-// Docs documents, and Cycles faults.
+// --nats-embedded` nodes (or three `collabd serve --nats` nodes on a
+// three-node NATS cluster run by this process), writers spread over them
+// appending markers to Docs documents, and Cycles faults.
 type Cluster struct {
 	// Serve runs the nodes: Data is the parent of their data directories
 	// (n1, n2, n3); Log gets every node's stderr, each line prefixed with
-	// the node's id.
-	Serve    Serve
+	// the node's id (and with NATSExternal the servers' warnings and
+	// errors, prefixed nats1..nats3).
+	Serve Serve
+	// NATS is the topology: NATSEmbedded (default) or NATSExternal, whose
+	// servers' store directories are nats1..nats3 under Serve.Data.
+	NATS     string
 	Cycles   int           // faults (default 20)
 	Writers  int           // writer clients (default 6), spread over the nodes
 	Docs     int           // documents, each written by every writer (default 3)
@@ -91,6 +99,13 @@ func (c *Cluster) defaults() error {
 			return fmt.Errorf("chaos: cluster: fault %q: want one of %s", f, strings.Join(FaultKinds(), ", "))
 		}
 	}
+	switch c.NATS {
+	case "":
+		c.NATS = NATSEmbedded
+	case NATSEmbedded, NATSExternal:
+	default:
+		return fmt.Errorf("chaos: cluster: nats %q: want %s or %s", c.NATS, NATSEmbedded, NATSExternal)
+	}
 	if c.Seed == 0 {
 		c.Seed = uint64(time.Now().UnixNano())
 	}
@@ -119,12 +134,24 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 	}
 	start := time.Now()
 	rng := rand.New(rand.NewPCG(c.Seed, 0x636c7573746572))
-	res := newResult("chaos cluster", param("cycles", c.Cycles), param("writers", c.Writers), param("docs", c.Docs),
+	res := newResult("chaos cluster", param("nats", c.NATS), param("cycles", c.Cycles), param("writers", c.Writers), param("docs", c.Docs),
 		param("seed", c.Seed), param("lease-ttl", c.LeaseTTL), param("pause", c.Pause),
 		param("faults", strings.Join(c.Faults, ",")), param("interval", c.Interval))
-	nodes, err := newClusterNodes(c.Serve, c.LeaseTTL)
+	nodes, ext, err := newClusterNodes(c.Serve, c.LeaseTTL, c.NATS)
 	if err != nil {
 		return nil, rep, err
+	}
+	leaders := make([]string, len(nodes)) // who leads a raft group: the nodes, or the external servers
+	for i, n := range nodes {
+		leaders[i] = n.id
+	}
+	if ext != nil {
+		defer ext.stop() // after the nodes' stop (deferred below)
+		c.Serve.stage("starting 3 NATS servers")
+		if err := ext.start(ctx); err != nil {
+			return nil, rep, err
+		}
+		leaders = ext.names()
 	}
 	defer stopNodes(nodes)
 	c.Serve.stage("starting 3 nodes")
@@ -188,15 +215,32 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 		}
 		kind := schedule[0]
 		schedule = schedule[1:]
-		target, why := pickTarget(ctx, rng, nodes, kind, docIDs)
+		// The NATS server this fault hits, if any (-1: a collabd node).
+		natsTarget := -1
+		names := leaders
+		if kind != FaultKillLeader {
+			names = nodeIDs(nodes)
+		}
+		target, why := pickTarget(ctx, rng, nodes, names, kind, docIDs)
 		n := nodes[target]
-		led := ledGroups(ctx, nodes, n.id)
+		name := n.id
+		if ext != nil && kind == FaultKillLeader {
+			natsTarget, name = target, leaders[target]
+		}
+		led := ledGroups(ctx, nodes, name)
 		faults++
-		c.Serve.stage("cycle %d of %d: %s %s (%s)", cycle+1, c.Cycles, kind, n.id, why)
+		c.Serve.stage("cycle %d of %d: %s %s (%s)", cycle+1, c.Cycles, kind, name, why)
 		t0 := time.Now()
 		var skip []bool // writers not counted in the failover
-		switch kind {
-		case FaultStop:
+		switch {
+		case natsTarget >= 0:
+			for _, w := range ws {
+				w.watch(t0)
+			}
+			if err := ext.shutdown(natsTarget); err != nil {
+				note(res, "cycle %d: NATS %s shutdown: %v", cycle+1, name, err)
+			}
+		case kind == FaultStop:
 			skip = make([]bool, len(ws))
 			for i, w := range ws {
 				skip[i] = int(w.node.Load()) == target
@@ -213,7 +257,7 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 			n.p.kill()
 			n.state = nodeKilled
 		}
-		line := fmt.Sprintf("cycle %d/%d: %s %s (%s; it led %s)", cycle+1, c.Cycles, kind, n.id, why, led)
+		line := fmt.Sprintf("cycle %d/%d: %s %s (%s; it led %s)", cycle+1, c.Cycles, kind, name, why, led)
 		var tcont time.Time
 		if kind == FaultStop {
 			if !sleepCtx(ctx, c.Pause) {
@@ -241,6 +285,13 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 			} else {
 				rep.Unrecovered++
 				line += ", its own writers NOT acked again after SIGCONT"
+			}
+		}
+		if natsTarget >= 0 {
+			if err := ext.restart(ctx, natsTarget); err != nil {
+				stopWriters()
+				wg.Wait()
+				return nil, rep, err
 			}
 		}
 		if n.state == nodeKilled {
@@ -378,7 +429,10 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 // document (kill-owner, sigstop) or the ops stream's leader (kill-leader).
 // If the cluster does not say (no holder, no leader, a query failing),
 // it picks a random node and says why.
-func pickTarget(ctx context.Context, rng *rand.Rand, nodes []*clusterNode, kind string, docIDs []string) (int, string) {
+// names are the nodes' ids for an owner, the leaders' names (the nodes' or
+// the external NATS servers') for the stream's leader; the index returned
+// is into names.
+func pickTarget(ctx context.Context, rng *rand.Rand, nodes []*clusterNode, names []string, kind string, docIDs []string) (int, string) {
 	fallback := rng.IntN(len(nodes))
 	doc := docIDs[rng.IntN(len(docIDs))]
 	var id, what string
@@ -392,7 +446,7 @@ func pickTarget(ctx context.Context, rng *rand.Rand, nodes []*clusterNode, kind 
 			id, err = leaseHolder(ctx, nodes, doc)
 			what = "owner of " + doc
 		}
-		if i := nodeIndex(nodes, id); err == nil && i >= 0 {
+		if i := nodeIndex(names, id); err == nil && i >= 0 {
 			return i, what
 		}
 		if time.Now().After(deadline) || !sleepCtx(ctx, 100*time.Millisecond) {
@@ -531,7 +585,8 @@ func stuckWriters(ctx context.Context, ws []*clusterWriter, skip []bool, nodes [
 }
 
 // ledGroups names the raft groups (the ops stream, the lease and
-// membership buckets) whose leader is node id: a crash of their leader
+// membership buckets) whose leader is id (a node's or an external NATS
+// server's name): a crash of their leader
 // costs an election (docs/CLUSTER.md), which the failover then includes.
 func ledGroups(ctx context.Context, nodes []*clusterNode, id string) string {
 	var led []string
@@ -544,4 +599,13 @@ func ledGroups(ctx context.Context, nodes []*clusterNode, id string) string {
 		return "no raft group"
 	}
 	return strings.Join(led, "+")
+}
+
+// nodeIDs lists the nodes' ids.
+func nodeIDs(nodes []*clusterNode) []string {
+	var ids []string
+	for _, n := range nodes {
+		ids = append(ids, n.id)
+	}
+	return ids
 }

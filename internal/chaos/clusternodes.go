@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,7 +43,8 @@ const (
 	nodeStopped
 )
 
-// clusterNode is one `collabd serve --nats-embedded` process of the run.
+// clusterNode is one `collabd serve --nats-embedded` (or `--nats`, on the
+// external servers) process of the run.
 // Its fields are owned by the run's goroutine.
 type clusterNode struct {
 	id    string // node id and NATS server name: n1, n2, n3
@@ -52,43 +54,58 @@ type clusterNode struct {
 	token string // its client port's token (--nats-token): the lookups' credential
 	p     *proc
 	state nodeState
+	// ext is the external NATS cluster (NATSExternal mode), nil in
+	// NATSEmbedded mode; then nats is the URL of its server of the same
+	// index, which the lookups use while it is up.
+	ext *extNATS
+}
+
+// natsUp reports whether the lookups may use n.nats: the node is up
+// (its embedded NATS node runs and answers), or its external server runs.
+func (n *clusterNode) natsUp(i int) bool {
+	if n.ext != nil {
+		return n.ext.up(i)
+	}
+	return n.state == nodeUp
 }
 
 func (n *clusterNode) httpURL() string { return "http://" + n.addr }
 
 // newClusterNodes lays out three nodes under base.Data: data directories
-// n1..n3, loopback NATS client and route ports reserved now (listen on
-// port 0 and close), routes to each other.
-func newClusterNodes(base Serve, ttl time.Duration) ([]*clusterNode, error) {
+// n1..n3, loopback ports reserved now (listen on port 0 and close). In
+// NATSEmbedded mode each node runs its own NATS node (client and route
+// ports, routes to each other); in NATSExternal mode the nodes connect to
+// an external NATS cluster, laid out here (not started) and returned.
+func newClusterNodes(base Serve, ttl time.Duration, mode string) ([]*clusterNode, *extNATS, error) {
 	ports, err := freePorts(6)
 	if err != nil {
-		return nil, err
-	}
-	var routes []string
-	for i := range 3 {
-		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[3+i]))
+		return nil, nil, err
 	}
 	var tok [16]byte
 	_, _ = crand.Read(tok[:])
-	token := hex.EncodeToString(tok[:]) // the embedded ports ask for credentials
-	var mu sync.Mutex                   // one lock for the three nodes' log lines
+	token := hex.EncodeToString(tok[:]) // the NATS client ports ask for credentials
+	logs := &lineWriterSet{w: base.Log} // one lock for every node's and server's log lines
+	var x *extNATS
+	if mode == NATSExternal {
+		x = newExtNATS(base.Data, token, ports, logs) // the nodes need no NATS ports of their own
+	}
 	nodes := make([]*clusterNode, 3)
 	for i := range nodes {
 		id := fmt.Sprintf("n%d", i+1)
 		s := base
 		s.Data = filepath.Join(base.Data, id)
-		if base.Log != nil {
-			s.Log = &lineWriter{mu: &mu, w: base.Log, prefix: []byte(id + " ")}
+		if w := logs.writer(id); w != nil {
+			s.Log = w
 		}
-		s.Extra = append(append([]string{}, base.Extra...),
-			"--nats-embedded", "--node-id", id,
-			"--nats-listen", fmt.Sprintf("127.0.0.1:%d", ports[i]), "--nats-token", token,
-			"--nats-cluster-listen", fmt.Sprintf("127.0.0.1:%d", ports[3+i]),
-			"--nats-routes", strings.Join(routes, ","),
+		s.Extra = append(append(append([]string{}, base.Extra...), natsFlags(mode, i, id, token, ports[:3], ports[3:], x)...),
 			"--lease-ttl", ttl.String())
-		nodes[i] = &clusterNode{id: id, serve: s, addr: "127.0.0.1:0", nats: fmt.Sprintf("nats://127.0.0.1:%d", ports[i]), token: token}
+		n := &clusterNode{id: id, serve: s, addr: "127.0.0.1:0", nats: fmt.Sprintf("nats://127.0.0.1:%d", ports[i]), token: token}
+		if x != nil {
+			n.ext, n.nats = x, x.urls[i] // the lookups go to the external servers
+		}
+		nodes[i] = n
 	}
-	return nodes, nil
+	return nodes, x, nil
 }
 
 // freePorts reserves n loopback ports. Another process may take one before
@@ -160,8 +177,8 @@ func stopNodes(nodes []*clusterNode) {
 func natsConnect(nodes []*clusterNode) (*nats.Conn, error) {
 	var urls []string
 	token := ""
-	for _, n := range nodes {
-		if n.state == nodeUp {
+	for i, n := range nodes {
+		if n.natsUp(i) {
 			urls = append(urls, n.nats)
 			token = n.token
 		}
@@ -247,14 +264,9 @@ func leaseHolder(ctx context.Context, nodes []*clusterNode, doc string) (string,
 	return string(e.Value()), nil
 }
 
-// nodeIndex is the index of the node with id, -1 if none.
-func nodeIndex(nodes []*clusterNode, id string) int {
-	for i, n := range nodes {
-		if n.id == id {
-			return i
-		}
-	}
-	return -1
+// nodeIndex is the index of id in names, -1 if none.
+func nodeIndex(names []string, id string) int {
+	return slices.Index(names, id)
 }
 
 // balancer plays the load balancer in front of the three HTTP ports that
