@@ -70,24 +70,14 @@ type Cluster struct {
 }
 
 func (c *Cluster) defaults() error {
-	def := func(p *int, v int) {
-		if *p <= 0 {
-			*p = v
-		}
-	}
-	dur := func(p *time.Duration, v time.Duration) {
-		if *p <= 0 {
-			*p = v
-		}
-	}
-	def(&c.Cycles, 20)
-	def(&c.Writers, 6)
-	def(&c.Docs, 3)
-	def(&c.MaxInflight, 64)
-	dur(&c.LeaseTTL, 2*time.Second)
-	dur(&c.Pause, 2*c.LeaseTTL)
-	dur(&c.Interval, 20*time.Millisecond)
-	dur(&c.Recover, 60*time.Second)
+	orDefault(&c.Cycles, 20)
+	orDefault(&c.Writers, 6)
+	orDefault(&c.Docs, 3)
+	orDefault(&c.MaxInflight, 64)
+	orDefault(&c.LeaseTTL, 2*time.Second)
+	orDefault(&c.Pause, 2*c.LeaseTTL)
+	orDefault(&c.Interval, 20*time.Millisecond)
+	orDefault(&c.Recover, 60*time.Second)
 	if c.Pause < c.LeaseTTL+time.Second {
 		return fmt.Errorf("chaos: cluster: pause %v: at least the lease TTL + 1s (%v)", c.Pause, c.LeaseTTL+time.Second)
 	}

@@ -37,24 +37,14 @@ type Kill9 struct {
 }
 
 func (k *Kill9) defaults() {
-	def := func(p *int, v int) {
-		if *p <= 0 {
-			*p = v
-		}
-	}
-	dur := func(p *time.Duration, v time.Duration) {
-		if *p <= 0 {
-			*p = v
-		}
-	}
-	def(&k.Cycles, 200)
-	def(&k.Writers, 8)
-	def(&k.Docs, 4)
-	def(&k.MaxInflight, 64)
-	dur(&k.MinUp, 50*time.Millisecond)
-	dur(&k.MaxUp, 400*time.Millisecond)
-	dur(&k.MaxDown, 50*time.Millisecond)
-	dur(&k.Interval, 10*time.Millisecond)
+	orDefault(&k.Cycles, 200)
+	orDefault(&k.Writers, 8)
+	orDefault(&k.Docs, 4)
+	orDefault(&k.MaxInflight, 64)
+	orDefault(&k.MinUp, 50*time.Millisecond)
+	orDefault(&k.MaxUp, 400*time.Millisecond)
+	orDefault(&k.MaxDown, 50*time.Millisecond)
+	orDefault(&k.Interval, 10*time.Millisecond)
 	if k.MaxUp < k.MinUp {
 		k.MaxUp = k.MinUp
 	}
