@@ -181,7 +181,8 @@ var table = map[string]row{
 		"crdt":               "markers are read from ops and replicas",
 		"internal/loadgen":   "results, markers and bounded dialing shared with bench",
 		"internal/rawclient": "subscribers, and the narrow-socket slow consumer",
-	}},
+		"internal/natsembed": "chaos cluster --nats external runs the three NATS servers itself",
+	}, Tolerate: natsPprof},
 	"internal/trace": {Allow: why{"crdt": "traces are replayed into a crdt.Doc", "crdt/yjs": "collabd trace -engine yjs replays them into the Yjs engine"}, Forbid: transport},
 	"internal/demo":  {}, // the embedded demo page: net/http and embed only
 
