@@ -54,11 +54,33 @@ func Start(t testing.TB, n int) *Cluster {
 // (node index, its config) before it starts: TLS, secrets.
 func StartWith(t testing.TB, n int, configure func(int, *natsembed.Config)) *Cluster {
 	t.Helper()
+	c := &Cluster{t: t}
+	t.Cleanup(c.shutdown)
+	// A reserved port can be taken by another process between its reservation
+	// and the node's listen (test binaries run in parallel): the node then
+	// never becomes ready. The cluster is started again on fresh ports.
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		err := c.start(n, configure)
+		if err == nil {
+			return c
+		}
+		c.shutdown()
+		c.Nodes, c.cfgs = nil, nil
+		if attempt == attempts {
+			t.Fatalf("natstest: %v (attempt %d of %d)", err, attempt, attempts)
+		}
+		t.Logf("natstest: %v; starting the cluster again on fresh ports", err)
+	}
+}
+
+// start starts the n nodes of StartWith once.
+func (c *Cluster) start(n int, configure func(int, *natsembed.Config)) error {
 	ports := make([]int, n)
 	for i := range ports {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatalf("natstest: reserve port: %v", err)
+			return fmt.Errorf("reserve port: %w", err)
 		}
 		ports[i] = l.Addr().(*net.TCPAddr).Port
 		_ = l.Close() // reserved only to learn a free port
@@ -67,31 +89,26 @@ func StartWith(t testing.TB, n int, configure func(int, *natsembed.Config)) *Clu
 	for _, p := range ports {
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
 	}
-	dirs := make([]string, n)
-	for i := range dirs {
-		dirs[i] = t.TempDir() // before the shutdown cleanup, which runs first
-	}
-	c := &Cluster{t: t}
-	t.Cleanup(c.shutdown)
 	for i := range n {
 		cfg := natsembed.Config{
 			Name:          fmt.Sprintf("n%d", i+1),
-			StoreDir:      dirs[i],
+			StoreDir:      c.t.TempDir(), // before the shutdown cleanup, which runs first
 			ClusterName:   "test",
 			ClusterListen: fmt.Sprintf("127.0.0.1:%d", ports[i]),
 			Routes:        routes,
+			ReadyTimeout:  20 * time.Second, // a loaded 2-core machine, other test binaries beside
 		}
 		if configure != nil {
 			configure(i, &cfg)
 		}
 		s, err := natsembed.Start(cfg)
 		if err != nil {
-			t.Fatalf("natstest: start node %d: %v", i+1, err)
+			return fmt.Errorf("start node %d: %w", i+1, err)
 		}
 		c.Nodes = append(c.Nodes, s)
 		c.cfgs = append(c.cfgs, cfg)
 	}
-	return c
+	return nil
 }
 
 // URLs lists the running nodes' client URLs, comma-separated (what
