@@ -27,8 +27,6 @@ type commit struct {
 	// commit pushed up to then has landed (docs/design/durable-pending.md).
 	held bool
 	idx  uint64 // position in push order (1-based)
-	// notLog: the Pending's sequence is not a log sequence (a version)
-	notLog bool
 }
 
 // commitQueue holds the commits in submission order; they complete in that
@@ -49,6 +47,11 @@ type commitQueue struct {
 	pushed, popped uint64
 	held           []commit
 	releaseAt      uint64
+	// versions in flight, in submission order: they land on their own
+	// stream and hold no log commit back (a version stream without a
+	// quorum must not stop the document's acks; docs/CLUSTER.md, "What it
+	// found")
+	vers []commit
 }
 
 // retryC is the backlog's retry timer channel while it is armed.
@@ -87,15 +90,32 @@ func (q *commitQueue) push(c commit) {
 	c.idx = q.pushed
 	q.q = append(q.q, c)
 }
-func (q *commitQueue) empty() bool { return len(q.q) == 0 }
 
-// waitAll waits until every submitted commit has completed (a reset: the
-// owner must not drop acks of what was submitted).
+// pushVersion queues a submitted version (its Pending set).
+func (q *commitQueue) pushVersion(c commit) { q.vers = append(q.vers, c) }
+
+// versionHead is the oldest version in flight's Done (nil: none).
+func (q *commitQueue) versionHead() <-chan struct{} {
+	if len(q.vers) == 0 {
+		return nil
+	}
+	return q.vers[0].p.Done()
+}
+
+// empty reports whether no commit or version is in flight.
+func (q *commitQueue) empty() bool { return len(q.q) == 0 && len(q.vers) == 0 }
+
+// waitAll waits until every submitted commit and version has completed (a
+// reset: the owner must not drop acks of what was submitted). A version's
+// wait is bounded by the store's write timeout.
 func (q *commitQueue) waitAll() {
 	for _, c := range q.q {
 		if c.p != nil {
 			<-c.p.Done()
 		}
+	}
+	for _, c := range q.vers {
+		<-c.p.Done()
 	}
 }
 
@@ -179,6 +199,28 @@ func (o *Owner) ackCommits() {
 	}
 	o.ackCompleted()
 	o.flushHeld()
+	o.versionsLanded()
+}
+
+// versionsLanded answers the versions that completed, oldest first.
+func (o *Owner) versionsLanded() {
+	q := &o.commits
+	for len(q.vers) > 0 {
+		c := q.vers[0]
+		select {
+		case <-c.p.Done():
+		default:
+			return
+		}
+		q.vers[0] = commit{}
+		q.vers = q.vers[1:]
+		if _, err := c.p.Result(); err != nil {
+			o.cfg.Logger.Warn("version not stored", "doc", o.id, "err", err)
+			c.reply(err)
+			continue
+		}
+		c.reply(nil)
+	}
 }
 
 // flushHeld acks the held batches that are whole and stored: pushed
@@ -229,7 +271,7 @@ func (o *Owner) ackCompleted() {
 				return
 			}
 			var seq uint64
-			if seq, err = c.p.Result(); err == nil && !c.notLog {
+			if seq, err = c.p.Result(); err == nil {
 				o.commits.lastSeq = seq
 				o.compacts.logTail++
 			}
@@ -267,7 +309,7 @@ type compactor struct {
 // maybeCompact replaces the log by a snapshot once it is long enough. The
 // snapshot covers every durable entry (all of them were applied first).
 func (o *Owner) maybeCompact() {
-	if o.failed != nil || o.doc == nil || o.compacts.running || o.compacts.logTail < int64(o.cfg.CompactEntries) || !o.commits.empty() {
+	if o.failed != nil || o.doc == nil || o.compacts.running || o.compacts.logTail < int64(o.cfg.CompactEntries) || len(o.commits.q) > 0 {
 		return
 	}
 	snap, through := record(o.kind, o.doc.Snapshot()), o.commits.lastSeq

@@ -261,6 +261,8 @@ func (o *Owner) tick(ctx context.Context, idle *time.Timer, expiry <-chan time.T
 		o.current = nil
 	case <-o.commits.head():
 		o.durable()
+	case <-o.commits.versionHead():
+		o.versionsLanded()
 	case <-o.commits.retryC():
 		o.commits.armed = false
 		if err := o.submit(); err != nil {

@@ -193,8 +193,10 @@ func (o *Owner) versionBeforeUnload() bool {
 }
 
 // takeVersion submits a version of the document as it is now (named when
-// reply is set) behind the commits in flight; reply gets its sequence once
-// it is durable.
+// reply is set); reply gets its sequence once it is durable. A version
+// lands beside the log's commits, not in their queue: it holds no update's
+// durable ack back (in cluster mode versions are a stream of their own,
+// which can lose its quorum while the document's log has one).
 func (o *Owner) takeVersion(label string, reply func(seq uint64, err error)) error {
 	v := &o.vers
 	nv := NewVersion{Version: o.doc.Version(), Named: reply != nil, Label: label, Authors: slices.Clone(v.authors), Snapshot: record(o.kind, o.doc.Snapshot())}
@@ -204,7 +206,7 @@ func (o *Owner) takeVersion(label string, reply func(seq uint64, err error)) err
 	}
 	v.started, v.last, v.changes, v.authors = true, nv.Version, 0, nil
 	v.stop()
-	o.commits.push(commit{p: p, notLog: true, version: nv.Version, reply: func(err error) {
+	o.commits.pushVersion(commit{p: p, version: nv.Version, reply: func(err error) {
 		if reply != nil {
 			seq, _ := p.Result()
 			reply(seq, err)

@@ -122,8 +122,7 @@ func TestVersionEveryN(t *testing.T) {
 	})
 }
 
-// A named version is answered once it is durable, after the updates before
-// it, with its sequence.
+// A named version is answered once it is durable, with its sequence.
 func TestNamedVersionAckedWhenDurable(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		vs := &fakeVersions{manual: true}
@@ -150,6 +149,45 @@ func TestNamedVersionAckedWhenDurable(t *testing.T) {
 		}
 		o.Send(context.Background(), Leave{Sub: s})
 		r.Release(o)
+	})
+}
+
+// A version that does not land (in cluster mode: the versions stream lost
+// its quorum) holds no update's durable ack back; the document does not
+// unload before it is answered.
+func TestStuckVersionHoldsNoAck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		vs := &fakeVersions{manual: true}
+		r := versionRegistry(t, vs, time.Hour, 2)
+		s := &fakeSub{id: "s"}
+		o := send(t, r, "d", Join{Sub: s})
+		for i := range 5 {
+			o.Send(context.Background(), Update{Sub: s, Batch: uint64(i + 1), Update: []byte{'a' + byte(i)}})
+		}
+		synctest.Wait()
+		if got := vs.list(); len(got) != 2 {
+			t.Fatalf("%d versions submitted, want 2 (every 2 changes)", len(got))
+		}
+		if got := acks(s.take(), protocol.AckDurable); !slices.Equal(got, []uint64{1, 2, 3, 4, 5}) {
+			t.Fatalf("durable acks %v with two versions in flight, want 1..5", got)
+		}
+		o.Send(context.Background(), Leave{Sub: s})
+		r.Release(o)
+		time.Sleep(time.Hour) // past the idle unload
+		synctest.Wait()
+		select {
+		case <-o.Done():
+			t.Fatal("owner exited with versions in flight")
+		default:
+		}
+		vs.release()
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		select {
+		case <-o.Done():
+		default:
+			t.Fatal("owner did not unload once its versions landed")
+		}
 	})
 }
 

@@ -64,8 +64,17 @@ type ListPage struct {
 // indexKey is a document's key in the index (its subject token).
 func indexKey(doc string) string { return base64.RawURLEncoding.EncodeToString([]byte(doc)) }
 
-// index creates doc's index key if it is missing.
+// index creates doc's index key if it is missing. The key is read first:
+// for a document written before it is there already, and a read is served
+// by any current replica, while a create is a write through the bucket's
+// raft leader. A load (Open) then does not need the index's quorum: a
+// bucket that lost it (one node paused, another catching up) does not stop
+// documents from loading. A read that errs or finds nothing falls back to
+// the create.
 func (s *Store) index(ctx context.Context, doc string) error {
+	if _, err := s.docsKV.Get(ctx, indexKey(doc)); err == nil {
+		return nil
+	}
 	_, err := s.docsKV.Create(ctx, indexKey(doc), nil)
 	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		return fmt.Errorf("index: %w", err)
