@@ -186,6 +186,8 @@ func chaosServe(bin, data, logFile string) (chaos.Serve, func(keep bool), error)
 			return s, cleanup, err
 		}
 		tmp, data = dir, dir
+	} else if err := os.MkdirAll(data, 0o755); err != nil {
+		return s, cleanup, err
 	}
 	s.Data = data
 	if logFile == "" {
