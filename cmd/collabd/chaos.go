@@ -100,20 +100,22 @@ func runChaos(args []string, stdout, stderr io.Writer) int {
 		}
 	case "cluster":
 		var p chaos.Cluster
-		faults := strings.Join(chaos.FaultKinds(), ",")
+		faults := ""
 		fs.StringVar(&p.NATS, "nats", chaos.NATSEmbedded, "NATS topology: embedded (each node runs serve --nats-embedded; a SIGKILL kills its NATS node too) or external (this process runs a 3-node NATS JetStream cluster, the nodes run serve --nats; kill-leader shuts the ops stream's leading NATS server down)")
 		fs.IntVar(&p.Cycles, "cycles", 20, "faults, one per cycle")
 		fs.IntVar(&p.Writers, "writers", 6, "writer clients, spread over the 3 nodes")
 		fs.IntVar(&p.Docs, "docs", 3, "documents (every writer writes to each)")
 		fs.Uint64Var(&p.Seed, "seed", 0, "seed of the fault schedule and targets (0: from the clock; printed)")
 		fs.DurationVar(&p.LeaseTTL, "lease-ttl", 2*time.Second, "the nodes' --lease-ttl")
-		fs.DurationVar(&p.Pause, "pause", 0, "how long a SIGSTOPped node stays stopped (0: 2 x --lease-ttl)")
-		fs.StringVar(&faults, "faults", faults, "comma-separated fault kinds to inject")
+		fs.DurationVar(&p.Pause, "pause", 0, "how long a SIGSTOPped node stays stopped, and a partitioned one cut off (0: 2 x --lease-ttl)")
+		fs.StringVar(&faults, "faults", "", "comma-separated fault kinds to inject, of "+strings.Join(chaos.FaultKinds(), ",")+" (empty: every kind the topology supports; partition needs --nats external)")
 		fs.DurationVar(&p.Interval, "interval", 20*time.Millisecond, "each writer's pause between inserts")
 		fs.DurationVar(&p.Recover, "recover", 60*time.Second, "bound for every writer to be acked again after a fault, and for the cluster to settle")
 		run = func(ctx context.Context, s chaos.Serve) (*loadgen.Result, error) {
 			p.Serve = s
-			p.Faults = strings.Split(faults, ",")
+			if faults != "" {
+				p.Faults = strings.Split(faults, ",")
+			}
 			p.Out = stderr
 			res, _, err := chaos.RunCluster(ctx, p)
 			return res, err

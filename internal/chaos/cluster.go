@@ -27,10 +27,28 @@ const (
 	// FaultStop SIGSTOPs a document's owner for Pause (longer than the
 	// lease TTL), then SIGCONTs it.
 	FaultStop = "sigstop"
+	// FaultPartition cuts a document's owner off NATS for Pause, then
+	// heals it (NATSExternal only: the nodes reach the NATS servers
+	// through proxies of the run, which it cuts). The node and its
+	// clients' connections stay up: its writers keep writing to it.
+	FaultPartition = "partition"
 )
 
 // FaultKinds lists every fault kind.
-func FaultKinds() []string { return []string{FaultKillOwner, FaultKillLeader, FaultStop} }
+func FaultKinds() []string {
+	return []string{FaultKillOwner, FaultKillLeader, FaultStop, FaultPartition}
+}
+
+// TopologyFaults are the fault kinds a topology supports: a partition needs
+// the external NATS cluster (in NATSEmbedded mode the NATS node runs in
+// the collabd process, and its routes cannot be cut from outside without
+// the network's help).
+func TopologyFaults(mode string) []string {
+	if mode == NATSExternal {
+		return FaultKinds()
+	}
+	return []string{FaultKillOwner, FaultKillLeader, FaultStop}
+}
 
 // Cluster is the cluster durability run: three `collabd serve
 // --nats-embedded` nodes (or three `collabd serve --nats` nodes on a
@@ -50,10 +68,12 @@ type Cluster struct {
 	Docs     int           // documents, each written by every writer (default 3)
 	Seed     uint64        // seed of the fault schedule and targets (0: from the clock)
 	LeaseTTL time.Duration // the nodes' --lease-ttl (default 2s)
-	// Pause is how long a SIGSTOPped node stays stopped (default 2 ×
-	// LeaseTTL; at least LeaseTTL + 1s).
+	// Pause is how long a SIGSTOPped node stays stopped, and a
+	// partitioned one cut off (default 2 × LeaseTTL; at least LeaseTTL +
+	// 1s).
 	Pause time.Duration
-	// Faults are the kinds to inject (default all of FaultKinds): each round
+	// Faults are the kinds to inject (default every kind the topology
+	// supports: FaultPartition only with NATSExternal): each round
 	// of len(Faults) cycles injects each once, in a seeded order.
 	Faults []string
 	// Interval is each writer's pause between inserts (default 20 ms).
@@ -81,20 +101,20 @@ func (c *Cluster) defaults() error {
 	if c.Pause < c.LeaseTTL+time.Second {
 		return fmt.Errorf("chaos: cluster: pause %v: at least the lease TTL + 1s (%v)", c.Pause, c.LeaseTTL+time.Second)
 	}
-	if len(c.Faults) == 0 {
-		c.Faults = FaultKinds()
-	}
-	for _, f := range c.Faults {
-		if !slices.Contains(FaultKinds(), f) {
-			return fmt.Errorf("chaos: cluster: fault %q: want one of %s", f, strings.Join(FaultKinds(), ", "))
-		}
-	}
 	switch c.NATS {
 	case "":
 		c.NATS = NATSEmbedded
 	case NATSEmbedded, NATSExternal:
 	default:
 		return fmt.Errorf("chaos: cluster: nats %q: want %s or %s", c.NATS, NATSEmbedded, NATSExternal)
+	}
+	if len(c.Faults) == 0 {
+		c.Faults = TopologyFaults(c.NATS)
+	}
+	for _, f := range c.Faults {
+		if !slices.Contains(TopologyFaults(c.NATS), f) {
+			return fmt.Errorf("chaos: cluster: fault %q with nats %s: want one of %s", f, c.NATS, strings.Join(TopologyFaults(c.NATS), ", "))
+		}
 	}
 	if c.Seed == 0 {
 		c.Seed = uint64(time.Now().UnixNano())
@@ -143,6 +163,7 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 		}
 		leaders = ext.names()
 	}
+	defer closeProxies(nodes) // after the nodes' stop
 	defer stopNodes(nodes)
 	c.Serve.stage("starting 3 nodes")
 	if err := startNodes(ctx, nodes); err != nil {
@@ -195,7 +216,8 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 		note(res, "the writers were not all acked durable within %v of the start", c.Recover)
 	}
 
-	var resumed, settles []time.Duration
+	var settles []time.Duration
+	resumed := map[string][]time.Duration{} // sigstop, partition: the target's own writers, from the SIGCONT or heal
 	var schedule []string
 	faults := 0
 	for cycle := 0; cycle < c.Cycles && ctx.Err() == nil; cycle++ {
@@ -230,7 +252,7 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 			if err := ext.shutdown(natsTarget); err != nil {
 				note(res, "cycle %d: NATS %s shutdown: %v", cycle+1, name, err)
 			}
-		case kind == FaultStop:
+		case kind == FaultStop || kind == FaultPartition:
 			skip = make([]bool, len(ws))
 			for i, w := range ws {
 				skip[i] = int(w.node.Load()) == target
@@ -238,8 +260,12 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 			for _, w := range ws {
 				w.watch(t0)
 			}
-			_ = n.p.cmd.Process.Signal(syscall.SIGSTOP)
-			n.state = nodeStopped
+			if kind == FaultStop {
+				_ = n.p.cmd.Process.Signal(syscall.SIGSTOP)
+				n.state = nodeStopped
+			} else {
+				n.cut(true)
+			}
 		default:
 			for _, w := range ws {
 				w.watch(t0)
@@ -248,14 +274,19 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 			n.state = nodeKilled
 		}
 		line := fmt.Sprintf("cycle %d/%d: %s %s (%s; it led %s)", cycle+1, c.Cycles, kind, name, why, led)
-		var tcont time.Time
-		if kind == FaultStop {
+		var tcont time.Time // the SIGCONT, or the partition's heal
+		if kind == FaultStop || kind == FaultPartition {
 			if !sleepCtx(ctx, c.Pause) {
+				n.cut(false)
 				break
 			}
 			tcont = time.Now()
-			_ = n.p.cmd.Process.Signal(syscall.SIGCONT)
-			n.state = nodeUp
+			if kind == FaultStop {
+				_ = n.p.cmd.Process.Signal(syscall.SIGCONT)
+				n.state = nodeUp
+			} else {
+				n.cut(false)
+			}
 		}
 		if at, ok := awaitRecovered(ctx, ws, t0, skip, c.Recover); ok {
 			rep.Failover[kind] = append(rep.Failover[kind], at.Sub(t0))
@@ -264,17 +295,21 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 			rep.Unrecovered++
 			line += fmt.Sprintf(": NOT every writer acked again within %v: %s", c.Recover, stuckWriters(ctx, ws, skip, nodes))
 		}
-		if kind == FaultStop && slices.Contains(skip, true) {
+		if !tcont.IsZero() && slices.Contains(skip, true) {
 			only := make([]bool, len(skip))
 			for i := range skip {
 				only[i] = !skip[i]
 			}
+			after := "SIGCONT"
+			if kind == FaultPartition {
+				after = "the heal"
+			}
 			if at, ok := awaitRecovered(ctx, ws, t0, only, c.Recover); ok {
-				resumed = append(resumed, max(0, at.Sub(tcont)))
-				line += fmt.Sprintf(", its own writers acked %v after SIGCONT", max(0, at.Sub(tcont)).Round(time.Millisecond))
+				resumed[kind] = append(resumed[kind], max(0, at.Sub(tcont)))
+				line += fmt.Sprintf(", its own writers acked %v after %s", max(0, at.Sub(tcont)).Round(time.Millisecond), after)
 			} else {
 				rep.Unrecovered++
-				line += ", its own writers NOT acked again after SIGCONT"
+				line += ", its own writers NOT acked again after " + after
 			}
 		}
 		if natsTarget >= 0 {
@@ -379,8 +414,11 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 			res.Metrics = append(res.Metrics, durations("failover "+k, ds, 0.5, 0.99)...)
 		}
 	}
-	if len(resumed) > 0 {
-		res.Metrics = append(res.Metrics, durations("sigstop: paused node's writers acked after SIGCONT", resumed, 0.5, 0.99)...)
+	if ds := resumed[FaultStop]; len(ds) > 0 {
+		res.Metrics = append(res.Metrics, durations("sigstop: paused node's writers acked after SIGCONT", ds, 0.5, 0.99)...)
+	}
+	if ds := resumed[FaultPartition]; len(ds) > 0 {
+		res.Metrics = append(res.Metrics, durations("partition: cut node's writers acked after the heal", ds, 0.5, 0.99)...)
 	}
 	res.Metrics = append(res.Metrics, durations("settle after a fault", settles, 0.5, 0.99)...)
 	check(res, "no acked marker lost", lost == 0, "%d of %d acked durable markers missing on some node %v", lost, rep.Set.Acked, rep.Set.LostExamples)
@@ -416,7 +454,8 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 }
 
 // pickTarget chooses the node a fault hits: the lease holder of a random
-// document (kill-owner, sigstop) or the ops stream's leader (kill-leader).
+// document (kill-owner, sigstop, partition) or the ops stream's leader
+// (kill-leader).
 // If the cluster does not say (no holder, no leader, a query failing),
 // it picks a random node and says why.
 // names are the nodes' ids for an owner, the leaders' names (the nodes' or

@@ -55,6 +55,7 @@ func newExtNATS(data, token string, ports []int, log *lineWriterSet) *extNATS {
 			Routes:        routes,
 			SyncAlways:    true,
 			Token:         token,
+			NoAdvertise:   true, // the nodes reconnect only through their proxies (a partition cuts them)
 		}
 		if w := log.writer(name); w != nil {
 			cfg.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -141,10 +142,10 @@ func (s *lineWriterSet) writer(name string) *lineWriter {
 }
 
 // natsFlags are the serve flags of a node in mode: its own embedded NATS
-// node, or the external cluster's URLs.
-func natsFlags(mode string, i int, id, token string, clientPorts, routePorts []int, x *extNATS) []string {
+// node, or the URLs it reaches the external cluster by (its proxies).
+func natsFlags(mode string, i int, id, token string, clientPorts, routePorts []int, urls []string) []string {
 	if mode == NATSExternal {
-		return []string{"--nats", strings.Join(x.urls, ","), "--node-id", id, "--nats-token", token}
+		return []string{"--nats", strings.Join(urls, ","), "--node-id", id, "--nats-token", token}
 	}
 	var routes []string
 	for _, p := range routePorts {

@@ -58,6 +58,29 @@ type clusterNode struct {
 	// NATSEmbedded mode; then nats is the URL of its server of the same
 	// index, which the lookups use while it is up.
 	ext *extNATS
+	// proxies (NATSExternal mode) are the node's only way to the NATS
+	// servers, one per server: a partition cuts them.
+	proxies []*tcpProxy
+}
+
+// cut cuts the node off NATS (or heals it): every proxy of the node.
+func (n *clusterNode) cut(on bool) {
+	for _, p := range n.proxies {
+		p.setCut(on)
+	}
+}
+
+// closeProxies stops every node's proxies.
+func closeProxies(nodes []*clusterNode) {
+	for _, n := range nodes {
+		if n == nil {
+			continue
+		}
+		for _, p := range n.proxies {
+			p.close()
+		}
+		n.proxies = nil
+	}
 }
 
 // natsUp reports whether the lookups may use n.nats: the node is up
@@ -97,13 +120,24 @@ func newClusterNodes(base Serve, ttl time.Duration, mode string) ([]*clusterNode
 		if w := logs.writer(id); w != nil {
 			s.Log = w
 		}
-		s.Extra = append(append(append([]string{}, base.Extra...), natsFlags(mode, i, id, token, ports[:3], ports[3:], x)...),
-			"--lease-ttl", ttl.String())
-		n := &clusterNode{id: id, serve: s, addr: "127.0.0.1:0", nats: fmt.Sprintf("nats://127.0.0.1:%d", ports[i]), token: token}
-		if x != nil {
-			n.ext, n.nats = x, x.urls[i] // the lookups go to the external servers
-		}
+		n := &clusterNode{id: id, addr: "127.0.0.1:0", nats: fmt.Sprintf("nats://127.0.0.1:%d", ports[i]), token: token}
 		nodes[i] = n
+		var urls []string // the node's way to the external servers: its proxies
+		if x != nil {
+			n.ext, n.nats = x, x.urls[i] // the lookups go to the external servers directly
+			for _, u := range x.urls {
+				p, err := newTCPProxy(strings.TrimPrefix(u, "nats://"))
+				if err != nil {
+					closeProxies(nodes[:i+1])
+					return nil, nil, err
+				}
+				n.proxies = append(n.proxies, p)
+				urls = append(urls, "nats://"+p.addr())
+			}
+		}
+		s.Extra = append(append(append([]string{}, base.Extra...), natsFlags(mode, i, id, token, ports[:3], ports[3:], urls)...),
+			"--lease-ttl", ttl.String())
+		n.serve = s
 	}
 	return nodes, x, nil
 }

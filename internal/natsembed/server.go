@@ -74,6 +74,11 @@ type Config struct {
 	// two.
 	Token          string
 	User, Password string
+	// NoAdvertise keeps the cluster's other client URLs from this server's
+	// clients (nats-server's cluster no_advertise): a client then
+	// reconnects only to the URLs it was given. The chaos run's partition
+	// needs it (its nodes reach NATS only through proxies it can cut).
+	NoAdvertise bool
 }
 
 // routeUser is the user name of route connections under ClusterSecret.
@@ -177,7 +182,7 @@ func (cfg Config) options() (*server.Options, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: ClusterListen: %w", ErrConfig, err)
 	}
-	opts.Cluster = server.ClusterOpts{Name: cfg.ClusterName, Host: host, Port: port}
+	opts.Cluster = server.ClusterOpts{Name: cfg.ClusterName, Host: host, Port: port, NoAdvertise: cfg.NoAdvertise}
 	if opts.Cluster.Name == "" {
 		opts.Cluster.Name = "collabd"
 	}
