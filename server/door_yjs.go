@@ -149,7 +149,7 @@ func (s *session) joinYjs(ctx context.Context, sub *yjsSub, readOnly bool) bool 
 }
 
 func (s *session) joinYjsHere(ctx context.Context, sub *yjsSub, readOnly bool) bool {
-	o, err := s.srv.acquire(ctx, sub.doc)
+	o, err := s.srv.subscribe(ctx, sub.doc)
 	if err != nil {
 		if ctx.Err() != nil {
 			return false

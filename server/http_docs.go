@@ -116,6 +116,21 @@ func (s *Server) acquire(ctx context.Context, id string) (docRef, error) {
 	return localRef{o, s.reg}, nil
 }
 
+// subscribe is acquire for a subscriber (a session's document, a door's):
+// in cluster mode the owner is found by its Join, in the background
+// (cluster.Node.Subscribe), so that one document whose owner moves does
+// not hold up the connection's other documents.
+func (s *Server) subscribe(ctx context.Context, id string) (docRef, error) {
+	if s.node == nil {
+		return s.acquire(ctx, id)
+	}
+	r, err := s.node.Subscribe(id)
+	if err != nil {
+		return nil, &apiErr{protocol.CodeGoingAway, "server shutting down"}
+	}
+	return r, nil
+}
+
 // ask sends the owner of id the message msg builds around a reply channel
 // and waits for the reply (for a write: until it is durable), or for ctx.
 func ask[R any](ctx context.Context, s *Server, id string, msg func(reply chan<- R) owner.Msg) (R, error) {

@@ -507,7 +507,7 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 			s.sendRetry(protocol.CodeRateLimited, m.Doc, 0, "join rate exceeded; join again later", time.Second)
 			return true
 		}
-		o, err := s.srv.acquire(ctx, m.Doc)
+		o, err := s.srv.subscribe(ctx, m.Doc)
 		if err != nil {
 			if ctx.Err() != nil {
 				return false

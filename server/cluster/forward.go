@@ -21,14 +21,16 @@ type Claimer interface{ Agents() []uint64 }
 // document, a follower's feed, an HTTP request): Send delivers owner
 // messages to the owner, here or on another node, and the owner's events
 // reach the subscriber. A Join (or Follow) after the owner moved (lease
-// lost, owner node gone, owner unloaded) finds the new owner. Release it
-// when done. Send and Release are called by the subscriber's goroutine.
+// lost, owner node gone, owner unloaded) finds the new owner: at once for
+// a Ref from Acquire, in the background for one from Subscribe
+// (resolve.go). Release it when done. Send and Release are called by the
+// subscriber's goroutine.
 type Ref struct {
 	n   *Node
 	doc string
 	key uint64
 
-	mu       sync.Mutex // guards e, node, stale, sub, root, follower, released
+	mu       sync.Mutex // guards e, node, stale, sub, root, follower, released and the resolution below
 	e        *entry     // the owner is here
 	node     string     // else: the owner's node
 	stale    bool       // the owner is gone: the next Join or Follow finds the new one
@@ -36,6 +38,9 @@ type Ref struct {
 	root     string
 	follower bool
 	released bool
+
+	async bool       // from Subscribe: a Join or Follow finds the owner in the background
+	res   resolution // while it does
 
 	dmu sync.Mutex // serialises deliveries made here (Deliver never blocks)
 }
@@ -75,7 +80,9 @@ func (r *Ref) Done() <-chan struct{} {
 	return nil
 }
 
-// Release gives the Ref up.
+// Release gives the Ref up. While a resolution runs, it is cut short if
+// it still looks for the owner, and it gives up the owner it found once
+// the messages queued before the Release are sent (a Leave among them).
 func (r *Ref) Release() {
 	r.mu.Lock()
 	if r.released {
@@ -83,16 +90,28 @@ func (r *Ref) Release() {
 		return
 	}
 	r.released = true
+	if r.res.running {
+		cancel := r.res.cancel
+		r.mu.Unlock()
+		cancel()
+		r.forget()
+		return
+	}
 	e := r.e
 	r.e = nil
 	r.mu.Unlock()
+	r.forget()
+	if e != nil {
+		r.n.unuse(e)
+	}
+}
+
+// forget removes a released Ref from the node's.
+func (r *Ref) forget() {
 	r.n.mu.Lock()
 	delete(r.n.refs, r.key)
 	r.n.refDocLocked(r.doc, -1)
 	r.n.mu.Unlock()
-	if e != nil {
-		r.n.unuse(e)
-	}
 }
 
 // subOf is the subscriber a message is from.
@@ -136,6 +155,15 @@ func (r *Ref) Send(ctx context.Context, m owner.Msg) bool {
 		r.root, r.follower = f.Root, true
 	}
 	r.mu.Unlock()
+	if r.async && r.queueOrResolve(m) {
+		return true
+	}
+	return r.sendNow(ctx, m)
+}
+
+// sendNow is Send once the message is not queued behind a resolution: a
+// Join or Follow finds a moved owner first, on the caller's goroutine.
+func (r *Ref) sendNow(ctx context.Context, m owner.Msg) bool {
 	switch m.(type) {
 	case owner.Join, owner.Follow:
 		if err := r.retarget(ctx); err != nil {

@@ -71,9 +71,15 @@ type viewNode struct {
 
 func startViewNode(t *testing.T, c *natstest.Cluster, id string, beat <-chan time.Time) *viewNode {
 	t.Helper()
+	return startViewNodeTTL(t, c, id, beat, time.Second)
+}
+
+// startViewNodeTTL is startViewNode with a lease and membership TTL.
+func startViewNodeTTL(t *testing.T, c *natstest.Cluster, id string, beat <-chan time.Time, ttl time.Duration) *viewNode {
+	t.Helper()
 	nc := c.Connect()
-	v := &viewNode{node: newNode(t, nc, cluster.LeaseOptions{Node: id, TTL: time.Second})}
-	v.members = join(t, nc, cluster.MemberOptions{Node: id, TTL: time.Second, Beat: beat})
+	v := &viewNode{node: newNode(t, nc, cluster.LeaseOptions{Node: id, TTL: ttl})}
+	v.members = join(t, nc, cluster.MemberOptions{Node: id, TTL: ttl, Beat: beat})
 	v.reg = registry(t, v.store)
 	var err error
 	v.n, err = cluster.NewNode(cluster.NodeConfig{Conn: nc, Leases: v.leases, Members: v.members, Logs: v.js,
