@@ -293,7 +293,8 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 			line += fmt.Sprintf(": failover %v", at.Sub(t0).Round(time.Millisecond))
 		} else {
 			rep.Unrecovered++
-			line += fmt.Sprintf(": NOT every writer acked again within %v: %s", c.Recover, stuckWriters(ctx, ws, skip, nodes))
+			line += fmt.Sprintf(": NOT every writer acked again within %v: %s (goroutines: %s)", c.Recover, stuckWriters(ctx, ws, skip, nodes),
+				dumpGoroutines(ctx, nodes, c.Serve.Data, cycle+1))
 		}
 		if !tcont.IsZero() && slices.Contains(skip, true) {
 			only := make([]bool, len(skip))
@@ -330,7 +331,8 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 		settles = append(settles, d)
 		if err != nil {
 			rep.Unrecovered++
-			line += fmt.Sprintf("; NOT settled within %v: %v: %s", c.Recover, err, stuckWriters(ctx, ws, nil, nodes))
+			line += fmt.Sprintf("; NOT settled within %v: %v: %s (goroutines: %s)", c.Recover, err, stuckWriters(ctx, ws, nil, nodes),
+				dumpGoroutines(ctx, nodes, c.Serve.Data, cycle+1))
 		} else {
 			line += fmt.Sprintf("; settled in %v", d.Round(time.Millisecond))
 		}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -61,6 +62,42 @@ type clusterNode struct {
 	// proxies (NATSExternal mode) are the node's only way to the NATS
 	// servers, one per server: a partition cuts them.
 	proxies []*tcpProxy
+	debug   string // --metrics-addr (with Go's profiles): its goroutines are dumped when a fault is not recovered
+}
+
+// dumpGoroutines writes every running node's goroutine dump to
+// <dir>/goroutines-<cycle>-<node>.txt (a fault not recovered: where is
+// who waiting) and returns what it wrote, or why not.
+func dumpGoroutines(ctx context.Context, nodes []*clusterNode, dir string, cycle int) string {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	var out []string
+	for _, n := range nodes {
+		if n.state != nodeUp || n.p == nil || !n.p.alive() {
+			continue
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.debug+"/debug/pprof/goroutine?debug=2", nil)
+		if err != nil {
+			return err.Error()
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			out = append(out, n.id+": "+err.Error())
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		_ = resp.Body.Close()
+		if err != nil {
+			out = append(out, n.id+": "+err.Error())
+			continue
+		}
+		name := filepath.Join(dir, fmt.Sprintf("goroutines-%d-%s.txt", cycle, n.id))
+		if err := os.WriteFile(name, b, 0o644); err != nil {
+			out = append(out, n.id+": "+err.Error())
+			continue
+		}
+		out = append(out, name)
+	}
+	return strings.Join(out, ", ")
 }
 
 // cut cuts the node off NATS (or heals it): every proxy of the node.
@@ -100,7 +137,7 @@ func (n *clusterNode) httpURL() string { return "http://" + n.addr }
 // ports, routes to each other); in NATSExternal mode the nodes connect to
 // an external NATS cluster, laid out here (not started) and returned.
 func newClusterNodes(base Serve, ttl time.Duration, mode string) ([]*clusterNode, *extNATS, error) {
-	ports, err := freePorts(6)
+	ports, err := freePorts(9) // NATS client and route ports, debug ports
 	if err != nil {
 		return nil, nil, err
 	}
@@ -120,7 +157,8 @@ func newClusterNodes(base Serve, ttl time.Duration, mode string) ([]*clusterNode
 		if w := logs.writer(id); w != nil {
 			s.Log = w
 		}
-		n := &clusterNode{id: id, addr: "127.0.0.1:0", nats: fmt.Sprintf("nats://127.0.0.1:%d", ports[i]), token: token}
+		n := &clusterNode{id: id, addr: "127.0.0.1:0", nats: fmt.Sprintf("nats://127.0.0.1:%d", ports[i]), token: token,
+			debug: fmt.Sprintf("127.0.0.1:%d", ports[6+i])}
 		nodes[i] = n
 		var urls []string // the node's way to the external servers: its proxies
 		if x != nil {
@@ -135,8 +173,8 @@ func newClusterNodes(base Serve, ttl time.Duration, mode string) ([]*clusterNode
 				urls = append(urls, "nats://"+p.addr())
 			}
 		}
-		s.Extra = append(append(append([]string{}, base.Extra...), natsFlags(mode, i, id, token, ports[:3], ports[3:], urls)...),
-			"--lease-ttl", ttl.String())
+		s.Extra = append(append(append([]string{}, base.Extra...), natsFlags(mode, i, id, token, ports[:3], ports[3:6], urls)...),
+			"--lease-ttl", ttl.String(), "--metrics-addr", n.debug)
 		n.serve = s
 	}
 	return nodes, x, nil

@@ -496,8 +496,14 @@ func (n *Node) load(ctx context.Context, e *entry) (string, error) {
 	lease, err := n.cfg.Leases.Acquire(ctx, e.doc)
 	var held *HeldError
 	if errors.As(err, &held) && held.Holder == n.id {
-		if err := n.cfg.Leases.AwaitFree(ctx, e.doc); err != nil {
-			return "", err
+		// Bounded, as awaitDeadLease: the watch can miss the expiry (the
+		// lease bucket electing a leader meanwhile), and every user of
+		// the document here waits for this load.
+		wctx, cancel := context.WithTimeout(ctx, n.cfg.Leases.TTL()+time.Second)
+		werr := n.cfg.Leases.AwaitFree(wctx, e.doc)
+		cancel()
+		if werr != nil && ctx.Err() != nil {
+			return "", werr
 		}
 		lease, err = n.cfg.Leases.Acquire(ctx, e.doc)
 	}

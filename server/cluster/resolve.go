@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"time"
 
 	"github.com/collabd/collabd/server/owner"
 )
@@ -25,6 +26,11 @@ const (
 	maxResolveQueue      = 1024
 	maxResolveQueueBytes = 4 << 20
 )
+
+// resolveTimeout bounds a resolution: past it the subscriber is told to
+// rejoin (each step of the search is bounded too; this is the backstop
+// that keeps a document from waiting for ever on a step that is not).
+const resolveTimeout = 30 * time.Second
 
 // resolution is a Ref's background search for its owner.
 type resolution struct {
@@ -83,7 +89,7 @@ func (r *Ref) queueOrResolve(m owner.Msg) bool {
 	if e == nil && !stale {
 		return false
 	}
-	ctx, cancel := context.WithCancel(r.n.ctx)
+	ctx, cancel := context.WithTimeout(r.n.ctx, resolveTimeout)
 	r.mu.Lock()
 	r.res = resolution{running: true, queue: []owner.Msg{m}, bytes: size, cancel: cancel}
 	r.mu.Unlock()
