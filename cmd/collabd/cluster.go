@@ -40,6 +40,7 @@ type clusterFlags struct {
 	replicas      int               // --nats-replicas
 	leaseTTL      time.Duration     // --lease-ttl
 	handoverAfter time.Duration     // --handover-after (0: the lease TTL)
+	handoverRate  float64           // --handover-rate: documents handed over per second
 	outboxBytes   int               // --cluster-outbox-bytes
 	sync          string            // --nats-sync: "always" or an interval (the embedded node)
 	data          string            // --data: the embedded node stores JetStream under data/nats
@@ -71,6 +72,8 @@ func (f clusterFlags) check() error {
 		return fmt.Errorf("--lease-ttl %v: at least 1s", f.leaseTTL)
 	case f.handoverAfter < 0:
 		return fmt.Errorf("--handover-after %v: not negative", f.handoverAfter)
+	case !(f.handoverRate > 0 && f.handoverRate <= 100000):
+		return fmt.Errorf("--handover-rate %v: more than 0, at most 100000 a second", f.handoverRate)
 	case f.outboxBytes < 64<<10:
 		return fmt.Errorf("--cluster-outbox-bytes %d: at least 65536", f.outboxBytes)
 	case f.sync != "always" && !validInterval(f.sync):
@@ -163,7 +166,7 @@ func (p *clusterParts) config() *server.ClusterConfig {
 		return nil
 	}
 	return &server.ClusterConfig{Conn: p.nc, Leases: p.leases, Members: p.members, Logs: p.logs,
-		HandoverAfter: p.flags.handoverAfter, OutboxBytes: p.flags.outboxBytes}
+		HandoverAfter: p.flags.handoverAfter, HandoverRate: p.flags.handoverRate, OutboxBytes: p.flags.outboxBytes}
 }
 
 // close releases what is left (after the server's Shutdown, which left the

@@ -43,6 +43,8 @@ func TestServeClusterFlags(t *testing.T) {
 		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-tls-cert", "c", "--nats-tls-key", "k"}, "needs --nats-tls-ca"},
 		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-cluster-listen", "0.0.0.0:6222"}, "not loopback"},
 		{[]string{"--nats-embedded", "--node-id", "n1", "--handover-after", "-1s"}, "not negative"},
+		{[]string{"--nats-embedded", "--node-id", "n1", "--handover-rate", "0"}, "--handover-rate"},
+		{[]string{"--nats-embedded", "--node-id", "n1", "--handover-rate", "NaN"}, "--handover-rate"},
 		{[]string{"--nats-embedded", "--node-id", "n1", "--cluster-outbox-bytes", "1000"}, "at least 65536"},
 	} {
 		code, _, stderr := runCmd(t, append([]string{"serve", "--data", t.TempDir()}, tc.args...)...)

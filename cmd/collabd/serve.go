@@ -86,6 +86,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	cf.sec.register(fs)
 	fs.DurationVar(&cf.leaseTTL, "lease-ttl", 5*time.Second, "how long a document's lease (and a node's membership) outlives its last renewal: a crashed node's documents move after about this long")
 	fs.DurationVar(&cf.handoverAfter, "handover-after", 0, "a node that joins is handed the documents it wins once it has been live this `long` without a break (0: the lease TTL)")
+	fs.Float64Var(&cf.handoverRate, "handover-rate", 100, "documents a node hands over to a joining node per `second` (their clients rejoin: spread out)")
 	fs.StringVar(&cf.sync, "nats-sync", "always", "when the embedded NATS node fsyncs JetStream's files: \"always\" (before every ack, like single-node bbolt) or an `interval` such as 2m (acks then mean \"in memory on a quorum\")")
 	fs.IntVar(&cf.outboxBytes, "cluster-outbox-bytes", 32<<20, "`bytes` an owner node queues for one other node; past it that node's clients of its documents are told to rejoin (4008)")
 	setUsageWithEnv(fs, "collabd serve [flags]\n\nRuns the collaboration server: WebSocket /v1/ws, the HTTP API, the demo page at /")
