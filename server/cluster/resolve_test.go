@@ -18,6 +18,23 @@ func durableAck(batch uint64) func(owner.Event) bool {
 	}
 }
 
+// heldByDeadNode starts node a (leases and membership of the given TTL)
+// and returns a document whose lease a node that then died holds: it
+// never renews, never joined the membership, so the lease expires a TTL
+// after its acquisition.
+func heldByDeadNode(t *testing.T, ttl time.Duration) (*viewNode, string) {
+	t.Helper()
+	c := natstest.Single(t)
+	a := startViewNodeTTL(t, c, "a", nil, ttl)
+	waitLive(t, a.members, "a")
+	ghost := newLeases(t, c.Connect(), cluster.LeaseOptions{Node: "ghost", TTL: ttl, Renew: make(chan time.Time)})
+	held := fmt.Sprintf("resolve-held-%d", time.Now().UnixNano())
+	if _, err := ghost.Acquire(ctxT(t, 30*time.Second), held); err != nil {
+		t.Fatal(err)
+	}
+	return a, held
+}
+
 // TestSubscribeResolvesInBackground: a session's document whose lease is
 // held by a dead node (it must expire: a TTL) does not hold up the
 // session's other document. Send of its Join returns at once; the other
@@ -28,19 +45,8 @@ func durableAck(batch uint64) func(owner.Event) bool {
 // connection with it (collabd chaos cluster: a writer's three documents
 // failed over as slowly as the slowest one).
 func TestSubscribeResolvesInBackground(t *testing.T) {
-	const ttl = 5 * time.Second
-	c := natstest.Single(t)
 	ctx := ctxT(t, 60*time.Second)
-	a := startViewNodeTTL(t, c, "a", nil, ttl)
-	waitLive(t, a.members, "a")
-
-	// A node that held a lease, then died (it never renews, never joined
-	// the membership): its lease expires TTL after its acquisition.
-	ghost := newLeases(t, c.Connect(), cluster.LeaseOptions{Node: "ghost", TTL: ttl, Renew: make(chan time.Time)})
-	held := fmt.Sprintf("resolve-held-%d", time.Now().UnixNano())
-	if _, err := ghost.Acquire(ctx, held); err != nil {
-		t.Fatal(err)
-	}
+	a, held := heldByDeadNode(t, 5*time.Second)
 
 	slow, err := a.n.Subscribe(held)
 	if err != nil {
@@ -93,16 +99,8 @@ func TestSubscribeResolvesInBackground(t *testing.T) {
 // behind: the node closes, the registry shuts down), and a later
 // subscriber of the document is served.
 func TestSubscribeReleasedWhileResolving(t *testing.T) {
-	const ttl = 2 * time.Second
-	c := natstest.Single(t)
 	ctx := ctxT(t, 60*time.Second)
-	a := startViewNodeTTL(t, c, "a", nil, ttl)
-	waitLive(t, a.members, "a")
-	ghost := newLeases(t, c.Connect(), cluster.LeaseOptions{Node: "ghost", TTL: ttl, Renew: make(chan time.Time)})
-	held := fmt.Sprintf("resolve-released-%d", time.Now().UnixNano())
-	if _, err := ghost.Acquire(ctx, held); err != nil {
-		t.Fatal(err)
-	}
+	a, held := heldByDeadNode(t, 2*time.Second)
 	r, err := a.n.Subscribe(held)
 	if err != nil {
 		t.Fatal(err)
