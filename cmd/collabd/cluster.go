@@ -154,7 +154,21 @@ func startCluster(ctx context.Context, f clusterFlags, addr string, log *slog.Lo
 	if p.leases, err = cluster.NewLeases(ctx, p.nc, cluster.LeaseOptions{Node: f.nodeID, TTL: f.leaseTTL, Replicas: f.replicas, Logger: log}); err != nil {
 		return fail(err)
 	}
-	if p.members, err = cluster.Join(ctx, p.nc, cluster.MemberOptions{Node: f.nodeID, TTL: f.leaseTTL, Replicas: f.replicas, Logger: log, Info: []byte(addr)}); err != nil {
+	mopts := cluster.MemberOptions{Node: f.nodeID, TTL: f.leaseTTL, Replicas: f.replicas, Logger: log, Info: []byte(addr)}
+	if !f.embedded {
+		// A NATS server cut off from its cluster keeps this connection up
+		// and answers nothing of JetStream: move to another of the
+		// servers (--nats lists them) once the heartbeats have failed for
+		// a TTL. The embedded node's connection is in-process, to its own
+		// server: nowhere else to go.
+		nc := p.nc
+		mopts.Stuck = func() {
+			if err := nc.ForceReconnect(); err != nil {
+				log.Warn("cluster: reconnecting to another NATS server failed", "err", err)
+			}
+		}
+	}
+	if p.members, err = cluster.Join(ctx, p.nc, mopts); err != nil {
 		return fail(err)
 	}
 	return p, nil

@@ -32,11 +32,18 @@ const (
 	// through proxies of the run, which it cuts). The node and its
 	// clients' connections stay up: its writers keep writing to it.
 	FaultPartition = "partition"
+	// FaultIsolateNATS cuts the NATS server leading the ops stream off the
+	// other two servers (its routes go through proxies of the run) until
+	// the failover is measured, and for at least Pause, then heals it
+	// (NATSExternal only). Its clients stay connected
+	// to it: the collabd nodes among them must notice that JetStream does
+	// not answer and move to another server.
+	FaultIsolateNATS = "isolate-nats"
 )
 
 // FaultKinds lists every fault kind.
 func FaultKinds() []string {
-	return []string{FaultKillOwner, FaultKillLeader, FaultStop, FaultPartition}
+	return []string{FaultKillOwner, FaultKillLeader, FaultStop, FaultPartition, FaultIsolateNATS}
 }
 
 // TopologyFaults are the fault kinds a topology supports: a partition needs
@@ -229,14 +236,15 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 		schedule = schedule[1:]
 		// The NATS server this fault hits, if any (-1: a collabd node).
 		natsTarget := -1
+		leaderFault := kind == FaultKillLeader || kind == FaultIsolateNATS
 		names := leaders
-		if kind != FaultKillLeader {
+		if !leaderFault {
 			names = nodeIDs(nodes)
 		}
 		target, why := pickTarget(ctx, rng, nodes, names, kind, docIDs)
 		n := nodes[target]
 		name := n.id
-		if ext != nil && kind == FaultKillLeader {
+		if ext != nil && leaderFault {
 			natsTarget, name = target, leaders[target]
 		}
 		led := ledGroups(ctx, nodes, name)
@@ -245,6 +253,11 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 		t0 := time.Now()
 		var skip []bool // writers not counted in the failover
 		switch {
+		case natsTarget >= 0 && kind == FaultIsolateNATS:
+			for _, w := range ws {
+				w.watch(t0)
+			}
+			ext.isolate(natsTarget, true)
 		case natsTarget >= 0:
 			for _, w := range ws {
 				w.watch(t0)
@@ -313,7 +326,15 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 				line += ", its own writers NOT acked again after " + after
 			}
 		}
-		if natsTarget >= 0 {
+		if kind == FaultIsolateNATS {
+			// Healed once the failover was measured (the writers of the
+			// nodes connected to it had to move to another server), and
+			// not before Pause.
+			if rest := c.Pause - time.Since(t0); rest > 0 {
+				sleepCtx(ctx, rest)
+			}
+			ext.isolate(natsTarget, false)
+		} else if natsTarget >= 0 {
 			if err := ext.restart(ctx, natsTarget); err != nil {
 				stopWriters()
 				wg.Wait()
@@ -470,7 +491,7 @@ func pickTarget(ctx context.Context, rng *rand.Rand, nodes []*clusterNode, names
 	var err error
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if kind == FaultKillLeader {
+		if kind == FaultKillLeader || kind == FaultIsolateNATS {
 			id, err = streamLeader(ctx, nodes, opsStream)
 			what = opsStream + " leader"
 		} else {
@@ -486,8 +507,11 @@ func pickTarget(ctx context.Context, rng *rand.Rand, nodes []*clusterNode, names
 	}
 }
 
-// settle waits until every node answers /readyz, the ops stream and the
-// lease and membership buckets have a leader and every replica current,
+// settle waits until every node answers /readyz, every stream (the ops
+// stream, the buckets, the snapshots, the versions) has a leader and every
+// replica current — so that each fault hits a healthy cluster: a replica
+// still catching up from the last fault plus the next fault's would be two
+// of three, which no R3 system serves —
 // and (ws not nil) every writer is acked durable again on every document.
 func settle(ctx context.Context, nodes []*clusterNode, ws []*clusterWriter, bound time.Duration) (time.Duration, error) {
 	t0 := time.Now()
@@ -505,12 +529,7 @@ func settle(ctx context.Context, nodes []*clusterNode, ws []*clusterWriter, boun
 			}
 		}
 		if why == "" {
-			for _, s := range []string{opsStream, leaseStream, nodesStream} {
-				if !streamHealthy(ctx, nodes, s) {
-					why = s + " has no leader or a replica behind"
-					break
-				}
-			}
+			why = streamsUnhealthy(ctx, nodes)
 		}
 		if why == "" && ws != nil {
 			if _, ok := awaitRecovered(ctx, ws, t0, nil, 0); !ok {

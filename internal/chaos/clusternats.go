@@ -33,20 +33,40 @@ type extNATS struct {
 	cfgs    []natsembed.Config
 	servers []*natsembed.Server // nil while shut down
 	urls    []string            // client URLs, fixed
+	// routes[i][j] is server i's way to server j's route port (nil for
+	// i == j): every route goes through a proxy, so that isolate can cut a
+	// server off the other two (an isolate-nats fault).
+	routes [][]*tcpProxy
 }
 
 // newExtNATS lays out the servers (names nats1..nats3) under data on the
-// reserved ports (three client ports, then three route ports); logs go to
-// log (nil: discarded) at Warn and above, each line prefixed with the
-// server's name.
-func newExtNATS(data, token string, ports []int, log *lineWriterSet) *extNATS {
-	var routes []string
+// reserved ports (three client ports, then three route ports); every route
+// goes through a proxy of the run (routes); logs go to log (nil:
+// discarded) at Warn and above, each line prefixed with the server's name.
+func newExtNATS(data, token string, ports []int, log *lineWriterSet) (*extNATS, error) {
+	x := &extNATS{servers: make([]*natsembed.Server, 3), routes: make([][]*tcpProxy, 3)}
 	for i := range 3 {
-		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[3+i]))
+		x.routes[i] = make([]*tcpProxy, 3)
+		for j := range 3 {
+			if i == j {
+				continue
+			}
+			p, err := newTCPProxy(fmt.Sprintf("127.0.0.1:%d", ports[3+j]))
+			if err != nil {
+				x.closeProxies()
+				return nil, err
+			}
+			x.routes[i][j] = p
+		}
 	}
-	x := &extNATS{servers: make([]*natsembed.Server, 3)}
 	for i := range 3 {
 		name := fmt.Sprintf("nats%d", i+1)
+		var routes []string
+		for j := range 3 {
+			if j != i {
+				routes = append(routes, "nats://"+x.routes[i][j].addr())
+			}
+		}
 		cfg := natsembed.Config{
 			Name:          name,
 			StoreDir:      filepath.Join(data, name),
@@ -63,7 +83,29 @@ func newExtNATS(data, token string, ports []int, log *lineWriterSet) *extNATS {
 		x.cfgs = append(x.cfgs, cfg)
 		x.urls = append(x.urls, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
 	}
-	return x
+	return x, nil
+}
+
+// isolate cuts server i off the other two servers (every route proxy to or
+// from it), or heals it. Its clients stay connected to it.
+func (x *extNATS) isolate(i int, on bool) {
+	for j := range 3 {
+		if j != i {
+			x.routes[i][j].setCut(on)
+			x.routes[j][i].setCut(on)
+		}
+	}
+}
+
+// closeProxies stops the route proxies.
+func (x *extNATS) closeProxies() {
+	for _, row := range x.routes {
+		for _, p := range row {
+			if p != nil {
+				p.close()
+			}
+		}
+	}
 }
 
 // names are the servers' names, as stream infos report leaders.
@@ -119,11 +161,12 @@ func (x *extNATS) shutdown(i int) error {
 // up reports whether server i is running.
 func (x *extNATS) up(i int) bool { return x.servers[i] != nil }
 
-// stop shuts every server down.
+// stop shuts every server down and stops the route proxies.
 func (x *extNATS) stop() {
 	for i := range x.servers {
 		_ = x.shutdown(i)
 	}
+	x.closeProxies()
 }
 
 // lineWriterSet makes lineWriters over one log, sharing one lock so that

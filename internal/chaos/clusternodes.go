@@ -147,7 +147,9 @@ func newClusterNodes(base Serve, ttl time.Duration, mode string) ([]*clusterNode
 	logs := &lineWriterSet{w: base.Log} // one lock for every node's and server's log lines
 	var x *extNATS
 	if mode == NATSExternal {
-		x = newExtNATS(base.Data, token, ports, logs) // the nodes need no NATS ports of their own
+		if x, err = newExtNATS(base.Data, token, ports, logs); err != nil { // the nodes need no NATS ports of their own
+			return nil, nil, err
+		}
 	}
 	nodes := make([]*clusterNode, 3)
 	for i := range nodes {
@@ -167,6 +169,7 @@ func newClusterNodes(base Serve, ttl time.Duration, mode string) ([]*clusterNode
 				p, err := newTCPProxy(strings.TrimPrefix(u, "nats://"))
 				if err != nil {
 					closeProxies(nodes[:i+1])
+					x.closeProxies()
 					return nil, nil, err
 				}
 				n.proxies = append(n.proxies, p)
@@ -291,6 +294,39 @@ func streamInfo(ctx context.Context, nodes []*clusterNode, stream string) (*jets
 		return nil, err
 	}
 	return s.Info(ctx)
+}
+
+// streamsUnhealthy says which stream of the cluster has no leader or a
+// replica behind ("" if none, every stream is healthy).
+func streamsUnhealthy(ctx context.Context, nodes []*clusterNode) string {
+	nc, err := natsConnect(nodes)
+	if err != nil {
+		return "no NATS connection: " + err.Error()
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err.Error()
+	}
+	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	names := js.StreamNames(lctx)
+	var all []string
+	for n := range names.Name() {
+		all = append(all, n)
+	}
+	if err := names.Err(); err != nil {
+		return "listing the streams: " + err.Error()
+	}
+	if len(all) == 0 {
+		return "no streams listed"
+	}
+	for _, s := range all {
+		if !streamHealthy(ctx, nodes, s) {
+			return s + " has no leader or a replica behind"
+		}
+	}
+	return ""
 }
 
 // streamHealthy reports whether stream has a leader and every replica is

@@ -31,6 +31,14 @@ type MemberOptions struct {
 	Beat <-chan time.Time
 	// Logger gets heartbeat failures; nil discards them.
 	Logger *slog.Logger
+	// Stuck, if set, is called (on the heartbeat goroutine; it must not
+	// block) when heartbeats have failed without a break for longer than
+	// TTL, and again at most once a TTL while they go on failing. The NATS
+	// server this node is connected to may have lost its cluster: a
+	// partition between NATS servers leaves the client's connection up, so
+	// nats.go does not move by itself. collabd serve then makes the
+	// connection move to another server (external NATS).
+	Stuck func()
 }
 
 // Members is this node's view of the live nodes: a JetStream KV bucket
@@ -156,16 +164,29 @@ func (m *Members) heartbeat() {
 		defer t.Stop()
 		beat = t.C
 	}
+	var failing, stuck time.Time // failing since (zero: the last beat landed); Stuck called last
 	for {
 		select {
 		case <-m.stop:
 			return
 		case <-beat:
 			ctx, cancel := context.WithTimeout(context.Background(), m.opts.TTL/3)
-			if _, err := m.kv.Put(ctx, m.opts.Node, m.opts.Info); err != nil {
-				m.opts.Logger.Warn("cluster: heartbeat failed", "node", m.opts.Node, "err", err)
-			}
+			_, err := m.kv.Put(ctx, m.opts.Node, m.opts.Info)
 			cancel()
+			now := time.Now()
+			if err == nil {
+				failing = time.Time{}
+				continue
+			}
+			m.opts.Logger.Warn("cluster: heartbeat failed", "node", m.opts.Node, "err", err)
+			if failing.IsZero() {
+				failing = now
+			}
+			if m.opts.Stuck != nil && now.Sub(failing) > m.opts.TTL && now.Sub(stuck) > m.opts.TTL {
+				stuck = now
+				m.opts.Logger.Warn("cluster: heartbeats failing for longer than the TTL: moving to another NATS server", "node", m.opts.Node, "since", failing)
+				m.opts.Stuck()
+			}
 		}
 	}
 }

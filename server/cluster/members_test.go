@@ -74,3 +74,29 @@ func TestMembers(t *testing.T) {
 		t.Errorf("Place over %v = %s", live, got)
 	}
 }
+
+// TestMembersStuck: a node whose NATS server lost its quorum (its
+// connection stays up: nats.go does not move) is told so after its
+// heartbeats have failed for longer than the TTL, not before, and not
+// while they land.
+func TestMembersStuck(t *testing.T) {
+	c := natstest.Start(t, 3)
+	nc := c.ConnectTo(0, nats.MaxReconnects(-1))
+	stuck := make(chan time.Time, 16)
+	beats := time.NewTicker(100 * time.Millisecond)
+	defer beats.Stop()
+	x := join(t, nc, cluster.MemberOptions{Node: "x", TTL: time.Second, Replicas: 3, Beat: beats.C,
+		Stuck: func() { stuck <- time.Now() }})
+	waitLive(t, x, "x")
+	cut := time.Now() // a Stuck before it, or within a TTL after it, fails below
+	c.Kill(1)
+	c.Kill(2)
+	select {
+	case at := <-stuck:
+		if d := at.Sub(cut); d <= time.Second {
+			t.Errorf("stuck %v after the quorum was lost, before the TTL", d)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("never told stuck with the quorum lost")
+	}
+}
