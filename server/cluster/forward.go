@@ -41,6 +41,7 @@ type Ref struct {
 
 	async bool       // from Subscribe: a Join or Follow finds the owner in the background
 	res   resolution // while it does
+	watch answerWatch // a forwarded Join or Follow waiting for its first answer (answer.go)
 
 	dmu sync.Mutex // serialises deliveries made here (Deliver never blocks)
 }
@@ -90,6 +91,7 @@ func (r *Ref) Release() {
 		return
 	}
 	r.released = true
+	r.watch.stop()
 	if r.res.running {
 		cancel := r.res.cancel
 		r.mu.Unlock()
@@ -203,6 +205,10 @@ func (r *Ref) sendNow(ctx context.Context, m owner.Msg) bool {
 	if err := r.n.cfg.Conn.Publish(r.n.fwdSubject(node), encodeFwd(f)); err != nil {
 		r.markStale()
 		r.bounce(m, "the document's node is not reachable; rejoin")
+		return true
+	}
+	if f.kind == fwdJoin || f.kind == fwdFollow {
+		r.awaitAnswer(node)
 	}
 	return true
 }
@@ -387,6 +393,7 @@ func (n *Node) onEvt(msg *nats.Msg) {
 	}
 	r.mu.Lock()
 	sub, root, follower := r.sub, r.root, r.follower
+	r.watch.answered()
 	if ev, ok := e.ev.(*owner.ErrorEvent); ok && ev.End {
 		r.stale = true // the owner forgot the subscriber: its rejoin looks again
 	}

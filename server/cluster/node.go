@@ -60,7 +60,11 @@ type NodeConfig struct {
 	// (outbox.go); past it that node's subscribers are dropped and told
 	// to rejoin (CodeSlow). 0 is 32 MiB.
 	OutboxBytes int
-	Logger      *slog.Logger
+	// JoinAnswer bounds the wait for the first answer to a forwarded Join
+	// or Follow (a sync, an error: any event of the owner node for it);
+	// past it the subscriber is told to rejoin (answer.go). 0 is 10 s.
+	JoinAnswer time.Duration
+	Logger     *slog.Logger
 }
 
 // AdmitLimits are the checks a forwarded native session's updates get.
@@ -150,6 +154,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	}
 	if cfg.OutboxBytes <= 0 {
 		cfg.OutboxBytes = 32 << 20
+	}
+	if cfg.JoinAnswer <= 0 {
+		cfg.JoinAnswer = 10 * time.Second
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{cfg: cfg, id: cfg.Leases.Node(), log: cfg.Logger, ctx: ctx, cancel: cancel,
