@@ -37,7 +37,9 @@ func TestExtNATSIsolate(t *testing.T) {
 			time.Sleep(20 * time.Millisecond) // polling a count nats-server does not signal
 		}
 	}
-	full := func() bool { return x.servers[0].Routes() > 0 && x.servers[1].Routes() > 0 && x.servers[2].Routes() > 0 }
+	full := func() bool {
+		return x.servers[0].Routes() > 0 && x.servers[1].Routes() > 0 && x.servers[2].Routes() > 0
+	}
 	until("full mesh", full)
 	x.isolate(0, true)
 	until("isolation", func() bool { return x.servers[0].Routes() == 0 })

@@ -39,8 +39,8 @@ type Ref struct {
 	follower bool
 	released bool
 
-	async bool       // from Subscribe: a Join or Follow finds the owner in the background
-	res   resolution // while it does
+	async bool        // from Subscribe: a Join or Follow finds the owner in the background
+	res   resolution  // while it does
 	watch answerWatch // a forwarded Join or Follow waiting for its first answer (answer.go)
 
 	dmu sync.Mutex // serialises deliveries made here (Deliver never blocks)
