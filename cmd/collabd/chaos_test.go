@@ -118,17 +118,19 @@ func TestChaosClusterShort(t *testing.T) {
 // TestChaosClusterExternalShort is TestChaosClusterShort on an external
 // NATS cluster (--nats external): the three NATS servers run in this test
 // process, the kill-leader fault shuts the ops stream's leading server
-// down and restarts it, the collabd SIGKILL leaves NATS intact, and a
-// fourth cycle partitions a document's owner from NATS (its proxies cut)
-// past the lease TTL, then heals it.
+// down and restarts it, the collabd SIGKILL leaves NATS intact, a fourth
+// cycle partitions a document's owner from NATS (its proxies cut) past the
+// lease TTL, then heals it, and a fifth cuts the ops stream's leading NATS
+// server off the other two (its clients must move).
 func TestChaosClusterExternalShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three collabd processes and three NATS servers")
 	}
 	lines := runChaosClusterShort(t, chaos.NATSExternal)
-	if !regexp.MustCompile(`kill-leader nats\d`).MatchString(lines) || !regexp.MustCompile(`kill-owner n\d`).MatchString(lines) ||
-		!regexp.MustCompile(`partition n\d .*acked .* after the heal`).MatchString(lines) {
-		t.Errorf("kill-leader did not hit an external NATS server, kill-owner or partition a collabd node:\n%s", lines)
+	for _, want := range []string{`kill-leader nats\d`, `isolate-nats nats\d`, `kill-owner n\d`, `partition n\d .*acked .* after the heal`} {
+		if !regexp.MustCompile(want).MatchString(lines) {
+			t.Errorf("no cycle matching %q (kill-leader and isolate-nats hit an external NATS server, kill-owner and partition a collabd node):\n%s", want, lines)
+		}
 	}
 }
 
