@@ -444,6 +444,13 @@ func (s *Store) stored(ctx context.Context, doc string, f folded) (Stored, error
 func (s *Store) getSnapshot(ctx context.Context, ref snapRef) ([]byte, error) {
 	obj, err := s.snaps.Get(ctx, ref.name)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		// A replica behind may have answered (snapcheck.go).
+		switch there, lerr := s.snapOnLeader(ctx, ref.name); {
+		case lerr != nil:
+			return nil, fmt.Errorf("snapshot %s: %w (%w)", ref.name, errSnapNotYet, lerr)
+		case there:
+			return nil, fmt.Errorf("snapshot %s: %w", ref.name, errSnapNotYet)
+		}
 		return nil, fmt.Errorf("%s: %w", ref.name, errSnapGone)
 	}
 	if err != nil {
