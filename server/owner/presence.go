@@ -183,6 +183,26 @@ func (o *Owner) flushPresence(now time.Time) {
 	var delta, full *PresenceEvent
 	if changes := p.set.Flush(); len(changes) > 0 {
 		m := &protocol.Presence{Doc: o.id}
+		var gone, joined int
+		for _, c := range changes {
+			switch {
+			case c.Removed:
+				gone++
+			case c.New:
+				joined++
+			}
+		}
+		// Sized at once: a storm moves every peer each flush (growing the
+		// slice entry by entry was a third of a flush).
+		if gone > 0 {
+			m.Gone = make([]string, 0, gone)
+		}
+		if joined > 0 {
+			m.Peers = make([]presence.Peer, 0, joined)
+		}
+		if moved := len(changes) - gone - joined; moved > 0 {
+			m.Moved = make([]presence.Peer, 0, moved)
+		}
 		for _, c := range changes {
 			switch {
 			case c.Removed:
