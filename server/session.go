@@ -582,6 +582,8 @@ type presencePoster interface {
 	PostPresence(slot *owner.PresenceSlot, st presence.State) bool
 }
 
+var _ presencePoster = localRef{}
+
 // presenceSet handles a PresenceSet for doc: within the session's
 // presence rate, it goes to doc's owner (setPresence). doc may alias the
 // read buffer (presenceFrame): it is copied only when kept.
