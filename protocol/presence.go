@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/collabd/collabd/internal/mp"
 	"github.com/collabd/collabd/presence"
@@ -217,4 +219,90 @@ func (d *decoder) presence() *Presence {
 		}
 	}
 	return m
+}
+
+// IsPresenceSet reports whether frame b is a PresenceSet by its first two
+// bytes (the array header and the type), without decoding it.
+func IsPresenceSet(b []byte) bool {
+	return len(b) >= 2 && b[0] == 0x96 && b[1] == byte(TypePresenceSet)
+}
+
+// DecodePresenceSet decodes a PresenceSet frame as Decode does (the same
+// checks, the same errors) into fewer allocations, for a server reading a
+// presence storm: the document id is returned as a sub-slice of b (valid
+// while b is: look it up, don't keep it), the cursor's root is root when
+// the frame names the same one (callers pass the last root they saw), and
+// anchor and head share one allocation (a caret: the same bytes; treat
+// them as read-only). Nothing else of the state aliases b.
+func DecodePresenceSet(b []byte, lim DecodeLimits, root string) (doc []byte, st presence.State, err error) {
+	if !IsPresenceSet(b) {
+		return nil, presence.State{}, refusePresenceSet(b, lim)
+	}
+	d := decoder{t: TypePresenceSet, lim: lim.withDefaults()}
+	if len(b) > d.lim.MaxFrame {
+		return nil, presence.State{}, refusePresenceSet(b, lim)
+	}
+	d.r.Reset(b[2:])
+	doc, err = d.r.StringBytes()
+	if err != nil || !validDocID(doc, d.lim.MaxDocID) {
+		return nil, presence.State{}, refusePresenceSet(b, lim)
+	}
+	rb, err := d.r.StringBytes()
+	if err != nil || len(rb) > d.lim.MaxFrame || !utf8.Valid(rb) {
+		return nil, presence.State{}, refusePresenceSet(b, lim)
+	}
+	if string(rb) == root {
+		st.Cursor.Root = root
+	} else {
+		st.Cursor.Root = string(rb)
+	}
+	a, aerr := d.r.Bin()
+	h, herr := d.r.Bin()
+	if aerr != nil || herr != nil {
+		return nil, presence.State{}, refusePresenceSet(b, lim)
+	}
+	switch {
+	case len(h) == 0 && len(a) > 0: // a caret
+		st.Cursor.Anchor = append([]byte(nil), a...)
+		st.Cursor.Head = st.Cursor.Anchor
+	case len(a)+len(h) > 0:
+		buf := make([]byte, len(a)+len(h))
+		copy(buf, a)
+		copy(buf[len(a):], h)
+		if len(a) > 0 {
+			st.Cursor.Anchor = buf[:len(a):len(a)]
+		}
+		st.Cursor.Head = buf[len(a):]
+	}
+	st.Meta = d.meta()
+	if d.err != nil || d.r.Remaining() != 0 {
+		return nil, presence.State{}, refusePresenceSet(b, lim)
+	}
+	return doc, st, nil
+}
+
+// refusePresenceSet is the error for a frame DecodePresenceSet refuses:
+// Decode's (the reference).
+func refusePresenceSet(b []byte, lim DecodeLimits) error {
+	m, err := Decode(b, lim)
+	if err == nil {
+		err = &DecodeError{Type: m.Type(), Reason: "not a presence set", Err: ErrBadField}
+	}
+	return err
+}
+
+// validDocID is CheckDocID for bytes, without allocating.
+func validDocID(id []byte, maxLen int) bool {
+	if maxLen <= 0 {
+		maxLen = DefaultMaxDocID
+	}
+	if len(id) == 0 || len(id) > maxLen || !utf8.Valid(id) {
+		return false
+	}
+	for _, c := range string(id) { // no copy: the compiler ranges over the bytes
+		if unicode.IsControl(c) {
+			return false
+		}
+	}
+	return true
 }

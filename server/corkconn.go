@@ -31,6 +31,15 @@ type corkConn struct {
 	corked   bool        // writes are queued, not sent
 	bufs     net.Buffers // queued writes, copied (gorilla reuses its buffers)
 	deadline time.Time   // the corked batch's write deadline
+
+	// gorilla sets the write deadline before every frame it writes, and
+	// each set is a runtime timer change. A deadline up to slack later
+	// than asked for is kept instead: a set that asks for no more than
+	// applied, and at most slack less, changes nothing (a later one sets
+	// slack more, so a stream of frames sets it about once per slack).
+	slack   time.Duration // 0: every set goes through
+	dlmu    sync.Mutex    // guards applied; held across the (non-blocking) set so sets apply in order
+	applied time.Time     // the write deadline set on Conn
 }
 
 // corkChunk is the size of the chunks small queued writes are copied into,
@@ -77,7 +86,7 @@ func (c *corkConn) uncork() error {
 // right to write: the connection is corked and this is the writer sending a
 // round, or gorilla's Write of an oversized frame.
 func (c *corkConn) send(bufs net.Buffers, deadline time.Time) error {
-	_ = c.Conn.SetWriteDeadline(deadline)
+	_ = c.setWriteDeadline(deadline)
 	_, err := bufs.WriteTo(c.Conn)
 	return err
 }
@@ -120,7 +129,26 @@ func (c *corkConn) SetWriteDeadline(t time.Time) error {
 	if corked {
 		return nil
 	}
-	return c.Conn.SetWriteDeadline(t)
+	return c.setWriteDeadline(t)
+}
+
+// setWriteDeadline sets the connection's write deadline to t, or keeps
+// the one set if it is no earlier than t and at most slack later; a later
+// t is set slack further.
+func (c *corkConn) setWriteDeadline(t time.Time) error {
+	c.dlmu.Lock()
+	defer c.dlmu.Unlock()
+	if c.slack > 0 && !t.IsZero() && !c.applied.IsZero() && !t.After(c.applied) && c.applied.Sub(t) <= c.slack {
+		return nil
+	}
+	if c.slack > 0 && !t.IsZero() && t.After(c.applied) {
+		t = t.Add(c.slack)
+	}
+	if err := c.Conn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	c.applied = t
+	return nil
 }
 
 // SetDeadline sets the read deadline, and the write deadline as
@@ -145,7 +173,8 @@ func (c *corkConn) CloseWrite() error {
 // connection gorilla hijacks is a corkConn.
 type corkHijacker struct {
 	http.ResponseWriter
-	conn *corkConn // set by Hijack
+	slack time.Duration // the connection's write deadline slack (corkConn)
+	conn  *corkConn     // set by Hijack
 }
 
 func (h *corkHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -153,7 +182,7 @@ func (h *corkHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	h.conn = &corkConn{Conn: nc}
+	h.conn = &corkConn{Conn: nc, slack: h.slack}
 	return h.conn, brw, nil
 }
 

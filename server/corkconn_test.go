@@ -222,3 +222,47 @@ func TestCorkedWebSocket(t *testing.T) {
 	default:
 	}
 }
+
+// With a slack, a write deadline is set slack later than asked and kept
+// while later asks fall within it; an earlier one (a close's short
+// deadline) or a later one past it is set again; no deadline (zero) is
+// always set.
+func TestCorkConnDeadlineSlack(t *testing.T) {
+	rc := &recConn{}
+	sets := 0
+	c := &corkConn{Conn: &countDeadlines{recConn: rc, n: &sets}, slack: time.Second}
+	t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	for _, step := range []struct {
+		ask, want time.Time
+		sets      int
+	}{
+		{t0, t0.Add(time.Second), 1},                                          // first: slack later
+		{t0.Add(500 * time.Millisecond), t0.Add(time.Second), 1},              // within: kept
+		{t0.Add(time.Second), t0.Add(time.Second), 1},                         // at it: kept
+		{t0.Add(1500 * time.Millisecond), t0.Add(2500 * time.Millisecond), 2}, // past it: set again, slack later
+		{t0.Add(time.Second), t0.Add(time.Second), 3},                         // more than slack earlier: exactly
+		{time.Time{}, time.Time{}, 4},                                         // none
+		{t0.Add(3 * time.Second), t0.Add(4 * time.Second), 5},                 // after none: set
+	} {
+		if err := c.SetWriteDeadline(step.ask); err != nil {
+			t.Fatal(err)
+		}
+		rc.mu.Lock()
+		got := rc.deadline
+		rc.mu.Unlock()
+		if !got.Equal(step.want) || sets != step.sets {
+			t.Fatalf("SetWriteDeadline(%v): deadline %v after %d sets, want %v after %d", step.ask, got, sets, step.want, step.sets)
+		}
+	}
+}
+
+// countDeadlines counts the write deadlines set on a recConn.
+type countDeadlines struct {
+	*recConn
+	n *int
+}
+
+func (c *countDeadlines) SetWriteDeadline(t time.Time) error {
+	*c.n++
+	return c.recConn.SetWriteDeadline(t)
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -216,5 +217,6 @@ func (s *session) yjsAwareness(ctx context.Context, sub *yjsSub, update []byte) 
 // deadline).
 func (s *session) readYjs(conn *websocket.Conn, handle func([]byte) bool) {
 	cfg := s.srv.cfg
-	s.readWS(conn, cfg.PingInterval+cfg.PongTimeout, nil, handle)
+	// handle keeps what it decodes: a frame of its own (readWS reuses its buffer)
+	s.readWS(conn, cfg.PingInterval+cfg.PongTimeout, nil, func(data []byte) bool { return handle(bytes.Clone(data)) })
 }

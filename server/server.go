@@ -40,6 +40,7 @@ type Server struct {
 	events       *dispatcher // nil without webhooks and hooks
 	bodies       *budget     // request body bytes being read (Config.MaxBodyBytes)
 	syncs        *budget     // sync bytes queued beyond connections' QueueBytes (Config.SyncBudget)
+	frameBufs    sync.Pool   // *[]byte: WebSocket frames being read and handled (readWS)
 
 	ctx    context.Context // cancelled by Shutdown: owners flush and exit
 	cancel context.CancelFunc

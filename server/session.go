@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -57,14 +58,16 @@ type session struct {
 	// owned by the read loop
 	agents   []crdt.AgentID // claimed by the hello (at most MaxAgents, no duplicate: a slice is smaller than a map)
 	docs     map[string]docRef
-	readOnly map[string]bool // the documents joined read-only (made with the first)
-	claims   *Claims         // nil in development mode (or before the Hello)
-	subject  string          // claims.Subject, fixed by the Hello (read by owners)
+	readOnly map[string]bool                // the documents joined read-only (made with the first)
+	slots    map[string]*owner.PresenceSlot // presence slots since the last join of each document (made with the first)
+	claims   *Claims                        // nil in development mode (or before the Hello)
+	subject  string                         // claims.Subject, fixed by the Hello (read by owners)
 	ops      *rate.Limiter
 	pres     *rate.Limiter
 	joins    *rate.Limiter
 	msgs     *rate.Limiter // made with the first broadcast message (msgLimiter)
 	presErr  time.Time     // last CodeRateLimited sent for presence
+	lastRoot string        // the root of the last presence set (its decode reuses the string)
 
 	lastSeen atomic.Int64 // unix nanos of the last frame or pong (read by owners)
 	// hailed: the hello was answered (a Yjs door's session: from the
@@ -377,15 +380,17 @@ func (s *session) ping() {
 // frame handles one inbound frame: the hello first (*hello is true until it
 // has been accepted), then routed messages. It reports false when the
 // session must end (it has been closed). Read loop only.
+//
+// data is the read loop's buffer, reused for the next frame: a presence
+// set is decoded from it in place; any other frame is copied first (a
+// decoded message may alias its frame: an update's bytes).
 func (s *session) frame(ctx context.Context, data []byte, hello *bool) bool {
-	m, err := protocol.Decode(data, s.srv.decodeLimits)
+	if !*hello && protocol.IsPresenceSet(data) {
+		return s.presenceFrame(ctx, data)
+	}
+	m, err := protocol.Decode(bytes.Clone(data), s.srv.decodeLimits)
 	if err != nil {
-		code := protocol.CodeBadFrame
-		var de *protocol.DecodeError
-		if errors.As(err, &de) {
-			code = de.Code()
-		}
-		s.close(code, err.Error())
+		s.refuseFrame(err)
 		return false
 	}
 	if *hello {
@@ -497,6 +502,7 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 			// A rejoin restarts the sync (a client that suspects a gap
 			// asks again); the subscription and its reference stay as they are.
 			s.setReadOnly(m.Doc, m.ReadOnly || access == AccessRead)
+			delete(s.slots, m.Doc) // the next presence registers a new slot, after this join
 			return s.sendTo(ctx, m.Doc, s.joinMsg(m))
 		}
 		if len(s.docs) >= s.srv.cfg.MaxDocsPerConn {
@@ -519,20 +525,7 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 		s.setReadOnly(m.Doc, m.ReadOnly || access == AccessRead)
 		return s.sendTo(ctx, m.Doc, s.joinMsg(m))
 	case *protocol.PresenceSet:
-		if _, ok := s.docs[m.Doc]; !ok {
-			s.sendError(protocol.CodeNotJoined, m.Doc, 0, "presence for a document not joined")
-			return true
-		}
-		now := time.Now()
-		if !s.pres.AllowN(now, 1) {
-			if now.Sub(s.presErr) >= time.Second {
-				s.presErr = now
-				s.enqueue(protocol.Encode(&protocol.Error{Code: protocol.CodeRateLimited, Doc: m.Doc,
-					Message: "presence rate exceeded; frames dropped, send your latest state again", RetryAfterMs: 1000}))
-			}
-			return true
-		}
-		return s.sendTo(ctx, m.Doc, owner.SetPresence{Sub: s, State: m.State})
+		return s.presenceSet(ctx, []byte(m.Doc), m.State)
 	case *protocol.Update:
 		if _, ok := s.docs[m.Doc]; !ok {
 			s.sendError(protocol.CodeNotJoined, m.Doc, m.Batch, "update for a document not joined")
@@ -547,6 +540,7 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 		}
 		delete(s.docs, m.Doc)
 		delete(s.readOnly, m.Doc)
+		delete(s.slots, m.Doc)
 		o.Send(ctx, owner.Leave{Sub: s})
 		o.Release()
 		return true
@@ -580,6 +574,80 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 // reports false when the session must end (the server is shutting down).
 func (s *session) sendTo(ctx context.Context, doc string, m owner.Msg) bool {
 	return s.docs[doc].Send(ctx, m)
+}
+
+// presencePoster is a document reference whose owner takes presence
+// through a box (a local owner): see owner.PostPresence.
+type presencePoster interface {
+	PostPresence(slot *owner.PresenceSlot, st presence.State) bool
+}
+
+var _ presencePoster = localRef{}
+
+// presenceSet handles a PresenceSet for doc: within the session's
+// presence rate, it goes to doc's owner (setPresence). doc may alias the
+// read buffer (presenceFrame): it is copied only when kept.
+func (s *session) presenceSet(ctx context.Context, doc []byte, st presence.State) bool {
+	ref, ok := s.docs[string(doc)]
+	if !ok {
+		s.sendError(protocol.CodeNotJoined, string(doc), 0, "presence for a document not joined")
+		return true
+	}
+	now := time.Now()
+	if !s.pres.AllowN(now, 1) {
+		if now.Sub(s.presErr) >= time.Second {
+			s.presErr = now
+			s.enqueue(protocol.Encode(&protocol.Error{Code: protocol.CodeRateLimited, Doc: string(doc),
+				Message: "presence rate exceeded; frames dropped, send your latest state again", RetryAfterMs: 1000}))
+		}
+		return true
+	}
+	return s.setPresence(ctx, ref, doc, st)
+}
+
+// setPresence hands the session's presence on doc (joined; ref is its
+// owner) over: the first after a join as a SetPresence that registers a
+// new slot (in order with the join), the later ones left in that slot for
+// the owner's next flush, without a message or a wake-up each. An owner of
+// another node gets a SetPresence each time. It reports false when the
+// session must end.
+func (s *session) setPresence(ctx context.Context, ref docRef, doc []byte, st presence.State) bool {
+	box, ok := ref.(presencePoster)
+	if !ok {
+		return ref.Send(ctx, owner.SetPresence{Sub: s, State: st})
+	}
+	if slot := s.slots[string(doc)]; slot != nil {
+		return box.PostPresence(slot, st)
+	}
+	slot := owner.NewPresenceSlot(s)
+	if s.slots == nil {
+		s.slots = make(map[string]*owner.PresenceSlot)
+	}
+	s.slots[string(doc)] = slot
+	return ref.Send(ctx, owner.SetPresence{Sub: s, State: st, Slot: slot})
+}
+
+// presenceFrame handles a PresenceSet frame (after the hello), decoded
+// without copying what it only looks up (protocol.DecodePresenceSet): the
+// frame a storm is made of.
+func (s *session) presenceFrame(ctx context.Context, data []byte) bool {
+	doc, st, err := protocol.DecodePresenceSet(data, s.srv.decodeLimits, s.lastRoot)
+	if err != nil {
+		s.refuseFrame(err)
+		return false
+	}
+	s.lastRoot = st.Cursor.Root
+	return s.presenceSet(ctx, doc, st)
+}
+
+// refuseFrame closes the session for a frame that does not decode.
+func (s *session) refuseFrame(err error) {
+	code := protocol.CodeBadFrame
+	var de *protocol.DecodeError
+	if errors.As(err, &de) {
+		code = de.Code()
+	}
+	s.close(code, err.Error())
 }
 
 // joinMsg is the owner's Join for a protocol Join.

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"time"
@@ -63,7 +64,7 @@ func (t wsTransport) writeFrames(frames [][]byte, deadline time.Time) (err error
 // upgradeWS upgrades the request to a WebSocket whose connection can be
 // corked; the upgrader answers a failed upgrade itself.
 func (s *Server) upgradeWS(w http.ResponseWriter, r *http.Request) (*websocket.Conn, wsTransport, error) {
-	h := &corkHijacker{ResponseWriter: w}
+	h := &corkHijacker{ResponseWriter: w, slack: s.cfg.WriteTimeout / renewSlack}
 	conn, err := s.upgrader.Upgrade(h, r, nil)
 	if err != nil {
 		return nil, wsTransport{}, err
@@ -130,22 +131,40 @@ func (s *session) wsReadLoop(ctx context.Context, conn *websocket.Conn) {
 // ends or handle reports false. The first frame must come within first
 // (while *hello is true a timeout is CodeHelloTimeout); after that any
 // frame or pong renews the read deadline to a ping interval plus the pong
-// timeout. Once the session is closed it only drains (see closeWith).
+// timeout (plus up to renewSlack: see below). Once the session is closed it
+// only drains (see closeWith). handle's data is valid only during the call:
+// a frame is read into a buffer of the server's pool (frameBufs), taken once
+// the frame has begun, so an idle connection holds none.
 func (s *session) readWS(conn *websocket.Conn, first time.Duration, hello *bool, handle func([]byte) bool) {
 	// Only the duration is captured: a closure over the whole Config would
 	// keep a copy of it on the heap for every connection.
 	renew := s.srv.cfg.PingInterval + s.srv.cfg.PongTimeout
+	slack := renew / renewSlack
+	var renewed time.Time // the deadline holds for frames until then
 	deadline := func() {
 		now := time.Now()
 		s.lastSeen.Store(now.UnixNano())
-		_ = conn.SetReadDeadline(now.Add(renew))
+		if now.Before(renewed) {
+			return
+		}
+		// One deadline per slack, not per frame (a runtime timer each):
+		// it is set slack further, so it never falls earlier than renew
+		// after the last frame.
+		renewed = now.Add(slack)
+		_ = conn.SetReadDeadline(now.Add(renew + slack))
 	}
 	s.lastSeen.Store(time.Now().UnixNano())
 	conn.SetPongHandler(func(string) error { deadline(); return nil }) // control pongs from clients that send control pings
 	_ = conn.SetReadDeadline(time.Now().Add(first))
 	for {
-		typ, data, err := conn.ReadMessage()
+		typ, r, err := conn.NextReader()
+		var buf *[]byte
+		if err == nil {
+			buf = s.srv.frameBuf()
+			*buf, err = readAll(r, *buf)
+		}
 		if err != nil {
+			s.srv.putFrameBuf(buf)
 			var ne net.Error
 			switch {
 			case errors.Is(err, websocket.ErrReadLimit):
@@ -160,18 +179,71 @@ func (s *session) readWS(conn *websocket.Conn, first time.Duration, hello *bool,
 			return
 		}
 		if s.isClosed() {
+			s.srv.putFrameBuf(buf)
 			continue // draining until the peer closes (closeWith)
 		}
 		deadline()
 		if typ != websocket.BinaryMessage {
+			s.srv.putFrameBuf(buf)
 			s.close(protocol.CodeBadFrame, "text frames are not part of the protocol")
 			return
 		}
-		if !handle(data) {
+		ok := handle(*buf)
+		s.srv.putFrameBuf(buf)
+		if !ok {
 			return
 		}
 	}
 }
+
+// renewSlack: a read deadline is renewed at most once per 1/renewSlack of
+// its duration (35 s by default: about once a second), and a write
+// deadline kept while it is at most WriteTimeout/renewSlack later than
+// asked (corkConn).
+const renewSlack = 32
+
+// readAll reads r to its end into buf[:0], growing it as needed (the
+// connection's read limit bounds it), as io.ReadAll does into a new slice.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// frameBuf takes a frame buffer from the server's pool.
+func (s *Server) frameBuf() *[]byte {
+	if b, ok := s.frameBufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, frameBufSize)
+	return &b
+}
+
+// putFrameBuf gives a frame buffer back (one grown past maxPooledFrame by a
+// large frame is left to the garbage collector).
+func (s *Server) putFrameBuf(b *[]byte) {
+	if b != nil && cap(*b) <= maxPooledFrame {
+		*b = (*b)[:0]
+		s.frameBufs.Put(b)
+	}
+}
+
+// Frame buffers: the first size of one, and the largest kept for reuse.
+const (
+	frameBufSize   = 512
+	maxPooledFrame = 16 << 10
+)
 
 // readBufferSize is each WebSocket connection's read buffer (see the
 // upgrader in New). gorilla needs at least a control frame's 125 bytes.

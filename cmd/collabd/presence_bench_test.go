@@ -24,8 +24,9 @@ import (
 
 // BenchmarkPresenceStorm: 100 peers on one document of a `collabd serve`
 // subprocess, each moving its cursor 30 times a second for 5 s. Reports the
-// server's CPU (utime+stime from /proc/PID/stat, in % of one core) and the
-// bytes and frames each client receives per second.
+// server's CPU (utime+stime from /proc/PID/stat, in % of one core), its
+// write and read syscalls per second (/proc/PID/io) and the bytes and
+// frames each client receives per second.
 //
 //	go test -run='^$' -bench=PresenceStorm -benchtime=1x ./cmd/collabd
 func BenchmarkPresenceStorm(b *testing.B) {
@@ -85,7 +86,8 @@ func BenchmarkPresenceStorm(b *testing.B) {
 				}
 			}()
 		}
-		cpu0, w0, t0 := cpuTicks(b, cmd.Process.Pid), writeCalls(b, cmd.Process.Pid), time.Now()
+		cpu0, sys0 := cpuTicks(b, cmd.Process.Pid)
+		w0, r0, t0 := writeCalls(b, cmd.Process.Pid), readCalls(b, cmd.Process.Pid), time.Now()
 		counting.Store(true)
 		profDone := make(chan error, 1)
 		if prof != "" {
@@ -121,9 +123,12 @@ func BenchmarkPresenceStorm(b *testing.B) {
 			b.Error(err)
 		}
 		secs := time.Since(t0).Seconds()
-		cpu := float64(cpuTicks(b, cmd.Process.Pid)-cpu0) / 100 / secs // USER_HZ is 100 on Linux
+		cpu1, sys1 := cpuTicks(b, cmd.Process.Pid)
+		cpu := float64(cpu1-cpu0) / 100 / secs // USER_HZ is 100 on Linux
 		b.ReportMetric(cpu*100, "server-cpu-%")
+		b.ReportMetric(float64(sys1-sys0)/secs, "server-sys-%") // of it in the kernel (stime): ticks/s = % of a core
 		b.ReportMetric(float64(writeCalls(b, cmd.Process.Pid)-w0)/secs, "server-writes/s")
+		b.ReportMetric(float64(readCalls(b, cmd.Process.Pid)-r0)/secs, "server-reads/s")
 		b.ReportMetric(float64(bytes.Load())/peers/secs, "B/s/client")
 		b.ReportMetric(float64(frames.Load())/peers/secs, "frames/s/client")
 		for _, c := range conns {
@@ -135,8 +140,8 @@ func BenchmarkPresenceStorm(b *testing.B) {
 	}
 }
 
-// cpuTicks is utime+stime of a process in clock ticks.
-func cpuTicks(b *testing.B, pid int) int64 {
+// cpuTicks is utime+stime of a process in clock ticks, and stime alone.
+func cpuTicks(b *testing.B, pid int) (all, sys int64) {
 	b.Helper()
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -147,24 +152,31 @@ func cpuTicks(b *testing.B, pid int) int64 {
 	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + s
+	return u + s, s
 }
 
 // writeCalls is the number of write-family syscalls (write, writev, …) a
 // process made: syscw in /proc/PID/io.
-func writeCalls(b *testing.B, pid int) int64 {
+func writeCalls(b *testing.B, pid int) int64 { return procIO(b, pid, "syscw: ") }
+
+// readCalls is the number of read-family syscalls (read, recvmsg, …,
+// those that found nothing to read too) a process made: syscr.
+func readCalls(b *testing.B, pid int) int64 { return procIO(b, pid, "syscr: ") }
+
+// procIO is one counter of /proc/PID/io.
+func procIO(b *testing.B, pid int, field string) int64 {
 	b.Helper()
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
 	if err != nil {
 		b.Fatal(err)
 	}
 	for line := range strings.Lines(string(data)) {
-		if v, ok := strings.CutPrefix(line, "syscw: "); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 			return n
 		}
 	}
-	b.Fatalf("no syscw in /proc/%d/io", pid)
+	b.Fatalf("no %s in /proc/%d/io", field, pid)
 	return 0
 }
 

@@ -23,7 +23,10 @@
 // SetPresence (sessions); Follow, Unfollow (HTTP followers); Read, Edit,
 // Import, Delete, Checkpoint, Restore (the HTTP API: each carries a reply
 // channel of capacity 1, answered without blocking). No closure ever runs
-// on the owner. Version history (versions.go) reaches the store through a
+// on the owner. A session's presence sets after its first one on a
+// document skip the inbox: it leaves its latest state in its PresenceSlot
+// (Owner.PostPresence) and the owner takes every slot's state when it
+// flushes presence (presencebox.go: one wake-up per flush, not per set). Version history (versions.go) reaches the store through a
 // fourth interface, VersionStore.
 //
 // # States
@@ -60,7 +63,8 @@
 // While serving and awake, the owner's loop selects on: its inbox; the
 // head of its commit queue (commits complete in submission order; acks "durable" go out
 // in that order); a finished compaction; the presence flush timer (at most
-// one flush per PresenceInterval) and expiry ticker; the version quiet
+// one flush per PresenceInterval), the presence box's signal and the
+// expiry ticker; the version quiet
 // timer (an automatic version after VersionQuiet without a change); the
 // registry's eviction request; the idle timer; shutdown. An unload or a
 // shutdown first takes the automatic version the document owes.

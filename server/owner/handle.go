@@ -12,6 +12,9 @@ import (
 // handle is the owner's one switch over its inbox.
 func (o *Owner) handle(m Msg) {
 	defer o.trackFollowers(o.followerCount())
+	if m, ok := m.(SetPresence); ok && m.Slot != nil {
+		m.Slot.seen = true // what is posted to it is applied or refused from now on
+	}
 	o.thaw()
 	if o.failed != nil && o.retryable() && asksAgain(m) {
 		o.reload()
@@ -159,6 +162,7 @@ func (o *Owner) reload() {
 	o.cfg.Logger.Info("document load retried", "doc", o.id, "after", o.failed)
 	o.pres.stop()
 	o.vers.stop()
+	o.discardPresence()
 	o.state = newState(o.cfg)
 	o.start(o.reg.ctx)
 }
@@ -375,6 +379,9 @@ func (o *Owner) syncChunks(sv []byte, snap bool) ([][]byte, error) {
 func isEmptySV(sv []byte) bool { return len(sv) <= 1 || string(sv) == "\x92\x01\x90" }
 
 func (o *Owner) leave(s Subscriber) {
+	if st := o.subs[s]; st != nil && st.slot != nil {
+		st.slot.retired = true // what it still holds goes with the peer
+	}
 	o.drop(s)
 }
 
@@ -558,6 +565,7 @@ func (o *Owner) storageFailed(err error) {
 	}
 	o.pres.stop()
 	o.vers.stop()
+	o.discardPresence()
 	o.state = newState(o.cfg)
 	o.start(o.reg.ctx)
 }

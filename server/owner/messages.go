@@ -60,10 +60,13 @@ type Update struct {
 	Update []byte
 }
 
-// SetPresence is a session's own presence.
+// SetPresence is a session's own presence. Slot, when set, registers a
+// new PresenceSlot of the session for this document: its later states go
+// to Owner.PostPresence instead of the inbox (presencebox.go).
 type SetPresence struct {
 	Sub   Subscriber
 	State presence.State
+	Slot  *PresenceSlot
 }
 
 // Follow subscribes an HTTP follower of root: a FeedStartEvent, then every

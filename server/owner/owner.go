@@ -67,6 +67,7 @@ type Owner struct {
 
 	memShared atomic.Int64  // the estimate below, for the registry's eviction choice
 	evict     chan struct{} // the registry asks for an unload when idle (capacity 1)
+	box       presenceBox   // sessions' latest presence, taken at each flush (presencebox.go)
 
 	sleeper // hibernation (sleep.go)
 
@@ -111,11 +112,12 @@ type state struct {
 
 // sub is what the owner knows of a subscriber.
 type sub struct {
-	peer     bool   // a session (Join): listed in presence
-	readOnly bool   // joined read-only
-	rejected bool   // a batch was rejected: later ones are too, until a rejoin
-	follows  bool   // an HTTP follower (Follow)
-	root     string // follower: the root its feed shows
+	peer     bool          // a session (Join): listed in presence
+	readOnly bool          // joined read-only
+	rejected bool          // a batch was rejected: later ones are too, until a rejoin
+	follows  bool          // an HTTP follower (Follow)
+	root     string        // follower: the root its feed shows
+	slot     *PresenceSlot // a session's registered presence slot (presencebox.go)
 }
 
 func newState(cfg *Config) state {
@@ -136,6 +138,7 @@ func newOwner(id string, cfg *Config, reg *Registry) *Owner {
 		inbox: make(chan Msg, inboxSize),
 		done:  make(chan struct{}),
 		evict: make(chan struct{}, 1),
+		box:   presenceBox{c: make(chan struct{}, 1)},
 		state: newState(cfg),
 	}
 }
@@ -274,6 +277,9 @@ func (o *Owner) tick(ctx context.Context, idle *time.Timer, expiry <-chan time.T
 		o.quietPassed()
 	case now := <-o.pres.flushC():
 		o.flushPresence(now)
+	case <-o.box.c:
+		o.queued.Add(-1)
+		o.presencePosted(time.Now())
 	case now := <-expiry:
 		o.expirePresence(now)
 	case <-o.evict:
@@ -406,6 +412,7 @@ func (o *Owner) crashed(p any) {
 	}
 	o.pres.stop()
 	o.vers.stop()
+	o.discardPresence()
 	o.state = newState(o.cfg)
 }
 

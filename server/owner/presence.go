@@ -24,6 +24,9 @@ type presenceState struct {
 	timer *time.Timer // fires the next flush; live while armed (made with the first flush that waits)
 	armed bool
 	stale map[Subscriber]bool // made with the first entry
+	// posted: sessions left states in the box (presencebox.go) for the
+	// next flush to take
+	posted bool
 }
 
 func newPresenceState(cfg *Config) presenceState {
@@ -74,21 +77,41 @@ func (o *Owner) presenceLeave(s Subscriber, now time.Time) {
 	o.schedulePresence(now)
 }
 
-// setPresence applies a session's own presence.
+// setPresence applies a session's own presence. One that carries a slot
+// registers it: the session's later states come through the box
+// (presencebox.go).
 func (o *Owner) setPresence(m SetPresence, now time.Time) {
-	if st := o.subs[m.Sub]; st == nil || !st.peer {
+	st := o.subs[m.Sub]
+	if st == nil || !st.peer {
 		o.deliver(m.Sub, notSubscribed(o.id, 0))
 		return
 	}
-	if p, ok := o.pres.set.Get(m.Sub.ID()); ok && p.ReadOnly && o.cfg.HideReadOnlyCursors && !m.State.Cursor.IsZero() {
-		o.deliver(m.Sub, &ErrorEvent{Doc: o.id, Code: protocol.CodeReadOnly, Message: "read-only sessions do not show a cursor on this server"})
-		return
+	if m.Slot != nil {
+		registerSlot(st, m.Slot)
 	}
-	if err := o.pres.set.Set(m.Sub.ID(), m.State, now); err != nil {
-		o.deliver(m.Sub, &ErrorEvent{Doc: o.id, Code: protocol.CodePresenceRefused, Message: err.Error()})
-		return
+	if o.applyPresence(m.Sub, m.State, now) {
+		o.schedulePresence(now)
 	}
-	o.schedulePresence(now)
+}
+
+// applyPresence sets a joined session's presence; a refusal is delivered
+// to it. It reports whether the state was set.
+func (o *Owner) applyPresence(s Subscriber, state presence.State, now time.Time) bool {
+	if o.cfg.HideReadOnlyCursors && !state.Cursor.IsZero() && o.readOnlyPeer(s) {
+		o.deliver(s, &ErrorEvent{Doc: o.id, Code: protocol.CodeReadOnly, Message: "read-only sessions do not show a cursor on this server"})
+		return false
+	}
+	if err := o.pres.set.Set(s.ID(), state, now); err != nil {
+		o.deliver(s, &ErrorEvent{Doc: o.id, Code: protocol.CodePresenceRefused, Message: err.Error()})
+		return false
+	}
+	return true
+}
+
+// readOnlyPeer reports whether s is listed in presence as read-only.
+func (o *Owner) readOnlyPeer(s Subscriber) bool {
+	p, ok := o.pres.set.Get(s.ID()) // a copy: only when read-only cursors are hidden
+	return ok && p.ReadOnly
 }
 
 // expirePresence is the fallback for connections that died without
@@ -116,7 +139,7 @@ func (o *Owner) expirePresence(now time.Time) {
 // arms the timer for the end of the interval.
 func (o *Owner) schedulePresence(now time.Time) {
 	p := &o.pres
-	if p.armed || (!p.set.Dirty() && len(p.stale) == 0 && !o.aware.pending()) {
+	if p.armed || (!p.set.Dirty() && len(p.stale) == 0 && !p.posted && !o.aware.pending()) {
 		return
 	}
 	wait := o.presenceInterval() - now.Sub(p.last)
@@ -150,11 +173,36 @@ func (o *Owner) presenceInterval() time.Duration {
 // subscribers get the whole presence instead.
 func (o *Owner) flushPresence(now time.Time) {
 	p := &o.pres
+	// The states sessions left in the box go out with this flush. Applying
+	// them may drop a subscriber (a refusal it cannot take): armed keeps
+	// that from scheduling a flush of its own meanwhile.
+	p.armed = true
+	o.drainPresence(now)
 	p.armed = false
 	p.last = now
 	var delta, full *PresenceEvent
 	if changes := p.set.Flush(); len(changes) > 0 {
 		m := &protocol.Presence{Doc: o.id}
+		var gone, joined int
+		for _, c := range changes {
+			switch {
+			case c.Removed:
+				gone++
+			case c.New:
+				joined++
+			}
+		}
+		// Sized at once: a storm moves every peer each flush (growing the
+		// slice entry by entry was a third of a flush).
+		if gone > 0 {
+			m.Gone = make([]string, 0, gone)
+		}
+		if joined > 0 {
+			m.Peers = make([]presence.Peer, 0, joined)
+		}
+		if moved := len(changes) - gone - joined; moved > 0 {
+			m.Moved = make([]presence.Peer, 0, moved)
+		}
 		for _, c := range changes {
 			switch {
 			case c.Removed:
