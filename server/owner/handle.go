@@ -76,7 +76,7 @@ func (o *Owner) corrupted(err error) {
 	for s := range o.subs {
 		s.Deliver(ev)
 	}
-	o.subs = make(map[Subscriber]*sub)
+	o.clearSubs()
 }
 
 // disown gives the document up at once (see Disown): what is in flight is
@@ -93,7 +93,7 @@ func (o *Owner) disown(m Disown) {
 	for s := range o.subs {
 		s.Deliver(ev)
 	}
-	o.subs = make(map[Subscriber]*sub)
+	o.clearSubs()
 	o.disowned = true
 }
 
@@ -481,16 +481,29 @@ func (o *Owner) update(m Update) {
 }
 
 // step records a version step and delivers it to every subscriber but
-// author: sessions forward the update, followers show the changes.
+// author: sessions forward the update, followers show the changes. It
+// delivers in join order (o.order), as Hocuspocus and y-websocket do: each
+// session's writer starts as it is handed the update, so this is the order
+// the frames leave in, and a map's order would be a new random one each
+// time (BENCHMARKS.md, "Fan-out path"). A delivery that fails drops its
+// subscriber; dropSub gives o.order a new array, so the one looped over
+// here stays as it was, and a subscriber dropped meanwhile is skipped.
 func (o *Owner) step(ev *UpdateEvent, author Subscriber) {
 	o.changes.add(Step{From: ev.From, To: ev.Version, Changes: ev.Changes})
 	if v, ok := o.doc.(Viewer); ok {
 		ev.rootJSON = v.RootJSON
 	}
-	for s := range o.subs {
-		if s != author {
-			o.deliver(s, ev)
+	order, n := o.order, len(o.subs)
+	for _, s := range order {
+		if s == author {
+			continue
 		}
+		if len(o.subs) != n {
+			if _, ok := o.subs[s]; !ok {
+				continue
+			}
+		}
+		o.deliver(s, ev)
 	}
 }
 
