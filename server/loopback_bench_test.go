@@ -25,7 +25,7 @@ import (
 //
 //	go test -run='^$' -bench=FanOutLoopback -benchtime=300x ./server
 func BenchmarkFanOutLoopback(b *testing.B) {
-	for _, n := range []int{10, 100} {
+	for _, n := range []int{10, 100, 500} {
 		b.Run(fmt.Sprintf("readers=%d", n), func(b *testing.B) {
 			url := benchServer(b)
 
@@ -67,20 +67,28 @@ func BenchmarkFanOutLoopback(b *testing.B) {
 				}
 			}()
 			doc := crdt.NewDoc(crdt.Options{Agent: 1})
-			var fan, durable []time.Duration
+			var fan, first, each, durable []time.Duration
 			for i := 0; b.Loop(); i++ {
 				_ = doc.Text("t").Insert(0, "x")
 				start := time.Now()
 				_ = w.WriteMessage(websocket.BinaryMessage, protocol.Encode(&protocol.Update{Doc: "bench", Batch: uint64(i + 1), Update: doc.TakeUpdate()}))
 				var last time.Time
-				for range n {
+				for k := range n {
 					last = <-got
+					if k == 0 {
+						first = append(first, last.Sub(start))
+					}
+					each = append(each, last.Sub(start))
 				}
 				fan = append(fan, last.Sub(start))
 				durable = append(durable, (<-acks).Sub(start))
 			}
+			// fanout: until the last reader has the update; first: the
+			// first reader; each: every reader's own latency (p50 over all).
 			b.ReportMetric(pct(fan, 50), "fanout-p50-ms")
 			b.ReportMetric(pct(fan, 99), "fanout-p99-ms")
+			b.ReportMetric(pct(first, 50), "first-p50-ms")
+			b.ReportMetric(pct(each, 50), "each-p50-ms")
 			b.ReportMetric(pct(durable, 50), "durable-p50-ms")
 			b.ReportMetric(pct(durable, 99), "durable-p99-ms")
 		})
@@ -184,7 +192,7 @@ func benchServer(b *testing.B) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Store: store, OpRate: 1e9, OpBurst: 1 << 24})
+	srv, err := server.New(server.Config{Store: store, OpRate: 1e9, OpBurst: 1 << 24, MaxConnsPerIP: 1024})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -80,7 +80,9 @@
 //     their order across a sleep: they wait in the same inbox.
 //   - Memory never holds an op that storage will not: every new op is
 //     submitted after it applies; a submit the store refuses reloads the
-//     document from storage. An update is acked applied at once and durable
+//     document from storage. An update is fanned out (in join order) and
+//     acked applied at once, before its commit (docs/PROTOCOL.md, "Fan-out
+//     does not wait for the commit"), and acked durable
 //     when its commit (and every commit before it) has landed; a resend of
 //     stored ops stores nothing and is durable once the commits before it are.
 //   - A session's batches apply in order: after a rejected batch its later

@@ -90,7 +90,8 @@ type state struct {
 	failed    error // load failure or deletion: every request is refused with it
 	exists    bool  // stored, or written since the load
 	subs      map[Subscriber]*sub
-	followers int // subscribers in subs that follow (HTTP followers); kept by putSub and dropSub
+	order     []Subscriber // the keys of subs in the order they were added: updates fan out in it (putSub, dropSub)
+	followers int          // subscribers in subs that follow (HTTP followers); kept by putSub and dropSub
 	commits   commitQueue
 	compacts  compactor
 	pres      presenceState

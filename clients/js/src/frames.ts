@@ -4,6 +4,7 @@
 // value is written in its smallest encoding and values >= 2^53 round-trip.
 
 import { Decoder, Encoder } from '@msgpack/msgpack';
+import { Reader } from './mp.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -251,6 +252,58 @@ const LAYOUT: Record<number, [string, number]> = {
   8: ['error', 6], 9: ['ping', 2], 10: ['pong', 2], 11: ['refresh', 2], 12: ['message', 4], 32: ['presence-set', 6], 33: ['presence', 6],
 };
 
+// The msgpack decoder of the last maxFrame asked for: a decoder costs more
+// to make (its fields, its options) than a small frame costs to decode, and
+// decodeFrame runs for every frame received. It is re-entrant (a nested
+// decode clones it).
+let cachedMax = -1;
+let cached: Decoder | null = null;
+function decoderFor(max: number): Decoder {
+  if (!cached || cachedMax !== max) {
+    cached = new Decoder({ useBigInt64: true, maxStrLength: max, maxBinLength: max, maxArrayLength: max, maxMapLength: max });
+    cachedMax = max;
+  }
+  return cached;
+}
+
+/**
+ * An update frame, [5, doc, batch, update], read straight from the bytes:
+ * it is what every fanned-out update is, so a subscriber decodes one per
+ * update it is sent (BENCHMARKS.md, "Fan-out path"). Anything it does not
+ * expect (another type, a doc id that is not ASCII, a malformed frame) is
+ * null, and decodeFrame takes the general path, which decodes it or says
+ * what is wrong, as for any frame. The update is a view into b, as the
+ * general path's is.
+ */
+function updateFrame(b: Uint8Array): Frame | null {
+  if (b.length < 5 || b[0] !== 0x94 || b[1] !== 5) return null;
+  const r = new Reader(b);
+  r.off = 2;
+  try {
+    const d = r.strBytes();
+    let doc = '';
+    for (let i = 0; i < d.length; i++) {
+      const c = d[i]!;
+      if (c >= 0x80) return null;
+      doc += String.fromCharCode(c);
+    }
+    let batch: U64;
+    const c = b[r.off];
+    if (c !== undefined && c < 0x80) {
+      batch = c;
+      r.off++;
+    } else {
+      const v = r.uint64();
+      batch = v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+    }
+    const update = r.bin();
+    if (r.off !== b.length) return null;
+    return { type: 5, doc, batch, update };
+  } catch {
+    return null;
+  }
+}
+
 /** Decoding limits: the largest frame accepted (bytes). */
 export interface DecodeOptions {
   maxFrame?: number;
@@ -263,9 +316,11 @@ export interface DecodeOptions {
 export function decodeFrame(b: Uint8Array, o: DecodeOptions = {}): Frame {
   const max = o.maxFrame ?? 4 << 20;
   if (b.length > max) throw new FrameError(`${b.length} bytes, more than ${max}`);
+  const u = updateFrame(b);
+  if (u) return u;
   let v: unknown;
   try {
-    v = new Decoder({ useBigInt64: true, maxStrLength: max, maxBinLength: max, maxArrayLength: max, maxMapLength: max }).decode(b);
+    v = decoderFor(max).decode(b);
   } catch (e) {
     throw new FrameError(e instanceof Error ? e.message : String(e));
   }

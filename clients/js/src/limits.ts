@@ -21,14 +21,26 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxInsertBytes: 1 << 24,
 });
 
-/** Fills fields that are absent or <= 0 with the defaults. */
+/**
+ * Fills fields that are absent or <= 0 with the defaults. Field by field,
+ * not a spread and a loop over the keys: decoders call it for every update
+ * (decodeUpdateOps for every fanned-out update a subscriber reads).
+ */
 export function withDefaults(l?: Partial<Limits>): Limits {
-  const out = { ...DEFAULT_LIMITS };
-  if (l) {
-    for (const k of Object.keys(out) as (keyof Limits)[]) {
-      const v = l[k];
-      if (typeof v === 'number' && v > 0) out[k] = v;
-    }
-  }
-  return out;
+  const d = DEFAULT_LIMITS;
+  if (!l) return { ...d };
+  return {
+    maxOps: pick(l.maxOps, d.maxOps),
+    maxAgents: pick(l.maxAgents, d.maxAgents),
+    maxRoots: pick(l.maxRoots, d.maxRoots),
+    maxRootName: pick(l.maxRootName, d.maxRootName),
+    maxItems: pick(l.maxItems, d.maxItems),
+    maxPending: pick(l.maxPending, d.maxPending),
+    maxSnapshot: pick(l.maxSnapshot, d.maxSnapshot),
+    maxInsertBytes: pick(l.maxInsertBytes, d.maxInsertBytes),
+  };
+}
+
+function pick(v: unknown, def: number): number {
+  return typeof v === 'number' && v > 0 ? v : def;
 }

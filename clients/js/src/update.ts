@@ -140,6 +140,13 @@ export function decodeUpdate(b: Uint8Array, lim: Limits): Update {
 }
 
 export function decodeUTF8(b: Uint8Array): string | null {
+  if (b.length <= 32) {
+    // a short ASCII name (most roots' names): no decoder call
+    let s = '';
+    let i = 0;
+    for (; i < b.length && b[i]! < 0x80; i++) s += String.fromCharCode(b[i]!);
+    if (i === b.length) return s;
+  }
   try {
     return utf8.decode(b);
   } catch {

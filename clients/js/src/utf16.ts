@@ -65,6 +65,12 @@ export function codePointToUtf16(s: string, cp: number): number {
 
 /** The string of code points cps (chunked: no argument-count limit). */
 export function fromCodePoints(cps: ArrayLike<number>, from = 0, to = cps.length): string {
+  if (to - from <= 16) {
+    // a typed character or a short run (most ops): no arrays to build
+    let s = '';
+    for (let k = from; k < to; k++) s += String.fromCodePoint(cps[k]!);
+    return s;
+  }
   const parts: string[] = [];
   for (let k = from; k < to; k += 4096) {
     parts.push(String.fromCodePoint(...Array.prototype.slice.call(cps, k, Math.min(to, k + 4096)) as number[]));

@@ -80,6 +80,40 @@ test('decodeFrame refuses malformed frames', () => {
   for (const b of bad) assert.throws(() => decodeFrame(b), FrameError, hex(b));
 });
 
+// Update frames take a direct path in decodeFrame (every fanned-out update
+// is one); it must give what the general path gives, and refuse what it
+// refuses.
+test('update frames: every shape round-trips; truncated and malformed ones are refused', () => {
+  const big = new Uint8Array(70_000).map((_, i) => i & 0xff);
+  for (const doc of ['', 'd', 'fanout-1733520000000', 'x'.repeat(256), 'dök', '\u4e01']) {
+    for (const batch of [0, 1, 127, 128, 0xffff_ffff, 2 ** 40, (1n << 53n) + 1n, 0xffff_ffff_ffff_ffffn]) {
+      for (const update of [bytes(), bytes(0x94, 1, 0x90), big.subarray(0, 300), big]) {
+        const b = encodeFrame({ type: 5, doc, batch, update });
+        const f = decodeFrame(b);
+        assert.equal(f.type, 5);
+        assert.equal(f.doc, doc);
+        assert.equal(typeof f.batch, typeof batch === 'bigint' && batch > BigInt(Number.MAX_SAFE_INTEGER) ? 'bigint' : 'number', `batch ${batch}`);
+        assert.equal(BigInt(f.batch), BigInt(batch));
+        assert.equal(hex(f.update), hex(update));
+        assert.equal(Object.keys(f).join(), 'type,doc,batch,update');
+      }
+    }
+  }
+  // non-minimal encodings are read too: str8 doc, uint64 batch, bin16 update
+  const f = decodeFrame(bytes(0x94, 5, 0xd9, 1, 'd', 0xcf, 0, 0, 0, 0, 0, 0, 0, 7, 0xc5, 0, 1, 9));
+  assert.deepEqual([f.doc, f.batch, hex(f.update)], ['d', 7, '09']);
+  const ok = encodeFrame({ type: 5, doc: 'doc', batch: 300, update: bytes(1, 2, 3) });
+  for (let n = 0; n < ok.length; n++) assert.throws(() => decodeFrame(ok.subarray(0, n)), FrameError, `truncated to ${n}`);
+  for (const b of [
+    bytes(...ok, 0), // trailing byte
+    bytes(0x94, 5, 0xa1, 'd', 0, 0xa1, 'x'), // update not bin
+    bytes(0x94, 5, 7, 0, 0xc4, 0), // doc not a string
+    bytes(0x94, 5, 0xa1, 'd', 0xff, 0xc4, 0), // negative batch
+    bytes(0x94, 5, 0xa1, 'd', 0xcb, 0x40, 4, 0, 0, 0, 0, 0, 0, 0xc4, 0), // batch 2.5
+    bytes(0x95, 5, 0xa1, 'd', 0, 0xc4, 0, 0), // five elements
+  ]) assert.throws(() => decodeFrame(b), FrameError, hex(b));
+});
+
 test('backoff: full jitter, capped, never below the hint', () => {
   assert.equal(backoffDelay(0, 0, 0), 0);
   assert.equal(backoffDelay(0, 0, 0.5), 125);
