@@ -201,7 +201,7 @@ func isEmptyYjsUpdate(u []byte) bool { return len(u) == 2 && u[0] == 0 && u[1] =
 // presence rate (past it updates are dropped: the next one carries the
 // latest state).
 func (s *session) yjsAwareness(ctx context.Context, sub *yjsSub, update []byte) bool {
-	if !s.pres.Allow() {
+	if !s.presLimiter().Allow() {
 		return true
 	}
 	stamped, err := sub.stampAwareness(update, s.srv.yjsDecodeLimits())

@@ -60,11 +60,14 @@ type session struct {
 	readOnly map[string]bool // the documents joined read-only (made with the first)
 	claims   *Claims         // nil in development mode (or before the Hello)
 	subject  string          // claims.Subject, fixed by the Hello (read by owners)
-	ops      *rate.Limiter
-	pres     *rate.Limiter
+	pres     *rate.Limiter // made with the first presence frame (presLimiter)
 	joins    *rate.Limiter
 	msgs     *rate.Limiter // made with the first broadcast message (msgLimiter)
 	presErr  time.Time     // last CodeRateLimited sent for presence
+
+	// ops limits the op rate; made with the first update (opLimiter: by
+	// the owners that admit updates, so concurrently).
+	ops atomic.Pointer[rate.Limiter]
 
 	lastSeen atomic.Int64 // unix nanos of the last frame or pong (read by owners)
 	// hailed: the hello was answered (a Yjs door's session: from the
@@ -81,8 +84,6 @@ func newSession(srv *Server, t transport, id string) *session {
 		done:    make(chan struct{}),
 		flushed: make(chan struct{}),
 		docs:    make(map[string]docRef),
-		ops:     rate.NewLimiter(rate.Limit(srv.cfg.OpRate), srv.cfg.OpBurst),
-		pres:    rate.NewLimiter(rate.Limit(srv.cfg.PresenceRate), srv.cfg.PresenceBurst),
 		joins:   rate.NewLimiter(rate.Limit(srv.cfg.JoinRate), srv.cfg.JoinBurst),
 	}
 }
@@ -235,6 +236,29 @@ func (s *session) msgLimiter() *rate.Limiter {
 		s.msgs = rate.NewLimiter(rate.Limit(s.srv.cfg.MessageRate), s.srv.cfg.MessageBurst)
 	}
 	return s.msgs
+}
+
+// presLimiter is the connection's limiter of presence frames, made with
+// the first one (an idle connection that never moved its cursor holds
+// none). Read loop only.
+func (s *session) presLimiter() *rate.Limiter {
+	if s.pres == nil {
+		s.pres = rate.NewLimiter(rate.Limit(s.srv.cfg.PresenceRate), s.srv.cfg.PresenceBurst)
+	}
+	return s.pres
+}
+
+// opLimiter is the connection's op rate limiter, made with the first
+// update it sends. Owners call it concurrently: the first to store one wins.
+func (s *session) opLimiter() *rate.Limiter {
+	if l := s.ops.Load(); l != nil {
+		return l
+	}
+	l := rate.NewLimiter(rate.Limit(s.srv.cfg.OpRate), s.srv.cfg.OpBurst)
+	if s.ops.CompareAndSwap(nil, l) {
+		return l
+	}
+	return s.ops.Load()
 }
 
 // setReadOnly records whether doc is joined read-only.
@@ -524,7 +548,7 @@ func (s *session) route(ctx context.Context, m protocol.Message) bool {
 			return true
 		}
 		now := time.Now()
-		if !s.pres.AllowN(now, 1) {
+		if !s.presLimiter().AllowN(now, 1) {
 			if now.Sub(s.presErr) >= time.Second {
 				s.presErr = now
 				s.enqueue(protocol.Encode(&protocol.Error{Code: protocol.CodeRateLimited, Doc: m.Doc,
@@ -609,7 +633,7 @@ func (s *session) Admit(replicas []uint64, ops, length int) error {
 	if ops > s.srv.cfg.MaxOpsPerBatch {
 		return &owner.Refused{Code: protocol.CodeTooManyOps, Message: fmt.Sprintf("%d ops in one update, more than %d", ops, s.srv.cfg.MaxOpsPerBatch)}
 	}
-	if !s.ops.AllowN(time.Now(), min(length, s.srv.cfg.OpBurst)) {
+	if !s.opLimiter().AllowN(time.Now(), min(length, s.srv.cfg.OpBurst)) {
 		return &owner.Refused{Code: protocol.CodeRateLimited, Message: "op rate exceeded; resend later"}
 	}
 	return nil

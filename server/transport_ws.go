@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net"
@@ -32,6 +33,7 @@ const closeLinger = 2 * time.Second
 type wsTransport struct {
 	conn *websocket.Conn
 	cork *corkConn
+	br   *bufio.Reader // gorilla's reader (nil if the upgrade did not go through corkHijacker)
 }
 
 // corkMin is the size of a lone frame from which writeFrames corks it too:
@@ -68,7 +70,7 @@ func (s *Server) upgradeWS(w http.ResponseWriter, r *http.Request) (*websocket.C
 	if err != nil {
 		return nil, wsTransport{}, err
 	}
-	return conn, wsTransport{conn: conn, cork: h.conn}, nil
+	return conn, wsTransport{conn: conn, cork: h.conn, br: h.br}, nil
 }
 
 // closeWith sends the close frame and half-closes the connection: the
@@ -131,6 +133,16 @@ func (s *session) wsReadLoop(ctx context.Context, conn *websocket.Conn) {
 // (while *hello is true a timeout is CodeHelloTimeout); after that any
 // frame or pong renews the read deadline to a ping interval plus the pong
 // timeout. Once the session is closed it only drains (see closeWith).
+//
+// On a plain TCP connection the loop waits for the next frame in
+// waitReadable, a few frames deep, and reads and handles what arrived on a
+// goroutine of its own (offload) that ends with it: the read loop's stack
+// stays at the 2 KiB a goroutine starts with. Go grows a stack on demand
+// but halves it at a garbage collection only while less than a quarter
+// minus 800 bytes of it is in use, which no goroutine blocked in a read
+// through gorilla is: an idle connection's read loop kept 4 KiB (8 before
+// the hello and join were offloaded). The cost is a goroutine per burst of
+// frames (BENCHMARKS.md, Idle connections).
 func (s *session) readWS(conn *websocket.Conn, first time.Duration, hello *bool, handle func([]byte) bool) {
 	// Only the duration is captured: a closure over the whole Config would
 	// keep a copy of it on the heap for every connection.
@@ -143,36 +155,80 @@ func (s *session) readWS(conn *websocket.Conn, first time.Duration, hello *bool,
 	s.lastSeen.Store(time.Now().UnixNano())
 	conn.SetPongHandler(func(string) error { deadline(); return nil }) // control pongs from clients that send control pings
 	_ = conn.SetReadDeadline(time.Now().Add(first))
+	r := wsReader{s: s, conn: conn, hello: hello, handle: handle, deadline: deadline}
+	t, _ := s.t.(wsTransport)
+	rc := rawConnOf(t.cork.underlying())
+	if rc == nil || t.br == nil {
+		for r.next() {
+		}
+		return
+	}
+	r.br = t.br
 	for {
-		typ, data, err := conn.ReadMessage()
-		if err != nil {
-			var ne net.Error
-			switch {
-			case errors.Is(err, websocket.ErrReadLimit):
-				s.close(protocol.CodeFrameTooLarge, "frame too large")
-			case hello != nil && *hello && errors.As(err, &ne) && ne.Timeout():
-				s.close(protocol.CodeHelloTimeout, "no hello in time")
-			case errors.As(err, &ne) && ne.Timeout():
-				s.close(protocol.CodeNoPong, "no pong in time")
-			default:
-				s.close(protocol.CodeGoingAway, "connection lost")
-			}
-			return
-		}
-		if s.isClosed() {
-			continue // draining until the peer closes (closeWith)
-		}
-		deadline()
-		if typ != websocket.BinaryMessage {
-			s.close(protocol.CodeBadFrame, "text frames are not part of the protocol")
-			return
-		}
-		if !handle(data) {
+		waitReadable(rc)
+		if !offload(r.drain) {
 			return
 		}
 	}
 }
 
+// wsReader reads a WebSocket's frames for readWS; a copy goes to each
+// goroutine that drains the frames of a wake-up.
+type wsReader struct {
+	s        *session
+	conn     *websocket.Conn
+	br       *bufio.Reader // gorilla's reader: bytes it holds raise no socket readiness
+	hello    *bool
+	handle   func([]byte) bool
+	deadline func()
+}
+
+// drain reads and handles frames until gorilla holds no more read bytes
+// (the socket may have more: the read loop's wait sees them). It reports
+// false when the loop is to end.
+func (r wsReader) drain() bool {
+	for {
+		if !r.next() {
+			return false
+		}
+		if r.br.Buffered() == 0 {
+			return true
+		}
+	}
+}
+
+// next reads one message and handles it. It reports false when the loop
+// is to end (the session is then closed).
+func (r wsReader) next() bool {
+	s := r.s
+	typ, data, err := r.conn.ReadMessage()
+	if err != nil {
+		var ne net.Error
+		switch {
+		case errors.Is(err, websocket.ErrReadLimit):
+			s.close(protocol.CodeFrameTooLarge, "frame too large")
+		case r.hello != nil && *r.hello && errors.As(err, &ne) && ne.Timeout():
+			s.close(protocol.CodeHelloTimeout, "no hello in time")
+		case errors.As(err, &ne) && ne.Timeout():
+			s.close(protocol.CodeNoPong, "no pong in time")
+		default:
+			s.close(protocol.CodeGoingAway, "connection lost")
+		}
+		return false
+	}
+	if s.isClosed() {
+		return true // draining until the peer closes (closeWith)
+	}
+	r.deadline()
+	if typ != websocket.BinaryMessage {
+		s.close(protocol.CodeBadFrame, "text frames are not part of the protocol")
+		return false
+	}
+	return r.handle(data)
+}
+
 // readBufferSize is each WebSocket connection's read buffer (see the
-// upgrader in New). gorilla needs at least a control frame's 125 bytes.
-const readBufferSize = 256
+// upgrader in New and corkHijacker). gorilla needs at least a control
+// frame's 125 bytes, and keeps a hijacked reader only if it is larger than
+// 256 bytes; 288 is a size class of Go's allocator.
+const readBufferSize = 288
