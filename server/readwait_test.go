@@ -94,4 +94,3 @@ func TestFramesArrivingTogetherOrInPieces(t *testing.T) {
 		})
 	}
 }
-

@@ -60,7 +60,7 @@ type session struct {
 	readOnly map[string]bool // the documents joined read-only (made with the first)
 	claims   *Claims         // nil in development mode (or before the Hello)
 	subject  string          // claims.Subject, fixed by the Hello (read by owners)
-	pres     *rate.Limiter // made with the first presence frame (presLimiter)
+	pres     *rate.Limiter   // made with the first presence frame (presLimiter)
 	joins    *rate.Limiter
 	msgs     *rate.Limiter // made with the first broadcast message (msgLimiter)
 	presErr  time.Time     // last CodeRateLimited sent for presence
