@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/collabd/collabd/crdt"
 	"github.com/collabd/collabd/protocol"
 	"github.com/collabd/collabd/server"
@@ -25,12 +27,16 @@ import (
 //
 //	go test -run='^$' -bench='IdleSessionStacks/joined$' -benchtime=1x ./server
 //	go test -run='^$' -bench='IdleSessionStacks/joined\+pong' -benchtime=1x ./server
+//	go test -run='^$' -bench='IdleSessionStacks/joined\+wspong' -benchtime=1x ./server
 func BenchmarkIdleSessionStacks(b *testing.B) {
 	const n = 300
-	for _, pong := range []bool{false, true} {
+	// pong: then one keepalive answer (a protocol Pong, or a WebSocket
+	// control pong: the Yjs doors' keepalive, which gorilla handles inside
+	// its read of the next message unless the read loop takes it first).
+	for _, pong := range []string{"", "pong", "wspong"} {
 		name := "joined"
-		if pong {
-			name = "joined+pong" // then one keepalive answer, handled by the read loop
+		if pong != "" {
+			name += "+" + pong
 		}
 		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
@@ -42,7 +48,7 @@ func BenchmarkIdleSessionStacks(b *testing.B) {
 	}
 }
 
-func idleStacks(b *testing.B, n int, pong bool) (stackPerConn, goroutinesPerConn float64) {
+func idleStacks(b *testing.B, n int, pong string) (stackPerConn, goroutinesPerConn float64) {
 	ts := startServerWith(b, b.TempDir(), server.Config{MaxConnsPerIP: n + 10, IdleUnload: time.Minute})
 	var ms0, ms1 runtime.MemStats
 	runtime.GC()
@@ -51,8 +57,13 @@ func idleStacks(b *testing.B, n int, pong bool) (stackPerConn, goroutinesPerConn
 	for i := range n {
 		c := dial(b, ts.url, crdt.AgentID(i+1))
 		c.join(fmt.Sprintf("d%d", i))
-		if pong {
+		switch pong {
+		case "pong":
 			c.send(&protocol.Pong{Nonce: 1}) // what every client sends every PingInterval
+		case "wspong":
+			if err := c.conn.WriteControl(websocket.PongMessage, nil, time.Now().Add(time.Second)); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	// The owners sleep once their join's presence flush has gone out: wait

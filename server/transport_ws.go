@@ -142,7 +142,8 @@ func (s *session) wsReadLoop(ctx context.Context, conn *websocket.Conn) {
 // minus 800 bytes of it is in use, which no goroutine blocked in a read
 // through gorilla is: an idle connection's read loop kept 4 KiB (8 before
 // the hello and join were offloaded). The cost is a goroutine per burst of
-// frames (BENCHMARKS.md, Idle connections).
+// frames (BENCHMARKS.md, Idle connections). Pongs are taken before gorilla
+// sees them (takePongs).
 func (s *session) readWS(conn *websocket.Conn, first time.Duration, hello *bool, handle func([]byte) bool) {
 	// Only the duration is captured: a closure over the whole Config would
 	// keep a copy of it on the heap for every connection.
@@ -187,13 +188,52 @@ type wsReader struct {
 // (the socket may have more: the read loop's wait sees them). It reports
 // false when the loop is to end.
 func (r wsReader) drain() bool {
-	for {
-		if !r.next() {
-			return false
+	if r.br.Buffered() == 0 {
+		// The socket is readable (one read, no wait), has ended, or its
+		// deadline passed: gorilla reads the error again and reports it.
+		if _, err := r.br.Peek(1); err != nil {
+			return r.next()
 		}
+	}
+	for {
+		takePongs(r.br, r.conn.PongHandler())
 		if r.br.Buffered() == 0 {
 			return true
 		}
+		if !r.next() {
+			return false
+		}
+	}
+}
+
+// takePongs consumes the pong control frames at the head of what br holds
+// (whole frames only) and calls onPong with each one's payload, as gorilla
+// would. gorilla handles a control frame inside its read of the next
+// message and then waits there, deep, for that message: an idle connection
+// that answers the server's WebSocket pings (the Yjs doors' keepalive;
+// browsers answer by themselves) would keep a goroutine with a deep stack
+// between pings. Between messages gorilla's reader is at a frame boundary,
+// so the frames taken here are never seen by gorilla. Other control frames
+// (ping, close) and anything malformed are left to gorilla.
+func takePongs(br *bufio.Reader, onPong func(string) error) {
+	for {
+		n := br.Buffered()
+		if n < 6 {
+			return
+		}
+		h, _ := br.Peek(n)
+		// FIN, no RSV bits, opcode 10 (pong); masked (as every client
+		// frame must be), at most 125 bytes (a control frame's limit).
+		size := int(h[1] & 0x7f)
+		if h[0] != 0x8a || h[1]&0x80 == 0 || size > 125 || n < 6+size {
+			return
+		}
+		payload := make([]byte, size)
+		for i := range payload {
+			payload[i] = h[6+i] ^ h[2+i%4]
+		}
+		_, _ = br.Discard(6 + size)
+		_ = onPong(string(payload)) // readWS's handler renews the deadline; it never fails
 	}
 }
 
