@@ -215,6 +215,8 @@ func (s *session) yjsAwareness(ctx context.Context, sub *yjsSub, update []byte) 
 // (the server pings every PingInterval; any frame or pong renews the
 // deadline).
 func (s *session) readYjs(conn *websocket.Conn, handle func([]byte) bool) {
-	cfg := s.srv.cfg
-	s.readWS(conn, cfg.PingInterval+cfg.PongTimeout, nil, handle)
+	// Not cfg := s.srv.cfg: that copies the whole Config (700 bytes) into
+	// the read loop's frame, which then no longer fits the 2 KiB stack it
+	// waits on (readWS).
+	s.readWS(conn, s.srv.cfg.PingInterval+s.srv.cfg.PongTimeout, nil, handle)
 }

@@ -438,7 +438,10 @@ func (s *session) frame(ctx context.Context, data []byte, hello *bool) bool {
 // but gives it back only at a garbage collection, and only while the
 // goroutine uses less than a quarter of it, which a read loop blocked in
 // its read does not. An idle connection's read loop costs 4 KiB of stack
-// instead of 8 (measured: BENCHMARKS.md, Idle connections). The read loop
+// instead of 8 (measured: BENCHMARKS.md, Idle connections). A WebSocket
+// read loop on plain TCP goes further and handles every frame this way
+// (readWS); the hello and join are offloaded here for the others (TLS,
+// the SSE + POST fallback). The read loop
 // owns the goroutine (it waits for it); a panic in f is raised again on
 // the read loop, whose recovery closes the session.
 func offload(f func() bool) bool {
