@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,14 +29,21 @@ import (
 //	go test -run='^$' -bench='IdleSessionStacks/joined$' -benchtime=1x ./server
 //	go test -run='^$' -bench='IdleSessionStacks/joined\+pong' -benchtime=1x ./server
 //	go test -run='^$' -bench='IdleSessionStacks/joined\+wspong' -benchtime=1x ./server
+//	go test -run='^$' -bench='IdleSessionStacks/y-websocket' -benchtime=1x ./server
 func BenchmarkIdleSessionStacks(b *testing.B) {
 	const n = 300
 	// pong: then one keepalive answer (a protocol Pong, or a WebSocket
 	// control pong: the Yjs doors' keepalive, which gorilla handles inside
 	// its read of the next message unless the read loop takes it first).
-	for _, pong := range []string{"", "pong", "wspong"} {
+	// y-websocket: a y-websocket door's connection (its join is the
+	// upgrade) that sends its sync step 1 and gets the step 2.
+	for _, pong := range []string{"", "pong", "wspong", "y-websocket"} {
 		name := "joined"
-		if pong != "" {
+		switch pong {
+		case "":
+		case "y-websocket":
+			name = pong
+		default:
 			name += "+" + pong
 		}
 		b.Run(name, func(b *testing.B) {
@@ -55,6 +63,10 @@ func idleStacks(b *testing.B, n int, pong string) (stackPerConn, goroutinesPerCo
 	runtime.ReadMemStats(&ms0)
 	g0 := runtime.NumGoroutine()
 	for i := range n {
+		if pong == "y-websocket" {
+			yWebsocketIdle(b, strings.TrimSuffix(ts.url, "/v1/ws")+fmt.Sprintf("/v1/yjs/d%d", i))
+			continue
+		}
 		c := dial(b, ts.url, crdt.AgentID(i+1))
 		c.join(fmt.Sprintf("d%d", i))
 		switch pong {
@@ -78,6 +90,30 @@ func idleStacks(b *testing.B, n int, pong string) (stackPerConn, goroutinesPerCo
 	g1 := runtime.NumGoroutine()
 	ts.stop()
 	return float64(ms1.StackInuse-ms0.StackInuse) / float64(n), float64(g1-g0) / float64(n)
+}
+
+// yWebsocketIdle opens a y-websocket connection to url, sends the sync
+// step 1 of an empty document and waits for the server's step 2.
+func yWebsocketIdle(b *testing.B, url string) {
+	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = conn.Close() })
+	// message sync (0), step 1 (0), the state vector's bytes: one, an empty vector
+	if err := conn.WriteMessage(websocket.BinaryMessage, []byte{0, 0, 1, 0}); err != nil {
+		b.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, m, err := conn.ReadMessage()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(m) >= 2 && m[0] == 0 && m[1] == 1 { // sync step 2
+			return
+		}
+	}
 }
 
 // BenchmarkFirstEditAfterIdle times the first edit on a document that has

@@ -155,7 +155,11 @@ func (s *session) readWS(conn *websocket.Conn, first time.Duration, hello *bool,
 	}
 	s.lastSeen.Store(time.Now().UnixNano())
 	conn.SetPongHandler(func(string) error { deadline(); return nil }) // control pongs from clients that send control pings
-	_ = conn.SetReadDeadline(time.Now().Add(first))
+	// The first deadline is set off the read loop's stack too: setting a
+	// deadline runs the runtime's timer code, the deepest call the read
+	// loop itself would make (the Yjs doors' loops, a few frames deeper
+	// than the native one, outgrew 2 KiB there: IdleSessionStacks/y-websocket).
+	offload(func() bool { _ = conn.SetReadDeadline(time.Now().Add(first)); return true })
 	r := wsReader{s: s, conn: conn, hello: hello, handle: handle, deadline: deadline}
 	t, _ := s.t.(wsTransport)
 	rc := rawConnOf(t.cork.underlying())
