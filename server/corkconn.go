@@ -170,11 +170,15 @@ func (c *corkConn) CloseWrite() error {
 }
 
 // corkHijacker wraps the ResponseWriter handed to the upgrader so that the
-// connection gorilla hijacks is a corkConn.
+// connection gorilla hijacks is a corkConn, read through a reader of
+// readBufferSize bytes the session can see (br: how much gorilla has
+// buffered, see session.readWS). The upgrader (ReadBufferSize 0) keeps the
+// reader a hijack hands it when it is larger than 256 bytes.
 type corkHijacker struct {
 	http.ResponseWriter
 	slack time.Duration // the connection's write deadline slack (corkConn)
 	conn  *corkConn     // set by Hijack
+	br    *bufio.Reader // set by Hijack unless the client sent bytes early (the upgrader then refuses it)
 }
 
 func (h *corkHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -183,8 +187,20 @@ func (h *corkHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	h.conn = &corkConn{Conn: nc, slack: h.slack}
+	if brw.Reader.Buffered() == 0 {
+		h.br = bufio.NewReaderSize(h.conn, readBufferSize)
+		brw = bufio.NewReadWriter(h.br, brw.Writer)
+	}
 	return h.conn, brw, nil
 }
 
 // Unwrap lets http.ResponseController reach the wrapped writer.
 func (h *corkHijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// underlying is the connection under c (nil for a nil c).
+func (c *corkConn) underlying() net.Conn {
+	if c == nil {
+		return nil
+	}
+	return c.Conn
+}

@@ -34,10 +34,14 @@
 //   - Each connection has a read loop (decodes and routes frames; waits when
 //     an owner's inbox is full, which slows that connection only) and a
 //     writer goroutine that exists only while its queue (bounded in bytes)
-//     has frames, so an idle connection costs one goroutine, with a 4 KiB
-//     stack: the deep work of a hello (authentication) or a join (a
-//     document load) runs on a goroutine the read loop waits for
-//     (offload), whose stack is freed after it. The writer
+//     has frames, so an idle connection costs one goroutine, with a 2 KiB
+//     stack: on plain TCP the read loop waits for its socket a few frames
+//     deep (waitReadable) and reads and handles each burst of frames on a
+//     goroutine it waits for (offload), whose deeper stack is freed after
+//     it; WebSocket pongs are taken before gorilla, which would wait deep
+//     after one (takePongs). Elsewhere (TLS, the fallback) only the deep
+//     work of a hello (authentication) or a join (a document load) is
+//     offloaded, and the read loop keeps 4 KiB. The writer
 //     drains the whole queue at once and, on a WebSocket, corks the
 //     connection around it (corkconn.go), so several frames go out in one
 //     writev; pings and pongs written meanwhile queue behind them. One server-wide

@@ -202,7 +202,7 @@ func isEmptyYjsUpdate(u []byte) bool { return len(u) == 2 && u[0] == 0 && u[1] =
 // presence rate (past it updates are dropped: the next one carries the
 // latest state).
 func (s *session) yjsAwareness(ctx context.Context, sub *yjsSub, update []byte) bool {
-	if !s.pres.Allow() {
+	if !s.presLimiter().Allow() {
 		return true
 	}
 	stamped, err := sub.stampAwareness(update, s.srv.yjsDecodeLimits())
@@ -216,7 +216,9 @@ func (s *session) yjsAwareness(ctx context.Context, sub *yjsSub, update []byte) 
 // (the server pings every PingInterval; any frame or pong renews the
 // deadline).
 func (s *session) readYjs(conn *websocket.Conn, handle func([]byte) bool) {
-	cfg := s.srv.cfg
-	// handle keeps what it decodes: a frame of its own (readWS reuses its buffer)
-	s.readWS(conn, cfg.PingInterval+cfg.PongTimeout, nil, func(data []byte) bool { return handle(bytes.Clone(data)) })
+	// Not cfg := s.srv.cfg: that copies the whole Config (700 bytes) into
+	// the read loop's frame, which then no longer fits the 2 KiB stack it
+	// waits on (readWS). handle keeps what it decodes: a frame of its own
+	// (readWS reuses its buffer).
+	s.readWS(conn, s.srv.cfg.PingInterval+s.srv.cfg.PongTimeout, nil, func(data []byte) bool { return handle(bytes.Clone(data)) })
 }

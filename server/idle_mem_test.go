@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/collabd/collabd/crdt"
 	"github.com/collabd/collabd/protocol"
@@ -25,12 +28,23 @@ import (
 //
 //	go test -run='^$' -bench='IdleSessionStacks/joined$' -benchtime=1x ./server
 //	go test -run='^$' -bench='IdleSessionStacks/joined\+pong' -benchtime=1x ./server
+//	go test -run='^$' -bench='IdleSessionStacks/joined\+wspong' -benchtime=1x ./server
+//	go test -run='^$' -bench='IdleSessionStacks/y-websocket' -benchtime=1x ./server
 func BenchmarkIdleSessionStacks(b *testing.B) {
 	const n = 300
-	for _, pong := range []bool{false, true} {
+	// pong: then one keepalive answer (a protocol Pong, or a WebSocket
+	// control pong: the Yjs doors' keepalive, which gorilla handles inside
+	// its read of the next message unless the read loop takes it first).
+	// y-websocket: a y-websocket door's connection (its join is the
+	// upgrade) that sends its sync step 1 and gets the step 2.
+	for _, pong := range []string{"", "pong", "wspong", "y-websocket"} {
 		name := "joined"
-		if pong {
-			name = "joined+pong" // then one keepalive answer, handled by the read loop
+		switch pong {
+		case "":
+		case "y-websocket":
+			name = pong
+		default:
+			name += "+" + pong
 		}
 		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
@@ -42,17 +56,26 @@ func BenchmarkIdleSessionStacks(b *testing.B) {
 	}
 }
 
-func idleStacks(b *testing.B, n int, pong bool) (stackPerConn, goroutinesPerConn float64) {
+func idleStacks(b *testing.B, n int, pong string) (stackPerConn, goroutinesPerConn float64) {
 	ts := startServerWith(b, b.TempDir(), server.Config{MaxConnsPerIP: n + 10, IdleUnload: time.Minute})
 	var ms0, ms1 runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms0)
 	g0 := runtime.NumGoroutine()
 	for i := range n {
+		if pong == "y-websocket" {
+			yWebsocketIdle(b, strings.TrimSuffix(ts.url, "/v1/ws")+fmt.Sprintf("/v1/yjs/d%d", i))
+			continue
+		}
 		c := dial(b, ts.url, crdt.AgentID(i+1))
 		c.join(fmt.Sprintf("d%d", i))
-		if pong {
+		switch pong {
+		case "pong":
 			c.send(&protocol.Pong{Nonce: 1}) // what every client sends every PingInterval
+		case "wspong":
+			if err := c.conn.WriteControl(websocket.PongMessage, nil, time.Now().Add(time.Second)); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	// The owners sleep once their join's presence flush has gone out: wait
@@ -67,6 +90,30 @@ func idleStacks(b *testing.B, n int, pong bool) (stackPerConn, goroutinesPerConn
 	g1 := runtime.NumGoroutine()
 	ts.stop()
 	return float64(ms1.StackInuse-ms0.StackInuse) / float64(n), float64(g1-g0) / float64(n)
+}
+
+// yWebsocketIdle opens a y-websocket connection to url, sends the sync
+// step 1 of an empty document and waits for the server's step 2.
+func yWebsocketIdle(b *testing.B, url string) {
+	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = conn.Close() })
+	// message sync (0), step 1 (0), the state vector's bytes: one, an empty vector
+	if err := conn.WriteMessage(websocket.BinaryMessage, []byte{0, 0, 1, 0}); err != nil {
+		b.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, m, err := conn.ReadMessage()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(m) >= 2 && m[0] == 0 && m[1] == 1 { // sync step 2
+			return
+		}
+	}
 }
 
 // BenchmarkFirstEditAfterIdle times the first edit on a document that has

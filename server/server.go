@@ -130,11 +130,12 @@ func New(cfg Config) (*Server, error) {
 		}()
 	}
 	s.upgrader = websocket.Upgrader{
-		// A 256-byte reader of its own per connection (0 would keep the
-		// HTTP server's 4 KiB one; 1 KiB was a tenth of an idle
+		// 0: gorilla keeps the reader the hijack hands it when larger than
+		// 256 bytes, and corkHijacker hands it one of readBufferSize (not
+		// the HTTP server's 4 KiB one; 1 KiB was a tenth of an idle
 		// connection's heap): a frame's header and small frames are read
 		// through it, a payload larger than it straight into the message.
-		ReadBufferSize:    readBufferSize,
+		ReadBufferSize:    0,
 		WriteBufferSize:   4096,
 		WriteBufferPool:   &sync.Pool{},
 		EnableCompression: false, // gorilla's read limit counts compressed bytes

@@ -62,12 +62,15 @@ type session struct {
 	slots    map[string]*owner.PresenceSlot // presence slots since the last join of each document (made with the first)
 	claims   *Claims                        // nil in development mode (or before the Hello)
 	subject  string                         // claims.Subject, fixed by the Hello (read by owners)
-	ops      *rate.Limiter
-	pres     *rate.Limiter
+	pres     *rate.Limiter                  // made with the first presence frame (presLimiter)
 	joins    *rate.Limiter
 	msgs     *rate.Limiter // made with the first broadcast message (msgLimiter)
 	presErr  time.Time     // last CodeRateLimited sent for presence
 	lastRoot string        // the root of the last presence set (its decode reuses the string)
+
+	// ops limits the op rate; made with the first update (opLimiter: by
+	// the owners that admit updates, so concurrently).
+	ops atomic.Pointer[rate.Limiter]
 
 	lastSeen atomic.Int64 // unix nanos of the last frame or pong (read by owners)
 	// hailed: the hello was answered (a Yjs door's session: from the
@@ -84,8 +87,6 @@ func newSession(srv *Server, t transport, id string) *session {
 		done:    make(chan struct{}),
 		flushed: make(chan struct{}),
 		docs:    make(map[string]docRef),
-		ops:     rate.NewLimiter(rate.Limit(srv.cfg.OpRate), srv.cfg.OpBurst),
-		pres:    rate.NewLimiter(rate.Limit(srv.cfg.PresenceRate), srv.cfg.PresenceBurst),
 		joins:   rate.NewLimiter(rate.Limit(srv.cfg.JoinRate), srv.cfg.JoinBurst),
 	}
 }
@@ -238,6 +239,29 @@ func (s *session) msgLimiter() *rate.Limiter {
 		s.msgs = rate.NewLimiter(rate.Limit(s.srv.cfg.MessageRate), s.srv.cfg.MessageBurst)
 	}
 	return s.msgs
+}
+
+// presLimiter is the connection's limiter of presence frames, made with
+// the first one (an idle connection that never moved its cursor holds
+// none). Read loop only.
+func (s *session) presLimiter() *rate.Limiter {
+	if s.pres == nil {
+		s.pres = rate.NewLimiter(rate.Limit(s.srv.cfg.PresenceRate), s.srv.cfg.PresenceBurst)
+	}
+	return s.pres
+}
+
+// opLimiter is the connection's op rate limiter, made with the first
+// update it sends. Owners call it concurrently: the first to store one wins.
+func (s *session) opLimiter() *rate.Limiter {
+	if l := s.ops.Load(); l != nil {
+		return l
+	}
+	l := rate.NewLimiter(rate.Limit(s.srv.cfg.OpRate), s.srv.cfg.OpBurst)
+	if s.ops.CompareAndSwap(nil, l) {
+		return l
+	}
+	return s.ops.Load()
 }
 
 // setReadOnly records whether doc is joined read-only.
@@ -419,7 +443,10 @@ func (s *session) frame(ctx context.Context, data []byte, hello *bool) bool {
 // but gives it back only at a garbage collection, and only while the
 // goroutine uses less than a quarter of it, which a read loop blocked in
 // its read does not. An idle connection's read loop costs 4 KiB of stack
-// instead of 8 (measured: BENCHMARKS.md, Idle connections). The read loop
+// instead of 8 (measured: BENCHMARKS.md, Idle connections). A WebSocket
+// read loop on plain TCP goes further and handles every frame this way
+// (readWS); the hello and join are offloaded here for the others (TLS,
+// the SSE + POST fallback). The read loop
 // owns the goroutine (it waits for it); a panic in f is raised again on
 // the read loop, whose recovery closes the session.
 func offload(f func() bool) bool {
@@ -594,7 +621,7 @@ func (s *session) presenceSet(ctx context.Context, doc []byte, st presence.State
 		return true
 	}
 	now := time.Now()
-	if !s.pres.AllowN(now, 1) {
+	if !s.presLimiter().AllowN(now, 1) {
 		if now.Sub(s.presErr) >= time.Second {
 			s.presErr = now
 			s.enqueue(protocol.Encode(&protocol.Error{Code: protocol.CodeRateLimited, Doc: string(doc),
@@ -677,7 +704,7 @@ func (s *session) Admit(replicas []uint64, ops, length int) error {
 	if ops > s.srv.cfg.MaxOpsPerBatch {
 		return &owner.Refused{Code: protocol.CodeTooManyOps, Message: fmt.Sprintf("%d ops in one update, more than %d", ops, s.srv.cfg.MaxOpsPerBatch)}
 	}
-	if !s.ops.AllowN(time.Now(), min(length, s.srv.cfg.OpBurst)) {
+	if !s.opLimiter().AllowN(time.Now(), min(length, s.srv.cfg.OpBurst)) {
 		return &owner.Refused{Code: protocol.CodeRateLimited, Message: "op rate exceeded; resend later"}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -33,6 +34,7 @@ const closeLinger = 2 * time.Second
 type wsTransport struct {
 	conn *websocket.Conn
 	cork *corkConn
+	br   *bufio.Reader // gorilla's reader (nil if the upgrade did not go through corkHijacker)
 }
 
 // corkMin is the size of a lone frame from which writeFrames corks it too:
@@ -69,7 +71,7 @@ func (s *Server) upgradeWS(w http.ResponseWriter, r *http.Request) (*websocket.C
 	if err != nil {
 		return nil, wsTransport{}, err
 	}
-	return conn, wsTransport{conn: conn, cork: h.conn}, nil
+	return conn, wsTransport{conn: conn, cork: h.conn, br: h.br}, nil
 }
 
 // closeWith sends the close frame and half-closes the connection: the
@@ -135,6 +137,17 @@ func (s *session) wsReadLoop(ctx context.Context, conn *websocket.Conn) {
 // only drains (see closeWith). handle's data is valid only during the call:
 // a frame is read into a buffer of the server's pool (frameBufs), taken once
 // the frame has begun, so an idle connection holds none.
+//
+// On a plain TCP connection the loop waits for the next frame in
+// waitReadable, a few frames deep, and reads and handles what arrived on a
+// goroutine of its own (offload) that ends with it: the read loop's stack
+// stays at the 2 KiB a goroutine starts with. Go grows a stack on demand
+// but halves it at a garbage collection only while less than a quarter
+// minus 800 bytes of it is in use, which no goroutine blocked in a read
+// through gorilla is: an idle connection's read loop kept 4 KiB (8 before
+// the hello and join were offloaded). The cost is a goroutine per burst of
+// frames (BENCHMARKS.md, Idle connections). Pongs are taken before gorilla
+// sees them (takePongs).
 func (s *session) readWS(conn *websocket.Conn, first time.Duration, hello *bool, handle func([]byte) bool) {
 	// Only the duration is captured: a closure over the whole Config would
 	// keep a copy of it on the heap for every connection.
@@ -155,43 +168,57 @@ func (s *session) readWS(conn *websocket.Conn, first time.Duration, hello *bool,
 	}
 	s.lastSeen.Store(time.Now().UnixNano())
 	conn.SetPongHandler(func(string) error { deadline(); return nil }) // control pongs from clients that send control pings
-	_ = conn.SetReadDeadline(time.Now().Add(first))
+	// The first deadline is set off the read loop's stack too: setting a
+	// deadline runs the runtime's timer code, the deepest call the read
+	// loop itself would make (the Yjs doors' loops, a few frames deeper
+	// than the native one, outgrew 2 KiB there: IdleSessionStacks/y-websocket).
+	offload(func() bool { _ = conn.SetReadDeadline(time.Now().Add(first)); return true })
+	r := wsReader{s: s, conn: conn, hello: hello, handle: handle, deadline: deadline}
+	t, _ := s.t.(wsTransport)
+	rc := rawConnOf(t.cork.underlying())
+	if rc == nil || t.br == nil {
+		for r.next() {
+		}
+		return
+	}
+	r.br = t.br
 	for {
-		typ, r, err := conn.NextReader()
-		var buf *[]byte
-		if err == nil {
-			buf = s.srv.frameBuf()
-			*buf, err = readAll(r, *buf)
-		}
-		if err != nil {
-			s.srv.putFrameBuf(buf)
-			var ne net.Error
-			switch {
-			case errors.Is(err, websocket.ErrReadLimit):
-				s.close(protocol.CodeFrameTooLarge, "frame too large")
-			case hello != nil && *hello && errors.As(err, &ne) && ne.Timeout():
-				s.close(protocol.CodeHelloTimeout, "no hello in time")
-			case errors.As(err, &ne) && ne.Timeout():
-				s.close(protocol.CodeNoPong, "no pong in time")
-			default:
-				s.close(protocol.CodeGoingAway, "connection lost")
-			}
+		waitReadable(rc)
+		if !offload(r.drain) {
 			return
 		}
-		if s.isClosed() {
-			s.srv.putFrameBuf(buf)
-			continue // draining until the peer closes (closeWith)
+	}
+}
+
+// wsReader reads a WebSocket's frames for readWS; a copy goes to each
+// goroutine that drains the frames of a wake-up.
+type wsReader struct {
+	s        *session
+	conn     *websocket.Conn
+	br       *bufio.Reader // gorilla's reader: bytes it holds raise no socket readiness
+	hello    *bool
+	handle   func([]byte) bool
+	deadline func()
+}
+
+// drain reads and handles frames until gorilla holds no more read bytes
+// (the socket may have more: the read loop's wait sees them). It reports
+// false when the loop is to end.
+func (r wsReader) drain() bool {
+	if r.br.Buffered() == 0 {
+		// The socket is readable (one read, no wait), has ended, or its
+		// deadline passed: gorilla reads the error again and reports it.
+		if _, err := r.br.Peek(1); err != nil {
+			return r.next()
 		}
-		deadline()
-		if typ != websocket.BinaryMessage {
-			s.srv.putFrameBuf(buf)
-			s.close(protocol.CodeBadFrame, "text frames are not part of the protocol")
-			return
+	}
+	for {
+		takePongs(r.br, r.conn.PongHandler())
+		if r.br.Buffered() == 0 {
+			return true
 		}
-		ok := handle(*buf)
-		s.srv.putFrameBuf(buf)
-		if !ok {
-			return
+		if !r.next() {
+			return false
 		}
 	}
 }
@@ -245,6 +272,79 @@ const (
 	maxPooledFrame = 16 << 10
 )
 
+// takePongs consumes the pong control frames at the head of what br holds
+// (whole frames only) and calls onPong with each one's payload, as gorilla
+// would. gorilla handles a control frame inside its read of the next
+// message and then waits there, deep, for that message: an idle connection
+// that answers the server's WebSocket pings (the Yjs doors' keepalive;
+// browsers answer by themselves) would keep a goroutine with a deep stack
+// between pings. Between messages gorilla's reader is at a frame boundary,
+// so the frames taken here are never seen by gorilla. Other control frames
+// (ping, close) and anything malformed are left to gorilla.
+func takePongs(br *bufio.Reader, onPong func(string) error) {
+	for {
+		n := br.Buffered()
+		if n < 6 {
+			return
+		}
+		h, _ := br.Peek(n)
+		// FIN, no RSV bits, opcode 10 (pong); masked (as every client
+		// frame must be), at most 125 bytes (a control frame's limit).
+		size := int(h[1] & 0x7f)
+		if h[0] != 0x8a || h[1]&0x80 == 0 || size > 125 || n < 6+size {
+			return
+		}
+		payload := make([]byte, size)
+		for i := range payload {
+			payload[i] = h[6+i] ^ h[2+i%4]
+		}
+		_, _ = br.Discard(6 + size)
+		_ = onPong(string(payload)) // readWS's handler renews the deadline; it never fails
+	}
+}
+
+// next reads one message and handles it. It reports false when the loop
+// is to end (the session is then closed).
+func (r wsReader) next() bool {
+	s := r.s
+	typ, rd, err := r.conn.NextReader()
+	var buf *[]byte
+	if err == nil {
+		buf = s.srv.frameBuf()
+		*buf, err = readAll(rd, *buf)
+	}
+	if err != nil {
+		s.srv.putFrameBuf(buf)
+		var ne net.Error
+		switch {
+		case errors.Is(err, websocket.ErrReadLimit):
+			s.close(protocol.CodeFrameTooLarge, "frame too large")
+		case r.hello != nil && *r.hello && errors.As(err, &ne) && ne.Timeout():
+			s.close(protocol.CodeHelloTimeout, "no hello in time")
+		case errors.As(err, &ne) && ne.Timeout():
+			s.close(protocol.CodeNoPong, "no pong in time")
+		default:
+			s.close(protocol.CodeGoingAway, "connection lost")
+		}
+		return false
+	}
+	if s.isClosed() {
+		s.srv.putFrameBuf(buf)
+		return true // draining until the peer closes (closeWith)
+	}
+	r.deadline()
+	if typ != websocket.BinaryMessage {
+		s.srv.putFrameBuf(buf)
+		s.close(protocol.CodeBadFrame, "text frames are not part of the protocol")
+		return false
+	}
+	ok := r.handle(*buf)
+	s.srv.putFrameBuf(buf)
+	return ok
+}
+
 // readBufferSize is each WebSocket connection's read buffer (see the
-// upgrader in New). gorilla needs at least a control frame's 125 bytes.
-const readBufferSize = 256
+// upgrader in New and corkHijacker). gorilla needs at least a control
+// frame's 125 bytes, and keeps a hijacked reader only if it is larger than
+// 256 bytes; 288 is a size class of Go's allocator.
+const readBufferSize = 288

@@ -115,17 +115,30 @@ func (o *Owner) thaw() {
 }
 
 // ring is the alarm: wake for the presence expiry.
-func (o *Owner) ring() { o.wake() }
+func (o *Owner) ring() {
+	if !o.drowsy.Load() {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.wakeLocked()
+}
 
-// wake starts a goroutine for a sleeping owner (a message was queued, an
-// eviction asked for, the alarm rang, the registry shuts down). It never
-// blocks on the owner.
+// wake starts a goroutine for a sleeping owner that has a message or an
+// eviction request waiting (its sender counted it in queued before this
+// call). It never blocks on the owner. A sender can come here after the
+// owner took its message, handled it and went to sleep: queued is then
+// back to zero and the owner stays asleep (woken for nothing, it would
+// keep a goroutine and its timers until its next expiry pass).
 func (o *Owner) wake() {
 	if !o.drowsy.Load() {
 		return
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.queued.Load() == 0 {
+		return
+	}
 	o.wakeLocked()
 }
 
