@@ -75,7 +75,8 @@ func newExtNATS(data, token string, ports []int, log *lineWriterSet) (*extNATS, 
 			Routes:        routes,
 			SyncAlways:    true,
 			Token:         token,
-			NoAdvertise:   true, // the nodes reconnect only through their proxies (a partition cuts them)
+			NoAdvertise:   true,             // the nodes reconnect only through their proxies (a partition cuts them)
+			ReadyTimeout:  30 * time.Second, // a loaded machine: JetStream recovering its store
 		}
 		if w := log.writer(name); w != nil {
 			cfg.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
