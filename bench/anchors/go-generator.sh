@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Go load generator (collabd bench) against collabd's Yjs doors, Hocuspocus and
+# The Go load generator (collabd bench) against collabd (native and Yjs doors), Hocuspocus and
 # y-websocket, interleaved: the same Go Yjs clients for every server, so Node's event
 # loop is out of the figures (issue 16, item 7). Servers come from the reference
 # harness copy that side-by-side.sh prepares (WORK/harness with its node_modules); each
@@ -8,7 +8,9 @@
 # Usage (from anywhere):
 #   WORK=/tmp/anchors-work bench/anchors/go-generator.sh            # REPS=2
 #   REPS=1 SCENARIOS="fanout" WORK=/tmp/anchors-work bench/anchors/go-generator.sh
-# Env: WORK (the harness copy: run side-by-side.sh once first), OUT (default
+# Env: SERVERS (default "collabd-native collabd-hocus collabd-yws hocuspocus
+# ywebsocket": collabd's native protocol and both Yjs doors, the two peers),
+# WORK (the harness copy: run side-by-side.sh once first), OUT (default
 # /tmp/collabd-go-generator/<date>), REPS, SCENARIOS ("fanout manydocs"),
 # FANOUT_ARGS / MANYDOCS_ARGS (default the harness's sizes: 500 subscribers at 50/s
 # for 20 s; 200 documents × 5 clients at 2/s for 30 s).
@@ -34,6 +36,8 @@ start_server () { # name -> PID, URL, PROTO
   case $1 in
     collabd-hocus) "$BIN" serve --addr 127.0.0.1:1238 --data "$data" --log-level error --max-conns 20000 --max-conns-per-ip 20000 > "$OUT/server-$1.log" 2>&1 &
       URL=ws://127.0.0.1:1238/v1/hocuspocus; PROTO=hocuspocus ;;
+    collabd-native) "$BIN" serve --addr 127.0.0.1:1236 --data "$data" --log-level error --max-conns 20000 --max-conns-per-ip 20000 > "$OUT/server-$1.log" 2>&1 &
+      URL=ws://127.0.0.1:1236/v1/ws; PROTO=collabd ;;
     collabd-yws) "$BIN" serve --addr 127.0.0.1:1237 --data "$data" --log-level error --max-conns 20000 --max-conns-per-ip 20000 > "$OUT/server-$1.log" 2>&1 &
       URL=ws://127.0.0.1:1237/v1/yjs; PROTO=y-websocket ;;
     hocuspocus) (cd "$H" && exec "$NODE" servers/hocuspocus.mjs) > "$OUT/server-$1.log" 2>&1 &
@@ -49,7 +53,7 @@ start_server () { # name -> PID, URL, PROTO
 
 for rep in $(seq 1 "$REPS"); do
   for sc in $SCENARIOS; do
-    for srv in collabd-hocus collabd-yws hocuspocus ywebsocket; do
+    for srv in ${SERVERS:-collabd-native collabd-hocus collabd-yws hocuspocus ywebsocket}; do
       out=$OUT/$sc-$srv-r$rep.json
       [ -s "$out" ] && continue
       start_server "$srv" || continue
