@@ -118,18 +118,17 @@ func TestChaosClusterShort(t *testing.T) {
 // TestChaosClusterExternalShort is TestChaosClusterShort on an external
 // NATS cluster (--nats external): the three NATS servers run in this test
 // process, the kill-leader fault shuts the ops stream's leading server
-// down and restarts it, the collabd SIGKILL leaves NATS intact, a fourth
-// cycle partitions a document's owner from NATS (its proxies cut) past the
-// lease TTL, then heals it, and a fifth cuts the ops stream's leading NATS
-// server off the other two (its clients must move).
+// down and restarts it, the collabd SIGKILL leaves NATS intact, and a
+// fourth cycle partitions a document's owner from NATS (its proxies cut)
+// past the lease TTL, then heals it.
 func TestChaosClusterExternalShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three collabd processes and three NATS servers")
 	}
 	lines := runChaosClusterShort(t, chaos.NATSExternal)
-	for _, want := range []string{`kill-leader nats\d`, `isolate-nats nats\d`, `kill-owner n\d`, `partition n\d .*acked .* after the heal`} {
+	for _, want := range []string{`kill-leader nats\d`, `kill-owner n\d`, `partition n\d .*acked .* after the heal`} {
 		if !regexp.MustCompile(want).MatchString(lines) {
-			t.Errorf("no cycle matching %q (kill-leader and isolate-nats hit an external NATS server, kill-owner and partition a collabd node):\n%s", want, lines)
+			t.Errorf("no cycle matching %q (kill-leader hits an external NATS server, kill-owner and partition a collabd node):\n%s", want, lines)
 		}
 	}
 }
@@ -143,8 +142,9 @@ func runChaosClusterShort(t *testing.T, nats string) string {
 	s := testServe(t)
 	var lines bytes.Buffer
 	kinds := chaos.TopologyFaults(nats)
-	// Recover 60 s: after an isolate-nats heal, the NATS servers' catch-up
-	// alone took up to 28.5 s (a 25-cycle run); the failovers are ~2 s.
+	// Recover 60 s: the failovers are ~2 s (embedded: up to ~25 s, the
+	// raft elections of the killed node's NATS server), a margin for a
+	// loaded machine.
 	c := chaos.Cluster{Serve: s, NATS: nats, Cycles: len(kinds), Writers: 3, Docs: 2, LeaseTTL: 2 * time.Second, Recover: 60 * time.Second, Out: &lines}
 	res, rep, err := chaos.RunCluster(ctx, c)
 	if err != nil {
