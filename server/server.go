@@ -32,6 +32,7 @@ type Server struct {
 	agent        crdt.AgentID   // the server's own agent (for server-made edits)
 	reg          *owner.Registry
 	node         *cluster.Node // cluster mode's routing (nil: single node)
+	drains       *drainPool    // runs the read loops' bursts of frames (drainpool.go)
 	backingUp    atomic.Bool   // a cluster backup is being copied (one at a time)
 	upgrader     websocket.Upgrader
 	decodeLimits protocol.DecodeLimits
@@ -110,6 +111,7 @@ func New(cfg Config) (*Server, error) {
 	s.bodies = newBudget(cfg.MaxBodyBytes)
 	s.syncs = newBudget(cfg.SyncBudget)
 	s.startAuth()
+	s.drains = newDrainPool(s.ctx, &s.wg)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

@@ -139,13 +139,14 @@ func (s *session) wsReadLoop(ctx context.Context, conn *websocket.Conn) {
 // the frame has begun, so an idle connection holds none.
 //
 // On a plain TCP connection the loop waits for the next frame in
-// waitReadable, a few frames deep, and reads and handles what arrived on a
-// goroutine of its own (offload) that ends with it: the read loop's stack
+// waitReadable, a few frames deep, and reads and handles what arrived on
+// another goroutine (a drain pool worker, drainpool.go, or one of its own:
+// offload), waiting for it: the read loop's stack
 // stays at the 2 KiB a goroutine starts with. Go grows a stack on demand
 // but halves it at a garbage collection only while less than a quarter
 // minus 800 bytes of it is in use, which no goroutine blocked in a read
 // through gorilla is: an idle connection's read loop kept 4 KiB (8 before
-// the hello and join were offloaded). The cost is a goroutine per burst of
+// the hello and join were offloaded). The cost is a hand-over per burst of
 // frames (BENCHMARKS.md, Idle connections). Pongs are taken before gorilla
 // sees them (takePongs).
 func (s *session) readWS(conn *websocket.Conn, first time.Duration, hello *bool, handle func([]byte) bool) {
@@ -184,7 +185,7 @@ func (s *session) readWS(conn *websocket.Conn, first time.Duration, hello *bool,
 	r.br = t.br
 	for {
 		waitReadable(rc)
-		if !offload(r.drain) {
+		if !s.srv.drains.run(r.drain) {
 			return
 		}
 	}
