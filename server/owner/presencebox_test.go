@@ -140,15 +140,22 @@ func TestPresenceBoxLeave(t *testing.T) {
 			t.Fatalf("the leaver got errors: %v", e)
 		}
 		o.Send(context.Background(), Join{Sub: mover})
-		slot2 := NewPresenceSlot(mover)
-		o.Send(context.Background(), SetPresence{Sub: mover, State: metaState("3"), Slot: slot2})
-		o.PostPresence(slot2, metaState("4"))
-		time.Sleep(time.Second)
-		synctest.Wait()
-		if got, _ := lastMoved(obs.take(), "mover"); got != "4" {
-			t.Fatalf("after the rejoin: state %q, want 4", got)
-		}
+		rejoinedPosts(t, o, mover, obs)
 	})
+}
+
+// rejoinedPosts: after mover's rejoin, a new slot registered with state 3
+// and a post of 4 reach obs at the next flush (in a synctest bubble).
+func rejoinedPosts(t *testing.T, o *Owner, mover, obs *fakeSub) {
+	t.Helper()
+	slot := NewPresenceSlot(mover)
+	o.Send(context.Background(), SetPresence{Sub: mover, State: metaState("3"), Slot: slot})
+	o.PostPresence(slot, metaState("4"))
+	time.Sleep(time.Second)
+	synctest.Wait()
+	if got, _ := lastMoved(obs.take(), "mover"); got != "4" {
+		t.Fatalf("after the rejoin: state %q, want 4", got)
+	}
 }
 
 // After the owner dropped its state (a panic: everyone told to rejoin), a
@@ -172,14 +179,7 @@ func TestPresenceBoxAfterReload(t *testing.T) {
 		}
 		o.Send(context.Background(), Join{Sub: mover})
 		o.Send(context.Background(), Join{Sub: obs})
-		slot2 := NewPresenceSlot(mover)
-		o.Send(context.Background(), SetPresence{Sub: mover, State: metaState("3"), Slot: slot2})
-		o.PostPresence(slot2, metaState("4"))
-		time.Sleep(time.Second)
-		synctest.Wait()
-		if got, _ := lastMoved(obs.take(), "mover"); got != "4" {
-			t.Fatalf("after the rejoin: state %q, want 4", got)
-		}
+		rejoinedPosts(t, o, mover, obs)
 	})
 }
 
