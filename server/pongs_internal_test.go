@@ -59,3 +59,40 @@ func TestTakePongs(t *testing.T) {
 		})
 	}
 }
+
+// FuzzTakePongs: whatever a client sends, takePongs never panics, takes
+// only whole pong frames from the head (what it leaves is a suffix of the
+// input), and hands over payloads no longer than a control frame's 125
+// bytes.
+func FuzzTakePongs(f *testing.F) {
+	key := [4]byte{9, 8, 7, 6}
+	f.Add(maskedControl(0xa, "", key))
+	f.Add(append(maskedControl(0xa, "hi", key), maskedControl(0x9, "p", key)...))
+	f.Add([]byte{0x8a, 0xfd, 1, 2, 3})
+	f.Add([]byte{0x82, 0x81, 0, 0, 0, 0, 'x'})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		br := bufio.NewReaderSize(bytes.NewReader(in), 4096)
+		if len(in) > 0 {
+			_, _ = br.Peek(min(len(in), 4096)) // fill the buffer as the read loop's peek does
+		}
+		took := 0
+		takePongs(br, func(p string) error {
+			if len(p) > 125 {
+				t.Fatalf("a pong payload of %d bytes", len(p))
+			}
+			took++
+			return nil
+		})
+		window := in[:min(len(in), 4096)] // what the buffer held before
+		rest := br.Buffered()
+		if rest > len(window) {
+			t.Fatalf("%d bytes left of %d", rest, len(window))
+		}
+		if left, _ := br.Peek(rest); !bytes.Equal(left, window[len(window)-rest:]) {
+			t.Fatal("what is left is not the tail of what was buffered")
+		}
+		if took == 0 && rest != len(window) {
+			t.Fatalf("nothing taken, yet %d of %d bytes consumed", len(window)-rest, len(window))
+		}
+	})
+}
