@@ -198,11 +198,7 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 	go func() { defer bwg.Done(); bal.run(bctx) }()
 	defer func() { stopBalancer(); bwg.Wait() }()
 
-	run := fmt.Sprintf("%x", rng.Uint32())
-	docIDs := make([]string, c.Docs)
-	for i := range docIDs {
-		docIDs[i] = fmt.Sprintf("cluster-%s-%d", run, i)
-	}
+	docIDs := runDocIDs("cluster", fmt.Sprintf("%x", rng.Uint32()), c.Docs)
 	ws := make([]*clusterWriter, c.Writers)
 	defer func() {
 		for _, w := range ws {

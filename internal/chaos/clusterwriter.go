@@ -2,14 +2,12 @@ package chaos
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	collab "github.com/collabd/collabd/clients/go"
-	"github.com/collabd/collabd/crdt"
 )
 
 // clusterWriter is one client appending markers to every document of the
@@ -97,11 +95,8 @@ func (w *clusterWriter) run(ctx context.Context, interval time.Duration, maxInfl
 			continue
 		}
 		m := marker(w.id, n)
-		if err := w.docs[di].Edit(func(doc *crdt.Doc) error {
-			t := doc.Text(Root)
-			return t.Insert(t.Len(), m)
-		}); err != nil {
-			if !errors.Is(err, collab.ErrClosed) {
+		if err := appendMarker(w.docs[di], m); err != nil {
+			if err != errClosed {
 				w.err = err
 			}
 			return

@@ -2,7 +2,6 @@ package chaos
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	collab "github.com/collabd/collabd/clients/go"
-	"github.com/collabd/collabd/crdt"
 	"github.com/collabd/collabd/internal/loadgen"
 )
 
@@ -80,11 +78,7 @@ func RunKill9(ctx context.Context, k Kill9) (*loadgen.Result, SetCheck, error) {
 	}
 	addr := p.addr
 	defer func() { p.kill() }()
-	docIDs := make([]string, k.Docs)
-	run := fmt.Sprintf("%x", rng.Uint32())
-	for i := range docIDs {
-		docIDs[i] = fmt.Sprintf("kill9-%s-%d", run, i)
-	}
+	docIDs := runDocIDs("kill9", fmt.Sprintf("%x", rng.Uint32()), k.Docs)
 	ws := make([]*writer, k.Writers)
 	defer func() {
 		for _, w := range ws {
@@ -233,11 +227,8 @@ func (w *writer) run(ctx context.Context, interval time.Duration, maxInflight in
 			continue
 		}
 		m := marker(w.id, n)
-		if err := d.Edit(func(doc *crdt.Doc) error {
-			t := doc.Text(Root)
-			return t.Insert(t.Len(), m)
-		}); err != nil {
-			if !errors.Is(err, collab.ErrClosed) {
+		if err := appendMarker(d, m); err != nil {
+			if err != errClosed {
 				w.err = err
 			}
 			return
