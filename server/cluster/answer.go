@@ -25,8 +25,13 @@ type answerWatch struct {
 	armed bool // a Join or Follow went out and nothing came back yet
 }
 
-// answered records an event of the owner node for the Ref (r.mu held).
-func (w *answerWatch) answered() { w.armed = false }
+// answered records an event of the owner node for the Ref (r.mu held):
+// the first one after a Join stops the wait; later ones cost a test.
+func (w *answerWatch) answered() {
+	if w.armed {
+		w.stop()
+	}
+}
 
 // stop stops the wait (r.mu held).
 func (w *answerWatch) stop() {

@@ -62,9 +62,9 @@ func (n *Node) Subscribe(doc string) (*Ref, error) {
 // Join or Follow whose owner must be found. It reports whether m was taken
 // (queued, or bounced past the bounds); false: send it now.
 func (r *Ref) queueOrResolve(m owner.Msg) bool {
-	size := msgBytes(m)
 	r.mu.Lock()
 	if r.res.running {
+		size := msgBytes(m)
 		if len(r.res.queue) >= maxResolveQueue || r.res.bytes+size > maxResolveQueueBytes {
 			r.mu.Unlock()
 			r.bounce(m, "the document's owner is still being located; rejoin")
@@ -91,7 +91,7 @@ func (r *Ref) queueOrResolve(m owner.Msg) bool {
 	}
 	ctx, cancel := context.WithTimeout(r.n.ctx, resolveTimeout)
 	r.mu.Lock()
-	r.res = resolution{running: true, queue: []owner.Msg{m}, bytes: size, cancel: cancel}
+	r.res = resolution{running: true, queue: []owner.Msg{m}, bytes: msgBytes(m), cancel: cancel}
 	r.mu.Unlock()
 	r.n.goroutine(func() { r.resolve(ctx) })
 	return true
