@@ -126,7 +126,10 @@ func TestChaosClusterExternalShort(t *testing.T) {
 		t.Skip("three collabd processes and three NATS servers")
 	}
 	lines := runChaosClusterShort(t, chaos.NATSExternal)
-	for _, want := range []string{`kill-leader nats\d`, `kill-owner n\d`, `partition n\d .*acked .* after the heal`} {
+	// The partitioned node's own writers are timed only if some writer was
+	// connected to it then (after the earlier faults' failovers none may
+	// be): the cycle's line need not say so.
+	for _, want := range []string{`kill-leader nats\d`, `kill-owner n\d`, `partition n\d .*failover`} {
 		if !regexp.MustCompile(want).MatchString(lines) {
 			t.Errorf("no cycle matching %q (kill-leader hits an external NATS server, kill-owner and partition a collabd node):\n%s", want, lines)
 		}
