@@ -35,6 +35,7 @@ type clusterFlags struct {
 	embedded      bool              // --nats-embedded: run a NATS node in this process
 	listen        string            // --nats-listen: the embedded node's client address
 	clusterListen string            // --nats-cluster-listen: its route address
+	advertise     string            // --nats-cluster-advertise: the route address it announces
 	routes        []string          // --nats-routes: the other nodes' route URLs
 	nodeID        string            // --node-id
 	replicas      int               // --nats-replicas
@@ -58,8 +59,8 @@ func (f clusterFlags) check() error {
 	}
 	switch {
 	case !f.on():
-		if f.listen != "" || f.clusterListen != "" || len(f.routes) > 0 {
-			return errors.New("--nats-listen, --nats-cluster-listen and --nats-routes need --nats-embedded")
+		if f.listen != "" || f.clusterListen != "" || f.advertise != "" || len(f.routes) > 0 {
+			return errors.New("--nats-listen, --nats-cluster-listen, --nats-cluster-advertise and --nats-routes need --nats-embedded")
 		}
 		return nil
 	case f.urls != "" && f.embedded:
@@ -78,8 +79,10 @@ func (f clusterFlags) check() error {
 		return fmt.Errorf("--cluster-outbox-bytes %d: at least 65536", f.outboxBytes)
 	case f.sync != "always" && !validInterval(f.sync):
 		return fmt.Errorf("--nats-sync %q: \"always\" or an interval such as 1s or 2m", f.sync)
-	case !f.embedded && (f.listen != "" || f.clusterListen != "" || len(f.routes) > 0):
-		return errors.New("--nats-listen, --nats-cluster-listen and --nats-routes need --nats-embedded")
+	case !f.embedded && (f.listen != "" || f.clusterListen != "" || f.advertise != "" || len(f.routes) > 0):
+		return errors.New("--nats-listen, --nats-cluster-listen, --nats-cluster-advertise and --nats-routes need --nats-embedded")
+	case f.advertise != "" && f.clusterListen == "":
+		return errors.New("--nats-cluster-advertise needs --nats-cluster-listen")
 	}
 	return nil
 }
@@ -110,7 +113,7 @@ func startCluster(ctx context.Context, f clusterFlags, addr string, log *slog.Lo
 		nats.RetryOnFailedConnect(true)}
 	if f.embedded {
 		cfg := natsembed.Config{Name: f.nodeID, StoreDir: filepath.Join(f.data, "nats"),
-			Listen: f.listen, ClusterListen: f.clusterListen, Routes: f.routes, Logger: log.With("component", "nats")}
+			Listen: f.listen, ClusterListen: f.clusterListen, ClusterAdvertise: f.advertise, Routes: f.routes, Logger: log.With("component", "nats")}
 		if f.sync == "always" {
 			cfg.SyncAlways = true
 		} else {

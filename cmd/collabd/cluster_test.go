@@ -39,6 +39,8 @@ func TestServeClusterFlags(t *testing.T) {
 		{[]string{"--nats", "nats://x:4222", "--node-id", "n1", "--nats-cluster-secret", "0123456789abcdef"}, "is for --nats-embedded"},
 		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-creds", "f"}, "is for --nats"},
 		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-cluster-secret", "0123456789abcdef"}, "needs --nats-cluster-listen"},
+		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-cluster-advertise", "n1:6222"}, "needs --nats-cluster-listen"},
+		{[]string{"--nats", "nats://x:4222", "--node-id", "n1", "--nats-cluster-advertise", "n1:6222"}, "need --nats-embedded"},
 		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-cluster-listen", "127.0.0.1:0", "--nats-cluster-secret", "short"}, "16 bytes"},
 		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-tls-cert", "c", "--nats-tls-key", "k"}, "needs --nats-tls-ca"},
 		{[]string{"--nats-embedded", "--node-id", "n1", "--nats-cluster-listen", "0.0.0.0:6222"}, "not loopback"},

@@ -79,6 +79,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cf.embedded, "nats-embedded", false, "cluster mode with a NATS node embedded in this process (three collabd processes form the whole cluster)")
 	fs.StringVar(&cf.listen, "nats-listen", "", "the embedded NATS node's client `address` (empty: loopback, a random port; only this process needs it)")
 	fs.StringVar(&cf.clusterListen, "nats-cluster-listen", "", "the embedded NATS node's route `address`, e.g. :6222 (empty: a single node)")
+	fs.StringVar(&cf.advertise, "nats-cluster-advertise", "", "the route `host:port` the embedded NATS node announces to the others, who dial it when they learn of this node from a third (empty: --nats-cluster-listen; set it behind NAT or in containers)")
 	var routes listFlag
 	fs.Var(&routes, "nats-routes", "the other embedded nodes' route `URLs`, e.g. nats://n2:6222,nats://n3:6222")
 	fs.StringVar(&cf.nodeID, "node-id", "", "this node's `id` in the cluster (letters, digits, '-', '_'; unique)")

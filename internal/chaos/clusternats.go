@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -45,6 +46,10 @@ type extNATS struct {
 // discarded) at Warn and above, each line prefixed with the server's name.
 func newExtNATS(data, token string, ports []int, log *lineWriterSet) (*extNATS, error) {
 	x := &extNATS{servers: make([]*natsembed.Server, 3), routes: make([][]*tcpProxy, 3)}
+	nowhere, err := refusingAddr()
+	if err != nil {
+		return nil, err
+	}
 	for i := range 3 {
 		x.routes[i] = make([]*tcpProxy, 3)
 		for j := range 3 {
@@ -73,10 +78,15 @@ func newExtNATS(data, token string, ports []int, log *lineWriterSet) (*extNATS, 
 			Listen:        fmt.Sprintf("127.0.0.1:%d", ports[i]),
 			ClusterListen: fmt.Sprintf("127.0.0.1:%d", ports[3+i]),
 			Routes:        routes,
-			SyncAlways:    true,
-			Token:         token,
-			NoAdvertise:   true,             // the nodes reconnect only through their proxies (a partition cuts them)
-			ReadyTimeout:  30 * time.Second, // a loaded machine: JetStream recovering its store
+			// What a server announces as its route address is where the
+			// others go when they learn of it from a third (an implicit
+			// route, made while the mesh forms): nowhere, or a route
+			// could bypass the proxies and survive an isolation.
+			ClusterAdvertise: nowhere,
+			SyncAlways:       true,
+			Token:            token,
+			NoAdvertise:      true,             // the nodes reconnect only through their proxies (a partition cuts them)
+			ReadyTimeout:     30 * time.Second, // a loaded machine: JetStream recovering its store
 		}
 		if w := log.writer(name); w != nil {
 			cfg.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -85,6 +95,18 @@ func newExtNATS(data, token string, ports []int, log *lineWriterSet) (*extNATS, 
 		x.urls = append(x.urls, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
 	}
 	return x, nil
+}
+
+// refusingAddr is a loopback address that refuses connections: a port
+// that was free a moment ago and that nothing listens on (another process
+// may take it; it would not speak NATS's route protocol).
+func refusingAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	return addr, ln.Close()
 }
 
 // isolate cuts server i off the other two servers (every route proxy to or

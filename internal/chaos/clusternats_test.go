@@ -1,7 +1,10 @@
 package chaos
 
 import (
+	"bytes"
 	"context"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -55,4 +58,71 @@ func TestExtNATSIsolate(t *testing.T) {
 	}
 	x.isolate(0, false)
 	until("routes after the heal", full)
+}
+
+// No route bypasses the proxies: with server 1 and server 3 cut off each
+// other from the start, server 1 learns of server 3 from server 2 (the
+// gossip that makes implicit routes) and tries the address server 3
+// announces, which refuses; it never routes to server 3 until the heal.
+// (Before the servers announced a refusing address, such a route went
+// straight to server 3's route port and survived every isolation.)
+func TestExtNATSNoImplicitRoute(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three NATS servers")
+	}
+	ports, err := freePorts(6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	x, err := newExtNATS(t.TempDir(), "tok", ports, &lineWriterSet{w: logs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.stop()
+	x.routes[0][2].setCut(true)
+	x.routes[2][0].setCut(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := x.start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The implicit route's attempt is logged as an error naming the
+	// announced address: the event to wait on.
+	nowhere := x.cfgs[2].ClusterAdvertise
+	for !strings.Contains(logs.String(), nowhere) {
+		if ctx.Err() != nil {
+			t.Fatalf("server 1 never tried the address server 3 announces (%s); log:\n%s", nowhere, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling a log nats-server writes from its own goroutines
+	}
+	if x.servers[0].RoutedTo("nats3") || x.servers[2].RoutedTo("nats1") {
+		t.Fatal("servers 1 and 3 are routed to each other around their cut proxies")
+	}
+	x.routes[0][2].setCut(false)
+	x.routes[2][0].setCut(false)
+	for !x.servers[0].RoutedTo("nats3") {
+		if ctx.Err() != nil {
+			t.Fatal("no route between servers 1 and 3 after the heal")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer for writers on several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

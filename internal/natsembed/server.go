@@ -31,6 +31,12 @@ type Config struct {
 	// ClusterListen is the route address, host:port; "" runs a single
 	// node (no routes). Port 0 picks a random port.
 	ClusterListen string
+	// ClusterAdvertise is the route address (host:port) this server
+	// announces to the others, which they dial when they learn of it from
+	// a third (nats-server's cluster advertise); "" is ClusterListen. Set
+	// it when the listen address is not how the others reach this server
+	// (0.0.0.0, a container, NAT).
+	ClusterAdvertise string
 	// Routes are the other nodes' route URLs (nats://host:port). A node's
 	// own address may be listed: it is ignored.
 	Routes []string
@@ -183,6 +189,12 @@ func (cfg Config) options() (*server.Options, error) {
 		return nil, fmt.Errorf("%w: ClusterListen: %w", ErrConfig, err)
 	}
 	opts.Cluster = server.ClusterOpts{Name: cfg.ClusterName, Host: host, Port: port, NoAdvertise: cfg.NoAdvertise}
+	if cfg.ClusterAdvertise != "" {
+		if _, _, err := splitHostPort(cfg.ClusterAdvertise); err != nil {
+			return nil, fmt.Errorf("%w: ClusterAdvertise: %w", ErrConfig, err)
+		}
+		opts.Cluster.Advertise = cfg.ClusterAdvertise
+	}
 	if opts.Cluster.Name == "" {
 		opts.Cluster.Name = "collabd"
 	}
@@ -242,6 +254,20 @@ func (s *Server) ClusterURL() string {
 // Routes is the number of route connections this node has (to the other
 // nodes of its cluster).
 func (s *Server) Routes() int { return s.ns.NumRoutes() }
+
+// RoutedTo is whether this node has a route to the node named name.
+func (s *Server) RoutedTo(name string) bool {
+	rz, err := s.ns.Routez(nil)
+	if err != nil {
+		return false
+	}
+	for _, r := range rz.Routes {
+		if r.RemoteName == name {
+			return true
+		}
+	}
+	return false
+}
 
 // Name is the server's name.
 func (s *Server) Name() string { return s.ns.Name() }

@@ -19,6 +19,7 @@ func TestConfigErrors(t *testing.T) {
 		{StoreDir: "x", ClusterListen: "127.0.0.1:0"},   // clustered without a name
 		{StoreDir: "x", Name: "n", ClusterListen: "127.0.0.1:0", Routes: []string{"::"}},
 		{StoreDir: "x", Listen: "nope"},
+		{StoreDir: "x", Name: "n", ClusterListen: "127.0.0.1:0", ClusterAdvertise: "no-port"},
 	} {
 		if _, err := natsembed.Start(cfg); !errors.Is(err, natsembed.ErrConfig) {
 			t.Errorf("Start(%+v) = %v, want ErrConfig", cfg, err)
