@@ -365,6 +365,9 @@ func TestComposeCluster(t *testing.T) {
 		if s.Environment["COLLABD_NATS_EMBEDDED"] != "true" || !strings.Contains(s.Environment["COLLABD_NATS_ROUTES"], "nats://"+name+":6222") {
 			t.Errorf("%s: embedded %q, routes %q", name, s.Environment["COLLABD_NATS_EMBEDDED"], s.Environment["COLLABD_NATS_ROUTES"])
 		}
+		if a := s.Environment["COLLABD_NATS_CLUSTER_ADVERTISE"]; a != name+":6222" {
+			t.Errorf("%s: announces route address %q, want %s:6222", name, a, name)
+		}
 		if len(s.Volumes) != 1 || len(s.Ports) != 1 {
 			t.Fatalf("%s: volumes %q ports %q, want one each", name, s.Volumes, s.Ports)
 		}
