@@ -10,8 +10,8 @@
 //
 // connect(doc, { light: true }) gives a replica-less subscriber (the harness's light mode):
 // the same wire protocol as the client (hello, join with an empty state vector, answers the
-// server's application pings) that only decodes each update's ops to read the inserted text
-// (decodeUpdateOps: no replica, no integration). It keeps the raw updates and builds a
+// server's application pings) that only reads each update's inserted text (insertedText: no
+// replica, no integration, no op objects). It keeps the raw updates and builds a
 // replica only when text() is asked for, after the measurement.
 //
 // The client module is loaded from $COLLABD_CLIENT_JS (absolute path of clients/js/dist/
@@ -30,7 +30,7 @@ const C = await import(pathToFileURL(clientPath).href)
 
 const ROOT = 't'
 const EMPTY_SV = C.encodeStateVector(new Map())
-// decodeUpdateOps limits: a sync chunk of a 100k-char random history holds ~20k ops.
+// insertedText limits: a sync chunk of a 100k-char random history holds ~20k ops.
 const DECODE_LIMITS = { maxOps: 1 << 22, maxInsertBytes: 1 << 26 }
 
 // The server's WebSocket endpoint: --url may be given with or without the /v1/ws path.
@@ -40,13 +40,9 @@ function wsURL (url) {
   return u.toString()
 }
 
-function insertedText (update) {
-  let s = ''
-  for (const op of C.decodeUpdateOps(update, DECODE_LIMITS)) {
-    if (op.kind === 'insert' && op.root === ROOT && op.text) s += op.text
-  }
-  return s
-}
+// The text an update inserts into ROOT: the client's insertedText (the same
+// checks as decodeUpdateOps, no op objects).
+const insertedText = (update) => C.insertedText(update, ROOT, DECODE_LIMITS)
 
 export function create ({ url }) {
   const endpoint = wsURL(url)

@@ -7,7 +7,7 @@ export { type AgentID, type ID, newAgentID } from './ids.js';
 export { type Limits, DEFAULT_LIMITS } from './limits.js';
 export { DecodeError, CrdtError, type CrdtErrorCode } from './errors.js';
 export { type Compression, encodeSnapshotBody } from './snapshot.js';
-export { type PublicOp, decodeUpdateOps, encodeOps, utf8CodePoints } from './update.js';
+export { type PublicOp, decodeUpdateOps, encodeOps, insertedText, utf8CodePoints } from './update.js';
 export { encodeStateVector, decodeStateVector, encodeRelPos, decodeRelPos, svContains, svEqual } from './encoding.js';
 export { codePointLength, codePointToUtf16, utf16ToCodePoint, toCodePoints } from './utf16.js';
 export { lz4Compress, lz4Decompress, lz4DecompressedLength } from './lz4.js';

@@ -24,11 +24,12 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
 /**
  * Fills fields that are absent or <= 0 with the defaults. Field by field,
  * not a spread and a loop over the keys: decoders call it for every update
- * (decodeUpdateOps for every fanned-out update a subscriber reads).
+ * (decodeUpdateOps for every fanned-out update a subscriber reads). Without
+ * l it is DEFAULT_LIMITS itself (frozen: no caller writes to its limits).
  */
 export function withDefaults(l?: Partial<Limits>): Limits {
   const d = DEFAULT_LIMITS;
-  if (!l) return { ...d };
+  if (!l) return d as Limits;
   return {
     maxOps: pick(l.maxOps, d.maxOps),
     maxAgents: pick(l.maxAgents, d.maxAgents),
