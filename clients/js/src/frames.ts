@@ -292,6 +292,8 @@ function updateFrame(b: Uint8Array): Frame | null {
     if (c !== undefined && c < 0x80) {
       batch = c;
       r.off++;
+    } else if (c !== 0xcf && c !== 0xd3) {
+      batch = r.uint(); // at most 32 bits: exact, no bigint
     } else {
       const v = r.uint64();
       batch = v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
