@@ -46,8 +46,9 @@ type NodeConfig struct {
 	// server's owner.Config NewEngine). Nil: those requests are refused.
 	NewEngine func(kind owner.Kind, snapshot []byte) (owner.Engine, error)
 	// MaxBodyBytes bounds the snapshot bytes of forwarded imports and
-	// restores being loaded here at once; past it they are refused
-	// (CodeOverloaded, retryable). 0 is 256 MiB.
+	// restores being loaded here at once, and the bytes of requests and
+	// answers larger than one NATS message held here (parts.go); past it
+	// they are refused (CodeOverloaded, retryable). 0 is 256 MiB.
 	MaxBodyBytes int64
 	// HandoverAfter: a node that joins is handed the documents placement
 	// now gives it once it has been live this long without a break
@@ -90,7 +91,9 @@ type Node struct {
 	subs   []*nats.Subscription
 	// reqSlots bounds the forwarded requests served at once (request.go).
 	reqSlots chan struct{}
-	bodies   *budget // snapshot bytes of forwarded imports and restores being loaded
+	bodies   *budget // snapshot bytes of forwarded imports and restores being loaded, and of part sequences held
+	held     *partsHeld
+	partSeq  atomic.Uint64 // ids of the part sequences this node sends (parts.go); their count
 
 	leaseLosses atomic.Int64 // documents disowned because their lease was lost
 	handovers   atomic.Int64 // documents given up to a joined node
@@ -176,18 +179,24 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		cancel()
 		return nil, fmt.Errorf("cluster: subscribe: %w", err)
 	}
-	rs, err := cfg.Conn.Subscribe(n.reqSubject(n.id), n.onReq)
-	if err != nil {
-		_ = fs.Unsubscribe()
-		_ = es.Unsubscribe()
-		cancel()
-		return nil, fmt.Errorf("cluster: subscribe: %w", err)
+	n.held = newPartsHeld(n.bodies, reqTimeout, time.Now)
+	n.subs = []*nats.Subscription{fs, es}
+	for _, s := range []struct {
+		subject string
+		h       nats.MsgHandler
+	}{{n.reqSubject(n.id), n.onReq}, {n.partSubject(n.id), n.onPart}, {n.getSubject(n.id), n.onGet}} {
+		sub, err := cfg.Conn.Subscribe(s.subject, s.h)
+		if err != nil {
+			n.unsubscribe()
+			cancel()
+			return nil, fmt.Errorf("cluster: subscribe: %w", err)
+		}
+		n.subs = append(n.subs, sub)
 	}
 	// Unlimited pending: a slow consumer would drop forwarded messages
 	// silently; the per-subscriber queues bound the work instead.
 	_ = fs.SetPendingLimits(-1, -1)
 	_ = es.SetPendingLimits(-1, -1)
-	n.subs = []*nats.Subscription{fs, es, rs}
 	if err := cfg.Conn.FlushTimeout(5 * time.Second); err != nil {
 		n.unsubscribe()
 		cancel()
@@ -246,6 +255,7 @@ type Stats struct {
 	OutboxDrops int64 // times a subscriber node's subscribers were dropped: its outbox was full (or a publish failed)
 	FanFull     int64 // updates published in full to subscriber nodes
 	FanRefs     int64 // updates published as references (the node had them)
+	PartsSent   int64 // requests and answers larger than one NATS message this node sent in parts
 }
 
 // Stats counts what the node does now.
@@ -257,7 +267,7 @@ func (n *Node) Stats() Stats {
 	}
 	st := Stats{Owned: len(n.local), ForwardedIn: len(n.remotes), LeaseLosses: n.leaseLosses.Load(),
 		Handovers: n.handovers.Load(), LeaseWaits: n.leaseWaits.Load(), OutboxDrops: n.outboxDrops.Load(),
-		FanFull: n.fanFull.Load(), FanRefs: n.fanRefs.Load()}
+		FanFull: n.fanFull.Load(), FanRefs: n.fanRefs.Load(), PartsSent: int64(n.partSeq.Load())}
 	n.mu.Unlock()
 	for _, r := range refs {
 		if r.Remote() {
@@ -303,6 +313,7 @@ func (n *Node) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	n.held.clear()
 	for _, rs := range forwarded {
 		rs.publish(&owner.ErrorEvent{Doc: rs.doc, Code: protocol.CodeDocUnloading,
 			Message: "the document's node is shutting down; rejoin", RetryAfter: 0, End: true})

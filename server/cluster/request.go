@@ -22,8 +22,8 @@ import (
 // write: once durable). An import or a restore carries its replica as the
 // engine's snapshot, which the owner node loads again (NodeConfig.NewEngine)
 // within a byte budget (NodeConfig.MaxBodyBytes); a request larger than
-// the connection's max payload is refused (CodeFrameTooLarge) before it is
-// sent.
+// one NATS message travels in parts (parts.go), as does an answer larger
+// than one message.
 
 // request kinds.
 const (
@@ -141,7 +141,7 @@ type req struct {
 }
 
 func decodeReq(b []byte) (*req, error) {
-	if len(b) > maxWireBytes {
+	if len(b) > maxReqBytes {
 		return nil, fmt.Errorf("%w: %d bytes", errWire, len(b))
 	}
 	r := &reader{b: b}
@@ -160,7 +160,7 @@ func decodeReq(b []byte) (*req, error) {
 		if n > 0 {
 			q.edit.Edits = make([]owner.Splice, n)
 			for i := range q.edit.Edits {
-				q.edit.Edits[i] = owner.Splice{Pos: int(r.int()), Del: int(r.int()), Ins: r.string(maxWireBytes)}
+				q.edit.Edits[i] = owner.Splice{Pos: int(r.int()), Del: int(r.int()), Ins: r.string(maxReqBytes)}
 			}
 		}
 		if r.bool() {
@@ -169,13 +169,13 @@ func decodeReq(b []byte) (*req, error) {
 		}
 		q.edit.Key = r.string(maxWireString)
 	case reqBroadcast:
-		q.bcast.Data = r.bytes(maxWireBytes)
+		q.bcast.Data = r.bytes(maxReqBytes)
 	case reqCreate:
 		q.docKind = readKind(r)
 	case reqDelete:
 	case reqImport:
 		q.docKind = readKind(r)
-		q.hasSnap, q.snap = true, r.bytes(maxWireBytes)
+		q.hasSnap, q.snap = true, r.bytes(maxReqBytes)
 	case reqCheckpoint:
 		q.ckpt.Label = r.string(maxWireString)
 		q.ckpt.Author = r.string(maxWireString)
@@ -184,14 +184,14 @@ func decodeReq(b []byte) (*req, error) {
 		q.texts = make(map[string]string, n)
 		for range n {
 			root := r.string(maxWireString)
-			q.texts[root] = r.string(maxWireBytes)
+			q.texts[root] = r.string(maxReqBytes)
 		}
 		if r.err == nil && len(q.texts) != n {
 			r.fail("a root twice")
 		}
 		if q.hasSnap = r.bool(); q.hasSnap {
 			q.docKind = readKind(r)
-			q.snap = r.bytes(maxWireBytes)
+			q.snap = r.bytes(maxReqBytes)
 		}
 	default:
 		r.fail("request kind %d", q.kind)
@@ -309,7 +309,7 @@ func decodeReadResult(b []byte) (owner.ReadResult, error) {
 	}
 	res.Kind = owner.Kind(k)
 	res.Version = r.uint()
-	res.Text = r.string(maxWireBytes)
+	res.Text = r.string(maxReqBytes)
 	if n := r.count(maxWireCount, 1); n > 0 {
 		res.Roots = make([]string, n)
 		for i := range res.Roots {
@@ -327,7 +327,7 @@ func decodeReadResult(b []byte) (owner.ReadResult, error) {
 	res.Peers = int(min(r.uint(), math.MaxInt32))
 	res.Sessions = int(min(r.uint(), math.MaxInt32))
 	hasSnap := r.bool()
-	res.Snapshot = r.bytes(maxWireBytes)
+	res.Snapshot = r.bytes(maxReqBytes)
 	if hasSnap && res.Snapshot == nil {
 		res.Snapshot = []byte{}
 	}
@@ -335,7 +335,7 @@ func decodeReadResult(b []byte) (owner.ReadResult, error) {
 		res.Awareness = make(map[uint64]string, n)
 		for range n {
 			k := r.uint()
-			res.Awareness[k] = r.string(maxWireBytes)
+			res.Awareness[k] = r.string(maxReqBytes)
 		}
 	}
 	hasContent := r.bool()
@@ -345,7 +345,7 @@ func decodeReadResult(b []byte) (owner.ReadResult, error) {
 	}
 	for range n {
 		k := r.string(maxWireString)
-		v := r.bytes(maxWireBytes)
+		v := r.bytes(maxReqBytes)
 		if res.Content != nil {
 			res.Content[k] = v
 		}
@@ -479,29 +479,28 @@ func decodeErrReply(kind byte, b []byte) (error, error) {
 	return res, r.end()
 }
 
-// forwardRequest sends a request message to the owner node and answers
-// its reply channel with the owner's answer, or a retryable refusal. It
-// reports false when m is not a forwardable request.
+// forwardRequest sends a request message to the owner node (in parts if
+// it is larger than one NATS message: parts.go) and answers its reply
+// channel with the owner's answer, or a retryable refusal. It reports false
+// when m is not a forwardable request.
 func (r *Ref) forwardRequest(ctx context.Context, node string, m owner.Msg) bool {
 	data := encodeReq(r.doc, m)
 	if data == nil {
 		return false
 	}
 	n := r.n
-	if limit := n.cfg.Conn.MaxPayload(); int64(len(data)) > limit-reqHeadroom {
-		failRequest(m, &owner.Refused{Code: protocol.CodeFrameTooLarge,
-			Message: fmt.Sprintf("the request is %d bytes, more than the cluster forwards (%d, NATS max_payload less %d): send it to node %s, which owns the document, or raise max_payload",
-				len(data), limit-reqHeadroom, reqHeadroom, node)})
-		return true
-	}
 	n.goroutine(func() {
 		rctx, cancel := context.WithTimeout(ctx, reqTimeout)
 		defer cancel()
 		stop := context.AfterFunc(n.ctx, cancel)
 		defer stop()
-		msg, err := n.cfg.Conn.RequestWithContext(rctx, n.reqSubject(node), data)
+		b, err := n.exchange(rctx, node, data)
 		if err == nil {
-			err = answerReply(m, msg.Data)
+			err = answerReply(m, b)
+		}
+		if refused, ok := refusedByOwner(err); ok {
+			failRequest(m, refused)
+			return
 		}
 		if err != nil {
 			r.markStale()
@@ -569,31 +568,37 @@ func answerReply(m owner.Msg, b []byte) error {
 	return nil
 }
 
-// onReq serves a request forwarded to this node, on a goroutine of its
-// own (at most maxReqInFlight at once).
-func (n *Node) onReq(msg *nats.Msg) {
-	q, err := decodeReq(msg.Data)
+// onReq serves a request forwarded to this node whole.
+func (n *Node) onReq(msg *nats.Msg) { n.serveData(msg, msg.Data, nil) }
+
+// serveData serves a forwarded request's bytes on a goroutine of its own
+// (at most maxReqInFlight at once) and replies to msg; done, if not nil,
+// runs once it is served or refused.
+func (n *Node) serveData(msg *nats.Msg, data []byte, done func()) {
+	q, err := decodeReq(data)
 	if err != nil {
 		n.log.Warn("forwarded request refused", "err", err)
+		if done != nil {
+			done()
+		}
 		return // the requester times out
 	}
 	select {
 	case n.reqSlots <- struct{}{}:
 	default:
+		if done != nil {
+			done()
+		}
 		_ = msg.Respond(q.refusal(&owner.Refused{Code: protocol.CodeOverloaded, Message: "too many forwarded requests; retry"})) // best effort
 		return
 	}
 	n.goroutine(func() {
 		defer func() { <-n.reqSlots }()
 		b := n.serveReq(q)
-		if limit := n.cfg.Conn.MaxPayload(); int64(len(b)) > limit-reqHeadroom {
-			// A read of a document larger than one message: refused at
-			// once, not left to time out.
-			b = q.refusal(&owner.Refused{Code: protocol.CodeFrameTooLarge,
-				Message: fmt.Sprintf("the answer is %d bytes, more than the cluster forwards (%d, NATS max_payload less %d): ask node %s, which owns the document, or raise max_payload",
-					len(b), limit-reqHeadroom, reqHeadroom, n.id)})
+		if done != nil {
+			done()
 		}
-		_ = msg.Respond(b) // a requester gone meanwhile has timed out
+		_ = msg.Respond(n.answerFor(q, b)) // a requester gone meanwhile has timed out
 	})
 }
 

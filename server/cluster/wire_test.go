@@ -124,7 +124,16 @@ func FuzzDecodeWire(f *testing.F) {
 	f.Add(encodeImportResult(owner.ImportResult{Version: 2}))
 	f.Add(encodeCheckpointResult(owner.CheckpointResult{Seq: 1, Version: 2}))
 	f.Add(encodeRestoreResult(owner.RestoreResult{Version: 2, Applied: 1}))
+	for _, p := range partSamples() {
+		f.Add(encodePart(p))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if p, err := decodePart(b); err == nil && p.kind != partRefused {
+			q, err := decodePart(encodePart(p))
+			if err != nil || !reflect.DeepEqual(p, q) {
+				t.Fatalf("part re-encoding: %v, %+v != %+v", err, p, q)
+			}
+		}
 		if x, err := decodeFwd(b); err == nil {
 			y, err := decodeFwd(encodeFwd(x))
 			if err != nil || !reflect.DeepEqual(x, y) {
