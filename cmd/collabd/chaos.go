@@ -108,7 +108,7 @@ func runChaos(args []string, stdout, stderr io.Writer) int {
 		fs.Uint64Var(&p.Seed, "seed", 0, "seed of the fault schedule and targets (0: from the clock; printed)")
 		fs.DurationVar(&p.LeaseTTL, "lease-ttl", 2*time.Second, "the nodes' --lease-ttl")
 		fs.DurationVar(&p.Pause, "pause", 0, "how long a SIGSTOPped node stays stopped, and a partitioned one cut off (0: 2 x --lease-ttl)")
-		fs.StringVar(&faults, "faults", "", "comma-separated fault kinds to inject, of "+strings.Join(chaos.FaultKinds(), ",")+" (empty: kill-owner,kill-leader,sigstop, and partition with --nats external; partition and isolate-nats need --nats external)")
+		fs.StringVar(&faults, "faults", "", "comma-separated fault kinds to inject, of "+strings.Join(chaos.FaultKinds(), ",")+" (empty: kill-owner,kill-leader,sigstop, and partition and isolate-nats with --nats external, which they need)")
 		fs.DurationVar(&p.Interval, "interval", 20*time.Millisecond, "each writer's pause between inserts")
 		fs.DurationVar(&p.Recover, "recover", 60*time.Second, "bound for every writer to be acked again after a fault, and for the cluster to settle")
 		run = func(ctx context.Context, s chaos.Serve) (*loadgen.Result, error) {

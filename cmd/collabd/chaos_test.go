@@ -118,9 +118,10 @@ func TestChaosClusterShort(t *testing.T) {
 // TestChaosClusterExternalShort is TestChaosClusterShort on an external
 // NATS cluster (--nats external): the three NATS servers run in this test
 // process, the kill-leader fault shuts the ops stream's leading server
-// down and restarts it, the collabd SIGKILL leaves NATS intact, and a
-// fourth cycle partitions a document's owner from NATS (its proxies cut)
-// past the lease TTL, then heals it.
+// down and restarts it, the collabd SIGKILL leaves NATS intact, a fourth
+// cycle partitions a document's owner from NATS (its proxies cut) past the
+// lease TTL, then heals it, and a fifth cuts the ops stream's leading NATS
+// server off the other two (isolate-nats), then heals it.
 func TestChaosClusterExternalShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three collabd processes and three NATS servers")
@@ -129,14 +130,14 @@ func TestChaosClusterExternalShort(t *testing.T) {
 	// The partitioned node's own writers are timed only if some writer was
 	// connected to it then (after the earlier faults' failovers none may
 	// be): the cycle's line need not say so.
-	for _, want := range []string{`kill-leader nats\d`, `kill-owner n\d`, `partition n\d .*failover`} {
+	for _, want := range []string{`kill-leader nats\d`, `kill-owner n\d`, `partition n\d .*failover`, `isolate-nats nats\d .*failover`} {
 		if !regexp.MustCompile(want).MatchString(lines) {
 			t.Errorf("no cycle matching %q (kill-leader hits an external NATS server, kill-owner and partition a collabd node):\n%s", want, lines)
 		}
 	}
 }
 
-// runChaosClusterShort runs three cycles (one of each fault) with nats,
+// runChaosClusterShort runs one cycle of each of the topology's faults,
 // asserts durability and agreement, and returns the cycles' lines.
 func runChaosClusterShort(t *testing.T, nats string) string {
 	t.Helper()
@@ -146,8 +147,8 @@ func runChaosClusterShort(t *testing.T, nats string) string {
 	var lines bytes.Buffer
 	kinds := chaos.TopologyFaults(nats)
 	// Recover 60 s: the failovers are ~2 s (embedded: up to ~25 s, the
-	// raft elections of the killed node's NATS server), a margin for a
-	// loaded machine.
+	// raft elections of the killed node's NATS server; isolate-nats 7–16 s
+	// and its settling up to 25 s), a margin for a loaded machine.
 	c := chaos.Cluster{Serve: s, NATS: nats, Cycles: len(kinds), Writers: 3, Docs: 2, LeaseTTL: 2 * time.Second, Recover: 60 * time.Second, Out: &lines}
 	res, rep, err := chaos.RunCluster(ctx, c)
 	if err != nil {

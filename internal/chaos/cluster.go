@@ -47,15 +47,12 @@ func FaultKinds() []string {
 }
 
 // TopologyFaults are the fault kinds a topology runs by default: a
-// partition needs the external NATS cluster (in NATSEmbedded mode the NATS
-// node runs in the collabd process, and its routes cannot be cut from
-// outside without the network's help). FaultIsolateNATS (external only)
-// is not in the default set: after its heal, nats-server's own raft groups
-// were seen to stay without a leader for more than 30 s (docs/CLUSTER.md,
-// "Chaos"); ask for it with Faults.
+// partition and an isolated NATS server need the external NATS cluster (in
+// NATSEmbedded mode the NATS node runs in the collabd process, and its
+// routes cannot be cut from outside without the network's help).
 func TopologyFaults(mode string) []string {
 	if mode == NATSExternal {
-		return []string{FaultKillOwner, FaultKillLeader, FaultStop, FaultPartition}
+		return FaultKinds()
 	}
 	return []string{FaultKillOwner, FaultKillLeader, FaultStop}
 }
