@@ -345,14 +345,8 @@ func (n *Node) exchange(ctx context.Context, node string, data []byte) ([]byte, 
 				reply = msg.Data
 				break
 			}
-			p, err := decodePart(msg.Data)
-			switch {
-			case err != nil:
+			if _, err := expectPart(msg.Data, partAck); err != nil {
 				return nil, err
-			case p.kind == partRefused:
-				return nil, errPartRefused{p.err}
-			case p.kind != partAck:
-				return nil, fmt.Errorf("%w: part reply kind %d", errWire, p.kind)
 			}
 		}
 	}
@@ -364,14 +358,9 @@ func (n *Node) exchange(ctx context.Context, node string, data []byte) ([]byte, 
 
 // fetch reads a kept answer in parts, as the partBig reply big says.
 func (n *Node) fetch(ctx context.Context, node string, big []byte) ([]byte, error) {
-	p, err := decodePart(big)
-	switch {
-	case err != nil:
+	p, err := expectPart(big, partBig)
+	if err != nil {
 		return nil, err
-	case p.kind == partRefused:
-		return nil, errPartRefused{p.err}
-	case p.kind != partBig:
-		return nil, fmt.Errorf("%w: reply kind %d", errWire, p.kind)
 	}
 	var out []byte
 	for i := range p.parts {
@@ -379,14 +368,12 @@ func (n *Node) fetch(ctx context.Context, node string, big []byte) ([]byte, erro
 		if err != nil {
 			return nil, err
 		}
-		c, err := decodePart(msg.Data)
-		switch {
-		case err != nil:
+		c, err := expectPart(msg.Data, partChunk)
+		if err != nil {
 			return nil, err
-		case c.kind == partRefused:
-			return nil, errPartRefused{c.err}
-		case c.kind != partChunk || len(c.chunk) > p.size-len(out):
-			return nil, fmt.Errorf("%w: part %d of an answer of %d bytes: kind %d, %d bytes after %d", errWire, i, p.size, c.kind, len(c.chunk), len(out))
+		}
+		if len(c.chunk) > p.size-len(out) {
+			return nil, fmt.Errorf("%w: part %d of an answer of %d bytes: %d bytes after %d", errWire, i, p.size, len(c.chunk), len(out))
 		}
 		if out == nil {
 			out = make([]byte, 0, min(p.size, 2*len(c.chunk)))
@@ -397,6 +384,21 @@ func (n *Node) fetch(ctx context.Context, node string, big []byte) ([]byte, erro
 		return nil, fmt.Errorf("%w: an answer of %d bytes, %d declared", errWire, len(out), p.size)
 	}
 	return out, nil
+}
+
+// expectPart decodes a part reply of kind want; a refusal is an
+// errPartRefused.
+func expectPart(b []byte, want byte) (*part, error) {
+	p, err := decodePart(b)
+	switch {
+	case err != nil:
+		return nil, err
+	case p.kind == partRefused:
+		return nil, errPartRefused{p.err}
+	case p.kind != want:
+		return nil, fmt.Errorf("%w: part reply kind %d, want %d", errWire, p.kind, want)
+	}
+	return p, nil
 }
 
 // onPart takes one part of a request forwarded in parts; the last one is
