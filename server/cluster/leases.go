@@ -193,13 +193,26 @@ func (l *Leases) Held(doc string) (*Lease, bool) {
 }
 
 // Holder is the node holding the document's lease and the revision of its
-// last renewal (ErrKeyNotFound-wrapping error if free).
+// last renewal (ErrKeyNotFound-wrapping error if free). A read that gets
+// no answer within a lease TTL is sent again while ctx lives: a read that
+// reaches the bucket while its leading NATS server is being replaced can
+// go unanswered, and would otherwise wait for all of ctx (a session's
+// resolution: 30 s; seen in the chaos run after the bucket's leading
+// server was shut down). Only a ctx with a deadline bounds the retries.
 func (l *Leases) Holder(ctx context.Context, doc string) (string, uint64, error) {
-	e, err := l.kv.Get(ctx, docKey(doc))
-	if err != nil {
-		return "", 0, fmt.Errorf("cluster: lease of %q: %w", doc, err)
+	for {
+		tctx, cancel := context.WithTimeout(ctx, l.opts.TTL)
+		e, err := l.kv.Get(tctx, docKey(doc))
+		unanswered := tctx.Err() != nil
+		cancel()
+		if _, bounded := ctx.Deadline(); err != nil && unanswered && bounded && ctx.Err() == nil {
+			continue
+		}
+		if err != nil {
+			return "", 0, fmt.Errorf("cluster: lease of %q: %w", doc, err)
+		}
+		return string(e.Value()), e.Revision(), nil
 	}
-	return string(e.Value()), e.Revision(), nil
 }
 
 // Release gives the lease up at once: the key is deleted (if it is still
