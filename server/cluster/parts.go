@@ -298,9 +298,10 @@ func (h *partsHeld) clear() {
 }
 
 // partLimit is the largest chunk a part message carries on this
-// connection.
+// connection (at least 1 KiB: a smaller max payload fails the publish,
+// which the requester answers as a retryable refusal).
 func (n *Node) partLimit() int {
-	return int(n.cfg.Conn.MaxPayload()) - reqHeadroom - partOverhead
+	return max(int(n.cfg.Conn.MaxPayload())-reqHeadroom-partOverhead, 1<<10)
 }
 
 // partID is a new id for a part sequence: unique in the cluster (this
