@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/collabd/collabd/crdt/yjs"
+	"github.com/collabd/collabd/protocol"
 	yproto "github.com/collabd/collabd/protocol/yjs"
 )
 
@@ -152,4 +154,50 @@ func TestClusterHocuspocus(t *testing.T) {
 	_ = a.conn.WriteMessage(websocket.BinaryMessage, yproto.AppendHocuspocus(nil, yproto.HMessage{Type: yproto.HSync, Doc: doc, Sync: yproto.SyncUpdate, Payload: u}))
 	until(a, "a durable SyncStatus", func(m yproto.HMessage) bool { return m.Type == yproto.HSyncStatus && m.Synced })
 	until(b, "a's edit", func(yproto.HMessage) bool { return b.doc.Text("t") == "through two forwards" })
+}
+
+// TestClusterYjsUpdateLargerThanARecord: a Yjs update larger than one
+// JetStream record (8 MiB here) is refused before the owner applies it:
+// its connection closes with 4505, and the document keeps its state for
+// everyone else (before, the owner applied it, could not store it, and
+// dropped the document's state for every session).
+func TestClusterYjsUpdateLargerThanARecord(t *testing.T) {
+	nodes := startCluster(t, 5*time.Second, nil)
+	doc := docPlacedOn("c1")
+	a, b := dialY(t, nodes[0], doc), dialY(t, nodes[1], doc)
+	ub, err := b.doc.InsertText(102, "t", 0, "kept. ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.write(yproto.AppendSync(nil, yproto.SyncUpdate, ub))
+	a.readUntil(func(yproto.Message) bool { return a.doc.Text("t") == "kept. " })
+
+	big, err := a.doc.InsertText(101, "t", 0, strings.Repeat("0123456789abcdef", 600<<10)) // 9.6 MiB
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.write(yproto.AppendSync(nil, yproto.SyncUpdate, big))
+	_ = a.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		if _, _, err = a.conn.ReadMessage(); err != nil {
+			break
+		}
+	}
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != int(protocol.CodeFrameTooLarge) {
+		t.Fatalf("the sender's connection ended with %v, want close %d", err, protocol.CodeFrameTooLarge)
+	}
+
+	// The document was not dropped: b's session goes on, its next edit
+	// reaches a fresh client, and the text is what was stored.
+	ub2, err := b.doc.InsertText(102, "t", 6, "still here.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.write(yproto.AppendSync(nil, yproto.SyncUpdate, ub2))
+	c := dialY(t, nodes[2], doc)
+	c.readUntil(func(yproto.Message) bool { return c.doc.Text("t") == "kept. still here." })
+	if code, body := do(t, "GET", nodes[2].http.URL+"/v1/docs/"+doc+"/text?root=t", ""); code != 200 || body != "kept. still here." {
+		t.Errorf("text = %d %q", code, body)
+	}
 }

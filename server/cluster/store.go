@@ -68,6 +68,10 @@ func (s *Store) Submit(doc string, update []byte) (owner.Pending, error) {
 	return p, nil
 }
 
+// MaxUpdateBytes is the largest update stored (owner.UpdateLimiter): one
+// that fills a JetStream message alone.
+func (s *Store) MaxUpdateBytes() int { return s.js.MaxUpdateBytes() }
+
 // Compact stores a snapshot through log sequence through.
 func (s *Store) Compact(ctx context.Context, doc string, snapshot []byte, through uint64) error {
 	return ownerErr(s.js.Compact(ctx, doc, snapshot, through))

@@ -2,6 +2,7 @@ package owner
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 	"time"
 
@@ -419,6 +420,10 @@ func (o *Owner) update(m Update) {
 	if o.commits.backlog > MaxBacklogBytes {
 		o.metrics().CapacityRefusal()
 		o.reject(m.Sub, m.Batch, protocol.CodeOverloaded, "server busy: storage is behind; resend later", time.Second)
+		return
+	}
+	if max := maxUpdate(o.cfg.Store); max > 0 && len(m.Update) > max {
+		o.reject(m.Sub, m.Batch, protocol.CodeFrameTooLarge, fmt.Sprintf("an update of %d bytes: this server stores updates up to %d bytes (in a cluster, one NATS message); send smaller ones", len(m.Update), max), 0)
 		return
 	}
 	before, pendBefore := o.doc.Version(), o.doc.Pending()

@@ -26,6 +26,24 @@ type Store interface {
 	Delete(doc string) (Pending, error)
 }
 
+// UpdateLimiter is a Store that takes updates up to a size (the
+// replicated store: one record is one NATS message). The owner refuses a
+// larger update before applying it (CodeFrameTooLarge), rather than apply
+// an update it then cannot store, which drops the document's state for
+// every session of it (and a client resending it would do so again).
+type UpdateLimiter interface {
+	// MaxUpdateBytes is the largest update stored (> 0).
+	MaxUpdateBytes() int
+}
+
+// maxUpdate is s's largest update, 0 if s has no limit.
+func maxUpdate(s Store) int {
+	if l, ok := s.(UpdateLimiter); ok {
+		return l.MaxUpdateBytes()
+	}
+	return 0
+}
+
 // Pending is a write on its way to disk.
 type Pending interface {
 	// Done is closed when the write has completed.

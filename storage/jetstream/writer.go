@@ -526,3 +526,7 @@ func isWrongLastSeq(err error) bool {
 	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
+
+// MaxUpdateBytes is the largest update Submit takes: one that fills a
+// record (MaxRecordBytes) alone.
+func (s *Store) MaxUpdateBytes() int { return s.opts.MaxRecordBytes - updatesSize(1, 0) }
