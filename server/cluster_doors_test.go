@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -200,4 +201,57 @@ func TestClusterYjsUpdateLargerThanARecord(t *testing.T) {
 	if code, body := do(t, "GET", nodes[2].http.URL+"/v1/docs/"+doc+"/text?root=t", ""); code != 200 || body != "kept. still here." {
 		t.Errorf("text = %d %q", code, body)
 	}
+}
+
+// TestClusterYjsStateLargerThanOneMessage: a Yjs document whose state is
+// larger than one NATS message (9 MiB; 8 MiB messages here) reaches a
+// fresh client on a node that does not own it: y-protocols sends the whole
+// state as one sync step, which the owner node publishes in parts. A Yjs
+// import is stored as one update: one of 9 MiB is refused (413) before it
+// is merged; three of 3 MiB are taken.
+func TestClusterYjsStateLargerThanOneMessage(t *testing.T) {
+	nodes := startCluster(t, 5*time.Second, nil)
+	doc := docPlacedOn("c1")
+	third := strings.Repeat("0123456789abcdef", 192<<10) // 3 MiB
+	replica := func(client uint64, text string) []byte {
+		r := yjs.New(yjs.Limits{})
+		u, err := r.InsertText(client, "t", 0, text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	big := replica(100, third+third+third)
+	if code, body := put(t, nodes[0].http.URL+"/v1/docs/"+doc+"/snapshot", "application/vnd.yjs.update", big); code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "4505") {
+		t.Fatalf("a 9 MiB Yjs import on c1 = %d %.300s, want 413 (4505)", code, body)
+	}
+	want := yjs.New(yjs.Limits{})
+	for i := range 3 {
+		u := replica(uint64(101+i), third)
+		if _, err := want.Apply(u); err != nil {
+			t.Fatal(err)
+		}
+		if code, body := put(t, nodes[0].http.URL+"/v1/docs/"+doc+"/snapshot", "application/vnd.yjs.update", u); code != http.StatusOK {
+			t.Fatalf("import %d on c1 = %d %.300s", i, code, body)
+		}
+	}
+	_, metrics := do(t, "GET", nodes[0].http.URL+"/metrics", "")
+	before := metricValue(metrics, "collabd_cluster_part_sequences_total")
+
+	c := dialY(t, nodes[2], doc)
+	if got := c.doc.Text("t"); got != want.Text("t") {
+		t.Fatalf("the fresh client on c3 has %d bytes of text, want the %d stored", len(got), len(want.Text("t")))
+	}
+	_, metrics = do(t, "GET", nodes[0].http.URL+"/metrics", "")
+	if after := metricValue(metrics, "collabd_cluster_part_sequences_total"); after <= before {
+		t.Errorf("c1 sent %v part sequences, want the sync step in parts", after-before)
+	}
+	// The relation goes on: an edit on c3 reaches a client on c2.
+	b := dialY(t, nodes[1], doc)
+	u, err := c.doc.InsertText(103, "t", 0, "from c. ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.write(yproto.AppendSync(nil, yproto.SyncUpdate, u))
+	b.readUntil(func(yproto.Message) bool { return strings.HasPrefix(b.doc.Text("t"), "from c. ") })
 }

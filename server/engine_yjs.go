@@ -286,6 +286,10 @@ func (e *yjsEngine) Edit(root string, edits []owner.Prim) ([]byte, []owner.Chang
 // Split: a Yjs update goes out whole (the doors frame it).
 func (e *yjsEngine) Split(update []byte) [][]byte { return [][]byte{update} }
 
+// MergesWhole: Merge stores the other replica's whole state as one update
+// (owner.WholeMerger).
+func (e *yjsEngine) MergesWhole() bool { return true }
+
 // Merge integrates another Yjs replica's whole state (pending structs
 // included).
 func (e *yjsEngine) Merge(from owner.Engine) ([][]byte, []owner.Change, error) {

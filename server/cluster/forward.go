@@ -202,7 +202,7 @@ func (r *Ref) sendNow(ctx context.Context, m owner.Msg) bool {
 			Message: "the document is owned by node " + node + "; this request is not forwarded: retry on that node"})
 		return true
 	}
-	if err := r.n.cfg.Conn.Publish(r.n.fwdSubject(node), encodeFwd(f)); err != nil {
+	if err := r.n.publish(r.n.fwdSubject(node), encodeFwd(f)); err != nil {
 		r.markStale()
 		r.bounce(m, "the document's node is not reachable; rejoin")
 		return true
@@ -373,7 +373,14 @@ func (r *Ref) toFwd(m owner.Msg) *fwd {
 
 // onEvt delivers an event from an owner node to its subscriber here.
 func (n *Node) onEvt(msg *nats.Msg) {
-	e, err := decodeEvt(msg.Data, n.cfg.DecodeLimits)
+	data, release := n.reassemble(msg.Data)
+	if data == nil {
+		return
+	}
+	e, err := decodeEvt(data, n.cfg.DecodeLimits)
+	if release != nil {
+		release()
+	}
 	if err != nil {
 		n.log.Warn("forwarded event refused", "err", err)
 		return

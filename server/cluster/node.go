@@ -91,8 +91,9 @@ type Node struct {
 	subs   []*nats.Subscription
 	// reqSlots bounds the forwarded requests served at once (request.go).
 	reqSlots chan struct{}
-	bodies   *budget // snapshot bytes of forwarded imports and restores being loaded, and of part sequences held
-	held     *partsHeld
+	bodies   *budget       // snapshot bytes of forwarded imports and restores being loaded, and of part sequences held
+	held     *partsHeld    // requests and answers in parts (parts.go)
+	streams  *partsHeld    // fwd and event messages in parts
 	partSeq  atomic.Uint64 // ids of the part sequences this node sends (parts.go); their count
 
 	leaseLosses atomic.Int64 // documents disowned because their lease was lost
@@ -180,6 +181,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		return nil, fmt.Errorf("cluster: subscribe: %w", err)
 	}
 	n.held = newPartsHeld(n.bodies, reqTimeout, time.Now)
+	n.streams = newPartsHeld(n.bodies, reqTimeout, time.Now)
 	n.subs = []*nats.Subscription{fs, es}
 	for _, s := range []struct {
 		subject string
@@ -314,6 +316,7 @@ func (n *Node) Close(ctx context.Context) error {
 		return ctx.Err()
 	}
 	n.held.clear()
+	n.streams.clear()
 	for _, rs := range forwarded {
 		rs.publish(&owner.ErrorEvent{Doc: rs.doc, Code: protocol.CodeDocUnloading,
 			Message: "the document's node is shutting down; rejoin", RetryAfter: 0, End: true})

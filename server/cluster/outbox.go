@@ -40,8 +40,8 @@ func newOutbox(max int, publish func([]byte) error, overflow func(string)) *outb
 // push queues b; it reports false (and queues nothing) when the bound is
 // reached. A soft event (presence) past the bound is only dropped; any
 // other drops the queue and the node's subscribers. A message is always
-// taken by an empty outbox, however large (it is bounded by NATS' max
-// payload): otherwise a node could never get a sync larger than the bound,
+// taken by an empty outbox, however large (it is bounded by maxReqBytes;
+// past one NATS message it is published in parts): otherwise a node could never get a sync larger than the bound,
 // and its subscribers would rejoin for ever.
 func (o *outbox) push(b []byte, soft bool) bool {
 	o.mu.Lock()
@@ -137,7 +137,7 @@ func (n *Node) outboxFor(node string) *outbox {
 	}
 	subject := n.evSubject(node)
 	o := newOutbox(n.cfg.OutboxBytes,
-		func(b []byte) error { return n.cfg.Conn.Publish(subject, b) },
+		func(b []byte) error { return n.publish(subject, b) },
 		func(reason string) { n.dropSubscribersOf(node, reason) })
 	n.outboxes[node] = o
 	ctx, cancel := context.WithCancel(n.ctx)

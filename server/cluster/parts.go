@@ -34,6 +34,15 @@ import (
 //     completed, or an answer not fetched, within reqTimeout is dropped.
 //     Every part is checked against what the first one declared.
 
+// Messages on the fwd and event subjects larger than one NATS message (a
+// Yjs document's whole state, which y-protocols sends as one sync step,
+// for a client on another node) go in parts too: published in order on
+// the same subject (core NATS keeps one publisher's order on a subject;
+// every such message has one publishing goroutine at a time), reassembled
+// by the receiver (Node.streams, within the same byte budget; a sequence
+// left incomplete by a lost part is dropped after reqTimeout, and a
+// reconnect makes every forwarded relation start over anyway).
+
 // Part message kinds (after wireVersion); replies of a request kind are
 // told apart by them (request kinds are small).
 const (
@@ -400,6 +409,52 @@ func expectPart(b []byte, want byte) (*part, error) {
 		return nil, fmt.Errorf("%w: part reply kind %d, want %d", errWire, p.kind, want)
 	}
 	return p, nil
+}
+
+// publish sends b on subject, in parts if it is larger than one message.
+func (n *Node) publish(subject string, b []byte) error {
+	limit := n.partLimit()
+	if len(b) <= limit+partOverhead {
+		return n.cfg.Conn.Publish(subject, b)
+	}
+	if len(b) > maxReqBytes {
+		return fmt.Errorf("%w: a message of %d bytes (at most %d)", errWire, len(b), maxReqBytes)
+	}
+	id := n.partID()
+	parts := (len(b) + limit - 1) / limit
+	for i := range parts {
+		chunk := b[i*limit : min((i+1)*limit, len(b))]
+		if err := n.cfg.Conn.Publish(subject, encodePart(&part{kind: partData, id: id, index: i, parts: parts, size: len(b), chunk: chunk})); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reassemble is a fwd or event message's bytes: data itself, or, for a
+// part, the whole message once its last part is in (nil before, and for a
+// part refused). release, if not nil, gives the whole message's bytes
+// back to the budget; call it once the message is decoded.
+func (n *Node) reassemble(data []byte) (whole []byte, release func()) {
+	if !isPart(data) {
+		return data, nil
+	}
+	p, err := decodePart(data)
+	if err == nil && p.kind != partData {
+		err = fmt.Errorf("%w: part kind %d on a message subject", errWire, p.kind)
+	}
+	if err == nil {
+		whole, err = n.streams.add(p)
+	}
+	if err != nil {
+		n.log.Warn("cluster: a message in parts dropped", "err", err)
+		return nil, nil
+	}
+	if whole == nil {
+		return nil, nil
+	}
+	size := int64(p.size)
+	return whole, func() { n.streams.budget.give(size) }
 }
 
 // onPart takes one part of a request forwarded in parts; the last one is

@@ -85,7 +85,7 @@ func (rs *remoteSub) publish(ev owner.Event) bool {
 	if !ok {
 		return true
 	}
-	return rs.n.cfg.Conn.Publish(rs.n.evSubject(rs.k.origin), b) == nil
+	return rs.n.publish(rs.n.evSubject(rs.k.origin), b) == nil
 }
 
 // encode is ev as sent to the subscriber's node (ok false: an event not
@@ -155,7 +155,14 @@ func (rs *remoteSub) tellOrigin(f *fwd, msg string) {
 
 // onFwd takes a message forwarded to this node.
 func (n *Node) onFwd(msg *nats.Msg) {
-	f, err := decodeFwd(msg.Data)
+	data, release := n.reassemble(msg.Data)
+	if data == nil {
+		return
+	}
+	f, err := decodeFwd(data)
+	if release != nil {
+		release()
+	}
 	if err != nil {
 		n.log.Warn("forwarded message refused", "err", err)
 		return

@@ -28,10 +28,10 @@ const wireVersion = 1
 
 // Wire limits.
 const (
-	maxWireBytes   = 16 << 20  // a whole message (NATS' max payload is smaller)
-	maxReqBytes    = 256 << 20 // a forwarded request or its answer, whole (sent in parts: parts.go)
-	maxWireString  = 64 << 10  // an id, a name, a root, a message
-	maxWireCount   = 1 << 20   // elements of any list
+	maxWireBytes   = maxReqBytes // a whole message, assembled from parts past one NATS message (parts.go)
+	maxReqBytes    = 256 << 20   // a forwarded request, its answer or a message, whole
+	maxWireString  = 64 << 10    // an id, a name, a root, a message
+	maxWireCount   = 1 << 20     // elements of any list
 	maxNodeIDBytes = 64
 )
 

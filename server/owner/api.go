@@ -201,6 +201,15 @@ func (o *Owner) importFrom(m Import) {
 		answer(m.Reply, ImportResult{Err: err})
 		return
 	}
+	if max := maxUpdate(o.cfg.Store); max > 0 {
+		if w, ok := o.doc.(WholeMerger); ok && w.MergesWhole() {
+			if n := len(m.From.Snapshot()); n > max {
+				answer(m.Reply, ImportResult{Err: &Refused{protocol.CodeFrameTooLarge, fmt.Sprintf(
+					"the imported state is %d bytes, stored as one update, and this server stores updates up to %d bytes (in a cluster, one NATS message)", n, max)}})
+				return
+			}
+		}
+	}
 	before := o.doc.Version()
 	updates, changes, err := o.doc.Merge(m.From)
 	if err != nil {

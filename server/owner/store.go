@@ -36,6 +36,14 @@ type UpdateLimiter interface {
 	MaxUpdateBytes() int
 }
 
+// WholeMerger is an Engine whose Merge of another replica stores that
+// replica's whole state (its Snapshot) as one update (Yjs: an update is
+// not split). The owner refuses an import whose state is larger than the
+// store's largest update before merging it.
+type WholeMerger interface {
+	MergesWhole() bool
+}
+
 // maxUpdate is s's largest update, 0 if s has no limit.
 func maxUpdate(s Store) int {
 	if l, ok := s.(UpdateLimiter); ok {

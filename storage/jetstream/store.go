@@ -477,11 +477,35 @@ func (s *Store) getSnapshot(ctx context.Context, ref snapRef) ([]byte, error) {
 	return b, nil
 }
 
+// untilAnswered runs a JetStream API call with a deadline of WriteTimeout
+// per try, and tries again while ctx lives if a try got no answer in
+// time: a request that reaches JetStream while the leader it needs (the
+// stream's, the meta group's) is being replaced can go unanswered, and
+// would otherwise wait for all of ctx (seen: a load after the stream
+// leader's SIGKILL waited out its caller's 90 s). Only a ctx with a
+// deadline bounds the retries; without one, one try.
+func (s *Store) untilAnswered(ctx context.Context, call func(context.Context) error) error {
+	_, bounded := ctx.Deadline()
+	for {
+		tctx, cancel := context.WithTimeout(ctx, s.opts.WriteTimeout)
+		err := call(tctx)
+		unanswered := tctx.Err() != nil
+		cancel()
+		if err == nil || !unanswered || !bounded || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
 // readSubject reads every record of a subject, in order, with an ordered
 // consumer (nothing if the subject is empty), at least up to sequence
 // atLeast (a record this Store has just appended).
 func (s *Store) readSubject(ctx context.Context, subj string, atLeast uint64) ([]seqRecord, error) {
-	last, err := s.stream.GetLastMsgForSubject(ctx, subj)
+	var last *jetstream.RawStreamMsg
+	err := s.untilAnswered(ctx, func(ctx context.Context) (err error) {
+		last, err = s.stream.GetLastMsgForSubject(ctx, subj)
+		return err
+	})
 	if errors.Is(err, jetstream.ErrMsgNotFound) && atLeast == 0 {
 		return nil, nil
 	}
@@ -495,7 +519,11 @@ func (s *Store) readSubject(ctx context.Context, subj string, atLeast uint64) ([
 	if s.testHookRead != nil {
 		s.testHookRead()
 	}
-	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}, MaxResetAttempts: orderedResets})
+	var cons jetstream.Consumer
+	err = s.untilAnswered(ctx, func(ctx context.Context) (err error) {
+		cons, err = s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}, MaxResetAttempts: orderedResets})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
 	}
