@@ -11,6 +11,7 @@ import (
 
 	"github.com/collabd/collabd/crdt/yjs"
 	"github.com/collabd/collabd/protocol"
+	"github.com/collabd/collabd/server"
 	yproto "github.com/collabd/collabd/protocol/yjs"
 )
 
@@ -28,7 +29,13 @@ type yClient struct {
 
 func dialY(t *testing.T, n *clusterNode, doc string) *yClient {
 	t.Helper()
-	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(n.http.URL, "http")+"/v1/yjs/"+doc, nil)
+	return dialYURL(t, n.http.URL, doc)
+}
+
+// dialYURL is dialY to the server at base (http://host:port).
+func dialYURL(t *testing.T, base, doc string) *yClient {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"/v1/yjs/"+doc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,4 +261,27 @@ func TestClusterYjsStateLargerThanOneMessage(t *testing.T) {
 	}
 	c.write(yproto.AppendSync(nil, yproto.SyncUpdate, u))
 	b.readUntil(func(yproto.Message) bool { return strings.HasPrefix(b.doc.Text("t"), "from c. ") })
+}
+
+// TestYjsUpdateLargerThanTheQueue: an update larger than a connection's
+// whole outbound queue (a big paste) reaches the other clients, borrowed
+// from the sync budget, instead of closing each of them as slow (they
+// would reconnect and sync the same bytes).
+func TestYjsUpdateLargerThanTheQueue(t *testing.T) {
+	ts := startServerWith(t, t.TempDir(), server.Config{QueueBytes: 256 << 10, OpRate: 1e9, OpBurst: 1 << 24})
+	a, b := dialYURL(t, ts.http.URL, "big"), dialYURL(t, ts.http.URL, "big")
+	paste := strings.Repeat("0123456789abcdef", 64<<10) // 1 MiB
+	u, err := a.doc.InsertText(101, "t", 0, paste)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.write(yproto.AppendSync(nil, yproto.SyncUpdate, u))
+	b.readUntil(func(yproto.Message) bool { return b.doc.Text("t") == paste })
+	// b's connection is still up: the next small edit reaches it too.
+	u, err = a.doc.InsertText(101, "t", 0, "then this. ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.write(yproto.AppendSync(nil, yproto.SyncUpdate, u))
+	b.readUntil(func(yproto.Message) bool { return strings.HasPrefix(b.doc.Text("t"), "then this. ") })
 }

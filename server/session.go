@@ -135,14 +135,22 @@ func (s *session) push(frame []byte, limit int, closeIfFull bool) bool {
 		return false
 	}
 	if s.queued+len(frame) > limit {
-		s.mu.Unlock()
-		if closeIfFull {
-			s.close(protocol.CodeSlow, "outbound queue full")
+		// A frame larger than the whole queue (a Yjs update of a big
+		// paste) could never fit: it is borrowed from the sync budget, as
+		// a sync is, rather than closing every subscriber as slow (they
+		// would reconnect and sync the same bytes through the budget).
+		if !(closeIfFull && len(frame) > limit && s.srv.syncs.take(int64(len(frame)))) {
+			s.mu.Unlock()
+			if closeIfFull {
+				s.close(protocol.CodeSlow, "outbound queue full")
+			}
+			return false
 		}
-		return false
+		s.borrowed += len(frame)
+	} else {
+		s.queued += len(frame)
 	}
 	s.queue = append(s.queue, frame)
-	s.queued += len(frame)
 	start := !s.writing
 	s.writing = true
 	s.mu.Unlock()
