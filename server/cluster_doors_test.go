@@ -11,8 +11,8 @@ import (
 
 	"github.com/collabd/collabd/crdt/yjs"
 	"github.com/collabd/collabd/protocol"
-	"github.com/collabd/collabd/server"
 	yproto "github.com/collabd/collabd/protocol/yjs"
+	"github.com/collabd/collabd/server"
 )
 
 // The Yjs doors in cluster mode: clients of both doors on nodes that do

@@ -110,7 +110,7 @@ func (s *Server) startNode() error {
 			Help: "Updates this node's owners published to another node's further sessions as a reference to the one sent in full."},
 			func() float64 { return float64(n.Stats().FanRefs) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "collabd_cluster_part_sequences_total",
-			Help: "Forwarded requests and answers larger than one NATS message that this node sent in parts."},
+			Help: "Forwarded requests, answers and session messages larger than one NATS message that this node sent in parts."},
 			func() float64 { return float64(n.Stats().PartsSent) }),
 	)
 	return nil

@@ -257,7 +257,7 @@ type Stats struct {
 	OutboxDrops int64 // times a subscriber node's subscribers were dropped: its outbox was full (or a publish failed)
 	FanFull     int64 // updates published in full to subscriber nodes
 	FanRefs     int64 // updates published as references (the node had them)
-	PartsSent   int64 // requests and answers larger than one NATS message this node sent in parts
+	PartsSent   int64 // requests, answers and messages larger than one NATS message this node sent in parts
 }
 
 // Stats counts what the node does now.
