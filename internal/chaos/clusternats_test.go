@@ -74,7 +74,7 @@ func TestExtNATSNoImplicitRoute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := newSyncBuffer()
 	x, err := newExtNATS(t.TempDir(), "tok", ports, &lineWriterSet{w: logs})
 	if err != nil {
 		t.Fatal(err)
@@ -91,10 +91,11 @@ func TestExtNATSNoImplicitRoute(t *testing.T) {
 	// announced address: the event to wait on.
 	nowhere := x.cfgs[2].ClusterAdvertise
 	for !strings.Contains(logs.String(), nowhere) {
-		if ctx.Err() != nil {
+		select {
+		case <-logs.wrote:
+		case <-ctx.Done():
 			t.Fatalf("server 1 never tried the address server 3 announces (%s); log:\n%s", nowhere, logs.String())
 		}
-		time.Sleep(20 * time.Millisecond) // polling a log nats-server writes from its own goroutines
 	}
 	if x.servers[0].RoutedTo("nats3") || x.servers[2].RoutedTo("nats1") {
 		t.Fatal("servers 1 and 3 are routed to each other around their cut proxies")
@@ -105,20 +106,29 @@ func TestExtNATSNoImplicitRoute(t *testing.T) {
 		if ctx.Err() != nil {
 			t.Fatal("no route between servers 1 and 3 after the heal")
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // polling: nats-server signals no new route
 	}
 }
 
-// syncBuffer is a bytes.Buffer for writers on several goroutines.
+// syncBuffer is a bytes.Buffer for writers on several goroutines; wrote
+// is signalled after every write.
 type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	wrote chan struct{} // capacity 1
 }
+
+func newSyncBuffer() *syncBuffer { return &syncBuffer{wrote: make(chan struct{}, 1)} }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
+	n, err := b.buf.Write(p)
+	b.mu.Unlock()
+	select {
+	case b.wrote <- struct{}{}:
+	default:
+	}
+	return n, err
 }
 
 func (b *syncBuffer) String() string {
