@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -46,10 +45,6 @@ type extNATS struct {
 // discarded) at Warn and above, each line prefixed with the server's name.
 func newExtNATS(data, token string, ports []int, log *lineWriterSet) (*extNATS, error) {
 	x := &extNATS{servers: make([]*natsembed.Server, 3), routes: make([][]*tcpProxy, 3)}
-	nowhere, err := refusingAddr()
-	if err != nil {
-		return nil, err
-	}
 	for i := range 3 {
 		x.routes[i] = make([]*tcpProxy, 3)
 		for j := range 3 {
@@ -82,7 +77,7 @@ func newExtNATS(data, token string, ports []int, log *lineWriterSet) (*extNATS, 
 			// others go when they learn of it from a third (an implicit
 			// route, made while the mesh forms): nowhere, or a route
 			// could bypass the proxies and survive an isolation.
-			ClusterAdvertise: nowhere,
+			ClusterAdvertise: refusingAddr,
 			SyncAlways:       true,
 			Token:            token,
 			NoAdvertise:      true,             // the nodes reconnect only through their proxies (a partition cuts them)
@@ -97,17 +92,11 @@ func newExtNATS(data, token string, ports []int, log *lineWriterSet) (*extNATS, 
 	return x, nil
 }
 
-// refusingAddr is a loopback address that refuses connections: a port
-// that was free a moment ago and that nothing listens on (another process
-// may take it; it would not speak NATS's route protocol).
-func refusingAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	addr := ln.Addr().String()
-	return addr, ln.Close()
-}
+// refusingAddr is a loopback address that refuses connections: port 1
+// (tcpmux), below the range the kernel gives listeners on port 0, so none
+// of the run's own listeners can get it, and nothing but a privileged
+// service would listen there.
+const refusingAddr = "127.0.0.1:1"
 
 // isolate cuts server i off the other two servers (every route proxy to or
 // from it), or heals it. Its clients stay connected to it.

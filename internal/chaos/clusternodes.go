@@ -137,10 +137,14 @@ func (n *clusterNode) httpURL() string { return "http://" + n.addr }
 // ports, routes to each other); in NATSExternal mode the nodes connect to
 // an external NATS cluster, laid out here (not started) and returned.
 func newClusterNodes(base Serve, ttl time.Duration, mode string) ([]*clusterNode, *extNATS, error) {
-	ports, err := freePorts(9) // NATS client and route ports, debug ports
+	ports, release, err := reservePorts(9) // NATS client and route ports, debug ports
 	if err != nil {
 		return nil, nil, err
 	}
+	// Held until the proxies below have their own ports: a proxy's
+	// listener on port 0 could otherwise be given a reserved port, which
+	// its node or NATS server then finds taken.
+	defer release()
 	var tok [16]byte
 	_, _ = crand.Read(tok[:])
 	token := hex.EncodeToString(tok[:]) // the NATS client ports ask for credentials
@@ -183,19 +187,28 @@ func newClusterNodes(base Serve, ttl time.Duration, mode string) ([]*clusterNode
 	return nodes, x, nil
 }
 
-// freePorts reserves n loopback ports. Another process may take one before
-// the node binds it; the start then fails and says so.
-func freePorts(n int) ([]int, error) {
-	var ports []int
+// reservePorts finds n free loopback ports and holds them (listening)
+// until release, so that this process's own listeners on port 0 meanwhile
+// (the run's proxies) cannot be given one. Another process may still take
+// one between release and the bind of the node or server it is for; the
+// start then fails and says so.
+func reservePorts(n int) (ports []int, release func(), err error) {
+	var ls []net.Listener
+	release = func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return nil, err
+			release()
+			return nil, nil, err
 		}
+		ls = append(ls, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-		_ = l.Close() // reserved only to learn a free port
 	}
-	return ports, nil
+	return ports, release, nil
 }
 
 // startNodes starts the nodes at once (the first nodes of a new cluster
