@@ -105,13 +105,24 @@ func TestChaosStormShort(t *testing.T) {
 // as processes, one cycle of each fault (owner SIGKILLed, ops stream
 // leader SIGKILLed, owner SIGSTOPped past the lease TTL); every marker
 // acked durable is on every node exactly once and the writers converge.
+// Its first start fails on purpose: node n1's data directory cannot be
+// made (a file is in the way), so n1 exits before it listens, as a node
+// whose reserved port another process took does; the run must start the
+// cluster again on fresh ports and directories (retry2) and go on.
 func TestChaosClusterShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three collabd processes, raft elections")
 	}
-	lines := runChaosClusterShort(t, chaos.NATSEmbedded)
+	s := testServe(t)
+	if err := os.WriteFile(filepath.Join(s.Data, "n1"), []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lines := runChaosClusterShortWith(t, s, chaos.NATSEmbedded)
 	if !regexp.MustCompile(`kill-leader n\d`).MatchString(lines) {
 		t.Errorf("kill-leader did not hit a collabd node:\n%s", lines)
+	}
+	if _, err := os.Stat(filepath.Join(s.Data, "retry2", "n1")); err != nil {
+		t.Errorf("the second start's directory: %v", err)
 	}
 }
 
@@ -141,9 +152,14 @@ func TestChaosClusterExternalShort(t *testing.T) {
 // asserts durability and agreement, and returns the cycles' lines.
 func runChaosClusterShort(t *testing.T, nats string) string {
 	t.Helper()
+	return runChaosClusterShortWith(t, testServe(t), nats)
+}
+
+// runChaosClusterShortWith is runChaosClusterShort with the serve setup s.
+func runChaosClusterShortWith(t *testing.T, s chaos.Serve, nats string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 420*time.Second)
 	defer cancel()
-	s := testServe(t)
 	var lines bytes.Buffer
 	kinds := chaos.TopologyFaults(nats)
 	// Recover 60 s: the failovers are ~2 s (embedded: up to ~25 s, the

@@ -2,10 +2,12 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -148,6 +150,52 @@ type ClusterReport struct {
 	Unrecovered int `json:"unrecovered"`
 }
 
+// startTries bounds startCluster's attempts.
+const startTries = 3
+
+// startCluster lays the cluster out and starts it: the external NATS
+// servers (NATSExternal), then the nodes. A node that exits before it
+// listens (ErrStart), as one whose reserved port another process took
+// between the reservation and its bind does, makes the whole start be
+// tried again on fresh ports and in fresh data directories (a retryN
+// directory under the run's), up to startTries times. On failure
+// everything started is stopped.
+func startCluster(ctx context.Context, c Cluster) ([]*clusterNode, *extNATS, error) {
+	for try := 1; ; try++ {
+		s := c.Serve
+		if try > 1 {
+			s.Data = filepath.Join(c.Serve.Data, fmt.Sprintf("retry%d", try))
+		}
+		nodes, ext, err := newClusterNodes(s, c.LeaseTTL, c.NATS)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ext != nil {
+			c.Serve.stage("starting 3 NATS servers")
+			err = ext.start(ctx)
+		}
+		if err == nil {
+			c.Serve.stage("starting 3 nodes")
+			err = startNodes(ctx, nodes)
+		}
+		if err == nil {
+			return nodes, ext, nil
+		}
+		for _, n := range nodes { // they served nothing: no graceful stop
+			if n.p != nil {
+				n.p.kill()
+			}
+		}
+		closeProxies(nodes)
+		if ext != nil {
+			ext.stop()
+		}
+		if try == startTries || !errors.Is(err, ErrStart) || ctx.Err() != nil {
+			return nil, nil, err
+		}
+	}
+}
+
 // RunCluster runs the cluster faults and the checks. The result's checks
 // fail if a marker acked durable is lost or duplicated on any node, if the
 // nodes or the writers' replicas do not converge, or if the writers were
@@ -162,7 +210,7 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 	res := newResult("chaos cluster", param("nats", c.NATS), param("cycles", c.Cycles), param("writers", c.Writers), param("docs", c.Docs),
 		param("seed", c.Seed), param("lease-ttl", c.LeaseTTL), param("pause", c.Pause),
 		param("faults", strings.Join(c.Faults, ",")), param("interval", c.Interval))
-	nodes, ext, err := newClusterNodes(c.Serve, c.LeaseTTL, c.NATS)
+	nodes, ext, err := startCluster(ctx, c)
 	if err != nil {
 		return nil, rep, err
 	}
@@ -172,18 +220,10 @@ func RunCluster(ctx context.Context, c Cluster) (*loadgen.Result, ClusterReport,
 	}
 	if ext != nil {
 		defer ext.stop() // after the nodes' stop (deferred below)
-		c.Serve.stage("starting 3 NATS servers")
-		if err := ext.start(ctx); err != nil {
-			return nil, rep, err
-		}
 		leaders = ext.names()
 	}
 	defer closeProxies(nodes) // after the nodes' stop
 	defer stopNodes(nodes)
-	c.Serve.stage("starting 3 nodes")
-	if err := startNodes(ctx, nodes); err != nil {
-		return nil, rep, err
-	}
 	if d, err := settle(ctx, nodes, nil, c.Recover); err != nil {
 		return nil, rep, fmt.Errorf("chaos: cluster: not ready after %v: %w", d, err)
 	}
