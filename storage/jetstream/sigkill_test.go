@@ -41,6 +41,7 @@ func runChildNode(cfg string) {
 	_, err := natsembed.Start(natsembed.Config{
 		Name: f[0], StoreDir: f[1], Listen: f[2], ClusterName: "sigkill",
 		ClusterListen: f[3], Routes: strings.Split(f[4], ","),
+		ReadyTimeout: 30 * time.Second, // a loaded machine (the race stage runs beside other packages)
 	})
 	if err != nil {
 		fmt.Println("start:", err)
@@ -65,6 +66,55 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
+// startSigkillNodes starts the three nodes as child processes on fresh
+// ports and returns them and their client URLs; on failure it kills those
+// it started.
+func startSigkillNodes(t *testing.T) ([]*exec.Cmd, []string, error) {
+	t.Helper()
+	ports := freePorts(t, 6)
+	var routes []string
+	for i := range 3 {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[3+i]))
+	}
+	var urls []string
+	var cmds []*exec.Cmd
+	kill := func() {
+		for _, c := range cmds {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+		}
+	}
+	for i := range 3 {
+		cfg := fmt.Sprintf("n%d|%s|127.0.0.1:%d|127.0.0.1:%d|%s", i+1, t.TempDir(), ports[i], ports[3+i], strings.Join(routes, ","))
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), childEnv+"="+cfg)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			kill()
+			return nil, nil, err
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			kill()
+			return nil, nil, err
+		}
+		cmds = append(cmds, cmd)
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err != nil || line != "ready\n" {
+			kill()
+			return nil, nil, fmt.Errorf("node %d: %q, %v", i+1, line, err)
+		}
+		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
+	}
+	t.Cleanup(func() {
+		for _, c := range cmds {
+			_ = c.Process.Kill() // may be dead already
+			_ = c.Wait()         // its exit status is the kill's
+		}
+	})
+	return cmds, urls, nil
+}
+
 // TestNoAckedLossOnSIGKILL: three embedded nodes in child processes, a
 // stream of three replicas; the stream leader's process is killed with
 // SIGKILL (no shutdown, no leadership hand-over) while updates are being
@@ -74,35 +124,20 @@ func TestNoAckedLossOnSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three processes")
 	}
-	ports := freePorts(t, 6)
-	var routes []string
-	for i := range 3 {
-		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[3+i]))
-	}
+	// A reserved port can be taken by another process before its node
+	// binds it (the node then never gets ready): the three start again on
+	// fresh ports, up to three times.
 	var urls []string
 	var cmds []*exec.Cmd
-	for i := range 3 {
-		cfg := fmt.Sprintf("n%d|%s|127.0.0.1:%d|127.0.0.1:%d|%s", i+1, t.TempDir(), ports[i], ports[3+i], strings.Join(routes, ","))
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"="+cfg)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
+	for try := 1; ; try++ {
+		var err error
+		if cmds, urls, err = startSigkillNodes(t); err == nil {
+			break
+		} else if try == 3 {
 			t.Fatal(err)
+		} else {
+			t.Logf("start %d: %v; again on fresh ports", try, err)
 		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill() // may be dead already
-			_ = cmd.Wait()         // its exit status is the kill's
-		})
-		line, err := bufio.NewReader(out).ReadString('\n')
-		if err != nil || line != "ready\n" {
-			t.Fatalf("node %d: %q, %v", i+1, line, err)
-		}
-		cmds = append(cmds, cmd)
-		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
 	}
 	nc, err := nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
