@@ -236,20 +236,20 @@ func IsPresenceSet(b []byte) bool {
 // them as read-only). Nothing else of the state aliases b.
 func DecodePresenceSet(b []byte, lim DecodeLimits, root string) (doc []byte, st presence.State, err error) {
 	if !IsPresenceSet(b) {
-		return nil, presence.State{}, refusePresenceSet(b, lim)
+		return slowPresenceSet(b, lim)
 	}
 	d := decoder{t: TypePresenceSet, lim: lim.withDefaults()}
 	if len(b) > d.lim.MaxFrame {
-		return nil, presence.State{}, refusePresenceSet(b, lim)
+		return slowPresenceSet(b, lim)
 	}
 	d.r.Reset(b[2:])
 	doc, err = d.r.StringBytes()
 	if err != nil || !validDocID(doc, d.lim.MaxDocID) {
-		return nil, presence.State{}, refusePresenceSet(b, lim)
+		return slowPresenceSet(b, lim)
 	}
 	rb, err := d.r.StringBytes()
 	if err != nil || len(rb) > d.lim.MaxFrame || !utf8.Valid(rb) {
-		return nil, presence.State{}, refusePresenceSet(b, lim)
+		return slowPresenceSet(b, lim)
 	}
 	if string(rb) == root {
 		st.Cursor.Root = root
@@ -259,7 +259,7 @@ func DecodePresenceSet(b []byte, lim DecodeLimits, root string) (doc []byte, st 
 	a, aerr := d.r.Bin()
 	h, herr := d.r.Bin()
 	if aerr != nil || herr != nil {
-		return nil, presence.State{}, refusePresenceSet(b, lim)
+		return slowPresenceSet(b, lim)
 	}
 	switch {
 	case len(h) == 0 && len(a) > 0: // a caret
@@ -276,19 +276,24 @@ func DecodePresenceSet(b []byte, lim DecodeLimits, root string) (doc []byte, st 
 	}
 	st.Meta = d.meta()
 	if d.err != nil || d.r.Remaining() != 0 {
-		return nil, presence.State{}, refusePresenceSet(b, lim)
+		return slowPresenceSet(b, lim)
 	}
 	return doc, st, nil
 }
 
-// refusePresenceSet is the error for a frame DecodePresenceSet refuses:
-// Decode's (the reference).
-func refusePresenceSet(b []byte, lim DecodeLimits) error {
+// slowPresenceSet is what DecodePresenceSet answers for a frame its fast
+// path does not take: Decode's answer (the reference). Decode may accept
+// it (a non-canonical encoding, such as the type as a uint8), and then so
+// does DecodePresenceSet; any other message is refused.
+func slowPresenceSet(b []byte, lim DecodeLimits) ([]byte, presence.State, error) {
 	m, err := Decode(b, lim)
-	if err == nil {
-		err = &DecodeError{Type: m.Type(), Reason: "not a presence set", Err: ErrBadField}
+	if err != nil {
+		return nil, presence.State{}, err
 	}
-	return err
+	if ps, ok := m.(*PresenceSet); ok {
+		return []byte(ps.Doc), ps.State, nil
+	}
+	return nil, presence.State{}, &DecodeError{Type: m.Type(), Reason: "not a presence set", Err: ErrBadField}
 }
 
 // validDocID is CheckDocID for bytes, without allocating.
